@@ -1,0 +1,72 @@
+/**
+ * One error type for the whole domain. Every failure carries a stable `code` from a closed union
+ * so that callers, tests and the run record can branch on it; `message` says what to do next.
+ */
+export const ErrorCodes = [
+  // input that a user can fix
+  'USAGE',
+  'PIPELINE_INVALID',
+  'DATASET_MISSING',
+  'DATASET_EMPTY',
+  'DATASET_UNREADABLE',
+  'DATASET_SCHEMA',
+  'DATASET_VALUE',
+  'PATH_REJECTED',
+  'EVENT_INVALID',
+  // chain of custody
+  'DIGEST_MISMATCH',
+  'SIGNATURE_INVALID',
+  'ATTESTATION_INVALID',
+  'PROVENANCE_BROKEN',
+  // code checks
+  'CODE_SECRET_FOUND',
+  'CODE_IMAGE_UNPINNED',
+  'CODE_VULNERABLE',
+  // run state
+  'RUN_NOT_FOUND',
+  'RUN_EXISTS',
+  'RUN_TRANSITION_ILLEGAL',
+  // training
+  'TRAINING_FAILED',
+  // audit log
+  'AUDIT_CONFLICT',
+  'AUDIT_CORRUPT',
+  'OBJECT_EXISTS',
+  'OBJECT_NOT_FOUND',
+  // policy
+  'POLICY_INVALID',
+  // anything transient: retried by the state machine
+  'TRANSIENT',
+  'INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ErrorCodes)[number];
+
+export class VeritrailError extends Error {
+  override readonly name: string = 'VeritrailError';
+  readonly code: ErrorCode;
+  /** Extra, machine-readable facts (a field name, a line number, a sequence number…). */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options?.details;
+  }
+}
+
+export function isVeritrailError(e: unknown, code?: ErrorCode): e is VeritrailError {
+  return e instanceof VeritrailError && (code === undefined || e.code === code);
+}
+
+/** The `{code, message}` shape stored in run records, audit entries and `--json` output. */
+export interface ErrorInfo {
+  code: ErrorCode;
+  message: string;
+}
+
+export function toErrorInfo(e: unknown): ErrorInfo {
+  if (e instanceof VeritrailError) return { code: e.code, message: e.message };
+  const message = e instanceof Error ? e.message : String(e);
+  return { code: 'INTERNAL', message };
+}

@@ -1,0 +1,143 @@
+/**
+ * The small interfaces the pipeline needs from the outside world. Each has an AWS adapter
+ * (src/aws) and an embedded one (src/local); both pass the same contract tests.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from './core/digest.js';
+import type { ErrorInfo } from './core/errors.js';
+import type { RunStatus } from './core/run.js';
+
+// ───────────────────────────── object store ─────────────────────────────
+
+/** Logical buckets. On AWS each is an S3 bucket; locally a folder under the state dir. */
+export type Bucket = 'landing' | 'artifacts' | 'audit';
+
+export interface PutOptions {
+  /** Create only if no object has this key (S3 `If-None-Match: *`); otherwise OBJECT_EXISTS. */
+  ifAbsent?: boolean;
+  /** Write once, read many: S3 Object Lock COMPLIANCE until this date; locally a read-only file. */
+  retainUntil?: Date;
+  contentType?: string;
+  /** Byte length, required by S3 when the body is a stream. */
+  size?: number;
+}
+
+export interface ObjectInfo {
+  bucket: Bucket;
+  key: string;
+  size: number;
+  /** S3 VersionId; absent locally (content digests pin versions there). */
+  versionId?: string;
+}
+
+export interface ObjectStore {
+  put(bucket: Bucket, key: string, body: Uint8Array | Readable, options?: PutOptions): Promise<ObjectInfo>;
+  /** Streams an object; OBJECT_NOT_FOUND when absent. */
+  open(bucket: Bucket, key: string, options?: { versionId?: string }): Promise<Readable>;
+  head(bucket: Bucket, key: string): Promise<ObjectInfo | undefined>;
+  /** Keys under a prefix, in lexicographic order. */
+  list(bucket: Bucket, prefix: string): AsyncIterable<ObjectInfo>;
+}
+
+// ───────────────────────────── run store ─────────────────────────────
+
+export interface StepRecord {
+  name: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  startedAt: string;
+  endedAt: string;
+  /** Content digests this step produced or checked, by role (raw, processed, model…). */
+  digests?: Record<string, Digest>;
+  error?: ErrorInfo;
+}
+
+export interface RunRecord {
+  runId: string;
+  pipeline: string;
+  pipelineDigest: Digest;
+  status: RunStatus;
+  trigger: string;
+  /** Idempotency key: the content identity of the trigger (invariant 4). */
+  idempotencyKey: string;
+  dataset: { uri: string; digest?: Digest; versionId?: string };
+  createdAt: string;
+  updatedAt: string;
+  steps: StepRecord[];
+  /** Summary facts filled in as the run goes: digests, fairness headline, gate decision, bundles. */
+  facts: Record<string, unknown>;
+  error?: ErrorInfo;
+}
+
+export type NewRun = Omit<RunRecord, 'status' | 'updatedAt' | 'steps' | 'facts' | 'error'>;
+
+export interface RunStore {
+  /** Conditional create: RUN_EXISTS when a run with this id is already recorded. */
+  create(run: NewRun): Promise<RunRecord>;
+  get(runId: string): Promise<RunRecord | undefined>;
+  /** Conditional status change: RUN_TRANSITION_ILLEGAL unless `to` is legal from the stored status. */
+  transition(
+    runId: string,
+    to: RunStatus,
+    patch?: { facts?: Record<string, unknown>; error?: ErrorInfo },
+  ): Promise<RunRecord>;
+  /** Appends a step record and merges facts, only while the run is RUNNING. */
+  recordStep(runId: string, step: StepRecord, facts?: Record<string, unknown>): Promise<void>;
+  list(options?: { pipeline?: string; limit?: number }): Promise<RunRecord[]>;
+}
+
+// ───────────────────────────── signer ─────────────────────────────
+
+/** ECDSA P-256 with SHA-256; signatures are ASN.1 DER, as KMS and openssl produce them. */
+export interface Signer {
+  /** A stable hint naming the key (KMS key ARN, or the local key's fingerprint). */
+  readonly keyId: string;
+  /** SubjectPublicKeyInfo PEM, for offline verification with openssl. */
+  publicKeyPem(): Promise<string>;
+  /** Signs sha256(message). */
+  sign(message: Uint8Array): Promise<Uint8Array>;
+}
+
+// ───────────────────────────── trainer ─────────────────────────────
+
+export interface TrainingChannel {
+  /** Where the bytes are: an object key in the artifacts bucket. */
+  key: string;
+  /** The digest the trainer must verify before reading a single row (invariant 2). */
+  digest: Digest;
+  /** File name the channel's object gets inside its channel directory. */
+  fileName: string;
+}
+
+export interface TrainingJobSpec {
+  jobName: string;
+  runId: string;
+  pipeline: string;
+  /** Local: the command the trainer child process runs. */
+  command?: string[];
+  /** AWS: the training image, pinned by digest. */
+  image?: string;
+  instanceType?: string;
+  hyperparameters: Record<string, string>;
+  channels: Record<string, TrainingChannel>;
+  /** Key prefix in the artifacts bucket for model.tar.gz and output.tar.gz. */
+  outputPrefix: string;
+  maxRuntimeSeconds: number;
+  /** Passed back unchanged with the completion: the Step Functions task token on AWS. */
+  taskToken?: string;
+}
+
+export interface TrainingJobResult {
+  jobName: string;
+  status: 'Completed' | 'Failed' | 'Stopped';
+  failureReason?: string;
+  /** Artifacts bucket key of model.tar.gz (SM_MODEL_DIR packed). */
+  modelKey?: string;
+  /** Artifacts bucket key of output.tar.gz (SM_OUTPUT_DATA_DIR packed). */
+  outputKey?: string;
+}
+
+export interface Trainer {
+  start(spec: TrainingJobSpec): Promise<{ jobName: string }>;
+  /** Resolves when the job has ended (locally the child exits; on AWS the state-change event arrives). */
+  wait(jobName: string): Promise<TrainingJobResult>;
+}
