@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { VeritrailError } from './errors.js';
+
+/**
+ * A pipeline definition: what data it takes, how it trains, and what a model must show before it
+ * ships. One per business unit (credit scoring, fraud, diagnosis…). Unknown keys are refused so a
+ * typo never silently turns a check off.
+ */
+
+const columnName = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(128)
+  .regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'must start with a letter or _ and use only letters, digits, _ . -');
+
+const digestPinnedImage = z
+  .string()
+  .regex(
+    /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\.[a-z0-9-]+)*(?::[0-9]+)?(?:\/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$/,
+    'must be pinned by digest: <registry>/<repository>@sha256:<64 hex> (tags such as :latest can move)',
+  );
+
+const protectedAttribute = z.strictObject({
+  column: columnName,
+  /** The value(s) of the privileged group, for ratios such as disparate impact. */
+  privileged: z.string().min(1),
+});
+
+const gateThresholds = z.strictObject({
+  minAccuracy: z.number().min(0).max(1).default(0.7),
+  disparateImpact: z
+    .strictObject({ min: z.number().positive().default(0.8), max: z.number().positive().default(1.25) })
+    .default({ min: 0.8, max: 1.25 }),
+  maxEqualizedOddsDifference: z.number().min(0).max(1).default(0.1),
+  maxDemographicParityDifference: z.number().min(0).max(1).optional(),
+  /** Groups smaller than this are flagged and not trusted. */
+  minGroupSize: z.number().int().positive().default(30),
+});
+
+const awsTrainer = z.strictObject({
+  image: digestPinnedImage,
+  instanceType: z.string().regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a SageMaker instance type such as ml.m5.large'),
+  instanceCount: z.number().int().min(1).max(100).default(1),
+  volumeSizeGb: z.number().int().min(1).max(16384).default(30),
+  maxRuntimeSeconds: z.number().int().min(60).max(2_419_200).default(3600),
+  networkIsolation: z.boolean().default(true),
+  vpc: z
+    .strictObject({
+      subnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/)).min(1),
+      securityGroups: z.array(z.string().regex(/^sg-[0-9a-f]+$/)).min(1),
+    })
+    .optional(),
+});
+
+export const PipelineDefinitionSchema = z.strictObject({
+  apiVersion: z.literal('veritrail.dev/v1'),
+  name: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, 'must be 3-40 lowercase letters, digits or dashes, starting with a letter'),
+  description: z.string().max(1024).optional(),
+  dataset: z.strictObject({
+    format: z.literal('csv').default('csv'),
+    label: z.strictObject({ column: columnName, positive: z.string().min(1) }),
+    protected: z.array(protectedAttribute).min(1, 'name at least one protected attribute'),
+    features: z.array(columnName).min(1, 'name at least one feature column'),
+    /** Share of rows held out for validation and fairness evaluation. */
+    validationFraction: z.number().gt(0).lt(1).default(0.2),
+  }),
+  trainer: z.strictObject({
+    /** Folder (relative to the definition file) holding the training code; its digest is recorded. */
+    code: z.string().min(1),
+    /** Local: the command run as a child process with the SageMaker container contract. */
+    command: z.array(z.string().min(1)).min(1),
+    aws: awsTrainer.optional(),
+  }),
+  hyperparameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  gate: z
+    .strictObject({
+      /** Cedar policy file (relative to the definition file); the shipped default applies when absent. */
+      policy: z.string().min(1).optional(),
+      thresholds: gateThresholds.default(gateThresholds.parse({})),
+    })
+    .default({ thresholds: gateThresholds.parse({}) }),
+  schedule: z
+    .strictObject({
+      /** Five-field cron expression (UTC), e.g. "0 3 * * 1" for 03:00 every Monday. */
+      cron: z.string().min(9),
+      /** Retrain even when data, code and definition are unchanged since the last successful run. */
+      force: z.boolean().default(false),
+    })
+    .optional(),
+  landing: z
+    .strictObject({ prefix: z.string().regex(/^[A-Za-z0-9._/-]*$/, 'must be a plain S3 key prefix') })
+    .optional(),
+});
+
+export type PipelineDefinition = z.infer<typeof PipelineDefinitionSchema>;
+export type PipelineDefinitionInput = z.input<typeof PipelineDefinitionSchema>;
+
+/** Formats zod issues as `field.path: problem` lines, the path naming the bad field. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+      return `${path}: ${issue.message}`;
+    })
+    .join('; ');
+}
+
+/** Validates a parsed JSON value as a pipeline definition; PIPELINE_INVALID names each bad field. */
+export function parsePipelineDefinition(value: unknown, source = 'pipeline definition'): PipelineDefinition {
+  const result = PipelineDefinitionSchema.safeParse(value);
+  if (!result.success) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `${source} is invalid: ${describeIssues(result.error)}. Fix the field(s) named and try again.`,
+    );
+  }
+  const def = result.data;
+  const columns = [def.dataset.label.column, ...def.dataset.protected.map((p) => p.column), ...def.dataset.features];
+  const seen = new Set<string>();
+  for (const c of columns) {
+    if (seen.has(c)) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `${source} is invalid: dataset column "${c}" is named twice (label, protected and features must be distinct).`,
+      );
+    }
+    seen.add(c);
+  }
+  return def;
+}
+
+/** Landing prefix of a pipeline: the explicit one, or `<name>/`. */
+export function landingPrefixOf(def: PipelineDefinition): string {
+  return def.landing?.prefix ?? `${def.name}/`;
+}
