@@ -141,3 +141,35 @@ export interface Trainer {
   /** Resolves when the job has ended (locally the child exits; on AWS the state-change event arrives). */
   wait(jobName: string): Promise<TrainingJobResult>;
 }
+
+// ───────────────────────────── audit log ─────────────────────────────
+
+/** What a step records. The log adds seq, time and the previous entry's hash. */
+export interface AuditEventInput {
+  /** Idempotency key: appending the same eventId twice returns the first entry and adds nothing. */
+  eventId: string;
+  pipeline: string;
+  runId: string;
+  step: string;
+  /** e.g. `run.registered`, `step.succeeded`, `step.failed`, `gate.decided`, `run.finished`. */
+  type: string;
+  outcome: 'success' | 'failure' | 'refused' | 'info';
+  /** Principal or execution ARN on AWS; `user@host` locally. */
+  actor: string;
+  /** Content digests this event is about, by role. */
+  subjects?: Record<string, Digest>;
+  /** Small JSON facts (an error code and message, a decision…). Never a credential. */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditEntry extends AuditEventInput {
+  seq: number;
+  time: string;
+  /** Hex leaf hash of entry seq-1 (64 zeros for seq 0): the hash chain. */
+  prev: string;
+}
+
+/** The append-only audit log. `append` resolves only once the entry is durable (invariant 1). */
+export interface AuditLog {
+  append(event: AuditEventInput): Promise<AuditEntry>;
+}
