@@ -1,0 +1,133 @@
+#!/usr/bin/env node
+// Logistic-regression trainer that follows the SageMaker training container contract, so the
+// same code runs as a local child process or inside a SageMaker training job:
+//   SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION  input channel folders (CSV with a header row)
+//   SM_INPUT_CONFIG_DIR/hyperparameters.json  hyperparameters, every value a string
+//   SM_MODEL_DIR                              model files (the platform packs them as model.tar.gz)
+//   SM_OUTPUT_DATA_DIR                        other outputs: validation-set predictions
+//   SM_OUTPUT_DIR/failure                     a one-line failure reason when training fails
+// Before reading a single row it checks every channel file against the digests the control plane
+// recorded (hyperparameter veritrail_channel_digests) and refuses to train on any mismatch.
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const env = process.env;
+const inputConfig = env.SM_INPUT_CONFIG_DIR ?? '/opt/ml/input/config';
+const outputDir = env.SM_OUTPUT_DIR ?? '/opt/ml/output';
+
+function fail(reason) {
+  try {
+    mkdirSync(outputDir, { recursive: true });
+    writeFileSync(join(outputDir, 'failure'), `${reason}\n`);
+  } catch {}
+  process.stderr.write(`training failed: ${reason}\n`);
+  process.exit(2);
+}
+
+async function sha256File(path) {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk);
+  return h.digest('hex');
+}
+
+function channelFile(dir, name) {
+  const files = readdirSync(dir).filter((f) => !f.startsWith('.'));
+  if (files.length !== 1) fail(`channel ${name} must hold exactly one CSV file, found ${files.length}`);
+  return join(dir, files[0]);
+}
+
+function parseCsv(text) {
+  // Processed channels are written by veritrail's Preprocess step: plain numeric CSV, no quoting.
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  const header = lines[0].split(',');
+  return { header, rows: lines.slice(1).map((l) => l.split(',')) };
+}
+
+const hp = JSON.parse(readFileSync(join(inputConfig, 'hyperparameters.json'), 'utf8'));
+const channels = { train: env.SM_CHANNEL_TRAIN, validation: env.SM_CHANNEL_VALIDATION };
+for (const [name, dir] of Object.entries(channels)) if (!dir) fail(`SM_CHANNEL_${name.toUpperCase()} is not set`);
+const files = { train: channelFile(channels.train, 'train'), validation: channelFile(channels.validation, 'validation') };
+
+const expected = JSON.parse(hp.veritrail_channel_digests ?? '{}');
+for (const name of Object.keys(files)) {
+  if (!expected[name]) fail(`no recorded digest for channel ${name}: refusing to train on unverified data`);
+  const actual = `sha256:${await sha256File(files[name])}`;
+  if (actual !== expected[name]) {
+    fail(`channel ${name} digest mismatch: recorded ${expected[name]}, found ${actual}; refusing to train`);
+  }
+}
+
+const label = hp.veritrail_label;
+const features = String(hp.veritrail_features ?? '').split(',').filter(Boolean);
+if (!label || features.length === 0) fail('hyperparameters veritrail_label and veritrail_features are required');
+const epochs = Number(hp.epochs ?? 300);
+const lr = Number(hp.learning_rate ?? 0.1);
+const l2 = Number(hp.l2 ?? 0.001);
+const threshold = Number(hp.threshold ?? 0.5);
+
+function load(path) {
+  const { header, rows } = parseCsv(readFileSync(path, 'utf8'));
+  const idx = features.map((f) => header.indexOf(f));
+  const li = header.indexOf(label);
+  if (li < 0 || idx.some((i) => i < 0)) fail(`${path}: missing label or feature columns`);
+  const x = rows.map((r) => idx.map((i) => Number(r[i])));
+  const y = rows.map((r) => Number(r[li]));
+  return { x, y };
+}
+
+const train = load(files.train);
+const validation = load(files.validation);
+const d = features.length;
+const mean = new Array(d).fill(0);
+const std = new Array(d).fill(0);
+for (const row of train.x) for (let j = 0; j < d; j++) mean[j] += row[j] / train.x.length;
+for (const row of train.x) for (let j = 0; j < d; j++) std[j] += (row[j] - mean[j]) ** 2 / train.x.length;
+for (let j = 0; j < d; j++) std[j] = Math.sqrt(std[j]) || 1;
+const z = (row) => row.map((v, j) => (v - mean[j]) / std[j]);
+const xs = train.x.map(z);
+
+// Full-batch gradient descent: deterministic, so the same data gives the same model bytes.
+const w = new Array(d).fill(0);
+let b = 0;
+const sigmoid = (t) => 1 / (1 + Math.exp(-t));
+for (let e = 0; e < epochs; e++) {
+  const gw = new Array(d).fill(0);
+  let gb = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const row = xs[i];
+    let t = b;
+    for (let j = 0; j < d; j++) t += w[j] * row[j];
+    const err = sigmoid(t) - train.y[i];
+    for (let j = 0; j < d; j++) gw[j] += err * row[j];
+    gb += err;
+  }
+  for (let j = 0; j < d; j++) w[j] -= lr * (gw[j] / xs.length + l2 * w[j]);
+  b -= lr * (gb / xs.length);
+}
+
+const score = (row) => {
+  const r = z(row);
+  let t = b;
+  for (let j = 0; j < d; j++) t += w[j] * r[j];
+  return sigmoid(t);
+};
+const modelDir = env.SM_MODEL_DIR ?? '/opt/ml/model';
+const dataDir = env.SM_OUTPUT_DATA_DIR ?? '/opt/ml/output/data';
+mkdirSync(modelDir, { recursive: true });
+mkdirSync(dataDir, { recursive: true });
+const r6 = (v) => Number(v.toFixed(6));
+writeFileSync(
+  join(modelDir, 'model.json'),
+  `${JSON.stringify({ type: 'logistic-regression', features, label, threshold, mean: mean.map(r6), std: std.map(r6), weights: w.map(r6), bias: r6(b) }, null, 2)}\n`,
+);
+const lines = ['row,score,prediction'];
+let correct = 0;
+validation.x.forEach((row, i) => {
+  const s = score(row);
+  const p = s >= threshold ? 1 : 0;
+  if (p === validation.y[i]) correct++;
+  lines.push(`${i},${s.toFixed(6)},${p}`);
+});
+writeFileSync(join(dataDir, 'predictions.csv'), `${lines.join('\n')}\n`);
+process.stdout.write(`trained on ${xs.length} rows; validation accuracy ${(correct / validation.x.length).toFixed(4)}\n`);
