@@ -173,3 +173,42 @@ export interface AuditEntry extends AuditEventInput {
 export interface AuditLog {
   append(event: AuditEventInput): Promise<AuditEntry>;
 }
+
+// ───────────────────────────── dataset source ─────────────────────────────
+
+/** One file of a dataset, pinned: its size and, on S3, its VersionId. */
+export interface DatasetFile {
+  /** Where it is: `s3://bucket/key` or `file:///abs/path`. */
+  uri: string;
+  /** Path relative to the dataset root (the file name for a single-file dataset). */
+  path: string;
+  size: number;
+  versionId?: string;
+}
+
+/** Reads raw datasets where they landed: the S3 landing bucket, or a local file or folder. */
+export interface DatasetSource {
+  /** The files of a dataset (one file, or every file under a folder or prefix), sorted by path. */
+  list(uri: string, options?: { versionId?: string }): Promise<DatasetFile[]>;
+  /** Streams exactly the pinned version of one file. */
+  open(file: DatasetFile): Promise<Readable>;
+}
+
+// ───────────────────────────── model registry ─────────────────────────────
+
+export interface ModelRegistration {
+  pipeline: string;
+  runId: string;
+  modelDigest: Digest;
+  /** Artifacts bucket key of model.tar.gz. */
+  modelKey: string;
+  image?: string;
+  approval: 'Approved' | 'Rejected';
+  /** Digests and bundle keys an auditor would look for first. */
+  metadata: Record<string, string>;
+}
+
+export interface ModelRegistry {
+  /** Idempotent per (pipeline, modelDigest, runId); returns a reference (ARN or key). */
+  register(entry: ModelRegistration): Promise<{ ref: string }>;
+}

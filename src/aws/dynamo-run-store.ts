@@ -1,0 +1,322 @@
+import {
+  ConditionalCheckFailedException,
+  CreateTableCommand,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ResourceNotFoundException,
+  ScanCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { ErrorInfo } from '../core/errors.js';
+import { VeritrailError } from '../core/errors.js';
+import { assertTransition, legalSourcesOf, type RunStatus } from '../core/run.js';
+import type { NewRun, RunRecord, RunStore, StepRecord } from '../ports.js';
+
+/**
+ * Run state in one DynamoDB table (single-table design), used on AWS and, unchanged, against the
+ * embedded dynalite server.
+ *
+ *   pk = RUN#<runId>   sk = RUN   the run item: status, dataset, facts (map), steps (map by name)
+ *   gsi1pk = PIPELINE#<name>   gsi1sk = <createdAt>#<runId>   runs of a pipeline, newest first
+ *
+ * Every status change is a conditional update whose condition lists the statuses it may come from
+ * (src/core/run.ts), so an illegal transition is refused by the store itself, even under races.
+ */
+export const TABLE_KEYS = { pk: 'pk', sk: 'sk', gsi1: 'gsi1', gsi1pk: 'gsi1pk', gsi1sk: 'gsi1sk' } as const;
+
+const RUN_SK = 'RUN';
+const runPk = (runId: string) => `RUN#${runId}`;
+
+interface RunItem extends Omit<RunRecord, 'steps'> {
+  pk: string;
+  sk: string;
+  gsi1pk: string;
+  gsi1sk: string;
+  steps: Record<string, StepRecord>;
+}
+
+export class DynamoRunStore implements RunStore {
+  constructor(
+    private readonly client: DynamoDBClient,
+    private readonly tableName: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  async create(run: NewRun): Promise<RunRecord> {
+    const at = this.now().toISOString();
+    const item: RunItem = {
+      ...run,
+      pk: runPk(run.runId),
+      sk: RUN_SK,
+      gsi1pk: `PIPELINE#${run.pipeline}`,
+      gsi1sk: `${run.createdAt}#${run.runId}`,
+      status: 'PENDING',
+      updatedAt: at,
+      steps: {},
+      facts: {},
+    };
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: marshall(item, { removeUndefinedValues: true }),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (e) {
+      if (isConditionalFailure(e)) {
+        throw new VeritrailError('RUN_EXISTS', `run ${run.runId} is already recorded`, {
+          cause: e,
+          details: { runId: run.runId },
+        });
+      }
+      throw translate(e, 'PutItem');
+    }
+    return toRecord(item);
+  }
+
+  async get(runId: string): Promise<RunRecord | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: runPk(runId), sk: RUN_SK }),
+          ConsistentRead: true,
+        }),
+      );
+      return out.Item ? toRecord(unmarshall(out.Item) as RunItem) : undefined;
+    } catch (e) {
+      throw translate(e, 'GetItem');
+    }
+  }
+
+  async transition(
+    runId: string,
+    to: RunStatus,
+    patch: { facts?: Record<string, unknown>; error?: ErrorInfo } = {},
+  ): Promise<RunRecord> {
+    const from = legalSourcesOf(to);
+    const names: Record<string, string> = { '#status': 'status', '#updatedAt': 'updatedAt' };
+    const values: Record<string, unknown> = { ':to': to, ':at': this.now().toISOString() };
+    const sets = ['#status = :to', '#updatedAt = :at'];
+    from.forEach((s, i) => {
+      values[`:from${i}`] = s;
+    });
+    if (patch.error) {
+      names['#error'] = 'error';
+      values[':error'] = patch.error;
+      sets.push('#error = :error');
+    }
+    addFactSets(patch.facts, names, values, sets);
+    const condition =
+      from.length > 0
+        ? `attribute_exists(pk) AND #status IN (${from.map((_, i) => `:from${i}`).join(', ')})`
+        : 'attribute_exists(pk) AND attribute_not_exists(pk)';
+    try {
+      const out = await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: runPk(runId), sk: RUN_SK }),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: marshall(values, { removeUndefinedValues: true }),
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toRecord(unmarshall(out.Attributes ?? {}) as RunItem);
+    } catch (e) {
+      if (isConditionalFailure(e)) throw await this.explainRefusal(runId, to, e);
+      throw translate(e, 'UpdateItem');
+    }
+  }
+
+  async recordStep(runId: string, step: StepRecord, facts?: Record<string, unknown>): Promise<void> {
+    const names: Record<string, string> = {
+      '#status': 'status',
+      '#steps': 'steps',
+      '#step': step.name,
+      '#updatedAt': 'updatedAt',
+    };
+    const values: Record<string, unknown> = {
+      ':step': step,
+      ':running': 'RUNNING',
+      ':at': this.now().toISOString(),
+    };
+    const sets = ['#steps.#step = :step', '#updatedAt = :at'];
+    addFactSets(facts, names, values, sets);
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: runPk(runId), sk: RUN_SK }),
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: 'attribute_exists(pk) AND #status = :running',
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: marshall(values, { removeUndefinedValues: true, convertClassInstanceToMap: true }),
+        }),
+      );
+    } catch (e) {
+      if (isConditionalFailure(e)) {
+        const run = await this.get(runId);
+        if (!run) throw new VeritrailError('RUN_NOT_FOUND', `run ${runId} is not recorded`, { cause: e });
+        throw new VeritrailError(
+          'RUN_TRANSITION_ILLEGAL',
+          `run ${runId} is ${run.status}; steps can only be recorded while it is RUNNING`,
+          { cause: e, details: { runId, status: run.status } },
+        );
+      }
+      throw translate(e, 'UpdateItem');
+    }
+  }
+
+  async list(options: { pipeline?: string; limit?: number } = {}): Promise<RunRecord[]> {
+    const limit = options.limit ?? 50;
+    const items: RunItem[] = [];
+    try {
+      if (options.pipeline) {
+        let start: Record<string, unknown> | undefined;
+        do {
+          const out = await this.client.send(
+            new QueryCommand({
+              TableName: this.tableName,
+              IndexName: TABLE_KEYS.gsi1,
+              KeyConditionExpression: 'gsi1pk = :p',
+              ExpressionAttributeValues: marshall({ ':p': `PIPELINE#${options.pipeline}` }),
+              ScanIndexForward: false,
+              ExclusiveStartKey: start ? marshall(start) : undefined,
+            }),
+          );
+          for (const i of out.Items ?? []) items.push(unmarshall(i) as RunItem);
+          start = out.LastEvaluatedKey ? unmarshall(out.LastEvaluatedKey) : undefined;
+        } while (start && items.length < limit);
+      } else {
+        let start: Record<string, unknown> | undefined;
+        do {
+          const out = await this.client.send(
+            new ScanCommand({
+              TableName: this.tableName,
+              FilterExpression: 'sk = :run',
+              ExpressionAttributeValues: marshall({ ':run': RUN_SK }),
+              ExclusiveStartKey: start ? marshall(start) : undefined,
+            }),
+          );
+          for (const i of out.Items ?? []) items.push(unmarshall(i) as RunItem);
+          start = out.LastEvaluatedKey ? unmarshall(out.LastEvaluatedKey) : undefined;
+        } while (start);
+      }
+    } catch (e) {
+      throw translate(e, options.pipeline ? 'Query' : 'Scan');
+    }
+    return items
+      .sort((a, b) => (a.gsi1sk < b.gsi1sk ? 1 : a.gsi1sk > b.gsi1sk ? -1 : 0))
+      .slice(0, limit)
+      .map(toRecord);
+  }
+
+  private async explainRefusal(runId: string, to: RunStatus, cause: unknown): Promise<VeritrailError> {
+    const run = await this.get(runId);
+    if (!run) return new VeritrailError('RUN_NOT_FOUND', `run ${runId} is not recorded`, { cause });
+    try {
+      assertTransition(runId, run.status, to);
+    } catch (e) {
+      if (e instanceof VeritrailError) return e;
+    }
+    // Legal now but refused a moment ago: another writer changed it in between.
+    return new VeritrailError('RUN_TRANSITION_ILLEGAL', `run ${runId} changed concurrently; retry`, { cause });
+  }
+}
+
+function addFactSets(
+  facts: Record<string, unknown> | undefined,
+  names: Record<string, string>,
+  values: Record<string, unknown>,
+  sets: string[],
+): void {
+  if (!facts) return;
+  names['#facts'] = 'facts';
+  Object.entries(facts).forEach(([k, v], i) => {
+    if (v === undefined) return;
+    names[`#f${i}`] = k;
+    values[`:f${i}`] = v;
+    sets.push(`#facts.#f${i} = :f${i}`);
+  });
+}
+
+function toRecord(item: RunItem): RunRecord {
+  const { pk: _pk, sk: _sk, gsi1pk: _g1, gsi1sk: _g2, steps, ...rest } = item;
+  return {
+    ...rest,
+    facts: rest.facts ?? {},
+    steps: Object.values(steps ?? {}).sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0)),
+  };
+}
+
+function isConditionalFailure(e: unknown): boolean {
+  return e instanceof ConditionalCheckFailedException || (e as { name?: string })?.name === 'ConditionalCheckFailedException';
+}
+
+function translate(e: unknown, operation: string): VeritrailError {
+  const name = (e as { name?: string })?.name ?? '';
+  if (e instanceof VeritrailError) return e;
+  if (e instanceof ResourceNotFoundException || name === 'ResourceNotFoundException') {
+    return new VeritrailError('INTERNAL', `DynamoDB ${operation}: the run table does not exist; deploy the stack first`, {
+      cause: e,
+    });
+  }
+  if (/Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|InternalServerError|ServiceUnavailable/.test(name)) {
+    return new VeritrailError('TRANSIENT', `DynamoDB ${operation} was throttled or unavailable; it will be retried`, {
+      cause: e,
+    });
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  return new VeritrailError('INTERNAL', `DynamoDB ${operation} failed: ${message}`, { cause: e });
+}
+
+/** Creates the run table when missing (embedded runtime and tests; on AWS the stack owns it). */
+export async function ensureRunTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  try {
+    const d = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (d.Table?.TableStatus === 'ACTIVE') return;
+  } catch (e) {
+    if (!(e instanceof ResourceNotFoundException) && (e as { name?: string }).name !== 'ResourceNotFoundException') {
+      throw translate(e, 'DescribeTable');
+    }
+    await client.send(
+      new CreateTableCommand({
+        TableName: tableName,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+          { AttributeName: 'gsi1pk', AttributeType: 'S' },
+          { AttributeName: 'gsi1sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: TABLE_KEYS.gsi1,
+            KeySchema: [
+              { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+              { AttributeName: 'gsi1sk', KeyType: 'RANGE' },
+            ],
+            Projection: { ProjectionType: 'ALL' },
+          },
+        ],
+      }),
+    );
+  }
+  for (let i = 0; i < 100; i++) {
+    const d = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (d.Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new VeritrailError('TRANSIENT', `table ${tableName} did not become ACTIVE`);
+}
