@@ -119,7 +119,7 @@ export function parseCheckpointText(text: string): Checkpoint {
   }
   const root = decodeBase64Strict(rootText, 'root hash');
   if (root.length !== 32) throw new CheckpointError('CHECKPOINT_MALFORMED', 'root hash is not 32 bytes');
-  extensions.forEach((e, i) => checkLine(e, `extension line ${i + 1}`));
+  for (const [i, e] of extensions.entries()) checkLine(e, `extension line ${i + 1}`);
   return { origin, size: Number(sizeText), root, extensions };
 }
 
