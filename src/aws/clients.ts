@@ -1,0 +1,93 @@
+/**
+ * SDK v3 client construction. Every AWS adapter takes its client as a constructor argument; this
+ * is the one place clients are created (at the Lambda cold start or CLI start-up), so tests can
+ * inject mocks and nothing deep inside an adapter picks its own configuration.
+ *
+ * Configuration comes ONLY from the standard SDK chain (DESIGN.md "Adapters"; invariant 7):
+ * - credentials: the default provider chain (env, shared config/SSO, web identity, ECS/IMDS role);
+ * - region: AWS_REGION (or the shared config profile);
+ * - endpoint: AWS_ENDPOINT_URL and the service-specific AWS_ENDPOINT_URL_<SERVICE>
+ *   (AWS_ENDPOINT_URL_S3, _KMS, _DYNAMODB, _SAGEMAKER, _SFN, _EVENTBRIDGE). SDK v3 reads these
+ *   itself since the "configured endpoints" feature (aws-sdk-js-v3 PR #5324, Oct 2023; shown on
+ *   3.428.0); a regression in @smithy/middleware-endpoint 4.1.14 (3.844.0, issue #7203) dropped it
+ *   for a while. The installed SDK resolves it in @smithy/core getEndpointUrlConfig, and
+ *   test/unit/aws/clients.test.ts asserts that it does, so an upgrade that breaks it fails a test.
+ * We never pass credentials, regions or endpoints in code.
+ *
+ * Retries: throttling and 5xx are retried by the SDK retry strategy with exponential backoff and
+ * jitter. veritrail defaults to the `adaptive` mode (client-side rate limiting on throttling, which
+ * suits bursts of Distributed Map workers) with 5 attempts; AWS_RETRY_MODE and AWS_MAX_ATTEMPTS,
+ * when set, win, as the SDK chain defines.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { VeritrailError } from '../core/errors.js';
+
+export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_RETRY_MODE = 'adaptive';
+
+export type RetryMode = 'standard' | 'adaptive';
+
+export interface AwsClientOptions {
+  /** Total attempts per call, first one included. Default: AWS_MAX_ATTEMPTS, else 5. */
+  maxAttempts?: number;
+  /** Default: AWS_RETRY_MODE, else `adaptive`. */
+  retryMode?: RetryMode;
+}
+
+/** The only settings veritrail passes to an SDK client: retry behaviour. Nothing else. */
+export interface RetryConfig {
+  maxAttempts?: number;
+  retryMode?: RetryMode;
+}
+
+/**
+ * The retry settings for a client. A setting the environment already gives (AWS_MAX_ATTEMPTS,
+ * AWS_RETRY_MODE) is left out, so the SDK reads it through its own chain.
+ */
+export function retryConfig(
+  env: Record<string, string | undefined>,
+  options: AwsClientOptions = {},
+): RetryConfig {
+  const config: RetryConfig = {};
+  if (options.maxAttempts !== undefined) {
+    if (!Number.isInteger(options.maxAttempts) || options.maxAttempts < 1) {
+      throw new VeritrailError('USAGE', `maxAttempts must be a positive integer, got ${options.maxAttempts}`);
+    }
+    config.maxAttempts = options.maxAttempts;
+  } else if (!env.AWS_MAX_ATTEMPTS) {
+    config.maxAttempts = DEFAULT_MAX_ATTEMPTS;
+  }
+  if (options.retryMode !== undefined) config.retryMode = options.retryMode;
+  else if (!env.AWS_RETRY_MODE) config.retryMode = DEFAULT_RETRY_MODE;
+  return config;
+}
+
+export interface AwsClients {
+  s3: S3Client;
+  kms: KMSClient;
+  dynamodb: DynamoDBClient;
+  sagemaker: SageMakerClient;
+  sfn: SFNClient;
+  eventbridge: EventBridgeClient;
+}
+
+/** Builds one client per service from the standard SDK chain plus veritrail's retry defaults. */
+export function createAwsClients(
+  env: Record<string, string | undefined> = process.env,
+  options: AwsClientOptions = {},
+): AwsClients {
+  const retry = retryConfig(env, options);
+  return {
+    s3: new S3Client({ ...retry }),
+    kms: new KMSClient({ ...retry }),
+    dynamodb: new DynamoDBClient({ ...retry }),
+    sagemaker: new SageMakerClient({ ...retry }),
+    sfn: new SFNClient({ ...retry }),
+    eventbridge: new EventBridgeClient({ ...retry }),
+  };
+}

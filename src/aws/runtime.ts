@@ -1,0 +1,173 @@
+/**
+ * The AWS runtime: every port over its SDK adapter, built once per Lambda cold start from the
+ * function's environment (names and ARNs the stack passes in) and the standard SDK chain
+ * (credentials, region, endpoints: src/aws/clients.ts).
+ */
+import { VeritrailError } from '../core/errors.js';
+import type { AuditEntry, AuditEventInput, AuditLog } from '../ports.js';
+import type { Runtime } from '../runtime.js';
+import { type AwsClientOptions, type AwsClients, createAwsClients } from './clients.js';
+import { DynamoRunStore } from './dynamo-run-store.js';
+import { EventPublisher } from './events.js';
+import { KmsSigner } from './kms-signer.js';
+import { S3DatasetSource } from './s3-dataset-source.js';
+import { S3ObjectStore } from './s3-object-store.js';
+import { SageMakerRegistry } from './sagemaker-registry.js';
+import { SageMakerTrainer } from './sagemaker-trainer.js';
+import { StepFunctions } from './sfn.js';
+
+// TODO(audit): src/audit/log.ts does not exist yet. When it lands, replace `pendingAuditLog` below
+// with the real log built over `objects` (audit bucket), `checkpointSigner` and `auditRetentionDays`.
+
+/** Seven years (7 × 365 + 2 leap days), a common record-keeping period for regulated models. */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
+
+/** Environment variables the stack sets on every function. */
+export const REQUIRED_ENV = [
+  'VERITRAIL_TABLE',
+  'VERITRAIL_LANDING_BUCKET',
+  'VERITRAIL_ARTIFACTS_BUCKET',
+  'VERITRAIL_AUDIT_BUCKET',
+  'VERITRAIL_DATA_KEY_ARN',
+  'VERITRAIL_SIGNING_KEY_ARN',
+  'VERITRAIL_CHECKPOINT_KEY_ARN',
+  'VERITRAIL_SAGEMAKER_ROLE_ARN',
+  'VERITRAIL_STATE_MACHINE_ARN',
+] as const;
+export type RequiredEnv = (typeof REQUIRED_ENV)[number];
+
+export interface AwsConfig {
+  table: string;
+  buckets: { landing: string; artifacts: string; audit: string };
+  dataKeyArn: string;
+  signingKeyArn: string;
+  checkpointKeyArn: string;
+  sagemakerRoleArn: string;
+  stateMachineArn: string;
+  auditRetentionDays: number;
+}
+
+/** Reads and checks the configuration; names every missing or malformed variable. */
+export function readAwsConfig(env: Record<string, string | undefined>): AwsConfig {
+  const missing = REQUIRED_ENV.filter((name) => !env[name]?.trim());
+  if (missing.length > 0) {
+    throw new VeritrailError(
+      'USAGE',
+      `missing environment variable${missing.length > 1 ? 's' : ''} ${missing.join(', ')}: the veritrail stack sets ${missing.length > 1 ? 'them' : 'it'} on every function; set ${missing.length > 1 ? 'them' : 'it'} when running outside it`,
+      { details: { missing } },
+    );
+  }
+  const get = (name: RequiredEnv): string => (env[name] ?? '').trim();
+  let auditRetentionDays = DEFAULT_AUDIT_RETENTION_DAYS;
+  const days = env.VERITRAIL_AUDIT_RETENTION_DAYS?.trim();
+  if (days) {
+    if (!/^[1-9][0-9]{0,5}$/.test(days)) {
+      throw new VeritrailError(
+        'USAGE',
+        `VERITRAIL_AUDIT_RETENTION_DAYS must be a whole number of days (1 or more), got "${days}"`,
+      );
+    }
+    auditRetentionDays = Number(days);
+  }
+  for (const name of [
+    'VERITRAIL_DATA_KEY_ARN',
+    'VERITRAIL_SIGNING_KEY_ARN',
+    'VERITRAIL_CHECKPOINT_KEY_ARN',
+    'VERITRAIL_SAGEMAKER_ROLE_ARN',
+    'VERITRAIL_STATE_MACHINE_ARN',
+  ] as const) {
+    if (!get(name).startsWith('arn:')) {
+      throw new VeritrailError('USAGE', `${name} must be an ARN (arn:...), got "${get(name)}"`);
+    }
+  }
+  return {
+    table: get('VERITRAIL_TABLE'),
+    buckets: {
+      landing: get('VERITRAIL_LANDING_BUCKET'),
+      artifacts: get('VERITRAIL_ARTIFACTS_BUCKET'),
+      audit: get('VERITRAIL_AUDIT_BUCKET'),
+    },
+    dataKeyArn: get('VERITRAIL_DATA_KEY_ARN'),
+    signingKeyArn: get('VERITRAIL_SIGNING_KEY_ARN'),
+    checkpointKeyArn: get('VERITRAIL_CHECKPOINT_KEY_ARN'),
+    sagemakerRoleArn: get('VERITRAIL_SAGEMAKER_ROLE_ARN'),
+    stateMachineArn: get('VERITRAIL_STATE_MACHINE_ARN'),
+    auditRetentionDays,
+  };
+}
+
+/**
+ * Who acts: the Lambda function's ARN, built from AWS_LAMBDA_FUNCTION_NAME, AWS_REGION and the
+ * partition and account of a configured ARN (Lambda does not expose its own ARN in the
+ * environment); `aws` outside Lambda.
+ */
+export function actorFrom(
+  env: Record<string, string | undefined>,
+  config: Pick<AwsConfig, 'signingKeyArn'>,
+): string {
+  const fn = env.AWS_LAMBDA_FUNCTION_NAME;
+  if (!fn) return 'aws';
+  const [, partition, , , account] = config.signingKeyArn.split(':');
+  const region = env.AWS_REGION;
+  if (!partition || !account || !region) return fn;
+  return `arn:${partition}:lambda:${region}:${account}:function:${fn}`;
+}
+
+/** The AWS runtime plus the adapters only the AWS side has. */
+export interface AwsRuntime extends Runtime {
+  mode: 'aws';
+  config: AwsConfig;
+  clients: AwsClients;
+  stepFunctions: StepFunctions;
+  events: EventPublisher;
+  /** Signs audit log checkpoints (a separate KMS key from attestations). */
+  checkpointSigner: KmsSigner;
+}
+
+/** Stand-in until src/audit/log.ts exists: refuses to append, so no step can report success unlogged (invariant 1). */
+const pendingAuditLog: AuditLog = {
+  append(_event: AuditEventInput): Promise<AuditEntry> {
+    return Promise.reject(
+      new VeritrailError('INTERNAL', 'the AWS audit log is not wired yet (src/aws/runtime.ts TODO(audit))'),
+    );
+  },
+};
+
+export async function createAwsRuntime(
+  env: Record<string, string | undefined>,
+  options: { clients?: AwsClients; retry?: AwsClientOptions } = {},
+): Promise<AwsRuntime> {
+  const config = readAwsConfig(env);
+  const clients = options.clients ?? createAwsClients(env, options.retry);
+  const objects = new S3ObjectStore(clients.s3, { buckets: config.buckets, kmsKeyId: config.dataKeyArn });
+  const signer = new KmsSigner(clients.kms, config.signingKeyArn, {
+    configuredBy: 'VERITRAIL_SIGNING_KEY_ARN',
+  });
+  const checkpointSigner = new KmsSigner(clients.kms, config.checkpointKeyArn, {
+    configuredBy: 'VERITRAIL_CHECKPOINT_KEY_ARN',
+  });
+  return {
+    mode: 'aws',
+    config,
+    clients,
+    objects,
+    runs: new DynamoRunStore(clients.dynamodb, config.table),
+    signer,
+    checkpointSigner,
+    audit: pendingAuditLog,
+    trainer: new SageMakerTrainer(clients.sagemaker, {
+      roleArn: config.sagemakerRoleArn,
+      artifactsBucket: config.buckets.artifacts,
+      kmsKeyId: config.dataKeyArn,
+    }),
+    datasets: new S3DatasetSource(clients.s3),
+    registry: new SageMakerRegistry(clients.sagemaker, {
+      artifactsBucket: config.buckets.artifacts,
+      kmsKeyId: config.dataKeyArn,
+    }),
+    stepFunctions: new StepFunctions(clients.sfn),
+    events: new EventPublisher(clients.eventbridge),
+    actor: actorFrom(env, config),
+    now: () => new Date(),
+  };
+}
