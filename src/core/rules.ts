@@ -136,6 +136,17 @@ function parseCronField(
   return { text, star: text === '*', values };
 }
 
+/**
+ * Field text for EventBridge: `*\/n` is written `<min>/n`, the form the EventBridge documentation
+ * uses (e.g. `0/15` for every 15 minutes); the set of values is the same.
+ */
+function eventBridgeText(field: CronField, min: number): string {
+  return field.text
+    .split(',')
+    .map((part) => (part.startsWith('*/') ? `${min}${part.slice(1)}` : part))
+    .join(',');
+}
+
 function parseCron5(cron: string): {
   minute: CronField;
   hour: CronField;
@@ -186,14 +197,14 @@ export function scheduleExpression(cron5: string): string {
         'Keep one of them * (or define two schedules)',
     );
   }
-  let domText = dom.text;
+  let domText = eventBridgeText(dom, 1);
   let dowText = '?';
   if (!dow.star) {
     domText = '?';
     const days = [...new Set([...dow.values].map((d) => (d % 7) + 1))].sort((a, b) => a - b);
     dowText = days.length === 7 ? '*' : compress(days);
   }
-  return `cron(${minute.text} ${hour.text} ${domText} ${month.text} ${dowText} *)`;
+  return `cron(${eventBridgeText(minute, 0)} ${eventBridgeText(hour, 0)} ${domText} ${eventBridgeText(month, 1)} ${dowText} *)`;
 }
 
 /**

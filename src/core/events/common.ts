@@ -77,14 +77,19 @@ function fieldsOf(error: z.ZodError): string[] {
  * Parses `value` with `schema`. On failure: PATH_REJECTED when every issue is a key-safety
  * issue, otherwise EVENT_INVALID; the message names each bad field, `details.fields` lists them.
  */
-export function parseWith<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+export function parseWith<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+  fixAdvice = 'The event was not acted on; fix the field(s) named, or check that the rule sends this event type here.',
+): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const pathOnly = result.error.issues.length > 0 && result.error.issues.every(isPathIssue);
   const code = pathOnly ? 'PATH_REJECTED' : 'EVENT_INVALID';
   const advice = pathOnly
     ? 'Rename the object with a plain relative key (letters, digits, / between names) and upload it again.'
-    : 'The event was not acted on; fix the field(s) named, or check that the rule sends this event type here.';
+    : fixAdvice;
   throw new VeritrailError(code, `${what} rejected: ${describeEventIssues(result.error)}. ${advice}`, {
     cause: result.error,
     details: { event: what, fields: fieldsOf(result.error) },

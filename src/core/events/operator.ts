@@ -98,5 +98,10 @@ export type OperatorStart = z.output<typeof OperatorStartSchema>;
 export type OperatorStartInput = z.input<typeof OperatorStartSchema>;
 
 export function parseOperatorStart(value: unknown): OperatorStart {
-  return parseWith(OperatorStartSchema, value, 'operator start request');
+  return parseWith(
+    OperatorStartSchema,
+    value,
+    'operator start request',
+    'Nothing was started; fix the field(s) named and start again.',
+  );
 }

@@ -49,7 +49,12 @@ export function parseScheduledEvent(value: unknown): ScheduledEvent {
 }
 
 export function parseSchedulePayload(value: unknown): SchedulePayload {
-  return parseWith(SchedulePayloadSchema, value, 'schedule payload');
+  return parseWith(
+    SchedulePayloadSchema,
+    value,
+    'schedule payload',
+    'Nothing was started; check the rule target input (scheduleInputTransformer in src/core/rules.ts).',
+  );
 }
 
 /** The rule ARN of a Scheduled Event (its first resource). */
