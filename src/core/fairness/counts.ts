@@ -80,7 +80,8 @@ export class FairnessAccumulator {
   }
 
   /**
-   * Adds a columnar batch: dictionary-encoded attributes, labels and predictions as 0/non-zero.
+   * Adds a columnar batch: dictionary-encoded attributes; labels and predictions are integers where
+   * 0 is negative and any positive integer (below 2³¹) is positive.
    * Counts into a dense typed array indexed by the combined code (the same single pass a hand-written
    * loop would do), then folds the non-empty slots into the trie.
    */
@@ -96,6 +97,8 @@ export class FairnessAccumulator {
       );
     }
     const n = labels.length;
+    // `-x >>> 31` is 1 for 0 < x < 2³¹ and 0 for 0: branch-free, because labels of real data are
+    // unpredictable and a mispredicted branch per row costs more than the counting itself.
     if (predictions.length !== n || columns.some((c) => c.codes.length !== n)) {
       throw new VeritrailError('DATASET_VALUE', 'columnar input: all columns must have the same length');
     }
@@ -111,7 +114,10 @@ export class FairnessAccumulator {
     const codes0 = c0.codes;
     if (this.depth === 1) {
       for (let i = 0; i < n; i++) {
-        const slot = (codes0[i] as number) * 4 + (labels[i] ? 2 : 0) + (predictions[i] ? 1 : 0);
+        const slot =
+          (codes0[i] as number) * 4 +
+          ((-(labels[i] as number) >>> 31) << 1) +
+          (-(predictions[i] as number) >>> 31);
         dense[slot] = (dense[slot] as number) + 1;
       }
     } else if (this.depth === 2) {
@@ -119,8 +125,8 @@ export class FairnessAccumulator {
       for (let i = 0; i < n; i++) {
         const slot =
           ((codes0[i] as number) + k0 * (codes1[i] as number)) * 4 +
-          (labels[i] ? 2 : 0) +
-          (predictions[i] ? 1 : 0);
+          ((-(labels[i] as number) >>> 31) << 1) +
+          (-(predictions[i] as number) >>> 31);
         dense[slot] = (dense[slot] as number) + 1;
       }
     } else {
@@ -130,7 +136,7 @@ export class FairnessAccumulator {
           const c = columns[j] as EncodedColumn;
           code = code * c.values.length + (c.codes[i] as number);
         }
-        const slot = code * 4 + (labels[i] ? 2 : 0) + (predictions[i] ? 1 : 0);
+        const slot = code * 4 + ((-(labels[i] as number) >>> 31) << 1) + (-(predictions[i] as number) >>> 31);
         dense[slot] = (dense[slot] as number) + 1;
       }
     }

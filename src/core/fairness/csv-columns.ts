@@ -26,12 +26,23 @@ class Interner {
   private strings: string[] = [];
   private misses = 0;
   private hits = 0;
+  private last = 0;
 
   constructor(private readonly decode: (bytes: Uint8Array) => string) {}
 
   get(buf: Uint8Array, start: number, end: number): string {
     const len = end - start;
     const keys = this.keys;
+    // the value of the previous row first: sorted or clustered files repeat it
+    const last = keys[this.last];
+    if (last !== undefined && last.length === len) {
+      let i = 0;
+      while (i < len && last[i] === buf[start + i]) i++;
+      if (i === len) {
+        this.hits++;
+        return this.strings[this.last] as string;
+      }
+    }
     if (this.misses <= this.hits + 64) {
       for (let j = 0; j < keys.length; j++) {
         const k = keys[j] as Uint8Array;
@@ -40,6 +51,7 @@ class Interner {
         while (i < len && k[i] === buf[start + i]) i++;
         if (i === len) {
           this.hits++;
+          this.last = j;
           return this.strings[j] as string;
         }
       }
