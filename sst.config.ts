@@ -1,0 +1,22 @@
+import type { SSTConfig } from 'sst';
+import { Database } from './stacks/Database.js';
+import { Identity } from './stacks/Identity.js';
+import { Keys } from './stacks/Keys.js';
+import { Pipeline } from './stacks/Pipeline.js';
+import { Storage } from './stacks/Storage.js';
+import { Triggers } from './stacks/Triggers.js';
+
+/**
+ * veritrail on AWS (SST v2 on CDK): `npx sst deploy --stage <name>`; see docs/deploy.md.
+ * The stacks are linked with `use()`, in dependency order: roles first, so that the key policies
+ * (Keys) can name the exact roles that may sign, then keys, storage, the table, the functions and
+ * state machine, and the EventBridge rules that start them.
+ */
+export default {
+  config() {
+    return { name: 'veritrail' };
+  },
+  stacks(app) {
+    app.stack(Identity).stack(Keys).stack(Storage).stack(Database).stack(Pipeline).stack(Triggers);
+  },
+} satisfies SSTConfig;

@@ -1,0 +1,49 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type { StackContext } from 'sst/constructs';
+import { FUNCTION_NAMES, type FunctionName } from './access.js';
+import { removeUnusedSstHandler } from './common.js';
+import { loadPipelines } from './settings.js';
+
+/**
+ * The roles, created empty, before anything they will be granted. Each function gets its own role;
+ * the state machine one; each pipeline that trains on SageMaker one execution role. Creating them
+ * first lets the Keys stack name the exact signing roles in its key policies (KMS refuses a key
+ * policy naming a principal that does not exist yet), while each later stack attaches the
+ * statements for its own resources, so no stack depends on a later one.
+ */
+export function Identity({ stack }: StackContext) {
+  const account = stack.account;
+
+  const functionRoles = {} as Record<FunctionName, iam.Role>;
+  for (const name of FUNCTION_NAMES) {
+    functionRoles[name] = new iam.Role(stack, `Fn-${name}`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `veritrail ${stack.stage}: Lambda ${name} (own role, least privilege; see docs/deploy.md)`,
+    });
+  }
+
+  const stateMachineRole = new iam.Role(stack, 'StateMachine', {
+    // Confused-deputy guard: only Step Functions acting for this account may assume it.
+    assumedBy: new iam.ServicePrincipal('states.amazonaws.com', {
+      conditions: { StringEquals: { 'aws:SourceAccount': account } },
+    }),
+    description: `veritrail ${stack.stage}: training pipeline state machine`,
+  });
+
+  const sagemakerRoles = new Map<string, iam.Role>();
+  for (const { definition } of loadPipelines()) {
+    if (!definition.trainer.aws) continue;
+    sagemakerRoles.set(
+      definition.name,
+      new iam.Role(stack, `SageMaker-${definition.name}`, {
+        assumedBy: new iam.ServicePrincipal('sagemaker.amazonaws.com', {
+          conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        }),
+        description: `veritrail ${stack.stage}: SageMaker training jobs of pipeline ${definition.name}`,
+      }),
+    );
+  }
+
+  removeUnusedSstHandler(stack);
+  return { functionRoles, stateMachineRole, sagemakerRoles };
+}

@@ -1,0 +1,541 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ArnFormat, Aws, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Function as SstFunction, type StackContext, use } from 'sst/constructs';
+import { TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
+import {
+  ACCESS,
+  CONTENT_PREFIX,
+  FUNCTION_NAMES,
+  type FunctionAccess,
+  type FunctionName,
+  STATE_MACHINE_TASKS,
+  TRAINING_PREFIX,
+  usesDataKey,
+} from './access.js';
+import { publish, removeUnusedSstHandler } from './common.js';
+import { Database } from './Database.js';
+import { Identity } from './Identity.js';
+import { Keys } from './Keys.js';
+import { Storage } from './Storage.js';
+import { LOG_RETENTION_DAYS, loadPipelines, StackSettingsError } from './settings.js';
+
+/** The ASL definition deployed as is; ARNs come in through definition substitutions. */
+export const STATE_MACHINE_FILE = 'state-machines/training-pipeline.asl.json';
+
+/**
+ * Actions that only accept `"Resource": "*"` (Service Authorization Reference: these list no
+ * resource type). The wildcard test allows `*` for exactly these and nothing else.
+ */
+export const RESOURCE_STAR_ONLY_ACTIONS = [
+  // X-Ray segments from Lambda and Step Functions tracing.
+  'xray:PutTraceSegments',
+  'xray:PutTelemetryRecords',
+  'xray:GetSamplingRules',
+  'xray:GetSamplingTargets',
+  // Step Functions log delivery to CloudWatch Logs (Step Functions Developer Guide, "Logging").
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+  // SageMaker containers pulling from ECR and publishing metrics.
+  'ecr:GetAuthorizationToken',
+  'cloudwatch:PutMetricData',
+  // SageMaker VPC mode: describe calls take no resource.
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeVpcs',
+  'ec2:DescribeDhcpOptions',
+  'ec2:DescribeSubnets',
+  'ec2:DescribeSecurityGroups',
+] as const;
+
+/** Reads the ASL file and checks that every `${Var}` in it is one this stack substitutes. */
+export function readStateMachineDefinition(file: string = path.resolve(STATE_MACHINE_FILE)): string {
+  if (!existsSync(file)) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `${file} is missing. The Pipeline stack deploys ${STATE_MACHINE_FILE} as is; run from the repository root.`,
+    );
+  }
+  const text = readFileSync(file, 'utf8');
+  try {
+    JSON.parse(text);
+  } catch (cause) {
+    throw new StackSettingsError('SETTING_INVALID', `${file} is not valid JSON.`, { cause });
+  }
+  const known = new Set<string>(Object.values(STATE_MACHINE_TASKS));
+  for (const m of text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)) {
+    const name = m[1] as string;
+    if (!known.has(name)) {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        `${file} uses \${${name}}, which the Pipeline stack does not substitute. Known: ${[...known].join(', ')}.`,
+      );
+    }
+  }
+  return text;
+}
+
+const LONG_RUNNING: ReadonlySet<FunctionName> = new Set(['hash-dataset', 'preprocess', 'evaluate', 'sign']);
+
+/**
+ * Every Lambda in functions/ on nodejs22.x arm64 with active tracing, JSON logs into its own
+ * encrypted log group with a retention period, and its own role holding exactly the statements of
+ * its row in stacks/access.ts; the training pipeline state machine from the ASL file.
+ */
+export function Pipeline({ stack, app }: StackContext) {
+  const { functionRoles, stateMachineRole, sagemakerRoles } = use(Identity);
+  const { dataKey, dataKeyArn, attestationKeyArn, checkpointKeyArn } = use(Keys);
+  const { landing, artifacts, audit, auditRetentionDays } = use(Storage);
+  const { table } = use(Database);
+  const pipelines = loadPipelines();
+
+  // A fixed name gives a known ARN, so every function can carry it without a circular reference
+  // (the state machine depends on the functions' ARNs).
+  const stateMachineName = app.logicalPrefixedName('training-pipeline');
+  const stateMachineArn = Stack.of(stack).formatArn({
+    service: 'states',
+    resource: 'stateMachine',
+    resourceName: stateMachineName,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+  const sagemakerRoleArns: Record<string, string> = {};
+  for (const [name, role] of sagemakerRoles) sagemakerRoleArns[name] = role.roleArn;
+  const firstSagemakerRole = [...sagemakerRoles.values()][0];
+
+  const environment: Record<string, string> = {
+    VERITRAIL_TABLE: table.tableName,
+    VERITRAIL_LANDING_BUCKET: landing.bucketName,
+    VERITRAIL_ARTIFACTS_BUCKET: artifacts.bucketName,
+    VERITRAIL_AUDIT_BUCKET: audit.bucketName,
+    VERITRAIL_DATA_KEY_ARN: dataKeyArn,
+    VERITRAIL_SIGNING_KEY_ARN: attestationKeyArn,
+    VERITRAIL_CHECKPOINT_KEY_ARN: checkpointKeyArn,
+    VERITRAIL_STATE_MACHINE_ARN: stateMachineArn,
+    VERITRAIL_AUDIT_RETENTION_DAYS: String(auditRetentionDays),
+    // One execution role per pipeline: the map by pipeline name; the single ARN when there is one.
+    VERITRAIL_SAGEMAKER_ROLE_ARNS: stack.toJsonString(sagemakerRoleArns),
+    ...(firstSagemakerRole && sagemakerRoles.size === 1
+      ? { VERITRAIL_SAGEMAKER_ROLE_ARN: firstSagemakerRole.roleArn }
+      : {}),
+  };
+
+  const objectArns = (bucketArn: string, prefixes: readonly string[]) =>
+    prefixes.map((p) => `${bucketArn}/${p}*`);
+  const landingPrefixes = pipelines.map((p) => p.landingPrefix);
+
+  const statementsFor = (access: FunctionAccess, logGroup: logs.ILogGroup): iam.PolicyStatement[] => {
+    const s: iam.PolicyStatement[] = [
+      new iam.PolicyStatement({
+        sid: 'OwnLogGroup',
+        actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+        resources: [logGroup.logGroupArn],
+      }),
+    ];
+    if (access.landingRead) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'ReadLandingPrefixes',
+          actions: ['s3:GetObject', 's3:GetObjectVersion'],
+          resources: objectArns(landing.bucketArn, landingPrefixes),
+        }),
+        new iam.PolicyStatement({
+          sid: 'ListLandingPrefixes',
+          actions: ['s3:ListBucket', 's3:ListBucketVersions'],
+          resources: [landing.bucketArn],
+          conditions: { StringLike: { 's3:prefix': landingPrefixes.map((p) => `${p}*`) } },
+        }),
+      );
+    }
+    if (access.artifactsRead?.length) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'ReadArtifacts',
+          actions: ['s3:GetObject', 's3:GetObjectVersion'],
+          resources: objectArns(artifacts.bucketArn, access.artifactsRead),
+        }),
+      );
+    }
+    if (access.artifactsWrite?.length) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'WriteArtifacts',
+          actions: ['s3:PutObject'],
+          resources: objectArns(artifacts.bucketArn, access.artifactsWrite),
+        }),
+      );
+    }
+    if (access.auditAppend) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'AppendAuditLog',
+          actions: ['s3:PutObject', 's3:PutObjectRetention', 's3:GetObject', 's3:GetObjectVersion'],
+          resources: [audit.arnForObjects('*')],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ListAuditLog',
+          actions: ['s3:ListBucket'],
+          resources: [audit.bucketArn],
+        }),
+      );
+    }
+    if (access.table?.length) {
+      const itemActions = access.table.filter((a) => a !== 'dynamodb:Query');
+      s.push(new iam.PolicyStatement({ sid: 'RunTable', actions: itemActions, resources: [table.tableArn] }));
+      if (access.table.includes('dynamodb:Query')) {
+        s.push(
+          new iam.PolicyStatement({
+            sid: 'QueryRuns',
+            actions: ['dynamodb:Query'],
+            resources: [table.tableArn, `${table.tableArn}/index/gsi1`],
+          }),
+        );
+      }
+    }
+    if (usesDataKey(access)) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'DataKey',
+          actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
+          resources: [dataKeyArn],
+        }),
+      );
+    }
+    if (access.signAttestations) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'SignAttestations',
+          actions: ['kms:Sign', 'kms:GetPublicKey'],
+          resources: [attestationKeyArn],
+        }),
+      );
+    }
+    if (access.signCheckpoints) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'SignCheckpoints',
+          actions: ['kms:Sign', 'kms:GetPublicKey'],
+          resources: [checkpointKeyArn],
+        }),
+      );
+    }
+    if (access.startExecution) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'StartRun',
+          actions: ['states:StartExecution'],
+          resources: [stateMachineArn],
+        }),
+      );
+    }
+    if (access.taskCallback) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'TaskTokenCallback',
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resources: [stateMachineArn],
+        }),
+      );
+    }
+    const trainingJobs = Stack.of(stack).formatArn({
+      service: 'sagemaker',
+      resource: 'training-job',
+      resourceName: `${TRAINING_JOB_NAME_PREFIX}*`,
+    });
+    if (access.createTrainingJob) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'CreateTrainingJobs',
+          actions: ['sagemaker:CreateTrainingJob', 'sagemaker:AddTags'],
+          resources: [trainingJobs],
+          // The request itself must encrypt (sagemaker condition keys, Service Authorization Reference).
+          conditions: {
+            Bool: { 'sagemaker:InterContainerTrafficEncryption': 'true' },
+            ArnEquals: { 'sagemaker:VolumeKmsKey': dataKeyArn, 'sagemaker:OutputKmsKey': dataKeyArn },
+          },
+        }),
+        new iam.PolicyStatement({
+          sid: 'DescribeOwnTrainingJobs',
+          actions: ['sagemaker:DescribeTrainingJob'],
+          resources: [trainingJobs],
+        }),
+      );
+      if (sagemakerRoles.size > 0) {
+        s.push(
+          new iam.PolicyStatement({
+            sid: 'PassPipelineSageMakerRoles',
+            actions: ['iam:PassRole'],
+            resources: [...sagemakerRoles.values()].map((r) => r.roleArn),
+            conditions: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } },
+          }),
+          new iam.PolicyStatement({
+            sid: 'TrainingVolumeGrants',
+            actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+            resources: [dataKeyArn],
+            conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+          }),
+        );
+      }
+    }
+    if (access.describeTrainingJob) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'DescribeOwnTrainingJobs',
+          actions: ['sagemaker:DescribeTrainingJob'],
+          resources: [trainingJobs],
+        }),
+      );
+    }
+    if (access.registerModel) {
+      const format = (resource: string, resourceName: string) =>
+        Stack.of(stack).formatArn({ service: 'sagemaker', resource, resourceName });
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'RegisterModels',
+          actions: [
+            'sagemaker:CreateModelPackage',
+            'sagemaker:CreateModelPackageGroup',
+            'sagemaker:DescribeModelPackageGroup',
+            'sagemaker:AddTags',
+          ],
+          resources: [format('model-package-group', '*'), format('model-package', '*')],
+        }),
+      );
+    }
+    if (access.putEvents) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'LineageEvents',
+          actions: ['events:PutEvents'],
+          resources: [
+            Stack.of(stack).formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' }),
+          ],
+        }),
+      );
+    }
+    return s;
+  };
+
+  const functions = {} as Record<FunctionName, SstFunction>;
+  for (const name of FUNCTION_NAMES) {
+    const role = functionRoles[name];
+    const logGroup = new logs.LogGroup(stack, `Logs-${name}`, {
+      retention: LOG_RETENTION_DAYS as logs.RetentionDays,
+      encryptionKey: dataKey,
+    });
+    const fn = new SstFunction(stack, name, {
+      handler: `functions/${name}.handler`,
+      // SST 2.8 maps runtimes up to nodejs18.x for its esbuild step; the deployed runtime is set
+      // to nodejs22.x on the CloudFormation resource below.
+      runtime: 'nodejs18.x',
+      architecture: 'arm_64',
+      tracing: 'active',
+      memorySize: LONG_RUNNING.has(name) ? 1769 : 512,
+      timeout: LONG_RUNNING.has(name) ? 900 : 60,
+      role,
+      environment,
+      nodejs: { format: 'esm' },
+    });
+    const cfn = fn.node.defaultChild as lambda.CfnFunction;
+    cfn.addPropertyOverride('Runtime', 'nodejs22.x');
+    // LoggingConfig (JSON logs, own log group) is newer than aws-cdk-lib 2.72: set it directly.
+    cfn.addPropertyOverride('LoggingConfig', {
+      LogFormat: 'JSON',
+      ApplicationLogLevel: 'INFO',
+      SystemLogLevel: 'INFO',
+      LogGroup: logGroup.logGroupName,
+    });
+    new iam.Policy(stack, `Grants-${name}`, {
+      roles: [role],
+      statements: statementsFor(ACCESS[name], logGroup),
+    });
+    functions[name] = fn;
+  }
+
+  // SageMaker execution roles: the pipeline's data (content-addressed inputs) and its own output prefix.
+  for (const { definition } of pipelines) {
+    const role = sagemakerRoles.get(definition.name);
+    const aws = definition.trainer.aws;
+    if (!role || !aws) continue;
+    const outputPrefix = `${TRAINING_PREFIX}${definition.name}/`;
+    const statements = [
+      new iam.PolicyStatement({
+        sid: 'ReadTrainingInputs',
+        actions: ['s3:GetObject', 's3:GetObjectVersion'],
+        resources: [artifacts.arnForObjects(`${CONTENT_PREFIX}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ListTrainingInputs',
+        actions: ['s3:ListBucket'],
+        resources: [artifacts.bucketArn],
+        conditions: { StringLike: { 's3:prefix': [`${CONTENT_PREFIX}*`, `${outputPrefix}*`] } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'WriteTrainingOutput',
+        actions: ['s3:PutObject'],
+        resources: [artifacts.arnForObjects(`${outputPrefix}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'DataKeyForVolumesAndOutput',
+        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+        resources: [dataKeyArn],
+      }),
+      new iam.PolicyStatement({
+        sid: 'DataKeyGrants',
+        actions: ['kms:CreateGrant'],
+        resources: [dataKeyArn],
+        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'TrainingLogs',
+        actions: [
+          'logs:CreateLogGroup',
+          'logs:CreateLogStream',
+          'logs:PutLogEvents',
+          'logs:DescribeLogStreams',
+        ],
+        resources: [
+          Stack.of(stack).formatArn({
+            service: 'logs',
+            resource: 'log-group',
+            resourceName: '/aws/sagemaker/TrainingJobs:*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      new iam.PolicyStatement({
+        sid: 'TrainingMetrics',
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+      }),
+    ];
+    const ecr = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^@]+)@/.exec(aws.image);
+    if (ecr) {
+      const [, account, region, repository] = ecr;
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'EcrLogin',
+          actions: ['ecr:GetAuthorizationToken'],
+          resources: ['*'],
+        }),
+        new iam.PolicyStatement({
+          sid: 'PullPinnedImage',
+          actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+          resources: [`arn:${Aws.PARTITION}:ecr:${region}:${account}:repository/${repository}`],
+        }),
+      );
+    }
+    if (aws.vpc) {
+      const ec2Arn = (resource: string, id: string) =>
+        Stack.of(stack).formatArn({ service: 'ec2', resource, resourceName: id });
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'VpcInterfaces',
+          actions: ['ec2:CreateNetworkInterface'],
+          resources: [
+            ...aws.vpc.subnets.map((id) => ec2Arn('subnet', id)),
+            ...aws.vpc.securityGroups.map((id) => ec2Arn('security-group', id)),
+            ec2Arn('network-interface', '*'),
+          ],
+        }),
+        new iam.PolicyStatement({
+          sid: 'VpcInterfaceLifecycle',
+          actions: [
+            'ec2:CreateNetworkInterfacePermission',
+            'ec2:DeleteNetworkInterface',
+            'ec2:DeleteNetworkInterfacePermission',
+          ],
+          resources: [ec2Arn('network-interface', '*')],
+        }),
+        new iam.PolicyStatement({
+          sid: 'VpcDescribe',
+          actions: [
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeVpcs',
+            'ec2:DescribeDhcpOptions',
+            'ec2:DescribeSubnets',
+            'ec2:DescribeSecurityGroups',
+          ],
+          resources: ['*'],
+        }),
+      );
+    }
+    new iam.Policy(stack, `Grants-sagemaker-${definition.name}`, { roles: [role], statements });
+  }
+
+  // The state machine: the ASL file as is, ARNs substituted, logging ALL to an encrypted group, tracing on.
+  const definitionString = readStateMachineDefinition();
+  const definitionSubstitutions: Record<string, string> = {};
+  for (const [name, variable] of Object.entries(STATE_MACHINE_TASKS)) {
+    definitionSubstitutions[variable] = functions[name as FunctionName].functionArn;
+  }
+  const stateMachineLogs = new logs.LogGroup(stack, 'Logs-state-machine', {
+    retention: LOG_RETENTION_DAYS as logs.RetentionDays,
+    encryptionKey: dataKey,
+  });
+  const invoked = Object.keys(STATE_MACHINE_TASKS).map((n) => functions[n as FunctionName].functionArn);
+  const stateMachinePolicy = new iam.Policy(stack, 'Grants-state-machine', {
+    roles: [stateMachineRole],
+    statements: [
+      new iam.PolicyStatement({
+        sid: 'InvokeStepFunctions',
+        actions: ['lambda:InvokeFunction'],
+        resources: [...invoked, ...invoked.map((arn) => `${arn}:*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'LogDelivery',
+        actions: [
+          'logs:CreateLogDelivery',
+          'logs:GetLogDelivery',
+          'logs:UpdateLogDelivery',
+          'logs:DeleteLogDelivery',
+          'logs:ListLogDeliveries',
+          'logs:PutResourcePolicy',
+          'logs:DescribeResourcePolicies',
+          'logs:DescribeLogGroups',
+        ],
+        resources: ['*'],
+      }),
+      new iam.PolicyStatement({
+        sid: 'Tracing',
+        actions: [
+          'xray:PutTraceSegments',
+          'xray:PutTelemetryRecords',
+          'xray:GetSamplingRules',
+          'xray:GetSamplingTargets',
+        ],
+        resources: ['*'],
+      }),
+    ],
+  });
+  const stateMachine = new sfn.CfnStateMachine(stack, 'TrainingPipeline', {
+    stateMachineName,
+    stateMachineType: 'STANDARD',
+    roleArn: stateMachineRole.roleArn,
+    definitionString,
+    definitionSubstitutions,
+    loggingConfiguration: {
+      level: 'ALL',
+      includeExecutionData: true,
+      destinations: [{ cloudWatchLogsLogGroup: { logGroupArn: stateMachineLogs.logGroupArn } }],
+    },
+    tracingConfiguration: { enabled: true },
+  });
+  // The role must hold its grants before Step Functions validates the logging destination.
+  stateMachine.node.addDependency(stateMachinePolicy);
+
+  publish(stack, stack.stage, 'state-machine-arn', stateMachine.attrArn, 'Training pipeline state machine');
+  publish(stack, stack.stage, 'start-function-name', functions.start.functionName, 'Lambda that starts runs');
+
+  removeUnusedSstHandler(stack);
+  return { functions, stateMachineArn: stateMachine.attrArn };
+}

@@ -1,0 +1,89 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { Bucket, type StackContext, use } from 'sst/constructs';
+import { publish, removeUnusedSstHandler } from './common.js';
+import { Keys } from './Keys.js';
+import { auditRetentionDays } from './settings.js';
+
+/**
+ * Actions nobody may perform on any veritrail bucket, whatever IAM says: an explicit Deny in the
+ * bucket policy wins over every Allow (IAM User Guide, "Policy evaluation logic"). History is
+ * never deleted, retention never bypassed, the lock configuration never changed.
+ * (`s3:PutObjectLockConfiguration` is the API name; its IAM action is `s3:PutBucketObjectLockConfiguration`.
+ * S3 rejects unknown action names in a bucket policy, so only the IAM names are listed.)
+ */
+export const DENIED_OBJECT_ACTIONS = [
+  's3:DeleteObject*',
+  's3:BypassGovernanceRetention',
+  's3:PutBucketObjectLockConfiguration',
+] as const;
+
+type BucketRole = 'landing' | 'artifacts' | 'audit';
+
+/**
+ * Storage: landing (where datasets arrive; EventBridge notifications on), artifacts
+ * (content-addressed), audit (WORM: Object Lock COMPLIANCE with a default retention).
+ * Every bucket: versioning, Block Public Access, SSE-KMS with the data key and a bucket key, no
+ * ACLs, no CORS, TLS only, and the Deny statements above. Retained on `sst remove`.
+ */
+export function Storage({ stack }: StackContext) {
+  const { dataKey } = use(Keys);
+  const retentionDays = auditRetentionDays();
+
+  const make = (role: BucketRole, extra: Partial<s3.BucketProps>) => {
+    const bucket = new Bucket(stack, role, {
+      cors: false,
+      cdk: {
+        bucket: {
+          versioned: true,
+          blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+          objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+          encryption: s3.BucketEncryption.KMS,
+          encryptionKey: dataKey,
+          bucketKeyEnabled: true,
+          enforceSSL: true,
+          removalPolicy: RemovalPolicy.RETAIN,
+          ...extra,
+        },
+      },
+    });
+    const cdkBucket = bucket.cdk.bucket;
+    cdkBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'NoDeleteNoBypassNoLockChange',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [...DENIED_OBJECT_ACTIONS],
+        resources: [cdkBucket.bucketArn, cdkBucket.arnForObjects('*')],
+      }),
+    );
+    return cdkBucket;
+  };
+
+  const landing = make('landing', {});
+  // EventBridge notifications set on the bucket resource itself. CDK's `eventBridgeEnabled` would
+  // deploy a notifications custom resource whose role may s3:PutBucketNotification on "*".
+  (landing.node.defaultChild as s3.CfnBucket).addPropertyOverride(
+    'NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled',
+    true,
+  );
+  const artifacts = make('artifacts', {});
+  const audit = make('audit', {
+    objectLockEnabled: true,
+    objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(retentionDays)),
+  });
+
+  publish(stack, stack.stage, 'landing-bucket', landing.bucketName, 'S3 bucket where datasets land');
+  publish(
+    stack,
+    stack.stage,
+    'artifacts-bucket',
+    artifacts.bucketName,
+    'S3 bucket of content-addressed artifacts',
+  );
+  publish(stack, stack.stage, 'audit-bucket', audit.bucketName, 'S3 WORM bucket of the audit log');
+
+  removeUnusedSstHandler(stack);
+  return { landing, artifacts, audit, auditRetentionDays: retentionDays };
+}

@@ -1,0 +1,201 @@
+/**
+ * Least privilege, written down once: what each Lambda may do, on which resources. The Pipeline
+ * stack turns each row into the statements of that function's own role, the Keys stack names the
+ * signing roles in the key policies, and docs/deploy.md prints the same table. Nothing is granted
+ * through SST `bind` (it grants `dynamodb:*`, `s3:*`).
+ *
+ * Artifact key layout (shared with src/aws adapters): content-addressed blobs under `sha256/`,
+ * SageMaker training output under `training/<pipeline>/`, the audit log in its own bucket.
+ */
+
+/** Every handler in functions/, one Lambda each (functions/<name>.ts exporting `handler`). */
+export const FUNCTION_NAMES = [
+  'start',
+  'register-run',
+  'hash-dataset',
+  'preprocess',
+  'check-code',
+  'train',
+  'training-callback',
+  'evaluate',
+  'gate',
+  'sign',
+  'register',
+  'finish',
+  'record-failure',
+] as const;
+
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+/** The functions the state machine invokes, with their definition-substitution variable. */
+export const STATE_MACHINE_TASKS = {
+  'register-run': 'RegisterRunFunctionArn',
+  'hash-dataset': 'HashDatasetFunctionArn',
+  preprocess: 'PreprocessFunctionArn',
+  'check-code': 'CheckCodeFunctionArn',
+  train: 'TrainFunctionArn',
+  evaluate: 'EvaluateFunctionArn',
+  gate: 'GateFunctionArn',
+  sign: 'SignFunctionArn',
+  register: 'RegisterFunctionArn',
+  finish: 'FinishFunctionArn',
+  'record-failure': 'RecordFailureFunctionArn',
+} as const satisfies Partial<Record<FunctionName, string>>;
+
+/** Content-addressed objects: `sha256/<hex>` (manifests, processed sets, models, bundles). */
+export const CONTENT_PREFIX = 'sha256/';
+/** SageMaker writes model.tar.gz and output.tar.gz under `training/<pipeline>/<job>/`. */
+export const TRAINING_PREFIX = 'training/';
+
+export type TableAction =
+  | 'dynamodb:GetItem'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:ConditionCheckItem'
+  | 'dynamodb:Query';
+
+export interface FunctionAccess {
+  /** What the function does, for the permission table. */
+  purpose: string;
+  /** s3:GetObject/GetObjectVersion on each pipeline's landing prefix; ListBucket(Versions) limited to it. */
+  landingRead?: boolean;
+  /** Artifact key prefixes read (s3:GetObject, s3:GetObjectVersion). */
+  artifactsRead?: readonly string[];
+  /** Artifact key prefixes written (s3:PutObject). */
+  artifactsWrite?: readonly string[];
+  /** Appends to the WORM audit log: s3:PutObject (with retention), s3:PutObjectRetention, s3:GetObject, s3:ListBucket. */
+  auditAppend?: boolean;
+  /** Actions on the table (and on its gsi1 index for Query). */
+  table?: readonly TableAction[];
+  /** kms:Sign on the attestation key (and GetPublicKey for the bundle's key hint). */
+  signAttestations?: boolean;
+  /** kms:Sign on the checkpoint key (C2SP checkpoints at the end of a run). */
+  signCheckpoints?: boolean;
+  /** states:StartExecution on the state machine. */
+  startExecution?: boolean;
+  /** states:SendTaskSuccess/SendTaskFailure/SendTaskHeartbeat on the state machine. */
+  taskCallback?: boolean;
+  /** sagemaker:CreateTrainingJob (+ AddTags) and iam:PassRole of the pipelines' SageMaker roles. */
+  createTrainingJob?: boolean;
+  /** sagemaker:DescribeTrainingJob. */
+  describeTrainingJob?: boolean;
+  /** sagemaker:CreateModelPackage (+ group create/describe, AddTags). */
+  registerModel?: boolean;
+  /** events:PutEvents on the default bus (OpenLineage run events). */
+  putEvents?: boolean;
+}
+
+const RUN_ITEMS: readonly TableAction[] = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'];
+
+/** The table of grants. Keep docs/deploy.md in step (a test compares them). */
+export const ACCESS: Record<FunctionName, FunctionAccess> = {
+  start: {
+    purpose: 'validates a trigger, pins the dataset version, dedupes, StartExecution',
+    landingRead: true,
+    auditAppend: true,
+    table: [...RUN_ITEMS, 'dynamodb:Query'],
+    signCheckpoints: true,
+    startExecution: true,
+    putEvents: true,
+  },
+  'register-run': {
+    purpose: 'conditional create of the run item (status RUNNING)',
+    auditAppend: true,
+    table: [...RUN_ITEMS, 'dynamodb:ConditionCheckItem'],
+  },
+  'hash-dataset': {
+    purpose: 'streams the pinned landing object(s), writes the manifest',
+    landingRead: true,
+    artifactsWrite: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+  },
+  preprocess: {
+    purpose: 'schema check, deterministic split, processed set',
+    landingRead: true,
+    artifactsRead: [CONTENT_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+  },
+  'check-code': {
+    purpose: 'training code and image pinned by digest',
+    artifactsRead: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+  },
+  train: {
+    purpose: 'CreateTrainingJob on the processed digest, stores the task token',
+    artifactsRead: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+    createTrainingJob: true,
+  },
+  'training-callback': {
+    purpose: 'SageMaker state change → SendTaskSuccess/SendTaskFailure',
+    table: RUN_ITEMS,
+    describeTrainingJob: true,
+    taskCallback: true,
+  },
+  evaluate: {
+    purpose: 'fairness metrics on held-out predictions',
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+  },
+  gate: {
+    purpose: 'policy decision (allow / deny + reasons)',
+    artifactsRead: [CONTENT_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+  },
+  sign: {
+    purpose: 'in-toto statements → DSSE → KMS Sign → Sigstore bundles',
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+    signAttestations: true,
+  },
+  register: {
+    purpose: 'CreateModelPackage with the gate’s approval status',
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    auditAppend: true,
+    table: RUN_ITEMS,
+    registerModel: true,
+  },
+  finish: {
+    purpose: 'run status SUCCEEDED | REJECTED, signed checkpoint',
+    auditAppend: true,
+    table: RUN_ITEMS,
+    signCheckpoints: true,
+    putEvents: true,
+  },
+  'record-failure': {
+    purpose: 'run status FAILED with the reason, signed checkpoint',
+    auditAppend: true,
+    table: RUN_ITEMS,
+    signCheckpoints: true,
+    putEvents: true,
+  },
+};
+
+/** Whether a function touches data encrypted with the data key (S3 objects, the table). */
+export function usesDataKey(access: FunctionAccess): boolean {
+  return Boolean(
+    access.landingRead ||
+      access.artifactsRead?.length ||
+      access.artifactsWrite?.length ||
+      access.auditAppend ||
+      access.table?.length,
+  );
+}
+
+/** Functions whose roles the checkpoint / attestation key policies name for kms:Sign. */
+export function signers(kind: 'attestation' | 'checkpoint'): FunctionName[] {
+  return FUNCTION_NAMES.filter((name) =>
+    kind === 'attestation' ? ACCESS[name].signAttestations : ACCESS[name].signCheckpoints,
+  );
+}

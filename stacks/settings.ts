@@ -1,0 +1,136 @@
+/**
+ * Deploy-time settings read once when the stacks are built: which pipeline definitions to deploy,
+ * how long audit entries are locked, how resources are named. Everything here runs at synth time
+ * on the operator's machine, never in a Lambda.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { landingPrefixOf, type PipelineDefinition, parsePipelineDefinition } from '../src/core/pipeline.js';
+
+export type SettingsErrorCode =
+  | 'PIPELINES_NOT_FOUND'
+  | 'PIPELINE_DUPLICATE'
+  | 'SETTING_INVALID'
+  | 'NAME_TOO_LONG';
+
+/** A deploy setting that cannot be used as given. */
+export class StackSettingsError extends Error {
+  readonly code: SettingsErrorCode;
+  constructor(code: SettingsErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StackSettingsError';
+    this.code = code;
+  }
+}
+
+/** A pipeline definition as deployed: validated, with the file it came from. */
+export interface DeployedPipeline {
+  definition: PipelineDefinition;
+  file: string;
+  /** S3 key prefix in the landing bucket whose Object Created events start this pipeline. */
+  landingPrefix: string;
+}
+
+/** Default pipelines folder: every `examples/<name>/pipeline.json`. */
+export const DEFAULT_PIPELINES_DIR = 'examples';
+
+/**
+ * The pipeline definitions to deploy: every `<dir>/<name>/pipeline.json` and every `<dir>/*.json`
+ * (VERITRAIL_PIPELINES_DIR, default `examples`). Refuses an empty folder and two definitions
+ * with the same name or landing prefix, since both would start the wrong pipeline silently.
+ */
+export function loadPipelines(
+  dir: string = process.env.VERITRAIL_PIPELINES_DIR ?? DEFAULT_PIPELINES_DIR,
+): DeployedPipeline[] {
+  const root = path.resolve(dir);
+  if (!existsSync(root) || !statSync(root).isDirectory()) {
+    throw new StackSettingsError(
+      'PIPELINES_NOT_FOUND',
+      `VERITRAIL_PIPELINES_DIR ${root} is not a folder. Point it at a folder holding <name>/pipeline.json files.`,
+    );
+  }
+  const files: string[] = [];
+  for (const entry of readdirSync(root, { withFileTypes: true }).sort((a, b) =>
+    a.name.localeCompare(b.name),
+  )) {
+    if (entry.isDirectory()) {
+      const candidate = path.join(root, entry.name, 'pipeline.json');
+      if (existsSync(candidate)) files.push(candidate);
+    } else if (entry.isFile() && entry.name.endsWith('.json')) {
+      files.push(path.join(root, entry.name));
+    }
+  }
+  if (files.length === 0) {
+    throw new StackSettingsError(
+      'PIPELINES_NOT_FOUND',
+      `no pipeline definition found in ${root} (looked for <name>/pipeline.json and *.json). Add one or set VERITRAIL_PIPELINES_DIR.`,
+    );
+  }
+  const byName = new Map<string, DeployedPipeline>();
+  for (const file of files) {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (cause) {
+      throw new StackSettingsError('SETTING_INVALID', `${file} is not valid JSON. Fix it and deploy again.`, {
+        cause,
+      });
+    }
+    const definition = parsePipelineDefinition(raw, file);
+    const clash = byName.get(definition.name);
+    if (clash) {
+      throw new StackSettingsError(
+        'PIPELINE_DUPLICATE',
+        `${file} and ${clash.file} both define pipeline "${definition.name}". Rename one.`,
+      );
+    }
+    byName.set(definition.name, { definition, file, landingPrefix: landingPrefixOf(definition) });
+  }
+  const pipelines = [...byName.values()];
+  for (const a of pipelines) {
+    for (const b of pipelines) {
+      // An empty prefix, or one prefix inside another, would route one upload to two pipelines.
+      if (a !== b && b.landingPrefix.startsWith(a.landingPrefix)) {
+        throw new StackSettingsError(
+          'PIPELINE_DUPLICATE',
+          `landing prefix "${b.landingPrefix}" of ${b.definition.name} lies inside "${a.landingPrefix}" of ` +
+            `${a.definition.name}: one upload would start both. Give each pipeline a disjoint landing.prefix.`,
+        );
+      }
+    }
+  }
+  return pipelines;
+}
+
+/** Default Object Lock COMPLIANCE retention of audit entries (issue 4: "default 7 years"). */
+export const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
+
+/** VERITRAIL_AUDIT_RETENTION_DAYS at deploy time, 1..36500 days. */
+export function auditRetentionDays(
+  value: string | undefined = process.env.VERITRAIL_AUDIT_RETENTION_DAYS,
+): number {
+  if (value === undefined || value === '') return DEFAULT_AUDIT_RETENTION_DAYS;
+  const days = Number(value);
+  if (!Number.isInteger(days) || days < 1 || days > 36500) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500, got "${value}".`,
+    );
+  }
+  return days;
+}
+
+/** CloudWatch Logs retention of function and state machine logs, in days. */
+export const LOG_RETENTION_DAYS = 365;
+
+/** IAM role names are at most 64 characters (IAM User Guide, "IAM object quotas"). */
+export function roleName(app: string, stage: string, region: string, purpose: string): string {
+  const name = `${app}-${stage}-${region}-${purpose}`;
+  if (name.length > 64) {
+    throw new StackSettingsError(
+      'NAME_TOO_LONG',
+      `IAM role name ${name} is longer than 64 characters. Use a shorter stage name (or pipeline name).`,
+    );
+  }
+  return name;
+}

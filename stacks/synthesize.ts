@@ -1,0 +1,49 @@
+/**
+ * Offline synthesis of the SST v2 app: no AWS credentials, no network, no bootstrap lookup.
+ * `sst deploy` resolves the account with STS first; here the account and region are given, and
+ * function bundling (esbuild, SST's deferred build tasks) runs only when asked for.
+ */
+import path from 'node:path';
+import type { App } from 'sst/constructs';
+
+export interface SynthOptions {
+  stage: string;
+  /** Default: a placeholder account; the templates only use it in ARNs built at synth time. */
+  account?: string;
+  region?: string;
+  /** Bundle the Lambda handlers with esbuild as `sst deploy` does. Default false: placeholder code. */
+  bundle?: boolean;
+  /** Where CDK writes the cloud assembly. */
+  outdir?: string;
+  root?: string;
+}
+
+/** Builds the app from sst.config.ts, runs SST's finishing steps and returns the App (call synth()). */
+export async function synthesizeApp(options: SynthOptions): Promise<App> {
+  const root = options.root ?? process.cwd();
+  const { initProject } = await import('sst/project.js');
+  await initProject({ stage: options.stage, root });
+  const { App: SstApp } = await import('sst/constructs');
+  if (options.bundle) {
+    // SST's own synth registers the runtime handlers before building functions.
+    const { useNodeHandler } = await import('sst/runtime/handlers/node.js');
+    useNodeHandler();
+  }
+  const app = new SstApp(
+    {
+      mode: 'deploy',
+      stage: options.stage,
+      name: 'veritrail',
+      region: options.region ?? 'eu-west-1',
+      account: options.account ?? '123456789012',
+      // An inactive stack gets placeholder code instead of a deferred esbuild build (SST Stack.isActive);
+      // every other property of every resource is the same.
+      ...(options.bundle ? {} : { isActiveStack: () => false }),
+    },
+    { outdir: options.outdir ?? path.join(root, '.sst', 'synth') },
+  );
+  const config = (await import('../sst.config.js')).default;
+  await config.stacks(app);
+  await app.finish();
+  return app;
+}
