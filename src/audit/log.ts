@@ -1,0 +1,612 @@
+/**
+ * The append-only audit log over the ObjectStore port (S3 with Object Lock on AWS, a folder of
+ * read-only files locally). Layout under the prefix (default `log/`) of the `audit` bucket:
+ *
+ *   entries/000/000/000/001/234   entry 1234: its RFC 8785 bytes (WORM, created only if absent)
+ *   events/ab/<sha256(eventId)>   {"eventId","seq"}: the idempotency index (WORM)
+ *   tile/<L>/<N>[.p/<W>]          c2sp.org/tlog-tiles hash tiles (WORM, written once)
+ *   tile/entries/<N>              c2sp.org/tlog-tiles entry bundles of 256 (WORM)
+ *   checkpoints/<size, 15 digits> signed C2SP checkpoints (WORM)
+ *   head                          {"size"}: a hint only; every reader checks it
+ *
+ * Sequencing is a compare-and-set on the store: entry N is put with `ifAbsent`; whoever loses
+ * reads the winner and tries N+1, so concurrent appenders get one total order with no gap.
+ *
+ * Idempotency per eventId, crash-safe: before writing entry N+1, an appender has read entry N
+ * and made sure N's idempotency marker exists. So every entry but the last has its marker, and
+ * an appender checks the marker after locating the tail and then compares the last entry (and
+ * every entry it collides with) by eventId. A crash between an entry and its marker thus never
+ * lets the same event in twice.
+ */
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import {
+  entryBytes,
+  entryLeafHash,
+  eventProblem,
+  MAX_ENTRY_BYTES,
+  makeEntry,
+  parseEntry,
+  toHex,
+  ZERO_HASH_HEX,
+} from '../core/audit-entry.js';
+import {
+  CheckpointError,
+  openCheckpoint,
+  type SignedCheckpoint,
+  signCheckpoint,
+} from '../core/checkpoint.js';
+import { isVeritrailError, VeritrailError } from '../core/errors.js';
+import { canonicalBytes } from '../core/jcs.js';
+import { consistencyProof, hashChildren, hashLeaf, inclusionProof, rootAt } from '../core/merkle.js';
+import {
+  decodeEntryBundle,
+  decodeHashTile,
+  encodeEntryBundle,
+  encodeHashTile,
+  entryBundlePath,
+  hashTilePath,
+  TILE_WIDTH,
+} from '../core/tiles.js';
+import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
+import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
+import { ChainVerifier, type VerifyReport } from './verifier.js';
+
+export interface AuditLogOptions {
+  store: ObjectStore;
+  /** Signs checkpoints; needed by `checkpoint`, `prove` and (for its public key) `verify`. */
+  signer?: Signer;
+  /** The log's identity: first line of every checkpoint and the signature's key name. */
+  origin?: string;
+  bucket?: Bucket;
+  prefix?: string;
+  /** WORM retention of every object; default 7 years. */
+  retentionDays?: number;
+  now?: () => Date;
+}
+
+export const DEFAULT_ORIGIN = 'veritrail.local/audit';
+const DEFAULT_RETENTION_DAYS = 7 * 365 + 2;
+
+async function readAll(r: Readable): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of r) chunks.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array));
+  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+}
+
+function pad15(n: number): string {
+  return String(n).padStart(15, '0');
+}
+
+export class ObjectAuditLog implements AuditLog {
+  readonly origin: string;
+  private readonly store: ObjectStore;
+  private readonly signer: Signer | undefined;
+  private readonly bucket: Bucket;
+  private readonly prefix: string;
+  private readonly retentionMs: number;
+  private readonly now: () => Date;
+  /** A count of entries known to exist: a local lower bound, never trusted without a check. */
+  private known = 0;
+
+  constructor(options: AuditLogOptions) {
+    this.store = options.store;
+    this.signer = options.signer;
+    this.origin = options.origin ?? DEFAULT_ORIGIN;
+    this.bucket = options.bucket ?? 'audit';
+    this.prefix = options.prefix ?? 'log/';
+    this.retentionMs = (options.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400_000;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  // ───────────── keys and raw access ─────────────
+
+  entryKey(seq: number): string {
+    return `${this.prefix}entries/${pad15(seq).replace(/(\d{3})(?=\d)/g, '$1/')}`;
+  }
+
+  private entryGroupPrefix(group: number): string {
+    return `${this.entryKey(group * 1000).slice(0, -3)}`;
+  }
+
+  private markerKey(eventId: string): string {
+    const h = createHash('sha256').update(eventId).digest('hex');
+    return `${this.prefix}events/${h.slice(0, 2)}/${h}`;
+  }
+
+  checkpointKey(size: number): string {
+    return `${this.prefix}checkpoints/${pad15(size)}`;
+  }
+
+  private get headKey(): string {
+    return `${this.prefix}head`;
+  }
+
+  private async read(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await readAll(await this.store.open(this.bucket, `${key}`));
+    } catch (e) {
+      if (isVeritrailError(e, 'OBJECT_NOT_FOUND')) return undefined;
+      throw e;
+    }
+  }
+
+  private async exists(key: string): Promise<boolean> {
+    return (await this.store.head(this.bucket, key)) !== undefined;
+  }
+
+  /** Creates a WORM object; false when it already existed. */
+  private async putOnce(key: string, body: Uint8Array): Promise<boolean> {
+    try {
+      await this.store.put(this.bucket, key, body, {
+        ifAbsent: true,
+        retainUntil: new Date(this.now().getTime() + this.retentionMs),
+        size: body.length,
+      });
+      return true;
+    } catch (e) {
+      if (isVeritrailError(e, 'OBJECT_EXISTS')) return false;
+      throw e;
+    }
+  }
+
+  // ───────────── the tail ─────────────
+
+  /** The number of entries: the first absent sequence number (hint and cache checked, then galloping). */
+  async size(): Promise<number> {
+    let base = this.known;
+    const hint = await this.readHint();
+    if (hint > base && (await this.exists(this.entryKey(hint - 1)))) base = hint;
+    if (base > 0 && !(await this.exists(this.entryKey(base - 1)))) base = 0;
+    if (!(await this.exists(this.entryKey(base)))) return base;
+    let good = base + 1;
+    let step = 1;
+    while (await this.exists(this.entryKey(good + step - 1))) {
+      good += step;
+      step *= 2;
+    }
+    let lo = good;
+    let hi = good + step - 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (await this.exists(this.entryKey(mid))) lo = mid + 1;
+      else hi = mid;
+    }
+    this.known = lo;
+    return lo;
+  }
+
+  private async readHint(): Promise<number> {
+    try {
+      const b = await this.read(this.headKey);
+      if (b === undefined) return 0;
+      const v: unknown = JSON.parse(Buffer.from(b).toString('utf8'));
+      const size = typeof v === 'object' && v !== null && 'size' in v ? v.size : undefined;
+      return Number.isSafeInteger(size) && (size as number) > 0 ? (size as number) : 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  private async writeHint(size: number): Promise<void> {
+    await this.store.put(this.bucket, this.headKey, canonicalBytes({ size })).catch(() => undefined);
+  }
+
+  // ───────────── append ─────────────
+
+  private async entryAt(seq: number): Promise<{ bytes: Uint8Array; entry: AuditEntry } | undefined> {
+    const bytes = await this.read(this.entryKey(seq));
+    if (bytes === undefined) return undefined;
+    const parsed = parseEntry(bytes);
+    if (!parsed.ok) {
+      throw new VeritrailError(
+        'AUDIT_CORRUPT',
+        `audit entry ${seq} is unreadable (${parsed.reason}); run: veritrail audit verify`,
+        {
+          details: { seq },
+        },
+      );
+    }
+    return { bytes, entry: parsed.entry };
+  }
+
+  private async ensureMarker(entry: AuditEntry): Promise<void> {
+    const key = this.markerKey(entry.eventId);
+    if (await this.exists(key)) return;
+    await this.putOnce(key, canonicalBytes({ eventId: entry.eventId, seq: entry.seq }));
+  }
+
+  private async byMarker(eventId: string): Promise<AuditEntry | undefined> {
+    const bytes = await this.read(this.markerKey(eventId));
+    if (bytes === undefined) return undefined;
+    let seq: unknown;
+    try {
+      seq = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { seq?: unknown }).seq;
+    } catch {
+      seq = undefined;
+    }
+    const found = Number.isSafeInteger(seq) ? await this.entryAt(seq as number) : undefined;
+    if (found === undefined || found.entry.eventId !== eventId) {
+      throw new VeritrailError(
+        'AUDIT_CORRUPT',
+        `the audit index for event "${eventId}" points to no matching entry; run: veritrail audit verify`,
+        { details: { eventId } },
+      );
+    }
+    return found.entry;
+  }
+
+  /**
+   * Appends an event; resolves once the entry is durable (fsynced / acknowledged by S3). The same
+   * eventId appended again returns the first entry and adds nothing.
+   */
+  async append(event: AuditEventInput): Promise<AuditEntry> {
+    const problem = eventProblem(event);
+    if (problem !== undefined) {
+      throw new VeritrailError('EVENT_INVALID', `audit event rejected: ${problem}`, { details: { problem } });
+    }
+    let n = await this.size();
+    let prevHex = ZERO_HASH_HEX;
+    if (n > 0) {
+      const prev = await this.entryAt(n - 1);
+      if (prev === undefined) {
+        throw new VeritrailError(
+          'AUDIT_CORRUPT',
+          `audit entry ${n - 1} vanished; run: veritrail audit verify`,
+        );
+      }
+      if (prev.entry.eventId === event.eventId) {
+        await this.ensureMarker(prev.entry);
+        return prev.entry;
+      }
+      await this.ensureMarker(prev.entry);
+      prevHex = toHex(entryLeafHash(prev.bytes));
+    }
+    const earlier = await this.byMarker(event.eventId);
+    if (earlier !== undefined) return earlier;
+    for (;;) {
+      const entry = makeEntry(event, n, this.now(), prevHex);
+      const bytes = entryBytes(entry);
+      if (bytes.length > MAX_ENTRY_BYTES) {
+        throw new VeritrailError(
+          'EVENT_INVALID',
+          `audit event is ${bytes.length} bytes; keep "detail" small (< 64 KiB)`,
+        );
+      }
+      if (await this.putOnce(this.entryKey(n), bytes)) {
+        this.known = n + 1;
+        await this.ensureMarker(entry);
+        if ((n + 1) % TILE_WIDTH === 0) {
+          // Tiles only speed reading up; if this fails, readers fall back to entries and
+          // the next checkpoint repairs them.
+          await this.sealTiles(n + 1).catch(() => undefined);
+        }
+        return entry;
+      }
+      // Lost the race for n: chain onto the winner, unless the winner is this very event.
+      const other = await this.entryAt(n);
+      if (other === undefined)
+        throw new VeritrailError('TRANSIENT', `audit entry ${n} is not readable yet; retry`);
+      if (other.entry.eventId === event.eventId) {
+        await this.ensureMarker(other.entry);
+        return other.entry;
+      }
+      prevHex = toHex(entryLeafHash(other.bytes));
+      n += 1;
+    }
+  }
+
+  // ───────────── tiles ─────────────
+
+  /** Writes the entry bundle and hash tiles completed when the log reached `size` (a multiple of 256). */
+  async sealTiles(size: number): Promise<void> {
+    const t = size / TILE_WIDTH - 1;
+    if (!Number.isInteger(t) || t < 0) return;
+    const entries: Uint8Array[] = [];
+    for (let s = t * TILE_WIDTH; s < size; s++) {
+      const b = await this.read(this.entryKey(s));
+      if (b === undefined) return;
+      entries.push(b);
+    }
+    await this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries));
+    await this.putOnce(
+      `${this.prefix}${hashTilePath(0, t)}`,
+      encodeHashTile(entries.map((e) => hashLeaf(e))),
+    );
+    const nodes = this.nodes(size);
+    let level = 1;
+    let idx = t;
+    for (;;) {
+      const parent = Math.floor(idx / TILE_WIDTH);
+      const width = (idx % TILE_WIDTH) + 1;
+      const hashes: Uint8Array[] = [];
+      for (let i = 0; i < width; i++) hashes.push(await nodes.node(level * 8, parent * TILE_WIDTH + i));
+      await this.putOnce(`${this.prefix}${hashTilePath(level, parent, width)}`, encodeHashTile(hashes));
+      if (width < TILE_WIDTH) break;
+      idx = parent;
+      level += 1;
+    }
+  }
+
+  /** Perfect-subtree hashes of the tree of `size` leaves, from tiles where they exist. */
+  nodes(size: number): NodeReader {
+    return new NodeReader(
+      size,
+      (k) => this.read(`${this.prefix}${k}`),
+      (seq) => this.read(this.entryKey(seq)),
+    );
+  }
+
+  // ───────────── checkpoints ─────────────
+
+  private requireSigner(): Signer {
+    if (this.signer === undefined) {
+      throw new VeritrailError(
+        'USAGE',
+        'this audit log was opened without a signer; checkpoints need the audit key',
+      );
+    }
+    return this.signer;
+  }
+
+  private async trusted(publicKeyPem?: string): Promise<{ name: string; publicKeyPem: string }> {
+    return { name: this.origin, publicKeyPem: publicKeyPem ?? (await this.requireSigner().publicKeyPem()) };
+  }
+
+  /** Signs and stores (WORM) a checkpoint of the whole log as it is now. */
+  async checkpoint(): Promise<SignedCheckpoint & { treeSize: number }> {
+    const cp = await this.makeCheckpoint();
+    return { ...cp, treeSize: cp.size };
+  }
+
+  private async makeCheckpoint(): Promise<SignedCheckpoint> {
+    const signer = this.requireSigner();
+    const trusted = await this.trusted();
+    const size = await this.size();
+    const stored = await this.readCheckpoint(size, trusted.publicKeyPem);
+    if (stored !== undefined) return stored;
+    // Repair a tile seal lost to a crash, so proofs stay fast.
+    const full = Math.floor(size / TILE_WIDTH);
+    if (full > 0 && !(await this.exists(`${this.prefix}${entryBundlePath(full - 1)}`))) {
+      await this.sealTiles(full * TILE_WIDTH).catch(() => undefined);
+    }
+    const root = await rootAt(size, this.nodes(size).hash);
+    const signed = await signCheckpoint(
+      { origin: this.origin, size, root, extensions: [] },
+      { name: this.origin, publicKeyPem: trusted.publicKeyPem, sign: (m) => signer.sign(m) },
+    );
+    if (!(await this.putOnce(this.checkpointKey(size), new TextEncoder().encode(signed.note)))) {
+      const other = await this.readCheckpoint(size, trusted.publicKeyPem);
+      if (other !== undefined) return other;
+    }
+    await this.writeHint(size);
+    return signed;
+  }
+
+  private async readCheckpoint(size: number, publicKeyPem: string): Promise<SignedCheckpoint | undefined> {
+    const b = await this.read(this.checkpointKey(size));
+    if (b === undefined) return undefined;
+    try {
+      return openCheckpoint(Buffer.from(b).toString('utf8'), { name: this.origin, publicKeyPem });
+    } catch (e) {
+      throw new VeritrailError(
+        'SIGNATURE_INVALID',
+        `the stored checkpoint at size ${size} does not verify; run: veritrail audit verify`,
+        {
+          cause: e,
+          details: { size },
+        },
+      );
+    }
+  }
+
+  /** Stored checkpoint sizes, in increasing order. */
+  async *checkpointSizes(): AsyncIterable<number> {
+    for await (const o of this.store.list(this.bucket, `${this.prefix}checkpoints/`)) {
+      const name = o.key.slice(o.key.lastIndexOf('/') + 1);
+      if (/^\d{15}$/.test(name)) yield Number(name);
+    }
+  }
+
+  async latestCheckpoint(): Promise<SignedCheckpoint | undefined> {
+    let last: number | undefined;
+    for await (const s of this.checkpointSizes()) last = s;
+    return last === undefined ? undefined : this.readCheckpoint(last, (await this.trusted()).publicKeyPem);
+  }
+
+  // ───────────── proofs ─────────────
+
+  /**
+   * A self-contained proof that entry `seq` is in the log: the entry, its inclusion proof and the
+   * signed checkpoint it leads to (the latest one covering `seq`, made now if none does).
+   */
+  async prove(seq: number, options: { checkpointSize?: number } = {}): Promise<ProofBundle> {
+    const trusted = await this.trusted();
+    let cp: SignedCheckpoint | undefined;
+    if (options.checkpointSize !== undefined) {
+      cp = await this.readCheckpoint(options.checkpointSize, trusted.publicKeyPem);
+      if (cp === undefined)
+        throw new VeritrailError('OBJECT_NOT_FOUND', `no checkpoint at size ${options.checkpointSize}`);
+    } else {
+      cp = await this.latestCheckpoint();
+      if (cp === undefined || cp.size <= seq) cp = await this.checkpoint();
+    }
+    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= cp.size) {
+      throw new VeritrailError(
+        'USAGE',
+        `entry ${seq} is not in the log (size ${cp.size}); pick 0..${cp.size - 1}`,
+      );
+    }
+    const found = await this.entryAt(seq);
+    if (found === undefined)
+      throw new VeritrailError('AUDIT_CORRUPT', `audit entry ${seq} is missing; run: veritrail audit verify`);
+    const proof = await inclusionProof(seq, cp.size, this.nodes(cp.size).hash);
+    return {
+      mediaType: PROOF_MEDIA_TYPE,
+      origin: this.origin,
+      keyId: this.requireSigner().keyId,
+      publicKeyPem: trusted.publicKeyPem,
+      entry: found.entry,
+      leafIndex: seq,
+      treeSize: cp.size,
+      inclusionProof: proof.map((h) => Buffer.from(h).toString('base64')),
+      checkpoint: cp.note,
+    };
+  }
+
+  /** RFC 9162 consistency proof between two sizes of this log (base64 hashes). */
+  async proveConsistency(size1: number, size2: number): Promise<string[]> {
+    const proof = await consistencyProof(size1, size2, this.nodes(size2).hash);
+    return proof.map((h) => Buffer.from(h).toString('base64'));
+  }
+
+  // ───────────── reading ─────────────
+
+  /**
+   * Every stored entry in sequence order: full entry bundles first (a few large reads), then the
+   * tail entry by entry. `until` is a size the caller expects at least (from checkpoints), so a
+   * deleted run of entries below it is still walked past.
+   */
+  async *stored(until = 0): AsyncGenerator<{ seq: number; bytes: Uint8Array; tile?: Uint8Array }> {
+    let t = 0;
+    for (;;) {
+      const b = await this.read(`${this.prefix}${entryBundlePath(t)}`);
+      const items = b === undefined ? undefined : decodeEntryBundle(b);
+      if (items === undefined || items.length !== TILE_WIDTH) break;
+      const tile = await this.read(`${this.prefix}${hashTilePath(0, t)}`);
+      for (let i = 0; i < TILE_WIDTH; i++) {
+        const bytes = items[i] as Uint8Array;
+        const item: { seq: number; bytes: Uint8Array; tile?: Uint8Array } = {
+          seq: t * TILE_WIDTH + i,
+          bytes,
+        };
+        if (tile !== undefined && tile.length === TILE_WIDTH * 32)
+          item.tile = tile.subarray(i * 32, i * 32 + 32);
+        yield item;
+      }
+      t += 1;
+    }
+    const start = t * TILE_WIDTH;
+    const limit = Math.max(until, this.known, await this.readHint());
+    for (let g = Math.floor(start / 1000); ; g++) {
+      let any = false;
+      for await (const o of this.store.list(this.bucket, this.entryGroupPrefix(g))) {
+        const digits = o.key.slice(`${this.prefix}entries/`.length).replaceAll('/', '');
+        if (!/^\d{15}$/.test(digits)) continue;
+        const seq = Number(digits);
+        if (seq < start) continue;
+        any = true;
+        const bytes = await this.read(o.key);
+        if (bytes !== undefined) yield { seq, bytes };
+      }
+      if (!any && (g + 1) * 1000 > limit) break;
+    }
+  }
+
+  /** Entries in order, optionally only those of one run. */
+  async *entries(filter: { runId?: string } = {}): AsyncGenerator<AuditEntry> {
+    for await (const { seq, bytes } of this.stored()) {
+      const parsed = parseEntry(bytes);
+      if (!parsed.ok) {
+        throw new VeritrailError(
+          'AUDIT_CORRUPT',
+          `audit entry ${seq} is unreadable; run: veritrail audit verify`,
+        );
+      }
+      if (filter.runId === undefined || parsed.entry.runId === filter.runId) yield parsed.entry;
+    }
+  }
+
+  entriesOf(runId: string): AsyncGenerator<AuditEntry> {
+    return this.entries({ runId });
+  }
+
+  /**
+   * Re-derives the chain and the tree from the stored entries, checks every checkpoint's
+   * signature and root, and names each problem by sequence number. Streams: memory is bounded by
+   * the number of checkpoints, not of entries.
+   */
+  async verify(options: { publicKeyPem?: string; maxProblems?: number } = {}): Promise<VerifyReport> {
+    const trusted = await this.trusted(options.publicKeyPem);
+    const v = new ChainVerifier(options.maxProblems);
+    let maxSize = 0;
+    for await (const size of this.checkpointSizes()) {
+      maxSize = size;
+      const b = await this.read(this.checkpointKey(size));
+      if (b === undefined) continue;
+      try {
+        v.addCheckpoint({ size, checkpoint: openCheckpoint(Buffer.from(b).toString('utf8'), trusted) });
+      } catch (e) {
+        v.addCheckpoint({
+          size,
+          error: e instanceof CheckpointError ? `${e.code}: ${e.message}` : String(e),
+        });
+      }
+    }
+    for await (const { seq, bytes, tile } of this.stored(maxSize)) {
+      const leaf = v.push(seq, bytes);
+      if (tile !== undefined && !Buffer.from(tile).equals(Buffer.from(leaf))) v.tileMismatch(seq);
+    }
+    return v.finish();
+  }
+}
+
+/**
+ * Perfect-subtree hashes from the hash tiles (full, or the partial one of the width this tree
+ * size implies), computed from the level below when a tile is missing, down to the entries.
+ */
+export class NodeReader {
+  private readonly tiles = new Map<string, Uint8Array[] | null>();
+
+  constructor(
+    private readonly size: number,
+    private readonly readKey: (key: string) => Promise<Uint8Array | undefined>,
+    private readonly readEntry: (seq: number) => Promise<Uint8Array | undefined>,
+  ) {}
+
+  readonly hash = (level: number, index: number): Promise<Uint8Array> => this.node(level, index);
+
+  private async tile(level: number, index: number, need: number): Promise<Uint8Array[] | undefined> {
+    const id = `${level}/${index}`;
+    const cached = this.tiles.get(id);
+    if (cached !== undefined) return cached !== null && cached.length >= need ? cached : undefined;
+    let hashes: Uint8Array[] | undefined;
+    const full = await this.readKey(hashTilePath(level, index));
+    if (full !== undefined) hashes = decodeHashTile(full);
+    if (hashes === undefined && level > 0) {
+      const complete = Math.floor(this.size / TILE_WIDTH ** level);
+      const width = Math.min(TILE_WIDTH, complete - index * TILE_WIDTH);
+      if (width >= 1 && width < TILE_WIDTH) {
+        const partial = await this.readKey(hashTilePath(level, index, width));
+        if (partial !== undefined) hashes = decodeHashTile(partial);
+      }
+    }
+    this.tiles.set(id, hashes ?? null);
+    return hashes !== undefined && hashes.length >= need ? hashes : undefined;
+  }
+
+  async node(level: number, index: number): Promise<Uint8Array> {
+    if (level % 8 === 0) {
+      const tl = level / 8;
+      const i = index % TILE_WIDTH;
+      const hs = await this.tile(tl, Math.floor(index / TILE_WIDTH), i + 1);
+      const h = hs?.[i];
+      if (h !== undefined) return h;
+      if (level === 0) {
+        const bytes = await this.readEntry(index);
+        if (bytes === undefined) {
+          throw new VeritrailError(
+            'AUDIT_CORRUPT',
+            `audit entry ${index} is missing; run: veritrail audit verify`,
+          );
+        }
+        return hashLeaf(bytes);
+      }
+    }
+    return hashChildren(await this.node(level - 1, index * 2), await this.node(level - 1, index * 2 + 1));
+  }
+}
+
+export function openAuditLog(options: AuditLogOptions): ObjectAuditLog {
+  return new ObjectAuditLog(options);
+}
