@@ -43,9 +43,10 @@ export interface ObjectStore {
 
 export interface StepRecord {
   name: string;
-  status: 'SUCCEEDED' | 'FAILED';
+  /** RUNNING while an asynchronous step (training) is under way. */
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
   startedAt: string;
-  endedAt: string;
+  endedAt?: string;
   /** Content digests this step produced or checked, by role (raw, processed, model…). */
   digests?: Record<string, Digest>;
   error?: ErrorInfo;
@@ -112,8 +113,9 @@ export interface TrainingJobSpec {
   jobName: string;
   runId: string;
   pipeline: string;
-  /** Local: the command the trainer child process runs. */
+  /** Local: the command the trainer child process runs, and the folder it runs in. */
   command?: string[];
+  workingDir?: string;
   /** AWS: the training image, pinned by digest. */
   image?: string;
   instanceType?: string;
@@ -172,6 +174,8 @@ export interface AuditEntry extends AuditEventInput {
 /** The append-only audit log. `append` resolves only once the entry is durable (invariant 1). */
 export interface AuditLog {
   append(event: AuditEventInput): Promise<AuditEntry>;
+  /** Signs and stores a checkpoint of the log as it is now (made at the end of every run). */
+  checkpoint?(): Promise<{ treeSize: number | bigint }>;
 }
 
 // ───────────────────────────── dataset source ─────────────────────────────
@@ -192,6 +196,8 @@ export interface DatasetSource {
   list(uri: string, options?: { versionId?: string }): Promise<DatasetFile[]>;
   /** Streams exactly the pinned version of one file. */
   open(file: DatasetFile): Promise<Readable>;
+  /** SHA-256 of one file, where the adapter can do better than streaming it through `open` (worker threads). */
+  hash?(file: DatasetFile): Promise<{ hex: string; size: number }>;
 }
 
 // ───────────────────────────── model registry ─────────────────────────────

@@ -38,6 +38,8 @@ export const ErrorCodes = [
   // anything transient: retried by the state machine
   'TRANSIENT',
   'INTERNAL',
+  // EventBridge patterns
+  'PATTERN_INVALID',
 ] as const;
 
 export type ErrorCode = (typeof ErrorCodes)[number];
@@ -67,6 +69,12 @@ export interface ErrorInfo {
 
 export function toErrorInfo(e: unknown): ErrorInfo {
   if (e instanceof VeritrailError) return { code: e.code, message: e.message };
+  // Module errors with codes of their own (AttestationError…) say how they map to the domain.
+  const convert = (e as { toVeritrailError?: () => unknown } | null)?.toVeritrailError;
+  if (typeof convert === 'function') {
+    const v = convert.call(e);
+    if (v instanceof VeritrailError) return { code: v.code, message: v.message };
+  }
   const message = e instanceof Error ? e.message : String(e);
   return { code: 'INTERNAL', message };
 }

@@ -1,0 +1,15 @@
+/**
+ * Lambda for the Train state, invoked with `lambda:invoke.waitForTaskToken`: launches the training job
+ * and returns. The execution resumes when functions/training-callback.ts reports the job's end.
+ */
+import { z } from 'zod';
+import { plainHandler } from '../src/steps/handler.js';
+import { runStep } from '../src/steps/step.js';
+import { launchTraining } from '../src/steps/train.js';
+
+const Payload = z.object({ state: z.unknown(), taskToken: z.string().min(1) });
+
+export const handler = plainHandler(async (rt, event) => {
+  const { state, taskToken } = Payload.parse(event);
+  return runStep(rt, 'Train', state, (s) => launchTraining(rt, s, taskToken), { phase: 'launched' });
+});

@@ -1,0 +1,124 @@
+import { VeritrailError } from '../../core/errors.js';
+import type { RunStatus } from '../../core/run.js';
+import { resolveHome } from '../../local/home.js';
+import type { ProgressEvent } from '../../local/runner.js';
+import { executeLocally } from '../../local/runner.js';
+import { openLocalRuntime } from '../../local/runtime.js';
+import { loadPipelineFile, operatorRunTrigger, prepareRun, preflightDataset } from '../../local/start-run.js';
+import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
+import type { Digest } from '../../core/digest.js';
+import { parseCli, usageError } from '../args.js';
+import { type CliIo, EXIT } from '../io.js';
+import { runSummary, type RunSummary } from '../summary.js';
+
+export const summary = 'run a whole pipeline locally and print a summary';
+
+const USAGE = 'usage: veritrail run <dataset> --pipeline <definition.json> [--json] [--home <dir>]';
+
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCli(
+    args,
+    { pipeline: { type: 'string' }, json: { type: 'boolean' }, home: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    USAGE,
+  );
+  if (values.help) {
+    io.out(USAGE);
+    return EXIT.OK;
+  }
+  if (positionals.length !== 1) throw usageError('name exactly one dataset (a CSV file or a folder of CSV files)', USAGE);
+  if (!values.pipeline) throw usageError('--pipeline <definition.json> is required', USAGE);
+  const datasetPath = positionals[0] as string;
+
+  // Everything a user can get wrong is checked before a run exists: exit 2, nothing recorded.
+  const pipeline = await loadPipelineFile(values.pipeline, io.cwd);
+  const uri = toFileUri(datasetPath, io.cwd);
+  let digest: Digest;
+  try {
+    digest = await preflightDataset(new FsDatasetSource(), uri, pipeline.def);
+  } catch (e) {
+    if (e instanceof VeritrailError) {
+      io.err(`veritrail run: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+
+  const trigger = operatorRunTrigger(pipeline.def.name, uri, digest);
+  const home = resolveHome(values.home, io.env, io.cwd);
+  const rt = await openLocalRuntime(home);
+  try {
+    const prepared = await prepareRun(rt, pipeline, trigger, { uri }, 'operator');
+    const runId = prepared.input.runId;
+    io.err(`veritrail: run ${runId} of pipeline ${pipeline.def.name} on ${datasetPath}`);
+    const t0 = Date.now();
+    const exec = await executeLocally(rt, prepared.input, progressPrinter(io));
+    const record = await rt.runs.get(runId);
+    const result = runSummary(rt.home, record, exec.state?.results, exec.error);
+    if (values.json) {
+      io.out(JSON.stringify(result));
+    } else {
+      io.err(`finished in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      io.out(formatSummary(result, home));
+    }
+    return exitCodeOf(result.status);
+  } finally {
+    await rt.close();
+  }
+}
+
+export function exitCodeOf(status: RunStatus): number {
+  return status === 'SUCCEEDED' ? EXIT.OK : status === 'REJECTED' ? EXIT.REJECTED : EXIT.FAILED;
+}
+
+const TOTAL_STATES = 10;
+
+function progressPrinter(io: CliIo): (e: ProgressEvent) => void {
+  let n = 0;
+  return (e) => {
+    if (e.type === 'exited') {
+      if (e.state !== 'RecordFailure') n++;
+      io.err(`  [${String(n).padStart(2)}/${TOTAL_STATES}] ${e.state.padEnd(14)} ok      ${(e.ms / 1000).toFixed(2)} s`);
+    } else if (e.type === 'failed') {
+      io.err(`  [  /${TOTAL_STATES}] ${e.state.padEnd(14)} FAILED  ${(e.ms / 1000).toFixed(2)} s  (${e.error})`);
+    } else if (e.type === 'retried') {
+      io.err(`         ${e.state.padEnd(14)} retry ${e.attempt}`);
+    }
+  };
+}
+
+function formatSummary(s: RunSummary, home: string): string {
+  const lines = [`run ${s.runId}  ${s.status}  (pipeline ${s.pipeline})`];
+  const row = (k: string, v: string | undefined) => {
+    if (v) lines.push(`  ${k.padEnd(16)}${v}`);
+  };
+  row('dataset', `${s.dataset.uri}`);
+  row('raw data', s.dataset.digest);
+  row('processed data', s.processed?.digest);
+  row('model', s.model?.digest);
+  if (s.fairness) {
+    const f = s.fairness as Record<string, number | null>;
+    const fmt = (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : 'n/a');
+    const attrs = [...new Set(Object.keys(f).filter((k) => k.includes('.')).map((k) => k.split('.')[0] as string))];
+    row('accuracy', fmt(f.accuracy));
+    for (const a of attrs) {
+      row(
+        `fairness ${a}`.slice(0, 15),
+        `disparate impact ${fmt(f[`${a}.disparateImpact`])}, demographic parity diff ${fmt(f[`${a}.demographicParityDifference`])}, equalized odds diff ${fmt(f[`${a}.equalizedOddsDifference`])}`,
+      );
+    }
+  }
+  if (s.gate) {
+    row('gate', `${s.gate.decision}${s.gate.reasons.length ? '' : ' (every policy held)'}`);
+    for (const r of s.gate.reasons) lines.push(`  ${''.padEnd(16)}- ${r}`);
+  }
+  if (s.error) row('error', `${s.error.code}: ${s.error.message}`);
+  const bundles = Object.entries(s.attestations ?? {});
+  if (bundles.length) {
+    lines.push('  attestations');
+    for (const [k, p] of bundles) lines.push(`    ${k.padEnd(16)}${p}`);
+  }
+  lines.push('', `inspect: npx veritrail runs show ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`);
+  if (s.status !== 'FAILED') lines.push(`verify:  npx veritrail verify ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`);
+  return `${lines.join('\n')}\n`;
+}
+

@@ -1,0 +1,150 @@
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { type ErrorInfo, VeritrailError } from '../core/errors.js';
+import type { RunStatus } from '../core/run.js';
+import { setRuntime } from '../runtime.js';
+import { errorFromCatch, StepFailure } from '../steps/step.js';
+import type { ExecState } from '../steps/state.js';
+import { handleTrainingEnd } from '../steps/train.js';
+import type { LocalRuntime } from './runtime.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const STATE_MACHINE_FILE = join(ROOT, 'state-machines', 'training-pipeline.asl.json');
+
+/** The Lambda-backed task states and the handler module each runs (functions/<file>.ts). */
+export const TASK_FUNCTIONS = {
+  RegisterRun: 'register-run',
+  HashDataset: 'hash-dataset',
+  Preprocess: 'preprocess',
+  CheckCode: 'check-code',
+  Train: 'train',
+  Evaluate: 'evaluate',
+  Gate: 'gate',
+  Sign: 'sign',
+  Register: 'register',
+  Finish: 'finish',
+  RecordFailure: 'record-failure',
+} as const;
+export type TaskState = keyof typeof TASK_FUNCTIONS;
+
+/** Fills the definition substitutions (`${TrainFunctionArn}`…) with placeholder local ARNs. */
+export function localDefinition(): Record<string, unknown> {
+  let text = readFileSync(STATE_MACHINE_FILE, 'utf8');
+  for (const [state, file] of Object.entries(TASK_FUNCTIONS)) {
+    text = text.replaceAll(`\${${state}FunctionArn}`, `arn:aws:lambda:us-east-1:000000000000:function:veritrail-${file}`);
+  }
+  if (text.includes('${')) throw new VeritrailError('INTERNAL', 'state machine has an unfilled definition substitution');
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+export type ProgressEvent =
+  | { type: 'entered'; state: string; at: number }
+  | { type: 'exited'; state: string; at: number; ms: number }
+  | { type: 'failed'; state: string; at: number; ms: number; error: string }
+  | { type: 'retried'; state: string; at: number; attempt: number };
+
+export interface LocalExecution {
+  runId: string;
+  status: RunStatus;
+  state?: ExecState & { results?: Record<string, unknown> };
+  error?: ErrorInfo;
+}
+
+type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+
+/** The slice of aws-local-stepfunctions' event log this runner reads (the type is not exported). */
+type EventLog =
+  | { type: 'StateEntered' | 'StateExited' | 'StateCaught'; timestamp: number; state: { name: string } }
+  | { type: 'StateFailed'; timestamp: number; state: { name: string }; Error: string }
+  | { type: 'StateRetried'; timestamp: number; state: { name: string }; retry: { attempt: number } }
+  | { type: 'ExecutionStarted' | 'ExecutionSucceeded' | 'ExecutionFailed'; timestamp: number };
+
+const lambdaContext = (name: string) => ({
+  functionName: `veritrail-${name}`,
+  awsRequestId: `local-${Date.now()}`,
+  getRemainingTimeInMillis: () => 900_000,
+  callbackWaitsForEmptyEventLoop: false,
+});
+
+/**
+ * Runs the pipeline's ASL with aws-local-stepfunctions, each task state mapped to the same handler
+ * module Lambda runs. The Train state's task token wait is played by the local trainer: launch via
+ * functions/train.ts, wait for the child process, then the same end-of-job code the SageMaker
+ * callback runs on AWS.
+ */
+export async function executeLocally(
+  rt: LocalRuntime,
+  input: ExecState,
+  onProgress: (e: ProgressEvent) => void = () => {},
+): Promise<LocalExecution> {
+  setRuntime(rt);
+  const handlers = new Map<string, Handler>();
+  for (const [state, file] of Object.entries(TASK_FUNCTIONS)) {
+    const mod = (await import(`../../functions/${file}.js`)) as { handler: Handler };
+    handlers.set(state, mod.handler);
+  }
+  const invoke = (state: string) => async (event: unknown) => {
+    const h = handlers.get(state);
+    if (!h) throw new Error(`no handler for ${state}`);
+    return (await h(event, lambdaContext(state))) as never;
+  };
+  const overrides: Record<string, (input: unknown) => Promise<never>> = {};
+  for (const state of Object.keys(TASK_FUNCTIONS)) overrides[state] = invoke(state);
+  overrides.Train = async (params: unknown) => {
+    const payload = (params as { Payload: { state: ExecState; taskToken: string } }).Payload;
+    const launched = (await invoke('Train')(payload)) as { jobName: string };
+    const job = await rt.trainer.wait(launched.jobName);
+    const end = await handleTrainingEnd(rt, payload.state.runId, job);
+    if (end.error) throw new StepFailure(end.error);
+    return end.output as never;
+  };
+
+  const machine = new StateMachine(localDefinition() as never, { validationOptions: { checkPaths: true, checkArn: true } });
+  const retryIntervalOverrides = Object.fromEntries(Object.keys(TASK_FUNCTIONS).map((s) => [s, 50]));
+  const execution = machine.run(input as never, {
+    overrides: { taskResourceLocalHandlers: overrides as never, retryIntervalOverrides },
+    context: {
+      Execution: { Id: `local:${input.runId}`, Name: input.runId, Input: input, StartTime: new Date().toISOString() },
+      StateMachine: { Id: 'local:training-pipeline', Name: 'training-pipeline' },
+      Task: { Token: `local-task-token:${input.runId}` },
+    } as never,
+  });
+
+  const entered = new Map<string, number>();
+  const progress = (async () => {
+    for await (const ev of execution.eventLogs as unknown as AsyncIterable<EventLog>) {
+      if (!('state' in ev)) continue;
+      const name = ev.state.name;
+      if (ev.type === 'StateEntered') {
+        entered.set(name, ev.timestamp);
+        onProgress({ type: 'entered', state: name, at: ev.timestamp });
+      } else if (ev.type === 'StateExited') {
+        onProgress({ type: 'exited', state: name, at: ev.timestamp, ms: ev.timestamp - (entered.get(name) ?? ev.timestamp) });
+      } else if (ev.type === 'StateFailed' || ev.type === 'StateCaught') {
+        if (ev.type === 'StateFailed') {
+          onProgress({ type: 'failed', state: name, at: ev.timestamp, ms: ev.timestamp - (entered.get(name) ?? ev.timestamp), error: ev.Error });
+        }
+      } else if (ev.type === 'StateRetried') {
+        onProgress({ type: 'retried', state: name, at: ev.timestamp, attempt: ev.retry.attempt });
+      }
+    }
+  })();
+
+  let result: LocalExecution;
+  try {
+    const output = (await execution.result) as ExecState & { results?: Record<string, { status?: RunStatus }> };
+    const status = output.results?.finish?.status ?? 'FAILED';
+    result = { runId: input.runId, status, state: output };
+  } catch (e) {
+    // The Fail state after RecordFailure ends the execution; the run record holds the reason.
+    const run = await rt.runs.get(input.runId).catch(() => undefined);
+    const error =
+      run?.error ??
+      errorFromCatch({ Error: (e as { name?: string }).name ?? 'Error', Cause: (e as Error).message ?? String(e) });
+    result = { runId: input.runId, status: 'FAILED', error };
+  }
+  await progress.catch(() => undefined);
+  return result;
+}

@@ -1,0 +1,61 @@
+import { hostname, userInfo } from 'node:os';
+import { DynamoRunStore } from '../aws/dynamo-run-store.js';
+import type { AuditLog } from '../ports.js';
+import type { Runtime } from '../runtime.js';
+import { startLocalDynamo, LOCAL_TABLE } from './dynamo.js';
+import { openFileSigner } from './file-signer.js';
+import { FsDatasetSource } from './fs-dataset-source.js';
+import { FsObjectStore } from './fs-object-store.js';
+import { homePaths } from './home.js';
+import { ProcessTrainer } from './process-trainer.js';
+import { LocalModelRegistry } from './registry.js';
+import { openLocalAuditLog } from './audit.js';
+
+export interface LocalRuntime extends Runtime {
+  mode: 'local';
+  home: string;
+  trainer: ProcessTrainer;
+  close(): Promise<void>;
+}
+
+function localActor(): string {
+  let user = 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    /* no passwd entry in some containers */
+  }
+  return `${user}@${hostname()}`;
+}
+
+/**
+ * The embedded runtime: every port backed by something on this machine, under the state dir.
+ * Run state goes through the very DynamoDB code used on AWS, against an in-process dynalite.
+ */
+export async function openLocalRuntime(home: string, options: { now?: () => Date; audit?: AuditLog } = {}): Promise<LocalRuntime> {
+  const paths = homePaths(home);
+  const now = options.now ?? (() => new Date());
+  const objects = new FsObjectStore(paths.objects);
+  const dynamo = await startLocalDynamo(paths.dynamodb);
+  try {
+    const signer = await openFileSigner(paths.signingKey);
+    const audit = options.audit ?? (await openLocalAuditLog(objects, paths.auditKey));
+    return {
+      mode: 'local',
+      home,
+      objects,
+      runs: new DynamoRunStore(dynamo.client, LOCAL_TABLE, now),
+      signer,
+      audit,
+      trainer: new ProcessTrainer(paths.jobs, objects),
+      datasets: new FsDatasetSource(),
+      registry: new LocalModelRegistry(objects),
+      actor: localActor(),
+      now,
+      close: () => dynamo.close(),
+    };
+  } catch (e) {
+    await dynamo.close();
+    throw e;
+  }
+}

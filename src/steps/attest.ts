@@ -1,0 +1,20 @@
+import { serializeBundle, signStatement, type Statement } from '../core/attest/index.js';
+import { type Digest, digestOf } from '../core/digest.js';
+import type { Runtime } from '../runtime.js';
+import { putBytesCas } from './io.js';
+
+export interface StoredBundle {
+  /** Artifacts key of the bundle (content-addressed by the bundle's bytes). */
+  key: string;
+  digest: Digest;
+  /** sha256 of the signed statement (the DSSE payload). */
+  statementDigest: Digest;
+}
+
+/** Signs an in-toto statement with the runtime's signer and stores the Sigstore bundle content-addressed. */
+export async function signAndStore(rt: Runtime, statement: Statement): Promise<StoredBundle> {
+  const signed = await signStatement(statement, rt.signer);
+  const bytes = new TextEncoder().encode(serializeBundle(signed.bundle));
+  const stored = await putBytesCas(rt.objects, bytes, digestOf(bytes));
+  return { key: stored.key, digest: stored.digest, statementDigest: signed.payloadDigest };
+}

@@ -1,0 +1,92 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { statementCovers, verifyBundle } from '../core/attest/index.js';
+import { digestOf } from '../core/digest.js';
+import { toErrorInfo } from '../core/errors.js';
+import { DEFAULT_POLICY_TEXT, evaluateGate, gateFactsFrom } from '../core/gate/index.js';
+import type { Runtime } from '../runtime.js';
+import { loadPipeline, putJsonCas, readObject } from './io.js';
+import {
+  CodeResultSchema,
+  EvaluateResultSchema,
+  type ExecState,
+  type GateResult,
+  PreprocessResultSchema,
+  resultOf,
+} from './state.js';
+import type { StepOutcome } from './step.js';
+
+/**
+ * Gate: policy as code (Cedar) over the run's evidence. Provenance is re-checked here rather than
+ * taken on trust: the processed data's signed statement must verify with our key and link to the
+ * raw digest this run hashed. A deny is not an error: the run goes on to sign the evidence of why
+ * and ends REJECTED.
+ */
+export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<GateResult>> {
+  const def = await loadPipeline(rt.objects, state.pipeline.digest);
+  const pre = resultOf(state, 'preprocess', PreprocessResultSchema);
+  const ev = resultOf(state, 'evaluate', EvaluateResultSchema);
+  resultOf(state, 'code', CodeResultSchema);
+  const hash = state.results?.hash as { digest?: string } | undefined;
+
+  let provenanceVerified = false;
+  let provenanceProblem: string | undefined;
+  try {
+    if (!pre.bundleKey) throw new Error('the processed data has no signed statement');
+    const bundle = JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', pre.bundleKey))) as unknown;
+    const verified = verifyBundle(bundle, await rt.signer.publicKeyPem());
+    const raw = hash?.digest;
+    const inputs = (verified.statement.predicate as { inputs?: { digest?: { sha256?: string } }[] }).inputs ?? [];
+    provenanceVerified =
+      statementCovers(verified.statement, pre.digest) && typeof raw === 'string' && inputs.some((i) => `sha256:${i.digest?.sha256}` === raw);
+    if (!provenanceVerified) provenanceProblem = 'the processed data statement does not link this run raw and processed digests';
+  } catch (e) {
+    provenanceProblem = toErrorInfo(e).message;
+  }
+
+  let policyText = DEFAULT_POLICY_TEXT;
+  let policyName = 'default';
+  if (def.gate.policy) {
+    if (!state.pipeline.base) throw new Error('a custom gate policy needs the pipeline base location');
+    const path = fileURLToPath(new URL(def.gate.policy, state.pipeline.base));
+    policyText = await readFile(path, 'utf8');
+    policyName = def.gate.policy;
+  }
+  const num = (v: unknown) => (typeof v === 'number' ? v : null);
+  const facts = gateFactsFrom({
+    accuracy: num(ev.headline.accuracy),
+    attributes: Object.fromEntries(
+      def.dataset.protected.map((p) => [
+        p.column,
+        {
+          disparateImpact: num(ev.headline[`${p.column}.disparateImpact`]),
+          demographicParityDifference: num(ev.headline[`${p.column}.demographicParityDifference`]),
+          equalizedOddsDifference: num(ev.headline[`${p.column}.equalizedOddsDifference`]),
+        },
+      ]),
+    ),
+    thresholds: def.gate.thresholds,
+    provenanceVerified,
+    codeChecksPassed: true,
+    minGroupSizeMet: !ev.warnings.some((w) => w.includes('fewer than the minimum')),
+  });
+  const train = state.results?.train as { model?: { digest?: string } } | undefined;
+  const decision = evaluateGate({ policyText, policyFile: policyName, facts, pipeline: def.name, model: train?.model?.digest });
+  const reasons = [...decision.reasons];
+  if (provenanceProblem) reasons.push(`provenance not verified: ${provenanceProblem}`);
+  const policyDigest = digestOf(policyText);
+  const stored = await putJsonCas(rt.objects, {
+    runId: state.runId,
+    decision: decision.decision,
+    reasons,
+    policies: decision.policies,
+    policy: { name: policyName, digest: policyDigest, text: policyText },
+    facts,
+  });
+  return {
+    output: { decision: decision.decision, reasons, policies: decision.policies, decisionKey: stored.key, decisionDigest: stored.digest },
+    digests: { policy: policyDigest, gateDecision: stored.digest },
+    facts: { gate: { decision: decision.decision, reasons, policies: decision.policies } },
+    detail: { decision: decision.decision, reasons, policies: decision.policies },
+  };
+}

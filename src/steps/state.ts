@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { isDigest } from '../core/digest.js';
+
+/**
+ * The execution state passed between states of the state machine. It carries identities and
+ * digests only (Step Functions caps payloads at 256 KiB); the bytes live in the object store.
+ */
+const digest = z.string().refine(isDigest, 'must be a sha256:<hex> digest');
+const key = z.string().min(1);
+
+export const ExecStateSchema = z.object({
+  runId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'must be 1-80 letters, digits, - or _'),
+  pipeline: z.object({
+    name: z.string().min(1),
+    /** Digest of the canonical definition, stored content-addressed in the artifacts bucket. */
+    digest,
+    /** Where the definition's relative paths (trainer code, policy) resolve: a file: URI locally. */
+    base: z.string().optional(),
+  }),
+  dataset: z.object({ uri: z.string().min(1), versionId: z.string().optional() }),
+  trigger: z.object({
+    type: z.enum(['operator', 's3', 'schedule', 'landing']),
+    idempotencyKey: z.string().min(1),
+    actor: z.string().optional(),
+  }),
+  results: z.record(z.string(), z.unknown()).optional(),
+});
+export type ExecState = z.infer<typeof ExecStateSchema>;
+
+export const HashResultSchema = z.object({
+  digest,
+  size: z.number().int().nonnegative(),
+  files: z.number().int().positive(),
+  manifestKey: key,
+  manifestDigest: digest,
+});
+export type HashResult = z.infer<typeof HashResultSchema>;
+
+const channel = z.object({ key, digest, rows: z.number().int().nonnegative(), fileName: z.string() });
+export const PreprocessResultSchema = z.object({
+  digest,
+  manifestKey: key,
+  train: channel,
+  validation: channel,
+  /** Protected attributes of the validation rows, row-aligned with validation.csv. */
+  groups: z.object({ key, digest }),
+  columns: z.array(z.string()),
+  transform: z.object({ digest, codeDigest: digest }),
+  bundleKey: key.optional(),
+});
+export type PreprocessResult = z.infer<typeof PreprocessResultSchema>;
+
+export const CodeResultSchema = z.object({
+  digest,
+  files: z.number().int().nonnegative(),
+  image: z.string().optional(),
+  command: z.array(z.string()),
+});
+export type CodeResult = z.infer<typeof CodeResultSchema>;
+
+export const TrainResultSchema = z.object({
+  jobName: z.string(),
+  model: z.object({ key, digest }),
+  output: z.object({ key, digest }),
+  startedAt: z.string(),
+  endedAt: z.string(),
+});
+export type TrainResult = z.infer<typeof TrainResultSchema>;
+
+export const EvaluateResultSchema = z.object({
+  reportKey: key,
+  reportDigest: digest,
+  headline: z.record(z.string(), z.union([z.number(), z.null(), z.string()])),
+  warnings: z.array(z.string()),
+});
+export type EvaluateResult = z.infer<typeof EvaluateResultSchema>;
+
+export const GateResultSchema = z.object({
+  decision: z.enum(['allow', 'deny']),
+  reasons: z.array(z.string()),
+  policies: z.array(z.string()),
+  decisionKey: key,
+  decisionDigest: digest,
+});
+export type GateResult = z.infer<typeof GateResultSchema>;
+
+export const SignResultSchema = z.object({
+  bundles: z.record(z.string(), key),
+});
+export type SignResult = z.infer<typeof SignResultSchema>;
+
+/** Reads a prior step's result from the state, failing loudly when the state machine skipped it. */
+export function resultOf<T>(state: ExecState, name: string, schema: z.ZodType<T>): T {
+  const value = state.results?.[name];
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new Error(`execution state has no valid results.${name}: ${parsed.error.issues[0]?.message ?? 'missing'}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,147 @@
+import type { Digest } from '../core/digest.js';
+import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
+import type { Runtime } from '../runtime.js';
+import { type ExecState, ExecStateSchema } from './state.js';
+import { describeIssues } from '../core/pipeline.js';
+
+export const STEP_NAMES = [
+  'RegisterRun',
+  'HashDataset',
+  'Preprocess',
+  'CheckCode',
+  'Train',
+  'Evaluate',
+  'Gate',
+  'Sign',
+  'Register',
+  'Finish',
+  'RecordFailure',
+] as const;
+export type StepName = (typeof STEP_NAMES)[number];
+
+export interface StepOutcome<T> {
+  output: T;
+  /** Digests this step produced or checked, by role: recorded in the run and the audit entry. */
+  digests?: Record<string, Digest>;
+  /** Facts merged into the run record (summary fields shown by `runs show`). */
+  facts?: Record<string, unknown>;
+  /** Small detail recorded in the audit entry. */
+  detail?: Record<string, unknown>;
+}
+
+/**
+ * The error a failed step throws to the state machine. Its `name` is what Step Functions matches
+ * in Retry/Catch (`Veritrail.TRANSIENT` is retried); the message carries the code for RecordFailure.
+ */
+export class StepFailure extends Error {
+  override readonly name: string;
+  readonly info: ErrorInfo;
+  constructor(info: ErrorInfo, cause?: unknown) {
+    super(JSON.stringify(info), { cause });
+    this.name = `Veritrail.${info.code}`;
+    this.info = info;
+  }
+}
+
+export function parseState(input: unknown): ExecState {
+  const parsed = ExecStateSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new VeritrailError('EVENT_INVALID', `execution input is invalid: ${describeIssues(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * Runs one step of a run. Invariant 1: the step's audit entry is appended (and durable) before the
+ * step reports success; a failure is audited too, then surfaces as a StepFailure. Nothing already
+ * written is touched on failure: artifacts are content-addressed and written once.
+ */
+export async function runStep<T>(
+  rt: Runtime,
+  step: StepName,
+  input: unknown,
+  work: (state: ExecState) => Promise<StepOutcome<T>>,
+  options: { phase?: 'launched' } = {},
+): Promise<T> {
+  const startedAt = rt.now().toISOString();
+  let state: ExecState;
+  try {
+    state = parseState(input);
+  } catch (e) {
+    throw new StepFailure(toErrorInfo(e), e);
+  }
+  let outcome: StepOutcome<T>;
+  try {
+    outcome = await work(state);
+  } catch (e) {
+    const info = toErrorInfo(e);
+    await recordFailure(rt, state, step, startedAt, info).catch(() => undefined);
+    throw new StepFailure(info, e);
+  }
+  const endedAt = rt.now().toISOString();
+  const launched = options.phase === 'launched';
+  await rt.audit.append({
+    eventId: `${state.runId}/${step}/${launched ? 'launched' : 'succeeded'}`,
+    pipeline: state.pipeline.name,
+    runId: state.runId,
+    step,
+    type: launched ? 'step.launched' : 'step.succeeded',
+    outcome: launched ? 'info' : 'success',
+    actor: state.trigger.actor ?? rt.actor,
+    ...(outcome.digests ? { subjects: outcome.digests } : {}),
+    ...(outcome.detail ? { detail: outcome.detail } : {}),
+  });
+  await rt.runs.recordStep(
+    state.runId,
+    launched
+      ? { name: step, status: 'RUNNING', startedAt }
+      : { name: step, status: 'SUCCEEDED', startedAt, endedAt, ...(outcome.digests ? { digests: outcome.digests } : {}) },
+    outcome.facts,
+  );
+  return outcome.output;
+}
+
+async function recordFailure(
+  rt: Runtime,
+  state: ExecState,
+  step: StepName,
+  startedAt: string,
+  info: ErrorInfo,
+): Promise<void> {
+  const endedAt = rt.now().toISOString();
+  await rt.audit.append({
+    // Each failed attempt is its own event: a retried step may fail more than once.
+    eventId: `${state.runId}/${step}/failed/${endedAt}`,
+    pipeline: state.pipeline.name,
+    runId: state.runId,
+    step,
+    type: 'step.failed',
+    outcome: info.code === 'CODE_SECRET_FOUND' || info.code === 'CODE_IMAGE_UNPINNED' ? 'refused' : 'failure',
+    actor: state.trigger.actor ?? rt.actor,
+    detail: { error: info },
+  });
+  await rt.runs
+    .recordStep(state.runId, { name: step, status: 'FAILED', startedAt, endedAt, error: info })
+    .catch(() => undefined);
+}
+
+/** Parses the Error/Cause pair Step Functions hands to a Catch target, locally or on AWS. */
+export function errorFromCatch(caught: { Error?: string; Cause?: string } | undefined): ErrorInfo {
+  if (!caught) return { code: 'INTERNAL', message: 'the run failed without an error record' };
+  let text = caught.Cause ?? '';
+  // On AWS, Cause is the Lambda error JSON {errorType, errorMessage, trace}; locally it is the message.
+  try {
+    const lambda = JSON.parse(text) as { errorMessage?: string };
+    if (typeof lambda.errorMessage === 'string') text = lambda.errorMessage;
+  } catch {
+    /* not JSON: keep the text */
+  }
+  try {
+    const info = JSON.parse(text) as Partial<ErrorInfo>;
+    if (typeof info.code === 'string' && typeof info.message === 'string') return info as ErrorInfo;
+  } catch {
+    /* not our StepFailure */
+  }
+  const code = caught.Error?.startsWith('Veritrail.') ? caught.Error.slice('Veritrail.'.length) : 'INTERNAL';
+  return toErrorInfo(new VeritrailError(code as ErrorInfo['code'], `${caught.Error ?? 'Error'}: ${text}`));
+}
