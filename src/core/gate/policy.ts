@@ -97,15 +97,21 @@ export function loadPolicy(text: string, options: LoadPolicyOptions = {}): Loade
         { details: { file } },
       );
     }
-    const first = v.validationErrors[0];
+    // Report the problem nearest the top of the file first, as a compiler would.
+    const located = v.validationErrors
+      .map((e) => {
+        const base = offsets[policies.findIndex((p) => p.id === e.policyId)] ?? 0;
+        return { e, base, at: base + (e.error.sourceLocations?.[0]?.start ?? 0) };
+      })
+      .sort((a, b) => a.at - b.at);
+    const first = located[0];
     if (first !== undefined) {
-      const index = policies.findIndex((p) => p.id === first.policyId);
       throw invalid(
         text,
         file,
-        first.error,
-        offsets[index] ?? 0,
-        `policy "${first.policyId}" does not fit the gate schema`,
+        first.e.error,
+        first.base,
+        `policy "${first.e.policyId}" does not fit the gate schema`,
       );
     }
   }
