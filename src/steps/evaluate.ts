@@ -90,7 +90,7 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
   return {
     output: { reportKey: stored.key, reportDigest: stored.digest, headline, warnings: report.warnings },
     digests: { model: train.model.digest, fairnessReport: stored.digest },
-    facts: { fairness: headline, fairnessWarnings: report.warnings.length },
+    facts: { fairness: headline, fairnessWarnings: report.warnings, fairnessReportKey: stored.key },
     detail: { headline },
   };
 }

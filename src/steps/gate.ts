@@ -86,7 +86,7 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
   return {
     output: { decision: decision.decision, reasons, policies: decision.policies, decisionKey: stored.key, decisionDigest: stored.digest },
     digests: { policy: policyDigest, gateDecision: stored.digest },
-    facts: { gate: { decision: decision.decision, reasons, policies: decision.policies } },
+    facts: { gate: { decision: decision.decision, reasons, policies: decision.policies }, gateDecisionKey: stored.key },
     detail: { decision: decision.decision, reasons, policies: decision.policies },
   };
 }

@@ -50,7 +50,7 @@ export async function hashDataset(rt: Runtime, state: ExecState): Promise<StepOu
       pinsKey: pins.key,
     },
     digests: { raw: digest, rawManifest: mDigest },
-    facts: { rawDigest: digest, rawSize: totalSize, rawFiles: pinned.length },
+    facts: { rawDigest: digest, rawSize: totalSize, rawFiles: pinned.length, rawManifestKey: stored.key, rawPinsKey: pins.key },
     detail: { files: pinned.length, size: totalSize },
   };
 }

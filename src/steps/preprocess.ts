@@ -172,7 +172,12 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
     return {
       output: result,
       digests: { raw: hash.digest, processed: processedDigest, transform: transformDigest },
-      facts: { processedDigest, trainRows: rows.train, validationRows: rows.validation },
+      facts: {
+        processedDigest,
+        processedManifestKey: storedManifest.key,
+        trainRows: rows.train,
+        validationRows: rows.validation,
+      },
       detail: { trainRows: rows.train, validationRows: rows.validation },
     };
   } finally {

@@ -91,7 +91,7 @@ export async function completeTraining(
       endedAt,
     },
     digests: { model: modelDigest, trainingOutput: outputDigest },
-    facts: { modelDigest, trainingJob: job.jobName },
+    facts: { modelDigest, modelKey: job.modelKey, trainingOutputKey: job.outputKey, trainingJob: job.jobName },
     detail: { jobName: job.jobName, modelSize: model.size },
   };
 }
