@@ -1,4 +1,4 @@
-import { Aws, type Stack } from 'aws-cdk-lib';
+import { Aws, RemovalPolicy, type Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { type StackContext, use } from 'sst/constructs';
@@ -178,6 +178,8 @@ export function Keys({ stack }: StackContext) {
     ['checkpoint', checkpointKey],
     ['data', dataKeyResource],
   ] as const) {
+    // Retained on `sst remove`: the retained buckets and table stay readable, old signatures checkable.
+    key.applyRemovalPolicy(RemovalPolicy.RETAIN);
     new kms.CfnAlias(stack, `Alias-${id}`, {
       aliasName: `alias/veritrail/${stack.stage}/${id}`,
       targetKeyId: key.attrKeyId,

@@ -27,7 +27,7 @@ export async function synthesizeApp(options: SynthOptions): Promise<App> {
   if (options.bundle) {
     // SST's own synth registers the runtime handlers before building functions.
     const { useNodeHandler } = await import('sst/runtime/handlers/node.js');
-    useNodeHandler();
+    await useNodeHandler();
   }
   const app = new SstApp(
     {
