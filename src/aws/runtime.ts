@@ -3,8 +3,8 @@
  * function's environment (names and ARNs the stack passes in) and the standard SDK chain
  * (credentials, region, endpoints: src/aws/clients.ts).
  */
+import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { VeritrailError } from '../core/errors.js';
-import type { AuditEntry, AuditEventInput, AuditLog } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { type AwsClientOptions, type AwsClients, createAwsClients } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
@@ -15,9 +15,6 @@ import { S3ObjectStore } from './s3-object-store.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
 import { SageMakerTrainer } from './sagemaker-trainer.js';
 import { StepFunctions } from './sfn.js';
-
-// TODO(audit): src/audit/log.ts does not exist yet. When it lands, replace `pendingAuditLog` below
-// with the real log built over `objects` (audit bucket), `checkpointSigner` and `auditRetentionDays`.
 
 /** Seven years (7 × 365 + 2 leap days), a common record-keeping period for regulated models. */
 export const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
@@ -122,16 +119,13 @@ export interface AwsRuntime extends Runtime {
   events: EventPublisher;
   /** Signs audit log checkpoints (a separate KMS key from attestations). */
   checkpointSigner: KmsSigner;
+  audit: ObjectAuditLog;
 }
 
-/** Stand-in until src/audit/log.ts exists: refuses to append, so no step can report success unlogged (invariant 1). */
-const pendingAuditLog: AuditLog = {
-  append(_event: AuditEventInput): Promise<AuditEntry> {
-    return Promise.reject(
-      new VeritrailError('INTERNAL', 'the AWS audit log is not wired yet (src/aws/runtime.ts TODO(audit))'),
-    );
-  },
-};
+/** The audit log's checkpoint origin on AWS: one log per audit bucket. */
+export function auditOrigin(config: Pick<AwsConfig, 'buckets'>): string {
+  return `veritrail.aws/${config.buckets.audit}`;
+}
 
 export async function createAwsRuntime(
   env: Record<string, string | undefined>,
@@ -154,7 +148,13 @@ export async function createAwsRuntime(
     runs: new DynamoRunStore(clients.dynamodb, config.table),
     signer,
     checkpointSigner,
-    audit: pendingAuditLog,
+    // WORM log in the audit bucket: every object Object Lock COMPLIANCE for the retention period.
+    audit: openAuditLog({
+      store: objects,
+      signer: checkpointSigner,
+      origin: auditOrigin(config),
+      retentionDays: config.auditRetentionDays,
+    }),
     trainer: new SageMakerTrainer(clients.sagemaker, {
       roleArn: config.sagemakerRoleArn,
       artifactsBucket: config.buckets.artifacts,

@@ -9,8 +9,15 @@ import {
 import { sdkStreamMixin } from '@smithy/util-stream';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { ObjectAuditLog } from '../../../src/audit/log.js';
 import { createAwsClients } from '../../../src/aws/clients.js';
-import { actorFrom, createAwsRuntime, REQUIRED_ENV, readAwsConfig } from '../../../src/aws/runtime.js';
+import {
+  actorFrom,
+  auditOrigin,
+  createAwsRuntime,
+  REQUIRED_ENV,
+  readAwsConfig,
+} from '../../../src/aws/runtime.js';
 import { parseS3Uri, S3DatasetSource } from '../../../src/aws/s3-dataset-source.js';
 import { awsError, codeOf, errorOf, readAll } from './helpers.js';
 
@@ -75,6 +82,8 @@ describe('createAwsRuntime', () => {
     expect(rt.checkpointSigner.keyId).toBe(ENV.VERITRAIL_CHECKPOINT_KEY_ARN);
     expect(rt.actor).toBe('arn:aws:lambda:eu-west-1:111122223333:function:fn');
     expect(rt.clients).toBe(clients);
+    expect(rt.audit).toBeInstanceOf(ObjectAuditLog);
+    expect(auditOrigin(rt.config)).toBe('veritrail.aws/acme-audit');
     for (const c of Object.values(clients)) c.destroy();
   });
 
