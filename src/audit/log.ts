@@ -287,10 +287,9 @@ export class ObjectAuditLog implements AuditLog {
       const other = await this.entryAt(n);
       if (other === undefined)
         throw new VeritrailError('TRANSIENT', `audit entry ${n} is not readable yet; retry`);
-      if (other.entry.eventId === event.eventId) {
-        await this.ensureMarker(other.entry);
-        return other.entry;
-      }
+      // Whoever chains onto an entry first makes sure its marker exists (its writer may have died).
+      await this.ensureMarker(other.entry);
+      if (other.entry.eventId === event.eventId) return other.entry;
       prevHex = toHex(entryLeafHash(other.bytes));
       n += 1;
     }

@@ -165,6 +165,11 @@ export class ChainVerifier {
       this.matchCheckpoints();
     }
     this.win.push(item);
+    // The first item of a run has no predecessor in the window: judge it once two successors arrived.
+    const first = this.win[0];
+    if (this.win.length === 3 && first !== undefined && first.final === undefined) {
+      this.judge(first, undefined, this.win[1], this.win[2]);
+    }
     if (this.win.length === 4) {
       this.judge(this.win[1] as Item, this.win[0], this.win[2], this.win[3]);
       this.win.shift();
