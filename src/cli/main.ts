@@ -2,9 +2,6 @@
  * `veritrail` entry point. Each command lives in src/cli/commands/<name>.ts and exports
  * `run(args, io)`; commands are loaded on demand so the CLI starts fast and commands stay independent.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { VeritrailError } from '../core/errors.js';
 import { type CliIo, EXIT, processIo } from './io.js';
 
@@ -13,18 +10,17 @@ export interface CommandModule {
   summary: string;
 }
 
-const COMMANDS = [
-  'run',
-  'runs',
-  'hash',
-  'verify',
-  'export',
-  'audit',
-  'fairness',
-  'gate',
-  'serve',
-  'start',
-] as const;
+// Loaded on demand, so the CLI starts fast and one command's dependencies never slow another.
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  run: () => import('./commands/run.js'),
+  runs: () => import('./commands/runs.js'),
+  hash: () => import('./commands/hash.js'),
+  verify: () => import('./commands/verify.js'),
+  export: () => import('./commands/export.js'),
+  audit: () => import('./commands/audit.js'),
+  fairness: () => import('./commands/fairness.js'),
+  gate: () => import('./commands/gate.js'),
+};
 
 function usage(io: CliIo): void {
   io.err(`usage: veritrail <command> [options]
@@ -50,18 +46,13 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
     usage(io);
     return name === undefined ? EXIT.USAGE : EXIT.OK;
   }
-  if (!(COMMANDS as readonly string[]).includes(name)) {
+  const load = COMMANDS[name];
+  if (!load) {
     io.err(`veritrail: unknown command "${name}"`);
     usage(io);
     return EXIT.USAGE;
   }
-  const here = dirname(fileURLToPath(import.meta.url));
-  const file = join(here, 'commands', `${name}.${import.meta.url.endsWith('.ts') ? 'ts' : 'js'}`);
-  if (!existsSync(file)) {
-    io.err(`veritrail: the "${name}" command is not available in this build`);
-    return EXIT.USAGE;
-  }
-  const mod = (await import(`./commands/${name}.js`)) as CommandModule;
+  const mod = await load();
   try {
     return await mod.run(rest, io);
   } catch (e) {

@@ -54,6 +54,26 @@ export interface LocalExecution {
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 
+/** The very modules Lambda runs, one per task state (static imports, so bundlers see them). */
+async function loadHandlers(): Promise<Map<string, Handler>> {
+  const mods: Record<TaskState, Promise<{ handler: unknown }>> = {
+    RegisterRun: import('../../functions/register-run.js'),
+    HashDataset: import('../../functions/hash-dataset.js'),
+    Preprocess: import('../../functions/preprocess.js'),
+    CheckCode: import('../../functions/check-code.js'),
+    Train: import('../../functions/train.js'),
+    Evaluate: import('../../functions/evaluate.js'),
+    Gate: import('../../functions/gate.js'),
+    Sign: import('../../functions/sign.js'),
+    Register: import('../../functions/register.js'),
+    Finish: import('../../functions/finish.js'),
+    RecordFailure: import('../../functions/record-failure.js'),
+  };
+  const out = new Map<string, Handler>();
+  for (const [state, mod] of Object.entries(mods)) out.set(state, (await mod).handler as Handler);
+  return out;
+}
+
 /** The slice of aws-local-stepfunctions' event log this runner reads (the type is not exported). */
 type EventLog =
   | { type: 'StateEntered' | 'StateExited' | 'StateCaught'; timestamp: number; state: { name: string } }
@@ -80,11 +100,7 @@ export async function executeLocally(
   onProgress: (e: ProgressEvent) => void = () => {},
 ): Promise<LocalExecution> {
   setRuntime(rt);
-  const handlers = new Map<string, Handler>();
-  for (const [state, file] of Object.entries(TASK_FUNCTIONS)) {
-    const mod = (await import(`../../functions/${file}.js`)) as { handler: Handler };
-    handlers.set(state, mod.handler);
-  }
+  const handlers = await loadHandlers();
   const invoke = (state: string) => async (event: unknown) => {
     const h = handlers.get(state);
     if (!h) throw new Error(`no handler for ${state}`);

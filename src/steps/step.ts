@@ -27,6 +27,8 @@ export interface StepOutcome<T> {
   facts?: Record<string, unknown>;
   /** Small detail recorded in the audit entry. */
   detail?: Record<string, unknown>;
+  /** When the step really began, if before this invocation (training: the job's launch). */
+  startedAt?: string;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function runStep<T>(
     state.runId,
     launched
       ? { name: step, status: 'RUNNING', startedAt }
-      : { name: step, status: 'SUCCEEDED', startedAt, endedAt, ...(outcome.digests ? { digests: outcome.digests } : {}) },
+      : { name: step, status: 'SUCCEEDED', startedAt: outcome.startedAt ?? startedAt, endedAt, ...(outcome.digests ? { digests: outcome.digests } : {}) },
     outcome.facts,
   );
   return outcome.output;

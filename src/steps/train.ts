@@ -36,7 +36,8 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
       train: { key: pre.train.key, digest: pre.train.digest, fileName: pre.train.fileName },
       validation: { key: pre.validation.key, digest: pre.validation.digest, fileName: pre.validation.fileName },
     },
-    outputPrefix: `jobs/${jobName}/`,
+    // Each pipeline's SageMaker role may write only under its own training/<pipeline>/ prefix.
+    outputPrefix: `training/${state.pipeline.name}/`,
     maxRuntimeSeconds: def.trainer.aws?.maxRuntimeSeconds ?? 3600,
     ...(taskToken ? { taskToken } : {}),
   };
@@ -93,6 +94,7 @@ export async function completeTraining(
     digests: { model: modelDigest, trainingOutput: outputDigest },
     facts: { modelDigest, modelKey: job.modelKey, trainingOutputKey: job.outputKey, trainingJob: job.jobName },
     detail: { jobName: job.jobName, modelSize: model.size },
+    startedAt,
   };
 }
 
