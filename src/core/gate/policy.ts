@@ -97,8 +97,11 @@ export function loadPolicy(text: string, options: LoadPolicyOptions = {}): Loade
         { details: { file } },
       );
     }
+    // Validator warnings are refused too: the main one, "policy is impossible", means a policy can
+    // never apply, which for a forbid silently opens the gate (typically a misspelt fact tested
+    // with `has`); the others flag confusable or bidirectional Unicode, unwelcome in a security policy.
     // Report the problem nearest the top of the file first, as a compiler would.
-    const located = v.validationErrors
+    const located = [...v.validationErrors, ...v.validationWarnings]
       .map((e) => {
         const base = offsets[policies.findIndex((p) => p.id === e.policyId)] ?? 0;
         return { e, base, at: base + (e.error.sourceLocations?.[0]?.start ?? 0) };
@@ -111,7 +114,7 @@ export function loadPolicy(text: string, options: LoadPolicyOptions = {}): Loade
         file,
         first.e.error,
         first.base,
-        `policy "${first.e.policyId}" does not fit the gate schema`,
+        `policy "${first.e.policyId}" does not fit the gate schema (policies/veritrail.cedarschema)`,
       );
     }
   }
