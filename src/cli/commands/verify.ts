@@ -1,0 +1,131 @@
+/**
+ * `veritrail verify <runId>`: checks a run's whole chain of custody offline (src/verify/run.ts);
+ * `veritrail verify --bundle <file> --key <pem> [--artifact <path>]`: one bundle, no state dir.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { isVeritrailError } from '../../core/errors.js';
+import { resolveHome } from '../../local/home.js';
+import { verifySingleBundle } from '../../verify/bundle.js';
+import { firstBroken, type VerifyCheck, VerifyError, type VerifyReport } from '../../verify/codes.js';
+import { verifyLocalRun } from '../../verify/local.js';
+import { parseCli, usageError } from '../args.js';
+import { type CliIo, EXIT } from '../io.js';
+
+export const summary = 'check signatures, digests and links offline';
+
+const USAGE = `usage: veritrail verify <runId> [--json] [--home <dir>] [--key <pem>] [--audit-key <pem>]
+       veritrail verify --bundle <file> --key <pem> [--artifact <path>] [--json]
+
+  <runId>        checks every signature, every digest against the bytes, the links
+                 raw -> processed -> model -> fairness -> gate, the run record and the
+                 audit log's signed checkpoint; exit 0 only when every check holds
+  --key          trusted attestation public key (PEM); default: the state dir's signing key
+  --audit-key    trusted audit checkpoint public key (PEM); default: the state dir's audit key
+  --bundle       a single Sigstore bundle (DSSE, in-toto statement) to check with --key
+  --artifact     the file (or folder) the bundle must name as a subject
+  --json         prints {"ok", "checks": [{"name", "ok", "code", "detail"}]}`;
+
+export async function run(args: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCli(
+    args,
+    {
+      json: { type: 'boolean' },
+      home: { type: 'string' },
+      key: { type: 'string' },
+      'audit-key': { type: 'string' },
+      bundle: { type: 'string' },
+      artifact: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    USAGE,
+  );
+  if (values.help) {
+    io.out(USAGE);
+    return EXIT.OK;
+  }
+  const readPem = async (p: string | undefined, flag: string): Promise<string | undefined> => {
+    if (p === undefined) return undefined;
+    try {
+      return await readFile(resolve(io.cwd, p), 'utf8');
+    } catch (e) {
+      throw usageError(`${flag} ${p} cannot be read: ${(e as Error).message}`, USAGE);
+    }
+  };
+
+  if (values.bundle !== undefined) {
+    if (positionals.length > 0) throw usageError('give either a run id or --bundle, not both', USAGE);
+    const key = await readPem(values.key, '--key');
+    if (key === undefined) throw usageError('--bundle needs --key <public key PEM>', USAGE);
+    let bundleText: string;
+    try {
+      bundleText = await readFile(resolve(io.cwd, values.bundle), 'utf8');
+    } catch (e) {
+      throw usageError(`--bundle ${values.bundle} cannot be read: ${(e as Error).message}`, USAGE);
+    }
+    let result: { ok: boolean; checks: VerifyCheck[] };
+    try {
+      result = await verifySingleBundle(
+        bundleText,
+        key,
+        values.artifact === undefined ? {} : { artifact: resolve(io.cwd, values.artifact) },
+      );
+    } catch (e) {
+      if (isVeritrailError(e)) {
+        io.err(`veritrail verify: ${e.message}`);
+        return EXIT.USAGE;
+      }
+      throw e;
+    }
+    print(io, { ...result, runId: '', status: '' }, values.json === true, `bundle ${values.bundle}`);
+    return result.ok ? EXIT.OK : EXIT.FAILED;
+  }
+
+  if (positionals.length !== 1) throw usageError('name exactly one run id (or use --bundle)', USAGE);
+  const runId = positionals[0] as string;
+  const home = resolveHome(values.home, io.env, io.cwd);
+  const signingPem = await readPem(values.key, '--key');
+  const auditPem = await readPem(values['audit-key'], '--audit-key');
+  try {
+    const { report } = await verifyLocalRun(home, runId, {
+      ...(signingPem ? { signingPem } : {}),
+      ...(auditPem ? { auditPem } : {}),
+    });
+    print(io, report, values.json === true, `run ${runId} (${report.status})`);
+    return report.ok ? EXIT.OK : EXIT.FAILED;
+  } catch (e) {
+    if (e instanceof VerifyError) {
+      io.err(`veritrail verify: ${e.message} [${e.code}]`);
+      return e.code === 'RUN_NOT_FOUND' ? EXIT.FAILED : EXIT.USAGE;
+    }
+    throw e;
+  }
+}
+
+function print(io: CliIo, report: VerifyReport, json: boolean, what: string): void {
+  if (json) {
+    io.out(
+      JSON.stringify({
+        ok: report.ok,
+        ...(report.runId ? { runId: report.runId, status: report.status } : {}),
+        checks: report.checks,
+      }),
+    );
+    return;
+  }
+  const lines = report.checks.map(
+    (c) => `  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(24)} ${c.ok ? '' : `${c.code}: `}${c.detail}`,
+  );
+  const broken = firstBroken(report.checks);
+  if (broken === undefined) {
+    lines.push('', `verified: ${what}: ${report.checks.length} checks hold`);
+  } else {
+    const n = report.checks.filter((c) => !c.ok).length;
+    lines.push(
+      '',
+      `NOT VERIFIED: ${what}: first broken link ${broken.name} [${broken.code}] ${broken.detail}`,
+      `(${n} of ${report.checks.length} checks fail)`,
+    );
+  }
+  io.out(`${lines.join('\n')}\n`);
+}

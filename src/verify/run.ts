@@ -1,0 +1,608 @@
+/**
+ * The run verifier: re-derives a run's chain of custody from what is stored and checks every link,
+ * in chain order (raw → processed → model → statements → links → run record → audit log), so the
+ * first failing check names the first broken link (DESIGN.md, invariant 3). It only reads: no
+ * checkpoint is made, no key is created, and only public keys are needed.
+ */
+import { fileURLToPath } from 'node:url';
+import type { ObjectAuditLog } from '../audit/log.js';
+import { type ProofBundle, verifyProofBundle } from '../audit/proof.js';
+import {
+  checkChain,
+  isAttestationError,
+  publicKeyDer,
+  type RunStatements,
+  type Statement,
+  verifyBundle,
+} from '../core/attest/index.js';
+import { type Digest, digestOf, digestsEqual, isDigest } from '../core/digest.js';
+import { isVeritrailError, toErrorInfo } from '../core/errors.js';
+import {
+  buildManifest,
+  type Manifest,
+  type ManifestEntry,
+  manifestDigest,
+  parseManifest,
+} from '../core/manifest.js';
+import type { AuditEntry, ObjectStore, RunRecord, RunStore } from '../ports.js';
+import { hashStream, readObject } from '../steps/io.js';
+import { type VerifyCheck, type VerifyCode, VerifyError, type VerifyReport } from './codes.js';
+import { hashPath } from './hash-path.js';
+
+export interface VerifyDeps {
+  runs: Pick<RunStore, 'get'>;
+  objects: ObjectStore;
+  /** The audit log, opened with a signer that carries the trusted audit public key. */
+  audit: ObjectAuditLog;
+}
+
+/** The public keys an auditor trusts (PEM SubjectPublicKeyInfo). */
+export interface TrustedKeys {
+  signingPem: string;
+  auditPem: string;
+}
+
+/** The run's bundles, in chain order: [check name prefix, key in facts.bundles, export file stem]. */
+export const BUNDLE_SLOTS = [
+  { slot: 'transform', fact: 'transform', file: 'transform' },
+  { slot: 'provenance', fact: 'provenance', file: 'provenance' },
+  { slot: 'model-signing', fact: 'modelSignature', file: 'model-signature' },
+  { slot: 'fairness', fact: 'fairness', file: 'fairness' },
+  { slot: 'gate', fact: 'gate', file: 'gate' },
+] as const;
+
+export type BundleSlot = (typeof BUNDLE_SLOTS)[number]['slot'];
+
+/** The evidence read while verifying: what `veritrail export` writes out, byte for byte. */
+export interface Evidence {
+  run: RunRecord;
+  bundles: Partial<Record<BundleSlot, Uint8Array>>;
+  rawManifest?: Uint8Array;
+  rawPins?: Uint8Array;
+  processedManifest?: Uint8Array;
+  fairnessReport?: Uint8Array;
+  gateDecision?: Uint8Array;
+  auditEntries: AuditEntry[];
+  proofs: ProofBundle[];
+  checkpoint?: string;
+}
+
+const CAS_KEY = /^sha256\/[0-9a-f]{64}$/;
+const NO_DIGEST: Digest = `sha256:${'0'.repeat(64)}`;
+
+function short(d: string): string {
+  return d.length > 23 ? `${d.slice(0, 23)}…` : d;
+}
+
+type Read =
+  | { ok: true; bytes: Uint8Array; addressed: boolean }
+  | { ok: false; code: VerifyCode; detail: string };
+
+class Checks {
+  readonly list: VerifyCheck[] = [];
+  pass(name: string, detail: string): void {
+    this.list.push({ name, ok: true, code: 'OK', detail });
+  }
+  fail(name: string, code: VerifyCode, detail: string): void {
+    this.list.push({ name, ok: false, code, detail });
+  }
+}
+
+/**
+ * Verifies one run against the trusted keys. Throws VerifyError RUN_NOT_FOUND for an unknown run;
+ * every other problem is a failing check in the report.
+ */
+export async function verifyRunWith(
+  deps: VerifyDeps,
+  keys: TrustedKeys,
+  runId: string,
+): Promise<{ report: VerifyReport; evidence: Evidence }> {
+  const run = await deps.runs.get(runId);
+  if (run === undefined) {
+    throw new VerifyError(
+      'RUN_NOT_FOUND',
+      `no run ${runId} is recorded in this state dir; list runs with: veritrail runs list`,
+    );
+  }
+  const c = new Checks();
+  const facts = run.facts;
+  const evidence: Evidence = { run, bundles: {}, auditEntries: [], proofs: [] };
+  const failed = run.status === 'FAILED';
+  const missing = (what: string) =>
+    failed
+      ? `${what} is absent: the run FAILED before producing it`
+      : `${what} is absent from the run's evidence`;
+
+  /** A digest fact: undefined (and a failing check) when absent or malformed. */
+  const digestFact = (name: string, check: string, what: string): Digest | undefined => {
+    const v = facts[name];
+    if (v === undefined) {
+      c.fail(check, 'EVIDENCE_MISSING', missing(`the ${what} digest`));
+      return undefined;
+    }
+    if (!isDigest(v)) {
+      c.fail(check, 'RECORD_INVALID', `the run record's ${name} is not a sha256 digest`);
+      return undefined;
+    }
+    return v;
+  };
+
+  /** Reads a content-addressed artifacts object and tells whether its bytes still hash to its key. */
+  const readCas = async (key: unknown, what: string): Promise<Read> => {
+    if (key === undefined) return { ok: false, code: 'EVIDENCE_MISSING', detail: missing(what) };
+    if (typeof key !== 'string' || !CAS_KEY.test(key)) {
+      return {
+        ok: false,
+        code: 'RECORD_INVALID',
+        detail: `the ${what} key in the run record is not a content address`,
+      };
+    }
+    try {
+      const bytes = await readObject(deps.objects, 'artifacts', key);
+      return { ok: true, bytes, addressed: digestsEqual(digestOf(bytes), `sha256:${key.slice(7)}`) };
+    } catch (e) {
+      if (isVeritrailError(e, 'OBJECT_NOT_FOUND')) {
+        return { ok: false, code: 'EVIDENCE_MISSING', detail: `the ${what} (${key}) is not in the store` };
+      }
+      return {
+        ok: false,
+        code: 'EVIDENCE_MISSING',
+        detail: `the ${what} (${key}) cannot be read: ${toErrorInfo(e).message}`,
+      };
+    }
+  };
+  const altered = (what: string) =>
+    `the stored ${what} was altered: its bytes no longer hash to its content address`;
+
+  // ───── raw data ─────
+  const rawDigest = digestFact('rawDigest', 'raw.manifest', 'raw data');
+  if (rawDigest !== undefined) {
+    const r = await readCas(facts.rawManifestKey, 'raw data manifest');
+    if (!r.ok) c.fail('raw.manifest', r.code, r.detail);
+    else {
+      evidence.rawManifest = r.bytes;
+      const m = manifestOf(r.bytes);
+      if (!r.addressed) c.fail('raw.manifest', 'DIGEST_MISMATCH', altered('raw data manifest'));
+      else if (typeof m === 'string') c.fail('raw.manifest', 'MANIFEST_INVALID', m);
+      else if (!namesDataset(m, rawDigest)) {
+        c.fail(
+          'raw.manifest',
+          'DIGEST_MISMATCH',
+          `the raw data manifest does not describe the recorded raw data ${short(rawDigest)}`,
+        );
+      } else c.pass('raw.manifest', `${m.files.length} file(s), raw data ${short(rawDigest)}`);
+    }
+    const pins = await readCas(facts.rawPinsKey, 'raw data pins');
+    if (pins.ok) evidence.rawPins = pins.bytes;
+  }
+  let actualRaw = rawDigest ?? NO_DIGEST;
+  if (rawDigest !== undefined) {
+    const uri = run.dataset.uri;
+    if (!uri.startsWith('file://')) {
+      c.fail(
+        'raw.data',
+        'EVIDENCE_MISSING',
+        `the raw data is at ${uri}; this verifier reads local datasets only`,
+      );
+    } else {
+      try {
+        const actual = await hashPath(fileURLToPath(uri));
+        actualRaw = actual.digest;
+        if (digestsEqual(actual.digest, rawDigest))
+          c.pass('raw.data', `${uri} hashes to ${short(rawDigest)}`);
+        else {
+          c.fail(
+            'raw.data',
+            'DIGEST_MISMATCH',
+            `the raw data at ${uri} hashes to ${short(actual.digest)}, the run recorded ${short(rawDigest)}: the data changed after the run`,
+          );
+        }
+      } catch (e) {
+        c.fail(
+          'raw.data',
+          'EVIDENCE_MISSING',
+          `the raw data at ${uri} cannot be read: ${toErrorInfo(e).message}`,
+        );
+      }
+    }
+  }
+
+  // ───── processed data ─────
+  const processedDigest = digestFact('processedDigest', 'processed.manifest', 'processed data');
+  let actualProcessed = processedDigest ?? NO_DIGEST;
+  let processed: Manifest | undefined;
+  if (processedDigest !== undefined) {
+    const r = await readCas(facts.processedManifestKey, 'processed data manifest');
+    if (!r.ok) c.fail('processed.manifest', r.code, r.detail);
+    else {
+      evidence.processedManifest = r.bytes;
+      const m = manifestOf(r.bytes);
+      if (!r.addressed) c.fail('processed.manifest', 'DIGEST_MISMATCH', altered('processed data manifest'));
+      else if (typeof m === 'string') c.fail('processed.manifest', 'MANIFEST_INVALID', m);
+      else if (!digestsEqual(manifestDigest(m), processedDigest)) {
+        c.fail(
+          'processed.manifest',
+          'DIGEST_MISMATCH',
+          `the processed data manifest is not the one recorded (${short(processedDigest)})`,
+        );
+      } else {
+        processed = m;
+        c.pass('processed.manifest', `${m.files.length} file(s), processed data ${short(processedDigest)}`);
+      }
+    }
+  }
+  if (processed !== undefined) {
+    const actual: ManifestEntry[] = [];
+    const problems: { code: VerifyCode; detail: string }[] = [];
+    for (const f of processed.files) {
+      try {
+        const { hex, size } = await hashStream(
+          await deps.objects.open('artifacts', `sha256/${f.digest.slice(7)}`),
+        );
+        actual.push({ path: f.path, size, digest: `sha256:${hex}` });
+        if (hex !== f.digest.slice(7) || size !== f.size) {
+          problems.push({
+            code: 'DIGEST_MISMATCH',
+            detail: `processed file ${f.path} hashes to sha256:${hex.slice(0, 16)}…, its manifest says ${short(f.digest)}`,
+          });
+        }
+      } catch (e) {
+        actual.push(f);
+        problems.push({
+          code: 'EVIDENCE_MISSING',
+          detail: `processed file ${f.path} cannot be read: ${toErrorInfo(e).message}`,
+        });
+      }
+    }
+    actualProcessed = manifestDigest(buildManifest(actual));
+    const first = problems[0];
+    if (first === undefined) c.pass('processed.data', `${actual.length} file(s) match the manifest`);
+    else c.fail('processed.data', first.code, problems.map((p) => p.detail).join('; '));
+  }
+
+  // ───── model ─────
+  const modelDigest = digestFact('modelDigest', 'model.data', 'model');
+  let actualModel = modelDigest ?? NO_DIGEST;
+  if (modelDigest !== undefined) {
+    const key = facts.modelKey;
+    if (typeof key !== 'string' || !CAS_KEY.test(key)) {
+      c.fail(
+        'model.data',
+        key === undefined ? 'EVIDENCE_MISSING' : 'RECORD_INVALID',
+        'the run record names no content-addressed model.tar.gz',
+      );
+    } else {
+      try {
+        const { hex } = await hashStream(await deps.objects.open('artifacts', key));
+        actualModel = `sha256:${hex}`;
+        if (digestsEqual(actualModel, modelDigest))
+          c.pass('model.data', `model.tar.gz hashes to ${short(modelDigest)}`);
+        else
+          c.fail(
+            'model.data',
+            'DIGEST_MISMATCH',
+            `model.tar.gz hashes to ${short(actualModel)}, the run recorded ${short(modelDigest)}`,
+          );
+      } catch (e) {
+        c.fail(
+          'model.data',
+          'EVIDENCE_MISSING',
+          `model.tar.gz (${key}) cannot be read: ${toErrorInfo(e).message}`,
+        );
+      }
+    }
+  }
+
+  // ───── signatures ─────
+  const statements: RunStatements = {};
+  const bundleKeys = (facts.bundles ?? {}) as Record<string, unknown>;
+  for (const { slot, fact } of BUNDLE_SLOTS) {
+    const name = `${slot}.signature`;
+    const r = await readCas(bundleKeys[fact], `${slot} bundle`);
+    if (!r.ok) {
+      c.fail(name, r.code, r.detail);
+      continue;
+    }
+    evidence.bundles[slot] = r.bytes;
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(r.bytes));
+    } catch {
+      c.fail(name, 'BUNDLE_MALFORMED', `the ${slot} bundle is not JSON`);
+      continue;
+    }
+    let statement: Statement;
+    try {
+      statement = verifyBundle(json, keys.signingPem).statement;
+    } catch (e) {
+      if (!isAttestationError(e)) throw e;
+      c.fail(name, e.code, `${slot} bundle: ${e.message}`);
+      continue;
+    }
+    if (!r.addressed) {
+      c.fail(name, 'DIGEST_MISMATCH', altered(`${slot} bundle`));
+      continue;
+    }
+    if (slot === 'model-signing') statements.modelSigning = statement;
+    else statements[slot] = statement;
+    c.pass(name, `${statement.predicateType} signed by the trusted key`);
+  }
+
+  // ───── links: raw → processed → model → fairness → gate ─────
+  const codeDigest = isDigest(facts.codeDigest) ? facts.codeDigest : undefined;
+  for (const k of checkChain(statements, {
+    runId: run.runId,
+    raw: actualRaw,
+    processed: actualProcessed,
+    model: actualModel,
+    ...(codeDigest ? { trainingCode: codeDigest } : {}),
+  })) {
+    // A statement that did not verify is already reported by its signature check.
+    if (
+      k.code === 'STATEMENT_MISSING' &&
+      c.list.some((x) => x.name === `${k.name.split('.')[0]}.signature` && !x.ok)
+    )
+      continue;
+    c.list.push({ name: k.name, ok: k.ok, code: k.code, detail: k.detail });
+  }
+  if (statements.fairness !== undefined && processed !== undefined) {
+    const claimed = (statements.fairness.predicate as { evaluationData?: { digest?: { sha256?: string } } })
+      .evaluationData?.digest?.sha256;
+    const validation = processed.files.find((f) => f.path === 'validation.csv');
+    if (
+      validation !== undefined &&
+      claimed !== undefined &&
+      digestsEqual(`sha256:${claimed}`, validation.digest)
+    ) {
+      c.pass('link.evaluation-data', 'the fairness evaluation ran on the processed validation.csv');
+    } else {
+      c.fail(
+        'link.evaluation-data',
+        'LINK_BROKEN',
+        'the fairness statement names other evaluation data than the processed validation.csv',
+      );
+    }
+  }
+  const report = await readCas(facts.fairnessReportKey, 'fairness report');
+  if (report.ok) evidence.fairnessReport = report.bytes;
+  if (statements.fairness !== undefined || report.ok) {
+    if (!report.ok) c.fail('fairness.report', report.code, report.detail);
+    else if (!report.addressed) c.fail('fairness.report', 'DIGEST_MISMATCH', altered('fairness report'));
+    else {
+      const model = jsonOf(report.bytes)?.model;
+      if (typeof model === 'string' && digestsEqual(model, actualModel))
+        c.pass('fairness.report', `the report evaluates model ${short(model)}`);
+      else
+        c.fail(
+          'fairness.report',
+          'LINK_BROKEN',
+          'the fairness report evaluates another model than this run built',
+        );
+    }
+  }
+  const decisionDoc = await readCas(facts.gateDecisionKey, 'gate decision');
+  if (decisionDoc.ok) evidence.gateDecision = decisionDoc.bytes;
+  const gatePredicate = statements.gate?.predicate as
+    | { decision?: string; policy?: { digest?: { sha256?: string } } }
+    | undefined;
+  if (gatePredicate !== undefined || decisionDoc.ok) {
+    if (!decisionDoc.ok) c.fail('gate.decision', decisionDoc.code, decisionDoc.detail);
+    else if (!decisionDoc.addressed) c.fail('gate.decision', 'DIGEST_MISMATCH', altered('gate decision'));
+    else if (gatePredicate !== undefined) {
+      const named = gatePredicate.policy?.digest?.sha256;
+      const doc = jsonOf(decisionDoc.bytes);
+      if (named === undefined || !digestsEqual(`sha256:${named}`, digestOf(decisionDoc.bytes))) {
+        c.fail(
+          'gate.decision',
+          'LINK_BROKEN',
+          'the gate statement names another decision document than the stored one',
+        );
+      } else if (doc?.decision !== gatePredicate.decision) {
+        c.fail(
+          'gate.decision',
+          'LINK_BROKEN',
+          `the decision document says ${String(doc?.decision)}, the signed gate statement ${String(gatePredicate.decision)}`,
+        );
+      } else c.pass('gate.decision', `signed decision ${gatePredicate.decision}, with its policy and facts`);
+    } else c.pass('gate.decision', 'stored decision document is intact');
+  }
+
+  // ───── the run record ─────
+  if (run.dataset.digest !== undefined && rawDigest !== undefined) {
+    if (digestsEqual(run.dataset.digest, rawDigest))
+      c.pass('record.dataset', 'the trigger named the raw data that was hashed');
+    else
+      c.fail(
+        'record.dataset',
+        'RECORD_MISMATCH',
+        `the run was started for ${short(run.dataset.digest)}, the raw data hashed to ${short(rawDigest)}`,
+      );
+  }
+  const recordedDecision = (facts.gate as { decision?: unknown } | undefined)?.decision;
+  if (gatePredicate !== undefined) {
+    if (recordedDecision === gatePredicate.decision)
+      c.pass('record.gate', `the run record and the signed gate agree: ${gatePredicate.decision}`);
+    else
+      c.fail(
+        'record.gate',
+        'RECORD_MISMATCH',
+        `the run record says ${String(recordedDecision)}, the signed gate statement ${String(gatePredicate.decision)}`,
+      );
+  }
+  if (failed) {
+    const err = run.error;
+    c.pass(
+      'record.status',
+      `run FAILED${err ? ` (${err.code}: ${err.message})` : ''}; the evidence it produced is checked`,
+    );
+  } else {
+    const expected =
+      gatePredicate?.decision === 'allow'
+        ? 'SUCCEEDED'
+        : gatePredicate?.decision === 'deny'
+          ? 'REJECTED'
+          : undefined;
+    if (expected !== undefined && run.status === expected)
+      c.pass('record.status', `${run.status}, as the signed gate decided`);
+    else if (expected === undefined)
+      c.fail('record.status', 'EVIDENCE_MISSING', `run is ${run.status} and has no signed gate decision`);
+    else
+      c.fail(
+        'record.status',
+        'RECORD_MISMATCH',
+        `run is ${run.status}, but the signed gate decision means ${expected}`,
+      );
+  }
+  if (typeof facts.signingKey === 'string') {
+    let trustedId = '';
+    try {
+      trustedId = digestOf(publicKeyDer(keys.signingPem));
+    } catch {
+      /* reported by the signature checks as KEY_INVALID */
+    }
+    if (digestsEqual(trustedId, facts.signingKey))
+      c.pass('record.signing-key', `signed by ${short(facts.signingKey)}`);
+    else
+      c.fail(
+        'record.signing-key',
+        'RECORD_MISMATCH',
+        `the run records signing key ${short(facts.signingKey)}, the trusted key is ${short(trustedId)}`,
+      );
+  }
+
+  // ───── audit log ─────
+  await verifyAudit(deps.audit, keys.auditPem, run, c, evidence, {
+    raw: actualRaw,
+    processed: actualProcessed,
+    model: actualModel,
+    ...(facts.gateDecisionKey && decisionDoc.ok ? { gateDecision: digestOf(decisionDoc.bytes) } : {}),
+    ...(facts.fairnessReportKey && report.ok ? { fairnessReport: digestOf(report.bytes) } : {}),
+    ...(evidence.rawManifest ? { rawManifest: digestOf(evidence.rawManifest) } : {}),
+  });
+
+  const checks = c.list;
+  return {
+    report: { ok: checks.every((x) => x.ok), runId: run.runId, status: run.status, checks },
+    evidence,
+  };
+}
+
+async function verifyAudit(
+  log: ObjectAuditLog,
+  auditPem: string,
+  run: RunRecord,
+  c: Checks,
+  evidence: Evidence,
+  actual: Record<string, Digest>,
+): Promise<void> {
+  const entries: AuditEntry[] = [];
+  try {
+    for await (const e of log.entriesOf(run.runId)) entries.push(e);
+  } catch (e) {
+    c.fail('audit.entries', 'AUDIT_CORRUPT', `the audit log cannot be read: ${toErrorInfo(e).message}`);
+    return;
+  }
+  evidence.auditEntries = entries;
+  const terminal = run.status === 'FAILED' ? 'run.failed' : 'run.finished';
+  const ended = ['SUCCEEDED', 'REJECTED', 'FAILED'].includes(run.status);
+  if (entries.length === 0)
+    c.fail('audit.entries', 'AUDIT_ENTRY_MISSING', `the audit log holds no entry of run ${run.runId}`);
+  else if (ended && !entries.some((e) => e.type === terminal)) {
+    c.fail(
+      'audit.entries',
+      'AUDIT_ENTRY_MISSING',
+      `the run is ${run.status} but the audit log has no ${terminal} entry for it`,
+    );
+  } else c.pass('audit.entries', `${entries.length} entries (seq ${entries[0]?.seq}…${entries.at(-1)?.seq})`);
+
+  let checkpoint: Awaited<ReturnType<ObjectAuditLog['latestCheckpoint']>>;
+  try {
+    checkpoint = await log.latestCheckpoint();
+  } catch (e) {
+    c.fail(
+      'audit.checkpoint',
+      'AUDIT_CHECKPOINT_INVALID',
+      `the latest checkpoint does not verify with the audit key: ${toErrorInfo(e).message}`,
+    );
+    return;
+  }
+  if (checkpoint === undefined) {
+    c.fail('audit.checkpoint', 'AUDIT_NOT_CHECKPOINTED', 'the audit log has no signed checkpoint');
+    return;
+  }
+  evidence.checkpoint = checkpoint.note;
+  c.pass('audit.checkpoint', `signed checkpoint of ${checkpoint.size} entries`);
+
+  const problems: { code: VerifyCode; detail: string }[] = [];
+  for (const entry of entries) {
+    if (entry.seq >= checkpoint.size) {
+      problems.push({
+        code: 'AUDIT_NOT_CHECKPOINTED',
+        detail: `entry ${entry.seq} is beyond the latest checkpoint (${checkpoint.size})`,
+      });
+      continue;
+    }
+    try {
+      const proof = await log.prove(entry.seq, { checkpointSize: checkpoint.size });
+      verifyProofBundle(proof, auditPem);
+      evidence.proofs.push(proof);
+    } catch (e) {
+      const code: VerifyCode = isVeritrailError(e, 'SIGNATURE_INVALID')
+        ? 'AUDIT_CHECKPOINT_INVALID'
+        : 'AUDIT_PROOF_FAILED';
+      problems.push({
+        code,
+        detail: `entry ${entry.seq} (${entry.step} ${entry.type}) is not proven by the signed checkpoint: ${toErrorInfo(e).message}`,
+      });
+    }
+  }
+  const first = problems[0];
+  if (first !== undefined) c.fail('audit.inclusion', first.code, problems.map((p) => p.detail).join('; '));
+  else if (entries.length > 0)
+    c.pass('audit.inclusion', `every entry of the run is included in checkpoint ${checkpoint.size}`);
+  if (first !== undefined) return;
+
+  const disagreements: string[] = [];
+  for (const entry of entries) {
+    for (const [role, digest] of Object.entries(entry.subjects ?? {})) {
+      const real = actual[role];
+      // Only roles the evidence pins; the raw role of a failed hash is absent, for instance.
+      if (real !== undefined && real !== NO_DIGEST && !digestsEqual(real, digest)) {
+        disagreements.push(
+          `entry ${entry.seq} (${entry.step}) records ${role} ${short(digest)}, the evidence is ${short(real)}`,
+        );
+      }
+    }
+  }
+  if (disagreements.length > 0) c.fail('audit.subjects', 'AUDIT_SUBJECT_MISMATCH', disagreements.join('; '));
+  else c.pass('audit.subjects', 'the audited digests are the evidence digests');
+}
+
+function jsonOf(bytes: Uint8Array): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The manifest in `bytes`, or why it is not one. */
+function manifestOf(bytes: Uint8Array): Manifest | string {
+  const v = jsonOf(bytes);
+  if (v === undefined) return 'the manifest is not JSON';
+  try {
+    return parseManifest(v);
+  } catch (e) {
+    return `the manifest is invalid: ${toErrorInfo(e).message}`;
+  }
+}
+
+/** A dataset digest is a single file's own digest or a folder's manifest digest (HashDataset). */
+function namesDataset(m: Manifest, digest: Digest): boolean {
+  const [only, ...more] = m.files;
+  if (only !== undefined && more.length === 0 && digestsEqual(only.digest, digest)) return true;
+  return digestsEqual(manifestDigest(m), digest);
+}
