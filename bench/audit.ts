@@ -1,0 +1,125 @@
+/**
+ * `npm run bench -- audit [--entries=N]`: appends/s (1 and 4 concurrent appenders), verification
+ * speed and proof make+check time on an N-entry log (default 1,000,000), with the machine's raw
+ * SHA-256 throughput beside them as the limit. Goals: verify ≥ 500k entries/s; proof < 5 ms.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ObjectAuditLog } from '../src/audit/log.js';
+import { verifyProofBundle } from '../src/audit/proof.js';
+import { entryBytes, entryLeafHash, makeEntry, toHex, ZERO_HASH_HEX } from '../src/core/audit-entry.js';
+import { rootOf } from '../src/core/merkle.js';
+import { encodeEntryBundle, encodeHashTile, entryBundlePath, hashTilePath } from '../src/core/tiles.js';
+import { FsObjectStore } from '../src/local/fs-object-store.js';
+import { event, MemoryObjectStore, testSigner } from '../test/reliability/helpers.js';
+
+function rate(n: number, ms: number): string {
+  return `${Math.round((n / ms) * 1000).toLocaleString('en')}/s`;
+}
+
+export async function main(args: string[]): Promise<void> {
+  const flag = args.find((a) => a.startsWith('--entries='));
+  const N = flag === undefined ? 1_000_000 : Number(flag.slice('--entries='.length));
+
+  // Reference: raw SHA-256 of 64-byte inputs (two per entry is the floor for leaf + node).
+  const buf = Buffer.alloc(300, 7);
+  let t = performance.now();
+  for (let k = 0; k < 1_000_000; k++) createHash('sha256').update(buf).digest();
+  const shaMs = performance.now() - t;
+  console.log(`sha256 of 300-byte entries: ${rate(1_000_000, shaMs)} (the limit for verification)`);
+
+  // Appends on the local file store (fsync per object).
+  const root = await mkdtemp(join(tmpdir(), 'vt-bench-'));
+  try {
+    const log1 = new ObjectAuditLog({ store: new FsObjectStore(join(root, 'a')) });
+    t = performance.now();
+    for (let k = 0; k < 200; k++) await log1.append(event(`a${k}`));
+    console.log(`append, 1 appender (fs, durable): ${rate(200, performance.now() - t)}`);
+    const store4 = new FsObjectStore(join(root, 'b'));
+    const logs = [0, 1, 2, 3].map(() => new ObjectAuditLog({ store: store4 }));
+    t = performance.now();
+    await Promise.all(
+      logs.map(async (l, p) => {
+        for (let k = 0; k < 50; k++) await l.append(event(`b${p}-${k}`));
+      }),
+    );
+    console.log(`append, 4 concurrent appenders (fs, durable): ${rate(200, performance.now() - t)}`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+
+  // An N-entry log in memory, laid out as the appenders would (bundles + tiles + tail entries).
+  const store = new MemoryObjectStore();
+  const signer = testSigner();
+  const log = new ObjectAuditLog({ store, signer });
+  let prev = ZERO_HASH_HEX;
+  let bundle: Uint8Array[] = [];
+  let leaves: Uint8Array[] = [];
+  const level1: Uint8Array[] = [];
+  const now = new Date();
+  t = performance.now();
+  for (let s = 0; s < N; s++) {
+    const bytes = entryBytes(makeEntry(event(s), s, now, prev));
+    const leaf = entryLeafHash(bytes);
+    prev = toHex(leaf);
+    bundle.push(bytes);
+    leaves.push(leaf);
+    // Every entry object exists, as the appenders leave them (the tail finder probes them).
+    store.objects.set(`audit/${log.entryKey(s)}`, bytes);
+    if (bundle.length === 256) {
+      const tIdx = (s + 1) / 256 - 1;
+      await store.put('audit', `log/${entryBundlePath(tIdx)}`, encodeEntryBundle(bundle));
+      await store.put('audit', `log/${hashTilePath(0, tIdx)}`, encodeHashTile(leaves));
+      level1.push(rootOf(leaves));
+      if (level1.length % 256 === 0) {
+        const l1 = level1.length / 256 - 1;
+        await store.put('audit', `log/${hashTilePath(1, l1)}`, encodeHashTile(level1.slice(l1 * 256)));
+      }
+      bundle = [];
+      leaves = [];
+    }
+  }
+  const l1Full = Math.floor(level1.length / 256);
+  if (level1.length % 256 !== 0) {
+    await store.put(
+      'audit',
+      `log/${hashTilePath(1, l1Full, level1.length % 256)}`,
+      encodeHashTile(level1.slice(l1Full * 256)),
+    );
+  }
+  // Level 2 partial tile: roots of full level-1 tiles.
+  const level2: Uint8Array[] = [];
+  for (let k = 0; k < l1Full; k++) level2.push(rootOf(level1.slice(k * 256, k * 256 + 256)));
+  if (level2.length > 0 && level2.length < 256) {
+    await store.put('audit', `log/${hashTilePath(2, 0, level2.length)}`, encodeHashTile(level2));
+  }
+  console.log(`built a ${N.toLocaleString('en')}-entry log in ${Math.round(performance.now() - t)} ms`);
+
+  t = performance.now();
+  const cp = await log.checkpoint();
+  console.log(`checkpoint at ${cp.size.toLocaleString('en')}: ${Math.round(performance.now() - t)} ms`);
+
+  t = performance.now();
+  const report = await log.verify();
+  const vms = performance.now() - t;
+  console.log(
+    `verify: ${rate(report.entries, vms)} (${report.ok ? 'ok' : `${report.problems.length} problems`}; goal ≥ 500,000/s; sha256 limit ${rate(1_000_000, shaMs)})`,
+  );
+
+  const pem = await signer.publicKeyPem();
+  const seqs = [0, Math.floor(N / 3), N - 1];
+  const times: number[] = [];
+  for (let r = 0; r < 20; r++) {
+    const seq = seqs[r % seqs.length] as number;
+    t = performance.now();
+    const proof = await log.prove(seq, { checkpointSize: cp.size });
+    verifyProofBundle(proof, pem);
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  console.log(
+    `inclusion proof make+check at ${N.toLocaleString('en')}: median ${(times[10] ?? 0).toFixed(2)} ms (goal < 5 ms)`,
+  );
+}
