@@ -8,7 +8,7 @@
  * gho_, ghu_, ghs_, ghr_, github_pat_), Slack (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-), Stripe live keys
  * (sk_live_, rk_live_), Google API keys (AIza + 35 characters), PEM private keys (RFC 7468 labels).
  *
- * AWS documents the example credentials AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.
+ * AWS documents example credentials (an access key id "AKIA…EXAMPLE", a secret ending "…EXAMPLEKEY").
  * They are still findings (a scanner cannot know the line is only an example, and refusing them
  * costs one `veritrail:allow-secret` marker) but are marked `example: true` so a report can say so.
  */
