@@ -3,7 +3,15 @@
  * the embedded runtime installs its own (src/local/runtime.ts) before it runs the state machine, so the
  * very same handler modules run in both places.
  */
-import type { AuditLog, DatasetSource, ModelRegistry, ObjectStore, RunStore, Signer, Trainer } from './ports.js';
+import type {
+  AuditLog,
+  DatasetSource,
+  ModelRegistry,
+  ObjectStore,
+  RunStore,
+  Signer,
+  Trainer,
+} from './ports.js';
 
 export interface Runtime {
   objects: ObjectStore;

@@ -27,7 +27,9 @@ const clamp = (x, lo, hi) => Math.min(hi, Math.max(lo, x));
 const round = (x, d) => Number(x.toFixed(d));
 
 const out = [];
-out.push('applicant_id,sex,age_group,income,debt_ratio,credit_history_years,late_payments,loan_amount,employment_years,repaid');
+out.push(
+  'applicant_id,sex,age_group,income,debt_ratio,credit_history_years,late_payments,loan_amount,employment_years,repaid',
+);
 for (let i = 0; i < rows; i++) {
   const sex = random() < 0.48 ? 'female' : 'male';
   const a = random();
@@ -37,14 +39,31 @@ for (let i = 0; i < rows; i++) {
   const income = round(clamp(Math.exp(3.7 + 0.35 * ability + 0.25 * normal()) * payGap, 8, 400), 1);
   const debtRatio = round(clamp(0.35 - 0.08 * ability + 0.12 * normal(), 0.01, 0.95), 3);
   const historyMax = ageGroup === 'under_25' ? 8 : 40;
-  const history = round(clamp((ageGroup === 'under_25' ? 7.5 : 11) + 2 * ability + 4 * normal(), 0, historyMax), 1);
+  const history = round(
+    clamp((ageGroup === 'under_25' ? 7.5 : 11) + 2 * ability + 4 * normal(), 0, historyMax),
+    1,
+  );
   const late = Math.max(0, Math.round(1.2 - 0.9 * ability + normal()));
   const loan = round(clamp(income * (0.6 + 0.5 * random()), 2, 500), 1);
-  const employment = round(clamp((ageGroup === 'under_25' ? 5.5 : 8) + 1.5 * ability + 3 * normal(), 0, 45), 1);
+  const employment = round(
+    clamp((ageGroup === 'under_25' ? 5.5 : 8) + 1.5 * ability + 3 * normal(), 0, 45),
+    1,
+  );
   const logit = 1.1 + 1.6 * ability - 0.6 * (debtRatio - 0.35) * 5 + 0.15 * normal();
   const repaid = random() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
   out.push(
-    [`A${String(i + 1).padStart(6, '0')}`, sex, ageGroup, income, debtRatio, history, late, loan, employment, repaid].join(','),
+    [
+      `A${String(i + 1).padStart(6, '0')}`,
+      sex,
+      ageGroup,
+      income,
+      debtRatio,
+      history,
+      late,
+      loan,
+      employment,
+      repaid,
+    ].join(','),
   );
 }
 process.stdout.write(`${out.join('\n')}\n`);

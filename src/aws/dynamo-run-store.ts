@@ -157,7 +157,10 @@ export class DynamoRunStore implements RunStore {
           UpdateExpression: `SET ${sets.join(', ')}`,
           ConditionExpression: 'attribute_exists(pk) AND #status = :running',
           ExpressionAttributeNames: names,
-          ExpressionAttributeValues: marshall(values, { removeUndefinedValues: true, convertClassInstanceToMap: true }),
+          ExpressionAttributeValues: marshall(values, {
+            removeUndefinedValues: true,
+            convertClassInstanceToMap: true,
+          }),
         }),
       );
     } catch (e) {
@@ -227,7 +230,9 @@ export class DynamoRunStore implements RunStore {
       if (e instanceof VeritrailError) return e;
     }
     // Legal now but refused a moment ago: another writer changed it in between.
-    return new VeritrailError('RUN_TRANSITION_ILLEGAL', `run ${runId} changed concurrently; retry`, { cause });
+    return new VeritrailError('RUN_TRANSITION_ILLEGAL', `run ${runId} changed concurrently; retry`, {
+      cause,
+    });
   }
 }
 
@@ -252,26 +257,43 @@ function toRecord(item: RunItem): RunRecord {
   return {
     ...rest,
     facts: rest.facts ?? {},
-    steps: Object.values(steps ?? {}).sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0)),
+    steps: Object.values(steps ?? {}).sort((a, b) =>
+      a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0,
+    ),
   };
 }
 
 function isConditionalFailure(e: unknown): boolean {
-  return e instanceof ConditionalCheckFailedException || (e as { name?: string })?.name === 'ConditionalCheckFailedException';
+  return (
+    e instanceof ConditionalCheckFailedException ||
+    (e as { name?: string })?.name === 'ConditionalCheckFailedException'
+  );
 }
 
 function translate(e: unknown, operation: string): VeritrailError {
   const name = (e as { name?: string })?.name ?? '';
   if (e instanceof VeritrailError) return e;
   if (e instanceof ResourceNotFoundException || name === 'ResourceNotFoundException') {
-    return new VeritrailError('INTERNAL', `DynamoDB ${operation}: the run table does not exist; deploy the stack first`, {
-      cause: e,
-    });
+    return new VeritrailError(
+      'INTERNAL',
+      `DynamoDB ${operation}: the run table does not exist; deploy the stack first`,
+      {
+        cause: e,
+      },
+    );
   }
-  if (/Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|InternalServerError|ServiceUnavailable/.test(name)) {
-    return new VeritrailError('TRANSIENT', `DynamoDB ${operation} was throttled or unavailable; it will be retried`, {
-      cause: e,
-    });
+  if (
+    /Throttl|ProvisionedThroughputExceeded|RequestLimitExceeded|InternalServerError|ServiceUnavailable/.test(
+      name,
+    )
+  ) {
+    return new VeritrailError(
+      'TRANSIENT',
+      `DynamoDB ${operation} was throttled or unavailable; it will be retried`,
+      {
+        cause: e,
+      },
+    );
   }
   const message = e instanceof Error ? e.message : String(e);
   return new VeritrailError('INTERNAL', `DynamoDB ${operation} failed: ${message}`, { cause: e });
@@ -283,7 +305,10 @@ export async function ensureRunTable(client: DynamoDBClient, tableName: string):
     const d = await client.send(new DescribeTableCommand({ TableName: tableName }));
     if (d.Table?.TableStatus === 'ACTIVE') return;
   } catch (e) {
-    if (!(e instanceof ResourceNotFoundException) && (e as { name?: string }).name !== 'ResourceNotFoundException') {
+    if (
+      !(e instanceof ResourceNotFoundException) &&
+      (e as { name?: string }).name !== 'ResourceNotFoundException'
+    ) {
       throw translate(e, 'DescribeTable');
     }
     await client.send(

@@ -44,7 +44,9 @@ export function runSummary(
     bundles?: Record<string, string>;
   };
   const artifacts = join(homePaths(home).objects, 'artifacts');
-  const attestations = Object.fromEntries(Object.entries(f.bundles ?? {}).map(([k, key]) => [k, join(artifacts, key)]));
+  const attestations = Object.fromEntries(
+    Object.entries(f.bundles ?? {}).map(([k, key]) => [k, join(artifacts, key)]),
+  );
   void results;
   return {
     runId: run.runId,
@@ -56,6 +58,10 @@ export function runSummary(
     ...(f.fairness ? { fairness: f.fairness } : {}),
     ...(f.gate ? { gate: { decision: f.gate.decision, reasons: f.gate.reasons } } : {}),
     attestations,
-    ...(run.error ? { error: run.error } : fallbackError && run.status === 'FAILED' ? { error: fallbackError } : {}),
+    ...(run.error
+      ? { error: run.error }
+      : fallbackError && run.status === 'FAILED'
+        ? { error: fallbackError }
+        : {}),
   };
 }

@@ -50,9 +50,13 @@ export function validateRow(
   const at = `${where.file} line ${where.line}`;
   const details = { line: where.line, file: where.file };
   if (fields.length !== index.width) {
-    throw new VeritrailError('DATASET_VALUE', `${at}: ${fields.length} fields where the header has ${index.width}; fix the row`, {
-      details,
-    });
+    throw new VeritrailError(
+      'DATASET_VALUE',
+      `${at}: ${fields.length} fields where the header has ${index.width}; fix the row`,
+      {
+        details,
+      },
+    );
   }
   const features = index.features.map((i, k) => {
     const v = fields[i] ?? '';
@@ -68,17 +72,25 @@ export function validateRow(
   });
   const label = (fields[index.label] ?? '').trim();
   if (label === '') {
-    throw new VeritrailError('DATASET_VALUE', `${at}: the label column ${def.dataset.label.column} is empty; every row needs a label`, {
-      details: { ...details, column: def.dataset.label.column },
-    });
+    throw new VeritrailError(
+      'DATASET_VALUE',
+      `${at}: the label column ${def.dataset.label.column} is empty; every row needs a label`,
+      {
+        details: { ...details, column: def.dataset.label.column },
+      },
+    );
   }
   const groups = index.groups.map((i, k) => {
     const v = (fields[i] ?? '').trim();
     if (v === '') {
       const column = def.dataset.protected[k]?.column;
-      throw new VeritrailError('DATASET_VALUE', `${at}: the protected column ${column} is empty; every row needs a value`, {
-        details: { ...details, column },
-      });
+      throw new VeritrailError(
+        'DATASET_VALUE',
+        `${at}: the protected column ${column} is empty; every row needs a value`,
+        {
+          details: { ...details, column },
+        },
+      );
     }
     return v;
   });

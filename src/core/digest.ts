@@ -13,7 +13,10 @@ export function isDigest(s: unknown): s is Digest {
 
 export function parseDigest(s: string, what = 'digest'): Digest {
   if (!isDigest(s)) {
-    throw new VeritrailError('DIGEST_MISMATCH', `${what} "${s}" is not of the form sha256:<64 lowercase hex digits>`);
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `${what} "${s}" is not of the form sha256:<64 lowercase hex digits>`,
+    );
   }
   return s;
 }

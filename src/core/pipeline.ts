@@ -39,7 +39,9 @@ const gateThresholds = z.strictObject({
 
 const awsTrainer = z.strictObject({
   image: digestPinnedImage,
-  instanceType: z.string().regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a SageMaker instance type such as ml.m5.large'),
+  instanceType: z
+    .string()
+    .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a SageMaker instance type such as ml.m5.large'),
   instanceCount: z.number().int().min(1).max(100).default(1),
   volumeSizeGb: z.number().int().min(1).max(16384).default(30),
   maxRuntimeSeconds: z.number().int().min(60).max(2_419_200).default(3600),
@@ -56,7 +58,10 @@ export const PipelineDefinitionSchema = z.strictObject({
   apiVersion: z.literal('veritrail.dev/v1'),
   name: z
     .string()
-    .regex(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, 'must be 3-40 lowercase letters, digits or dashes, starting with a letter'),
+    .regex(
+      /^[a-z][a-z0-9-]{1,38}[a-z0-9]$/,
+      'must be 3-40 lowercase letters, digits or dashes, starting with a letter',
+    ),
   description: z.string().max(1024).optional(),
   dataset: z.strictObject({
     format: z.literal('csv').default('csv'),
@@ -117,7 +122,11 @@ export function parsePipelineDefinition(value: unknown, source = 'pipeline defin
     );
   }
   const def = result.data;
-  const columns = [def.dataset.label.column, ...def.dataset.protected.map((p) => p.column), ...def.dataset.features];
+  const columns = [
+    def.dataset.label.column,
+    ...def.dataset.protected.map((p) => p.column),
+    ...def.dataset.features,
+  ];
   const seen = new Set<string>();
   for (const c of columns) {
     if (seen.has(c)) {

@@ -31,7 +31,9 @@ export function isTerminal(s: RunStatus): boolean {
 
 /** The statuses from which `to` may be entered. */
 export function legalSourcesOf(to: RunStatus): RunStatus[] {
-  return (Object.keys(LEGAL_TRANSITIONS) as RunStatus[]).filter((from) => LEGAL_TRANSITIONS[from].includes(to));
+  return (Object.keys(LEGAL_TRANSITIONS) as RunStatus[]).filter((from) =>
+    LEGAL_TRANSITIONS[from].includes(to),
+  );
 }
 
 export function assertTransition(runId: string, from: RunStatus, to: RunStatus): void {

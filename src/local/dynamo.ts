@@ -1,13 +1,18 @@
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ensureRunTable } from '../aws/dynamo-run-store.js';
 import { VeritrailError } from '../core/errors.js';
 
 const require = createRequire(import.meta.url);
-type DynaliteFactory = (options: { path?: string; createTableMs?: number; deleteTableMs?: number; updateTableMs?: number }) => Server;
+type DynaliteFactory = (options: {
+  path?: string;
+  createTableMs?: number;
+  deleteTableMs?: number;
+  updateTableMs?: number;
+}) => Server;
 const dynalite = require('dynalite') as DynaliteFactory;
 
 export const LOCAL_TABLE = 'veritrail-runs';

@@ -34,10 +34,15 @@ export class FsDatasetSource implements DatasetSource {
       if (e.code === 'ENOENT') {
         throw new VeritrailError('DATASET_MISSING', `dataset ${root} does not exist; check the path`);
       }
-      throw new VeritrailError('DATASET_UNREADABLE', `cannot read dataset ${root}: ${e.message}`, { cause: e });
+      throw new VeritrailError('DATASET_UNREADABLE', `cannot read dataset ${root}: ${e.message}`, {
+        cause: e,
+      });
     });
     if (st.isSymbolicLink()) {
-      throw new VeritrailError('PATH_REJECTED', `dataset ${root} is a symbolic link; pass the real file or folder`);
+      throw new VeritrailError(
+        'PATH_REJECTED',
+        `dataset ${root} is a symbolic link; pass the real file or folder`,
+      );
     }
     if (st.isFile()) return [{ uri: pathToFileURL(root).href, path: basename(root), size: st.size }];
     if (!st.isDirectory()) {
@@ -47,7 +52,10 @@ export class FsDatasetSource implements DatasetSource {
     await walk(root, '', files);
     files.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
     if (files.length === 0) {
-      throw new VeritrailError('DATASET_EMPTY', `dataset folder ${root} holds no files; add the data files and retry`);
+      throw new VeritrailError(
+        'DATASET_EMPTY',
+        `dataset folder ${root} holds no files; add the data files and retry`,
+      );
     }
     return files;
   }
@@ -73,10 +81,16 @@ async function walk(dir: string, rel: string, out: DatasetFile[]): Promise<void>
     const relPath = rel ? `${rel}/${e.name}` : e.name;
     const abs = join(dir, e.name);
     if (e.name.includes('\\') || e.name.includes('\0') || abs.split(sep).includes('..')) {
-      throw new VeritrailError('PATH_REJECTED', `dataset entry "${relPath}" has a name that cannot be used safely`);
+      throw new VeritrailError(
+        'PATH_REJECTED',
+        `dataset entry "${relPath}" has a name that cannot be used safely`,
+      );
     }
     if (e.isSymbolicLink()) {
-      throw new VeritrailError('PATH_REJECTED', `dataset entry ${relPath} is a symbolic link; symlinks are refused`);
+      throw new VeritrailError(
+        'PATH_REJECTED',
+        `dataset entry ${relPath} is a symbolic link; symlinks are refused`,
+      );
     }
     if (e.isDirectory()) {
       await walk(abs, relPath, out);
@@ -84,7 +98,10 @@ async function walk(dir: string, rel: string, out: DatasetFile[]): Promise<void>
       const st = await lstat(abs);
       out.push({ uri: pathToFileURL(abs).href, path: relPath, size: st.size });
     } else {
-      throw new VeritrailError('PATH_REJECTED', `dataset entry ${relPath} is not a regular file (device, socket or FIFO)`);
+      throw new VeritrailError(
+        'PATH_REJECTED',
+        `dataset entry ${relPath} is not a regular file (device, socket or FIFO)`,
+      );
     }
   }
 }

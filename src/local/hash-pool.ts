@@ -50,21 +50,26 @@ export class HashPool {
   private spawn(): Worker {
     const worker = new Worker(new URL('./hash-worker.mjs', import.meta.url));
     worker.unref();
-    worker.on('message', (m: { id: number; hex?: string; size?: number; error?: { code?: string; message: string } }) => {
-      const job = this.inFlight.get(m.id);
-      if (!job) return;
-      this.inFlight.delete(m.id);
-      worker.unref();
-      this.idle.push(worker);
-      if (m.error) {
-        job.p.reject(
-          new VeritrailError('DATASET_UNREADABLE', `cannot read ${m.error.message}`, { details: { code: m.error.code } }),
-        );
-      } else {
-        job.p.resolve({ hex: m.hex ?? '', size: m.size ?? 0 });
-      }
-      this.pump();
-    });
+    worker.on(
+      'message',
+      (m: { id: number; hex?: string; size?: number; error?: { code?: string; message: string } }) => {
+        const job = this.inFlight.get(m.id);
+        if (!job) return;
+        this.inFlight.delete(m.id);
+        worker.unref();
+        this.idle.push(worker);
+        if (m.error) {
+          job.p.reject(
+            new VeritrailError('DATASET_UNREADABLE', `cannot read ${m.error.message}`, {
+              details: { code: m.error.code },
+            }),
+          );
+        } else {
+          job.p.resolve({ hex: m.hex ?? '', size: m.size ?? 0 });
+        }
+        this.pump();
+      },
+    );
     worker.on('error', (e) => {
       for (const [id, job] of this.inFlight) {
         if (job.worker === worker) {

@@ -1,7 +1,11 @@
 import { join, resolve } from 'node:path';
 
 /** The state dir: `--home`, else VERITRAIL_HOME, else `.veritrail/` in the working directory. */
-export function resolveHome(flag: string | undefined, env: Record<string, string | undefined>, cwd: string): string {
+export function resolveHome(
+  flag: string | undefined,
+  env: Record<string, string | undefined>,
+  cwd: string,
+): string {
   return resolve(cwd, flag ?? env.VERITRAIL_HOME ?? '.veritrail');
 }
 

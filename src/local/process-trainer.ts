@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import type { ObjectStore, Trainer, TrainingJobResult, TrainingJobSpec } from '../ports.js';
@@ -97,36 +97,47 @@ export class ProcessTrainer implements Trainer {
       }
       env[`SM_CHANNEL_${name.toUpperCase()}`] = chDir;
     }
-    await writeFile(join(paths.config, 'hyperparameters.json'), `${JSON.stringify(spec.hyperparameters, null, 2)}\n`);
+    await writeFile(
+      join(paths.config, 'hyperparameters.json'),
+      `${JSON.stringify(spec.hyperparameters, null, 2)}\n`,
+    );
     const [cmd, ...args] = spec.command ?? [];
     if (!cmd) throw new VeritrailError('TRAINING_FAILED', 'the pipeline names no trainer command');
 
     const log = createWriteStream(join(dir, 'training.log'));
-    const exit = await new Promise<{ code: number | null; signal: string | null; error?: Error }>((resolve) => {
-      const child = spawn(cmd === 'node' ? process.execPath : cmd, args, {
-        cwd: spec.workingDir ?? dir,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), spec.maxRuntimeSeconds * 1000);
-      child.stdout.pipe(log, { end: false });
-      child.stderr.pipe(log, { end: false });
-      child.on('error', (error) => {
-        clearTimeout(timer);
-        resolve({ code: null, signal: null, error });
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal });
-      });
-    });
+    const exit = await new Promise<{ code: number | null; signal: string | null; error?: Error }>(
+      (resolve) => {
+        const child = spawn(cmd === 'node' ? process.execPath : cmd, args, {
+          cwd: spec.workingDir ?? dir,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        const timer = setTimeout(() => child.kill('SIGKILL'), spec.maxRuntimeSeconds * 1000);
+        child.stdout.pipe(log, { end: false });
+        child.stderr.pipe(log, { end: false });
+        child.on('error', (error) => {
+          clearTimeout(timer);
+          resolve({ code: null, signal: null, error });
+        });
+        child.on('close', (code, signal) => {
+          clearTimeout(timer);
+          resolve({ code, signal });
+        });
+      },
+    );
     await new Promise<void>((r) => log.end(() => r()));
     if (exit.error || exit.code !== 0) {
       const failure = await readFile(join(paths.output, 'failure'), 'utf8').catch(() => '');
-      const tail = (await readFile(join(dir, 'training.log'), 'utf8').catch(() => '')).trim().split('\n').slice(-3).join(' | ');
+      const tail = (await readFile(join(dir, 'training.log'), 'utf8').catch(() => ''))
+        .trim()
+        .split('\n')
+        .slice(-3)
+        .join(' | ');
       const reason =
         failure.trim() ||
-        (exit.error ? `cannot start ${cmd}: ${exit.error.message}` : `trainer exited with ${exit.signal ?? `code ${exit.code}`}: ${tail}`);
+        (exit.error
+          ? `cannot start ${cmd}: ${exit.error.message}`
+          : `trainer exited with ${exit.signal ?? `code ${exit.code}`}: ${tail}`);
       return { jobName: spec.jobName, status: 'Failed', failureReason: reason.slice(0, 1024) };
     }
     await packDeterministic(paths.model, join(dir, 'model.tar.gz'));
@@ -136,4 +147,3 @@ export class ProcessTrainer implements Trainer {
     return { jobName: spec.jobName, status: 'Completed', modelKey: model.key, outputKey: output.key };
   }
 }
-

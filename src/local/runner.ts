@@ -5,8 +5,8 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
 import { setRuntime } from '../runtime.js';
-import { errorFromCatch, StepFailure } from '../steps/step.js';
 import type { ExecState } from '../steps/state.js';
+import { errorFromCatch, StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
 import type { LocalRuntime } from './runtime.js';
 
@@ -33,9 +33,13 @@ export type TaskState = keyof typeof TASK_FUNCTIONS;
 export function localDefinition(): Record<string, unknown> {
   let text = readFileSync(STATE_MACHINE_FILE, 'utf8');
   for (const [state, file] of Object.entries(TASK_FUNCTIONS)) {
-    text = text.replaceAll(`\${${state}FunctionArn}`, `arn:aws:lambda:us-east-1:000000000000:function:veritrail-${file}`);
+    text = text.replaceAll(
+      `\${${state}FunctionArn}`,
+      `arn:aws:lambda:us-east-1:000000000000:function:veritrail-${file}`,
+    );
   }
-  if (text.includes('${')) throw new VeritrailError('INTERNAL', 'state machine has an unfilled definition substitution');
+  if (text.includes('${'))
+    throw new VeritrailError('INTERNAL', 'state machine has an unfilled definition substitution');
   return JSON.parse(text) as Record<string, unknown>;
 }
 
@@ -117,12 +121,19 @@ export async function executeLocally(
     return end.output as never;
   };
 
-  const machine = new StateMachine(localDefinition() as never, { validationOptions: { checkPaths: true, checkArn: true } });
+  const machine = new StateMachine(localDefinition() as never, {
+    validationOptions: { checkPaths: true, checkArn: true },
+  });
   const retryIntervalOverrides = Object.fromEntries(Object.keys(TASK_FUNCTIONS).map((s) => [s, 50]));
   const execution = machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: overrides as never, retryIntervalOverrides },
     context: {
-      Execution: { Id: `local:${input.runId}`, Name: input.runId, Input: input, StartTime: new Date().toISOString() },
+      Execution: {
+        Id: `local:${input.runId}`,
+        Name: input.runId,
+        Input: input,
+        StartTime: new Date().toISOString(),
+      },
       StateMachine: { Id: 'local:training-pipeline', Name: 'training-pipeline' },
       Task: { Token: `local-task-token:${input.runId}` },
     } as never,
@@ -137,10 +148,21 @@ export async function executeLocally(
         entered.set(name, ev.timestamp);
         onProgress({ type: 'entered', state: name, at: ev.timestamp });
       } else if (ev.type === 'StateExited') {
-        onProgress({ type: 'exited', state: name, at: ev.timestamp, ms: ev.timestamp - (entered.get(name) ?? ev.timestamp) });
+        onProgress({
+          type: 'exited',
+          state: name,
+          at: ev.timestamp,
+          ms: ev.timestamp - (entered.get(name) ?? ev.timestamp),
+        });
       } else if (ev.type === 'StateFailed' || ev.type === 'StateCaught') {
         if (ev.type === 'StateFailed') {
-          onProgress({ type: 'failed', state: name, at: ev.timestamp, ms: ev.timestamp - (entered.get(name) ?? ev.timestamp), error: ev.Error });
+          onProgress({
+            type: 'failed',
+            state: name,
+            at: ev.timestamp,
+            ms: ev.timestamp - (entered.get(name) ?? ev.timestamp),
+            error: ev.Error,
+          });
         }
       } else if (ev.type === 'StateRetried') {
         onProgress({ type: 'retried', state: name, at: ev.timestamp, attempt: ev.retry.attempt });
@@ -150,7 +172,9 @@ export async function executeLocally(
 
   let result: LocalExecution;
   try {
-    const output = (await execution.result) as ExecState & { results?: Record<string, { status?: RunStatus }> };
+    const output = (await execution.result) as ExecState & {
+      results?: Record<string, { status?: RunStatus }>;
+    };
     const status = output.results?.finish?.status ?? 'FAILED';
     result = { runId: input.runId, status, state: output };
   } catch (e) {
@@ -158,7 +182,10 @@ export async function executeLocally(
     const run = await rt.runs.get(input.runId).catch(() => undefined);
     const error =
       run?.error ??
-      errorFromCatch({ Error: (e as { name?: string }).name ?? 'Error', Cause: (e as Error).message ?? String(e) });
+      errorFromCatch({
+        Error: (e as { name?: string }).name ?? 'Error',
+        Cause: (e as Error).message ?? String(e),
+      });
     result = { runId: input.runId, status: 'FAILED', error };
   }
   await progress.catch(() => undefined);

@@ -2,14 +2,14 @@ import { hostname, userInfo } from 'node:os';
 import { DynamoRunStore } from '../aws/dynamo-run-store.js';
 import type { AuditLog } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { startLocalDynamo, LOCAL_TABLE } from './dynamo.js';
+import { openLocalAuditLog } from './audit.js';
+import { LOCAL_TABLE, startLocalDynamo } from './dynamo.js';
 import { openFileSigner } from './file-signer.js';
 import { FsDatasetSource } from './fs-dataset-source.js';
 import { FsObjectStore } from './fs-object-store.js';
 import { homePaths } from './home.js';
 import { ProcessTrainer } from './process-trainer.js';
 import { LocalModelRegistry } from './registry.js';
-import { openLocalAuditLog } from './audit.js';
 
 export interface LocalRuntime extends Runtime {
   mode: 'local';
@@ -32,7 +32,10 @@ function localActor(): string {
  * The embedded runtime: every port backed by something on this machine, under the state dir.
  * Run state goes through the very DynamoDB code used on AWS, against an in-process dynalite.
  */
-export async function openLocalRuntime(home: string, options: { now?: () => Date; audit?: AuditLog } = {}): Promise<LocalRuntime> {
+export async function openLocalRuntime(
+  home: string,
+  options: { now?: () => Date; audit?: AuditLog } = {},
+): Promise<LocalRuntime> {
   const paths = homePaths(home);
   const now = options.now ?? (() => new Date());
   const objects = new FsObjectStore(paths.objects);

@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { buildManifest, manifestDigest } from '../core/manifest.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,6 +7,7 @@ import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { canonicalDigest } from '../core/jcs.js';
+import { buildManifest, manifestDigest } from '../core/manifest.js';
 import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
 import { planStart, type Trigger } from '../core/start.js';
 import type { DatasetSource } from '../ports.js';
@@ -30,15 +30,23 @@ export async function loadPipelineFile(path: string, cwd: string): Promise<Loade
   try {
     text = await readFile(abs, 'utf8');
   } catch (e) {
-    throw new VeritrailError('PIPELINE_INVALID', `cannot read pipeline definition ${abs}: ${(e as Error).message}; check --pipeline`, {
-      cause: e,
-    });
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `cannot read pipeline definition ${abs}: ${(e as Error).message}; check --pipeline`,
+      {
+        cause: e,
+      },
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (e) {
-    throw new VeritrailError('PIPELINE_INVALID', `pipeline definition ${abs} is not valid JSON: ${(e as Error).message}`, { cause: e });
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `pipeline definition ${abs} is not valid JSON: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
   const def = parsePipelineDefinition(value, `pipeline definition ${abs}`);
   return { def, digest: canonicalDigest(def), base: pathToFileURL(`${dirname(abs)}/`).href, path: abs };
@@ -49,10 +57,17 @@ export async function loadPipelineFile(path: string, cwd: string): Promise<Loade
  * common mistakes (missing file, empty file, missing column, a non-numeric feature) are a one-line
  * usage error rather than a failed run.
  */
-export async function preflightDataset(datasets: DatasetSource, uri: string, def: PipelineDefinition): Promise<Digest> {
+export async function preflightDataset(
+  datasets: DatasetSource,
+  uri: string,
+  def: PipelineDefinition,
+): Promise<Digest> {
   const files = await datasets.list(uri);
   if (files.every((f) => f.size === 0)) {
-    throw new VeritrailError('DATASET_EMPTY', `dataset ${uri.replace('file://', '')} is empty (0 bytes); supply a CSV file with a header row and data`);
+    throw new VeritrailError(
+      'DATASET_EMPTY',
+      `dataset ${uri.replace('file://', '')} is empty (0 bytes); supply a CSV file with a header row and data`,
+    );
   }
   let rows = 0;
   const entries: { path: string; size: number; digest: Digest }[] = [];
@@ -79,7 +94,11 @@ export async function preflightDataset(datasets: DatasetSource, uri: string, def
       try {
         text = decoder.decode(chunk as Buffer, { stream: true });
       } catch (e) {
-        throw new VeritrailError('DATASET_UNREADABLE', `${file.path} is not UTF-8 text; export the data as UTF-8 CSV`, { cause: e });
+        throw new VeritrailError(
+          'DATASET_UNREADABLE',
+          `${file.path} is not UTF-8 text; export the data as UTF-8 CSV`,
+          { cause: e },
+        );
       }
       consume(parser.push(text));
     }
@@ -88,7 +107,10 @@ export async function preflightDataset(datasets: DatasetSource, uri: string, def
     entries.push({ path: file.path, size, digest: `sha256:${hash.digest('hex')}` });
   }
   if (rows < 3) {
-    throw new VeritrailError('DATASET_EMPTY', `dataset ${uri.replace('file://', '')} has ${rows} data row(s); a run needs enough rows to train and validate`);
+    throw new VeritrailError(
+      'DATASET_EMPTY',
+      `dataset ${uri.replace('file://', '')} has ${rows} data row(s); a run needs enough rows to train and validate`,
+    );
   }
   // The content identity the trigger is pinned to (HashDataset re-derives and records it).
   const only = entries[0];
@@ -133,7 +155,8 @@ export async function prepareRun(
     });
     return { input, executionName: plan.executionName, created: true };
   } catch (e) {
-    if (e instanceof VeritrailError && e.code === 'RUN_EXISTS') return { input, executionName: plan.executionName, created: false };
+    if (e instanceof VeritrailError && e.code === 'RUN_EXISTS')
+      return { input, executionName: plan.executionName, created: false };
     throw e;
   }
 }

@@ -1,4 +1,4 @@
-import { serializeBundle, signStatement, type Statement } from '../core/attest/index.js';
+import { type Statement, serializeBundle, signStatement } from '../core/attest/index.js';
 import { type Digest, digestOf } from '../core/digest.js';
 import type { Runtime } from '../runtime.js';
 import { putBytesCas } from './io.js';

@@ -18,7 +18,10 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const image = def.trainer.aws?.image;
   if (image !== undefined && !/@sha256:[0-9a-f]{64}$/.test(image)) {
-    throw new VeritrailError('CODE_IMAGE_UNPINNED', `training image ${image} is not pinned by digest; use <repo>@sha256:<digest>`);
+    throw new VeritrailError(
+      'CODE_IMAGE_UNPINNED',
+      `training image ${image} is not pinned by digest; use <repo>@sha256:<digest>`,
+    );
   }
   if (!state.pipeline.base) {
     // On AWS the code ships inside the image: the image digest is the code digest.
@@ -30,7 +33,10 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       facts: { codeDigest: digest },
     };
   }
-  const codeUri = new URL(def.trainer.code.endsWith('/') ? def.trainer.code : `${def.trainer.code}/`, state.pipeline.base).href.replace(/\/$/, '');
+  const codeUri = new URL(
+    def.trainer.code.endsWith('/') ? def.trainer.code : `${def.trainer.code}/`,
+    state.pipeline.base,
+  ).href.replace(/\/$/, '');
   const files = await rt.datasets.list(codeUri);
   const findings: SecretFinding[] = [];
   const entries: { path: string; size: number; digest: Digest }[] = [];

@@ -2,8 +2,8 @@ import { CsvParser } from '../core/csv.js';
 import { VeritrailError } from '../core/errors.js';
 import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
-import { readTarMember } from '../tarball.js';
 import type { Runtime } from '../runtime.js';
+import { readTarMember } from '../tarball.js';
 import { loadPipeline, putJsonCas, readCasVerified } from './io.js';
 import {
   type EvaluateResult,
@@ -15,10 +15,19 @@ import {
 import type { StepOutcome } from './step.js';
 
 /** Bootstrap settings for the run's fairness intervals: seeded, so a re-evaluation reproduces them. */
-export const EVALUATION_BOOTSTRAP = { samples: 500, seed: 20_260_101, quantiles: [0.025, 0.975] as [number, number] };
+export const EVALUATION_BOOTSTRAP = {
+  samples: 500,
+  seed: 20_260_101,
+  quantiles: [0.025, 0.975] as [number, number],
+};
 
 /** The headline metrics per protected attribute, as the gate and the summary read them. */
-export const HEADLINE_METRICS = ['disparateImpact', 'demographicParityDifference', 'demographicParityRatio', 'equalizedOddsDifference'] as const;
+export const HEADLINE_METRICS = [
+  'disparateImpact',
+  'demographicParityDifference',
+  'demographicParityRatio',
+  'equalizedOddsDifference',
+] as const;
 
 export function aggregateKey(def: PipelineDefinition, attribute: string, metric: string): string {
   return def.dataset.protected.length > 1 ? `${attribute}.${metric}` : metric;
@@ -33,12 +42,24 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const pre = resultOf(state, 'preprocess', PreprocessResultSchema);
   const train = resultOf(state, 'train', TrainResultSchema);
-  const validation = rows(await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'), 'validation.csv');
-  const groups = rows(await readCasVerified(rt.objects, pre.groups.digest, 'validation-groups.csv'), 'validation-groups.csv');
+  const validation = rows(
+    await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'),
+    'validation.csv',
+  );
+  const groups = rows(
+    await readCasVerified(rt.objects, pre.groups.digest, 'validation-groups.csv'),
+    'validation-groups.csv',
+  );
   await readCasVerified(rt.objects, train.output.digest, 'output.tar.gz');
-  const predictionsBytes = await readTarMember(await rt.objects.open('artifacts', train.output.key), 'predictions.csv');
+  const predictionsBytes = await readTarMember(
+    await rt.objects.open('artifacts', train.output.key),
+    'predictions.csv',
+  );
   if (!predictionsBytes) {
-    throw new VeritrailError('TRAINING_FAILED', 'the trainer wrote no predictions.csv to SM_OUTPUT_DATA_DIR; it must predict the validation channel');
+    throw new VeritrailError(
+      'TRAINING_FAILED',
+      'the trainer wrote no predictions.csv to SM_OUTPUT_DATA_DIR; it must predict the validation channel',
+    );
   }
   const predictions = rows(new Uint8Array(predictionsBytes), 'predictions.csv');
   const n = validation.length - 1;
@@ -51,14 +72,20 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
   const labelIdx = validation[0]?.indexOf(def.dataset.label.column) ?? -1;
   const predIdx = predictions[0]?.indexOf('prediction') ?? -1;
   if (labelIdx < 0 || predIdx < 0) {
-    throw new VeritrailError('TRAINING_FAILED', 'predictions.csv needs a "prediction" column (0 or 1) per validation row');
+    throw new VeritrailError(
+      'TRAINING_FAILED',
+      'predictions.csv needs a "prediction" column (0 or 1) per validation row',
+    );
   }
   const attributes = def.dataset.protected.map((p) => p.column);
   const acc = new FairnessAccumulator(attributes);
   for (let i = 1; i <= n; i++) {
     const p = predictions[i]?.[predIdx];
     if (p !== '0' && p !== '1') {
-      throw new VeritrailError('TRAINING_FAILED', `predictions.csv row ${i}: prediction "${p}" is not 0 or 1`);
+      throw new VeritrailError(
+        'TRAINING_FAILED',
+        `predictions.csv row ${i}: prediction "${p}" is not 0 or 1`,
+      );
     }
     acc.add(groups[i] ?? [], validation[i]?.[labelIdx] === '1', p === '1');
   }
@@ -71,14 +98,22 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     bootstrap: EVALUATION_BOOTSTRAP,
     minGroupSize: thresholds.minGroupSize,
   });
-  const headline: Record<string, number | null | string> = { accuracy: report.aggregates.accuracy ?? null, rows: n };
+  const headline: Record<string, number | null | string> = {
+    accuracy: report.aggregates.accuracy ?? null,
+    rows: n,
+  };
   for (const attr of attributes) {
-    for (const m of HEADLINE_METRICS) headline[`${attr}.${m}`] = report.aggregates[aggregateKey(def, attr, m)] ?? null;
+    for (const m of HEADLINE_METRICS)
+      headline[`${attr}.${m}`] = report.aggregates[aggregateKey(def, attr, m)] ?? null;
   }
   const document = {
     runId: state.runId,
     model: train.model.digest,
-    evaluationData: { validation: pre.validation.digest, groups: pre.groups.digest, predictions: train.output.digest },
+    evaluationData: {
+      validation: pre.validation.digest,
+      groups: pre.groups.digest,
+      predictions: train.output.digest,
+    },
     attributes,
     privileged,
     label: def.dataset.label,

@@ -1,8 +1,8 @@
 import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
 import type { Runtime } from '../runtime.js';
-import { errorFromCatch, parseState } from './step.js';
 import { type ExecState, GateResultSchema, resultOf } from './state.js';
+import { errorFromCatch, parseState } from './step.js';
 
 export interface FinishOutput {
   runId: string;
@@ -34,7 +34,8 @@ export async function finish(rt: Runtime, input: unknown): Promise<FinishOutput>
     detail: { status, reasons: decision.reasons },
   });
   const run = await rt.runs.get(state.runId);
-  if (run?.status !== status) await rt.runs.transition(state.runId, status, { facts: { finishedAt: rt.now().toISOString() } });
+  if (run?.status !== status)
+    await rt.runs.transition(state.runId, status, { facts: { finishedAt: rt.now().toISOString() } });
   await checkpoint(rt);
   return { runId: state.runId, status };
 }

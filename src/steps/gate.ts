@@ -33,13 +33,19 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
   let provenanceProblem: string | undefined;
   try {
     if (!pre.bundleKey) throw new Error('the processed data has no signed statement');
-    const bundle = JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', pre.bundleKey))) as unknown;
+    const bundle = JSON.parse(
+      new TextDecoder().decode(await readObject(rt.objects, 'artifacts', pre.bundleKey)),
+    ) as unknown;
     const verified = verifyBundle(bundle, await rt.signer.publicKeyPem());
     const raw = hash?.digest;
-    const inputs = (verified.statement.predicate as { inputs?: { digest?: { sha256?: string } }[] }).inputs ?? [];
+    const inputs =
+      (verified.statement.predicate as { inputs?: { digest?: { sha256?: string } }[] }).inputs ?? [];
     provenanceVerified =
-      statementCovers(verified.statement, pre.digest) && typeof raw === 'string' && inputs.some((i) => `sha256:${i.digest?.sha256}` === raw);
-    if (!provenanceVerified) provenanceProblem = 'the processed data statement does not link this run raw and processed digests';
+      statementCovers(verified.statement, pre.digest) &&
+      typeof raw === 'string' &&
+      inputs.some((i) => `sha256:${i.digest?.sha256}` === raw);
+    if (!provenanceVerified)
+      provenanceProblem = 'the processed data statement does not link this run raw and processed digests';
   } catch (e) {
     provenanceProblem = toErrorInfo(e).message;
   }
@@ -71,7 +77,13 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     minGroupSizeMet: !ev.warnings.some((w) => w.includes('fewer than the minimum')),
   });
   const train = state.results?.train as { model?: { digest?: string } } | undefined;
-  const decision = evaluateGate({ policyText, policyFile: policyName, facts, pipeline: def.name, model: train?.model?.digest });
+  const decision = evaluateGate({
+    policyText,
+    policyFile: policyName,
+    facts,
+    pipeline: def.name,
+    model: train?.model?.digest,
+  });
   const reasons = [...decision.reasons];
   if (provenanceProblem) reasons.push(`provenance not verified: ${provenanceProblem}`);
   const policyDigest = digestOf(policyText);
@@ -84,9 +96,18 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     facts,
   });
   return {
-    output: { decision: decision.decision, reasons, policies: decision.policies, decisionKey: stored.key, decisionDigest: stored.digest },
+    output: {
+      decision: decision.decision,
+      reasons,
+      policies: decision.policies,
+      decisionKey: stored.key,
+      decisionDigest: stored.digest,
+    },
     digests: { policy: policyDigest, gateDecision: stored.digest },
-    facts: { gate: { decision: decision.decision, reasons, policies: decision.policies }, gateDecisionKey: stored.key },
+    facts: {
+      gate: { decision: decision.decision, reasons, policies: decision.policies },
+      gateDecisionKey: stored.key,
+    },
     detail: { decision: decision.decision, reasons, policies: decision.policies },
   };
 }

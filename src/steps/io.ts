@@ -27,7 +27,10 @@ export async function hashStream(stream: Readable): Promise<{ hex: string; size:
 }
 
 /** Stores JSON under its content address (RFC 8785 bytes); idempotent. */
-export async function putJsonCas(objects: ObjectStore, value: unknown): Promise<{ key: string; digest: Digest }> {
+export async function putJsonCas(
+  objects: ObjectStore,
+  value: unknown,
+): Promise<{ key: string; digest: Digest }> {
   const digest = canonicalDigest(value);
   const key = casKey(digest);
   await putOnce(objects, key, canonicalBytes(value));
@@ -77,22 +80,33 @@ async function putOnce(objects: ObjectStore, key: string, bytes: Uint8Array): Pr
 }
 
 /** Reads a content-addressed object back and checks its bytes still match the address. */
-export async function readCasVerified(objects: ObjectStore, digest: Digest, what: string): Promise<Uint8Array> {
+export async function readCasVerified(
+  objects: ObjectStore,
+  digest: Digest,
+  what: string,
+): Promise<Uint8Array> {
   const bytes = await readObject(objects, 'artifacts', casKey(digest));
   const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   if (!digestsEqual(actual, digest)) {
-    throw new VeritrailError('DIGEST_MISMATCH', `${what}: stored bytes hash to ${actual}, recorded ${digest}`);
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `${what}: stored bytes hash to ${actual}, recorded ${digest}`,
+    );
   }
   return bytes;
 }
 
 /** The pipeline definition a run was started with, verified against its digest. */
 export async function loadPipeline(objects: ObjectStore, digest: string): Promise<PipelineDefinition> {
-  if (!isDigest(digest)) throw new VeritrailError('PIPELINE_INVALID', `pipeline digest ${digest} is malformed`);
+  if (!isDigest(digest))
+    throw new VeritrailError('PIPELINE_INVALID', `pipeline digest ${digest} is malformed`);
   const bytes = await readObject(objects, 'artifacts', casKey(digest));
   const value = JSON.parse(new TextDecoder().decode(bytes)) as unknown;
   if (!digestsEqual(canonicalDigest(value), digest)) {
-    throw new VeritrailError('DIGEST_MISMATCH', `stored pipeline definition does not match its digest ${digest}`);
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `stored pipeline definition does not match its digest ${digest}`,
+    );
   }
   return parsePipelineDefinition(value, 'stored pipeline definition');
 }

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildTransformStatement } from '../core/attest/index.js';
 import { CsvParser, csvLine } from '../core/csv.js';
 import { type ColumnIndex, resolveHeader, validateRow } from '../core/dataset-schema.js';
 import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
@@ -13,7 +14,6 @@ import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
 import { makeSplitter } from '../core/split.js';
 import type { Runtime } from '../runtime.js';
-import { buildTransformStatement } from '../core/attest/index.js';
 import { signAndStore } from './attest.js';
 import type { PinnedFile } from './hash-dataset.js';
 import { loadPipeline, putFileCas, putJsonCas, readObject } from './io.js';
@@ -25,7 +25,10 @@ export const TRANSFORM_VERSION = '1';
 
 /** The column layout of the processed channels, fixed by the definition. */
 export function processedColumns(def: PipelineDefinition): { channel: string[]; groups: string[] } {
-  return { channel: [...def.dataset.features, def.dataset.label.column], groups: def.dataset.protected.map((p) => p.column) };
+  return {
+    channel: [...def.dataset.features, def.dataset.label.column],
+    groups: def.dataset.protected.map((p) => p.column),
+  };
 }
 
 /**
@@ -37,8 +40,14 @@ export function processedColumns(def: PipelineDefinition): { channel: string[]; 
 export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOutcome<PreprocessResult>> {
   const startedOn = rt.now();
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
-  const hash = resultOf(state, 'hash', HashResultSchema.extend({ pinsKey: HashResultSchema.shape.manifestKey }));
-  const pins = JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', hash.pinsKey))) as PinnedFile[];
+  const hash = resultOf(
+    state,
+    'hash',
+    HashResultSchema.extend({ pinsKey: HashResultSchema.shape.manifestKey }),
+  );
+  const pins = JSON.parse(
+    new TextDecoder().decode(await readObject(rt.objects, 'artifacts', hash.pinsKey)),
+  ) as PinnedFile[];
   const cols = processedColumns(def);
   const split = makeSplitter(hash.digest, def.dataset.validationFraction);
 
@@ -65,7 +74,10 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
           if (!index) {
             index = resolveHeader(r.fields, def, file.path);
             if (header && header.join(',') !== r.fields.join(',')) {
-              throw new VeritrailError('DATASET_SCHEMA', `${file.path}: header differs from the first file's; all files of a dataset must share one header`);
+              throw new VeritrailError(
+                'DATASET_SCHEMA',
+                `${file.path}: header differs from the first file's; all files of a dataset must share one header`,
+              );
             }
             header = r.fields;
             continue;
@@ -95,7 +107,11 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
           try {
             text = decoder.decode(chunk as Buffer, { stream: true });
           } catch (e) {
-            throw new VeritrailError('DATASET_UNREADABLE', `${file.path} is not UTF-8 text; export the data as UTF-8 CSV`, { cause: e });
+            throw new VeritrailError(
+              'DATASET_UNREADABLE',
+              `${file.path} is not UTF-8 text; export the data as UTF-8 CSV`,
+              { cause: e },
+            );
           }
           await consume(parser.push(text));
         }
@@ -116,11 +132,22 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
         throw e;
       }
       checkDigest();
-      if (!index) throw new VeritrailError('DATASET_EMPTY', `${file.path} has no header row; the first row must name the columns`);
+      if (!index)
+        throw new VeritrailError(
+          'DATASET_EMPTY',
+          `${file.path} has no header row; the first row must name the columns`,
+        );
     }
-    await Promise.all(Object.values(out).map((s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res())))));
+    await Promise.all(
+      Object.values(out).map(
+        (s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res()))),
+      ),
+    );
     if (rows.train < 2 || rows.validation < 1) {
-      throw new VeritrailError('DATASET_EMPTY', `dataset has too few rows to train and validate (${rows.train} train, ${rows.validation} validation); supply more data`);
+      throw new VeritrailError(
+        'DATASET_EMPTY',
+        `dataset has too few rows to train and validate (${rows.train} train, ${rows.validation} validation); supply more data`,
+      );
     }
 
     const train = await putFileCas(rt.objects, join(dir, 'train.csv'));
@@ -163,7 +190,12 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
       digest: processedDigest,
       manifestKey: storedManifest.key,
       train: { key: train.key, digest: train.digest, rows: rows.train, fileName: 'train.csv' },
-      validation: { key: validation.key, digest: validation.digest, rows: rows.validation, fileName: 'validation.csv' },
+      validation: {
+        key: validation.key,
+        digest: validation.digest,
+        rows: rows.validation,
+        fileName: 'validation.csv',
+      },
       groups: { key: groups.key, digest: groups.digest },
       columns: cols.channel,
       transform: { digest: transformDigest, codeDigest },

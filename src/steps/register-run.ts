@@ -8,11 +8,17 @@ import type { StepOutcome } from './step.js';
  * RegisterRun: the run item exists (the start path created it PENDING; a run started straight
  * from the console is created here) and becomes RUNNING through a conditional write.
  */
-export async function registerRun(rt: Runtime, state: ExecState): Promise<StepOutcome<{ startedAt: string }>> {
+export async function registerRun(
+  rt: Runtime,
+  state: ExecState,
+): Promise<StepOutcome<{ startedAt: string }>> {
   // The definition must be the one the trigger pinned: loadPipeline checks the bytes against the digest.
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   if (def.name !== state.pipeline.name) {
-    throw new VeritrailError('PIPELINE_INVALID', `pipeline digest names "${def.name}", not "${state.pipeline.name}"`);
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `pipeline digest names "${def.name}", not "${state.pipeline.name}"`,
+    );
   }
   let run = await rt.runs.get(state.runId);
   if (!run) {
@@ -22,7 +28,10 @@ export async function registerRun(rt: Runtime, state: ExecState): Promise<StepOu
       pipelineDigest: state.pipeline.digest,
       trigger: state.trigger.type,
       idempotencyKey: state.trigger.idempotencyKey,
-      dataset: { uri: state.dataset.uri, ...(state.dataset.versionId ? { versionId: state.dataset.versionId } : {}) },
+      dataset: {
+        uri: state.dataset.uri,
+        ...(state.dataset.versionId ? { versionId: state.dataset.versionId } : {}),
+      },
       createdAt: rt.now().toISOString(),
     });
   }

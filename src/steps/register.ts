@@ -12,7 +12,10 @@ import {
 import type { StepOutcome } from './step.js';
 
 /** Register: a model registry entry whose approval status is the gate's decision. */
-export async function register(rt: Runtime, state: ExecState): Promise<StepOutcome<{ ref: string; approval: string }>> {
+export async function register(
+  rt: Runtime,
+  state: ExecState,
+): Promise<StepOutcome<{ ref: string; approval: string }>> {
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const train = resultOf(state, 'train', TrainResultSchema);
   const decision = resultOf(state, 'gate', GateResultSchema);

@@ -53,7 +53,10 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
     finishedOn: train.endedAt,
     externalParameters: {
       pipeline: { name: def.name, digest: state.pipeline.digest },
-      dataset: { uri: state.dataset.uri, ...(state.dataset.versionId ? { versionId: state.dataset.versionId } : {}) },
+      dataset: {
+        uri: state.dataset.uri,
+        ...(state.dataset.versionId ? { versionId: state.dataset.versionId } : {}),
+      },
       hyperparameters: def.hyperparameters,
       trigger: state.trigger.type,
     },
@@ -67,13 +70,17 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
       raw: { digest: hash.digest, uri: state.dataset.uri },
       processed: { digest: pre.digest, mediaType: 'application/vnd.veritrail.manifest.v1+json' },
       code: { digest: code.digest },
-      ...(image && rt.mode === 'aws' ? { image: { digest: `sha256:${image.split('@sha256:')[1]}` as Digest, uri: image } } : {}),
+      ...(image && rt.mode === 'aws'
+        ? { image: { digest: `sha256:${image.split('@sha256:')[1]}` as Digest, uri: image } }
+        : {}),
     },
     byproducts: [{ name: 'training-output', digest: { sha256: train.output.digest.slice(7) } }],
   });
   const modelSignature = buildSingleFileModelSigningStatement(model.name, model.digest);
 
-  const doc = JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', ev.reportKey))) as {
+  const doc = JSON.parse(
+    new TextDecoder().decode(await readObject(rt.objects, 'artifacts', ev.reportKey)),
+  ) as {
     counts: FairnessCounts;
     report: FairnessReport;
   };
@@ -150,7 +157,13 @@ function metricsOf(
   };
   const acc = typeof headline.accuracy === 'number' ? headline.accuracy : null;
   const out: FairnessMetric[] = [
-    { name: 'accuracy', value: acc, ...interval('accuracy'), threshold: { min: t.minAccuracy }, passed: acc !== null && acc >= t.minAccuracy },
+    {
+      name: 'accuracy',
+      value: acc,
+      ...interval('accuracy'),
+      threshold: { min: t.minAccuracy },
+      passed: acc !== null && acc >= t.minAccuracy,
+    },
   ];
   for (const p of def.dataset.protected) {
     for (const m of HEADLINE_METRICS) {
@@ -167,7 +180,8 @@ function metricsOf(
       const passed =
         threshold === undefined || value === null
           ? undefined
-          : (threshold.min === undefined || value >= threshold.min) && (threshold.max === undefined || value <= threshold.max);
+          : (threshold.min === undefined || value >= threshold.min) &&
+            (threshold.max === undefined || value <= threshold.max);
       out.push({
         name: m,
         attribute: p.column,

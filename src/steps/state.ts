@@ -94,7 +94,9 @@ export function resultOf<T>(state: ExecState, name: string, schema: z.ZodType<T>
   const value = state.results?.[name];
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new Error(`execution state has no valid results.${name}: ${parsed.error.issues[0]?.message ?? 'missing'}`);
+    throw new Error(
+      `execution state has no valid results.${name}: ${parsed.error.issues[0]?.message ?? 'missing'}`,
+    );
   }
   return parsed.data;
 }

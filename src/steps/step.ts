@@ -1,8 +1,8 @@
 import type { Digest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
+import { describeIssues } from '../core/pipeline.js';
 import type { Runtime } from '../runtime.js';
 import { type ExecState, ExecStateSchema } from './state.js';
-import { describeIssues } from '../core/pipeline.js';
 
 export const STEP_NAMES = [
   'RegisterRun',
@@ -97,7 +97,13 @@ export async function runStep<T>(
     state.runId,
     launched
       ? { name: step, status: 'RUNNING', startedAt }
-      : { name: step, status: 'SUCCEEDED', startedAt: outcome.startedAt ?? startedAt, endedAt, ...(outcome.digests ? { digests: outcome.digests } : {}) },
+      : {
+          name: step,
+          status: 'SUCCEEDED',
+          startedAt: outcome.startedAt ?? startedAt,
+          endedAt,
+          ...(outcome.digests ? { digests: outcome.digests } : {}),
+        },
     outcome.facts,
   );
   return outcome.output;

@@ -22,7 +22,10 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
   // digests to insist on before it reads a single row.
   hyperparameters.veritrail_label = def.dataset.label.column;
   hyperparameters.veritrail_features = def.dataset.features.join(',');
-  hyperparameters.veritrail_channel_digests = JSON.stringify({ train: pre.train.digest, validation: pre.validation.digest });
+  hyperparameters.veritrail_channel_digests = JSON.stringify({
+    train: pre.train.digest,
+    validation: pre.validation.digest,
+  });
   const base = state.pipeline.base?.startsWith('file:') ? fileURLToPath(state.pipeline.base) : undefined;
   return {
     jobName,
@@ -34,7 +37,11 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
     hyperparameters,
     channels: {
       train: { key: pre.train.key, digest: pre.train.digest, fileName: pre.train.fileName },
-      validation: { key: pre.validation.key, digest: pre.validation.digest, fileName: pre.validation.fileName },
+      validation: {
+        key: pre.validation.key,
+        digest: pre.validation.digest,
+        fileName: pre.validation.fileName,
+      },
     },
     // Each pipeline's SageMaker role may write only under its own training/<pipeline>/ prefix.
     outputPrefix: `training/${state.pipeline.name}/`,
@@ -80,7 +87,10 @@ export async function completeTraining(
   const modelDigest = digestFromHex(model.hex);
   const outputDigest = digestFromHex(output.hex);
   if (job.modelKey.startsWith('sha256/') && job.modelKey !== casKey(modelDigest)) {
-    throw new VeritrailError('DIGEST_MISMATCH', `model.tar.gz at ${job.modelKey} does not hash to its address (${modelDigest})`);
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `model.tar.gz at ${job.modelKey} does not hash to its address (${modelDigest})`,
+    );
   }
   const endedAt = rt.now().toISOString();
   return {
@@ -92,7 +102,12 @@ export async function completeTraining(
       endedAt,
     },
     digests: { model: modelDigest, trainingOutput: outputDigest },
-    facts: { modelDigest, modelKey: job.modelKey, trainingOutputKey: job.outputKey, trainingJob: job.jobName },
+    facts: {
+      modelDigest,
+      modelKey: job.modelKey,
+      trainingOutputKey: job.outputKey,
+      trainingJob: job.jobName,
+    },
     detail: { jobName: job.jobName, modelSize: model.size },
     startedAt,
   };
@@ -110,18 +125,28 @@ export interface TrainingEnd {
  * callback function) and locally (the child process exits) alike: find the run the job belongs to,
  * finish the Train step through runStep (audited), and say what to tell the waiting execution.
  */
-export async function handleTrainingEnd(rt: Runtime, runId: string, job: TrainingJobResult): Promise<TrainingEnd> {
+export async function handleTrainingEnd(
+  rt: Runtime,
+  runId: string,
+  job: TrainingJobResult,
+): Promise<TrainingEnd> {
   const run = await rt.runs.get(runId);
-  const training = run?.facts.training as { jobName?: string; taskToken?: string; startedAt?: string; state?: unknown } | undefined;
+  const training = run?.facts.training as
+    | { jobName?: string; taskToken?: string; startedAt?: string; state?: unknown }
+    | undefined;
   if (!run || !training?.state || training.jobName !== job.jobName) {
-    throw new VeritrailError('RUN_NOT_FOUND', `training job ${job.jobName} belongs to no recorded run (run ${runId})`);
+    throw new VeritrailError(
+      'RUN_NOT_FOUND',
+      `training job ${job.jobName} belongs to no recorded run (run ${runId})`,
+    );
   }
   const startedAt = training.startedAt ?? rt.now().toISOString();
   try {
     const output = await runStep(rt, 'Train', training.state, (s) => completeTraining(rt, s, job, startedAt));
     return { ...(training.taskToken ? { taskToken: training.taskToken } : {}), output };
   } catch (e) {
-    if (e instanceof StepFailure) return { ...(training.taskToken ? { taskToken: training.taskToken } : {}), error: e.info };
+    if (e instanceof StepFailure)
+      return { ...(training.taskToken ? { taskToken: training.taskToken } : {}), error: e.info };
     throw e;
   }
 }

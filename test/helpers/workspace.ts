@@ -18,7 +18,9 @@ export interface Workspace {
  * A temp folder with the example's trainer, a pipeline definition and the first `rows` rows of the
  * example data: a whole pipeline on it takes a second or two.
  */
-export function makeWorkspace(options: { rows?: number; pipeline?: (def: Record<string, unknown>) => void } = {}): Workspace {
+export function makeWorkspace(
+  options: { rows?: number; pipeline?: (def: Record<string, unknown>) => void } = {},
+): Workspace {
   const dir = mkdtempSync(join(tmpdir(), 'veritrail-test-'));
   cpSync(join(EXAMPLE, 'trainer'), join(dir, 'trainer'), { recursive: true });
   const lines = readFileSync(join(EXAMPLE, 'applications.csv'), 'utf8').split('\n');
@@ -36,7 +38,13 @@ export function makeWorkspace(options: { rows?: number; pipeline?: (def: Record<
   options.pipeline?.(def);
   const pipeline = join(dir, 'pipeline.json');
   writeFileSync(pipeline, JSON.stringify(def, null, 2));
-  return { dir, home: join(dir, 'home'), dataset, pipeline, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    dir,
+    home: join(dir, 'home'),
+    dataset,
+    pipeline,
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 export interface CapturedIo extends CliIo {

@@ -1,17 +1,32 @@
 import { appendFileSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAuditLog } from '../../src/audit/log.js';
+import type { openAuditLog } from '../../src/audit/log.js';
 import { main } from '../../src/cli/main.js';
 import { hexOf } from '../../src/core/digest.js';
+import { FsDatasetSource, toFileUri } from '../../src/local/fs-dataset-source.js';
 import { executeLocally } from '../../src/local/runner.js';
 import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js';
-import { loadPipelineFile, operatorRunTrigger, prepareRun, preflightDataset } from '../../src/local/start-run.js';
-import { FsDatasetSource, toFileUri } from '../../src/local/fs-dataset-source.js';
+import {
+  loadPipelineFile,
+  operatorRunTrigger,
+  preflightDataset,
+  prepareRun,
+} from '../../src/local/start-run.js';
 import type { AuditEntry } from '../../src/ports.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
-const STEPS = ['RegisterRun', 'HashDataset', 'Preprocess', 'CheckCode', 'Train', 'Evaluate', 'Gate', 'Sign', 'Register'];
+const STEPS = [
+  'RegisterRun',
+  'HashDataset',
+  'Preprocess',
+  'CheckCode',
+  'Train',
+  'Evaluate',
+  'Gate',
+  'Sign',
+  'Register',
+];
 
 async function entriesOf(rt: LocalRuntime, runId: string): Promise<AuditEntry[]> {
   const out: AuditEntry[] = [];
@@ -27,7 +42,13 @@ async function runWith(ws: Workspace, wrap: (rt: LocalRuntime) => LocalRuntime =
   const base = await openLocalRuntime(ws.home);
   const rt = wrap(base);
   try {
-    const prepared = await prepareRun(rt, pipeline, operatorRunTrigger(pipeline.def.name, uri, digest), { uri }, 'operator');
+    const prepared = await prepareRun(
+      rt,
+      pipeline,
+      operatorRunTrigger(pipeline.def.name, uri, digest),
+      { uri },
+      'operator',
+    );
     const exec = await executeLocally(rt, prepared.input);
     const run = await rt.runs.get(prepared.input.runId);
     const entries = await entriesOf(base, prepared.input.runId);
@@ -47,7 +68,11 @@ describe('veritrail run on a small dataset', () => {
     const io = captureIo(ws.dir);
     const code = await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'], io);
     expect(io.stdout).toHaveLength(1);
-    result = { code, json: JSON.parse(io.stdout[0] as string) as Record<string, unknown>, stderr: io.stderr.join('\n') };
+    result = {
+      code,
+      json: JSON.parse(io.stdout[0] as string) as Record<string, unknown>,
+      stderr: io.stderr.join('\n'),
+    };
   });
   afterAll(() => ws.cleanup());
 
@@ -60,7 +85,13 @@ describe('veritrail run on a small dataset', () => {
     expect((j.processed as { digest: string }).digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect((j.model as { digest: string }).digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect((j.gate as { decision: string }).decision).toBe('allow');
-    expect(Object.keys(j.attestations as object).sort()).toEqual(['fairness', 'gate', 'modelSignature', 'provenance', 'transform']);
+    expect(Object.keys(j.attestations as object).sort()).toEqual([
+      'fairness',
+      'gate',
+      'modelSignature',
+      'provenance',
+      'transform',
+    ]);
     expect(j.fairness).toHaveProperty('sex.disparateImpact');
   });
 
@@ -76,8 +107,13 @@ describe('veritrail run on a small dataset', () => {
 
   it('records the run with every step, and `runs show` prints it', async () => {
     const io = captureIo(ws.dir);
-    expect(await main(['runs', 'show', result.json.runId as string, '--home', ws.home, '--json'], io)).toBe(0);
-    const run = JSON.parse(io.stdout[0] as string) as { status: string; steps: { name: string; status: string }[] };
+    expect(await main(['runs', 'show', result.json.runId as string, '--home', ws.home, '--json'], io)).toBe(
+      0,
+    );
+    const run = JSON.parse(io.stdout[0] as string) as {
+      status: string;
+      steps: { name: string; status: string }[];
+    };
     expect(run.status).toBe('SUCCEEDED');
     expect(run.steps.map((s) => s.name)).toEqual(STEPS);
     expect(run.steps.every((s) => s.status === 'SUCCEEDED')).toBe(true);
@@ -88,7 +124,9 @@ describe('veritrail run on a small dataset', () => {
 
   it('is deterministic: the same data and definition give the same processed and model digests', async () => {
     const io = captureIo(ws.dir);
-    expect(await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'], io)).toBe(0);
+    expect(await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'], io)).toBe(
+      0,
+    );
     const again = JSON.parse(io.stdout[0] as string) as typeof result.json;
     expect(again.runId).not.toBe(result.json.runId);
     expect(again.processed).toEqual(result.json.processed);
@@ -149,8 +187,15 @@ describe('when the gate denies', () => {
     });
     try {
       const io = captureIo(ws.dir);
-      const code = await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'], io);
-      const j = JSON.parse(io.stdout[0] as string) as { status: string; gate: { decision: string; reasons: string[] }; attestations: Record<string, string> };
+      const code = await main(
+        ['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'],
+        io,
+      );
+      const j = JSON.parse(io.stdout[0] as string) as {
+        status: string;
+        gate: { decision: string; reasons: string[] };
+        attestations: Record<string, string>;
+      };
       expect(code).toBe(3);
       expect(j.status).toBe('REJECTED');
       expect(j.gate.decision).toBe('deny');
@@ -244,7 +289,12 @@ describe('failures once a run has started', () => {
       expect(run?.status).toBe('FAILED');
       expect(run?.error?.code).toBe('DIGEST_MISMATCH');
       expect(run?.steps.find((s) => s.name === 'Preprocess')?.status).toBe('FAILED');
-      expect(entries.map((e) => e.type)).toEqual(['step.succeeded', 'step.succeeded', 'step.failed', 'run.failed']);
+      expect(entries.map((e) => e.type)).toEqual([
+        'step.succeeded',
+        'step.succeeded',
+        'step.failed',
+        'run.failed',
+      ]);
       expect(entries[3]?.detail).toMatchObject({ error: { code: 'DIGEST_MISMATCH' } });
       expect(verify.ok).toBe(true);
     } finally {
@@ -284,7 +334,11 @@ describe('failures once a run has started', () => {
     const ws = makeWorkspace({
       rows: 400,
       pipeline: (d) => {
-        (d.trainer as { command: string[] }).command = ['node', '-e', 'process.stderr.write("boom: out of memory\\n"); process.exit(3)'];
+        (d.trainer as { command: string[] }).command = [
+          'node',
+          '-e',
+          'process.stderr.write("boom: out of memory\\n"); process.exit(3)',
+        ];
       },
     });
     try {

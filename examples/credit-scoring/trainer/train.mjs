@@ -46,8 +46,12 @@ function parseCsv(text) {
 
 const hp = JSON.parse(readFileSync(join(inputConfig, 'hyperparameters.json'), 'utf8'));
 const channels = { train: env.SM_CHANNEL_TRAIN, validation: env.SM_CHANNEL_VALIDATION };
-for (const [name, dir] of Object.entries(channels)) if (!dir) fail(`SM_CHANNEL_${name.toUpperCase()} is not set`);
-const files = { train: channelFile(channels.train, 'train'), validation: channelFile(channels.validation, 'validation') };
+for (const [name, dir] of Object.entries(channels))
+  if (!dir) fail(`SM_CHANNEL_${name.toUpperCase()} is not set`);
+const files = {
+  train: channelFile(channels.train, 'train'),
+  validation: channelFile(channels.validation, 'validation'),
+};
 
 const expected = JSON.parse(hp.veritrail_channel_digests ?? '{}');
 for (const name of Object.keys(files)) {
@@ -59,8 +63,11 @@ for (const name of Object.keys(files)) {
 }
 
 const label = hp.veritrail_label;
-const features = String(hp.veritrail_features ?? '').split(',').filter(Boolean);
-if (!label || features.length === 0) fail('hyperparameters veritrail_label and veritrail_features are required');
+const features = String(hp.veritrail_features ?? '')
+  .split(',')
+  .filter(Boolean);
+if (!label || features.length === 0)
+  fail('hyperparameters veritrail_label and veritrail_features are required');
 const epochs = Number(hp.epochs ?? 300);
 const lr = Number(hp.learning_rate ?? 0.1);
 const l2 = Number(hp.l2 ?? 0.001);
@@ -130,4 +137,6 @@ validation.x.forEach((row, i) => {
   lines.push(`${i},${s.toFixed(6)},${p}`);
 });
 writeFileSync(join(dataDir, 'predictions.csv'), `${lines.join('\n')}\n`);
-process.stdout.write(`trained on ${xs.length} rows; validation accuracy ${(correct / validation.x.length).toFixed(4)}\n`);
+process.stdout.write(
+  `trained on ${xs.length} rows; validation accuracy ${(correct / validation.x.length).toFixed(4)}\n`,
+);

@@ -1,15 +1,15 @@
+import type { Digest } from '../../core/digest.js';
 import { VeritrailError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/run.js';
+import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
 import { resolveHome } from '../../local/home.js';
 import type { ProgressEvent } from '../../local/runner.js';
 import { executeLocally } from '../../local/runner.js';
 import { openLocalRuntime } from '../../local/runtime.js';
-import { loadPipelineFile, operatorRunTrigger, prepareRun, preflightDataset } from '../../local/start-run.js';
-import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
-import type { Digest } from '../../core/digest.js';
+import { loadPipelineFile, operatorRunTrigger, preflightDataset, prepareRun } from '../../local/start-run.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
-import { runSummary, type RunSummary } from '../summary.js';
+import { type RunSummary, runSummary } from '../summary.js';
 
 export const summary = 'run a whole pipeline locally and print a summary';
 
@@ -18,14 +18,20 @@ const USAGE = 'usage: veritrail run <dataset> --pipeline <definition.json> [--js
 export async function run(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCli(
     args,
-    { pipeline: { type: 'string' }, json: { type: 'boolean' }, home: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    {
+      pipeline: { type: 'string' },
+      json: { type: 'boolean' },
+      home: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
     USAGE,
   );
   if (values.help) {
     io.out(USAGE);
     return EXIT.OK;
   }
-  if (positionals.length !== 1) throw usageError('name exactly one dataset (a CSV file or a folder of CSV files)', USAGE);
+  if (positionals.length !== 1)
+    throw usageError('name exactly one dataset (a CSV file or a folder of CSV files)', USAGE);
   if (!values.pipeline) throw usageError('--pipeline <definition.json> is required', USAGE);
   const datasetPath = positionals[0] as string;
 
@@ -77,9 +83,13 @@ function progressPrinter(io: CliIo): (e: ProgressEvent) => void {
   return (e) => {
     if (e.type === 'exited') {
       if (e.state !== 'RecordFailure') n++;
-      io.err(`  [${String(n).padStart(2)}/${TOTAL_STATES}] ${e.state.padEnd(14)} ok      ${(e.ms / 1000).toFixed(2)} s`);
+      io.err(
+        `  [${String(n).padStart(2)}/${TOTAL_STATES}] ${e.state.padEnd(14)} ok      ${(e.ms / 1000).toFixed(2)} s`,
+      );
     } else if (e.type === 'failed') {
-      io.err(`  [  /${TOTAL_STATES}] ${e.state.padEnd(14)} FAILED  ${(e.ms / 1000).toFixed(2)} s  (${e.error})`);
+      io.err(
+        `  [  /${TOTAL_STATES}] ${e.state.padEnd(14)} FAILED  ${(e.ms / 1000).toFixed(2)} s  (${e.error})`,
+      );
     } else if (e.type === 'retried') {
       io.err(`         ${e.state.padEnd(14)} retry ${e.attempt}`);
     }
@@ -98,7 +108,13 @@ function formatSummary(s: RunSummary, home: string): string {
   if (s.fairness) {
     const f = s.fairness as Record<string, number | null>;
     const fmt = (v: unknown) => (typeof v === 'number' ? v.toFixed(3) : 'n/a');
-    const attrs = [...new Set(Object.keys(f).filter((k) => k.includes('.')).map((k) => k.split('.')[0] as string))];
+    const attrs = [
+      ...new Set(
+        Object.keys(f)
+          .filter((k) => k.includes('.'))
+          .map((k) => k.split('.')[0] as string),
+      ),
+    ];
     row('accuracy', fmt(f.accuracy));
     for (const a of attrs) {
       row(
@@ -117,8 +133,13 @@ function formatSummary(s: RunSummary, home: string): string {
     lines.push('  attestations');
     for (const [k, p] of bundles) lines.push(`    ${k.padEnd(16)}${p}`);
   }
-  lines.push('', `inspect: npx veritrail runs show ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`);
-  if (s.status !== 'FAILED') lines.push(`verify:  npx veritrail verify ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`);
+  lines.push(
+    '',
+    `inspect: npx veritrail runs show ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`,
+  );
+  if (s.status !== 'FAILED')
+    lines.push(
+      `verify:  npx veritrail verify ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`,
+    );
   return `${lines.join('\n')}\n`;
 }
-

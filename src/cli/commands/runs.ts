@@ -29,21 +29,31 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   }
   const [sub, id, ...extra] = positionals;
   if (sub !== 'list' && sub !== 'show') throw usageError('say "runs list" or "runs show <runId>"', USAGE);
-  if (sub === 'show' && (!id || extra.length > 0)) throw usageError('runs show takes exactly one run id', USAGE);
+  if (sub === 'show' && (!id || extra.length > 0))
+    throw usageError('runs show takes exactly one run id', USAGE);
   if (sub === 'list' && id) throw usageError('runs list takes no run id', USAGE);
   const limit = values.limit === undefined ? 50 : Number(values.limit);
-  if (!Number.isInteger(limit) || limit < 1) throw usageError('--limit must be a positive whole number', USAGE);
+  if (!Number.isInteger(limit) || limit < 1)
+    throw usageError('--limit must be a positive whole number', USAGE);
   if (values.stage) {
     const { openDeployedRuns } = await import('../../aws/deployed.js');
     const store = await openDeployedRuns(values.stage, io.env);
     return sub === 'list'
-      ? printList(io, await store.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }), values.json)
+      ? printList(
+          io,
+          await store.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }),
+          values.json,
+        )
       : printShow(io, await store.get(id as string), id as string, values.json);
   }
   const rt = await openLocalRuntime(resolveHome(values.home, io.env, io.cwd));
   try {
     if (sub === 'list') {
-      return printList(io, await rt.runs.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }), values.json);
+      return printList(
+        io,
+        await rt.runs.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }),
+        values.json,
+      );
     }
     return printShow(io, await rt.runs.get(id as string), id as string, values.json);
   } finally {
@@ -73,12 +83,17 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
     return EXIT.OK;
   }
   io.out(`${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(24)}CREATED`);
-  for (const r of runs) io.out(`${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(24)}${r.createdAt}`);
+  for (const r of runs)
+    io.out(`${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(24)}${r.createdAt}`);
   return EXIT.OK;
 }
 
 function printShow(io: CliIo, r: RunRecord | undefined, id: string, json: boolean | undefined): number {
-  if (!r) throw new VeritrailError('RUN_NOT_FOUND', `no run ${id} is recorded here; list runs with: veritrail runs list`);
+  if (!r)
+    throw new VeritrailError(
+      'RUN_NOT_FOUND',
+      `no run ${id} is recorded here; list runs with: veritrail runs list`,
+    );
   if (json) {
     io.out(JSON.stringify(r));
     return EXIT.OK;

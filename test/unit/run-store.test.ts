@@ -1,0 +1,137 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoRunStore } from '../../src/aws/dynamo-run-store.js';
+import { isVeritrailError } from '../../src/core/errors.js';
+import { LEGAL_TRANSITIONS, RunStatus } from '../../src/core/run.js';
+import { LOCAL_TABLE, type LocalDynamo, startLocalDynamo } from '../../src/local/dynamo.js';
+import type { NewRun } from '../../src/ports.js';
+
+let dynamo: LocalDynamo;
+let store: DynamoRunStore;
+let n = 0;
+
+const newRun = (): NewRun => {
+  n++;
+  return {
+    runId: `r-test-${n}`,
+    pipeline: n % 2 ? 'p-odd' : 'p-even',
+    pipelineDigest: `sha256:${'0'.repeat(64)}`,
+    trigger: 'operator',
+    idempotencyKey: `k-${n}`,
+    dataset: { uri: 'file:///data.csv' },
+    createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+  };
+};
+
+beforeAll(async () => {
+  dynamo = await startLocalDynamo(undefined);
+  store = new DynamoRunStore(dynamo.client, LOCAL_TABLE);
+});
+afterAll(async () => dynamo.close());
+
+describe('the DynamoDB run store', () => {
+  it('creates a run once: a second create with the same id is refused', async () => {
+    const run = newRun();
+    expect((await store.create(run)).status).toBe('PENDING');
+    await expect(store.create(run)).rejects.toSatisfy((e) => isVeritrailError(e, 'RUN_EXISTS'));
+  });
+
+  it('refuses, in the store itself, every transition the table does not allow', async () => {
+    const statuses = Object.values(RunStatus);
+    for (const from of statuses) {
+      for (const to of statuses) {
+        const run = newRun();
+        await store.create(run);
+        // Walk to `from` along legal edges.
+        const path: Record<string, string[]> = {
+          PENDING: [],
+          RUNNING: ['RUNNING'],
+          SUCCEEDED: ['RUNNING', 'SUCCEEDED'],
+          REJECTED: ['RUNNING', 'REJECTED'],
+          FAILED: ['FAILED'],
+        };
+        for (const s of path[from] ?? []) await store.transition(run.runId, s as RunStatus);
+        const legal = LEGAL_TRANSITIONS[from].includes(to);
+        if (legal) {
+          expect((await store.transition(run.runId, to)).status).toBe(to);
+        } else {
+          await expect(store.transition(run.runId, to), `${from} → ${to}`).rejects.toSatisfy((e) =>
+            isVeritrailError(e, 'RUN_TRANSITION_ILLEGAL'),
+          );
+          expect((await store.get(run.runId))?.status).toBe(from);
+        }
+      }
+    }
+  });
+
+  it('records steps only while the run is RUNNING', async () => {
+    const run = newRun();
+    await store.create(run);
+    const step = { name: 'HashDataset', status: 'SUCCEEDED' as const, startedAt: 'a', endedAt: 'b' };
+    await expect(store.recordStep(run.runId, step)).rejects.toSatisfy((e) =>
+      isVeritrailError(e, 'RUN_TRANSITION_ILLEGAL'),
+    );
+    await store.transition(run.runId, 'RUNNING');
+    await store.recordStep(run.runId, step, { rawDigest: 'x' });
+    await store.transition(run.runId, 'SUCCEEDED');
+    await expect(store.recordStep(run.runId, step)).rejects.toSatisfy((e) =>
+      isVeritrailError(e, 'RUN_TRANSITION_ILLEGAL'),
+    );
+    const got = await store.get(run.runId);
+    expect(got?.steps).toHaveLength(1);
+    expect(got?.facts).toEqual({ rawDigest: 'x' });
+  });
+
+  it('an unknown run is RUN_NOT_FOUND', async () => {
+    await expect(store.transition('r-missing', 'RUNNING')).rejects.toSatisfy((e) =>
+      isVeritrailError(e, 'RUN_NOT_FOUND'),
+    );
+  });
+
+  it('lets exactly one of many concurrent finishers win', async () => {
+    const run = newRun();
+    await store.create(run);
+    await store.transition(run.runId, 'RUNNING');
+    const outcomes = await Promise.allSettled(
+      (['SUCCEEDED', 'FAILED', 'REJECTED', 'FAILED', 'SUCCEEDED'] as const).map((s) =>
+        store.transition(run.runId, s),
+      ),
+    );
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+  });
+
+  it('under any sequence of requests, the stored status only ever follows legal edges', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.constantFrom(...Object.values(RunStatus)), { maxLength: 6 }),
+        async (requests) => {
+          const run = newRun();
+          await store.create(run);
+          let status: RunStatus = 'PENDING';
+          for (const to of requests) {
+            const legal = LEGAL_TRANSITIONS[status].includes(to);
+            const ok = await store.transition(run.runId, to).then(
+              () => true,
+              () => false,
+            );
+            expect(ok).toBe(legal);
+            if (ok) status = to;
+          }
+          expect((await store.get(run.runId))?.status).toBe(status);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('lists runs newest first, by pipeline or all', async () => {
+    const all = await store.list({ limit: 1000 });
+    expect(all.length).toBeGreaterThan(5);
+    expect([...all].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1)).map((r) => r.runId)).toEqual(
+      all.map((r) => r.runId),
+    );
+    const odd = await store.list({ pipeline: 'p-odd', limit: 3 });
+    expect(odd).toHaveLength(3);
+    expect(odd.every((r) => r.pipeline === 'p-odd')).toBe(true);
+  });
+});
