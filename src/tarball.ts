@@ -1,7 +1,7 @@
+import { createWriteStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
 import * as tar from 'tar';
 
 /**
@@ -17,12 +17,19 @@ export async function packDeterministic(dir: string, outFile: string): Promise<v
       return rel;
     })
     .sort();
-  const stream = tar.c({ cwd: dir, gzip: { level: 9 }, portable: true, mtime: new Date(0), noDirRecurse: true }, files) as unknown as Readable;
+  const stream = tar.c(
+    { cwd: dir, gzip: { level: 9 }, portable: true, mtime: new Date(0), noDirRecurse: true },
+    files,
+  ) as unknown as Readable;
   await pipeline(stream, createWriteStream(outFile));
 }
 
 /** Reads one member of a gzip'd tar stream into memory (small members only: predictions, reports). */
-export async function readTarMember(source: Readable, name: string, limitBytes = 512 * 1024 * 1024): Promise<Buffer | undefined> {
+export async function readTarMember(
+  source: Readable,
+  name: string,
+  limitBytes = 512 * 1024 * 1024,
+): Promise<Buffer | undefined> {
   let found: Buffer | undefined;
   const parser = new tar.Parser({
     onReadEntry: (entry) => {

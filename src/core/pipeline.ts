@@ -77,6 +77,14 @@ export const PipelineDefinitionSchema = z.strictObject({
     /** Local: the command run as a child process with the SageMaker container contract. */
     command: z.array(z.string().min(1)).min(1),
     aws: awsTrainer.optional(),
+    /** A vulnerability scan of the training code or image (Trivy JSON or SARIF 2.1.0), relative to the definition. */
+    vulnerabilityReport: z
+      .strictObject({
+        path: z.string().min(1),
+        /** Findings at or above this severity fail CheckCode. */
+        failOn: z.enum(['LOW', 'MEDIUM', 'HIGH', 'CRITICAL']).default('HIGH'),
+      })
+      .optional(),
   }),
   hyperparameters: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   gate: z

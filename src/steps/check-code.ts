@@ -1,7 +1,11 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { isProbablyText, type SecretFinding, scanForSecrets } from '../core/code-scan.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
+import type { PipelineDefinition } from '../core/pipeline.js';
+import { failingFindings, parseVulnReport } from '../core/vuln-report.js';
 import type { Runtime } from '../runtime.js';
 import { hashStream, loadPipeline, putJsonCas } from './io.js';
 import type { CodeResult, ExecState } from './state.js';
@@ -50,6 +54,7 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       entries.push({ path: f.path, size, digest: digestFromHex(hex) });
     }
   }
+  const vuln = await checkVulnerabilities(def, state.pipeline.base);
   const manifest = buildManifest(entries);
   const digest = manifestDigest(manifest);
   await putJsonCas(rt.objects, manifest);
@@ -66,9 +71,13 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
   }
   return {
     output: { digest, files: entries.length, ...(image ? { image } : {}), command: def.trainer.command },
-    digests: { trainingCode: digest },
+    digests: { trainingCode: digest, ...(vuln ? { vulnerabilityReport: vuln.digest } : {}) },
     facts: { codeDigest: digest, codeChecks: 'passed' },
-    detail: { files: entries.length, secrets: 0 },
+    detail: {
+      files: entries.length,
+      secrets: 0,
+      ...(vuln ? { vulnerabilities: vuln.findings, failOn: vuln.failOn } : {}),
+    },
   };
 }
 
@@ -76,4 +85,42 @@ async function streamToBuffer(s: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of s) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The optional vulnerability report gate: any finding at or above `failOn` refuses the code. */
+async function checkVulnerabilities(
+  def: PipelineDefinition,
+  base: string | undefined,
+): Promise<{ digest: Digest; findings: number; failOn: string } | undefined> {
+  const report = def.trainer.vulnerabilityReport;
+  if (!report) return undefined;
+  if (!base)
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      'a vulnerability report path needs the pipeline base location',
+    );
+  const path = fileURLToPath(new URL(report.path, base));
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    throw new VeritrailError(
+      'CODE_VULNERABLE',
+      `vulnerability report ${path} cannot be read: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  const findings = parseVulnReport(bytes.toString('utf8'), path);
+  const failing = failingFindings(findings, report.failOn);
+  if (failing.length > 0) {
+    const list = failing
+      .slice(0, 5)
+      .map((f) => `${f.id} (${f.severity}${f.package ? `, ${f.package}` : ''})`)
+      .join(', ');
+    throw new VeritrailError(
+      'CODE_VULNERABLE',
+      `vulnerability report ${report.path} has ${failing.length} finding(s) at or above ${report.failOn}: ${list}; upgrade the affected packages or rebuild the image`,
+    );
+  }
+  return { digest: digestOf(bytes), findings: findings.length, failOn: report.failOn };
 }

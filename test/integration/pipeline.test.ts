@@ -350,4 +350,72 @@ describe('failures once a run has started', () => {
       ws.cleanup();
     }
   });
+
+  it('a hard-coded credential in the training code is refused with file and line, never echoed', async () => {
+    const ws = makeWorkspace({ rows: 400 });
+    const secret = ['AKIA', 'Z7QW4RTY2UIO3PAS'].join('');
+    writeFileSync(
+      join(ws.dir, 'trainer', 'config.mjs'),
+      `export const region = 'eu-west-1';\nexport const key = '${secret}';\n`,
+    );
+    try {
+      const { run, entries } = await runWith(ws);
+      expect(run?.status).toBe('FAILED');
+      expect(run?.error?.code).toBe('CODE_SECRET_FOUND');
+      expect(run?.error?.message).toMatch(/config\.mjs:2 \(aws-access-key-id\)/);
+      expect(JSON.stringify(run)).not.toContain(secret);
+      expect(JSON.stringify(entries)).not.toContain(secret);
+      expect(run?.steps.some((st) => st.name === 'Train')).toBe(false);
+      expect(entries.find((e) => e.type === 'step.failed')?.outcome).toBe('refused');
+    } finally {
+      ws.cleanup();
+    }
+  });
+
+  it('a vulnerability report with findings at or above the threshold fails CheckCode', async () => {
+    const ws = makeWorkspace({
+      rows: 400,
+      pipeline: (d) => {
+        (d.trainer as Record<string, unknown>).vulnerabilityReport = { path: 'trivy.json', failOn: 'HIGH' };
+      },
+    });
+    writeFileSync(
+      join(ws.dir, 'trivy.json'),
+      JSON.stringify({
+        SchemaVersion: 2,
+        ArtifactName: 'trainer',
+        ArtifactType: 'filesystem',
+        Results: [
+          {
+            Target: 'package-lock.json',
+            Class: 'lang-pkgs',
+            Type: 'npm',
+            Vulnerabilities: [
+              {
+                VulnerabilityID: 'CVE-2024-0001',
+                PkgName: 'lodash',
+                InstalledVersion: '4.17.0',
+                Severity: 'CRITICAL',
+              },
+              {
+                VulnerabilityID: 'CVE-2024-0002',
+                PkgName: 'minimist',
+                InstalledVersion: '1.2.0',
+                Severity: 'LOW',
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    try {
+      const { run } = await runWith(ws);
+      expect(run?.status).toBe('FAILED');
+      expect(run?.error?.code).toBe('CODE_VULNERABLE');
+      expect(run?.error?.message).toMatch(/CVE-2024-0001 \(CRITICAL, lodash\)/);
+      expect(run?.error?.message).not.toMatch(/CVE-2024-0002/);
+    } finally {
+      ws.cleanup();
+    }
+  });
 });
