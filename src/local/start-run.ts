@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { scanForSecrets } from '../core/code-scan.js';
 import { CsvParser } from '../core/csv.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
@@ -36,6 +37,15 @@ export async function loadPipelineFile(path: string, cwd: string): Promise<Loade
       {
         cause: e,
       },
+    );
+  }
+  // Invariant 7: a definition is configuration, and configuration never holds a credential.
+  const secrets = scanForSecrets(abs, text);
+  if (secrets.length > 0) {
+    const where = secrets.map((f) => `line ${f.line} (${f.kind})`).join(', ');
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `pipeline definition ${abs} holds what looks like a credential at ${where}; remove it (trainers get credentials from their execution role, never from the definition)`,
     );
   }
   let value: unknown;
