@@ -116,12 +116,11 @@ function formatSummary(s: RunSummary, home: string): string {
       ),
     ];
     row('accuracy', fmt(f.accuracy));
-    for (const a of attrs) {
-      row(
-        `fairness ${a}`.slice(0, 15),
-        `disparate impact ${fmt(f[`${a}.disparateImpact`])}, demographic parity diff ${fmt(f[`${a}.demographicParityDifference`])}, equalized odds diff ${fmt(f[`${a}.equalizedOddsDifference`])}`,
-      );
-    }
+    attrs.forEach((a, i) => {
+      const text = `${a}: disparate impact ${fmt(f[`${a}.disparateImpact`])}, demographic parity diff ${fmt(f[`${a}.demographicParityDifference`])}, equalized odds diff ${fmt(f[`${a}.equalizedOddsDifference`])}`;
+      if (i === 0) row('fairness', text);
+      else lines.push(`  ${''.padEnd(16)}${text}`);
+    });
   }
   if (s.gate) {
     row('gate', `${s.gate.decision}${s.gate.reasons.length ? '' : ' (every policy held)'}`);
