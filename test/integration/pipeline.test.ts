@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { openAuditLog } from '../../src/audit/log.js';
 import { main } from '../../src/cli/main.js';
 import { hexOf } from '../../src/core/digest.js';
+import { VeritrailError } from '../../src/core/errors.js';
 import { FsDatasetSource, toFileUri } from '../../src/local/fs-dataset-source.js';
 import { executeLocally } from '../../src/local/runner.js';
 import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js';
@@ -414,6 +415,31 @@ describe('failures once a run has started', () => {
       expect(run?.error?.code).toBe('CODE_VULNERABLE');
       expect(run?.error?.message).toMatch(/CVE-2024-0001 \(CRITICAL, lodash\)/);
       expect(run?.error?.message).not.toMatch(/CVE-2024-0002/);
+    } finally {
+      ws.cleanup();
+    }
+  });
+
+  it('a transient error is retried by the state machine and the run still succeeds', async () => {
+    const ws = makeWorkspace({ rows: 1500 });
+    let calls = 0;
+    try {
+      const { run, entries } = await runWith(ws, (rt) => ({
+        ...rt,
+        registry: {
+          register: async (entry) => {
+            calls++;
+            if (calls === 1) throw new VeritrailError('TRANSIENT', 'registry briefly unavailable');
+            return rt.registry.register(entry);
+          },
+        },
+      }));
+      expect(calls).toBe(2);
+      expect(run?.status).toBe('SUCCEEDED');
+      expect(entries.filter((e) => e.step === 'Register').map((e) => e.type)).toEqual([
+        'step.failed',
+        'step.succeeded',
+      ]);
     } finally {
       ws.cleanup();
     }
