@@ -5,7 +5,8 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
-import { Function as SstFunction, type StackContext, use } from 'sst/constructs';
+import { type FunctionCopyFilesProps, Function as SstFunction, type StackContext, use } from 'sst/constructs';
+import { useProject } from 'sst/project.js';
 import { TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 import {
   ACCESS,
@@ -22,7 +23,7 @@ import { Database } from './Database.js';
 import { Identity } from './Identity.js';
 import { Keys } from './Keys.js';
 import { Storage } from './Storage.js';
-import { LOG_RETENTION_DAYS, loadPipelines, StackSettingsError } from './settings.js';
+import { type DeployedPipeline, LOG_RETENTION_DAYS, loadPipelines, StackSettingsError } from './settings.js';
 
 /** The ASL definition deployed as is; ARNs come in through definition substitutions. */
 export const STATE_MACHINE_FILE = 'state-machines/training-pipeline.asl.json';
@@ -84,6 +85,29 @@ export function readStateMachineDefinition(file: string = path.resolve(STATE_MAC
   return text;
 }
 
+/**
+ * Where the start function finds the deployed pipeline definitions at run time: `pipelines/` at
+ * the root of its bundle, which Lambda unpacks to LAMBDA_TASK_ROOT, `/var/task` (Lambda Developer
+ * Guide, "Defined runtime environment variables").
+ */
+export const BUNDLED_PIPELINES_DIR = 'pipelines';
+export const LAMBDA_TASK_ROOT = '/var/task';
+
+/**
+ * The start function's bundle gets every deployed definition as `pipelines/<name>.json`, byte for
+ * byte the file that was validated at synth time (SST copies `from`, relative to the project root,
+ * into the bundle at `to`). The start function validates and stores each one content-addressed.
+ */
+export function pipelineBundleFiles(
+  pipelines: readonly DeployedPipeline[],
+  root: string,
+): FunctionCopyFilesProps[] {
+  return pipelines.map(({ definition, file }) => ({
+    from: path.relative(root, file),
+    to: `${BUNDLED_PIPELINES_DIR}/${definition.name}.json`,
+  }));
+}
+
 const LONG_RUNNING: ReadonlySet<FunctionName> = new Set(['hash-dataset', 'preprocess', 'evaluate', 'sign']);
 
 /**
@@ -109,7 +133,6 @@ export function Pipeline({ stack, app }: StackContext) {
   });
   const sagemakerRoleArns: Record<string, string> = {};
   for (const [name, role] of sagemakerRoles) sagemakerRoleArns[name] = role.roleArn;
-  const firstSagemakerRole = [...sagemakerRoles.values()][0];
 
   const environment: Record<string, string> = {
     VERITRAIL_TABLE: table.tableName,
@@ -121,11 +144,8 @@ export function Pipeline({ stack, app }: StackContext) {
     VERITRAIL_CHECKPOINT_KEY_ARN: checkpointKeyArn,
     VERITRAIL_STATE_MACHINE_ARN: stateMachineArn,
     VERITRAIL_AUDIT_RETENTION_DAYS: String(auditRetentionDays),
-    // One execution role per pipeline: the map by pipeline name; the single ARN when there is one.
+    // One execution role per pipeline, by pipeline name: a run trains under its own pipeline's role.
     VERITRAIL_SAGEMAKER_ROLE_ARNS: stack.toJsonString(sagemakerRoleArns),
-    ...(firstSagemakerRole && sagemakerRoles.size === 1
-      ? { VERITRAIL_SAGEMAKER_ROLE_ARN: firstSagemakerRole.roleArn }
-      : {}),
   };
 
   const objectArns = (bucketArn: string, prefixes: readonly string[]) =>
@@ -341,7 +361,11 @@ export function Pipeline({ stack, app }: StackContext) {
       memorySize: LONG_RUNNING.has(name) ? 1769 : 512,
       timeout: LONG_RUNNING.has(name) ? 900 : 60,
       role,
-      environment,
+      environment:
+        name === 'start'
+          ? { ...environment, VERITRAIL_PIPELINES_DIR: `${LAMBDA_TASK_ROOT}/${BUNDLED_PIPELINES_DIR}` }
+          : environment,
+      ...(name === 'start' ? { copyFiles: pipelineBundleFiles(pipelines, useProject().paths.root) } : {}),
       nodejs: { format: 'esm' },
     });
     const cfn = fn.node.defaultChild as lambda.CfnFunction;

@@ -132,9 +132,12 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     createTrainingJob: true,
   },
   'training-callback': {
-    purpose: 'SageMaker state change → SendTaskSuccess/SendTaskFailure',
+    // It finishes the Train step (src/steps/train.ts handleTrainingEnd): hashes model.tar.gz and
+    // output.tar.gz under training/, appends the step's audit entry, then resolves the task token.
+    purpose: 'SageMaker state change → hash model and output, audit, SendTaskSuccess/SendTaskFailure',
+    artifactsRead: [TRAINING_PREFIX],
+    auditAppend: true,
     table: RUN_ITEMS,
-    describeTrainingJob: true,
     taskCallback: true,
   },
   evaluate: {

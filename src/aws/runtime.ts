@@ -28,7 +28,6 @@ export const REQUIRED_ENV = [
   'VERITRAIL_DATA_KEY_ARN',
   'VERITRAIL_SIGNING_KEY_ARN',
   'VERITRAIL_CHECKPOINT_KEY_ARN',
-  'VERITRAIL_SAGEMAKER_ROLE_ARN',
   'VERITRAIL_STATE_MACHINE_ARN',
 ] as const;
 export type RequiredEnv = (typeof REQUIRED_ENV)[number];
@@ -39,7 +38,13 @@ export interface AwsConfig {
   dataKeyArn: string;
   signingKeyArn: string;
   checkpointKeyArn: string;
-  sagemakerRoleArn: string;
+  /**
+   * SageMaker execution role per pipeline, from VERITRAIL_SAGEMAKER_ROLE_ARNS (JSON object
+   * `{"<pipeline>": "arn:…:role/…"}`; the stack sets it, `{}` when no pipeline trains on SageMaker).
+   */
+  sagemakerRoleArns: Record<string, string>;
+  /** VERITRAIL_SAGEMAKER_ROLE_ARN: the role of any pipeline not in the map (outside the stack). */
+  sagemakerRoleArn?: string;
   stateMachineArn: string;
   auditRetentionDays: number;
 }
@@ -70,12 +75,18 @@ export function readAwsConfig(env: Record<string, string | undefined>): AwsConfi
     'VERITRAIL_DATA_KEY_ARN',
     'VERITRAIL_SIGNING_KEY_ARN',
     'VERITRAIL_CHECKPOINT_KEY_ARN',
-    'VERITRAIL_SAGEMAKER_ROLE_ARN',
     'VERITRAIL_STATE_MACHINE_ARN',
   ] as const) {
     if (!get(name).startsWith('arn:')) {
       throw new VeritrailError('USAGE', `${name} must be an ARN (arn:...), got "${get(name)}"`);
     }
+  }
+  const sagemakerRoleArn = env.VERITRAIL_SAGEMAKER_ROLE_ARN?.trim();
+  if (sagemakerRoleArn && !sagemakerRoleArn.startsWith('arn:')) {
+    throw new VeritrailError(
+      'USAGE',
+      `VERITRAIL_SAGEMAKER_ROLE_ARN must be an ARN (arn:...), got "${sagemakerRoleArn}"`,
+    );
   }
   return {
     table: get('VERITRAIL_TABLE'),
@@ -87,10 +98,39 @@ export function readAwsConfig(env: Record<string, string | undefined>): AwsConfi
     dataKeyArn: get('VERITRAIL_DATA_KEY_ARN'),
     signingKeyArn: get('VERITRAIL_SIGNING_KEY_ARN'),
     checkpointKeyArn: get('VERITRAIL_CHECKPOINT_KEY_ARN'),
-    sagemakerRoleArn: get('VERITRAIL_SAGEMAKER_ROLE_ARN'),
+    sagemakerRoleArns: parseRoleArns(env.VERITRAIL_SAGEMAKER_ROLE_ARNS),
+    ...(sagemakerRoleArn ? { sagemakerRoleArn } : {}),
     stateMachineArn: get('VERITRAIL_STATE_MACHINE_ARN'),
     auditRetentionDays,
   };
+}
+
+/** VERITRAIL_SAGEMAKER_ROLE_ARNS: a JSON object of pipeline name → role ARN; absent or empty is `{}`. */
+export function parseRoleArns(value: string | undefined): Record<string, string> {
+  const text = value?.trim();
+  if (!text) return {};
+  const bad = (why: string, cause?: unknown) =>
+    new VeritrailError(
+      'USAGE',
+      `VERITRAIL_SAGEMAKER_ROLE_ARNS must be a JSON object of pipeline name to IAM role ARN, such as {"credit-scoring":"arn:aws:iam::123456789012:role/…"}; ${why}`,
+      cause === undefined ? undefined : { cause },
+    );
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw bad('it is not valid JSON', e);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw bad('it is not an object');
+  const roles: Record<string, string> = {};
+  for (const [pipeline, arn] of Object.entries(parsed)) {
+    if (typeof arn !== 'string' || !/^arn:[a-z-]+:iam::\d{12}:role\/\S+$/.test(arn)) {
+      throw bad(`the value for "${pipeline}" is not an IAM role ARN`);
+    }
+    roles[pipeline] = arn;
+  }
+  return roles;
 }
 
 /**
@@ -156,7 +196,9 @@ export async function createAwsRuntime(
       retentionDays: config.auditRetentionDays,
     }),
     trainer: new SageMakerTrainer(clients.sagemaker, {
-      roleArn: config.sagemakerRoleArn,
+      // Each run trains under its own pipeline's role (scoped to training/<pipeline>/ by the stack).
+      roleArns: config.sagemakerRoleArns,
+      ...(config.sagemakerRoleArn ? { roleArn: config.sagemakerRoleArn } : {}),
       artifactsBucket: config.buckets.artifacts,
       kmsKeyId: config.dataKeyArn,
     }),

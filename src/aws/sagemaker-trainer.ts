@@ -32,6 +32,12 @@ import { awsCall, awsErrorName, translateAwsError } from './errors.js';
 export const CHANNEL_DIGESTS_HYPERPARAMETER = 'veritrail_channel_digests';
 /** Hyperparameters starting with this are veritrail's own; a pipeline may not set them. */
 export const RESERVED_HYPERPARAMETER_PREFIX = 'veritrail_';
+/**
+ * Reserved hyperparameters the Train step itself sets (src/steps/train.ts `trainingSpec`): the
+ * label column and the feature list, which tell the container what to read. Any other key in the
+ * reserved namespace is refused; the channel digests are always recomputed here from the channels.
+ */
+export const STEP_HYPERPARAMETERS: readonly string[] = ['veritrail_label', 'veritrail_features'];
 
 export const RUN_ID_TAG = 'veritrail:run-id';
 export const PIPELINE_TAG = 'veritrail:pipeline';
@@ -52,8 +58,13 @@ export interface VpcSettings {
 }
 
 export interface SageMakerTrainerConfig {
-  /** The SageMaker execution role, scoped to the pipeline's prefixes by the stack. */
-  roleArn: string;
+  /**
+   * The SageMaker execution role of each pipeline (pipeline name → role ARN), each scoped by the
+   * stack to its own `training/<pipeline>/` prefix; the spec's `pipeline` picks one.
+   */
+  roleArns?: Readonly<Record<string, string>>;
+  /** The role of a pipeline missing from `roleArns` (a single-pipeline setup outside the stack). */
+  roleArn?: string;
   /** Real name of the artifacts bucket: channels are read from it and output is written to it. */
   artifactsBucket: string;
   /** KMS key for the output artifacts and the training volume. */
@@ -87,6 +98,90 @@ function invalid(jobName: string, message: string): VeritrailError {
   });
 }
 
+/**
+ * The output prefix as an S3 key prefix ending in one `/`: relative (no leading `/`), no `.`/`..`
+ * or empty segments, so the S3OutputPath cannot escape the pipeline's prefix its role may write.
+ */
+function normalizedOutputPrefix(jobName: string, prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, '');
+  const segments = trimmed.split('/');
+  if (
+    trimmed.length === 0 ||
+    segments.some((seg) => seg === '' || seg === '.' || seg === '..') ||
+    !/^[A-Za-z0-9!_.*'()/-]+$/.test(trimmed)
+  ) {
+    throw invalid(
+      jobName,
+      `output prefix "${prefix}" is not a plain relative S3 key prefix (such as training/<pipeline>/)`,
+    );
+  }
+  return `${trimmed}/`;
+}
+
+function sameDigests(json: string, digests: Record<string, string>): boolean {
+  try {
+    const parsed: unknown = JSON.parse(json);
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return false;
+    return canonicalJson(parsed) === canonicalJson(digests);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where SageMaker puts a job's results under an output prefix of the artifacts bucket:
+ * `<prefix><job>/output/model.tar.gz` (SM_MODEL_DIR packed) and `…/output/output.tar.gz`
+ * (SM_OUTPUT_DATA_DIR packed) (SageMaker Developer Guide, "How Amazon SageMaker Processes
+ * Training Output").
+ */
+export function trainingOutputKeys(
+  outputPrefix: string,
+  jobName: string,
+): { modelKey: string; outputKey: string } {
+  const base = `${normalizedOutputPrefix(jobName, outputPrefix)}${jobName}/output/`;
+  return { modelKey: `${base}model.tar.gz`, outputKey: `${base}output.tar.gz` };
+}
+
+/** What SageMaker reported about an ended job (DescribeTrainingJob, or the state-change event). */
+export interface EndedTrainingJob {
+  jobName: string;
+  status: TrainingJobResult['status'];
+  failureReason?: string;
+  /** `ModelArtifacts.S3ModelArtifacts`: `s3://<bucket>/<prefix>/<job>/output/model.tar.gz`. */
+  modelArtifactsUri?: string;
+  /** `OutputDataConfig.S3OutputPath`, used when the model URI is not reported. */
+  outputPath?: string;
+}
+
+/**
+ * The port's result for an ended job, with artifacts-bucket keys. A completed job whose model is
+ * not where this job's output must be (another bucket, another job's folder) gets no keys and a
+ * reason, so the Train step fails it as TRAINING_FAILED rather than hashing someone else's bytes.
+ */
+export function trainingJobResultOf(job: EndedTrainingJob, artifactsBucket: string): TrainingJobResult {
+  const result: TrainingJobResult = { jobName: job.jobName, status: job.status };
+  if (job.failureReason) result.failureReason = job.failureReason;
+  if (job.status !== 'Completed') return result;
+  const bucketUri = `s3://${artifactsBucket}/`;
+  const suffix = `/${job.jobName}/output/model.tar.gz`;
+  let uri = job.modelArtifactsUri;
+  if (uri === undefined && job.outputPath?.startsWith(bucketUri)) {
+    uri = `${job.outputPath.replace(/\/+$/, '')}${suffix}`;
+  }
+  if (uri === undefined) {
+    result.failureReason = 'SageMaker reported no model artifacts for it';
+    return result;
+  }
+  if (!uri.startsWith(bucketUri) || !uri.endsWith(suffix) || uri.length <= bucketUri.length + suffix.length) {
+    result.failureReason = `its model artifacts ${uri} are not at <prefix>${suffix} in the artifacts bucket ${artifactsBucket}`;
+    return result;
+  }
+  result.modelKey = uri.slice(bucketUri.length);
+  // SageMaker writes output.tar.gz next to model.tar.gz.
+  result.outputKey = `${result.modelKey.slice(0, -'model.tar.gz'.length)}output.tar.gz`;
+  return result;
+}
+
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class SageMakerTrainer implements Trainer {
@@ -96,7 +191,7 @@ export class SageMakerTrainer implements Trainer {
     private readonly sagemaker: SageMakerClient,
     private readonly config: SageMakerTrainerConfig,
   ) {
-    for (const k of ['roleArn', 'artifactsBucket', 'kmsKeyId'] as const) {
+    for (const k of ['artifactsBucket', 'kmsKeyId'] as const) {
       if (!config[k]) throw new VeritrailError('USAGE', `SageMakerTrainer needs ${k}`);
     }
     this.sleep = config.sleep ?? defaultSleep;
@@ -104,6 +199,20 @@ export class SageMakerTrainer implements Trainer {
 
   private s3Uri(key: string): string {
     return `s3://${this.config.artifactsBucket}/${key}`;
+  }
+
+  /** The execution role of the spec's pipeline: its own, so it can write only its own output prefix. */
+  roleArnFor(pipeline: string): string {
+    const own = this.config.roleArns?.[pipeline];
+    const role = own ?? this.config.roleArn;
+    if (!role) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `pipeline ${pipeline} has no SageMaker execution role in this deployment: give its definition a trainer.aws block and deploy again (npx sst deploy), so the stack creates its role and lists it in VERITRAIL_SAGEMAKER_ROLE_ARNS`,
+        { details: { pipeline } },
+      );
+    }
+    return role;
   }
 
   /** The CreateTrainingJob request for a spec: exposed so tests and `--dry-run` can show it. */
@@ -143,8 +252,16 @@ export class SageMakerTrainer implements Trainer {
     }
 
     const hyperparameters: Record<string, string> = {};
+    const channelDigests = canonicalJson(digests);
     for (const [k, v] of Object.entries(spec.hyperparameters)) {
-      if (k.startsWith(RESERVED_HYPERPARAMETER_PREFIX)) {
+      if (k === CHANNEL_DIGESTS_HYPERPARAMETER) {
+        // The step may pass them; they must then be exactly the channels' digests (invariant 2).
+        if (!sameDigests(String(v), digests)) {
+          throw invalid(jobName, `hyperparameter "${k}" does not match the digests of its channels`);
+        }
+        continue;
+      }
+      if (k.startsWith(RESERVED_HYPERPARAMETER_PREFIX) && !STEP_HYPERPARAMETERS.includes(k)) {
         throw invalid(
           jobName,
           `hyperparameter "${k}" uses the reserved prefix "${RESERVED_HYPERPARAMETER_PREFIX}"`,
@@ -152,7 +269,7 @@ export class SageMakerTrainer implements Trainer {
       }
       hyperparameters[k] = String(v);
     }
-    hyperparameters[CHANNEL_DIGESTS_HYPERPARAMETER] = canonicalJson(digests);
+    hyperparameters[CHANNEL_DIGESTS_HYPERPARAMETER] = channelDigests;
     const entries = Object.entries(hyperparameters);
     if (entries.length > MAX_HYPERPARAMETERS)
       throw invalid(jobName, `more than ${MAX_HYPERPARAMETERS} hyperparameters`);
@@ -174,11 +291,13 @@ export class SageMakerTrainer implements Trainer {
     if (!Number.isInteger(spec.maxRuntimeSeconds) || spec.maxRuntimeSeconds < 1) {
       throw invalid(jobName, `maxRuntimeSeconds must be a positive integer, got ${spec.maxRuntimeSeconds}`);
     }
+    const outputPrefix = normalizedOutputPrefix(jobName, spec.outputPrefix);
+    const roleArn = this.roleArnFor(spec.pipeline);
 
     const vpc = spec.vpc ?? this.config.vpc;
     const request: CreateTrainingJobRequest = {
       TrainingJobName: jobName,
-      RoleArn: this.config.roleArn,
+      RoleArn: roleArn,
       AlgorithmSpecification: { TrainingImage: spec.image, TrainingInputMode: 'File' },
       HyperParameters: hyperparameters,
       InputDataConfig: channelNames.map((name) => {
@@ -195,7 +314,8 @@ export class SageMakerTrainer implements Trainer {
         };
       }),
       OutputDataConfig: {
-        S3OutputPath: this.s3Uri(spec.outputPrefix.replace(/\/+$/, '')),
+        // SageMaker writes <S3OutputPath>/<job>/output/{model,output}.tar.gz (trainingOutputKeys).
+        S3OutputPath: this.s3Uri(outputPrefix.slice(0, -1)),
         KmsKeyId: this.config.kmsKeyId,
       },
       ResourceConfig: {
@@ -251,16 +371,18 @@ export class SageMakerTrainer implements Trainer {
       );
       const status = job.TrainingJobStatus;
       if (status === 'Completed' || status === 'Failed' || status === 'Stopped') {
-        const result: TrainingJobResult = { jobName, status };
-        if (job.FailureReason) result.failureReason = job.FailureReason;
-        const modelUri = job.ModelArtifacts?.S3ModelArtifacts;
-        const prefix = `s3://${this.config.artifactsBucket}/`;
-        if (status === 'Completed' && modelUri?.startsWith(prefix)) {
-          result.modelKey = modelUri.slice(prefix.length);
-          // SageMaker writes output.tar.gz next to model.tar.gz (<output path>/<job>/output/).
-          result.outputKey = result.modelKey.replace(/model\.tar\.gz$/, 'output.tar.gz');
-        }
-        return result;
+        return trainingJobResultOf(
+          {
+            jobName,
+            status,
+            ...(job.FailureReason ? { failureReason: job.FailureReason } : {}),
+            ...(job.ModelArtifacts?.S3ModelArtifacts
+              ? { modelArtifactsUri: job.ModelArtifacts.S3ModelArtifacts }
+              : {}),
+            ...(job.OutputDataConfig?.S3OutputPath ? { outputPath: job.OutputDataConfig.S3OutputPath } : {}),
+          },
+          this.config.artifactsBucket,
+        );
       }
       if (waited >= timeout) {
         throw new VeritrailError(

@@ -24,6 +24,7 @@ import {
   signers,
 } from '../../stacks/access.js';
 import {
+  BUNDLED_PIPELINES_DIR,
   RESOURCE_STAR_ONLY_ACTIONS,
   readStateMachineDefinition,
   STATE_MACHINE_FILE,
@@ -494,6 +495,86 @@ describe('Pipeline functions', () => {
     const pass = grantsOf('train').find((s) => s.Sid === 'PassPipelineSageMakerRoles') ?? {};
     expect(flat(pass.Resource)).toMatch(/SageMakercreditscoring.*SageMakerfraud/);
     expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } });
+  });
+});
+
+describe('the start function bundle', () => {
+  const envOf = (name: FunctionName) =>
+    (lambdaOf(name).Environment as { Variables: Record<string, Json> }).Variables;
+
+  it('copies every deployed definition, byte for byte, as pipelines/<name>.json', async () => {
+    const { useFunctions } = await import('sst/constructs');
+    const start = stacksModule.use(stackFns.Pipeline).functions.start;
+    const copy = useFunctions().fromID(start.node.addr)?.copyFiles ?? [];
+    const expected = loadPipelines(FIXTURES).map((p) => ({
+      from: path.relative(ROOT, p.file),
+      to: `${BUNDLED_PIPELINES_DIR}/${p.definition.name}.json`,
+    }));
+    expect(copy).toEqual(expected);
+    expect(copy.map((c) => c.to).sort()).toEqual([
+      'pipelines/churn.json',
+      'pipelines/credit-scoring.json',
+      'pipelines/fraud.json',
+    ]);
+    // SST resolves `from` against the project root: each must name the validated file itself.
+    for (const c of copy) expect(path.isAbsolute(c.from), c.from).toBe(false);
+    expect(copy.find((c) => c.to === 'pipelines/fraud.json')?.from).toBe(
+      'test/infra/fixtures/pipelines/fraud/pipeline.json',
+    );
+    // No other function carries the definitions.
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start')) {
+      const fn = stacksModule.use(stackFns.Pipeline).functions[name];
+      expect(useFunctions().fromID(fn.node.addr)?.copyFiles, name).toBeUndefined();
+    }
+  });
+
+  it('tells the start function where the bundled definitions are, and no other function', () => {
+    expect(envOf('start').VERITRAIL_PIPELINES_DIR).toBe('/var/task/pipelines');
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start')) {
+      expect(envOf(name), name).not.toHaveProperty('VERITRAIL_PIPELINES_DIR');
+    }
+  });
+
+  it('gives every function the per-pipeline SageMaker role map, and no single role to fall back on', () => {
+    for (const name of FUNCTION_NAMES) {
+      const roles = flat(envOf(name).VERITRAIL_SAGEMAKER_ROLE_ARNS);
+      // Cross-stack: each value imports the role ARN exported by the Identity stack.
+      expect(roles, name).toMatch(
+        /"credit-scoring":"[^"]*Identity:[^"]*GetAttSageMakercreditscoring[0-9A-F]*Arn/,
+      );
+      expect(roles, name).toMatch(/"fraud":"[^"]*Identity:[^"]*GetAttSageMakerfraud[0-9A-F]*Arn/);
+      // churn trains locally only: no role, so a SageMaker job for it is refused by the trainer.
+      expect(roles, name).not.toContain('churn');
+      expect(envOf(name), name).not.toHaveProperty('VERITRAIL_SAGEMAKER_ROLE_ARN');
+    }
+  });
+});
+
+describe('the training callback', () => {
+  it('may finish the Train step: read training/ output, append to the audit log, resolve the task token', () => {
+    const statements = grantsOf('training-callback');
+    const bySid = (sid: string) => statements.find((s) => s.Sid === sid) ?? {};
+    expect(actionsOf(bySid('ReadArtifacts')).sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
+    expect(resourcesOf(bySid('ReadArtifacts')).map(flat)).toEqual([
+      expect.stringMatching(/artifactsBucket.*\/training\/\*$/),
+    ]);
+    expect(actionsOf(bySid('AppendAuditLog'))).toContain('s3:PutObjectRetention');
+    expect(actionsOf(bySid('TaskTokenCallback')).sort()).toEqual([
+      'states:SendTaskFailure',
+      'states:SendTaskHeartbeat',
+      'states:SendTaskSuccess',
+    ]);
+    const actions = allowedActions('training-callback');
+    for (const never of [
+      's3:PutObject',
+      'kms:Sign',
+      'sagemaker:DescribeTrainingJob',
+      'states:StartExecution',
+    ]) {
+      expect(actions.has(never) && !actionsOf(bySid('AppendAuditLog')).includes(never), never).toBe(false);
+    }
+    // s3:PutObject only on the audit bucket, never on artifacts.
+    expect(bySid('WriteArtifacts')).toEqual({});
   });
 });
 
