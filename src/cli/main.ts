@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   audit: () => import('./commands/audit.js'),
   fairness: () => import('./commands/fairness.js'),
   gate: () => import('./commands/gate.js'),
+  serve: () => import('./commands/serve.js'),
+  start: () => import('./commands/start.js'),
 };
 
 function usage(io: CliIo): void {

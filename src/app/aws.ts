@@ -1,0 +1,82 @@
+/**
+ * The start service on AWS: runs recorded in DynamoDB, executions started in Step Functions (an
+ * existing execution name means "already started"), the newest landing object found by listing
+ * object versions, lineage on EventBridge.
+ */
+import { ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
+import { awsCall } from '../aws/errors.js';
+import type { AwsRuntime } from '../aws/runtime.js';
+import { landingPrefixOf, type PipelineDefinition } from '../core/pipeline.js';
+import { EventBridgeLineageSink } from './lineage.js';
+import { type LandingIndex, type PinnedDataset, type StartPipeline, StartService } from './start.js';
+
+/** The newest current object version under a pipeline's landing prefix, pinned by VersionId. */
+export class S3LandingIndex implements LandingIndex {
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+  ) {}
+
+  async latest(def: PipelineDefinition): Promise<PinnedDataset | undefined> {
+    const prefix = landingPrefixOf(def);
+    let best: { key: string; versionId?: string; at: number } | undefined;
+    let keyMarker: string | undefined;
+    let versionIdMarker: string | undefined;
+    do {
+      const page = await awsCall(
+        { action: 's3:ListBucketVersions', resource: `s3://${this.bucket}/${prefix}` },
+        () =>
+          this.s3.send(
+            new ListObjectVersionsCommand({
+              Bucket: this.bucket,
+              Prefix: prefix,
+              ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+              ...(versionIdMarker !== undefined ? { VersionIdMarker: versionIdMarker } : {}),
+            }),
+          ),
+      );
+      for (const v of page.Versions ?? []) {
+        if (!v.IsLatest || v.Key === undefined || v.Key.endsWith('/')) continue;
+        const at = v.LastModified?.getTime() ?? 0;
+        // Newest wins; equal times are ordered by key so the choice is deterministic.
+        if (best === undefined || at > best.at || (at === best.at && v.Key > best.key)) {
+          best = {
+            key: v.Key,
+            at,
+            ...(v.VersionId && v.VersionId !== 'null' ? { versionId: v.VersionId } : {}),
+          };
+        }
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      versionIdMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
+    } while (keyMarker !== undefined);
+    if (best === undefined) return undefined;
+    return {
+      uri: `s3://${this.bucket}/${best.key}`,
+      ...(best.versionId !== undefined ? { versionId: best.versionId } : {}),
+    };
+  }
+}
+
+/** The start service over the AWS runtime. */
+export function createAwsStartService(rt: AwsRuntime, pipelines: readonly StartPipeline[]): StartService {
+  return new StartService({
+    runs: rt.runs,
+    objects: rt.objects,
+    datasets: rt.datasets,
+    audit: rt.audit,
+    signer: rt.signer,
+    actor: rt.actor,
+    now: () => rt.now(),
+    pipelines,
+    landingBucket: rt.config.buckets.landing,
+    landing: new S3LandingIndex(rt.clients.s3, rt.config.buckets.landing),
+    lineage: new EventBridgeLineageSink(rt.events),
+    lineageNamespace: `veritrail.aws/${rt.config.buckets.landing}`,
+    launch: async (input, name) => {
+      const started = await rt.stepFunctions.startExecution(rt.config.stateMachineArn, name, input);
+      return { alreadyStarted: started.alreadyStarted };
+    },
+    warn: (m) => console.warn(m),
+  });
+}

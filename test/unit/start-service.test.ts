@@ -1,0 +1,442 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type LandingIndex,
+  type PinnedDataset,
+  type StartDeps,
+  type StartOutcome,
+  type StartPipeline,
+  StartService,
+} from '../../src/app/start.js';
+import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
+import {
+  buildStatement,
+  RETRAIN_SKIP_PREDICATE_TYPE,
+  resource,
+  serializeBundle,
+  signStatement,
+  verifyBundle,
+} from '../../src/core/attest/index.js';
+import { type Digest, digestOf } from '../../src/core/digest.js';
+import { VeritrailError } from '../../src/core/errors.js';
+import { canonicalDigest } from '../../src/core/jcs.js';
+import { parsePipelineDefinition } from '../../src/core/pipeline.js';
+import { applyInputTransformer, scheduleInputTransformer } from '../../src/core/rules.js';
+import { assertTransition, type RunStatus } from '../../src/core/run.js';
+import { openFileSigner } from '../../src/local/file-signer.js';
+import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
+import { FsObjectStore } from '../../src/local/fs-object-store.js';
+import type { AuditEntry, NewRun, RunRecord, RunStore, Signer } from '../../src/ports.js';
+import { putBytesCas } from '../../src/steps/io.js';
+import type { ExecState } from '../../src/steps/state.js';
+import { fixture, withField } from './events/helpers.js';
+
+const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'credit-scoring', 'pipeline.json');
+const IMAGE_HEX = '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945';
+const BUCKET = 'veritrail-landing-test';
+
+/** An in-memory run store with the port's conditional create and legal transitions. */
+class MemRunStore implements RunStore {
+  readonly items = new Map<string, RunRecord>();
+
+  async create(run: NewRun): Promise<RunRecord> {
+    // Yield first, as a network store would: concurrent creates really race.
+    await Promise.resolve();
+    if (this.items.has(run.runId)) throw new VeritrailError('RUN_EXISTS', `run ${run.runId} exists`);
+    const rec: RunRecord = { ...run, status: 'PENDING', updatedAt: run.createdAt, steps: [], facts: {} };
+    this.items.set(run.runId, rec);
+    return structuredClone(rec);
+  }
+  async get(runId: string): Promise<RunRecord | undefined> {
+    const r = this.items.get(runId);
+    return r === undefined ? undefined : structuredClone(r);
+  }
+  async transition(
+    runId: string,
+    to: RunStatus,
+    patch?: { facts?: Record<string, unknown> },
+  ): Promise<RunRecord> {
+    const r = this.items.get(runId);
+    if (r === undefined) throw new VeritrailError('RUN_NOT_FOUND', runId);
+    assertTransition(runId, r.status, to);
+    r.status = to;
+    r.facts = { ...r.facts, ...patch?.facts };
+    return structuredClone(r);
+  }
+  async recordStep(): Promise<void> {}
+  async list(options: { pipeline?: string } = {}): Promise<RunRecord[]> {
+    return [...this.items.values()].filter((r) => !options.pipeline || r.pipeline === options.pipeline);
+  }
+}
+
+interface Harness {
+  dir: string;
+  runs: MemRunStore;
+  objects: FsObjectStore;
+  audit: ObjectAuditLog;
+  signer: Signer;
+  launched: ExecState[];
+  service: StartService;
+  pipeline: StartPipeline;
+  latest: PinnedDataset | undefined;
+}
+
+function awsPipeline(mutate: (d: Record<string, unknown>) => void = () => {}): StartPipeline {
+  const raw = JSON.parse(readFileSync(EXAMPLE, 'utf8')) as Record<string, unknown>;
+  mutate(raw);
+  const def = parsePipelineDefinition(raw);
+  return { def, digest: canonicalDigest(def) };
+}
+
+async function harness(dir: string, options: Partial<StartDeps> = {}): Promise<Harness> {
+  const objects = new FsObjectStore(join(dir, 'objects'));
+  const signer = await openFileSigner(join(dir, 'keys', 'signing.key'));
+  const audit = openAuditLog({ store: objects, bucket: 'audit' });
+  const runs = new MemRunStore();
+  const launched: ExecState[] = [];
+  const started = new Set<string>();
+  const h: Harness = {
+    dir,
+    runs,
+    objects,
+    audit,
+    signer,
+    launched,
+    pipeline: awsPipeline(),
+    latest: undefined,
+    service: undefined as unknown as StartService,
+  };
+  const landing: LandingIndex = { latest: async () => h.latest };
+  h.service = new StartService({
+    runs,
+    objects,
+    datasets: new FsDatasetSource(),
+    audit,
+    signer,
+    actor: 'test@host',
+    now: () => new Date('2024-05-06T03:00:05Z'),
+    pipelines: [h.pipeline],
+    landingBucket: BUCKET,
+    landing,
+    // Like Step Functions: one execution per name, later starts report "already started".
+    launch: async (input, name) => {
+      if (started.has(name)) return { alreadyStarted: true };
+      started.add(name);
+      launched.push(input);
+      return { alreadyStarted: false };
+    },
+    ...options,
+  });
+  return h;
+}
+
+async function entries(audit: ObjectAuditLog): Promise<AuditEntry[]> {
+  const out: AuditEntry[] = [];
+  for await (const e of audit.entries()) out.push(e);
+  return out;
+}
+
+/** The documented S3 example, moved into the test's landing bucket under the pipeline's prefix. */
+function s3Event(key = 'credit-scoring/applications.csv', versionId = 'IYV3p45BT0ac8hjHg1houSdS1a.Mro8e') {
+  let e = fixture('s3-object-created.json');
+  e = withField(e, 'detail.bucket.name', BUCKET);
+  e = withField(e, 'detail.object.key', key);
+  return withField(e, 'detail.object.version-id', versionId);
+}
+
+let dir: string;
+let h: Harness;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'veritrail-start-'));
+  h = await harness(dir);
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('when the same S3 upload is delivered 100 times concurrently', () => {
+  it('starts exactly one run and launches one execution', async () => {
+    const event = s3Event();
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, () => h.service.handle(structuredClone(event))),
+    );
+    const started = outcomes.filter((o) => o.status === 'started');
+    expect(started).toHaveLength(1);
+    expect(outcomes.filter((o) => o.status === 'duplicate')).toHaveLength(99);
+    expect(h.runs.items.size).toBe(1);
+    expect(h.launched).toHaveLength(1);
+    const runIds = new Set(outcomes.map((o) => ('runId' in o ? o.runId : '')));
+    expect(runIds.size).toBe(1);
+    const [run] = [...h.runs.items.values()];
+    expect(run?.dataset).toEqual({
+      uri: `s3://${BUCKET}/credit-scoring/applications.csv`,
+      versionId: 'IYV3p45BT0ac8hjHg1houSdS1a.Mro8e',
+    });
+    expect(run?.trigger).toBe('s3');
+    // The identical redeliveries add one duplicate entry, not 99.
+    const log = await entries(h.audit);
+    expect(log.filter((e) => e.type === 'run.requested')).toHaveLength(1);
+    expect(log.filter((e) => e.type === 'trigger.duplicate')).toHaveLength(1);
+  });
+
+  it('pins the execution input to the event version and a valid execution name', async () => {
+    const o = await h.service.handle(s3Event());
+    expect(o.status).toBe('started');
+    if (o.status !== 'started') return;
+    expect(o.executionName).toMatch(/^credit-scoring-s3-r-[a-z2-7]{26}$/);
+    expect(h.launched[0]?.dataset.versionId).toBe('IYV3p45BT0ac8hjHg1houSdS1a.Mro8e');
+    expect(h.launched[0]?.pipeline).toEqual({ name: 'credit-scoring', digest: h.pipeline.digest });
+    // The definition is stored content-addressed for RegisterRun to read back.
+    expect(await h.objects.head('artifacts', `sha256/${h.pipeline.digest.slice(7)}`)).toBeDefined();
+  });
+});
+
+describe('when deliveries arrive out of order or late', () => {
+  it('gives each object version its own run, whatever the order', async () => {
+    const v2 = await h.service.handle(s3Event('credit-scoring/a.csv', 'v2'));
+    const v1 = await h.service.handle(s3Event('credit-scoring/a.csv', 'v1'));
+    expect(v1.status).toBe('started');
+    expect(v2.status).toBe('started');
+    const versions = [...h.runs.items.values()].map((r) => r.dataset.versionId).sort();
+    expect(versions).toEqual(['v1', 'v2']);
+  });
+
+  it('treats a replay with a new event id as the same trigger', async () => {
+    await h.service.handle(s3Event());
+    const replay = withField(s3Event(), 'id', 'a-replayed-event-id');
+    const o = await h.service.handle(replay);
+    expect(o.status).toBe('duplicate');
+    expect(h.launched).toHaveLength(1);
+  });
+
+  it('starts nothing when a late copy arrives after the run has ended', async () => {
+    const first = await h.service.handle(s3Event());
+    if (first.status !== 'started') throw new Error('not started');
+    await h.runs.transition(first.runId, 'RUNNING');
+    await h.runs.transition(first.runId, 'SUCCEEDED');
+    const late = await h.service.handle(s3Event());
+    expect(late).toMatchObject({ status: 'duplicate', runStatus: 'SUCCEEDED', relaunched: false });
+    expect(h.launched).toHaveLength(1);
+  });
+
+  it('launches a run left PENDING by a crash when the event is redelivered', async () => {
+    let fail = true;
+    const crashy = await harness(join(dir, 'crash'), {
+      launch: async () => {
+        if (fail) throw new VeritrailError('TRANSIENT', 'Step Functions throttled');
+        return { alreadyStarted: false };
+      },
+    });
+    await expect(crashy.service.handle(s3Event())).rejects.toMatchObject({ code: 'TRANSIENT' });
+    expect([...crashy.runs.items.values()][0]?.status).toBe('PENDING');
+    fail = false;
+    expect(await crashy.service.handle(s3Event())).toMatchObject({ status: 'duplicate', relaunched: true });
+  });
+});
+
+describe('when an event is malformed or cannot be routed', () => {
+  const bad: [string, unknown, string][] = [
+    ['not an object', 'hello', 'EVENT_INVALID'],
+    ['null', null, 'EVENT_INVALID'],
+    [
+      'an unknown source',
+      { source: 'aws.ec2', 'detail-type': 'EC2 Instance State-change Notification' },
+      'EVENT_INVALID',
+    ],
+    [
+      'S3 event without detail',
+      withField(fixture('s3-object-created.json'), 'detail', undefined),
+      'EVENT_INVALID',
+    ],
+    ['a key that climbs out of its folder', s3Event('credit-scoring/../../etc/passwd'), 'PATH_REJECTED'],
+    ['a key no pipeline lands under', s3Event('fraud/x.csv'), 'EVENT_INVALID'],
+    ['another bucket', withField(s3Event(), 'detail.bucket.name', 'someone-elses-bucket'), 'EVENT_INVALID'],
+    [
+      'an operator start with a typo',
+      { pipeline: 'credit-scoring', dataset: { uri: 's3://b/k' }, focre: true },
+      'EVENT_INVALID',
+    ],
+    [
+      'an operator start for an unknown pipeline',
+      { pipeline: 'fraud-model', dataset: { uri: 's3://bkt/k', versionId: 'v' } },
+      'EVENT_INVALID',
+    ],
+    ['a schedule payload without time', { pipeline: 'credit-scoring', rule: 'r' }, 'EVENT_INVALID'],
+  ];
+  it.each(bad)('rejects %s, records why, and starts nothing', async (_name, raw, code) => {
+    const o = await h.service.handle(raw);
+    expect(o.status).toBe('rejected');
+    if (o.status === 'rejected') expect(o.error.code).toBe(code);
+    expect(h.runs.items.size).toBe(0);
+    expect(h.launched).toHaveLength(0);
+    const log = await entries(h.audit);
+    expect(log).toHaveLength(1);
+    expect(log[0]).toMatchObject({ type: 'trigger.rejected', outcome: 'refused', step: 'Start' });
+    expect((log[0]?.detail?.error as { code: string }).code).toBe(code);
+  });
+
+  it('records the same malformed event delivered twice once', async () => {
+    await h.service.handle({ source: 'aws.s3', 'detail-type': 'Object Created' });
+    await h.service.handle({ source: 'aws.s3', 'detail-type': 'Object Created' });
+    expect(await entries(h.audit)).toHaveLength(1);
+  });
+
+  it('ignores a SageMaker state change (the Train step handles it) without starting anything', async () => {
+    const o = await h.service.handle(fixture('sagemaker-training-job-state-change.json'));
+    expect(o.status).toBe('ignored');
+    expect(h.runs.items.size).toBe(0);
+  });
+});
+
+describe('when an operator starts a local dataset', () => {
+  it('pins it by content digest, and a double-click starts one run', async () => {
+    const file = join(dir, 'data.csv');
+    writeFileSync(file, 'a,b\n1,2\n');
+    const start = { pipeline: 'credit-scoring', dataset: { uri: pathToFileURL(file).href } };
+    const [a, b] = await Promise.all([h.service.handle(start), h.service.handle(start)]);
+    expect([a?.status, b?.status].sort()).toEqual(['duplicate', 'started']);
+    const [run] = [...h.runs.items.values()];
+    expect(run?.dataset.digest).toBe(digestOf('a,b\n1,2\n'));
+    expect(run?.trigger).toBe('operator');
+  });
+});
+
+// ───────────────────────────── scheduled retraining ─────────────────────────────
+
+function schedulePayload(force = false, time = '2024-05-06T03:00:00Z'): unknown {
+  const rule = 'arn:aws:events:eu-west-1:123456789012:rule/veritrail-credit-scoring-retrain';
+  const event = withField(withField(fixture('scheduled-event.json'), 'time', time), 'resources', [rule]);
+  return applyInputTransformer(scheduleInputTransformer('credit-scoring', force), event, {
+    arn: rule,
+    name: 'r',
+  });
+}
+
+/** A previous SUCCEEDED run with the evidence a skip names: model digest and a signed provenance bundle. */
+async function succeededRun(x: Harness, dataset: PinnedDataset, rawDigest: Digest): Promise<RunRecord> {
+  const statement = buildStatement(
+    [resource('credit-scoring/model.tar.gz', digestOf('model'))],
+    'https://slsa.dev/provenance/v1',
+    {
+      buildDefinition: {},
+    },
+  );
+  const signed = await signStatement(statement, x.signer);
+  const bytes = new TextEncoder().encode(serializeBundle(signed.bundle));
+  const stored = await putBytesCas(x.objects, bytes, digestOf(bytes));
+  const run: RunRecord = {
+    runId: 'r-previousrunaaaaaaaaaaaaaaaa',
+    pipeline: 'credit-scoring',
+    pipelineDigest: x.pipeline.digest,
+    status: 'SUCCEEDED',
+    trigger: 's3',
+    idempotencyKey: digestOf('k'),
+    dataset: { uri: dataset.uri, ...(dataset.versionId ? { versionId: dataset.versionId } : {}) },
+    createdAt: '2024-05-01T00:00:00Z',
+    updatedAt: '2024-05-01T00:10:00Z',
+    steps: [],
+    facts: {
+      rawDigest,
+      codeDigest: `sha256:${IMAGE_HEX}`,
+      modelDigest: digestOf('model'),
+      bundles: { provenance: stored.key },
+      finishedAt: '2024-05-01T00:10:00Z',
+    },
+  };
+  x.runs.items.set(run.runId, run);
+  return run;
+}
+
+describe('when a schedule fires and nothing changed since the last successful run', () => {
+  const latest = { uri: `s3://${BUCKET}/credit-scoring/applications.csv`, versionId: 'v7' };
+
+  it('records a signed "no change since run X" statement and an audit entry instead of training', async () => {
+    h.latest = latest;
+    const prev = await succeededRun(h, latest, digestOf('raw'));
+    const o = await h.service.handle(schedulePayload());
+    expect(o.status).toBe('skipped');
+    if (o.status !== 'skipped') return;
+    expect(o.sinceRunId).toBe(prev.runId);
+    expect(h.launched).toHaveLength(0);
+    expect(h.runs.items.size).toBe(1);
+
+    const bundle = JSON.parse(
+      readFileSync(join(dir, 'objects', 'artifacts', o.bundleKey), 'utf8'),
+    ) as unknown;
+    const verified = verifyBundle(bundle, await h.signer.publicKeyPem(), {
+      predicateType: RETRAIN_SKIP_PREDICATE_TYPE,
+    });
+    const predicate = verified.statement.predicate as {
+      previousRunId: string;
+      runId: string;
+      unchanged: { name: string }[];
+    };
+    expect(predicate.previousRunId).toBe(prev.runId);
+    expect(predicate.runId).toBe(o.runId);
+    expect(predicate.unchanged.map((u) => u.name)).toEqual([
+      'raw-data',
+      'training-code',
+      'pipeline-definition',
+    ]);
+    expect(verified.statement.subject[0]?.digest.sha256).toBe(digestOf('model').slice(7));
+
+    const skips = (await entries(h.audit)).filter((e) => e.type === 'retrain.skipped');
+    expect(skips).toHaveLength(1);
+    expect(skips[0]?.detail).toMatchObject({ sinceRunId: prev.runId, bundleKey: o.bundleKey });
+  });
+
+  it('answers a redelivered firing from its first decision', async () => {
+    h.latest = latest;
+    await succeededRun(h, latest, digestOf('raw'));
+    const first = await h.service.handle(schedulePayload());
+    const again = await Promise.all([
+      h.service.handle(schedulePayload()),
+      h.service.handle(schedulePayload()),
+    ]);
+    expect(first.status).toBe('skipped');
+    expect(again.map((o) => o.status)).toEqual(['duplicate', 'duplicate']);
+    expect((await entries(h.audit)).filter((e) => e.type === 'retrain.skipped')).toHaveLength(1);
+  });
+
+  it('trains anyway when the schedule says force', async () => {
+    h.latest = latest;
+    await succeededRun(h, latest, digestOf('raw'));
+    const o = await h.service.handle(schedulePayload(true));
+    expect(o.status).toBe('started');
+    expect(h.launched[0]?.trigger.type).toBe('schedule');
+    expect(h.launched[0]?.dataset).toEqual(latest);
+  });
+
+  it('trains when the definition changed', async () => {
+    h.latest = latest;
+    const prev = await succeededRun(h, latest, digestOf('raw'));
+    // succeededRun stores this very object: the earlier run was made with another definition.
+    prev.pipelineDigest = digestOf('older definition');
+    expect((await h.service.handle(schedulePayload())).status).toBe('started');
+  });
+
+  it('trains when no run has succeeded yet, and refuses when there is no data at all', async () => {
+    h.latest = undefined;
+    const none = await h.service.handle(schedulePayload());
+    expect(none).toMatchObject({ status: 'rejected', error: { code: 'DATASET_MISSING' } });
+    h.latest = latest;
+    expect((await h.service.handle(schedulePayload(false, '2024-05-13T03:00:00Z'))).status).toBe('started');
+  });
+
+  it('treats two firings in the same minute as one, and the next minute as new', async () => {
+    h.latest = latest;
+    const a = await h.service.handle(schedulePayload(false, '2024-05-06T03:00:00Z'));
+    const b = await h.service.handle(schedulePayload(false, '2024-05-06T03:00:59Z'));
+    const c = await h.service.handle(schedulePayload(false, '2024-05-06T03:01:00Z'));
+    expect([a.status, b.status, c.status]).toEqual(['started', 'duplicate', 'started']);
+  });
+});
+
+describe('outcome shapes', () => {
+  it('never reports started for an input that was rejected', async () => {
+    const outcomes: StartOutcome[] = [];
+    for (const raw of [undefined, 42, [], {}]) outcomes.push(await h.service.handle(raw));
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+  });
+});
