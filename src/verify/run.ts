@@ -295,7 +295,14 @@ export async function verifyRunWith(
 
   // ───── signatures ─────
   const statements: RunStatements = {};
-  const bundleKeys = (facts.bundles ?? {}) as Record<string, unknown>;
+  const bundleKeys = { ...((facts.bundles ?? {}) as Record<string, unknown>) };
+  // A run that failed after Preprocess never reached Sign, which is where facts.bundles is written;
+  // the transform bundle is then only named in the execution state saved with the training launch.
+  const pre = (
+    facts.training as { state?: { results?: { preprocess?: { bundleKey?: unknown } } } } | undefined
+  )?.state?.results?.preprocess;
+  if (bundleKeys.transform === undefined && pre?.bundleKey !== undefined)
+    bundleKeys.transform = pre.bundleKey;
   for (const { slot, fact } of BUNDLE_SLOTS) {
     const name = `${slot}.signature`;
     const r = await readCas(bundleKeys[fact], `${slot} bundle`);
