@@ -9,13 +9,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetParametersByPathCommand, type Parameter, SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { VeritrailError } from '../core/errors.js';
+import { ErrorCodes, VeritrailError } from '../core/errors.js';
 import { type OperatorStartInput, parseOperatorStart } from '../core/events/operator.js';
 import type { RunStore } from '../ports.js';
 import { errorFromCatch } from '../steps/step.js';
 import { retryConfig } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
 import { awsCall } from './errors.js';
+import { executionArnOf } from './sfn.js';
 
 /** SST stage names: a letter, then letters, digits and `-` (they name stacks and resources). */
 const STAGE_RE = /^[A-Za-z][A-Za-z0-9-]{0,63}$/;
@@ -181,21 +182,40 @@ export interface DeployedStartRequest {
 
 export interface DeployedStartResult {
   runId: string;
+  /** The execution of the run (its name is deterministic per trigger); absent when the start was skipped. */
   executionArn?: string;
-  /** True when this request (or an identical trigger) had already started the run. */
+  /** True when this request (or the same content) had already started the run: nothing new was started. */
   alreadyStarted: boolean;
-  status: string;
-  /** Why nothing new was started, when the start function says so. */
+  /** The start function's outcome: `started`, `duplicate` or `skipped` (nothing changed since a successful run). */
+  status: 'started' | 'duplicate' | 'skipped';
+  /** For a duplicate: the status of the run it found. */
+  runStatus?: string;
+  /** For a skip: why, and the run it refers to. */
   reason?: string;
+  sinceRunId?: string;
 }
 
-const StartResponseSchema = z.looseObject({
-  runId: z.string().min(1),
-  executionArn: z.string().min(1).optional(),
-  alreadyStarted: z.boolean(),
-  status: z.string().min(1),
-  reason: z.string().optional(),
-});
+/** The start function's answer (src/app/start.ts StartOutcome), checked at this boundary. */
+const StartOutcomeSchema = z.discriminatedUnion('status', [
+  z.looseObject({ status: z.literal('started'), runId: z.string().min(1), executionName: z.string().min(1) }),
+  z.looseObject({
+    status: z.literal('duplicate'),
+    runId: z.string().min(1),
+    executionName: z.string().min(1),
+    runStatus: z.string(),
+  }),
+  z.looseObject({
+    status: z.literal('skipped'),
+    runId: z.string().min(1),
+    reason: z.string(),
+    sinceRunId: z.string(),
+  }),
+  z.looseObject({
+    status: z.literal('rejected'),
+    error: z.looseObject({ code: z.enum(ErrorCodes), message: z.string() }),
+  }),
+  z.looseObject({ status: z.literal('ignored'), reason: z.string() }),
+]);
 
 /** The operator start payload (OperatorStartSchema), validated before anything is invoked. */
 export function operatorStartPayload(request: DeployedStartRequest): OperatorStartInput {
@@ -259,22 +279,50 @@ export async function startDeployed(
   } catch (cause) {
     throw unexpected(stage, text, cause);
   }
-  const parsed = StartResponseSchema.safeParse(value);
+  const parsed = StartOutcomeSchema.safeParse(value);
   if (!parsed.success) throw unexpected(stage, text, parsed.error);
-  const { runId, executionArn, alreadyStarted, status, reason } = parsed.data;
-  return {
-    runId,
-    alreadyStarted,
-    status,
-    ...(executionArn ? { executionArn } : {}),
-    ...(reason ? { reason } : {}),
-  };
+  const outcome = parsed.data;
+  switch (outcome.status) {
+    case 'started':
+      return {
+        runId: outcome.runId,
+        executionArn: executionArnOf(found.stateMachineArn, outcome.executionName),
+        alreadyStarted: false,
+        status: 'started',
+      };
+    case 'duplicate':
+      return {
+        runId: outcome.runId,
+        executionArn: executionArnOf(found.stateMachineArn, outcome.executionName),
+        alreadyStarted: true,
+        status: 'duplicate',
+        runStatus: outcome.runStatus,
+      };
+    case 'skipped':
+      return {
+        runId: outcome.runId,
+        alreadyStarted: false,
+        status: 'skipped',
+        reason: outcome.reason,
+        sinceRunId: outcome.sinceRunId,
+      };
+    case 'rejected':
+      // Input problems are outcomes there (and audited); here they are the operator's error to fix.
+      throw new VeritrailError(outcome.error.code, outcome.error.message, {
+        details: { stage, function: found.startFunctionName },
+      });
+    case 'ignored':
+      throw new VeritrailError(
+        'USAGE',
+        `the start function of stage ${stage} did not act on the request: ${outcome.reason}`,
+      );
+  }
 }
 
 function unexpected(stage: string, text: string, cause: unknown): VeritrailError {
   return new VeritrailError(
     'INTERNAL',
-    `the start function of stage ${stage} answered ${JSON.stringify(text.slice(0, 200))}, not {runId, alreadyStarted, status}; deploy this version (npx sst deploy --stage ${stage}) so the CLI and the functions agree`,
+    `the start function of stage ${stage} answered ${JSON.stringify(text.slice(0, 200))}, which is not a start outcome; deploy this version (npx sst deploy --stage ${stage}) so the CLI and the functions agree`,
     { cause },
   );
 }

@@ -178,17 +178,22 @@ describe('startDeployed', () => {
 
   it('invokes the deployed start function with an operator start and returns what it started', async () => {
     deployed();
-    const executionArn = `${PARAMS['state-machine-arn'].replace(':stateMachine:', ':execution:')}:credit-scoring-operator-r-x`;
-    lambdaMock
-      .on(InvokeCommand)
-      .resolves(
-        invokeResponse({ runId: 'r-x', executionArn, alreadyStarted: false, status: 'PENDING', extra: 1 }),
-      );
+    lambdaMock.on(InvokeCommand).resolves(
+      invokeResponse({
+        status: 'started',
+        runId: 'r-x',
+        pipeline: 'credit-scoring',
+        executionName: 'credit-scoring-operator-r-x',
+        idempotencyKey: 'k',
+        trigger: 'operator',
+      }),
+    );
     await expect(startDeployed('prod', ENV, request, clients())).resolves.toEqual({
       runId: 'r-x',
-      executionArn,
+      executionArn:
+        'arn:aws:states:eu-west-1:111122223333:execution:prod-veritrail-training-pipeline:credit-scoring-operator-r-x',
       alreadyStarted: false,
-      status: 'PENDING',
+      status: 'started',
     });
     const input = lambdaMock.commandCalls(InvokeCommand)[0]?.args[0].input;
     expect(input?.FunctionName).toBe(PARAMS['start-function-name']);
@@ -206,14 +211,56 @@ describe('startDeployed', () => {
 
   it('reports a run the same request already started', async () => {
     deployed();
-    lambdaMock
-      .on(InvokeCommand)
-      .resolves(invokeResponse({ runId: 'r-x', alreadyStarted: true, status: 'RUNNING' }));
-    await expect(startDeployed('prod', ENV, { ...request, force: true }, clients())).resolves.toEqual({
+    lambdaMock.on(InvokeCommand).resolves(
+      invokeResponse({
+        status: 'duplicate',
+        runId: 'r-x',
+        pipeline: 'credit-scoring',
+        executionName: 'credit-scoring-operator-r-x',
+        runStatus: 'RUNNING',
+        relaunched: false,
+      }),
+    );
+    await expect(startDeployed('prod', ENV, { ...request, force: true }, clients())).resolves.toMatchObject({
       runId: 'r-x',
       alreadyStarted: true,
-      status: 'RUNNING',
+      status: 'duplicate',
+      runStatus: 'RUNNING',
     });
+  });
+
+  it('reports a skip: nothing changed since a successful run', async () => {
+    deployed();
+    lambdaMock.on(InvokeCommand).resolves(
+      invokeResponse({
+        status: 'skipped',
+        runId: 'r-y',
+        pipeline: 'credit-scoring',
+        sinceRunId: 'r-x',
+        reason: 'no change since run r-x',
+        bundleKey: 'sha256/abc',
+      }),
+    );
+    await expect(startDeployed('prod', ENV, request, clients())).resolves.toEqual({
+      runId: 'r-y',
+      alreadyStarted: false,
+      status: 'skipped',
+      reason: 'no change since run r-x',
+      sinceRunId: 'r-x',
+    });
+  });
+
+  it('turns a rejection into the domain error it names', async () => {
+    deployed();
+    lambdaMock.on(InvokeCommand).resolves(
+      invokeResponse({
+        status: 'rejected',
+        error: { code: 'DATASET_MISSING', message: 'no object at s3://l/k version v7' },
+        pipeline: 'credit-scoring',
+      }),
+    );
+    const e = await errorOf(startDeployed('prod', ENV, request, clients()));
+    expect(e).toMatchObject({ code: 'DATASET_MISSING', message: 'no object at s3://l/k version v7' });
   });
 
   it('refuses a bad request before reading the stage or invoking anything', async () => {
@@ -261,7 +308,9 @@ describe('startDeployed', () => {
 
   it('says to deploy again when the answer is not a start result', async () => {
     deployed();
-    lambdaMock.on(InvokeCommand).resolves(invokeResponse({ ok: true }));
+    lambdaMock
+      .on(InvokeCommand)
+      .resolves(invokeResponse({ runId: 'r-x', alreadyStarted: false, status: 'PENDING' }));
     const e = await errorOf(startDeployed('prod', ENV, request, clients()));
     expect(e).toMatchObject({ code: 'INTERNAL' });
     expect((e as Error).message).toContain('npx sst deploy --stage prod');
