@@ -11,7 +11,11 @@ const available = readdirSync(here)
   .filter((f) => f.endsWith('.ts') && f !== 'main.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
   .sort();
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+// Bare words are benchmark names, except the value after an option (`--size-mb 256`).
+const argv = process.argv.slice(2);
+const wanted = argv.filter(
+  (a, i) => !a.startsWith('-') && !(i > 0 && /^--[^=]+$/.test(argv[i - 1] ?? '') && !available.includes(a)),
+);
 const names = wanted.length > 0 ? wanted : available;
 for (const name of names) {
   if (!available.includes(name)) {

@@ -207,6 +207,7 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
       facts: {
         processedDigest,
         processedManifestKey: storedManifest.key,
+        transformBundleKey: bundle.key,
         trainRows: rows.train,
         validationRows: rows.validation,
       },
