@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { scanForSecrets } from '../core/code-scan.js';
-import { CsvParser } from '../core/csv.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
@@ -12,6 +11,7 @@ import { buildManifest, manifestDigest } from '../core/manifest.js';
 import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
 import { planStart, type Trigger } from '../core/start.js';
 import type { DatasetSource } from '../ports.js';
+import { streamCsvRecords } from '../steps/csv-stream.js';
 import { putJsonCas } from '../steps/io.js';
 import type { ExecState } from '../steps/state.js';
 import type { LocalRuntime } from './runtime.js';
@@ -83,38 +83,21 @@ export async function preflightDataset(
   const entries: { path: string; size: number; digest: Digest }[] = [];
   for (const file of files) {
     const hash = createHash('sha256');
-    let size = 0;
-    const parser = new CsvParser();
-    const decoder = new TextDecoder('utf-8', { fatal: true });
     let index: ReturnType<typeof resolveHeader> | undefined;
-    const consume = (records: { fields: string[]; line: number }[]) => {
-      for (const r of records) {
+    await streamCsvRecords(
+      await datasets.open(file),
+      file.path,
+      (r) => {
         if (!index) {
           index = resolveHeader(r.fields, def, file.path);
-          continue;
+          return;
         }
         validateRow(r.fields, index, def, { file: file.path, line: r.line });
         rows++;
-      }
-    };
-    for await (const chunk of await datasets.open(file)) {
-      hash.update(chunk as Buffer);
-      size += (chunk as Buffer).length;
-      let text: string;
-      try {
-        text = decoder.decode(chunk as Buffer, { stream: true });
-      } catch (e) {
-        throw new VeritrailError(
-          'DATASET_UNREADABLE',
-          `${file.path} is not UTF-8 text; export the data as UTF-8 CSV`,
-          { cause: e },
-        );
-      }
-      consume(parser.push(text));
-    }
-    consume(parser.push(decoder.decode()));
-    consume(parser.end());
-    entries.push({ path: file.path, size, digest: `sha256:${hash.digest('hex')}` });
+      },
+      hash,
+    );
+    entries.push({ path: file.path, size: file.size, digest: `sha256:${hash.digest('hex')}` });
   }
   if (rows < 3) {
     throw new VeritrailError(

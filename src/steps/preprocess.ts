@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTransformStatement } from '../core/attest/index.js';
-import { CsvParser, csvLine } from '../core/csv.js';
+import { type CsvRecord, csvLine } from '../core/csv.js';
 import { type ColumnIndex, resolveHeader, validateRow } from '../core/dataset-schema.js';
 import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
@@ -15,6 +15,7 @@ import type { PipelineDefinition } from '../core/pipeline.js';
 import { makeSplitter } from '../core/split.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
+import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
 import { loadPipeline, putFileCas, putJsonCas, readObject } from './io.js';
 import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from './state.js';
@@ -66,28 +67,24 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
 
     for (const file of pins) {
       const hasher = createHash('sha256');
-      const parser = new CsvParser();
-      const decoder = new TextDecoder('utf-8', { fatal: true });
       let index: ColumnIndex | undefined;
-      const consume = async (records: { fields: string[]; line: number }[]) => {
-        for (const r of records) {
-          if (!index) {
-            index = resolveHeader(r.fields, def, file.path);
-            if (header && header.join(',') !== r.fields.join(',')) {
-              throw new VeritrailError(
-                'DATASET_SCHEMA',
-                `${file.path}: header differs from the first file's; all files of a dataset must share one header`,
-              );
-            }
-            header = r.fields;
-            continue;
+      const onRecord = async (r: CsvRecord) => {
+        if (!index) {
+          index = resolveHeader(r.fields, def, file.path);
+          if (header && header.join(',') !== r.fields.join(',')) {
+            throw new VeritrailError(
+              'DATASET_SCHEMA',
+              `${file.path}: header differs from the first file's; all files of a dataset must share one header`,
+            );
           }
-          const row = validateRow(r.fields, index, def, { file: file.path, line: r.line });
-          const side = split();
-          rows[side]++;
-          await write(side === 'train' ? out.train : out.validation, csvLine([...row.features, row.label]));
-          if (side === 'validation') await write(out.groups, csvLine(row.groups));
+          header = r.fields;
+          return;
         }
+        const row = validateRow(r.fields, index, def, { file: file.path, line: r.line });
+        const side = split();
+        rows[side]++;
+        await write(side === 'train' ? out.train : out.validation, csvLine([...row.features, row.label]));
+        if (side === 'validation') await write(out.groups, csvLine(row.groups));
       };
       const stream = await rt.datasets.open(file);
       const checkDigest = () => {
@@ -101,22 +98,7 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
         }
       };
       try {
-        for await (const chunk of stream) {
-          hasher.update(chunk as Buffer);
-          let text: string;
-          try {
-            text = decoder.decode(chunk as Buffer, { stream: true });
-          } catch (e) {
-            throw new VeritrailError(
-              'DATASET_UNREADABLE',
-              `${file.path} is not UTF-8 text; export the data as UTF-8 CSV`,
-              { cause: e },
-            );
-          }
-          await consume(parser.push(text));
-        }
-        await consume(parser.push(decoder.decode()));
-        await consume(parser.end());
+        await streamCsvRecords(stream, file.path, onRecord, hasher);
       } catch (e) {
         // Bytes that changed after hashing explain any parse error: report the mismatch, not its symptom.
         const again = createHash('sha256');
