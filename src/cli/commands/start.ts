@@ -1,5 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import type { StartOutcome } from '../../app/start.js';
+import { startDeployed } from '../../aws/deployed.js';
 import { toFileUri } from '../../local/fs-dataset-source.js';
 import { resolveHome } from '../../local/home.js';
 import { controlSocketPath, sendStart } from '../../local/serve-channel.js';
@@ -10,13 +11,6 @@ export const summary = 'start a run on the control plane (local serve, or AWS wi
 
 const USAGE =
   'usage: veritrail start --pipeline <name> --dataset <path|s3://bucket/key> [--force] [--request-id <id>] [--home <dir> | --stage <stage>] [--json]';
-
-/** The signature of src/aws/deployed.ts `startDeployed`. */
-type StartDeployed = (
-  stage: string,
-  env: Record<string, string | undefined>,
-  request: { pipeline: string; dataset: string; force: boolean },
-) => Promise<unknown>;
 
 function actor(): string {
   try {
@@ -51,15 +45,23 @@ export async function run(args: string[], io: CliIo): Promise<number> {
 
   if (values.stage !== undefined) {
     if (values.home !== undefined) throw usageError('--stage and --home exclude each other', USAGE);
-    // Loaded by name so this command works before the AWS module exists in a checkout.
-    const spec = '../../aws/deployed.js';
-    const mod = (await import(spec)) as { startDeployed: StartDeployed };
-    const result = await mod.startDeployed(values.stage, io.env, {
+    const result = await startDeployed(values.stage, io.env, {
       pipeline: values.pipeline,
       dataset: values.dataset,
       force,
+      ...(values['request-id'] !== undefined ? { requestId: values['request-id'] } : {}),
+      actor: actor(),
     });
-    io.out(JSON.stringify(result));
+    if (values.json) io.out(JSON.stringify(result));
+    else {
+      const what =
+        result.status === 'started'
+          ? `run ${result.runId} started`
+          : result.status === 'duplicate'
+            ? `already started as run ${result.runId} (${result.runStatus ?? 'unknown'}); nothing new started`
+            : `retraining skipped: ${result.reason ?? ''}; use --force to train anyway`;
+      io.err(`veritrail start: ${what}${result.executionArn ? ` (${result.executionArn})` : ''}`);
+    }
     return EXIT.OK;
   }
 
