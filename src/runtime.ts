@@ -3,6 +3,7 @@
  * the embedded runtime installs its own (src/local/runtime.ts) before it runs the state machine, so the
  * very same handler modules run in both places.
  */
+import type { LineageSink } from './app/lineage.js';
 import type {
   AuditLog,
   DatasetSource,
@@ -27,6 +28,8 @@ export interface Runtime {
   /** `aws` or `local`: recorded in provenance as the builder. */
   mode: 'aws' | 'local';
   now(): Date;
+  /** Where OpenLineage RunEvents go (files locally, EventBridge on AWS), and their job namespace. */
+  lineage?: { sink: LineageSink; namespace: string };
 }
 
 let current: Runtime | undefined;

@@ -14,12 +14,12 @@ import { toErrorInfo } from '../core/errors.js';
 import { hashStream } from '../steps/io.js';
 import type { ExecState } from '../steps/state.js';
 import { type LandedCandidate, LandingWatcher } from './landing-watcher.js';
-import { FsLineageSink } from './lineage.js';
+import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
 import { executeLocally, type LocalExecution } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 import { LocalScheduler } from './scheduler.js';
 
-export const LOCAL_LINEAGE_NAMESPACE = 'veritrail.local';
+export { LOCAL_LINEAGE_NAMESPACE };
 
 export interface ControlPlaneOptions {
   rt: LocalRuntime;

@@ -8,6 +8,9 @@ import type { LineageSink } from '../app/lineage.js';
 import type { RunEvent } from '../core/lineage.js';
 import { homePaths } from './home.js';
 
+/** Job namespace of the embedded runtime's lineage events. */
+export const LOCAL_LINEAGE_NAMESPACE = 'veritrail.local';
+
 export class FsLineageSink implements LineageSink {
   readonly dir: string;
 

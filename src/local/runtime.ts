@@ -8,6 +8,7 @@ import { openFileSigner } from './file-signer.js';
 import { FsDatasetSource } from './fs-dataset-source.js';
 import { FsObjectStore } from './fs-object-store.js';
 import { homePaths } from './home.js';
+import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
 import { ProcessTrainer } from './process-trainer.js';
 import { LocalModelRegistry } from './registry.js';
 
@@ -53,6 +54,7 @@ export async function openLocalRuntime(
       trainer: new ProcessTrainer(paths.jobs, objects),
       datasets: new FsDatasetSource(),
       registry: new LocalModelRegistry(objects),
+      lineage: { sink: new FsLineageSink(home), namespace: LOCAL_LINEAGE_NAMESPACE },
       actor: localActor(),
       now,
       close: () => dynamo.close(),

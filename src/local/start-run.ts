@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { type StartOutcome, StartService } from '../app/start.js';
 import { scanForSecrets } from '../core/code-scan.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
@@ -9,11 +10,9 @@ import { VeritrailError } from '../core/errors.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
-import { planStart, type Trigger } from '../core/start.js';
 import type { DatasetSource } from '../ports.js';
 import { streamCsvRecords } from '../steps/csv-stream.js';
-import { putJsonCas } from '../steps/io.js';
-import type { ExecState } from '../steps/state.js';
+import { executeLocally, type LocalExecution, type ProgressEvent } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 
 export interface LoadedPipeline {
@@ -110,51 +109,45 @@ export async function preflightDataset(
   return entries.length === 1 && only ? only.digest : manifestDigest(buildManifest(entries));
 }
 
-export interface PreparedRun {
-  input: ExecState;
-  executionName: string;
-  created: boolean;
+/** What `veritrail run` came to: the start service's outcome and, when it started a run, its execution. */
+export interface RunOnce {
+  outcome: StartOutcome;
+  execution?: LocalExecution;
 }
 
 /**
- * The local start path: store the definition content-addressed, derive the run id from the trigger's
- * content identity, and record the run PENDING with a conditional write. A trigger seen before
- * resolves to the run it already started (invariant 4).
+ * `veritrail run`: an operator start through the same start service as every other trigger (definition
+ * stored content-addressed, run id from the trigger's content identity, conditional create, lineage
+ * START), then the execution, awaited. Each invocation is its own request, so it always trains.
  */
-export async function prepareRun(
+export async function runOnce(
   rt: LocalRuntime,
   pipeline: LoadedPipeline,
-  trigger: Trigger,
-  dataset: { uri: string; versionId?: string },
-  type: ExecState['trigger']['type'],
-): Promise<PreparedRun> {
-  await putJsonCas(rt.objects, pipeline.def);
-  const plan = planStart(trigger);
-  const input: ExecState = {
-    runId: plan.runId,
-    pipeline: { name: pipeline.def.name, digest: pipeline.digest, base: pipeline.base },
+  dataset: { uri: string; digest: Digest },
+  onProgress?: (e: ProgressEvent) => void,
+): Promise<RunOnce> {
+  let execution: Promise<LocalExecution> | undefined;
+  const service = new StartService({
+    runs: rt.runs,
+    objects: rt.objects,
+    datasets: rt.datasets,
+    audit: rt.audit,
+    signer: rt.signer,
+    actor: rt.actor,
+    now: () => rt.now(),
+    pipelines: [{ def: pipeline.def, digest: pipeline.digest, base: pipeline.base }],
+    launch: async (input) => {
+      execution = executeLocally(rt, input, onProgress);
+      return { alreadyStarted: false };
+    },
+    ...(rt.lineage ? { lineage: rt.lineage.sink, lineageNamespace: rt.lineage.namespace } : {}),
+  });
+  const outcome = await service.handle({
+    pipeline: pipeline.def.name,
     dataset,
-    trigger: { type, idempotencyKey: plan.idempotencyKey, actor: rt.actor },
-  };
-  try {
-    await rt.runs.create({
-      runId: plan.runId,
-      pipeline: pipeline.def.name,
-      pipelineDigest: pipeline.digest,
-      trigger: type,
-      idempotencyKey: plan.idempotencyKey,
-      dataset,
-      createdAt: rt.now().toISOString(),
-    });
-    return { input, executionName: plan.executionName, created: true };
-  } catch (e) {
-    if (e instanceof VeritrailError && e.code === 'RUN_EXISTS')
-      return { input, executionName: plan.executionName, created: false };
-    throw e;
-  }
-}
-
-/** An operator's one-off run (`veritrail run`): every invocation is a new request. */
-export function operatorRunTrigger(pipeline: string, uri: string, digest: Digest): Trigger {
-  return { kind: 'operator', pipeline, dataset: { uri, digest }, requestId: randomUUID(), force: true };
+    force: true,
+    requestId: randomUUID(),
+    actor: rt.actor,
+  });
+  return execution ? { outcome, execution: await execution } : { outcome };
 }

@@ -1,3 +1,4 @@
+import { emitRunEnd } from '../app/lineage.js';
 import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
 import type { Runtime } from '../runtime.js';
@@ -13,6 +14,19 @@ export interface FinishOutput {
 async function checkpoint(rt: Runtime): Promise<void> {
   // A signed checkpoint at the end of every run: the run's entries become provable from it.
   if (rt.audit.checkpoint) await rt.audit.checkpoint();
+}
+
+/** The run's OpenLineage COMPLETE or FAIL event. Lineage serves consumers; it never fails a run. */
+async function emitLineage(rt: Runtime, runId: string): Promise<void> {
+  if (!rt.lineage) return;
+  try {
+    await emitRunEnd(rt.lineage.sink, await rt.runs.get(runId), {
+      namespace: rt.lineage.namespace,
+      now: rt.now(),
+    });
+  } catch {
+    /* the audit log, not lineage, is the record */
+  }
 }
 
 /**
@@ -37,6 +51,7 @@ export async function finish(rt: Runtime, input: unknown): Promise<FinishOutput>
   if (run?.status !== status)
     await rt.runs.transition(state.runId, status, { facts: { finishedAt: rt.now().toISOString() } });
   await checkpoint(rt);
+  await emitLineage(rt, state.runId);
   return { runId: state.runId, status };
 }
 
@@ -68,5 +83,6 @@ export async function recordFailure(rt: Runtime, input: unknown): Promise<Finish
     if (toErrorInfo(e).code !== 'RUN_TRANSITION_ILLEGAL') throw e;
   }
   await checkpoint(rt);
+  await emitLineage(rt, runId);
   return { runId, status: 'FAILED', error };
 }

@@ -6,14 +6,8 @@ import { main } from '../../src/cli/main.js';
 import { hexOf } from '../../src/core/digest.js';
 import { VeritrailError } from '../../src/core/errors.js';
 import { FsDatasetSource, toFileUri } from '../../src/local/fs-dataset-source.js';
-import { executeLocally } from '../../src/local/runner.js';
 import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js';
-import {
-  loadPipelineFile,
-  operatorRunTrigger,
-  preflightDataset,
-  prepareRun,
-} from '../../src/local/start-run.js';
+import { loadPipelineFile, preflightDataset, runOnce } from '../../src/local/start-run.js';
 import type { AuditEntry } from '../../src/ports.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
@@ -43,16 +37,11 @@ async function runWith(ws: Workspace, wrap: (rt: LocalRuntime) => LocalRuntime =
   const base = await openLocalRuntime(ws.home);
   const rt = wrap(base);
   try {
-    const prepared = await prepareRun(
-      rt,
-      pipeline,
-      operatorRunTrigger(pipeline.def.name, uri, digest),
-      { uri },
-      'operator',
-    );
-    const exec = await executeLocally(rt, prepared.input);
-    const run = await rt.runs.get(prepared.input.runId);
-    const entries = await entriesOf(base, prepared.input.runId);
+    const { execution } = await runOnce(rt, pipeline, { uri, digest });
+    if (!execution) throw new Error('the run did not start');
+    const exec = execution;
+    const run = await rt.runs.get(exec.runId);
+    const entries = await entriesOf(base, exec.runId);
     const verify = await (base.audit as ReturnType<typeof openAuditLog>).verify({});
     return { exec, run, entries, verify };
   } finally {
@@ -121,6 +110,16 @@ describe('veritrail run on a small dataset', () => {
     const list = captureIo(ws.dir);
     expect(await main(['runs', 'list', '--home', ws.home, '--json'], list)).toBe(0);
     expect(JSON.parse(list.stdout[0] as string)).toHaveLength(1);
+  });
+
+  it('emits OpenLineage START and COMPLETE events carrying the content digests', () => {
+    const dir = join(ws.home, 'lineage');
+    const runId = result.json.runId as string;
+    const start = JSON.parse(readFileSync(join(dir, `${runId}.START.json`), 'utf8')) as { eventType: string };
+    const complete = readFileSync(join(dir, `${runId}.COMPLETE.json`), 'utf8');
+    expect(start.eventType).toBe('START');
+    expect(complete).toContain((result.json.model as { digest: string }).digest.slice(7));
+    expect(complete).toContain((result.json.dataset as { digest: string }).digest.slice(7));
   });
 
   it('is deterministic: the same data and definition give the same processed and model digests', async () => {
@@ -291,12 +290,13 @@ describe('failures once a run has started', () => {
       expect(run?.error?.code).toBe('DIGEST_MISMATCH');
       expect(run?.steps.find((s) => s.name === 'Preprocess')?.status).toBe('FAILED');
       expect(entries.map((e) => e.type)).toEqual([
+        'run.requested',
         'step.succeeded',
         'step.succeeded',
         'step.failed',
         'run.failed',
       ]);
-      expect(entries[3]?.detail).toMatchObject({ error: { code: 'DIGEST_MISMATCH' } });
+      expect(entries[4]?.detail).toMatchObject({ error: { code: 'DIGEST_MISMATCH' } });
       expect(verify.ok).toBe(true);
     } finally {
       ws.cleanup();

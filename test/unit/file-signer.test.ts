@@ -47,7 +47,7 @@ describe('the local P-256 file signer', () => {
         join(dir, 'pae.bin'),
       ];
       expect(execFileSync('openssl', args).toString()).toContain('Verified OK');
-      message[message.length - 2] ^= 1;
+      message[message.length - 2] = (message[message.length - 2] ?? 0) ^ 1;
       writeFileSync(join(dir, 'pae.bin'), message);
       expect(spawnSync('openssl', args).status).not.toBe(0);
     },

@@ -4,9 +4,8 @@ import type { RunStatus } from '../../core/run.js';
 import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
 import { resolveHome } from '../../local/home.js';
 import type { ProgressEvent } from '../../local/runner.js';
-import { executeLocally } from '../../local/runner.js';
 import { openLocalRuntime } from '../../local/runtime.js';
-import { loadPipelineFile, operatorRunTrigger, preflightDataset, prepareRun } from '../../local/start-run.js';
+import { loadPipelineFile, preflightDataset, runOnce } from '../../local/start-run.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 import { type RunSummary, runSummary } from '../summary.js';
@@ -49,17 +48,19 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     throw e;
   }
 
-  const trigger = operatorRunTrigger(pipeline.def.name, uri, digest);
   const home = resolveHome(values.home, io.env, io.cwd);
   const rt = await openLocalRuntime(home);
   try {
-    const prepared = await prepareRun(rt, pipeline, trigger, { uri }, 'operator');
-    const runId = prepared.input.runId;
-    io.err(`veritrail: run ${runId} of pipeline ${pipeline.def.name} on ${datasetPath}`);
+    io.err(`veritrail: pipeline ${pipeline.def.name} on ${datasetPath}`);
     const t0 = Date.now();
-    const exec = await executeLocally(rt, prepared.input, progressPrinter(io));
-    const record = await rt.runs.get(runId);
-    const result = runSummary(rt.home, record, exec.state?.results, exec.error);
+    const { outcome, execution } = await runOnce(rt, pipeline, { uri, digest }, progressPrinter(io));
+    if (!execution) {
+      const why = outcome.status === 'rejected' ? outcome.error.message : `the start was ${outcome.status}`;
+      io.err(`veritrail run: ${why}`);
+      return outcome.status === 'rejected' ? EXIT.USAGE : EXIT.FAILED;
+    }
+    const record = await rt.runs.get(execution.runId);
+    const result = runSummary(rt.home, record, execution.state?.results, execution.error);
     if (values.json) {
       io.out(JSON.stringify(result));
     } else {
