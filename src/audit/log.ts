@@ -18,7 +18,7 @@
  * every entry it collides with) by eventId. A crash between an entry and its marker thus never
  * lets the same event in twice.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash as nodeHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   entryBytes,
@@ -38,19 +38,35 @@ import {
 } from '../core/checkpoint.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import { canonicalBytes } from '../core/jcs.js';
-import { consistencyProof, hashChildren, hashLeaf, inclusionProof, rootAt } from '../core/merkle.js';
+import {
+  consistencyProof,
+  hashChildren,
+  hashLeaf,
+  inclusionProof,
+  ProofError,
+  rootAt,
+  verifyConsistencyProof,
+} from '../core/merkle.js';
 import {
   decodeEntryBundle,
   decodeHashTile,
   encodeEntryBundle,
   encodeHashTile,
+  encodeTileIndex,
   entryBundlePath,
   hashTilePath,
   TILE_WIDTH,
 } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
+import { type HashedBundle, LeafPool } from './leaf-pool.js';
 import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
-import { ChainVerifier, type VerifyReport } from './verifier.js';
+import {
+  type AuditProblemCode,
+  ChainVerifier,
+  type CheckpointInput,
+  FastChainCheck,
+  type VerifyReport,
+} from './verifier.js';
 
 export interface AuditLogOptions {
   store: ObjectStore;
@@ -327,6 +343,18 @@ export class ObjectAuditLog implements AuditLog {
     }
   }
 
+  private proofNodes: NodeReader | undefined;
+
+  /**
+   * The node reader proofs at `size` use, kept between calls: a tree of a given size never
+   * changes (every tile and entry is WORM), so successive proofs against one checkpoint, as
+   * `veritrail verify <runId>` makes them, read each tile once.
+   */
+  private proofReader(size: number): NodeReader {
+    if (this.proofNodes?.treeSize !== size) this.proofNodes = this.nodes(size);
+    return this.proofNodes;
+  }
+
   /** Perfect-subtree hashes of the tree of `size` leaves, from tiles where they exist. */
   nodes(size: number): NodeReader {
     return new NodeReader(
@@ -436,10 +464,8 @@ export class ObjectAuditLog implements AuditLog {
         `entry ${seq} is not in the log (size ${cp.size}); pick 0..${cp.size - 1}`,
       );
     }
-    const found = await this.entryAt(seq);
-    if (found === undefined)
-      throw new VeritrailError('AUDIT_CORRUPT', `audit entry ${seq} is missing; run: veritrail audit verify`);
-    const proof = await inclusionProof(seq, cp.size, this.nodes(cp.size).hash);
+    const found = await this.readEntry(seq);
+    const proof = await inclusionProof(seq, cp.size, this.proofReader(cp.size).hash);
     return {
       mediaType: PROOF_MEDIA_TYPE,
       origin: this.origin,
@@ -455,34 +481,81 @@ export class ObjectAuditLog implements AuditLog {
 
   /** RFC 9162 consistency proof between two sizes of this log (base64 hashes). */
   async proveConsistency(size1: number, size2: number): Promise<string[]> {
-    const proof = await consistencyProof(size1, size2, this.nodes(size2).hash);
+    const proof = await consistencyProof(size1, size2, this.proofReader(size2).hash);
     return proof.map((h) => Buffer.from(h).toString('base64'));
   }
 
   // ───────────── reading ─────────────
 
   /**
-   * Every stored entry in sequence order: full entry bundles first (a few large reads), then the
-   * tail entry by entry. `until` is a size the caller expects at least (from checkpoints), so a
-   * deleted run of entries below it is still walked past.
+   * Entry `seq` as the log holds it. Once sealed, an entry's bundle is the log's copy (it is what
+   * `verify` chains and hashes); the entry object must still agree with it, else AUDIT_CORRUPT
+   * with `details.problem` ENTRY_ALTERED (or ENTRY_MISSING): invariant 3 holds for every read.
    */
-  async *stored(until = 0): AsyncGenerator<{ seq: number; bytes: Uint8Array; tile?: Uint8Array }> {
-    let t = 0;
-    for (;;) {
-      const b = await this.read(`${this.prefix}${entryBundlePath(t)}`);
-      const items = b === undefined ? undefined : decodeEntryBundle(b);
-      if (items === undefined || items.length !== TILE_WIDTH) break;
-      const tile = await this.read(`${this.prefix}${hashTilePath(0, t)}`);
-      for (let i = 0; i < TILE_WIDTH; i++) {
-        const bytes = items[i] as Uint8Array;
-        const item: { seq: number; bytes: Uint8Array; tile?: Uint8Array } = {
-          seq: t * TILE_WIDTH + i,
-          bytes,
-        };
-        if (tile !== undefined && tile.length === TILE_WIDTH * 32)
-          item.tile = tile.subarray(i * 32, i * 32 + 32);
-        yield item;
+  async readEntry(seq: number): Promise<{ bytes: Uint8Array; entry: AuditEntry }> {
+    const t = Math.floor(seq / TILE_WIDTH);
+    const b = await this.read(`${this.prefix}${entryBundlePath(t)}`);
+    const items = b === undefined ? undefined : decodeEntryBundle(b);
+    const sealed = items !== undefined && items.length === TILE_WIDTH ? items[seq % TILE_WIDTH] : undefined;
+    const object = await this.read(this.entryKey(seq));
+    const corrupt = (problem: AuditProblemCode, why: string) =>
+      new VeritrailError('AUDIT_CORRUPT', `audit entry ${seq} ${why}; run: veritrail audit verify`, {
+        details: { seq, problem },
+      });
+    if (sealed !== undefined && object !== undefined && !Buffer.from(object).equals(sealed)) {
+      throw corrupt(
+        'ENTRY_ALTERED',
+        `was altered: its object differs from its sealed copy in entry bundle ${t}`,
+      );
+    }
+    const bytes = sealed ?? object;
+    if (bytes === undefined) throw corrupt('ENTRY_MISSING', 'is missing');
+    if (object === undefined)
+      throw corrupt('ENTRY_MISSING', `was deleted (its copy in entry bundle ${t} remains)`);
+    const parsed = parseEntry(bytes);
+    if (!parsed.ok || parsed.entry.seq !== seq) throw corrupt('ENTRY_ALTERED', 'is unreadable');
+    return { bytes, entry: parsed.entry };
+  }
+
+  /**
+   * The stored log in sequence order: full entry bundles first (a few large reads, each with its
+   * level-0 hash tile), then the tail entry by entry. `until` is a size the caller expects at least
+   * (from checkpoints), so a deleted run of entries below it is still walked past. The next bundle
+   * is fetched while the caller works on the current one.
+   */
+  async *segments(until = 0): AsyncGenerator<Segment> {
+    const fetchBundle = async (t: number): Promise<Segment | undefined> => {
+      const [b, tile] = await Promise.all([
+        this.read(`${this.prefix}${entryBundlePath(t)}`),
+        this.read(`${this.prefix}${hashTilePath(0, t)}`),
+      ]);
+      if (b === undefined) return undefined;
+      // A private copy: verification writes the leaf prefix over each entry's length bytes.
+      const buf = Buffer.from(b);
+      const starts = new Uint32Array(TILE_WIDTH);
+      const lens = new Uint32Array(TILE_WIDTH);
+      let at = 0;
+      let n = 0;
+      while (at + 2 <= buf.length && n < TILE_WIDTH) {
+        const len = ((buf[at] as number) << 8) | (buf[at + 1] as number);
+        if (at + 2 + len > buf.length) break;
+        starts[n] = at;
+        lens[n] = len;
+        n += 1;
+        at += 2 + len;
       }
+      if (n !== TILE_WIDTH || at !== buf.length) return undefined;
+      const seg: Segment = { start: t * TILE_WIDTH, bundle: { index: t, buf, starts, lens } };
+      if (tile !== undefined) seg.tile = tile;
+      return seg;
+    };
+    let t = 0;
+    let next = fetchBundle(0);
+    for (;;) {
+      const seg = await next;
+      if (seg === undefined) break;
+      next = fetchBundle(t + 1);
+      yield seg;
       t += 1;
     }
     const start = t * TILE_WIDTH;
@@ -496,9 +569,21 @@ export class ObjectAuditLog implements AuditLog {
         if (seq < start) continue;
         any = true;
         const bytes = await this.read(o.key);
-        if (bytes !== undefined) yield { seq, bytes };
+        if (bytes !== undefined) yield { start: seq, entry: bytes };
       }
       if (!any && (g + 1) * 1000 > limit) break;
+    }
+  }
+
+  /** Every stored entry in sequence order (bundles for sealed entries, objects for the tail). */
+  async *stored(until = 0): AsyncGenerator<{ seq: number; bytes: Uint8Array }> {
+    for await (const seg of this.segments(until)) {
+      if (seg.entry !== undefined) yield { seq: seg.start, bytes: seg.entry };
+      else if (seg.bundle !== undefined) {
+        const bundle = seg.bundle;
+        for (let i = 0; i < bundle.starts.length; i++)
+          yield { seq: seg.start + i, bytes: bundleItem(bundle, i) };
+      }
     }
   }
 
@@ -522,31 +607,346 @@ export class ObjectAuditLog implements AuditLog {
 
   /**
    * Re-derives the chain and the tree from the stored entries, checks every checkpoint's
-   * signature and root, and names each problem by sequence number. Streams: memory is bounded by
-   * the number of checkpoints, not of entries.
+   * signature and root, the RFC 9162 §2.1.4 consistency of each checkpoint with the one before,
+   * every hash tile against recomputed hashes, and (unless `entryObjects: false`) every sealed
+   * entry object against its bundle; names each problem by sequence number. Streams: memory is
+   * bounded by the number of checkpoints, not of entries.
+   *
+   * A fast lane hashes the log without parsing it; only when it meets an anomaly is the log
+   * walked again by `ChainVerifier`, which parses every entry to name each problem.
    */
-  async verify(options: { publicKeyPem?: string; maxProblems?: number } = {}): Promise<VerifyReport> {
+  async verify(
+    options: { publicKeyPem?: string; maxProblems?: number; entryObjects?: boolean } = {},
+  ): Promise<VerifyReport> {
     const trusted = await this.trusted(options.publicKeyPem);
-    const v = new ChainVerifier(options.maxProblems);
-    let maxSize = 0;
+    const checkpoints: CheckpointInput[] = [];
     for await (const size of this.checkpointSizes()) {
-      maxSize = size;
       const b = await this.read(this.checkpointKey(size));
       if (b === undefined) continue;
       try {
-        v.addCheckpoint({ size, checkpoint: openCheckpoint(Buffer.from(b).toString('utf8'), trusted) });
+        checkpoints.push({ size, checkpoint: openCheckpoint(Buffer.from(b).toString('utf8'), trusted) });
       } catch (e) {
-        v.addCheckpoint({
+        checkpoints.push({
           size,
           error: e instanceof CheckpointError ? `${e.code}: ${e.message}` : String(e),
         });
       }
     }
-    for await (const { seq, bytes, tile } of this.stored(maxSize)) {
-      const leaf = v.push(seq, bytes);
-      if (tile !== undefined && !Buffer.from(tile).equals(Buffer.from(leaf))) v.tileMismatch(seq);
+    const maxSize = checkpoints.reduce((m, c) => Math.max(m, c.size), 0);
+    const entryObjects = options.entryObjects !== false;
+
+    let judge = new ChainVerifier(options.maxProblems);
+    let tiles = new TileAudit(this);
+    const fast = new FastChainCheck(checkpoints, tiles.onNode);
+    const clean = await this.walk(maxSize, entryObjects, judge, tiles, (seq, bytes, leaf) =>
+      fast.push(seq, bytes, leaf),
+    );
+    if (clean && fast.finish()) {
+      judge.absorbClean(fast.size, checkpoints.length);
+    } else {
+      judge = new ChainVerifier(options.maxProblems, (l, i, h) => tiles.onNode(l, i, h));
+      tiles = new TileAudit(this);
+      for (const c of checkpoints) judge.addCheckpoint(c);
+      await this.walk(maxSize, entryObjects, judge, tiles, (seq, bytes, leaf) => {
+        judge.push(seq, bytes, leaf);
+        return true;
+      });
     }
-    return v.finish();
+    await tiles.finish();
+    judge.settle();
+    tiles.reportTo(judge);
+    await this.checkConsistency(checkpoints, judge);
+    return judge.finish();
+  }
+
+  /**
+   * Streams the log into `push` (false stops the walk: the fast lane gave up). Checks level-0
+   * tiles and sealed entry objects against each bundle on the way; returns whether it finished.
+   */
+  private async walk(
+    until: number,
+    entryObjects: boolean,
+    judge: ChainVerifier,
+    tiles: TileAudit,
+    push: (seq: number, bytes: Uint8Array, leaf: Uint8Array) => boolean,
+  ): Promise<boolean> {
+    // Bundles are hashed ahead on worker threads once the log is big enough to pay for them
+    // (~30 ms to start); the main thread then does one SHA-256 per entry, the tree's.
+    const it = this.segments(until)[Symbol.asyncIterator]();
+    const ahead: { seg: Segment; hashed?: Promise<HashedBundle | undefined> }[] = [];
+    let pool: LeafPool | undefined;
+    let bundles = 0;
+    let done = false;
+    try {
+      for (;;) {
+        while (!done && ahead.length < LOOKAHEAD) {
+          const r = await it.next();
+          if (r.done === true) {
+            done = true;
+            break;
+          }
+          const seg = r.value;
+          const b = seg.bundle;
+          if (b === undefined) {
+            ahead.push({ seg });
+            break;
+          }
+          bundles += 1;
+          if (pool === undefined && bundles === POOL_AFTER_BUNDLES) pool = startPool();
+          if (pool === undefined || b.buf.byteOffset !== 0 || b.buf.byteLength !== b.buf.buffer.byteLength) {
+            ahead.push({ seg });
+          } else {
+            ahead.push({ seg, hashed: pool.leaves(b.buf, b.starts, b.lens).catch(() => undefined) });
+          }
+        }
+        const next = ahead.shift();
+        if (next === undefined) return true;
+        const seg = next.seg;
+        if (seg.entry !== undefined) {
+          if (!push(seg.start, seg.entry, hashLeaf(seg.entry))) return false;
+          continue;
+        }
+        if (seg.bundle === undefined) continue;
+        const objects = entryObjects ? this.readObjects(seg.start) : undefined;
+        let bundle = seg.bundle;
+        let leaves: Uint8Array;
+        if (next.hashed !== undefined) {
+          const hashed = await next.hashed;
+          // A worker that died took the bundle with it: that is not the log's fault, so stop.
+          if (hashed === undefined)
+            throw new VeritrailError('TRANSIENT', 'a verification worker failed; retry');
+          bundle = { ...bundle, buf: hashed.bytes };
+          leaves = hashed.leaves;
+        } else leaves = hashBundle(bundle);
+        for (let i = 0; i < TILE_WIDTH; i++) {
+          if (!push(seg.start + i, bundleItem(bundle, i), leaves.subarray(i * 32, i * 32 + 32))) return false;
+        }
+        if (seg.tile !== undefined) this.checkLeafTile(seg.start, leaves, seg.tile, tiles);
+        if (objects !== undefined) this.checkObjects(seg.start, bundle, await objects, judge);
+        await tiles.drain();
+      }
+    } finally {
+      if (!done) await it.return?.(undefined);
+      await pool?.close();
+    }
+  }
+
+  private checkLeafTile(start: number, leaves: Uint8Array, tile: Uint8Array, tiles: TileAudit): void {
+    if (Buffer.from(leaves.buffer, leaves.byteOffset, leaves.byteLength).equals(tile)) return;
+    for (let i = 0; i < TILE_WIDTH; i++) {
+      const a = Buffer.from(leaves.buffer, leaves.byteOffset + i * 32, 32);
+      if (tile.length !== TILE_WIDTH * 32 || !a.equals(tile.subarray(i * 32, i * 32 + 32))) {
+        tiles.suspect(
+          start + i,
+          1,
+          `the hash tile's leaf hash for entry ${start + i} is not the hash of the entry`,
+        );
+      }
+    }
+  }
+
+  private checkObjects(
+    start: number,
+    bundle: NonNullable<Segment['bundle']>,
+    got: (Uint8Array | undefined)[],
+    judge: ChainVerifier,
+  ): void {
+    for (let i = 0; i < got.length; i++) {
+      const seq = start + i;
+      const o = got[i];
+      if (o === undefined) {
+        judge.note(
+          seq,
+          'ENTRY_MISSING',
+          `entry object ${seq} was deleted (its copy in entry bundle ${bundle.index} remains)`,
+        );
+      } else if (!Buffer.from(o.buffer, o.byteOffset, o.byteLength).equals(bundleItem(bundle, i))) {
+        judge.note(
+          seq,
+          'ENTRY_ALTERED',
+          `entry object ${seq} differs from its sealed copy in entry bundle ${bundle.index}`,
+        );
+      }
+    }
+  }
+
+  private readObjects(start: number): Promise<(Uint8Array | undefined)[]> {
+    return Promise.all(Array.from({ length: TILE_WIDTH }, (_, i) => this.read(this.entryKey(start + i))));
+  }
+
+  /** Full and partial hash tiles stored for tile `group` of tile level `level` (≥ 1). */
+  async hashTiles(
+    level: number,
+    group: number,
+  ): Promise<{ key: string; width: number; bytes: Uint8Array }[]> {
+    const out: { key: string; width: number; bytes: Uint8Array }[] = [];
+    const fullKey = `${this.prefix}${hashTilePath(level, group)}`;
+    const full = await this.read(fullKey);
+    if (full !== undefined) out.push({ key: fullKey, width: TILE_WIDTH, bytes: full });
+    const partials = `${this.prefix}tile/${level}/${encodeTileIndex(group)}.p/`;
+    for await (const o of this.store.list(this.bucket, partials)) {
+      const width = Number(o.key.slice(partials.length));
+      if (!Number.isInteger(width) || width < 1 || width >= TILE_WIDTH) continue;
+      const bytes = await this.read(o.key);
+      if (bytes !== undefined) out.push({ key: o.key, width, bytes });
+    }
+    return out;
+  }
+
+  /**
+   * RFC 9162 §2.1.4: each validly signed checkpoint must extend the one before. The proof comes
+   * from the stored tiles; a failure that a tile problem explains is left to that problem, and
+   * one that missing entries prevent from being made is left to ENTRY_MISSING.
+   */
+  private async checkConsistency(
+    checkpoints: readonly CheckpointInput[],
+    judge: ChainVerifier,
+  ): Promise<void> {
+    let before: SignedCheckpoint | undefined;
+    const failures: [number, number, string][] = [];
+    for (const c of checkpoints) {
+      const cp = c.checkpoint;
+      if (cp === undefined || cp.size !== c.size) continue;
+      if (before !== undefined && before.size > 0) {
+        try {
+          const proof = await consistencyProof(before.size, cp.size, this.nodes(cp.size).hash);
+          verifyConsistencyProof({
+            size1: BigInt(before.size),
+            size2: BigInt(cp.size),
+            proof,
+            root1: before.root,
+            root2: cp.root,
+          });
+        } catch (e) {
+          if (e instanceof ProofError) failures.push([before.size, cp.size, e.code]);
+          else if (!isVeritrailError(e, 'AUDIT_CORRUPT')) throw e;
+        }
+      }
+      before = cp;
+    }
+    if (failures.length > 0 && judge.hasUnexplainedTileProblem()) return;
+    for (const [size1, size2, code] of failures) {
+      judge.note(
+        size2 - 1,
+        'CHECKPOINT_INCONSISTENT',
+        `the signed checkpoint at size ${size2} does not extend the one at size ${size1} (RFC 9162 §2.1.4: ${code})`,
+      );
+    }
+  }
+}
+
+/** Bundles read ahead of the one being checked (each ~75 KiB: memory stays bounded). */
+const LOOKAHEAD = 8;
+const POOL_AFTER_BUNDLES = 4;
+
+function startPool(): LeafPool | undefined {
+  try {
+    return new LeafPool();
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 9162 §2.1.1 leaf hashes of a bundle's entries, SHA-256(0x00 || entry), on this thread. */
+function hashBundle(b: NonNullable<Segment['bundle']>): Uint8Array {
+  const out = new Uint8Array(b.starts.length * 32);
+  for (let i = 0; i < b.starts.length; i++) {
+    const at = b.starts[i] as number;
+    // The low length byte becomes the prefix, so the entry is hashed where it lies, unmoved.
+    b.buf[at + 1] = 0x00;
+    out.set(nodeHash('sha256', b.buf.subarray(at + 1, at + 2 + (b.lens[i] as number)), 'buffer'), i * 32);
+  }
+  return out;
+}
+
+/** A stretch of the stored log: one full entry bundle, or one tail entry. */
+export interface Segment {
+  start: number;
+  bundle?: { index: number; buf: Buffer; starts: Uint32Array; lens: Uint32Array };
+  tile?: Uint8Array;
+  entry?: Uint8Array;
+}
+
+/** Entry `i` of a decoded bundle (its framing may since have been overwritten by hashing). */
+function bundleItem(b: { buf: Buffer; starts: Uint32Array; lens: Uint32Array }, i: number): Buffer {
+  const at = b.starts[i] as number;
+  return b.buf.subarray(at + 2, at + 2 + (b.lens[i] as number));
+}
+
+/**
+ * Checks stored hash tiles above level 0 (full and partial, c2sp.org/tlog-tiles) against the
+ * hashes recomputed from the entries, one tile group at a time: memory is ≤ 256 hashes a level.
+ */
+class TileAudit {
+  private readonly open = new Map<number, { group: number; hashes: Uint8Array[] }>();
+  private readonly done: { level: number; group: number; hashes: Uint8Array[] }[] = [];
+  private readonly suspects: { seq: number; span: number; detail: string }[] = [];
+
+  constructor(private readonly log: ObjectAuditLog) {}
+
+  /** A tile hash over entries [seq, seq + span) disagrees with the recomputed one. */
+  suspect(seq: number, span: number, detail: string): void {
+    if (this.suspects.length < 1000) this.suspects.push({ seq, span, detail });
+  }
+
+  /**
+   * Reports the tile problems no entry problem explains: hashes recomputed over an altered entry
+   * differ from the (correct) stored tile, and that is the entry's problem.
+   */
+  reportTo(judge: ChainVerifier): void {
+    for (const s of this.suspects) {
+      if (!judge.entryProblemIn(s.seq, s.seq + s.span)) judge.note(s.seq, 'TILE_ALTERED', s.detail);
+    }
+  }
+
+  readonly onNode = (level: number, index: number, hash: Uint8Array): void => {
+    const tileLevel = level / 8;
+    const group = Math.floor(index / TILE_WIDTH);
+    let g = this.open.get(tileLevel);
+    if (g !== undefined && g.group !== group) {
+      this.done.push({ level: tileLevel, ...g });
+      g = undefined;
+    }
+    if (g === undefined) {
+      g = { group, hashes: [] };
+      this.open.set(tileLevel, g);
+    }
+    g.hashes.push(hash);
+    if (g.hashes.length === TILE_WIDTH) {
+      this.done.push({ level: tileLevel, ...g });
+      this.open.delete(tileLevel);
+    }
+  };
+
+  async drain(): Promise<void> {
+    for (let d = this.done.shift(); d !== undefined; d = this.done.shift()) await this.check(d);
+  }
+
+  async finish(): Promise<void> {
+    for (const [level, g] of this.open) this.done.push({ level, ...g });
+    this.open.clear();
+    await this.drain();
+  }
+
+  private async check(d: { level: number; group: number; hashes: Uint8Array[] }): Promise<void> {
+    const span = TILE_WIDTH ** d.level;
+    for (const t of await this.log.hashTiles(d.level, d.group)) {
+      // Widths beyond what was recomputed belong to entries that are missing: reported as such.
+      if (t.width > d.hashes.length) continue;
+      for (let i = 0; i < t.width; i++) {
+        const stored = t.bytes.subarray(i * 32, i * 32 + 32);
+        const h = d.hashes[i] as Uint8Array;
+        if (t.bytes.length !== t.width * 32 || !Buffer.from(h).equals(stored)) {
+          const seq = (d.group * TILE_WIDTH + i) * span;
+          this.suspect(
+            seq,
+            span,
+            `hash tile ${t.key.slice(t.key.indexOf('tile/'))} disagrees with the hash recomputed over entries ${seq}..${seq + span - 1}`,
+          );
+          break;
+        }
+      }
+    }
   }
 }
 
@@ -556,9 +956,10 @@ export class ObjectAuditLog implements AuditLog {
  */
 export class NodeReader {
   private readonly tiles = new Map<string, Uint8Array[] | null>();
+  private readonly tails = new Map<number, Promise<(Uint8Array | undefined)[]>>();
 
   constructor(
-    private readonly size: number,
+    readonly treeSize: number,
     private readonly readKey: (key: string) => Promise<Uint8Array | undefined>,
     private readonly readEntry: (seq: number) => Promise<Uint8Array | undefined>,
   ) {}
@@ -573,7 +974,7 @@ export class NodeReader {
     const full = await this.readKey(hashTilePath(level, index));
     if (full !== undefined) hashes = decodeHashTile(full);
     if (hashes === undefined && level > 0) {
-      const complete = Math.floor(this.size / TILE_WIDTH ** level);
+      const complete = Math.floor(this.treeSize / TILE_WIDTH ** level);
       const width = Math.min(TILE_WIDTH, complete - index * TILE_WIDTH);
       if (width >= 1 && width < TILE_WIDTH) {
         const partial = await this.readKey(hashTilePath(level, index, width));
@@ -584,6 +985,34 @@ export class NodeReader {
     return hashes !== undefined && hashes.length >= need ? hashes : undefined;
   }
 
+  /**
+   * A leaf not covered by a hash tile (the tail of the log): the entries of its tile-sized group
+   * up to the tree size are read together, in parallel, and hashed once.
+   */
+  private async tailLeaf(index: number): Promise<Uint8Array> {
+    const group = Math.floor(index / TILE_WIDTH);
+    let leaves = this.tails.get(group);
+    if (leaves === undefined) {
+      const start = group * TILE_WIDTH;
+      const end = Math.min(this.treeSize, start + TILE_WIDTH);
+      leaves = Promise.all(
+        Array.from({ length: Math.max(0, end - start) }, async (_, i) => {
+          const bytes = await this.readEntry(start + i);
+          return bytes === undefined ? undefined : hashLeaf(bytes);
+        }),
+      );
+      this.tails.set(group, leaves);
+    }
+    const leaf = (await leaves)[index % TILE_WIDTH];
+    if (leaf === undefined) {
+      throw new VeritrailError(
+        'AUDIT_CORRUPT',
+        `audit entry ${index} is missing; run: veritrail audit verify`,
+      );
+    }
+    return leaf;
+  }
+
   async node(level: number, index: number): Promise<Uint8Array> {
     if (level % 8 === 0) {
       const tl = level / 8;
@@ -591,16 +1020,7 @@ export class NodeReader {
       const hs = await this.tile(tl, Math.floor(index / TILE_WIDTH), i + 1);
       const h = hs?.[i];
       if (h !== undefined) return h;
-      if (level === 0) {
-        const bytes = await this.readEntry(index);
-        if (bytes === undefined) {
-          throw new VeritrailError(
-            'AUDIT_CORRUPT',
-            `audit entry ${index} is missing; run: veritrail audit verify`,
-          );
-        }
-        return hashLeaf(bytes);
-      }
+      if (level === 0) return this.tailLeaf(index);
     }
     return hashChildren(await this.node(level - 1, index * 2), await this.node(level - 1, index * 2 + 1));
   }

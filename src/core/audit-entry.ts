@@ -94,3 +94,61 @@ export function parseEntry(bytes: Uint8Array): EntryProblem {
   if (problem !== undefined) return { ok: false, reason: problem };
   return { ok: true, entry: v as unknown as AuditEntry };
 }
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const PREV_KEY = Buffer.from('"prev":"', 'latin1');
+const RUNID_KEY = Buffer.from(',"runId":"', 'latin1');
+const SEQ_KEY = Buffer.from(',"seq":', 'latin1');
+
+function matchAt(bytes: Uint8Array, at: number, what: Uint8Array): boolean {
+  if (at + what.length > bytes.length) return false;
+  for (let k = 0; k < what.length; k++) if (bytes[at + k] !== what[k]) return false;
+  return true;
+}
+
+/** The index just past the closing quote of the JSON string whose opening quote is at `at - 1`. */
+function skipString(bytes: Uint8Array, at: number): number {
+  for (let i = at; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c === BACKSLASH) i += 1;
+    else if (c === QUOTE) return i + 1;
+  }
+  return -1;
+}
+
+/**
+ * The chain fields of an entry's canonical bytes without parsing it: the offset of the 64 hex
+ * digits of the top-level `prev`, and the top-level `seq`. RFC 8785 §3.2.3 sorts keys, so at the
+ * top level `prev` is followed by `runId` then `seq`. The first `"prev":"` followed by that shape
+ * is taken (a key inside a string is escaped and cannot match); only an object in `detail` could
+ * mimic it, and then the link check fails and callers fall back to `parseEntry`, as they do when
+ * the bytes do not have that shape. Hashes, not this scan, are what detect tampering: a mimic
+ * changes the entry's leaf hash like any other edit.
+ */
+export function chainFields(bytes: Uint8Array): { prevAt: number; seq: number } | undefined {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (b[0] !== 0x7b) return undefined;
+  let key = b.indexOf(PREV_KEY);
+  while (
+    key >= 0 &&
+    (b[key + PREV_KEY.length + 64] !== QUOTE || !matchAt(b, key + PREV_KEY.length + 65, RUNID_KEY))
+  ) {
+    key = b.indexOf(PREV_KEY, key + 1);
+  }
+  if (key < 0) return undefined;
+  const prevAt = key + PREV_KEY.length;
+  const afterRun = skipString(b, prevAt + 65 + RUNID_KEY.length);
+  if (afterRun < 0 || !matchAt(b, afterRun, SEQ_KEY)) return undefined;
+  const start = afterRun + SEQ_KEY.length;
+  let j = start;
+  let seq = 0;
+  for (; j < b.length && j - start < 16; j++) {
+    const d = b[j] as number;
+    if (d < 0x30 || d > 0x39) break;
+    seq = seq * 10 + (d - 0x30);
+  }
+  // RFC 8785 numbers have no leading zeros; the next token must be the next key.
+  if (j === start || (b[start] === 0x30 && j - start > 1) || b[j] !== 0x2c) return undefined;
+  return { prevAt, seq };
+}

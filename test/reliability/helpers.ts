@@ -11,8 +11,12 @@ import type {
   Signer,
 } from '../../src/ports.js';
 
+/**
+ * In-memory ObjectStore. Keys are also indexed by "folder" so that `list(prefix)` costs the
+ * folders plus the matching keys, not every key (a million-entry benchmark log lists its tail).
+ */
 export class MemoryObjectStore implements ObjectStore {
-  readonly objects = new Map<string, Uint8Array>();
+  readonly objects = new IndexedMap();
 
   async put(
     bucket: Bucket,
@@ -47,11 +51,43 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async *list(bucket: Bucket, prefix: string): AsyncIterable<ObjectInfo> {
-    const keys = [...this.objects.keys()]
-      .filter((k) => k.startsWith(`${bucket}/${prefix}`))
+    const keys = [...this.objects.startingWith(`${bucket}/${prefix}`)]
       .map((k) => k.slice(bucket.length + 1))
       .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     for (const key of keys) yield { bucket, key, size: this.objects.get(`${bucket}/${key}`)?.length ?? 0 };
+  }
+}
+
+/** A Map of `bucket/key` → bytes that keeps a folder index; tests may `set`/`delete` directly. */
+class IndexedMap extends Map<string, Uint8Array> {
+  readonly folders = new Map<string, Set<string>>();
+
+  override set(id: string, bytes: Uint8Array): this {
+    if (this.folders !== undefined && !super.has(id)) {
+      const cut = id.lastIndexOf('/');
+      const dir = id.slice(0, cut + 1);
+      const names = this.folders.get(dir) ?? new Set<string>();
+      this.folders.set(dir, names);
+      names.add(id.slice(cut + 1));
+    }
+    return super.set(id, bytes);
+  }
+
+  override delete(id: string): boolean {
+    const cut = id.lastIndexOf('/');
+    this.folders.get(id.slice(0, cut + 1))?.delete(id.slice(cut + 1));
+    return super.delete(id);
+  }
+
+  /** Ids starting with `prefix`, unsorted. */
+  *startingWith(prefix: string): Generator<string> {
+    for (const [dir, names] of this.folders) {
+      if (dir.startsWith(prefix)) for (const n of names) yield dir + n;
+      else if (prefix.startsWith(dir)) {
+        const rest = prefix.slice(dir.length);
+        for (const n of names) if (n.startsWith(rest)) yield dir + n;
+      }
+    }
   }
 }
 
