@@ -14,7 +14,10 @@ import { createAwsRuntime } from '../src/aws/runtime.js';
 let service: Promise<StartService> | undefined;
 
 async function build(env: Record<string, string | undefined>): Promise<StartService> {
-  const dir = env.VERITRAIL_PIPELINES_DIR ?? join(dirname(fileURLToPath(import.meta.url)), 'pipelines');
+  // The stack bundles the definitions at <task root>/pipelines and says so in the environment.
+  const dir =
+    env.VERITRAIL_PIPELINES_DIR ??
+    join(env.LAMBDA_TASK_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..'), 'pipelines');
   const [rt, pipelines] = await Promise.all([createAwsRuntime(env), loadPipelinesForAws(dir)]);
   return createAwsStartService(rt, pipelines);
 }

@@ -46,3 +46,6 @@ process.stdout.write(
   `wrote ${assembly.stacks.length} templates to ${path.relative(process.cwd(), out)} in ${ms} ms` +
     `${values.bundle ? '' : ' (placeholder function code; --bundle to build handlers)'}\n`,
 );
+// esbuild's service and SST's watchers keep handles open after a bundling synth: the templates are
+// written, so end here rather than hang.
+process.exit(0);

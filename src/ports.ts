@@ -119,6 +119,11 @@ export interface TrainingJobSpec {
   /** AWS: the training image, pinned by digest. */
   image?: string;
   instanceType?: string;
+  instanceCount?: number;
+  volumeSizeGB?: number;
+  /** SageMaker: no network inside the container (default true), and optionally run in a VPC. */
+  networkIsolation?: boolean;
+  vpc?: { subnets: readonly string[]; securityGroupIds: readonly string[] };
   hyperparameters: Record<string, string>;
   channels: Record<string, TrainingChannel>;
   /** Key prefix in the artifacts bucket for model.tar.gz and output.tar.gz. */

@@ -53,8 +53,8 @@ const MAX_TAG_VALUE = 256;
 const PINNED_IMAGE_RE = /^[^\s@]+@sha256:[0-9a-f]{64}$/;
 
 export interface VpcSettings {
-  subnets: string[];
-  securityGroupIds: string[];
+  subnets: readonly string[];
+  securityGroupIds: readonly string[];
 }
 
 export interface SageMakerTrainerConfig {
@@ -81,13 +81,8 @@ export interface SageMakerTrainerConfig {
   sleep?: (ms: number) => Promise<void>;
 }
 
-/** The port's spec plus the settings only SageMaker has; each overrides the trainer's default. */
-export interface SageMakerJobSpec extends TrainingJobSpec {
-  instanceCount?: number;
-  volumeSizeGB?: number;
-  networkIsolation?: boolean;
-  vpc?: VpcSettings;
-}
+/** The port's spec: its SageMaker settings (instances, volume, isolation, VPC) override the trainer's defaults. */
+export type SageMakerJobSpec = TrainingJobSpec;
 
 const DEFAULT_INSTANCE_TYPE = 'ml.m5.large';
 const DEFAULT_VOLUME_GB = 30;

@@ -33,7 +33,23 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
     pipeline: state.pipeline.name,
     command: def.trainer.command,
     ...(base ? { workingDir: base } : {}),
-    ...(def.trainer.aws ? { image: def.trainer.aws.image, instanceType: def.trainer.aws.instanceType } : {}),
+    ...(def.trainer.aws
+      ? {
+          image: def.trainer.aws.image,
+          instanceType: def.trainer.aws.instanceType,
+          instanceCount: def.trainer.aws.instanceCount,
+          volumeSizeGB: def.trainer.aws.volumeSizeGb,
+          networkIsolation: def.trainer.aws.networkIsolation,
+          ...(def.trainer.aws.vpc
+            ? {
+                vpc: {
+                  subnets: def.trainer.aws.vpc.subnets,
+                  securityGroupIds: def.trainer.aws.vpc.securityGroups,
+                },
+              }
+            : {}),
+        }
+      : {}),
     hyperparameters,
     channels: {
       train: { key: pre.train.key, digest: pre.train.digest, fileName: pre.train.fileName },
