@@ -18,7 +18,7 @@
  * every entry it collides with) by eventId. A crash between an entry and its marker thus never
  * lets the same event in twice.
  */
-import { createHash, hash as nodeHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   entryBytes,
@@ -58,7 +58,7 @@ import {
   TILE_WIDTH,
 } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
-import { type HashedBundle, LeafPool } from './leaf-pool.js';
+import { type HashedBundle, hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
 import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
 import {
   type AuditProblemCode,
@@ -530,7 +530,8 @@ export class ObjectAuditLog implements AuditLog {
         this.read(`${this.prefix}${hashTilePath(0, t)}`),
       ]);
       if (b === undefined) return undefined;
-      // A private copy: verification writes the leaf prefix over each entry's length bytes.
+      // A private copy (~20 µs a bundle): verification writes the leaf prefix over each entry's
+      // length bytes and moves the memory to a worker and back, which a store's buffer must not see.
       const buf = Buffer.from(b);
       const starts = new Uint32Array(TILE_WIDTH);
       const lens = new Uint32Array(TILE_WIDTH);
@@ -638,18 +639,27 @@ export class ObjectAuditLog implements AuditLog {
     let judge = new ChainVerifier(options.maxProblems);
     let tiles = new TileAudit(this);
     const fast = new FastChainCheck(checkpoints, tiles.onNode);
-    const clean = await this.walk(maxSize, entryObjects, judge, tiles, (seq, bytes, leaf) =>
-      fast.push(seq, bytes, leaf),
-    );
+    const clean = await this.walk(maxSize, entryObjects, judge, tiles, {
+      entry: (seq, bytes, leaf) => fast.push(seq, bytes, leaf),
+      tile: (start, hashes, entry) => fast.pushTile(start, hashes, entry),
+    });
     if (clean && fast.finish()) {
       judge.absorbClean(fast.size, checkpoints.length);
     } else {
       judge = new ChainVerifier(options.maxProblems, (l, i, h) => tiles.onNode(l, i, h));
       tiles = new TileAudit(this);
       for (const c of checkpoints) judge.addCheckpoint(c);
-      await this.walk(maxSize, entryObjects, judge, tiles, (seq, bytes, leaf) => {
-        judge.push(seq, bytes, leaf);
-        return true;
+      const slow = judge;
+      await this.walk(maxSize, entryObjects, judge, tiles, {
+        entry: (seq, bytes, leaf) => {
+          slow.push(seq, bytes, leaf);
+          return true;
+        },
+        tile: (start, hashes, entry) => {
+          for (let i = 0; i < TILE_WIDTH; i++)
+            slow.push(start + i, entry(i), hashes.leaves.subarray(i * 32, i * 32 + 32));
+          return true;
+        },
       });
     }
     await tiles.finish();
@@ -668,10 +678,13 @@ export class ObjectAuditLog implements AuditLog {
     entryObjects: boolean,
     judge: ChainVerifier,
     tiles: TileAudit,
-    push: (seq: number, bytes: Uint8Array, leaf: Uint8Array) => boolean,
+    sink: {
+      entry(seq: number, bytes: Uint8Array, leaf: Uint8Array): boolean;
+      tile(start: number, hashes: TileHashes, entry: (i: number) => Uint8Array): boolean;
+    },
   ): Promise<boolean> {
     // Bundles are hashed ahead on worker threads once the log is big enough to pay for them
-    // (~30 ms to start); the main thread then does one SHA-256 per entry, the tree's.
+    // (~30 ms to start), and here in turn; the tree then takes one hash per 256 entries.
     const it = this.segments(until)[Symbol.asyncIterator]();
     const ahead: { seg: Segment; hashed?: Promise<HashedBundle | undefined> }[] = [];
     let pool: LeafPool | undefined;
@@ -693,35 +706,40 @@ export class ObjectAuditLog implements AuditLog {
           }
           bundles += 1;
           if (pool === undefined && bundles === POOL_AFTER_BUNDLES) pool = startPool();
-          if (pool === undefined || b.buf.byteOffset !== 0 || b.buf.byteLength !== b.buf.buffer.byteLength) {
+          // This thread takes its share of the bundles too (one in workers + 1).
+          const workers = pool;
+          const here = workers === undefined || bundles % (workers.size + 1) === 0;
+          if (here || b.buf.byteOffset !== 0 || b.buf.byteLength !== b.buf.buffer.byteLength) {
             ahead.push({ seg });
           } else {
-            ahead.push({ seg, hashed: pool.leaves(b.buf, b.starts, b.lens).catch(() => undefined) });
+            ahead.push({
+              seg,
+              hashed: workers.hash(b.buf, b.starts, b.lens, seg.start).catch(() => undefined),
+            });
           }
         }
         const next = ahead.shift();
         if (next === undefined) return true;
         const seg = next.seg;
         if (seg.entry !== undefined) {
-          if (!push(seg.start, seg.entry, hashLeaf(seg.entry))) return false;
+          if (!sink.entry(seg.start, seg.entry, hashLeaf(seg.entry))) return false;
           continue;
         }
         if (seg.bundle === undefined) continue;
         const objects = entryObjects ? this.readObjects(seg.start) : undefined;
         let bundle = seg.bundle;
-        let leaves: Uint8Array;
+        let hashes: TileHashes;
         if (next.hashed !== undefined) {
           const hashed = await next.hashed;
           // A worker that died took the bundle with it: that is not the log's fault, so stop.
           if (hashed === undefined)
             throw new VeritrailError('TRANSIENT', 'a verification worker failed; retry');
           bundle = { ...bundle, buf: hashed.bytes };
-          leaves = hashed.leaves;
-        } else leaves = hashBundle(bundle);
-        for (let i = 0; i < TILE_WIDTH; i++) {
-          if (!push(seg.start + i, bundleItem(bundle, i), leaves.subarray(i * 32, i * 32 + 32))) return false;
-        }
-        if (seg.tile !== undefined) this.checkLeafTile(seg.start, leaves, seg.tile, tiles);
+          hashes = hashed.hashes;
+        } else hashes = hashTileHere(bundle.buf, bundle.starts, bundle.lens, seg.start);
+        const b = bundle;
+        if (!sink.tile(seg.start, hashes, (i) => bundleItem(b, i))) return false;
+        if (seg.tile !== undefined) this.checkLeafTile(seg.start, hashes.leaves, seg.tile, tiles);
         if (objects !== undefined) this.checkObjects(seg.start, bundle, await objects, judge);
         await tiles.drain();
       }
@@ -845,18 +863,6 @@ function startPool(): LeafPool | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** RFC 9162 §2.1.1 leaf hashes of a bundle's entries, SHA-256(0x00 || entry), on this thread. */
-function hashBundle(b: NonNullable<Segment['bundle']>): Uint8Array {
-  const out = new Uint8Array(b.starts.length * 32);
-  for (let i = 0; i < b.starts.length; i++) {
-    const at = b.starts[i] as number;
-    // The low length byte becomes the prefix, so the entry is hashed where it lies, unmoved.
-    b.buf[at + 1] = 0x00;
-    out.set(nodeHash('sha256', b.buf.subarray(at + 1, at + 2 + (b.lens[i] as number)), 'buffer'), i * 32);
-  }
-  return out;
 }
 
 /** A stretch of the stored log: one full entry bundle, or one tail entry. */

@@ -23,6 +23,7 @@ import { chainFields, entryLeafHash, parseEntry, toHex, ZERO_HASH_HEX } from '..
 import type { SignedCheckpoint } from '../core/checkpoint.js';
 import { bytesEqual } from '../core/digest.js';
 import { TreeBuilder } from '../core/merkle.js';
+import { type TileHashes, tilePrefix, tileRoot } from './leaf-pool.js';
 
 export const AuditProblemCodes = [
   'ENTRY_MISSING',
@@ -441,6 +442,40 @@ export class FastChainCheck {
     this.tree.append(leaf);
     this.next = key + 1;
     if (this.cp < this.checkpoints.length) this.matchCheckpoints();
+    return this.anomaly === undefined;
+  }
+
+  /**
+   * Feeds a whole bundle hashed by `hashTile`: its 256 entries (for the ones that must be
+   * parsed) and their leaf hashes and subtree. One tree hash per 256 entries is left to do here.
+   */
+  pushTile(start: number, t: TileHashes, entry: (i: number) => Uint8Array): boolean {
+    if (this.anomaly !== undefined) return false;
+    if (start !== this.next) return this.giveUp(`gap before ${start}`);
+    if (t.firstBad >= 0) return this.giveUp(`entry ${start + t.firstBad} shape, seq or link`);
+    if (t.firstPrev === undefined || !bytesEqual(t.firstPrev, this.prevLeaf)) {
+      return this.giveUp(`link into ${start}`);
+    }
+    const n = t.leaves.length / 32;
+    for (let i = Math.max(0, this.parseFrom - 1 - start); i < n; i++) {
+      if (!parseEntry(entry(i)).ok) return this.giveUp(`entry ${start + i} malformed`);
+    }
+    // Checkpoints whose size falls inside this tile: the root over the tile's first leaves.
+    for (
+      let c = this.checkpoints[this.cp];
+      c !== undefined && c.size < start + n;
+      c = this.checkpoints[this.cp]
+    ) {
+      this.cp += 1;
+      if (c.checkpoint === undefined || c.size <= start) continue;
+      if (!bytesEqual(c.checkpoint.root, this.tree.rootWith(tilePrefix(t, c.size - start)))) {
+        return this.giveUp(`root at ${c.size}`);
+      }
+    }
+    this.tree.appendSubtree(tileRoot(t), 8);
+    this.prevLeaf = t.leaves.subarray((n - 1) * 32);
+    this.next = start + n;
+    this.matchCheckpoints();
     return this.anomaly === undefined;
   }
 

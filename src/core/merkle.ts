@@ -78,27 +78,47 @@ export class TreeBuilder {
   }
 
   append(leafHash: Uint8Array): void {
-    let h = leafHash;
-    // Each trailing 1 bit of the old size is a perfect subtree that the new leaf completes.
-    let level = 0;
-    for (let s = this.count; s % 2 === 1; s = Math.floor(s / 2)) {
+    this.appendSubtree(leafHash, 0);
+  }
+
+  /**
+   * Appends a perfect subtree of 2^level leaves (a leaf is level 0); the size must be a multiple
+   * of 2^level, as it is when whole tiles are appended.
+   */
+  appendSubtree(hash: Uint8Array, level: number): void {
+    const width = 2 ** level;
+    if (this.count % width !== 0)
+      throw new RangeError(`a subtree of ${width} leaves cannot start at ${this.count}`);
+    let h = hash;
+    let l = level;
+    if (l > 0 && l % 8 === 0) this.onTileNode?.(l, this.count / width, h);
+    // Each trailing 1 bit of the old size (in units of the subtree) is a perfect subtree that the
+    // new one completes.
+    for (let s = this.count / width; s % 2 === 1; s = Math.floor(s / 2)) {
       const left = this.stack.pop();
       if (left === undefined) throw new Error('TreeBuilder stack underflow');
       h = hashChildren(left, h);
-      level += 1;
-      if (level % 8 === 0 && this.onTileNode !== undefined) {
-        this.onTileNode(level, Math.floor(this.count / 2 ** level), h);
-      }
+      l += 1;
+      if (l % 8 === 0) this.onTileNode?.(l, Math.floor(this.count / 2 ** l), h);
     }
     this.stack.push(h);
-    this.count += 1;
+    this.count += width;
   }
 
   /** MTH of the leaves appended so far (RFC 9162 §2.1.1). */
   root(): Uint8Array {
-    let h = this.stack[this.stack.length - 1];
+    return this.rootWith([]);
+  }
+
+  /**
+   * MTH of the leaves appended so far followed by more perfect subtrees (largest first, each
+   * smaller than the last appended one): the root at a size inside a tile being appended.
+   */
+  rootWith(more: readonly Uint8Array[]): Uint8Array {
+    const all = more.length === 0 ? this.stack : [...this.stack, ...more];
+    let h = all[all.length - 1];
     if (h === undefined) return EMPTY_ROOT;
-    for (let i = this.stack.length - 2; i >= 0; i--) h = hashChildren(this.stack[i] as Uint8Array, h);
+    for (let i = all.length - 2; i >= 0; i--) h = hashChildren(all[i] as Uint8Array, h);
     return h;
   }
 }
