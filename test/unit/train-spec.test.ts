@@ -5,7 +5,7 @@ import { parsePipelineDefinition } from '../../src/core/pipeline.js';
 import type { ExecState } from '../../src/steps/state.js';
 import { trainingJobName, trainingSpec } from '../../src/steps/train.js';
 
-const d = (c: string) => `sha256:${c.repeat(64)}`;
+const d = (c: string): `sha256:${string}` => `sha256:${c.repeat(64)}`;
 const state: ExecState = {
   runId: 'r-abcdefghijklmnopqrstuvwxyz',
   pipeline: { name: 'credit-scoring', digest: d('1') },
