@@ -7,7 +7,6 @@ import { ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { awsCall } from '../aws/errors.js';
 import type { AwsRuntime } from '../aws/runtime.js';
 import { landingPrefixOf, type PipelineDefinition } from '../core/pipeline.js';
-import { EventBridgeLineageSink } from './lineage.js';
 import { type LandingIndex, type PinnedDataset, type StartPipeline, StartService } from './start.js';
 
 /** The newest current object version under a pipeline's landing prefix, pinned by VersionId. */
@@ -71,8 +70,7 @@ export function createAwsStartService(rt: AwsRuntime, pipelines: readonly StartP
     pipelines,
     landingBucket: rt.config.buckets.landing,
     landing: new S3LandingIndex(rt.clients.s3, rt.config.buckets.landing),
-    lineage: new EventBridgeLineageSink(rt.events),
-    lineageNamespace: `veritrail.aws/${rt.config.buckets.landing}`,
+    ...(rt.lineage ? { lineage: rt.lineage.sink, lineageNamespace: rt.lineage.namespace } : {}),
     launch: async (input, name) => {
       const started = await rt.stepFunctions.startExecution(rt.config.stateMachineArn, name, input);
       return { alreadyStarted: started.alreadyStarted };

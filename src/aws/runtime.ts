@@ -3,6 +3,8 @@
  * function's environment (names and ARNs the stack passes in) and the standard SDK chain
  * (credentials, region, endpoints: src/aws/clients.ts).
  */
+
+import { EventBridgeLineageSink } from '../app/lineage.js';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { VeritrailError } from '../core/errors.js';
 import type { Runtime } from '../runtime.js';
@@ -180,6 +182,7 @@ export async function createAwsRuntime(
   const checkpointSigner = new KmsSigner(clients.kms, config.checkpointKeyArn, {
     configuredBy: 'VERITRAIL_CHECKPOINT_KEY_ARN',
   });
+  const events = new EventPublisher(clients.eventbridge);
   return {
     mode: 'aws',
     config,
@@ -208,7 +211,12 @@ export async function createAwsRuntime(
       kmsKeyId: config.dataKeyArn,
     }),
     stepFunctions: new StepFunctions(clients.sfn),
-    events: new EventPublisher(clients.eventbridge),
+    events,
+    // OpenLineage RunEvents on the bus, for any consumer (Marquez…); the same namespace as START events.
+    lineage: {
+      sink: new EventBridgeLineageSink(events),
+      namespace: `veritrail.aws/${config.buckets.landing}`,
+    },
     actor: actorFrom(env, config),
     now: () => new Date(),
   };
