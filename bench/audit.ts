@@ -13,7 +13,8 @@ import { entryBytes, entryLeafHash, makeEntry, toHex, ZERO_HASH_HEX } from '../s
 import { rootOf } from '../src/core/merkle.js';
 import { encodeEntryBundle, encodeHashTile, entryBundlePath, hashTilePath } from '../src/core/tiles.js';
 import { FsObjectStore } from '../src/local/fs-object-store.js';
-import { event, MemoryObjectStore, testSigner } from '../test/reliability/helpers.js';
+import { event, testSigner } from '../test/reliability/helpers.js';
+import { CompactAuditStore } from './support/compact-store.js';
 
 function rate(n: number, ms: number): string {
   return `${Math.round((n / ms) * 1000).toLocaleString('en')}/s`;
@@ -95,7 +96,7 @@ export async function main(args: string[]): Promise<void> {
 export async function buildLog(
   N: number,
 ): Promise<{ log: ObjectAuditLog; signer: ReturnType<typeof testSigner> }> {
-  const store = new MemoryObjectStore();
+  const store = new CompactAuditStore();
   const signer = testSigner();
   const log = new ObjectAuditLog({ store, signer });
   let prev = ZERO_HASH_HEX;
@@ -109,11 +110,12 @@ export async function buildLog(
     prev = toHex(leaf);
     bundle.push(bytes);
     leaves.push(leaf);
-    // Every entry object exists, as the appenders leave them (the tail finder probes them).
-    store.objects.set(`audit/${log.entryKey(s)}`, bytes);
     if (bundle.length === 256) {
       const tIdx = (s + 1) / 256 - 1;
-      await store.put('audit', `log/${entryBundlePath(tIdx)}`, encodeEntryBundle(bundle));
+      const encoded = encodeEntryBundle(bundle);
+      await store.put('audit', `log/${entryBundlePath(tIdx)}`, encoded);
+      // Every entry object exists, as the appenders leave them: the sealed ones served from here.
+      store.seal(tIdx, encoded);
       await store.put('audit', `log/${hashTilePath(0, tIdx)}`, encodeHashTile(leaves));
       level1.push(rootOf(leaves));
       if (level1.length % 256 === 0) {
@@ -123,6 +125,10 @@ export async function buildLog(
       bundle = [];
       leaves = [];
     }
+  }
+  // The tail: entry objects only.
+  for (let k = 0; k < bundle.length; k++) {
+    store.objects.set(`audit/${log.entryKey(N - bundle.length + k)}`, bundle[k] as Uint8Array);
   }
   const l1Full = Math.floor(level1.length / 256);
   if (level1.length % 256 !== 0) {

@@ -199,8 +199,8 @@ export class LeafPool {
     return this.workers.length;
   }
 
-  /** One worker per core but one: the main thread hashes its share of bundles too. */
-  constructor(size = Math.max(1, Math.min(4, availableParallelism() - 1))) {
+  /** One worker per core (at least two): the main thread only reads, checks and folds. */
+  constructor(size = Math.max(2, Math.min(4, availableParallelism()))) {
     this.workers = Array.from({ length: size }, () => {
       const w = new Worker(WORKER_SOURCE, { eval: true });
       w.on('message', (m: { id: number; bytes: ArrayBuffer; r: TileHashes }) => {

@@ -684,7 +684,7 @@ export class ObjectAuditLog implements AuditLog {
     },
   ): Promise<boolean> {
     // Bundles are hashed ahead on worker threads once the log is big enough to pay for them
-    // (~30 ms to start), and here in turn; the tree then takes one hash per 256 entries.
+    // (~30 ms to start); the tree here then takes one hash per 256 entries.
     const it = this.segments(until)[Symbol.asyncIterator]();
     const ahead: { seg: Segment; hashed?: Promise<HashedBundle | undefined> }[] = [];
     let pool: LeafPool | undefined;
@@ -706,10 +706,14 @@ export class ObjectAuditLog implements AuditLog {
           }
           bundles += 1;
           if (pool === undefined && bundles === POOL_AFTER_BUNDLES) pool = startPool();
-          // This thread takes its share of the bundles too (one in workers + 1).
+          // Once workers run, this thread only reads, checks and folds (measured faster than taking
+          // a share of the hashing: its per-bundle work would hold the workers up).
           const workers = pool;
-          const here = workers === undefined || bundles % (workers.size + 1) === 0;
-          if (here || b.buf.byteOffset !== 0 || b.buf.byteLength !== b.buf.buffer.byteLength) {
+          if (
+            workers === undefined ||
+            b.buf.byteOffset !== 0 ||
+            b.buf.byteLength !== b.buf.buffer.byteLength
+          ) {
             ahead.push({ seg });
           } else {
             ahead.push({
