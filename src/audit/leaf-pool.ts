@@ -51,22 +51,20 @@ export function hashTile(
   const seqKey = Buffer.from(',"seq":', 'latin1');
   let firstBad = -1;
   let firstPrev: Uint8Array | undefined;
+  const spelled = new Uint8Array(32);
   for (let i = 0; i < n; i++) {
     const at = starts[i] as number;
     const end = at + 2 + (lens[i] as number);
     if (firstBad < 0) {
       // Chain fields: the first `"prev":"` followed by 64 hex digits and `,"runId":"`, then
-      // the runId string, then `,"seq":<digits>,`.
+      // the runId string, then `,"seq":<digits>,`. Byte loops, not Buffer calls: this runs per entry.
       let ok = buf[at + 2] === 0x7b;
       let key = ok ? buf.indexOf(prevKey, at + 2) : -1;
-      while (key >= 0 && key < end) {
-        const p = key + 8;
-        if (
-          buf[p + 64] === 0x22 &&
-          buf.compare(runKey, 0, runKey.length, p + 65, p + 65 + runKey.length) === 0
-        )
-          break;
-        key = buf.indexOf(prevKey, key + 1);
+      for (; key >= 0 && key < end; key = buf.indexOf(prevKey, key + 1)) {
+        const r = key + 8 + 64;
+        let same = buf[r] === 0x22;
+        for (let k = 0; same && k < runKey.length; k++) same = buf[r + 1 + k] === runKey[k];
+        if (same) break;
       }
       ok = ok && key >= 0 && key < end;
       const p = key + 8;
@@ -78,7 +76,7 @@ export function hashTile(
           else if (c === 0x22) break;
         }
         j += 1;
-        ok = j < end && buf.compare(seqKey, 0, seqKey.length, j, j + seqKey.length) === 0;
+        for (let k = 0; ok && k < seqKey.length; k++) ok = j + k < end && buf[j + k] === seqKey[k];
         let k = j + seqKey.length;
         const digits = k;
         let seq = 0;
@@ -94,19 +92,14 @@ export function hashTile(
           buf[k] === 0x2c &&
           seq === seq0 + i;
       }
-      if (ok) {
-        const spelled = new Uint8Array(32);
-        for (let b = 0; b < 32 && ok; b++) {
-          const hi = hex[buf[p + 2 * b] as number] as number;
-          const lo = hex[buf[p + 2 * b + 1] as number] as number;
-          if (hi < 0 || lo < 0) ok = false;
-          spelled[b] = (hi << 4) | lo;
-        }
-        if (ok && i === 0) firstPrev = spelled;
-        if (ok && i > 0) {
-          for (let b = 0; b < 32; b++) if (spelled[b] !== leaves[(i - 1) * 32 + b]) ok = false;
-        }
+      for (let b = 0; b < 32 && ok; b++) {
+        const hi = hex[buf[p + 2 * b] as number] as number;
+        const lo = hex[buf[p + 2 * b + 1] as number] as number;
+        if (hi < 0 || lo < 0) ok = false;
+        spelled[b] = (hi << 4) | lo;
+        if (i > 0 && spelled[b] !== leaves[(i - 1) * 32 + b]) ok = false;
       }
+      if (ok && i === 0) firstPrev = spelled.slice();
       if (!ok) firstBad = i;
     }
     buf[at + 1] = 0x00;

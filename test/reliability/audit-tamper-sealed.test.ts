@@ -99,21 +99,60 @@ describe('when a sealed entry object is deleted', () => {
   });
 });
 
+/** Rewrites entry `seq` inside its entry bundle (the entry object is left as it was). */
+function editInBundle(store: MemoryObjectStore, seq: number, change: (text: string) => string): void {
+  const key = `audit/log/tile/entries/${String(Math.floor(seq / 256)).padStart(3, '0')}`;
+  const bytes = store.objects.get(key) as Uint8Array;
+  const items: Uint8Array[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const len = ((bytes[at] as number) << 8) | (bytes[at + 1] as number);
+    items.push(bytes.subarray(at + 2, at + 2 + len));
+    at += 2 + len;
+  }
+  const text = Buffer.from(items[seq % 256] as Uint8Array).toString('utf8');
+  const after = change(text);
+  expect(after).not.toBe(text);
+  items[seq % 256] = new TextEncoder().encode(after);
+  store.objects.set(key, encodeEntryBundle(items));
+}
+
 describe('when an entry inside a bundle is edited', () => {
   it('reports ENTRY_ALTERED at that seq, not the (correct) hash tiles that now disagree with it', async () => {
     const { store, log } = fresh();
-    const key = 'audit/log/tile/entries/001';
-    const bytes = store.objects.get(key) as Uint8Array;
-    const items: Uint8Array[] = [];
-    for (let at = 0; at < bytes.length; ) {
-      const len = ((bytes[at] as number) << 8) | (bytes[at + 1] as number);
-      items.push(bytes.subarray(at + 2, at + 2 + len));
-      at += 2 + len;
-    }
-    const text = Buffer.from(items[44] as Uint8Array).toString('utf8');
-    items[44] = new TextEncoder().encode(text.replace('tester@host', 'mallory@hst'));
-    store.objects.set(key, encodeEntryBundle(items));
+    editInBundle(store, 300, (t) => t.replace('tester@host', 'mallory@hst'));
     expect(await problems(log)).toEqual([['ENTRY_ALTERED', 300]]);
+  });
+
+  it('reports ENTRY_ALTERED in a bundle hashed on a worker thread (the 4th)', async () => {
+    const { store, log } = fresh();
+    editInBundle(store, 800, (t) => t.replace(/"prev":"[0-9a-f]{64}"/, `"prev":"${'e'.repeat(64)}"`));
+    expect(await problems(log)).toEqual([['ENTRY_ALTERED', 800]]);
+  });
+
+  it('reports ENTRY_REORDERED when two entries of a bundle are swapped', async () => {
+    const { store, log } = fresh();
+    let nine00 = '';
+    let nine01 = '';
+    editInBundle(store, 900, (t) => {
+      nine00 = t;
+      return `${t} `;
+    });
+    editInBundle(store, 901, (t) => {
+      nine01 = t;
+      return nine00;
+    });
+    editInBundle(store, 900, () => nine01);
+    // The bundle is what is chained; the entry objects, left in place, now also differ from it.
+    expect(await problems(log, { entryObjects: false })).toEqual([
+      ['ENTRY_REORDERED', 900],
+      ['ENTRY_REORDERED', 901],
+    ]);
+    expect(await problems(log)).toEqual([
+      ['ENTRY_REORDERED', 900],
+      ['ENTRY_ALTERED', 900],
+      ['ENTRY_REORDERED', 901],
+      ['ENTRY_ALTERED', 901],
+    ]);
   });
 });
 
