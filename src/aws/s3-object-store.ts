@@ -28,13 +28,11 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { VeritrailError } from '../core/errors.js';
+import { objectKeyProblem } from '../core/events/key.js';
 import type { Bucket, ObjectInfo, ObjectStore, PutOptions } from '../ports.js';
 import { awsCall, awsErrorName, awsHttpStatus, translateAwsError } from './errors.js';
 
 const BUCKETS: readonly Bucket[] = ['landing', 'artifacts', 'audit'];
-
-/** S3 limits a key to 1024 bytes of UTF-8. */
-const MAX_KEY_BYTES = 1024;
 
 export interface S3ObjectStoreConfig {
   /** Real bucket name for each logical bucket. */
@@ -57,24 +55,8 @@ function rejectKey(bucket: string, key: string, why: string): never {
  * disk would break the "same pipeline, both runtimes" promise.
  */
 function checkKey(bucket: string, key: string, isPrefix: boolean): void {
-  if (typeof key !== 'string') rejectKey(bucket, String(key), 'it is not a string');
-  if (key.length === 0) {
-    if (isPrefix) return;
-    rejectKey(bucket, key, 'it is empty');
-  }
-  if (key.includes('\0')) rejectKey(bucket, key, 'it contains a NUL character');
-  if (key.includes('\\')) rejectKey(bucket, key, 'it contains a backslash');
-  if (key.startsWith('/')) rejectKey(bucket, key, 'it is an absolute path');
-  if (Buffer.byteLength(key) > MAX_KEY_BYTES)
-    rejectKey(bucket, key, `it is longer than ${MAX_KEY_BYTES} bytes`);
-  const segments = key.split('/');
-  segments.forEach((segment, i) => {
-    const last = i === segments.length - 1;
-    if (segment === '' && !(isPrefix && last)) rejectKey(bucket, key, 'it has an empty path segment');
-    if (segment === '..' || (segment === '.' && !(isPrefix && last))) {
-      rejectKey(bucket, key, `it has a "${segment}" path segment`);
-    }
-  });
+  const problem = objectKeyProblem(key, { prefix: isPrefix });
+  if (problem) rejectKey(bucket, String(key), problem);
 }
 
 function checkBucket(bucket: string): asserts bucket is Bucket {

@@ -20,6 +20,7 @@ import { chmod, type FileHandle, link, lstat, mkdir, open, readdir, rename, unli
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VeritrailError } from '../core/errors.js';
+import { objectKeyProblem } from '../core/events/key.js';
 import type { Bucket, ObjectInfo, ObjectStore, PutOptions } from '../ports.js';
 
 const BUCKETS: readonly Bucket[] = ['landing', 'artifacts', 'audit'];
@@ -56,28 +57,15 @@ function checkBucket(bucket: string): asserts bucket is Bucket {
  * (DESIGN invariant 6).
  */
 function checkPath(bucket: string, key: string, isPrefix: boolean): void {
-  if (typeof key !== 'string') rejectKey(bucket, String(key), 'it is not a string');
-  if (key.length === 0) {
-    if (isPrefix) return;
-    rejectKey(bucket, key, 'it is empty');
-  }
-  if (key.includes('\0')) rejectKey(bucket, key, 'it contains a NUL character');
-  if (key.includes('\\')) rejectKey(bucket, key, 'it contains a backslash');
-  if (key.startsWith('/')) rejectKey(bucket, key, 'it is an absolute path');
-  const segments = key.split('/');
-  segments.forEach((segment, i) => {
-    const last = i === segments.length - 1;
-    // A prefix may end with "/" (an empty last segment) or in the middle of a name.
-    if (segment === '' && !(isPrefix && last)) rejectKey(bucket, key, 'it has an empty path segment');
-    if (segment === '..' || (segment === '.' && !(isPrefix && last))) {
-      rejectKey(bucket, key, `it has a "${segment}" path segment`);
-    }
+  const problem = objectKeyProblem(key, { prefix: isPrefix });
+  if (problem) rejectKey(bucket, String(key), problem);
+  for (const segment of key.split('/')) {
     if (segment.startsWith(TEMP_PREFIX))
       rejectKey(bucket, key, `a segment starts with the reserved "${TEMP_PREFIX}"`);
     if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) {
       rejectKey(bucket, key, `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`);
     }
-  });
+  }
 }
 
 function errnoOf(e: unknown): string | undefined {

@@ -13,8 +13,11 @@ export const MAX_OBJECT_KEY_BYTES = 1024;
  * delivers `detail.object.key` unencoded (unlike S3 event notifications to SNS/SQS/Lambda, whose
  * keys are URL-encoded), so `%2e%2e` is four literal characters here, not `..`.
  */
-export function objectKeyProblem(key: string): string | undefined {
-  if (key.length === 0) return 'is empty';
+export function objectKeyProblem(key: string, options: { prefix?: boolean } = {}): string | undefined {
+  // A list prefix may be empty and may end with "/" (or in the middle of a name).
+  const prefix = options.prefix === true;
+  if (typeof key !== 'string') return 'is not a string';
+  if (key.length === 0) return prefix ? undefined : 'is empty';
   if (new TextEncoder().encode(key).length > MAX_OBJECT_KEY_BYTES) {
     return `is longer than ${MAX_OBJECT_KEY_BYTES} bytes, the S3 limit`;
   }
@@ -27,8 +30,8 @@ export function objectKeyProblem(key: string): string | undefined {
   if (key.includes('\\')) return 'contains a backslash, which is a path separator on Windows; use / only';
   if (key.startsWith('/')) return 'is absolute (starts with /); keys are relative to the landing prefix';
   if (/^[A-Za-z]:/.test(key)) return 'starts with a drive letter, which is absolute on Windows';
-  if (key.endsWith('/')) return 'names a folder (ends with /), not an object';
-  const segments = key.split('/');
+  if (key.endsWith('/') && !prefix) return 'names a folder (ends with /), not an object';
+  const segments = prefix && key.endsWith('/') ? key.slice(0, -1).split('/') : key.split('/');
   if (segments.includes('..')) return 'contains a ".." segment, which would climb out of its folder';
   if (segments.includes('.')) return 'contains a "." segment; give the key without it';
   if (segments.includes(''))
