@@ -7,7 +7,13 @@ import { ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { awsCall } from '../aws/errors.js';
 import type { AwsRuntime } from '../aws/runtime.js';
 import { landingPrefixOf, type PipelineDefinition } from '../core/pipeline.js';
-import { type LandingIndex, type PinnedDataset, type StartPipeline, StartService } from './start.js';
+import {
+  type LandingIndex,
+  type PinnedDataset,
+  type StartPipeline,
+  StartService,
+  startDepsOf,
+} from './start.js';
 
 /** The newest current object version under a pipeline's landing prefix, pinned by VersionId. */
 export class S3LandingIndex implements LandingIndex {
@@ -60,17 +66,10 @@ export class S3LandingIndex implements LandingIndex {
 /** The start service over the AWS runtime. */
 export function createAwsStartService(rt: AwsRuntime, pipelines: readonly StartPipeline[]): StartService {
   return new StartService({
-    runs: rt.runs,
-    objects: rt.objects,
-    datasets: rt.datasets,
-    audit: rt.audit,
-    signer: rt.signer,
-    actor: rt.actor,
-    now: () => rt.now(),
+    ...startDepsOf(rt),
     pipelines,
     landingBucket: rt.config.buckets.landing,
     landing: new S3LandingIndex(rt.clients.s3, rt.config.buckets.landing),
-    ...(rt.lineage ? { lineage: rt.lineage.sink, lineageNamespace: rt.lineage.namespace } : {}),
     launch: async (input, name) => {
       const started = await rt.stepFunctions.startExecution(rt.config.stateMachineArn, name, input);
       return { alreadyStarted: started.alreadyStarted };

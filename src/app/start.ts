@@ -5,6 +5,7 @@
  * dataset, derive the run id from the trigger's content identity, record the run PENDING with a
  * conditional write, launch (DESIGN.md, "One run, as data flows"; invariant 4).
  */
+
 import { pathToFileURL } from 'node:url';
 import {
   buildRetrainSkipStatement,
@@ -41,6 +42,7 @@ import type {
   RunStore,
   Signer,
 } from '../ports.js';
+import type { Runtime } from '../runtime.js';
 import { hashStream, putBytesCas, putJsonCas, readObject } from '../steps/io.js';
 import type { ExecState } from '../steps/state.js';
 import type { LineageSink } from './lineage.js';
@@ -798,4 +800,20 @@ export class StartService {
       this.deps.warn?.(`lineage START of run ${plan.runId} not emitted: ${(e as Error).message}`);
     }
   }
+}
+
+/** The ports a start service takes from a runtime; the caller adds pipelines, launch and extras. */
+export function startDepsOf(
+  rt: Pick<Runtime, 'runs' | 'objects' | 'datasets' | 'audit' | 'signer' | 'actor' | 'now' | 'lineage'>,
+): Omit<StartDeps, 'pipelines' | 'launch'> {
+  return {
+    runs: rt.runs,
+    objects: rt.objects,
+    datasets: rt.datasets,
+    audit: rt.audit,
+    signer: rt.signer,
+    actor: rt.actor,
+    now: () => rt.now(),
+    ...(rt.lineage ? { lineage: rt.lineage.sink, lineageNamespace: rt.lineage.namespace } : {}),
+  };
 }

@@ -8,7 +8,7 @@
 import { createReadStream } from 'node:fs';
 import { relative } from 'node:path';
 import { emitRunEnd } from '../app/lineage.js';
-import { type StartOutcome, type StartPipeline, StartService } from '../app/start.js';
+import { type StartOutcome, type StartPipeline, StartService, startDepsOf } from '../app/start.js';
 import { digestFromHex } from '../core/digest.js';
 import { toErrorInfo } from '../core/errors.js';
 import { hashStream } from '../steps/io.js';
@@ -72,13 +72,7 @@ export class LocalControlPlane {
       onError: (e, path) => this.log(`landing ${path}: ${toErrorInfo(e).code}: ${toErrorInfo(e).message}`),
     });
     this.service = new StartService({
-      runs: rt.runs,
-      objects: rt.objects,
-      datasets: rt.datasets,
-      audit: rt.audit,
-      signer: rt.signer,
-      actor: rt.actor,
-      now: () => rt.now(),
+      ...startDepsOf(rt),
       pipelines: options.pipelines,
       launch: async (input, name) => this.launch(input, name),
       landing: this.watcher,

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type StartOutcome, StartService } from '../app/start.js';
+import { type StartOutcome, StartService, startDepsOf } from '../app/start.js';
 import { scanForSecrets } from '../core/code-scan.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
@@ -128,19 +128,12 @@ export async function runOnce(
 ): Promise<RunOnce> {
   let execution: Promise<LocalExecution> | undefined;
   const service = new StartService({
-    runs: rt.runs,
-    objects: rt.objects,
-    datasets: rt.datasets,
-    audit: rt.audit,
-    signer: rt.signer,
-    actor: rt.actor,
-    now: () => rt.now(),
+    ...startDepsOf(rt),
     pipelines: [{ def: pipeline.def, digest: pipeline.digest, base: pipeline.base }],
     launch: async (input) => {
       execution = executeLocally(rt, input, onProgress);
       return { alreadyStarted: false };
     },
-    ...(rt.lineage ? { lineage: rt.lineage.sink, lineageNamespace: rt.lineage.namespace } : {}),
   });
   const outcome = await service.handle({
     pipeline: pipeline.def.name,
