@@ -3,7 +3,7 @@ import { Worker } from 'node:worker_threads';
 import { VeritrailError } from '../core/errors.js';
 
 interface Pending {
-  resolve(v: { hex: string; size: number }): void;
+  resolve(v: { hex: string; size: number }[]): void;
   reject(e: Error): void;
 }
 
@@ -15,20 +15,37 @@ interface Pending {
  */
 export class HashPool {
   private readonly workers: { worker: Worker; load: number }[] = [];
-  private readonly queue: { path: string; p: Pending }[] = [];
+  private readonly queue: { paths: string[]; p: Pending }[] = [];
   private readonly inFlight = new Map<number, { slot: { worker: Worker; load: number }; p: Pending }>();
   private nextId = 0;
 
   constructor(
     private readonly size = Math.max(1, Math.min(availableParallelism(), 8)),
-    private readonly depth = 4,
+    private readonly depth = 2,
   ) {}
 
   hashFile(path: string): Promise<{ hex: string; size: number }> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ path, p: { resolve, reject } });
-      this.pump();
-    });
+    return this.hashFiles([path]).then((r) => r[0] as { hex: string; size: number });
+  }
+
+  /**
+   * Hashes many files, in order. They go to the workers in batches sized to keep every worker busy
+   * to the end (a few batches per worker), so small files cost one message round trip per batch.
+   */
+  async hashFiles(paths: readonly string[]): Promise<{ hex: string; size: number }[]> {
+    if (paths.length === 0) return [];
+    const batch = Math.max(1, Math.min(64, Math.ceil(paths.length / (this.size * 4))));
+    const parts: Promise<{ hex: string; size: number }[]>[] = [];
+    for (let i = 0; i < paths.length; i += batch) {
+      const chunk = paths.slice(i, i + batch);
+      parts.push(
+        new Promise((resolve, reject) => {
+          this.queue.push({ paths: chunk, p: { resolve, reject } });
+        }),
+      );
+    }
+    this.pump();
+    return (await Promise.all(parts)).flat();
   }
 
   async close(): Promise<void> {
@@ -54,7 +71,7 @@ export class HashPool {
       const id = this.nextId++;
       this.inFlight.set(id, { slot, p: job.p });
       if (slot.load++ === 0) slot.worker.ref();
-      slot.worker.postMessage({ id, path: job.path });
+      slot.worker.postMessage({ id, paths: job.paths });
     }
   }
 
@@ -62,25 +79,23 @@ export class HashPool {
     const worker = new Worker(new URL('./hash-worker.mjs', import.meta.url));
     worker.unref();
     const slot = { worker, load: 0 };
-    worker.on(
-      'message',
-      (m: { id: number; hex?: string; size?: number; error?: { code?: string; message: string } }) => {
-        const job = this.inFlight.get(m.id);
-        if (!job) return;
-        this.inFlight.delete(m.id);
-        if (--slot.load === 0) worker.unref();
-        if (m.error) {
-          job.p.reject(
-            new VeritrailError('DATASET_UNREADABLE', `cannot read ${m.error.message}`, {
-              details: { code: m.error.code },
-            }),
-          );
-        } else {
-          job.p.resolve({ hex: m.hex ?? '', size: m.size ?? 0 });
-        }
-        this.pump();
-      },
-    );
+    worker.on('message', (m: { id: number; results: WorkerResult[] }) => {
+      const job = this.inFlight.get(m.id);
+      if (!job) return;
+      this.inFlight.delete(m.id);
+      if (--slot.load === 0) worker.unref();
+      const failed = m.results.find((r) => r.error);
+      if (failed?.error) {
+        job.p.reject(
+          new VeritrailError('DATASET_UNREADABLE', `cannot read ${failed.error.message}`, {
+            details: { code: failed.error.code },
+          }),
+        );
+      } else {
+        job.p.resolve(m.results.map((r) => ({ hex: r.hex ?? '', size: r.size ?? 0 })));
+      }
+      this.pump();
+    });
     worker.on('error', (e) => {
       const i = this.workers.indexOf(slot);
       if (i >= 0) this.workers.splice(i, 1);
@@ -96,6 +111,8 @@ export class HashPool {
     return slot;
   }
 }
+
+type WorkerResult = { hex?: string; size?: number; error?: { code?: string; message: string } };
 
 let shared: HashPool | undefined;
 /** The process-wide pool. */

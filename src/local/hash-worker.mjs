@@ -1,5 +1,6 @@
 // Worker thread: streams files and returns their SHA-256. Plain JavaScript so it runs the same from
-// source (tsx) and from dist/ without a loader.
+// source (tsx) and from dist/ without a loader. A message carries a batch of paths, so a folder of
+// many small files costs one round trip per batch, not per file.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
@@ -10,7 +11,7 @@ const buffer = Buffer.allocUnsafe(1024 * 1024);
 // A dataset's bytes must be exactly what was hashed: never follow a symlink swapped in after listing.
 const FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 
-parentPort.on('message', ({ id, path }) => {
+function hashOne(path) {
   try {
     const fd = openSync(path, FLAGS);
     const hash = createHash('sha256');
@@ -30,8 +31,12 @@ parentPort.on('message', ({ id, path }) => {
     } finally {
       closeSync(fd);
     }
-    parentPort.postMessage({ id, hex: hash.digest('hex'), size });
+    return { hex: hash.digest('hex'), size };
   } catch (e) {
-    parentPort.postMessage({ id, error: { code: e.code, message: e.message } });
+    return { error: { code: e.code, message: e.message } };
   }
+}
+
+parentPort.on('message', ({ id, paths }) => {
+  parentPort.postMessage({ id, results: paths.map(hashOne) });
 });

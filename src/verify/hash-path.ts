@@ -50,13 +50,12 @@ export async function hashPath(path: string): Promise<PathDigest> {
   if (listed.length === 0) {
     throw new VeritrailError('DATASET_EMPTY', `folder ${path} holds no files; a dataset needs at least one`);
   }
-  // Every file is queued at once: the pool keeps each worker a few files ahead.
-  const hashed = await Promise.all(
-    listed.map(async (f) => {
-      const { hex, size } = await pool.hashFile(f.abs);
-      return { path: f.rel, size, digest: digestFromHex(hex) };
-    }),
-  );
+  // Every file at once, in batches: the pool keeps each worker busy to the end.
+  const digests = await pool.hashFiles(listed.map((f) => f.abs));
+  const hashed = listed.map((f, i) => {
+    const { hex, size } = digests[i] as { hex: string; size: number };
+    return { path: f.rel, size, digest: digestFromHex(hex) };
+  });
   const manifest = buildManifest(hashed);
   const size = hashed.reduce((n, f) => n + f.size, 0);
   return { kind: 'dir', digest: manifestDigest(manifest), size, files: hashed.length, manifest };
