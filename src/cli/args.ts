@@ -17,3 +17,31 @@ export function parseCli<T extends NonNullable<ParseArgsConfig['options']>>(
 export function usageError(message: string, usage: string): VeritrailError {
   return new VeritrailError('USAGE', `${message}\n${usage}`);
 }
+
+/** A problem with the command line itself: the command prints it with its usage and exits 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/**
+ * Runs a command's option parser. A usage problem (a UsageError, or node:util parseArgs refusing an
+ * option) is printed with the usage and turned into exit code 2; anything else propagates.
+ */
+export function parseOrExit<T>(
+  io: { err(text: string): void },
+  command: string,
+  usage: string,
+  parse: () => T,
+): { ok: true; value: T } | { ok: false; exitCode: number } {
+  try {
+    return { ok: true, value: parse() };
+  } catch (e) {
+    const parseArgsRefusal =
+      e instanceof TypeError && String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
+    if (e instanceof UsageError || parseArgsRefusal) {
+      io.err(`veritrail ${command}: ${(e as Error).message}\n${usage}`);
+      return { ok: false, exitCode: 2 };
+    }
+    throw e;
+  }
+}

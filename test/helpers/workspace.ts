@@ -65,3 +65,21 @@ export function captureIo(cwd: string, env: Record<string, string | undefined> =
     tty: false,
   };
 }
+
+/** A CliIo that collects stdout and stderr as text, one newline per write. */
+export function captureText(cwd: string): CliIo & { stdout: string; stderr: string } {
+  const io = {
+    stdout: '',
+    stderr: '',
+    out(t: string) {
+      io.stdout += `${t}\n`;
+    },
+    err(t: string) {
+      io.stderr += `${t}\n`;
+    },
+    env: {},
+    cwd,
+    tty: false,
+  };
+  return io;
+}

@@ -3,26 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/commands/fairness.js';
-import type { CliIo } from '../../src/cli/io.js';
+import { captureText } from '../helpers/workspace.js';
 
 const fixtures = join(import.meta.dirname, '..', 'fixtures', 'fairness');
 
-function capture(cwd = fixtures): CliIo & { stdout: string; stderr: string } {
-  const io = {
-    stdout: '',
-    stderr: '',
-    out(t: string) {
-      io.stdout += `${t}\n`;
-    },
-    err(t: string) {
-      io.stderr += `${t}\n`;
-    },
-    env: {},
-    cwd,
-    tty: false,
-  };
-  return io;
-}
+const capture = (cwd = fixtures) => captureText(cwd);
 
 describe('veritrail fairness', () => {
   describe('on a CSV with quoted fields, embedded commas and line breaks', () => {

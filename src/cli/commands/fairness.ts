@@ -12,6 +12,7 @@ import {
   type FairnessReport,
   fairnessReport,
 } from '../../core/fairness/index.js';
+import { parseOrExit, UsageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'fairness metrics of a predictions file';
@@ -49,29 +50,14 @@ interface Options {
   json: boolean;
 }
 
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 export async function run(args: string[], io: CliIo): Promise<number> {
-  let opts: Options;
-  try {
-    const parsed = parseOptions(args);
-    if (parsed === 'help') {
-      io.out(USAGE);
-      return EXIT.OK;
-    }
-    opts = parsed;
-  } catch (e) {
-    if (
-      e instanceof UsageError ||
-      (e instanceof TypeError && String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))
-    ) {
-      io.err(`veritrail fairness: ${e.message}\n${USAGE}`);
-      return EXIT.USAGE;
-    }
-    throw e;
+  const parsed = parseOrExit(io, 'fairness', USAGE, () => parseOptions(args));
+  if (!parsed.ok) return parsed.exitCode;
+  if (parsed.value === 'help') {
+    io.out(USAGE);
+    return EXIT.OK;
   }
+  const opts: Options = parsed.value;
   try {
     const acc = await accumulate(resolve(io.cwd, opts.file), opts);
     const report = fairnessReport(acc.toCounts(), {

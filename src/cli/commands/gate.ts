@@ -14,6 +14,7 @@ import {
   gateFactsFrom,
   parseGateFacts,
 } from '../../core/gate/index.js';
+import { parseOrExit, UsageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'evaluate a gate policy offline';
@@ -28,10 +29,6 @@ const USAGE = `usage: veritrail gate --input <facts.json> [--policy <file.cedar>
   --json      print {"decision", "reasons", "policies", "diagnostics"} as JSON
 
 exit status: 0 allow, 3 deny, 2 usage error or malformed policy / facts`;
-
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 interface Options {
   input: string;
@@ -68,24 +65,13 @@ function parseOptions(args: string[]): Options | 'help' {
 }
 
 export async function run(args: string[], io: CliIo): Promise<number> {
-  let opts: Options;
-  try {
-    const parsed = parseOptions(args);
-    if (parsed === 'help') {
-      io.out(USAGE);
-      return EXIT.OK;
-    }
-    opts = parsed;
-  } catch (e) {
-    if (
-      e instanceof UsageError ||
-      (e instanceof TypeError && String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS'))
-    ) {
-      io.err(`veritrail gate: ${e.message}\n${USAGE}`);
-      return EXIT.USAGE;
-    }
-    throw e;
+  const parsed = parseOrExit(io, 'gate', USAGE, () => parseOptions(args));
+  if (!parsed.ok) return parsed.exitCode;
+  if (parsed.value === 'help') {
+    io.out(USAGE);
+    return EXIT.OK;
   }
+  const opts: Options = parsed.value;
 
   try {
     const policyText =
