@@ -31,19 +31,25 @@ export interface TileHashes {
 /**
  * Hashes and chain-checks one bundle: entry i lies at `bytes[starts[i] + 2, + lens[i])`, its
  * sequence number is `seq0 + i`. Overwrites each entry's low length byte with the leaf prefix
- * 0x00 so that entries are hashed where they lie. The chain fields are found as
+ * 0x00 so that entries are hashed where they lie. Writes the hashes into `into` when given
+ * (at least (2n − 1) × 32 bytes). The chain fields are found as
  * `chainFields` (src/core/audit-entry.ts) finds them.
  */
 export function hashTile(
-  sha256: (data: Uint8Array) => Uint8Array,
+  sha256: (data: Uint8Array) => string,
   bytes: Uint8Array,
   starts: Uint32Array,
   lens: Uint32Array,
   seq0: number,
+  into?: Buffer,
 ): TileHashes {
   const n = starts.length;
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const leaves = new Uint8Array(n * 32);
+  // Leaves, then the nodes level by level, in one buffer: `into` (shared memory) when given.
+  const out = into ?? Buffer.alloc((2 * n - 1) * 32);
+  const leaves = out.subarray(0, n * 32);
+  // Node's Buffer#latin1Write (not in its typings): one char of a digest string per byte.
+  const put = out as unknown as { latin1Write(s: string, offset: number, length: number): number };
   const hex = new Int8Array(256).fill(-1);
   for (let d = 0; d < 16; d++) hex['0123456789abcdef'.charCodeAt(d)] = d;
   const prevKey = Buffer.from('"prev":"', 'latin1');
@@ -103,24 +109,23 @@ export function hashTile(
       if (!ok) firstBad = i;
     }
     buf[at + 1] = 0x00;
-    leaves.set(sha256(buf.subarray(at + 1, end)), i * 32);
+    put.latin1Write(sha256(buf.subarray(at + 1, end)), i * 32, 32);
   }
-  // The tile's subtree, level by level (RFC 9162 §2.1.1), into one buffer.
-  const nodes = new Uint8Array((n - 1) * 32);
-  const pair = new Uint8Array(65);
+  // The tile's subtree, level by level (RFC 9162 §2.1.1), after the leaves: level L's first
+  // node follows level L-1's last.
+  const pair = Buffer.alloc(65);
   pair[0] = 0x01;
-  let below = leaves;
-  let out = 0;
+  let below = 0;
+  let level = n * 32;
   for (let width = n / 2; width >= 1; width /= 2) {
-    const level = nodes.subarray(out * 32, (out + width) * 32);
     for (let k = 0; k < width; k++) {
-      pair.set(below.subarray(2 * k * 32, 2 * k * 32 + 64), 1);
-      level.set(sha256(pair), k * 32);
+      out.copy(pair, 1, below + 2 * k * 32, below + 2 * k * 32 + 64);
+      put.latin1Write(sha256(pair), level + k * 32, 32);
     }
     below = level;
-    out += width;
+    level += width * 32;
   }
-  return { leaves, nodes, firstBad, firstPrev };
+  return { leaves, nodes: out.subarray(n * 32), firstBad, firstPrev };
 }
 
 /** The hashes of perfect subtrees of leaves [0, w) of a tile, largest first (w < 256). */
@@ -142,12 +147,16 @@ export function tilePrefix(t: TileHashes, w: number): Uint8Array[] {
   return out;
 }
 
-/** The tile's root (level 8). */
+/** A copy of the tile's root (level 8): the tree keeps it, and the tile's memory is reused. */
 export function tileRoot(t: TileHashes): Uint8Array {
-  return t.nodes.subarray(t.nodes.length - 32);
+  return t.nodes.slice(t.nodes.length - 32);
 }
 
-const sha256 = (data: Uint8Array): Uint8Array => hash('sha256', data, 'buffer');
+/**
+ * SHA-256 as a 'binary' (latin1) string, one char per byte: about four times the calls per second
+ * of a Buffer result, whose fresh backing store per 32-byte digest costs more than the hash.
+ */
+const sha256 = (data: Uint8Array): string => hash('sha256', data, 'binary');
 
 /** `hashTile` on this thread. */
 export function hashTileHere(
@@ -159,32 +168,67 @@ export function hashTileHere(
   return hashTile(sha256, bytes, starts, lens, seq0);
 }
 
+/*
+ * A bundle goes to a worker in a slot of shared memory, not as a transferred buffer: a verify of
+ * a million entries would otherwise create and drop ~4,000 buffers of ~75 KiB on each side, and
+ * the garbage collections that external memory triggers took a quarter of the main thread.
+ * Slot layout: the hashes (256 leaves, 255 nodes, then the 32 bytes the first entry's `prev`
+ * spells), the entry offsets and lengths, then the bundle bytes.
+ */
+const HASHES = 16_384;
+const FIRST_PREV = HASHES - 32;
+const OFFSETS = HASHES;
+const BYTES = OFFSETS + 2 * 256 * 4;
+/** Bundles larger than this are hashed on the main thread (entries are ~300 bytes: ~75 KiB). */
+const MAX_SLOT_BUNDLE = 4 * 1024 * 1024;
+
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { hash } = require('node:crypto');
 const __name = (f) => f;
 const hashTile = ${hashTile.toString()};
-const sha256 = (d) => hash('sha256', d, 'buffer');
-parentPort.on('message', ({ id, bytes, starts, lens, seq0 }) => {
-  const r = hashTile(sha256, new Uint8Array(bytes), starts, lens, seq0);
-  parentPort.postMessage({ id, bytes, r }, [bytes, r.leaves.buffer, r.nodes.buffer]);
+const sha256 = (d) => hash('sha256', d, 'binary');
+const slots = [];
+parentPort.on('message', ({ id, slot, sab, n, len, seq0 }) => {
+  if (sab !== undefined) slots[slot] = sab;
+  const m = slots[slot];
+  const out = Buffer.from(m, 0, ${HASHES});
+  const r = hashTile(
+    sha256,
+    new Uint8Array(m, ${BYTES}, len),
+    new Uint32Array(m, ${OFFSETS}, n),
+    new Uint32Array(m, ${OFFSETS} + 1024, n),
+    seq0,
+    out,
+  );
+  if (r.firstPrev !== undefined) out.set(r.firstPrev, ${FIRST_PREV});
+  parentPort.postMessage({ id, firstBad: r.firstBad, firstPrev: r.firstPrev !== undefined });
 });
 `;
 
-export interface HashedBundle {
-  /** The bundle, moved back (its length bytes are overwritten: keep the lengths elsewhere). */
-  bytes: Buffer;
-  hashes: TileHashes;
+interface Slot {
+  index: number;
+  memory: SharedArrayBuffer;
+  free: boolean;
+  /** Per worker: whether it holds this slot's current memory. */
+  sent: boolean[];
 }
 
 interface Job {
-  resolve: (r: HashedBundle) => void;
+  slot: Slot;
+  n: number;
+  resolve: (r: TileHashes) => void;
   reject: (e: unknown) => void;
 }
+
+/** Slots: the bundles a verify has read ahead and in flight, with room to spare. */
+const SLOTS = 16;
 
 export class LeafPool {
   private readonly workers: Worker[];
   private readonly jobs = new Map<number, Job>();
+  private readonly slots: Slot[] = [];
+  private readonly bySlotMemory = new Map<ArrayBufferLike, Slot>();
   private nextId = 0;
   private failed: unknown;
 
@@ -196,10 +240,17 @@ export class LeafPool {
   constructor(size = Math.max(2, Math.min(4, availableParallelism()))) {
     this.workers = Array.from({ length: size }, () => {
       const w = new Worker(WORKER_SOURCE, { eval: true });
-      w.on('message', (m: { id: number; bytes: ArrayBuffer; r: TileHashes }) => {
+      w.on('message', (m: { id: number; firstBad: number; firstPrev: boolean }) => {
         const job = this.jobs.get(m.id);
         this.jobs.delete(m.id);
-        job?.resolve({ bytes: Buffer.from(m.bytes), hashes: m.r });
+        if (job === undefined) return;
+        const mem = job.slot.memory;
+        job.resolve({
+          leaves: new Uint8Array(mem, 0, job.n * 32),
+          nodes: new Uint8Array(mem, job.n * 32, (job.n - 1) * 32),
+          firstBad: m.firstBad,
+          firstPrev: m.firstPrev ? new Uint8Array(mem, FIRST_PREV, 32) : undefined,
+        });
       });
       w.on('error', (e) => this.fail(e));
       return w;
@@ -213,17 +264,59 @@ export class LeafPool {
   }
 
   /**
-   * Hashes a bundle on a worker. `bytes` must own its whole ArrayBuffer, which is detached here
-   * and comes back in the result.
+   * A buffer of `size` bytes in a free slot of shared memory to read a bundle into, or undefined
+   * (all slots taken, or too large): then the bundle is hashed on the caller's thread.
    */
-  hash(bytes: Buffer, starts: Uint32Array, lens: Uint32Array, seq0: number): Promise<HashedBundle> {
+  take(size: number): Buffer | undefined {
+    if (size > MAX_SLOT_BUNDLE) return undefined;
+    let slot = this.slots.find((s) => s.free);
+    if (slot === undefined) {
+      if (this.slots.length >= SLOTS) return undefined;
+      slot = { index: this.slots.length, memory: new SharedArrayBuffer(0), free: true, sent: [] };
+      this.slots.push(slot);
+    }
+    if (slot.memory.byteLength < BYTES + size) {
+      this.bySlotMemory.delete(slot.memory);
+      slot.memory = new SharedArrayBuffer(BYTES + Math.max(size, 128 * 1024));
+      slot.sent = [];
+      this.bySlotMemory.set(slot.memory, slot);
+    }
+    slot.free = false;
+    return Buffer.from(slot.memory, BYTES, size);
+  }
+
+  /** Whether `bytes` came from `take` (and is not yet released). */
+  owns(bytes: Uint8Array): boolean {
+    return this.bySlotMemory.get(bytes.buffer)?.free === false;
+  }
+
+  /** Gives back the slot of a buffer from `take`: its bytes and hashes are then overwritten. */
+  release(bytes: Uint8Array): void {
+    const slot = this.bySlotMemory.get(bytes.buffer);
+    if (slot !== undefined) slot.free = true;
+  }
+
+  /**
+   * Hashes a bundle read into a buffer from `take` (at most 256 entries) on a worker. The
+   * result's arrays live in the slot: valid until `release`, to be copied if kept longer.
+   */
+  hash(bytes: Buffer, starts: Uint32Array, lens: Uint32Array, seq0: number): Promise<TileHashes> {
     if (this.failed !== undefined) return Promise.reject(this.failed);
+    const slot = this.bySlotMemory.get(bytes.buffer);
+    const n = starts.length;
+    if (slot === undefined || slot.free || n > 256 || n < 1 || bytes.byteOffset !== BYTES) {
+      return Promise.reject(new RangeError('LeafPool.hash takes a buffer from take()'));
+    }
+    new Uint32Array(slot.memory, OFFSETS, n).set(starts);
+    new Uint32Array(slot.memory, OFFSETS + 1024, n).set(lens);
     const id = this.nextId++;
-    const w = this.workers[id % this.workers.length] as Worker;
-    const ab = bytes.buffer as ArrayBuffer;
+    const k = id % this.workers.length;
+    const w = this.workers[k] as Worker;
+    const sab = slot.sent[k] === true ? undefined : slot.memory;
+    slot.sent[k] = true;
     return new Promise((resolve, reject) => {
-      this.jobs.set(id, { resolve, reject });
-      w.postMessage({ id, bytes: ab, starts, lens, seq0 }, [ab]);
+      this.jobs.set(id, { slot, n, resolve, reject });
+      w.postMessage({ id, slot: slot.index, sab, n, len: bytes.length, seq0 });
     });
   }
 

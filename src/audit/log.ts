@@ -58,7 +58,7 @@ import {
   TILE_WIDTH,
 } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
-import { type HashedBundle, hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
+import { hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
 import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
 import {
   type AuditProblemCode,
@@ -84,10 +84,28 @@ export interface AuditLogOptions {
 export const DEFAULT_ORIGIN = 'veritrail.local/audit';
 const DEFAULT_RETENTION_DAYS = 7 * 365 + 2;
 
-async function readAll(r: Readable): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const c of r) chunks.push(typeof c === 'string' ? Buffer.from(c) : Buffer.from(c as Uint8Array));
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+/**
+ * An object's bytes in memory of their own, copied once: verification writes over them and moves
+ * them to worker threads, which a store's own buffers must not see. Large objects (entry bundles)
+ * get an ArrayBuffer of exactly their size, or the memory `into` gives for their size.
+ */
+async function readAll(r: Readable, into?: (size: number) => Buffer | undefined): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const c of r) {
+    const chunk = typeof c === 'string' ? Buffer.from(c) : (c as Uint8Array);
+    chunks.push(chunk);
+    total += chunk.length;
+  }
+  const given = into?.(total);
+  if (given === undefined && total < 4096) return Buffer.concat(chunks, total);
+  const out = given ?? Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
 }
 
 function pad15(n: number): string {
@@ -138,9 +156,9 @@ export class ObjectAuditLog implements AuditLog {
     return `${this.prefix}head`;
   }
 
-  private async read(key: string): Promise<Uint8Array | undefined> {
+  private async read(key: string, into?: (size: number) => Buffer | undefined): Promise<Buffer | undefined> {
     try {
-      return await readAll(await this.store.open(this.bucket, `${key}`));
+      return await readAll(await this.store.open(this.bucket, `${key}`), into);
     } catch (e) {
       if (isVeritrailError(e, 'OBJECT_NOT_FOUND')) return undefined;
       throw e;
@@ -521,18 +539,19 @@ export class ObjectAuditLog implements AuditLog {
    * The stored log in sequence order: full entry bundles first (a few large reads, each with its
    * level-0 hash tile), then the tail entry by entry. `until` is a size the caller expects at least
    * (from checkpoints), so a deleted run of entries below it is still walked past. The next bundle
-   * is fetched while the caller works on the current one.
+   * is fetched while the caller works on the current one. `into` may give the memory a bundle is
+   * read into (shared memory for worker threads).
    */
-  async *segments(until = 0): AsyncGenerator<Segment> {
+  async *segments(until = 0, into?: (size: number) => Buffer | undefined): AsyncGenerator<Segment> {
     const fetchBundle = async (t: number): Promise<Segment | undefined> => {
       const [b, tile] = await Promise.all([
-        this.read(`${this.prefix}${entryBundlePath(t)}`),
+        this.read(`${this.prefix}${entryBundlePath(t)}`, into),
         this.read(`${this.prefix}${hashTilePath(0, t)}`),
       ]);
       if (b === undefined) return undefined;
-      // A private copy (~20 µs a bundle): verification writes the leaf prefix over each entry's
-      // length bytes and moves the memory to a worker and back, which a store's buffer must not see.
-      const buf = Buffer.from(b);
+      // `read` made a private copy: verification may write the leaf prefix over each entry's
+      // length bytes and move the memory to a worker and back.
+      const buf = b;
       const starts = new Uint32Array(TILE_WIDTH);
       const lens = new Uint32Array(TILE_WIDTH);
       let at = 0;
@@ -656,8 +675,9 @@ export class ObjectAuditLog implements AuditLog {
           return true;
         },
         tile: (start, hashes, entry) => {
+          // A copy of each leaf hash: the judge keeps them, and the tile's memory is reused.
           for (let i = 0; i < TILE_WIDTH; i++)
-            slow.push(start + i, entry(i), hashes.leaves.subarray(i * 32, i * 32 + 32));
+            slow.push(start + i, entry(i), hashes.leaves.slice(i * 32, i * 32 + 32));
           return true;
         },
       });
@@ -684,10 +704,11 @@ export class ObjectAuditLog implements AuditLog {
     },
   ): Promise<boolean> {
     // Bundles are hashed ahead on worker threads once the log is big enough to pay for them
-    // (~30 ms to start); the tree here then takes one hash per 256 entries.
-    const it = this.segments(until)[Symbol.asyncIterator]();
-    const ahead: { seg: Segment; hashed?: Promise<HashedBundle | undefined> }[] = [];
+    // (~30 ms to start); the tree here then takes one hash per 256 entries. Once they run,
+    // bundles are read straight into the pool's shared memory.
     let pool: LeafPool | undefined;
+    const it = this.segments(until, (size) => pool?.take(size))[Symbol.asyncIterator]();
+    const ahead: { seg: Segment; hashed?: Promise<TileHashes | undefined> }[] = [];
     let bundles = 0;
     let done = false;
     try {
@@ -709,11 +730,7 @@ export class ObjectAuditLog implements AuditLog {
           // Once workers run, this thread only reads, checks and folds (measured faster than taking
           // a share of the hashing: its per-bundle work would hold the workers up).
           const workers = pool;
-          if (
-            workers === undefined ||
-            b.buf.byteOffset !== 0 ||
-            b.buf.byteLength !== b.buf.buffer.byteLength
-          ) {
+          if (workers === undefined || !workers.owns(b.buf)) {
             ahead.push({ seg });
           } else {
             ahead.push({
@@ -731,20 +748,21 @@ export class ObjectAuditLog implements AuditLog {
         }
         if (seg.bundle === undefined) continue;
         const objects = entryObjects ? this.readObjects(seg.start) : undefined;
-        let bundle = seg.bundle;
+        const bundle = seg.bundle;
         let hashes: TileHashes;
         if (next.hashed !== undefined) {
           const hashed = await next.hashed;
-          // A worker that died took the bundle with it: that is not the log's fault, so stop.
+          // A worker that died midway leaves the bundle unchecked: not the log's fault, so stop.
           if (hashed === undefined)
             throw new VeritrailError('TRANSIENT', 'a verification worker failed; retry');
-          bundle = { ...bundle, buf: hashed.bytes };
-          hashes = hashed.hashes;
+          hashes = hashed;
         } else hashes = hashTileHere(bundle.buf, bundle.starts, bundle.lens, seg.start);
-        const b = bundle;
-        if (!sink.tile(seg.start, hashes, (i) => bundleItem(b, i))) return false;
+        // The bundle and its hashes may be in a pool slot, reused once released below: what the
+        // sink and the checks keep, they copy.
+        if (!sink.tile(seg.start, hashes, (i) => bundleItem(bundle, i))) return false;
         if (seg.tile !== undefined) this.checkLeafTile(seg.start, hashes.leaves, seg.tile, tiles);
         if (objects !== undefined) this.checkObjects(seg.start, bundle, await objects, judge);
+        pool?.release(bundle.buf);
         await tiles.drain();
       }
     } finally {

@@ -473,7 +473,8 @@ export class FastChainCheck {
       }
     }
     this.tree.appendSubtree(tileRoot(t), 8);
-    this.prevLeaf = t.leaves.subarray((n - 1) * 32);
+    // A copy: the tile's memory is reused for a later bundle.
+    this.prevLeaf = t.leaves.slice((n - 1) * 32);
     this.next = start + n;
     this.matchCheckpoints();
     return this.anomaly === undefined;
