@@ -720,7 +720,7 @@ export class ObjectAuditLog implements AuditLog {
             break;
           }
           const seg = r.value;
-          const b = seg.bundle;
+          let b = seg.bundle;
           if (b === undefined) {
             ahead.push({ seg });
             break;
@@ -728,8 +728,15 @@ export class ObjectAuditLog implements AuditLog {
           bundles += 1;
           if (pool === undefined && bundles === POOL_AFTER_BUNDLES) pool = startPool();
           // Once workers run, this thread only reads, checks and folds (measured faster than taking
-          // a share of the hashing: its per-bundle work would hold the workers up).
+          // a share of the hashing: its per-bundle work would hold the workers up). A bundle read
+          // before they started is copied into shared memory.
           const workers = pool;
+          const slot = workers === undefined || workers.owns(b.buf) ? undefined : workers.take(b.buf.length);
+          if (slot !== undefined) {
+            slot.set(b.buf);
+            b = { ...b, buf: slot };
+            seg.bundle = b;
+          }
           if (workers === undefined || !workers.owns(b.buf)) {
             ahead.push({ seg });
           } else {
