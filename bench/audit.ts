@@ -34,9 +34,24 @@ export async function main(args: string[]): Promise<void> {
   t = performance.now();
   for (let k = 0; k < 1_000_000; k++) hash('sha256', nodeBuf, 'buffer');
   const nodeMs = performance.now() - t;
-  const shaMs = leafMs + nodeMs;
   console.log(
-    `sha256 one-shot: ${rate(1_000_000, leafMs)} of 301 bytes, ${rate(1_000_000, nodeMs)} of 65 bytes → limit ${rate(1_000_000, shaMs)} entries (one leaf + one node hash each)`,
+    `sha256 one-shot: ${rate(1_000_000, leafMs)} of 301 bytes, ${rate(1_000_000, nodeMs)} of 65 bytes → limit ${rate(1_000_000, leafMs + nodeMs)} entries (one leaf + one node hash each)`,
+  );
+  // The same hashes with the digest returned as a 'binary' string and written into memory, as
+  // the verifier's workers hash: a Buffer digest allocates a backing store per call, which costs
+  // more than the hash. This is the one-thread limit verification is measured against.
+  const into = Buffer.alloc(32 * 1024) as Buffer & { latin1Write(s: string, at: number, n: number): number };
+  t = performance.now();
+  for (let k = 0; k < 1_000_000; k++)
+    into.latin1Write(hash('sha256', leafBuf, 'binary'), (k & 1023) * 32, 32);
+  const leafInPlaceMs = performance.now() - t;
+  t = performance.now();
+  for (let k = 0; k < 1_000_000; k++)
+    into.latin1Write(hash('sha256', nodeBuf, 'binary'), (k & 1023) * 32, 32);
+  const nodeInPlaceMs = performance.now() - t;
+  const shaMs = leafInPlaceMs + nodeInPlaceMs;
+  console.log(
+    `sha256 one-shot, digest written in place: ${rate(1_000_000, leafInPlaceMs)} of 301 bytes, ${rate(1_000_000, nodeInPlaceMs)} of 65 bytes → limit ${rate(1_000_000, shaMs)} entries a thread`,
   );
 
   // Appends on the local file store (fsync per object).
@@ -72,7 +87,7 @@ export async function main(args: string[]): Promise<void> {
     const report = await log.verify({ entryObjects });
     const vms = performance.now() - t;
     console.log(
-      `verify${entryObjects ? ' + every entry object cross-checked' : ' (bundles and tiles only)'}: ${rate(report.entries, vms)} (${report.ok ? 'ok' : `${report.problems.length} problems`}; goal ≥ 500,000/s; sha256 limit ${rate(1_000_000, shaMs)})`,
+      `verify${entryObjects ? ' + every entry object cross-checked' : ' (bundles and tiles only)'}: ${rate(report.entries, vms)} (${report.ok ? 'ok' : `${report.problems.length} problems`}; goal ≥ 500,000/s; sha256 limit ${rate(1_000_000, shaMs)} a thread)`,
     );
   }
 
