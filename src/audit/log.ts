@@ -100,8 +100,14 @@ function readAll(r: Readable, into?: (size: number) => Buffer | undefined): Prom
       chunks.push(chunk);
       total += chunk.length;
     });
+    let ended = false;
     r.once('error', reject);
+    // A stream destroyed without an error never ends: the read must fail, not hang.
+    r.once('close', () => {
+      if (!ended) reject(new VeritrailError('TRANSIENT', 'an object stream closed before its end; retry'));
+    });
     r.once('end', () => {
+      ended = true;
       const given = into?.(total);
       if (given === undefined && total < 4096) {
         resolve(Buffer.concat(chunks, total));

@@ -193,3 +193,18 @@ describe('audit log tiles, checkpoints and proofs', () => {
     expect(await log.verify()).toEqual({ ok: true, entries: 310, checkpoints: 2, problems: [] });
   });
 });
+
+describe('when the store ends an object stream early', () => {
+  it('fails the read with TRANSIENT instead of hanging', async () => {
+    const { store, log } = memLog();
+    await log.append(event(0));
+    const open = store.open.bind(store);
+    store.open = async (bucket, key) => {
+      const r = await open(bucket, key);
+      // Destroyed without an error before any data: no 'end' will ever come.
+      r.destroy();
+      return r;
+    };
+    expect(await codeOf(log.readEntry(0))).toBe('TRANSIENT');
+  });
+});
