@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { statementCovers, verifyBundle } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
-import { toErrorInfo } from '../core/errors.js';
+import { toErrorInfo, VeritrailError } from '../core/errors.js';
 import { DEFAULT_POLICY_TEXT, evaluateGate, gateFactsFrom } from '../core/gate/index.js';
 import type { Runtime } from '../runtime.js';
 import { loadPipeline, putJsonCas, readObject } from './io.js';
@@ -53,7 +53,12 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
   let policyText = DEFAULT_POLICY_TEXT;
   let policyName = 'default';
   if (def.gate.policy) {
-    if (!state.pipeline.base) throw new Error('a custom gate policy needs the pipeline base location');
+    if (!state.pipeline.base) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `gate.policy ${def.gate.policy} cannot be read here: custom policy files are not yet shipped with the deployed functions; remove gate.policy to use the default policy`,
+      );
+    }
     const path = fileURLToPath(new URL(def.gate.policy, state.pipeline.base));
     policyText = await readFile(path, 'utf8');
     policyName = def.gate.policy;
