@@ -7,6 +7,7 @@
  */
 
 import { pathToFileURL } from 'node:url';
+import { hashStream, putBytesCas, putJsonCas, readObject } from '../cas.js';
 import {
   buildRetrainSkipStatement,
   parseBundle,
@@ -43,7 +44,6 @@ import type {
   Signer,
 } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { hashStream, putBytesCas, putJsonCas, readObject } from '../steps/io.js';
 import type { ExecState } from '../steps/state.js';
 import type { LineageSink } from './lineage.js';
 

@@ -11,9 +11,9 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { LandingIndex, PinnedDataset } from '../app/start.js';
+import { hashStream } from '../cas.js';
 import { digestFromHex } from '../core/digest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
-import { hashStream } from '../steps/io.js';
 
 /** Dotfiles and the temporary names of partial downloads and editors. */
 export function isTemporaryName(name: string): boolean {

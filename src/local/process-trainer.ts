@@ -5,10 +5,10 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { putFileCas } from '../cas.js';
 import { digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import type { ObjectStore, Trainer, TrainingJobResult, TrainingJobSpec } from '../ports.js';
-import { putFileCas } from '../steps/io.js';
 import { packDeterministic } from '../tarball.js';
 
 /**

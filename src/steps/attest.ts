@@ -1,7 +1,7 @@
+import { putBytesCas } from '../cas.js';
 import { type Statement, serializeBundle, signStatement } from '../core/attest/index.js';
 import { type Digest, digestOf } from '../core/digest.js';
 import type { Runtime } from '../runtime.js';
-import { putBytesCas } from './io.js';
 
 export interface StoredBundle {
   /** Artifacts key of the bundle (content-addressed by the bundle's bytes). */

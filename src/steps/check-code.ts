@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { hashStream, loadPipeline, putJsonCas } from '../cas.js';
 import { isProbablyText, type SecretFinding, scanForSecrets } from '../core/code-scan.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
@@ -7,7 +8,6 @@ import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
 import { failingFindings, parseVulnReport } from '../core/vuln-report.js';
 import type { Runtime } from '../runtime.js';
-import { hashStream, loadPipeline, putJsonCas } from './io.js';
 import type { CodeResult, ExecState } from './state.js';
 import type { StepOutcome } from './step.js';
 

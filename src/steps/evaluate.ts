@@ -1,10 +1,10 @@
+import { loadPipeline, putJsonCas, readCasVerified } from '../cas.js';
 import { CsvParser } from '../core/csv.js';
 import { VeritrailError } from '../core/errors.js';
 import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
 import type { Runtime } from '../runtime.js';
 import { readTarMember } from '../tarball.js';
-import { loadPipeline, putJsonCas, readCasVerified } from './io.js';
 import {
   type EvaluateResult,
   type ExecState,

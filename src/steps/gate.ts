@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { loadPipeline, putJsonCas, readObject } from '../cas.js';
 import { statementCovers, verifyBundle } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
 import { toErrorInfo, VeritrailError } from '../core/errors.js';
 import { DEFAULT_POLICY_TEXT, evaluateGate, gateFactsFrom } from '../core/gate/index.js';
 import type { Runtime } from '../runtime.js';
-import { loadPipeline, putJsonCas, readObject } from './io.js';
 import {
   CodeResultSchema,
   EvaluateResultSchema,

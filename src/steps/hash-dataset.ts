@@ -1,9 +1,9 @@
+import { hashStream, putJsonCas } from '../cas.js';
 import { type Digest, digestFromHex } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { DatasetFile } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { hashStream, putJsonCas } from './io.js';
 import type { ExecState, HashResult } from './state.js';
 import type { StepOutcome } from './step.js';
 

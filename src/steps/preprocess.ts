@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadPipeline, putFileCas, putJsonCas, readObject } from '../cas.js';
 import { buildTransformStatement } from '../core/attest/index.js';
 import { type CsvRecord, csvLine } from '../core/csv.js';
 import { type ColumnIndex, resolveHeader, validateRow } from '../core/dataset-schema.js';
@@ -17,7 +18,6 @@ import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
-import { loadPipeline, putFileCas, putJsonCas, readObject } from './io.js';
 import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from './state.js';
 import type { StepOutcome } from './step.js';
 

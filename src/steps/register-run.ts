@@ -1,6 +1,6 @@
+import { loadPipeline } from '../cas.js';
 import { VeritrailError } from '../core/errors.js';
 import type { Runtime } from '../runtime.js';
-import { loadPipeline } from './io.js';
 import type { ExecState } from './state.js';
 import type { StepOutcome } from './step.js';
 

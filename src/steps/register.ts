@@ -1,5 +1,5 @@
+import { loadPipeline } from '../cas.js';
 import type { Runtime } from '../runtime.js';
-import { loadPipeline } from './io.js';
 import {
   type ExecState,
   GateResultSchema,

@@ -1,3 +1,4 @@
+import { loadPipeline, readObject } from '../cas.js';
 import {
   buildFairnessStatement,
   buildGateStatement,
@@ -12,7 +13,6 @@ import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
-import { loadPipeline, readObject } from './io.js';
 import {
   CodeResultSchema,
   EvaluateResultSchema,

@@ -1,10 +1,10 @@
 import { fileURLToPath } from 'node:url';
+import { hashStream, loadPipeline } from '../cas.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
 import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { hashStream, loadPipeline } from './io.js';
 import { type ExecState, PreprocessResultSchema, resultOf, type TrainResult } from './state.js';
 import { runStep, StepFailure, type StepOutcome } from './step.js';
 

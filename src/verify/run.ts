@@ -7,6 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import type { ObjectAuditLog } from '../audit/log.js';
 import { type ProofBundle, verifyProofBundle } from '../audit/proof.js';
+import { hashStream, readObject } from '../cas.js';
 import {
   checkChain,
   isAttestationError,
@@ -25,7 +26,6 @@ import {
   parseManifest,
 } from '../core/manifest.js';
 import type { AuditEntry, ObjectStore, RunRecord, RunStore } from '../ports.js';
-import { hashStream, readObject } from '../steps/io.js';
 import { type VerifyCheck, type VerifyCode, VerifyError, type VerifyReport } from './codes.js';
 import { hashPath } from './hash-path.js';
 

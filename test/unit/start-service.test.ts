@@ -12,6 +12,7 @@ import {
   StartService,
 } from '../../src/app/start.js';
 import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
+import { putBytesCas } from '../../src/cas.js';
 import {
   buildStatement,
   RETRAIN_SKIP_PREDICATE_TYPE,
@@ -30,7 +31,6 @@ import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { AuditEntry, NewRun, RunRecord, RunStore, Signer } from '../../src/ports.js';
-import { putBytesCas } from '../../src/steps/io.js';
 import type { ExecState } from '../../src/steps/state.js';
 import { fixture, withField } from './events/helpers.js';
 

@@ -1,12 +1,13 @@
+/** Content-addressed storage over the ObjectStore port: `sha256/<hex>` keys, written once, read back verified. */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { casKey, type Digest, digestsEqual, isDigest } from '../core/digest.js';
-import { isVeritrailError, VeritrailError } from '../core/errors.js';
-import { canonicalBytes, canonicalDigest } from '../core/jcs.js';
-import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
-import type { Bucket, ObjectStore } from '../ports.js';
+import { casKey, type Digest, digestsEqual, isDigest } from './core/digest.js';
+import { isVeritrailError, VeritrailError } from './core/errors.js';
+import { canonicalBytes, canonicalDigest } from './core/jcs.js';
+import { type PipelineDefinition, parsePipelineDefinition } from './core/pipeline.js';
+import type { Bucket, ObjectStore } from './ports.js';
 
 /** Reads a whole (small) object. */
 export async function readObject(objects: ObjectStore, bucket: Bucket, key: string): Promise<Uint8Array> {
