@@ -353,9 +353,7 @@ export function Pipeline({ stack, app }: StackContext) {
     });
     const fn = new SstFunction(stack, name, {
       handler: `functions/${name}.handler`,
-      // SST 2.8 maps runtimes up to nodejs18.x for its esbuild step; the deployed runtime is set
-      // to nodejs22.x on the CloudFormation resource below.
-      runtime: 'nodejs18.x',
+      runtime: 'nodejs22.x',
       architecture: 'arm_64',
       tracing: 'active',
       memorySize: LONG_RUNNING.has(name) ? 1769 : 512,
@@ -369,7 +367,6 @@ export function Pipeline({ stack, app }: StackContext) {
       nodejs: { format: 'esm' },
     });
     const cfn = fn.node.defaultChild as lambda.CfnFunction;
-    cfn.addPropertyOverride('Runtime', 'nodejs22.x');
     // LoggingConfig (JSON logs, own log group) is newer than aws-cdk-lib 2.72: set it directly.
     cfn.addPropertyOverride('LoggingConfig', {
       LogFormat: 'JSON',

@@ -44,6 +44,17 @@ export async function synthesizeApp(options: SynthOptions): Promise<App> {
   );
   const config = (await import('../sst.config.js')).default;
   await config.stacks(app);
-  await app.finish();
+  // SST 2.49's App.finish looks up its bootstrap stack over the network for every stack (to grant
+  // a sourcemap uploader, which veritrail does not use) unless it believes it runs under a test
+  // (App.isRunningSSTTest: NODE_ENV=test). Offline synthesis has no account to ask; the flag changes
+  // nothing else in the constructs veritrail uses (Function reads it only in `sst dev` mode).
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'test';
+  try {
+    await app.finish();
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
   return app;
 }
