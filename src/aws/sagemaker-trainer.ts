@@ -7,8 +7,10 @@
  * `{"<channel>":"sha256:<hex>"}`) so the training code verifies the bytes before reading a row —
  * the same contract the embedded trainer gives its child process.
  *
- * Security settings are always on: inter-container traffic encryption, output and volume KMS
- * keys; network isolation defaults to on, and a VPC config is applied when given.
+ * Security settings are always on: inter-container traffic encryption, the output KMS key, and the
+ * volume KMS key wherever SageMaker accepts one (EBS volumes; instance-store NVMe is encrypted by
+ * the instance itself, see hasInstanceStorage); network isolation defaults to on, and a VPC config
+ * is applied when given.
  *
  * `wait()` polls DescribeTrainingJob with backoff. It is for the CLI and tests: the deployed state
  * machine does not poll, it waits on the "SageMaker Training Job State Change" EventBridge event
@@ -37,7 +39,12 @@ export const RESERVED_HYPERPARAMETER_PREFIX = 'veritrail_';
  * label column and the feature list, which tell the container what to read. Any other key in the
  * reserved namespace is refused; the channel digests are always recomputed here from the channels.
  */
-export const STEP_HYPERPARAMETERS: readonly string[] = ['veritrail_label', 'veritrail_features'];
+export const STEP_HYPERPARAMETERS: readonly string[] = [
+  'veritrail_label',
+  'veritrail_features',
+  // The trainer command the image's entrypoint runs inside the code channel (JSON array).
+  'veritrail_command',
+];
 
 export const RUN_ID_TAG = 'veritrail:run-id';
 export const PIPELINE_TAG = 'veritrail:pipeline';
@@ -85,6 +92,42 @@ export interface SageMakerTrainerConfig {
 export type SageMakerJobSpec = TrainingJobSpec;
 
 const DEFAULT_INSTANCE_TYPE = 'ml.m5.large';
+
+/**
+ * Instance families whose storage is local NVMe instance store rather than EBS, beyond those whose
+ * name carries the `d` attribute (m5d, c5d, r5d, g4dn, p3dn, p4d, p4de, m6id…): the GPU, Trainium
+ * and Gaudi families that ship NVMe drives (EC2 User Guide, "Instance store volumes": g5, g6, g6e,
+ * gr6, p5, p5e, p5en, trn1, trn1n, trn2, dl1).
+ */
+const INSTANCE_STORE_FAMILIES: ReadonlySet<string> = new Set([
+  'g5',
+  'g6',
+  'g6e',
+  'gr6',
+  'p5',
+  'p5e',
+  'p5en',
+  'trn1',
+  'trn1n',
+  'trn2',
+  'dl1',
+]);
+
+/**
+ * Whether a SageMaker instance type trains on local NVMe instance storage. SageMaker refuses a
+ * VolumeKmsKeyId for those (CreateTrainingJob API reference, ResourceConfig.VolumeKmsKeyId:
+ * "Certain Nitro-based instances include local storage … Local storage volumes are encrypted using
+ * a hardware module on the instance. You can't request a VolumeKmsKeyId when using an instance
+ * type with local storage"; https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceConfig.html).
+ * The family is `ml.<family>.<size>`; `<letters><generation><attributes>`, where a `d` among the
+ * attributes means instance store (EC2 instance type naming conventions).
+ */
+export function hasInstanceStorage(instanceType: string): boolean {
+  const family = instanceType.split('.')[1] ?? '';
+  if (INSTANCE_STORE_FAMILIES.has(family)) return true;
+  const m = /^[a-z]+[0-9]+([a-z-]*)$/.exec(family);
+  return m !== null && (m[1] ?? '').includes('d');
+}
 const DEFAULT_VOLUME_GB = 30;
 
 function invalid(jobName: string, message: string): VeritrailError {
@@ -290,6 +333,7 @@ export class SageMakerTrainer implements Trainer {
     const roleArn = this.roleArnFor(spec.pipeline);
 
     const vpc = spec.vpc ?? this.config.vpc;
+    const instanceType = spec.instanceType ?? this.config.defaultInstanceType ?? DEFAULT_INSTANCE_TYPE;
     const request: CreateTrainingJobRequest = {
       TrainingJobName: jobName,
       RoleArn: roleArn,
@@ -314,12 +358,12 @@ export class SageMakerTrainer implements Trainer {
         KmsKeyId: this.config.kmsKeyId,
       },
       ResourceConfig: {
-        InstanceType: (spec.instanceType ??
-          this.config.defaultInstanceType ??
-          DEFAULT_INSTANCE_TYPE) as TrainingInstanceType,
+        InstanceType: instanceType as TrainingInstanceType,
         InstanceCount: spec.instanceCount ?? this.config.instanceCount ?? 1,
         VolumeSizeInGB: spec.volumeSizeGB ?? this.config.volumeSizeGB ?? DEFAULT_VOLUME_GB,
-        VolumeKmsKeyId: this.config.kmsKeyId,
+        // Instance-store volumes are encrypted by the instance's hardware module and SageMaker
+        // refuses a key for them (hasInstanceStorage); every other volume uses the data key.
+        ...(hasInstanceStorage(instanceType) ? {} : { VolumeKmsKeyId: this.config.kmsKeyId }),
       },
       StoppingCondition: { MaxRuntimeInSeconds: spec.maxRuntimeSeconds },
       EnableNetworkIsolation: spec.networkIsolation ?? this.config.networkIsolation ?? true,

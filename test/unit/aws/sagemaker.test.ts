@@ -313,3 +313,43 @@ describe('SageMakerRegistry', () => {
     expect((e as Error).message).toContain('sagemaker:CreateModelPackageGroup');
   });
 });
+
+describe('the training volume key', () => {
+  it.each([
+    'ml.m5.xlarge',
+    'ml.c5.2xlarge',
+    'ml.p3.2xlarge',
+    'ml.c6i.xlarge',
+    'ml.m7i.large',
+    'ml.p2.xlarge',
+  ])('is set for %s, whose volume is EBS', async (instanceType) => {
+    smMock.on(CreateTrainingJobCommand).resolves({});
+    await trainer().start(spec({ instanceType }));
+    const input = smMock.commandCalls(CreateTrainingJobCommand)[0]?.args[0].input;
+    expect(input?.ResourceConfig?.VolumeKmsKeyId).toBe(KEY);
+    expect(input?.OutputDataConfig?.KmsKeyId).toBe(KEY);
+  });
+
+  it.each([
+    'ml.g4dn.xlarge',
+    'ml.g5.2xlarge',
+    'ml.g6e.xlarge',
+    'ml.p3dn.24xlarge',
+    'ml.p4d.24xlarge',
+    'ml.p4de.24xlarge',
+    'ml.p5.48xlarge',
+    'ml.trn1.32xlarge',
+    'ml.trn1n.32xlarge',
+    'ml.m5d.large',
+    'ml.c5d.xlarge',
+    'ml.r5d.large',
+    'ml.m6id.large',
+  ])('is left out for %s, whose local NVMe storage SageMaker encrypts itself', async (instanceType) => {
+    smMock.on(CreateTrainingJobCommand).resolves({});
+    await trainer().start(spec({ instanceType }));
+    const input = smMock.commandCalls(CreateTrainingJobCommand)[0]?.args[0].input;
+    expect(input?.ResourceConfig).not.toHaveProperty('VolumeKmsKeyId');
+    // The output is still encrypted with the data key.
+    expect(input?.OutputDataConfig?.KmsKeyId).toBe(KEY);
+  });
+});
