@@ -252,7 +252,7 @@ export function translateAwsError(e: unknown, ctx: AwsCallContext): VeritrailErr
   }
   if (ACCESS_DENIED.has(name) || status === 403) {
     return make(
-      'INTERNAL',
+      'ACCESS_DENIED',
       `access denied: ${ctx.action} on ${where(ctx)}. Check that the role running veritrail is allowed ${ctx.action} on this resource (IAM policy, key policy or bucket policy) and that its credentials from the standard AWS chain are valid (${name})`,
     );
   }

@@ -35,6 +35,8 @@ export const ErrorCodes = [
   'OBJECT_NOT_FOUND',
   // policy
   'POLICY_INVALID',
+  // the cloud refused a call: a grant (IAM, key or bucket policy) is missing; never a verdict on evidence
+  'ACCESS_DENIED',
   // anything transient: retried by the state machine
   'TRANSIENT',
   'INTERNAL',

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline, putJsonCas, readObject } from '../cas.js';
-import { statementCovers, verifyBundle } from '../core/attest/index.js';
+import { isAttestationError, statementCovers, verifyBundle } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
-import { toErrorInfo, VeritrailError } from '../core/errors.js';
+import { type ErrorCode, isVeritrailError, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { DEFAULT_POLICY_TEXT, evaluateGate, gateFactsFrom } from '../core/gate/index.js';
 import type { Runtime } from '../runtime.js';
 import {
@@ -15,6 +15,28 @@ import {
   resultOf,
 } from './state.js';
 import type { StepOutcome } from './step.js';
+
+/** Codes that describe the evidence (what was read), as opposed to the reading of it. */
+const EVIDENCE_CODES: ReadonlySet<ErrorCode> = new Set([
+  'ATTESTATION_INVALID',
+  'SIGNATURE_INVALID',
+  'DIGEST_MISMATCH',
+  'PROVENANCE_BROKEN',
+  'OBJECT_NOT_FOUND',
+]);
+
+/**
+ * Whether an error met while checking the processed data's statement is a fact about that
+ * evidence (missing, malformed, forged, not linked), which the policy may weigh, rather than a
+ * failure to read it (ACCESS_DENIED, TRANSIENT, INTERNAL), which must fail the run.
+ */
+export function isEvidenceProblem(e: unknown): boolean {
+  if (isAttestationError(e) || e instanceof SyntaxError) return true;
+  if (isVeritrailError(e)) return EVIDENCE_CODES.has(e.code);
+  return e instanceof MissingStatement;
+}
+
+class MissingStatement extends Error {}
 
 /**
  * Gate: policy as code (Cedar) over the run's evidence. Provenance is re-checked here rather than
@@ -32,7 +54,7 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
   let provenanceVerified = false;
   let provenanceProblem: string | undefined;
   try {
-    if (!pre.bundleKey) throw new Error('the processed data has no signed statement');
+    if (!pre.bundleKey) throw new MissingStatement('the processed data has no signed statement');
     const bundle = JSON.parse(
       new TextDecoder().decode(await readObject(rt.objects, 'artifacts', pre.bundleKey)),
     ) as unknown;
@@ -47,6 +69,10 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     if (!provenanceVerified)
       provenanceProblem = 'the processed data statement does not link this run raw and processed digests';
   } catch (e) {
+    // Only a problem with the evidence itself is a verdict. A refused or failed call (a missing
+    // grant, a throttled key) says nothing about the model: the run fails with that reason instead
+    // of ending REJECTED for "provenance not verified".
+    if (!isEvidenceProblem(e)) throw e;
     provenanceProblem = toErrorInfo(e).message;
   }
 

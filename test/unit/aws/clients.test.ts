@@ -153,7 +153,7 @@ describe('retries by the SDK retry strategy', () => {
       },
     ]);
     const kms = new KMSClient({ requestHandler: net.handler, maxAttempts: 3, retryMode: 'standard' });
-    expect(await codeOf(new KmsSigner(kms, KEY_ARN).publicKeyPem())).toBe('INTERNAL');
+    expect(await codeOf(new KmsSigner(kms, KEY_ARN).publicKeyPem())).toBe('ACCESS_DENIED');
     expect(net.requests).toHaveLength(1);
   });
 });
@@ -173,8 +173,8 @@ describe('translateAwsError', () => {
     ['ServiceUnavailable', 503, 'TRANSIENT'],
     ['SomethingNew', 502, 'TRANSIENT'],
     ['KMSInvalidSignatureException', 400, 'SIGNATURE_INVALID'],
-    ['AccessDenied', 403, 'INTERNAL'],
-    ['ExpiredToken', 400, 'INTERNAL'],
+    ['AccessDenied', 403, 'ACCESS_DENIED'],
+    ['ExpiredToken', 400, 'ACCESS_DENIED'],
     ['ValidationException', 400, 'INTERNAL'],
   ])('maps %s (%i) to %s and keeps the cause', (name, status, code) => {
     const e = awsError(name, status);

@@ -168,7 +168,7 @@ describe('KmsSigner', () => {
         'INTERNAL',
         /pending deletion/,
       ],
-      ['access denied', awsError('AccessDeniedException', 400), 'INTERNAL', /kms:Sign on arn:aws:kms/],
+      ['access denied', awsError('AccessDeniedException', 400), 'ACCESS_DENIED', /kms:Sign on arn:aws:kms/],
       ['throttling', awsError('ThrottlingException', 400), 'TRANSIENT', /throttled/],
       ['internal error', awsError('KMSInternalException', 500), 'TRANSIENT', /retry later/],
       ['invalid key usage', awsError('InvalidKeyUsageException', 400), 'INTERNAL', /SIGN_VERIFY/],
