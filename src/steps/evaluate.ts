@@ -1,5 +1,7 @@
-import { loadPipeline, putJsonCas, readCasVerified } from '../cas.js';
+import { Readable } from 'node:stream';
+import { loadPipeline, putJsonCas, readCasVerified, readObject } from '../cas.js';
 import { CsvParser } from '../core/csv.js';
+import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
@@ -50,9 +52,8 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     await readCasVerified(rt.objects, pre.groups.digest, 'validation-groups.csv'),
     'validation-groups.csv',
   );
-  await readCasVerified(rt.objects, train.output.digest, 'output.tar.gz');
   const predictionsBytes = await readTarMember(
-    await rt.objects.open('artifacts', train.output.key),
+    Readable.from([await readTrainingOutput(rt, train.output)]),
     'predictions.csv',
   );
   if (!predictionsBytes) {
@@ -128,6 +129,29 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     facts: { fairness: headline, fairnessWarnings: report.warnings, fairnessReportKey: stored.key },
     detail: { headline },
   };
+}
+
+/**
+ * The training job's output.tar.gz where the trainer really put it, checked against the digest the
+ * Train step recorded when the job ended (trust but verify: hash what is read, compare). Locally
+ * the key is content-addressed (`sha256/<hex>`); on AWS it is SageMaker's own
+ * `<S3OutputPath>/<job>/output/output.tar.gz`, which nothing else addresses by content.
+ */
+export async function readTrainingOutput(
+  rt: Pick<Runtime, 'objects'>,
+  output: { key: string; digest: Digest },
+): Promise<Uint8Array> {
+  // Read whole, so the bytes hashed are the bytes parsed (output.tar.gz holds the predictions only).
+  const bytes = await readObject(rt.objects, 'artifacts', output.key);
+  const actual = digestOf(bytes);
+  if (!digestsEqual(actual, output.digest)) {
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `training output ${output.key} hashes to ${actual}, but the Train step recorded ${output.digest} when the job ended: it was changed after training; start a new run`,
+      { details: { key: output.key, recorded: output.digest, actual } },
+    );
+  }
+  return bytes;
 }
 
 function rows(bytes: Uint8Array, what: string): string[][] {

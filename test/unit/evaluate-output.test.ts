@@ -1,0 +1,106 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { trainingOutputKeys } from '../../src/aws/sagemaker-trainer.js';
+import { putBytesCas, putJsonCas } from '../../src/cas.js';
+import { digestOf } from '../../src/core/digest.js';
+import { isVeritrailError } from '../../src/core/errors.js';
+import { parsePipelineDefinition } from '../../src/core/pipeline.js';
+import { FsObjectStore } from '../../src/local/fs-object-store.js';
+import type { Runtime } from '../../src/runtime.js';
+import { evaluate } from '../../src/steps/evaluate.js';
+import type { ExecState } from '../../src/steps/state.js';
+import { packDeterministic } from '../../src/tarball.js';
+
+const EXAMPLE = join(import.meta.dirname, '../../examples/credit-scoring/pipeline.json');
+let dir: string;
+let objects: FsObjectStore;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'veritrail-evaluate-'));
+  objects = new FsObjectStore(join(dir, 'store'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+const enc = (t: string) => new TextEncoder().encode(t);
+
+/** A run that reached Evaluate, its training output where SageMaker writes it (not content-addressed). */
+async function runAtEvaluate(): Promise<{ state: ExecState; outputKey: string; tarBytes: Buffer }> {
+  const def = parsePipelineDefinition(JSON.parse(readFileSync(EXAMPLE, 'utf8')));
+  const stored = await putJsonCas(objects, def);
+  const n = 60;
+  const header = [...def.dataset.features, def.dataset.label.column].join(',');
+  const validation = [header];
+  const groups = ['sex,age_group'];
+  const predictions = ['row,score,prediction'];
+  for (let i = 0; i < n; i++) {
+    const label = i % 3 === 0 ? '0' : '1';
+    validation.push([...def.dataset.features.map((_, j) => String(i + j)), label].join(','));
+    groups.push(`${i % 2 ? 'male' : 'female'},${i % 4 < 2 ? '25_to_60' : 'under_25'}`);
+    predictions.push(`${i},0.5,${i % 5 === 0 ? '0' : '1'}`);
+  }
+  const v = enc(`${validation.join('\n')}\n`);
+  const g = enc(`${groups.join('\n')}\n`);
+  const vs = await putBytesCas(objects, v, digestOf(v));
+  const gs = await putBytesCas(objects, g, digestOf(g));
+  const dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
+  writeFileSync(join(dataDir, 'predictions.csv'), `${predictions.join('\n')}\n`);
+  await packDeterministic(dataDir, join(dir, 'output.tar.gz'));
+  const tarBytes = readFileSync(join(dir, 'output.tar.gz'));
+  const jobName = 'vt-r-abc';
+  const { outputKey, modelKey } = trainingOutputKeys('training/credit-scoring/', jobName);
+  await objects.put('artifacts', outputKey, tarBytes);
+  const d = (c: string): `sha256:${string}` => `sha256:${c.repeat(64)}`;
+  const state: ExecState = {
+    runId: 'r-abc',
+    pipeline: { name: def.name, digest: stored.digest },
+    dataset: { uri: 's3://landing/credit-scoring/a.csv' },
+    trigger: { type: 's3', idempotencyKey: 'k' },
+    results: {
+      preprocess: {
+        digest: d('3'),
+        manifestKey: `sha256/${'3'.repeat(64)}`,
+        train: { key: `sha256/${'4'.repeat(64)}`, digest: d('4'), rows: 10, fileName: 'train.csv' },
+        validation: { key: vs.key, digest: vs.digest, rows: n, fileName: 'validation.csv' },
+        groups: { key: gs.key, digest: gs.digest },
+        columns: [],
+        transform: { digest: d('7'), codeDigest: d('8') },
+      },
+      train: {
+        jobName,
+        model: { key: modelKey, digest: d('9') },
+        output: { key: outputKey, digest: digestOf(tarBytes) },
+        startedAt: '2026-11-30T00:00:00.000Z',
+        endedAt: '2026-11-30T00:10:00.000Z',
+      },
+    },
+  };
+  return { state, outputKey, tarBytes };
+}
+
+const runtime = (): Runtime =>
+  ({ objects, now: () => new Date('2026-11-30T01:00:00Z') }) as unknown as Runtime;
+
+describe('Evaluate on the output SageMaker writes', () => {
+  it('reads output.tar.gz under the job output path, not by content address, and scores it', async () => {
+    const { state } = await runAtEvaluate();
+    const out = await evaluate(runtime(), state);
+    expect(out.output.headline.rows).toBe(60);
+    expect(typeof out.output.headline.accuracy).toBe('number');
+  });
+
+  describe('when output.tar.gz was changed after the Train step hashed it', () => {
+    it('fails with DIGEST_MISMATCH naming the key, and scores nothing', async () => {
+      const { state, outputKey, tarBytes } = await runAtEvaluate();
+      const other = Buffer.from(tarBytes);
+      other[other.length - 1] ^= 1;
+      // S3 keys are overwritable: a writer of the output prefix replaces the object.
+      await objects.put('artifacts', outputKey, other);
+      const error = await evaluate(runtime(), state).catch((e: unknown) => e);
+      expect(isVeritrailError(error, 'DIGEST_MISMATCH')).toBe(true);
+      expect((error as Error).message).toContain(outputKey);
+    });
+  });
+});
