@@ -24,7 +24,11 @@ export interface ModelPackageRequest {
   approval: 'Approved' | 'Rejected';
   /** Artifacts bucket key of model.tar.gz. */
   modelKey: string;
-  /** Inference image, pinned by digest. Without one the package records the model only (no inference spec). */
+  /**
+   * Inference image (the pipeline's `trainer.aws.inferenceImage`), pinned by digest: the container
+   * SageMaker serves the model with. Never the training image, which follows the training contract
+   * only. Without one the package records the model only (SourceUri, no inference spec).
+   */
   image?: string;
   /** Digests by role (`model`, `raw`, `processed`, `provenance`…): customer metadata `digest:<role>`. */
   digests: Record<string, Digest>;
@@ -176,17 +180,21 @@ export class SageMakerRegistry implements ModelRegistry {
       metadata: entry.metadata,
     };
     if (entry.image) request.image = entry.image;
+    // Nothing else creates the group (the stack does not know which pipelines will register), so
+    // the first registration of a pipeline creates it; later ones find it there.
+    await this.ensureGroup(request.groupName, `veritrail pipeline ${entry.pipeline}`, entry.pipeline);
     const { modelPackageArn } = await this.createModelPackage(request);
     return { ref: modelPackageArn };
   }
 
   /** Creates the pipeline's model package group if it does not exist yet (idempotent). */
-  async ensureGroup(groupName: string, description?: string): Promise<void> {
+  async ensureGroup(groupName: string, description?: string, pipeline?: string): Promise<void> {
     try {
       await this.sagemaker.send(
         new CreateModelPackageGroupCommand({
           ModelPackageGroupName: groupName,
           ModelPackageGroupDescription: description ?? `veritrail pipeline ${groupName}`,
+          ...(pipeline ? { Tags: [{ Key: 'veritrail:pipeline', Value: pipeline }] } : {}),
         }),
       );
     } catch (e) {

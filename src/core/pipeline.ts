@@ -38,7 +38,18 @@ const gateThresholds = z.strictObject({
 });
 
 const awsTrainer = z.strictObject({
+  /**
+   * The training image: a plain runtime following the SageMaker training container contract
+   * (docs/trainers.md). On AWS veritrail hands it the training code as the `code` input channel.
+   */
   image: digestPinnedImage,
+  /**
+   * The image SageMaker serves the model with (the inference container contract: GET /ping and
+   * POST /invocations on port 8080), recorded in the model package's InferenceSpecification. The
+   * training image is never assumed to serve. Absent: the registry entry records the model
+   * artifact only (SourceUri), and an inference container must be added before deployment.
+   */
+  inferenceImage: digestPinnedImage.optional(),
   instanceType: z
     .string()
     .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, 'must be a SageMaker instance type such as ml.m5.large'),

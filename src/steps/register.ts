@@ -26,7 +26,8 @@ export async function register(
     runId: state.runId,
     modelDigest: train.model.digest,
     modelKey: train.model.key,
-    ...(def.trainer.aws?.image ? { image: def.trainer.aws.image } : {}),
+    // The registry names the container that serves the model, not the one that trained it.
+    ...(def.trainer.aws?.inferenceImage ? { image: def.trainer.aws.inferenceImage } : {}),
     approval,
     metadata: {
       rawDigest: resultOf(state, 'hash', HashResultSchema).digest,

@@ -299,6 +299,47 @@ describe('SageMakerRegistry', () => {
     });
   });
 
+  it('creates the pipeline’s model package group before the first package goes into it', async () => {
+    const order: string[] = [];
+    smMock.on(CreateModelPackageGroupCommand).callsFake(() => {
+      order.push('group');
+      return {};
+    });
+    smMock.on(CreateModelPackageCommand).callsFake(() => {
+      order.push('package');
+      return { ModelPackageArn: 'arn:p/1' };
+    });
+    await registry().register({
+      pipeline: 'credit-scoring',
+      runId: 'r',
+      modelDigest: MODEL,
+      modelKey: 'k',
+      approval: 'Approved',
+      metadata: {},
+    });
+    expect(order).toEqual(['group', 'package']);
+    expect(smMock.commandCalls(CreateModelPackageGroupCommand)[0]?.args[0].input).toMatchObject({
+      ModelPackageGroupName: 'veritrail-credit-scoring',
+      Tags: [{ Key: 'veritrail:pipeline', Value: 'credit-scoring' }],
+    });
+  });
+
+  it('registers into a group that already exists (a later run of the pipeline)', async () => {
+    smMock
+      .on(CreateModelPackageGroupCommand)
+      .rejects(awsError('ValidationException', 400, 'Model Package Group already exists: arn:x'));
+    smMock.on(CreateModelPackageCommand).resolves({ ModelPackageArn: 'arn:p/2' });
+    const out = await registry().register({
+      pipeline: 'credit-scoring',
+      runId: 'r2',
+      modelDigest: MODEL,
+      modelKey: 'k',
+      approval: 'Rejected',
+      metadata: {},
+    });
+    expect(out.ref).toBe('arn:p/2');
+  });
+
   it('turns a pipeline name into a valid group name', () => {
     expect(defaultGroupName('credit_scoring.v2')).toBe('veritrail-credit-scoring-v2');
   });
