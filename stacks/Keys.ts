@@ -132,6 +132,21 @@ export function Keys({ stack }: StackContext) {
         },
       }),
       new iam.PolicyStatement({
+        // Uploads by operators (`aws s3 cp` into the landing bucket, docs/deploy.md): S3 asks KMS
+        // for a data key on the caller's behalf (S3 User Guide, "Using SSE-KMS": kms:GenerateDataKey,
+        // and kms:Decrypt for multipart uploads), and only through S3, when IAM lets the caller.
+        sid: 'UploadThroughS3Only',
+        principals: [new iam.AccountRootPrincipal()],
+        actions: ['kms:GenerateDataKey'],
+        resources: ['*'],
+        conditions: {
+          StringEquals: {
+            'kms:CallerAccount': Aws.ACCOUNT_ID,
+            'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com`,
+          },
+        },
+      }),
+      new iam.PolicyStatement({
         // DynamoDB creates its own grants when CloudFormation creates the table with this key.
         sid: 'TableCreationGrants',
         principals: [new iam.AccountRootPrincipal()],

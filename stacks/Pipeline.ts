@@ -8,6 +8,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { type FunctionCopyFilesProps, Function as SstFunction, type StackContext, use } from 'sst/constructs';
 import { useProject } from 'sst/project.js';
 import { TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
+
 import {
   ACCESS,
   CONTENT_PREFIX,
@@ -24,6 +25,9 @@ import { Identity } from './Identity.js';
 import { Keys } from './Keys.js';
 import { Storage } from './Storage.js';
 import { type DeployedPipeline, LOG_RETENTION_DAYS, loadPipelines, StackSettingsError } from './settings.js';
+
+/** The tags src/aws/sagemaker-trainer.ts puts on a training job (run id, pipeline); a test keeps them equal. */
+export const TRAINING_JOB_TAG_KEYS = ['veritrail:run-id', 'veritrail:pipeline'] as const;
 
 /** The ASL definition deployed as is; ARNs come in through definition substitutions. */
 export const STATE_MACHINE_FILE = 'state-machines/training-pipeline.asl.json';
@@ -175,6 +179,22 @@ export function Pipeline({ stack, app }: StackContext) {
         }),
       );
     }
+    const artifactPrefixes = [
+      ...new Set([...(access.artifactsRead ?? []), ...(access.artifactsWrite ?? [])]),
+    ];
+    if (artifactPrefixes.length > 0) {
+      // Without s3:ListBucket, S3 answers HeadObject/GetObject on a missing key with 403 instead of
+      // 404 (S3 API Reference, HeadObject "Permissions"), and every create-once write, which looks
+      // first (src/cas.ts), would fail. Listing is limited to the prefixes the function works in.
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'ListArtifactPrefixes',
+          actions: ['s3:ListBucket'],
+          resources: [artifacts.bucketArn],
+          conditions: { StringLike: { 's3:prefix': artifactPrefixes.map((p) => `${p}*`) } },
+        }),
+      );
+    }
     if (access.artifactsRead?.length) {
       s.push(
         new iam.PolicyStatement({
@@ -238,6 +258,15 @@ export function Pipeline({ stack, app }: StackContext) {
         }),
       );
     }
+    if (access.verifyAttestations && !access.signAttestations) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'VerifyAttestations',
+          actions: ['kms:GetPublicKey'],
+          resources: [attestationKeyArn],
+        }),
+      );
+    }
     if (access.signCheckpoints) {
       s.push(
         new iam.PolicyStatement({
@@ -274,13 +303,25 @@ export function Pipeline({ stack, app }: StackContext) {
       s.push(
         new iam.PolicyStatement({
           sid: 'CreateTrainingJobs',
-          actions: ['sagemaker:CreateTrainingJob', 'sagemaker:AddTags'],
+          actions: ['sagemaker:CreateTrainingJob'],
           resources: [trainingJobs],
           // The request itself must encrypt (sagemaker condition keys, Service Authorization Reference).
+          // VolumeKmsKeyId is left out for instance types with NVMe instance storage, which SageMaker
+          // encrypts itself and refuses a key for: the volume key is checked only when it is given.
           conditions: {
             Bool: { 'sagemaker:InterContainerTrafficEncryption': 'true' },
-            ArnEquals: { 'sagemaker:VolumeKmsKey': dataKeyArn, 'sagemaker:OutputKmsKey': dataKeyArn },
+            ArnEquals: { 'sagemaker:OutputKmsKey': dataKeyArn },
+            ArnEqualsIfExists: { 'sagemaker:VolumeKmsKey': dataKeyArn },
           },
+        }),
+        new iam.PolicyStatement({
+          // Tag-on-create: CreateTrainingJob with Tags is also authorized as sagemaker:AddTags on
+          // the new job, a request that carries none of the CreateTrainingJob keys above. Only the
+          // run's own tags may be set (aws:TagKeys).
+          sid: 'TagTrainingJobsOnCreate',
+          actions: ['sagemaker:AddTags'],
+          resources: [trainingJobs],
+          conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [...TRAINING_JOB_TAG_KEYS] } },
         }),
         new iam.PolicyStatement({
           sid: 'DescribeOwnTrainingJobs',

@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { DefaultStackSynthesizer, Duration, RemovalPolicy, type Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Bucket, type StackContext, use } from 'sst/constructs';
@@ -13,13 +13,24 @@ import { auditRetentionDays } from './settings.js';
  * (`s3:PutObjectLockConfiguration` is the API name; its IAM action is `s3:PutBucketObjectLockConfiguration`.
  * S3 rejects unknown action names in a bucket policy, so only the IAM names are listed.)
  */
-export const DENIED_OBJECT_ACTIONS = [
-  's3:DeleteObject*',
-  's3:BypassGovernanceRetention',
-  's3:PutBucketObjectLockConfiguration',
-] as const;
+export const DENIED_OBJECT_ACTIONS = ['s3:DeleteObject*', 's3:BypassGovernanceRetention'] as const;
+
+/**
+ * Changing the bucket's Object Lock configuration (the default retention of new audit entries) is
+ * denied to every principal but the CloudFormation execution role of this app's CDK bootstrap, so
+ * a retention change goes through a reviewed `sst deploy` and nothing else. COMPLIANCE retention
+ * already set on existing objects cannot be shortened by anyone (S3 User Guide, "Object Lock").
+ */
+export const LOCK_CONFIGURATION_ACTION = 's3:PutBucketObjectLockConfiguration';
 
 type BucketRole = 'landing' | 'artifacts' | 'audit';
+
+/** The role CloudFormation deploys this app's stacks with (CDK bootstrap, DefaultStackSynthesizer). */
+export function deployRoleArn(stack: Stack): string {
+  const synthesizer = stack.synthesizer;
+  if (synthesizer instanceof DefaultStackSynthesizer) return synthesizer.cloudFormationExecutionRoleArn;
+  throw new TypeError('veritrail stacks deploy with the CDK DefaultStackSynthesizer (SST v2 default)');
+}
 
 /**
  * Storage: landing (where datasets arrive; EventBridge notifications on), artifacts
@@ -56,6 +67,16 @@ export function Storage({ stack }: StackContext) {
         principals: [new iam.AnyPrincipal()],
         actions: [...DENIED_OBJECT_ACTIONS],
         resources: [cdkBucket.bucketArn, cdkBucket.arnForObjects('*')],
+      }),
+    );
+    cdkBucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'LockConfigurationOnlyThroughDeploys',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [LOCK_CONFIGURATION_ACTION],
+        resources: [cdkBucket.bucketArn],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': deployRoleArn(stack) } },
       }),
     );
     return cdkBucket;

@@ -69,6 +69,8 @@ export interface FunctionAccess {
   table?: readonly TableAction[];
   /** kms:Sign on the attestation key (and GetPublicKey for the bundle's key hint). */
   signAttestations?: boolean;
+  /** kms:GetPublicKey on the attestation key: re-checks statements signed earlier in the run. */
+  verifyAttestations?: boolean;
   /** kms:Sign on the checkpoint key (C2SP checkpoints at the end of a run). */
   signCheckpoints?: boolean;
   /** states:StartExecution on the state machine. */
@@ -90,8 +92,13 @@ const RUN_ITEMS: readonly TableAction[] = ['dynamodb:GetItem', 'dynamodb:PutItem
 /** The table of grants. Keep docs/deploy.md in step (a test compares them). */
 export const ACCESS: Record<FunctionName, FunctionAccess> = {
   start: {
+    // src/app/start.ts stores the definition content-addressed, reads the last run's signed
+    // provenance to decide a retrain, and signs the retrain-skip statement.
     purpose: 'validates a trigger, pins the dataset version, dedupes, StartExecution',
     landingRead: true,
+    artifactsRead: [CONTENT_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    signAttestations: true,
     auditAppend: true,
     table: [...RUN_ITEMS, 'dynamodb:Query'],
     signCheckpoints: true,
@@ -100,21 +107,26 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
   },
   'register-run': {
     purpose: 'conditional create of the run item (status RUNNING)',
+    // Reads the stored pipeline definition by digest.
+    artifactsRead: [CONTENT_PREFIX],
     auditAppend: true,
     table: [...RUN_ITEMS, 'dynamodb:ConditionCheckItem'],
   },
   'hash-dataset': {
     purpose: 'streams the pinned landing object(s), writes the manifest',
     landingRead: true,
+    // Create-once writes look first (src/cas.ts) and read the stored definition.
+    artifactsRead: [CONTENT_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
     auditAppend: true,
     table: RUN_ITEMS,
   },
   preprocess: {
-    purpose: 'schema check, deterministic split, processed set',
+    purpose: 'schema check, deterministic split, processed set, signed transform statement',
     landingRead: true,
     artifactsRead: [CONTENT_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
+    signAttestations: true,
     auditAppend: true,
     table: RUN_ITEMS,
   },
@@ -151,6 +163,7 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     purpose: 'policy decision (allow / deny + reasons)',
     artifactsRead: [CONTENT_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
+    verifyAttestations: true,
     auditAppend: true,
     table: RUN_ITEMS,
   },

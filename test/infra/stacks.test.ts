@@ -372,6 +372,10 @@ describe('Storage', () => {
       expect(deny?.Principal).toEqual({ AWS: '*' });
       expect(actionsOf(deny ?? {}).sort()).toEqual([...DENIED_OBJECT_ACTIONS].sort());
       expect(resourcesOf(deny ?? {})).toHaveLength(2);
+      const lock = statements.find((s) => s.Sid === 'LockConfigurationOnlyThroughDeploys');
+      expect(lock?.Effect).toBe('Deny');
+      expect(actionsOf(lock ?? {})).toEqual(['s3:PutBucketObjectLockConfiguration']);
+      expect(flat(lock?.Condition)).toContain('cfn-exec-role');
     }
   });
 });
