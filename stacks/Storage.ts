@@ -1,4 +1,4 @@
-import { DefaultStackSynthesizer, Duration, RemovalPolicy, type Stack } from 'aws-cdk-lib';
+import { DefaultStackSynthesizer, Duration, Fn, RemovalPolicy, type Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Bucket, type StackContext, use } from 'sst/constructs';
@@ -28,7 +28,8 @@ type BucketRole = 'landing' | 'artifacts' | 'audit';
 /** The role CloudFormation deploys this app's stacks with (CDK bootstrap, DefaultStackSynthesizer). */
 export function deployRoleArn(stack: Stack): string {
   const synthesizer = stack.synthesizer;
-  if (synthesizer instanceof DefaultStackSynthesizer) return synthesizer.cloudFormationExecutionRoleArn;
+  // The synthesizer gives the ARN with ${AWS::Partition}-style placeholders, meant for Fn::Sub.
+  if (synthesizer instanceof DefaultStackSynthesizer) return Fn.sub(synthesizer.cloudFormationExecutionRoleArn);
   throw new TypeError('veritrail stacks deploy with the CDK DefaultStackSynthesizer (SST v2 default)');
 }
 
