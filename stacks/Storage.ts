@@ -29,7 +29,8 @@ type BucketRole = 'landing' | 'artifacts' | 'audit';
 export function deployRoleArn(stack: Stack): string {
   const synthesizer = stack.synthesizer;
   // The synthesizer gives the ARN with ${AWS::Partition}-style placeholders, meant for Fn::Sub.
-  if (synthesizer instanceof DefaultStackSynthesizer) return Fn.sub(synthesizer.cloudFormationExecutionRoleArn);
+  if (synthesizer instanceof DefaultStackSynthesizer)
+    return Fn.sub(synthesizer.cloudFormationExecutionRoleArn);
   throw new TypeError('veritrail stacks deploy with the CDK DefaultStackSynthesizer (SST v2 default)');
 }
 
