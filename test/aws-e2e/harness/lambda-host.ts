@@ -1,0 +1,214 @@
+/**
+ * Hosts each AWS::Lambda::Function of the templates as a child process (lambda-child.mjs) running
+ * the bundle exactly as deployed: the asset folder copied to an empty temp folder (os.tmpdir(), no
+ * node_modules above it), the template's Environment (resolved), the handler it names, and the
+ * variables the Lambda service sets (AWS_REGION, AWS_LAMBDA_FUNCTION_NAME, LAMBDA_TASK_ROOT…), plus
+ * AWS_ENDPOINT_URL = the IAM proxy and the function role's own access key.
+ *
+ * Differences from Lambda: the task root is the temp folder, not /var/task (environment values
+ * that name /var/task are rewritten to it); one warm process per function, invocations serialized;
+ * no memory or timeout enforcement beyond the timeout given to `invoke`.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ResolvedResource } from './resolve.js';
+
+export interface LambdaError {
+  errorType: string;
+  errorMessage: string;
+  trace?: string[];
+}
+
+export type InvokeResult = { ok: true; result: unknown } | { ok: false; error: LambdaError };
+
+export interface FunctionCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface HostedFunction {
+  name: string;
+  arn: string;
+  logicalId: string;
+  /** The resolved Environment.Variables the template sets. */
+  environment: Record<string, string>;
+  roleArn: string;
+  taskRoot: string;
+  invoke(event: unknown, timeoutMs?: number): Promise<InvokeResult>;
+  /** What the process wrote (its logs), for failure reports. */
+  logs(): string;
+  handlerName: string;
+}
+
+export interface HostOptions {
+  /** Code.S3Key → the asset folder. */
+  assetDir(s3Key: string): string;
+  endpoint: string;
+  region: string;
+  credentialsOf(roleArn: string): FunctionCredentials;
+  /** Extra variables over the template's (tests only: for example VERITRAIL_PIPELINES_DIR). */
+  overrides?(fn: ResolvedResource): Record<string, string>;
+}
+
+const CHILD = join(import.meta.dirname, 'lambda-child.mjs');
+
+class Host implements HostedFunction {
+  private child: ChildProcess | undefined;
+  private ready: Promise<void> | undefined;
+  private readonly pending = new Map<string, (r: InvokeResult) => void>();
+  private output = '';
+
+  constructor(
+    readonly name: string,
+    readonly arn: string,
+    readonly logicalId: string,
+    readonly environment: Record<string, string>,
+    readonly roleArn: string,
+    readonly taskRoot: string,
+    private readonly processEnv: Record<string, string>,
+    /** functions/start.handler → "start". */
+    readonly handlerName: string,
+  ) {}
+
+  invokeReady(): Promise<void> {
+    return this.start();
+  }
+
+  logs(): string {
+    return this.output;
+  }
+
+  private start(): Promise<void> {
+    this.ready ??= new Promise<void>((resolve, reject) => {
+      const child = fork(CHILD, [], {
+        // The npm script's PATH puts Node 22 first; the child asserts its version itself.
+        execPath: process.execPath,
+        execArgv: [],
+        cwd: this.taskRoot,
+        env: this.processEnv,
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        serialization: 'json',
+      });
+      this.child = child;
+      const keep = (b: Buffer) => {
+        this.output += b.toString('utf8');
+        if (this.output.length > 200_000) this.output = this.output.slice(-100_000);
+      };
+      child.stdout?.on('data', keep);
+      child.stderr?.on('data', keep);
+      child.on('message', (m: { type: string; id?: string; error?: string } & Record<string, unknown>) => {
+        if (m.type === 'ready') resolve();
+        else if (m.type === 'fatal') reject(new Error(`${this.name}: ${m.error}`));
+        else if (m.id) {
+          const done = this.pending.get(m.id);
+          this.pending.delete(m.id);
+          if (m.type === 'result') done?.({ ok: true, result: m.result });
+          else done?.({ ok: false, error: m as unknown as LambdaError });
+        }
+      });
+      child.on('exit', (code) => {
+        reject(new Error(`${this.name}: the function process exited with ${code} before it was ready\n${this.output}`));
+        for (const [, done] of this.pending)
+          done({ ok: false, error: { errorType: 'Runtime.ExitError', errorMessage: `RequestId: exited with ${code}` } });
+        this.pending.clear();
+        this.child = undefined;
+        this.ready = undefined;
+      });
+    });
+    return this.ready;
+  }
+
+  async invoke(event: unknown, timeoutMs = 120_000): Promise<InvokeResult> {
+    await this.start();
+    const id = randomUUID();
+    return new Promise<InvokeResult>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ ok: false, error: { errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${timeoutMs / 1000} seconds` } });
+      }, timeoutMs);
+      this.pending.set(id, (r) => {
+        clearTimeout(timer);
+        resolve(r);
+      });
+      this.child?.send({ type: 'invoke', id, requestId: id, event, functionArn: this.arn, timeoutMs });
+    });
+  }
+
+  stop(): void {
+    this.child?.kill('SIGKILL');
+  }
+}
+
+export interface LambdaFleet {
+  functions: HostedFunction[];
+  byArn(arn: string): HostedFunction;
+  /** By the function's handler file (functions/<name>.handler → "<name>"). */
+  byHandler(name: string): HostedFunction;
+  /** Starts every process now (cold starts out of the scenarios' timing). */
+  warm(): Promise<void>;
+  close(): void;
+}
+
+export function hostFunctions(resources: ResolvedResource[], options: HostOptions): LambdaFleet {
+  const hosts: Host[] = [];
+  const roots: string[] = [];
+  for (const fn of resources.filter((r) => r.type === 'AWS::Lambda::Function')) {
+    const p = fn.properties as {
+      Code: { S3Key: string };
+      Handler: string;
+      Role: string;
+      Environment?: { Variables?: Record<string, string> };
+      MemorySize?: number;
+      Timeout?: number;
+    };
+    const root = mkdtempSync(join(tmpdir(), `vt-lambda-${fn.physicalId.slice(-20)}-`));
+    roots.push(root);
+    cpSync(options.assetDir(p.Code.S3Key), root, { recursive: true });
+    const environment = Object.fromEntries(Object.entries(p.Environment?.Variables ?? {}).map(([k, v]) => [k, String(v)]));
+    const creds = options.credentialsOf(p.Role);
+    const env: Record<string, string> = {
+      ...Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, v.replaceAll('/var/task', root)])),
+      ...(options.overrides?.(fn) ?? {}),
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      TZ: ':UTC',
+      LANG: 'en_US.UTF-8',
+      HOME: root,
+      LAMBDA_TASK_ROOT: root,
+      _HANDLER: p.Handler,
+      AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
+      AWS_LAMBDA_FUNCTION_NAME: fn.physicalId,
+      AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+      AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(p.MemorySize ?? 128),
+      AWS_REGION: options.region,
+      AWS_DEFAULT_REGION: options.region,
+      AWS_ENDPOINT_URL: options.endpoint,
+      AWS_ACCESS_KEY_ID: creds.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+      AWS_SESSION_TOKEN: '',
+    };
+    delete env.AWS_SESSION_TOKEN;
+    const handlerName = p.Handler.replace(/\.[^.]+$/, '').replace(/^.*\//, '');
+    hosts.push(new Host(fn.physicalId, fn.arn ?? '', fn.logicalId, environment, p.Role, root, env, handlerName));
+  }
+  const find = (what: string, pred: (h: Host) => boolean) => {
+    const h = hosts.find(pred);
+    if (!h) throw new Error(`no hosted function for ${what}`);
+    return h;
+  };
+  return {
+    functions: hosts,
+    byArn: (arn) => find(arn, (h) => h.arn === arn || h.name === arn),
+    byHandler: (name) =>
+      find(name, (h) => h.handlerName === name),
+    warm: async () => {
+      await Promise.all(hosts.map((h) => h.invokeReady()));
+    },
+    close: () => {
+      for (const h of hosts) h.stop();
+      for (const r of roots) rmSync(r, { recursive: true, force: true });
+    },
+  };
+}

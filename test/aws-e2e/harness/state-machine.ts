@@ -1,0 +1,231 @@
+/**
+ * The deployed state machine on aws-local-stepfunctions: the template's DefinitionString with its
+ * DefinitionSubstitutions filled (the function ARNs), every Task invoking the hosted function its
+ * ARN names. Lambda errors reach Retry/Catch as the Lambda service integration gives them: Error =
+ * errorType, Cause = the JSON of {errorMessage, errorType, trace}. `lambda:invoke.waitForTaskToken`
+ * invokes Parameters.FunctionName with the Payload, then waits for SendTaskSuccess/SendTaskFailure
+ * with the execution's task token, which reaches the harness through a proxy hook (the Step
+ * Functions API: StartExecution, DescribeExecution, SendTask*).
+ *
+ * Differences from Step Functions: one task token per execution (the pipeline has one callback
+ * state); retry intervals shortened to 50 ms; the Task and execution timeouts are not enforced.
+ */
+import { randomUUID } from 'node:crypto';
+import { StateMachine } from 'aws-local-stepfunctions';
+import type { ApiRequest, HookResponse } from '../iam/types.js';
+import type { InvokeResult, LambdaFleet } from './lambda-host.js';
+
+export interface ExecutionRecord {
+  executionArn: string;
+  name: string;
+  input: string;
+  startDate: Date;
+  stopDate?: Date;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+  output?: string;
+  error?: string;
+  cause?: string;
+  taskToken: string;
+  /** States entered, in order, for reports. */
+  states: string[];
+  done: Promise<ExecutionRecord>;
+}
+
+type Waiter = { resolve: (output: unknown) => void; reject: (e: Error) => void };
+
+/** An error as Step Functions' Lambda integration raises it (see the file comment). */
+export class LambdaTaskError extends Error {
+  constructor(errorType: string, cause: string) {
+    super(cause);
+    this.name = errorType;
+  }
+}
+
+export function throwIfFailed(r: InvokeResult): unknown {
+  if (r.ok) return r.result;
+  const { errorType, errorMessage, trace } = r.error;
+  throw new LambdaTaskError(errorType, JSON.stringify({ errorMessage, errorType, ...(trace ? { trace } : {}) }));
+}
+
+export class LocalStepFunctions {
+  readonly executions = new Map<string, ExecutionRecord>();
+  private readonly waiting = new Map<string, Waiter>();
+  private readonly machine: StateMachine;
+  /** Tokens for which a waitForTaskToken state is (or was) waiting. */
+  readonly taskTokens = new Set<string>();
+
+  constructor(
+    readonly stateMachineArn: string,
+    private readonly definition: Record<string, unknown>,
+    private readonly fleet: LambdaFleet,
+    private readonly onTrainInvoked: (token: string) => void = () => {},
+  ) {
+    this.machine = new StateMachine(definition as never, { validationOptions: { checkPaths: true, checkArn: true } });
+  }
+
+  /** Fills `${Name}` from the resolved DefinitionSubstitutions, as Step Functions does at deploy. */
+  static definitionFrom(definitionString: string, substitutions: Record<string, string>): Record<string, unknown> {
+    let text = definitionString;
+    for (const [k, v] of Object.entries(substitutions)) text = text.replaceAll(`\${${k}}`, v);
+    const left = /\$\{[A-Za-z0-9_]+\}/.exec(text);
+    if (left) throw new Error(`definition substitution ${left[0]} has no value in the template`);
+    return JSON.parse(text) as Record<string, unknown>;
+  }
+
+  private handlers(record: ExecutionRecord): Record<string, (input: unknown) => Promise<unknown>> {
+    const out: Record<string, (input: unknown) => Promise<unknown>> = {};
+    const states = this.definition.States as Record<string, { Type: string; Resource?: string }>;
+    for (const [name, state] of Object.entries(states)) {
+      if (state.Type !== 'Task' || !state.Resource) continue;
+      const resource = state.Resource;
+      if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
+        out[name] = async (input) => {
+          const { FunctionName, Payload } = input as { FunctionName: string; Payload: unknown };
+          const waited = new Promise<unknown>((resolve, reject) => this.waiting.set(record.taskToken, { resolve, reject }));
+          this.taskTokens.add(record.taskToken);
+          // The integration only fails on the invoke itself; the function's result is not the state's.
+          throwIfFailed(await this.fleet.byArn(FunctionName).invoke(Payload));
+          this.onTrainInvoked(record.taskToken);
+          return waited;
+        };
+      } else if (resource.startsWith('arn:aws:states:::lambda:invoke')) {
+        out[name] = async (input) => {
+          const { FunctionName, Payload } = input as { FunctionName: string; Payload: unknown };
+          const result = throwIfFailed(await this.fleet.byArn(FunctionName).invoke(Payload));
+          return { Payload: result, StatusCode: 200, ExecutedVersion: '$LATEST' };
+        };
+      } else if (resource.startsWith('arn:aws:lambda:')) {
+        out[name] = async (input) => throwIfFailed(await this.fleet.byArn(resource).invoke(input));
+      } else {
+        throw new Error(`state ${name}: the harness cannot run resource ${resource}`);
+      }
+    }
+    return out;
+  }
+
+  start(name: string, inputText: string): ExecutionRecord {
+    const machineName = this.stateMachineArn.split(':').pop() ?? '';
+    const executionArn = `${this.stateMachineArn.replace(':stateMachine:', ':execution:').replace(/:[^:]+$/, `:${machineName}`)}:${name}`;
+    const record: ExecutionRecord = {
+      executionArn,
+      name,
+      input: inputText,
+      startDate: new Date(),
+      status: 'RUNNING',
+      taskToken: `AQ${randomUUID().replaceAll('-', '')}${randomUUID().replaceAll('-', '')}`,
+      states: [],
+      done: Promise.resolve(undefined as never),
+    };
+    this.executions.set(executionArn, record);
+    const input = JSON.parse(inputText) as unknown;
+    const handlers = this.handlers(record);
+    const states = Object.keys(this.definition.States as object);
+    const execution = this.machine.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: handlers as never,
+        retryIntervalOverrides: Object.fromEntries(states.map((s) => [s, 50])),
+      },
+      context: {
+        Execution: { Id: executionArn, Name: name, Input: input, StartTime: record.startDate.toISOString(), RoleArn: '' },
+        StateMachine: { Id: this.stateMachineArn, Name: machineName },
+        Task: { Token: record.taskToken },
+      } as never,
+    });
+    void (async () => {
+      for await (const ev of execution.eventLogs as unknown as AsyncIterable<{ type: string; state?: { name: string } }>) {
+        if (ev.type === 'StateEntered' && ev.state) record.states.push(ev.state.name);
+      }
+    })().catch(() => {});
+    record.done = execution.result.then(
+      (output: unknown) => {
+        record.status = 'SUCCEEDED';
+        record.output = JSON.stringify(output);
+        record.stopDate = new Date();
+        return record;
+      },
+      (e: unknown) => {
+        const err = e as Error & { cause?: unknown };
+        record.status = 'FAILED';
+        record.error = err.name;
+        record.cause = typeof err.cause === 'string' ? err.cause : err.message;
+        record.stopDate = new Date();
+        return record;
+      },
+    );
+    return record;
+  }
+
+  byName(name: string): ExecutionRecord | undefined {
+    return [...this.executions.values()].find((e) => e.name === name);
+  }
+
+  /** The Step Functions API, answered for the state machine of the templates. */
+  hook = (req: ApiRequest): HookResponse | undefined => {
+    if (req.service !== 'states') return undefined;
+    const input = req.input ?? {};
+    const ok = (body: unknown): HookResponse => ({
+      status: 200,
+      headers: { 'content-type': 'application/x-amz-json-1.0' },
+      body: JSON.stringify(body),
+    });
+    const fail = (type: string, message: string): HookResponse => ({
+      status: 400,
+      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': type },
+      body: JSON.stringify({ __type: `com.amazonaws.states#${type}`, message }),
+    });
+    const seconds = (d: Date) => d.getTime() / 1000;
+    switch (req.operation) {
+      case 'StartExecution': {
+        if (input.stateMachineArn !== this.stateMachineArn)
+          return fail('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(input.stateMachineArn)}'`);
+        const name = typeof input.name === 'string' ? input.name : randomUUID();
+        const text = typeof input.input === 'string' ? input.input : '{}';
+        const existing = this.byName(name);
+        if (existing) {
+          if (existing.status === 'RUNNING' && existing.input === text)
+            return ok({ executionArn: existing.executionArn, startDate: seconds(existing.startDate) });
+          return fail('ExecutionAlreadyExists', `Execution Already Exists: '${existing.executionArn}'`);
+        }
+        const rec = this.start(name, text);
+        return ok({ executionArn: rec.executionArn, startDate: seconds(rec.startDate) });
+      }
+      case 'DescribeExecution': {
+        const rec = this.executions.get(String(input.executionArn));
+        if (!rec) return fail('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(input.executionArn)}'`);
+        return ok({
+          executionArn: rec.executionArn,
+          stateMachineArn: this.stateMachineArn,
+          name: rec.name,
+          status: rec.status,
+          startDate: seconds(rec.startDate),
+          ...(rec.stopDate ? { stopDate: seconds(rec.stopDate) } : {}),
+          input: rec.input,
+          ...(rec.output !== undefined ? { output: rec.output } : {}),
+          ...(rec.error !== undefined ? { error: rec.error, cause: rec.cause } : {}),
+        });
+      }
+      case 'SendTaskSuccess':
+      case 'SendTaskFailure':
+      case 'SendTaskHeartbeat': {
+        const token = String(input.taskToken);
+        const waiter = this.waiting.get(token);
+        if (!waiter) {
+          return this.taskTokens.has(token)
+            ? fail('TaskTimedOut', 'Task Timed Out: the task of this token is closed')
+            : fail('TaskDoesNotExist', 'Task Does Not Exist');
+        }
+        if (req.operation === 'SendTaskHeartbeat') return ok({});
+        this.waiting.delete(token);
+        if (req.operation === 'SendTaskSuccess') waiter.resolve(JSON.parse(String(input.output)));
+        else {
+          const e = new Error(typeof input.cause === 'string' ? input.cause : '');
+          e.name = typeof input.error === 'string' ? input.error : '';
+          waiter.reject(e);
+        }
+        return ok({});
+      }
+      default:
+        return fail('UnsupportedOperation', `the harness does not emulate states:${req.operation}`);
+    }
+  };
+}
