@@ -1,6 +1,11 @@
 /** Lambda for the Gate state of state-machines/training-pipeline.asl.json. */
-
+import { AWS_STEP_PORTS, awsSigner, composeAws } from '../src/aws/runtime.js';
 import { gate } from '../src/steps/gate.js';
 import { stepHandler } from '../src/steps/handler.js';
 
-export const handler = stepHandler('Gate', gate);
+/** Composition root: the evidence (objects) and the signer's public key, which checks the processed data statement. */
+export const handler = stepHandler(
+  'Gate',
+  gate,
+  composeAws('functions/gate.ts', { ...AWS_STEP_PORTS, signer: awsSigner }),
+);

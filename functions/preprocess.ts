@@ -1,5 +1,11 @@
 /** Lambda for the Preprocess state of state-machines/training-pipeline.asl.json. */
+import { AWS_STEP_PORTS, awsDatasets, awsSigner, composeAws } from '../src/aws/runtime.js';
 import { stepHandler } from '../src/steps/handler.js';
 import { preprocess } from '../src/steps/preprocess.js';
 
-export const handler = stepHandler('Preprocess', preprocess);
+/** Composition root: the raw dataset, and the KMS signer for the transform statement. */
+export const handler = stepHandler(
+  'Preprocess',
+  preprocess,
+  composeAws('functions/preprocess.ts', { ...AWS_STEP_PORTS, datasets: awsDatasets, signer: awsSigner }),
+);

@@ -1,5 +1,25 @@
 /** Lambda for the RegisterRun state of state-machines/training-pipeline.asl.json. */
-import { stepHandler } from '../src/steps/handler.js';
-import { registerRun } from '../src/steps/register-run.js';
+import { type ConsoleLanding, consoleStarter } from '../src/app/console-start.js';
+import { AWS_STEP_PORTS, awsDatasets, awsLineage, awsSigner, composeAws } from '../src/aws/runtime.js';
+import type { Runtime } from '../src/runtime.js';
+import { plainHandler } from '../src/steps/handler.js';
+import { type ConsoleStarter, registerRun } from '../src/steps/register-run.js';
 
-export const handler = stepHandler('RegisterRun', registerRun);
+let starter: ConsoleStarter | undefined;
+
+/**
+ * Composition root: the run and its audit; for an operator start typed in the Step Functions
+ * console, also what the start service uses (datasets to pin the version, the signer for a
+ * retrain skip, lineage, the landing bucket).
+ */
+export const handler = plainHandler(
+  (rt: Runtime & ConsoleLanding, event) => {
+    starter ??= consoleStarter(rt, process.env);
+    return registerRun(rt, event, starter ? { consoleStart: starter } : {});
+  },
+  composeAws(
+    'functions/register-run.ts',
+    { ...AWS_STEP_PORTS, datasets: awsDatasets, signer: awsSigner, lineage: awsLineage },
+    (ctx) => ({ landing: { bucket: ctx.config.buckets.landing, s3: ctx.s3() } }),
+  ),
+);

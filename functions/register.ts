@@ -1,5 +1,11 @@
 /** Lambda for the Register state of state-machines/training-pipeline.asl.json. */
+import { AWS_STEP_PORTS, awsRegistry, composeAws } from '../src/aws/runtime.js';
 import { stepHandler } from '../src/steps/handler.js';
 import { register } from '../src/steps/register.js';
 
-export const handler = stepHandler('Register', register);
+/** Composition root: the SageMaker model registry. */
+export const handler = stepHandler(
+  'Register',
+  register,
+  composeAws('functions/register.ts', { ...AWS_STEP_PORTS, registry: awsRegistry }),
+);

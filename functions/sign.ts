@@ -1,5 +1,11 @@
 /** Lambda for the Sign state of state-machines/training-pipeline.asl.json. */
+import { AWS_STEP_PORTS, awsSigner, composeAws } from '../src/aws/runtime.js';
 import { stepHandler } from '../src/steps/handler.js';
 import { sign } from '../src/steps/sign.js';
 
-export const handler = stepHandler('Sign', sign);
+/** Composition root: the KMS signer for the attestations. */
+export const handler = stepHandler(
+  'Sign',
+  sign,
+  composeAws('functions/sign.ts', { ...AWS_STEP_PORTS, signer: awsSigner }),
+);

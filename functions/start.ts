@@ -5,27 +5,44 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import middy from '@middy/core';
-import { createAwsStartService } from '../src/app/aws.js';
+import { type AwsStartRuntime, createAwsStartService } from '../src/app/aws.js';
 import { loadPipelinesForAws } from '../src/app/pipelines.js';
 import type { StartOutcome, StartService } from '../src/app/start.js';
-import { createAwsRuntime } from '../src/aws/runtime.js';
+import {
+  AWS_STEP_PORTS,
+  awsDatasets,
+  awsLineage,
+  awsSigner,
+  awsStepFunctions,
+  composeAws,
+} from '../src/aws/runtime.js';
+import { eventHandler } from '../src/steps/handler.js';
 
 let service: Promise<StartService> | undefined;
 
-async function build(env: Record<string, string | undefined>): Promise<StartService> {
+async function build(rt: AwsStartRuntime, env: Record<string, string | undefined>): Promise<StartService> {
   // The stack bundles the definitions at <task root>/pipelines and says so in the environment.
   const dir =
     env.VERITRAIL_PIPELINES_DIR ??
     join(env.LAMBDA_TASK_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..'), 'pipelines');
-  const [rt, pipelines] = await Promise.all([createAwsRuntime(env), loadPipelinesForAws(dir)]);
-  return createAwsStartService(rt, pipelines);
+  return createAwsStartService(rt, await loadPipelinesForAws(dir));
 }
 
-export const handler = middy(async (event: unknown): Promise<StartOutcome> => {
-  service ??= build(process.env).catch((e: unknown) => {
-    service = undefined;
-    throw e;
-  });
-  return (await service).handle(event);
-});
+/**
+ * Composition root: the run store, objects, datasets (the landing object's digest), the signer (a
+ * skipped retrain is attested), the audit log, lineage, Step Functions and the landing bucket.
+ */
+export const handler = eventHandler(
+  async (rt: AwsStartRuntime, event: unknown): Promise<StartOutcome> => {
+    service ??= build(rt, process.env).catch((e: unknown) => {
+      service = undefined;
+      throw e;
+    });
+    return (await service).handle(event);
+  },
+  composeAws(
+    'functions/start.ts',
+    { ...AWS_STEP_PORTS, datasets: awsDatasets, signer: awsSigner, lineage: awsLineage },
+    (ctx) => ({ stepFunctions: awsStepFunctions(ctx), config: ctx.config, s3: ctx.s3() }),
+  ),
+);

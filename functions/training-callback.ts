@@ -2,18 +2,18 @@
  * Lambda for the EventBridge rule on "SageMaker Training Job State Change" (stacks/Triggers.ts): the
  * second half of the Train state. The work is src/app/training-callback.ts.
  */
-import middy from '@middy/core';
 import {
   type CallbackOutcome,
   type CallbackRuntime,
   handleTrainingJobEvent,
 } from '../src/app/training-callback.js';
+import { AWS_STEP_PORTS, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
 import { VeritrailError } from '../src/core/errors.js';
-import { getRuntime } from '../src/runtime.js';
+import { eventHandler } from '../src/steps/handler.js';
 
-async function callbackRuntime(): Promise<CallbackRuntime> {
-  const rt = await getRuntime();
-  if (!('stepFunctions' in rt) || !('config' in rt)) {
+/** The callback needs the task-token API and the artifacts bucket, which only the AWS side has. */
+function callbackRuntime(rt: unknown): CallbackRuntime {
+  if (typeof rt !== 'object' || rt === null || !('stepFunctions' in rt) || !('config' in rt)) {
     throw new VeritrailError(
       'USAGE',
       'the training callback runs on AWS only: it needs the AWS runtime (Step Functions)',
@@ -22,8 +22,13 @@ async function callbackRuntime(): Promise<CallbackRuntime> {
   return rt as CallbackRuntime;
 }
 
-export const handler = middy(
-  async (event: unknown): Promise<CallbackOutcome> => handleTrainingJobEvent(await callbackRuntime(), event),
+/** Composition root: the run, the model and output objects, the audit log and Step Functions. */
+export const handler = eventHandler(
+  async (rt, event: unknown): Promise<CallbackOutcome> => handleTrainingJobEvent(callbackRuntime(rt), event),
+  composeAws('functions/training-callback.ts', { ...AWS_STEP_PORTS }, (ctx) => ({
+    stepFunctions: awsStepFunctions(ctx),
+    config: ctx.config,
+  })),
 );
 
 export { type CallbackRuntime, handleTrainingJobEvent, runIdOfJob } from '../src/app/training-callback.js';

@@ -1,9 +1,12 @@
 /**
- * The adapters a handler runs with. On Lambda they are built from the environment (src/aws/runtime.ts);
- * the embedded runtime installs its own (src/local/runtime.ts) before it runs the state machine, so the
- * very same handler modules run in both places.
+ * The adapters a handler runs with. There is no global lookup: every entry point composes exactly
+ * the ports it needs and hands them in. On Lambda, each functions/<name>.ts names its ports and
+ * src/aws/runtime.ts builds them from the environment (so a bundle carries only the SDK clients
+ * those ports use); the local runner passes the embedded runtime (src/local/runtime.ts) with each
+ * invocation. The wiring is src/steps/handler.ts.
  */
 import type { LineageSink } from './app/lineage.js';
+import { VeritrailError } from './core/errors.js';
 import type {
   AuditLog,
   DatasetSource,
@@ -32,27 +35,64 @@ export interface Runtime {
   lineage?: { sink: LineageSink; namespace: string };
 }
 
-let current: Runtime | undefined;
-let factory: (() => Promise<Runtime>) | undefined;
+/** The ports a composition root may build; the rest of a Runtime (actor, mode, now) is always there. */
+export const PORT_NAMES = [
+  'objects',
+  'runs',
+  'signer',
+  'audit',
+  'trainer',
+  'datasets',
+  'registry',
+  'lineage',
+] as const;
+export type PortName = (typeof PORT_NAMES)[number];
 
-/** Installs the runtime handlers will use (the local runner, tests). */
-export function setRuntime(runtime: Runtime | undefined): void {
-  current = runtime;
+/** The ports a function was composed with; `lineage` is optional in a Runtime and simply absent. */
+export type ComposedPorts = Partial<Pick<Runtime, PortName>>;
+
+/**
+ * A port the entry point did not compose. Any use of it fails with INTERNAL and says where to add
+ * it, instead of an `undefined is not a function` deep inside a step. Reading the property itself
+ * (spreading a runtime, passing it on) is fine; only touching a member throws.
+ */
+export function missingPort<T extends object>(port: PortName, entry: string): T {
+  const fail = (): never => {
+    throw new VeritrailError(
+      'INTERNAL',
+      `${entry} was composed without the "${port}" port, which this code path uses: add it to the ports ${entry} declares (its composition root in functions/ or src/local/)`,
+      { details: { port, entry } },
+    );
+  };
+  return new Proxy({} as T, {
+    get: (_target, key) => (key === 'then' || typeof key === 'symbol' ? undefined : fail()),
+    set: fail,
+    has: fail,
+  });
 }
 
-/** Registers a lazy factory, used when no runtime was set explicitly (Lambda cold start). */
-export function setRuntimeFactory(f: () => Promise<Runtime>): void {
-  factory = f;
-}
-
-export async function getRuntime(): Promise<Runtime> {
-  if (current) return current;
-  if (factory) {
-    current = await factory();
-    return current;
-  }
-  // On Lambda nothing is installed: build the AWS runtime from the environment.
-  const { createAwsRuntime } = await import('./aws/runtime.js');
-  current = await createAwsRuntime(process.env);
-  return current;
+/**
+ * A Runtime from the ports an entry point composed: the ones it did not compose are `missingPort`
+ * guards (lineage, optional, stays absent).
+ */
+export function runtimeOf<X extends object = object>(
+  entry: string,
+  base: Pick<Runtime, 'actor' | 'mode' | 'now'>,
+  ports: ComposedPorts,
+  extras?: X,
+): Runtime & X {
+  const guard = <K extends Exclude<PortName, 'lineage'>>(k: K): Runtime[K] =>
+    ports[k] ?? missingPort<Runtime[K]>(k, entry);
+  return {
+    ...(extras as X),
+    ...base,
+    objects: guard('objects'),
+    runs: guard('runs'),
+    signer: guard('signer'),
+    audit: guard('audit'),
+    trainer: guard('trainer'),
+    datasets: guard('datasets'),
+    registry: guard('registry'),
+    ...(ports.lineage ? { lineage: ports.lineage } : {}),
+  };
 }

@@ -5,8 +5,10 @@
  */
 import { ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
 import { awsCall } from '../aws/errors.js';
-import type { AwsRuntime } from '../aws/runtime.js';
+import type { AwsConfig } from '../aws/runtime.js';
+import type { StepFunctions } from '../aws/sfn.js';
 import { landingPrefixOf, type PipelineDefinition } from '../core/pipeline.js';
+import type { Runtime } from '../runtime.js';
 import {
   type LandingIndex,
   type PinnedDataset,
@@ -63,13 +65,23 @@ export class S3LandingIndex implements LandingIndex {
   }
 }
 
-/** The start service over the AWS runtime. */
-export function createAwsStartService(rt: AwsRuntime, pipelines: readonly StartPipeline[]): StartService {
+/** What the start service needs on AWS: the shared ports plus Step Functions, the config and S3. */
+export interface AwsStartRuntime extends Runtime {
+  stepFunctions: Pick<StepFunctions, 'startExecution'>;
+  config: Pick<AwsConfig, 'buckets' | 'stateMachineArn'>;
+  s3: S3Client;
+}
+
+/** The start service over the AWS ports (functions/start.ts composes them). */
+export function createAwsStartService(
+  rt: AwsStartRuntime,
+  pipelines: readonly StartPipeline[],
+): StartService {
   return new StartService({
     ...startDepsOf(rt),
     pipelines,
     landingBucket: rt.config.buckets.landing,
-    landing: new S3LandingIndex(rt.clients.s3, rt.config.buckets.landing),
+    landing: new S3LandingIndex(rt.s3, rt.config.buckets.landing),
     launch: async (input, name) => {
       const started = await rt.stepFunctions.startExecution(rt.config.stateMachineArn, name, input);
       return { alreadyStarted: started.alreadyStarted };

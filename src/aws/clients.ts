@@ -76,7 +76,11 @@ export interface AwsClients {
   eventbridge: EventBridgeClient;
 }
 
-/** Builds one client per service from the standard SDK chain plus veritrail's retry defaults. */
+/**
+ * Builds one client per service from the standard SDK chain plus veritrail's retry defaults. For
+ * the CLI and tests; a Lambda builds only its own clients through `ClientCache`, so its bundle
+ * carries only those @aws-sdk/client-* packages.
+ */
 export function createAwsClients(
   env: Record<string, string | undefined> = process.env,
   options: AwsClientOptions = {},
@@ -90,4 +94,31 @@ export function createAwsClients(
     sfn: new SFNClient({ ...retry }),
     eventbridge: new EventBridgeClient({ ...retry }),
   };
+}
+
+/**
+ * One client per service, built on first use with the retry settings above. The caller passes the
+ * constructor, so only the modules that ask for a service import its client package. Clients given
+ * up front (mocks in tests) are used as they are.
+ */
+export class ClientCache {
+  private readonly built: Partial<AwsClients>;
+  private readonly retry: RetryConfig;
+
+  constructor(
+    env: Record<string, string | undefined>,
+    options: AwsClientOptions = {},
+    given: Partial<AwsClients> = {},
+  ) {
+    this.retry = retryConfig(env, options);
+    this.built = { ...given };
+  }
+
+  get<K extends keyof AwsClients>(name: K, make: (retry: RetryConfig) => AwsClients[K]): AwsClients[K] {
+    const existing = this.built[name];
+    if (existing) return existing as AwsClients[K];
+    const client = make({ ...this.retry });
+    this.built[name] = client;
+    return client;
+  }
 }

@@ -1,14 +1,23 @@
 /**
- * The AWS runtime: every port over its SDK adapter, built once per Lambda cold start from the
- * function's environment (names and ARNs the stack passes in) and the standard SDK chain
- * (credentials, region, endpoints: src/aws/clients.ts).
+ * The AWS ports, one builder per port, each over its SDK adapter: a Lambda's composition root
+ * (functions/<name>.ts) names the builders it needs and `composeAws` builds exactly those, once per
+ * cold start, from the function's environment (names and ARNs the stack passes in) and the
+ * standard SDK chain (credentials, region, endpoints: src/aws/clients.ts). Each builder imports
+ * only its own client package, so a bundle carries only the clients its ports use.
+ * `createAwsRuntime` builds every port (the CLI, tests).
  */
 
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { EventBridgeLineageSink } from '../app/lineage.js';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { VeritrailError } from '../core/errors.js';
-import type { Runtime } from '../runtime.js';
-import { type AwsClientOptions, type AwsClients, createAwsClients } from './clients.js';
+import { type ComposedPorts, type Runtime, runtimeOf } from '../runtime.js';
+import { type AwsClientOptions, type AwsClients, ClientCache, createAwsClients } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
 import { EventPublisher } from './events.js';
 import { KmsSigner } from './kms-signer.js';
@@ -152,7 +161,167 @@ export function actorFrom(
   return `arn:${partition}:lambda:${region}:${account}:function:${fn}`;
 }
 
-/** The AWS runtime plus the adapters only the AWS side has. */
+/** The audit log's checkpoint origin on AWS: one log per audit bucket. */
+export function auditOrigin(config: Pick<AwsConfig, 'buckets'>): string {
+  return `veritrail.aws/${config.buckets.audit}`;
+}
+
+/**
+ * What port builders share within one cold start: the configuration, the clients (each built on
+ * first use) and the ports already built (the audit log and the object store share one S3 store).
+ */
+export class AwsContext {
+  readonly config: AwsConfig;
+  readonly clients: ClientCache;
+  private readonly built = new Map<string, unknown>();
+
+  constructor(
+    readonly env: Record<string, string | undefined>,
+    options: { clients?: Partial<AwsClients>; retry?: AwsClientOptions } = {},
+  ) {
+    this.config = readAwsConfig(env);
+    this.clients = new ClientCache(env, options.retry, options.clients);
+  }
+
+  /** The value `build` gives, built once per context under `key`. */
+  once<T>(key: string, build: () => T): T {
+    if (!this.built.has(key)) this.built.set(key, build());
+    return this.built.get(key) as T;
+  }
+
+  s3(): S3Client {
+    return this.clients.get('s3', (retry) => new S3Client(retry));
+  }
+}
+
+/** Builds one port (or AWS-only adapter) from the context. */
+export type AwsBuilder<T> = (ctx: AwsContext) => T;
+
+// KMS, DynamoDB, SageMaker, SFN and EventBridge clients are built inside the builders that use
+// them (not as AwsContext methods), so a bundle that never calls the builder never imports them.
+const kms = (ctx: AwsContext): KMSClient => ctx.clients.get('kms', (retry) => new KMSClient(retry));
+
+/** S3 object store over the landing, artifacts and audit buckets, SSE-KMS with the data key. */
+export const awsObjects: AwsBuilder<S3ObjectStore> = (ctx) =>
+  ctx.once(
+    'objects',
+    () => new S3ObjectStore(ctx.s3(), { buckets: ctx.config.buckets, kmsKeyId: ctx.config.dataKeyArn }),
+  );
+
+/** Run records in the DynamoDB table. */
+export const awsRuns: AwsBuilder<DynamoRunStore> = (ctx) =>
+  ctx.once(
+    'runs',
+    () =>
+      new DynamoRunStore(
+        ctx.clients.get('dynamodb', (retry) => new DynamoDBClient(retry)),
+        ctx.config.table,
+      ),
+  );
+
+/** The attestation signer (KMS, VERITRAIL_SIGNING_KEY_ARN); also the source of its public key. */
+export const awsSigner: AwsBuilder<KmsSigner> = (ctx) =>
+  ctx.once(
+    'signer',
+    () => new KmsSigner(kms(ctx), ctx.config.signingKeyArn, { configuredBy: 'VERITRAIL_SIGNING_KEY_ARN' }),
+  );
+
+/** Signs audit log checkpoints (a separate KMS key from attestations). */
+export const awsCheckpointSigner: AwsBuilder<KmsSigner> = (ctx) =>
+  ctx.once(
+    'checkpointSigner',
+    () =>
+      new KmsSigner(kms(ctx), ctx.config.checkpointKeyArn, { configuredBy: 'VERITRAIL_CHECKPOINT_KEY_ARN' }),
+  );
+
+/** WORM log in the audit bucket: every object Object Lock COMPLIANCE for the retention period. */
+export const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
+  ctx.once('audit', () =>
+    openAuditLog({
+      store: awsObjects(ctx),
+      signer: awsCheckpointSigner(ctx),
+      origin: auditOrigin(ctx.config),
+      retentionDays: ctx.config.auditRetentionDays,
+    }),
+  );
+
+/** SageMaker training jobs; each run trains under its own pipeline's role (stacks/Pipeline.ts). */
+export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
+  ctx.once(
+    'trainer',
+    () =>
+      new SageMakerTrainer(sagemaker(ctx), {
+        roleArns: ctx.config.sagemakerRoleArns,
+        ...(ctx.config.sagemakerRoleArn ? { roleArn: ctx.config.sagemakerRoleArn } : {}),
+        artifactsBucket: ctx.config.buckets.artifacts,
+        kmsKeyId: ctx.config.dataKeyArn,
+      }),
+  );
+
+const sagemaker = (ctx: AwsContext): SageMakerClient =>
+  ctx.clients.get('sagemaker', (retry) => new SageMakerClient(retry));
+
+/** Datasets read from S3, pinned by VersionId. */
+export const awsDatasets: AwsBuilder<S3DatasetSource> = (ctx) =>
+  ctx.once('datasets', () => new S3DatasetSource(ctx.s3()));
+
+/** The SageMaker model registry. */
+export const awsRegistry: AwsBuilder<SageMakerRegistry> = (ctx) =>
+  ctx.once(
+    'registry',
+    () =>
+      new SageMakerRegistry(sagemaker(ctx), {
+        artifactsBucket: ctx.config.buckets.artifacts,
+        kmsKeyId: ctx.config.dataKeyArn,
+      }),
+  );
+
+/** Events on the default bus (START events, lineage). */
+export const awsEvents: AwsBuilder<EventPublisher> = (ctx) =>
+  ctx.once(
+    'events',
+    () => new EventPublisher(ctx.clients.get('eventbridge', (retry) => new EventBridgeClient(retry))),
+  );
+
+/** OpenLineage RunEvents on the bus, for any consumer (Marquez…); the same namespace as START events. */
+export const awsLineage: AwsBuilder<NonNullable<Runtime['lineage']>> = (ctx) =>
+  ctx.once('lineage', () => ({
+    sink: new EventBridgeLineageSink(awsEvents(ctx)),
+    namespace: `veritrail.aws/${ctx.config.buckets.landing}`,
+  }));
+
+/** Step Functions (task tokens, executions). */
+export const awsStepFunctions: AwsBuilder<StepFunctions> = (ctx) =>
+  ctx.once('stepFunctions', () => new StepFunctions(ctx.clients.get('sfn', (retry) => new SFNClient(retry))));
+
+/** The builders a Lambda names: one per port it uses. */
+export type AwsPorts = { [K in keyof ComposedPorts]?: AwsBuilder<NonNullable<ComposedPorts[K]>> };
+
+/** What every state-machine task needs: runStep reads and updates the run and audits each step. */
+export const AWS_STEP_PORTS = { objects: awsObjects, runs: awsRuns, audit: awsAudit } satisfies AwsPorts;
+
+/**
+ * The composition root of one Lambda: builds the named ports (and any AWS-only extras) from the
+ * environment; every other port is a `missingPort` guard that names `entry` when used.
+ */
+export function composeAws<X extends object = object>(
+  entry: string,
+  ports: AwsPorts,
+  extras?: (ctx: AwsContext) => X,
+  options: { clients?: Partial<AwsClients>; retry?: AwsClientOptions } = {},
+): (env: Record<string, string | undefined>) => Runtime & X & { mode: 'aws' } {
+  return (env) => {
+    const ctx = new AwsContext(env, options);
+    const built: ComposedPorts = {};
+    for (const [name, build] of Object.entries(ports) as [keyof ComposedPorts, AwsBuilder<never>][]) {
+      (built as Record<string, unknown>)[name] = build(ctx);
+    }
+    const base = { actor: actorFrom(env, ctx.config), mode: 'aws' as const, now: () => new Date() };
+    return runtimeOf(entry, base, built, extras?.(ctx)) as Runtime & X & { mode: 'aws' };
+  };
+}
+
+/** The AWS runtime with every port, plus the adapters only the AWS side has (the CLI, tests). */
 export interface AwsRuntime extends Runtime {
   mode: 'aws';
   config: AwsConfig;
@@ -164,59 +333,28 @@ export interface AwsRuntime extends Runtime {
   audit: ObjectAuditLog;
 }
 
-/** The audit log's checkpoint origin on AWS: one log per audit bucket. */
-export function auditOrigin(config: Pick<AwsConfig, 'buckets'>): string {
-  return `veritrail.aws/${config.buckets.audit}`;
-}
-
 export async function createAwsRuntime(
   env: Record<string, string | undefined>,
   options: { clients?: AwsClients; retry?: AwsClientOptions } = {},
 ): Promise<AwsRuntime> {
   const config = readAwsConfig(env);
   const clients = options.clients ?? createAwsClients(env, options.retry);
-  const objects = new S3ObjectStore(clients.s3, { buckets: config.buckets, kmsKeyId: config.dataKeyArn });
-  const signer = new KmsSigner(clients.kms, config.signingKeyArn, {
-    configuredBy: 'VERITRAIL_SIGNING_KEY_ARN',
-  });
-  const checkpointSigner = new KmsSigner(clients.kms, config.checkpointKeyArn, {
-    configuredBy: 'VERITRAIL_CHECKPOINT_KEY_ARN',
-  });
-  const events = new EventPublisher(clients.eventbridge);
+  const ctx = new AwsContext(env, { clients, ...(options.retry ? { retry: options.retry } : {}) });
   return {
     mode: 'aws',
     config,
     clients,
-    objects,
-    runs: new DynamoRunStore(clients.dynamodb, config.table),
-    signer,
-    checkpointSigner,
-    // WORM log in the audit bucket: every object Object Lock COMPLIANCE for the retention period.
-    audit: openAuditLog({
-      store: objects,
-      signer: checkpointSigner,
-      origin: auditOrigin(config),
-      retentionDays: config.auditRetentionDays,
-    }),
-    trainer: new SageMakerTrainer(clients.sagemaker, {
-      // Each run trains under its own pipeline's role (scoped to training/<pipeline>/ by the stack).
-      roleArns: config.sagemakerRoleArns,
-      ...(config.sagemakerRoleArn ? { roleArn: config.sagemakerRoleArn } : {}),
-      artifactsBucket: config.buckets.artifacts,
-      kmsKeyId: config.dataKeyArn,
-    }),
-    datasets: new S3DatasetSource(clients.s3),
-    registry: new SageMakerRegistry(clients.sagemaker, {
-      artifactsBucket: config.buckets.artifacts,
-      kmsKeyId: config.dataKeyArn,
-    }),
-    stepFunctions: new StepFunctions(clients.sfn),
-    events,
-    // OpenLineage RunEvents on the bus, for any consumer (Marquez…); the same namespace as START events.
-    lineage: {
-      sink: new EventBridgeLineageSink(events),
-      namespace: `veritrail.aws/${config.buckets.landing}`,
-    },
+    objects: awsObjects(ctx),
+    runs: awsRuns(ctx),
+    signer: awsSigner(ctx),
+    checkpointSigner: awsCheckpointSigner(ctx),
+    audit: awsAudit(ctx),
+    trainer: awsTrainer(ctx),
+    datasets: awsDatasets(ctx),
+    registry: awsRegistry(ctx),
+    stepFunctions: awsStepFunctions(ctx),
+    events: awsEvents(ctx),
+    lineage: awsLineage(ctx),
     actor: actorFrom(env, config),
     now: () => new Date(),
   };

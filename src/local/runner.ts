@@ -4,7 +4,6 @@ import { fileURLToPath } from 'node:url';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
-import { setRuntime } from '../runtime.js';
 import type { ExecState } from '../steps/state.js';
 import { errorFromCatch, StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
@@ -85,7 +84,9 @@ type EventLog =
   | { type: 'StateRetried'; timestamp: number; state: { name: string }; retry: { attempt: number } }
   | { type: 'ExecutionStarted' | 'ExecutionSucceeded' | 'ExecutionFailed'; timestamp: number };
 
-const lambdaContext = (name: string) => ({
+/** The Lambda context of a local invocation; `runtime` is the embedded ports, passed explicitly. */
+const lambdaContext = (name: string, runtime: LocalRuntime) => ({
+  runtime,
   functionName: `veritrail-${name}`,
   awsRequestId: `local-${Date.now()}`,
   getRemainingTimeInMillis: () => 900_000,
@@ -94,7 +95,8 @@ const lambdaContext = (name: string) => ({
 
 /**
  * Runs the pipeline's ASL with aws-local-stepfunctions, each task state mapped to the same handler
- * module Lambda runs. The Train state's task token wait is played by the local trainer: launch via
+ * module Lambda runs, invoked with the embedded runtime in its context (src/steps/handler.ts: the
+ * `ports` middleware then builds no AWS port). The Train state's task token wait is played by the local trainer: launch via
  * functions/train.ts, wait for the child process, then the same end-of-job code the SageMaker
  * callback runs on AWS.
  */
@@ -103,12 +105,11 @@ export async function executeLocally(
   input: ExecState,
   onProgress: (e: ProgressEvent) => void = () => {},
 ): Promise<LocalExecution> {
-  setRuntime(rt);
   const handlers = await loadHandlers();
   const invoke = (state: string) => async (event: unknown) => {
     const h = handlers.get(state);
     if (!h) throw new Error(`no handler for ${state}`);
-    return (await h(event, lambdaContext(state))) as never;
+    return (await h(event, lambdaContext(state, rt))) as never;
   };
   const overrides: Record<string, (input: unknown) => Promise<never>> = {};
   for (const state of Object.keys(TASK_FUNCTIONS)) overrides[state] = invoke(state);

@@ -25,7 +25,6 @@ import { VeritrailError } from '../../src/core/errors.js';
 import { parseTrainingJobStateChangeEvent } from '../../src/core/events/index.js';
 import type { RunStatus } from '../../src/core/run.js';
 import type { AuditEventInput, Bucket, RunRecord, StepRecord } from '../../src/ports.js';
-import { setRuntime } from '../../src/runtime.js';
 import type { ExecState } from '../../src/steps/state.js';
 import { errorFromCatch } from '../../src/steps/step.js';
 import { trainingJobName } from '../../src/steps/train.js';
@@ -185,7 +184,6 @@ beforeEach(() => {
 });
 
 afterEach(() => {
-  setRuntime(undefined);
   vi.restoreAllMocks();
 });
 
@@ -360,15 +358,15 @@ describe('when reading the model fails transiently', () => {
 });
 
 describe('the Lambda handler', () => {
-  it('runs the callback with the installed runtime', async () => {
-    setRuntime(fakeRuntime());
-    const out = await handler(stateChange(), {} as never);
+  it('runs the callback with the runtime its invocation carries', async () => {
+    const out = await handler(stateChange(), { runtime: fakeRuntime() } as never);
     expect(out).toMatchObject({ action: 'succeeded', runId: RUN_ID });
   });
 
   it('refuses to run without the AWS runtime', async () => {
     const { stepFunctions: _s, config: _c, ...local } = fakeRuntime();
-    setRuntime({ ...local, mode: 'local' });
-    await expect(handler(stateChange(), {} as never)).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(
+      handler(stateChange(), { runtime: { ...local, mode: 'local' } } as never),
+    ).rejects.toMatchObject({ code: 'USAGE' });
   });
 });
