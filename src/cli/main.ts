@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   gate: () => import('./commands/gate.js'),
   serve: () => import('./commands/serve.js'),
   start: () => import('./commands/start.js'),
+  scan: () => import('./commands/scan.js'),
 };
 
 function usage(io: CliIo): void {
@@ -38,6 +39,7 @@ commands:
   gate --policy <file> --input <f>  evaluate a gate policy offline
   serve                             the local control plane: landing folder, schedules, starts
   start --pipeline <name> --dataset <path>  start a run on the control plane
+  scan [<file|dir>…] [--staged]     find hard-coded credentials (also a pre-commit hook)
 
 Run 'veritrail <command> --help' for a command's options.`);
 }
