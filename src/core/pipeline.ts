@@ -163,3 +163,45 @@ export function parsePipelineDefinition(value: unknown, source = 'pipeline defin
 export function landingPrefixOf(def: PipelineDefinition): string {
   return def.landing?.prefix ?? `${def.name}/`;
 }
+
+/**
+ * Folder at the root of the check-code Lambda bundle that holds each pipeline's training code on
+ * AWS: `code/<pipeline>/`, laid out as next to the definition file, so `trainer.code` and
+ * `trainer.vulnerabilityReport.path` resolve there exactly as they do locally.
+ */
+export const BUNDLED_CODE_DIR = 'code';
+/** The input channel that carries the training code to a SageMaker job (`/opt/ml/input/data/code/`). */
+export const CODE_CHANNEL = 'code';
+/** File name of the code bundle inside the code channel. */
+export const CODE_BUNDLE_FILE = 'code.tar.gz';
+
+/** A definition-relative path as plain `a/b` segments; PIPELINE_INVALID when it leaves the folder. */
+function insideDefinitionFolder(field: string, path: string): string {
+  const segments = path.split('/').filter((s) => s !== '' && s !== '.');
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path) || path.includes('\\') || segments.includes('..')) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `${field} "${path}" must be a relative path inside the definition's folder to be bundled for SageMaker training; move the folder next to the definition`,
+    );
+  }
+  return segments.join('/');
+}
+
+/**
+ * What the deployment copies into the check-code bundle for a pipeline that trains on SageMaker:
+ * the training code folder and the vulnerability report, `from` relative to the definition's
+ * folder, `to` relative to the bundle root (SST copyFiles). CheckCode scans them there as it does
+ * locally and ships the code to the job as a content-addressed input channel.
+ */
+export function trainerCodeBundle(def: PipelineDefinition): { from: string; to: string }[] {
+  if (!def.trainer.aws) return [];
+  const root = `${BUNDLED_CODE_DIR}/${def.name}`;
+  const code = insideDefinitionFolder('trainer.code', def.trainer.code);
+  const out = [{ from: code === '' ? '.' : code, to: code === '' ? root : `${root}/${code}` }];
+  const report = def.trainer.vulnerabilityReport?.path;
+  if (report !== undefined) {
+    const rel = insideDefinitionFolder('trainer.vulnerabilityReport.path', report);
+    out.push({ from: rel, to: `${root}/${rel}` });
+  }
+  return out;
+}

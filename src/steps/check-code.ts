@@ -1,12 +1,22 @@
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { hashStream, loadPipeline, putJsonCas } from '../cas.js';
+import { createReadStream, type Dirent } from 'node:fs';
+import { lstat, readdir, readFile } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as tar from 'tar';
+import { hashStream, loadPipeline, putBytesCas, putJsonCas } from '../cas.js';
 import { isProbablyText, type SecretFinding, scanForSecrets } from '../core/code-scan.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
-import type { PipelineDefinition } from '../core/pipeline.js';
+import {
+  BUNDLED_CODE_DIR,
+  CODE_BUNDLE_FILE,
+  CODE_CHANNEL,
+  type PipelineDefinition,
+} from '../core/pipeline.js';
 import { failingFindings, parseVulnReport } from '../core/vuln-report.js';
+import type { DatasetFile, DatasetSource } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import type { CodeResult, ExecState } from './state.js';
 import type { StepOutcome } from './step.js';
@@ -14,9 +24,29 @@ import type { StepOutcome } from './step.js';
 const MAX_SCAN_BYTES = 2 * 1024 * 1024;
 
 /**
+ * Where the deployment bundled this pipeline's training code (stacks: SST copyFiles of
+ * `trainerCodeBundle`): `<bundle root>/code/<pipeline>/`, the bundle root being LAMBDA_TASK_ROOT on
+ * Lambda. VERITRAIL_CODE_DIR overrides `<bundle root>/code` (tests, the emulated-AWS suite).
+ */
+export function bundledCodeBase(
+  pipeline: string,
+  env: Record<string, string | undefined> = process.env,
+): string {
+  const dir = env.VERITRAIL_CODE_DIR ?? join(env.LAMBDA_TASK_ROOT ?? process.cwd(), BUNDLED_CODE_DIR);
+  return pathToFileURL(join(dir, pipeline, '/')).href;
+}
+
+/**
  * CheckCode, before any training: the training code is recorded by digest (a manifest of its
  * files), scanned for hard-coded credentials (refused with file and line, never echoing the secret),
- * and a SageMaker image must be pinned by digest (the definition schema already refuses tags).
+ * checked against the vulnerability report gate, and a SageMaker image must be pinned by digest
+ * (the definition schema already refuses tags).
+ *
+ * Locally the code is the folder next to the definition. On AWS it is the same folder as the
+ * deployment bundled it into this function: scanned the same way, then packed as one
+ * content-addressed tar.gz that the Train step passes to the job as the `code` input channel,
+ * pinned by digest. The image is a plain runtime; the code digest and the image digest are
+ * recorded separately (SLSA resolvedDependencies training-code and training-image).
  */
 export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutcome<CodeResult>> {
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
@@ -27,34 +57,33 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       `training image ${image} is not pinned by digest; use <repo>@sha256:<digest>`,
     );
   }
-  if (!state.pipeline.base) {
-    // On AWS the code ships inside the image: the image digest is the code digest.
-    if (!image) throw new VeritrailError('PIPELINE_INVALID', 'a pipeline run on AWS needs trainer.aws.image');
-    const digest = `sha256:${image.split('@sha256:')[1]}` as Digest;
-    return {
-      output: { digest, files: 0, image, command: def.trainer.command },
-      digests: { trainingCode: digest },
-      facts: { codeDigest: digest },
-    };
+  const onAws = state.pipeline.base === undefined;
+  if (onAws && !image) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `pipeline ${def.name} runs on AWS but has no trainer.aws.image; add a trainer.aws block (docs/trainers.md) and deploy again`,
+    );
   }
+  const base = state.pipeline.base ?? bundledCodeBase(def.name);
   const codeUri = new URL(
     def.trainer.code.endsWith('/') ? def.trainer.code : `${def.trainer.code}/`,
-    state.pipeline.base,
+    base,
   ).href.replace(/\/$/, '');
-  const files = await rt.datasets.list(codeUri);
+  const source: DatasetSource = onAws ? new BundledFiles(def.name) : rt.datasets;
+  const files = await source.list(codeUri);
   const findings: SecretFinding[] = [];
   const entries: { path: string; size: number; digest: Digest }[] = [];
   for (const f of files) {
     if (f.size <= MAX_SCAN_BYTES) {
-      const bytes = new Uint8Array(await streamToBuffer(await rt.datasets.open(f)));
+      const bytes = new Uint8Array(await streamToBuffer(await source.open(f)));
       entries.push({ path: f.path, size: bytes.length, digest: digestOf(bytes) });
       if (isProbablyText(bytes)) findings.push(...scanForSecrets(f.path, new TextDecoder().decode(bytes)));
     } else {
-      const { hex, size } = await hashStream(await rt.datasets.open(f));
+      const { hex, size } = await hashStream(await source.open(f));
       entries.push({ path: f.path, size, digest: digestFromHex(hex) });
     }
   }
-  const vuln = await checkVulnerabilities(def, state.pipeline.base);
+  const vuln = await checkVulnerabilities(def, base);
   const manifest = buildManifest(entries);
   const digest = manifestDigest(manifest);
   await putJsonCas(rt.objects, manifest);
@@ -69,16 +98,101 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       { details: { findings: findings.map(({ file, line, kind }) => ({ file, line, kind })) } },
     );
   }
+  // Only code that passed every check is shipped to the job.
+  const bundle = onAws
+    ? await storeCodeBundle(rt, fileURLToPath(base), codeFolder(def.trainer.code), entries)
+    : undefined;
   return {
-    output: { digest, files: entries.length, ...(image ? { image } : {}), command: def.trainer.command },
-    digests: { trainingCode: digest, ...(vuln ? { vulnerabilityReport: vuln.digest } : {}) },
+    output: {
+      digest,
+      files: entries.length,
+      ...(image ? { image } : {}),
+      command: def.trainer.command,
+      ...(bundle ? { bundle } : {}),
+    },
+    digests: {
+      trainingCode: digest,
+      ...(bundle ? { trainingCodeBundle: bundle.digest } : {}),
+      ...(vuln ? { vulnerabilityReport: vuln.digest } : {}),
+    },
     facts: { codeDigest: digest, codeChecks: 'passed' },
     detail: {
       files: entries.length,
       secrets: 0,
+      delivery: bundle ? `sagemaker input channel ${CODE_CHANNEL}` : 'local folder',
       ...(vuln ? { vulnerabilities: vuln.findings, failOn: vuln.failOn } : {}),
     },
   };
+}
+
+/** `trainer.code` as the tar path prefix: plain segments, no `./` or trailing `/`. */
+function codeFolder(code: string): string {
+  return code
+    .split('/')
+    .filter((s) => s !== '' && s !== '.')
+    .join('/');
+}
+
+/**
+ * Packs the scanned files as `<trainer.code>/<path>` in a gzip'd tar (sorted names, mtime 0, no
+ * owner names: the same files give the same bytes), so the entrypoint can run `trainer.command` in
+ * the unpacked folder exactly as the local trainer runs it next to the definition; stored under
+ * its content address.
+ */
+async function storeCodeBundle(
+  rt: Runtime,
+  root: string,
+  folder: string,
+  entries: readonly { path: string }[],
+): Promise<{ key: string; digest: Digest; fileName: string }> {
+  const names = entries.map((e) => (folder === '' ? e.path : `${folder}/${e.path}`)).sort();
+  const pack = tar.c(
+    { cwd: root, gzip: { level: 9 }, portable: true, mtime: new Date(0), noDirRecurse: true },
+    names,
+  ) as unknown as AsyncIterable<unknown>;
+  const bytes = new Uint8Array(await streamToBuffer(pack));
+  const stored = await putBytesCas(rt.objects, bytes, digestOf(bytes));
+  return { key: stored.key, digest: stored.digest, fileName: CODE_BUNDLE_FILE };
+}
+
+/**
+ * The training code as bundled with the function: regular files under a folder, sorted by path.
+ * Symlinks and special files are refused, as for datasets: the bytes shipped are the bytes hashed.
+ */
+class BundledFiles implements DatasetSource {
+  constructor(private readonly pipeline: string) {}
+
+  async list(uri: string): Promise<DatasetFile[]> {
+    const root = fileURLToPath(uri);
+    let dirents: Dirent[];
+    try {
+      dirents = await readdir(root, { recursive: true, withFileTypes: true });
+    } catch (e) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `the training code of pipeline ${this.pipeline} is not in this function's bundle (${root}): deploy again (npx sst deploy) so the stack bundles trainer.code into check-code`,
+        { cause: e },
+      );
+    }
+    const out: DatasetFile[] = [];
+    for (const d of dirents) {
+      if (d.isDirectory()) continue;
+      const abs = join(d.parentPath, d.name);
+      const path = relative(root, abs).split(sep).join('/');
+      if (!d.isFile()) {
+        throw new VeritrailError(
+          'PATH_REJECTED',
+          `training code ${path} is not a regular file (symlink or special file); replace it with the file itself`,
+        );
+      }
+      out.push({ uri: pathToFileURL(abs).href, path, size: (await lstat(abs)).size });
+    }
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  async open(file: DatasetFile): Promise<Readable> {
+    return createReadStream(fileURLToPath(file.uri));
+  }
 }
 
 async function streamToBuffer(s: AsyncIterable<unknown>): Promise<Buffer> {

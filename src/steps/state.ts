@@ -55,6 +55,8 @@ export const CodeResultSchema = z.object({
   files: z.number().int().nonnegative(),
   image: z.string().optional(),
   command: z.array(z.string()),
+  /** On AWS: the scanned code packed as one content-addressed tar.gz, the job's `code` input channel. */
+  bundle: z.object({ key, digest, fileName: z.string() }).optional(),
 });
 export type CodeResult = z.infer<typeof CodeResultSchema>;
 

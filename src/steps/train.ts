@@ -2,10 +2,16 @@ import { fileURLToPath } from 'node:url';
 import { hashStream, loadPipeline } from '../cas.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
-import type { PipelineDefinition } from '../core/pipeline.js';
+import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
 import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { type ExecState, PreprocessResultSchema, resultOf, type TrainResult } from './state.js';
+import {
+  CodeResultSchema,
+  type ExecState,
+  PreprocessResultSchema,
+  resultOf,
+  type TrainResult,
+} from './state.js';
 import { runStep, StepFailure, type StepOutcome } from './step.js';
 
 /** SageMaker job names: 1-63 of [a-zA-Z0-9-], unique per run. The `vt-` prefix scopes our rules. */
@@ -22,9 +28,14 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
   // digests to insist on before it reads a single row.
   hyperparameters.veritrail_label = def.dataset.label.column;
   hyperparameters.veritrail_features = def.dataset.features.join(',');
+  // On AWS CheckCode shipped the scanned code as a content-addressed bundle: it becomes the `code`
+  // channel, pinned by digest like the data, and the image's entrypoint runs trainer.command in it.
+  const bundle = CodeResultSchema.safeParse(state.results?.code).data?.bundle;
+  if (bundle) hyperparameters.veritrail_command = JSON.stringify(def.trainer.command);
   hyperparameters.veritrail_channel_digests = JSON.stringify({
     train: pre.train.digest,
     validation: pre.validation.digest,
+    ...(bundle ? { [CODE_CHANNEL]: bundle.digest } : {}),
   });
   const base = state.pipeline.base?.startsWith('file:') ? fileURLToPath(state.pipeline.base) : undefined;
   return {
@@ -58,6 +69,7 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
         digest: pre.validation.digest,
         fileName: pre.validation.fileName,
       },
+      ...(bundle ? { [CODE_CHANNEL]: bundle } : {}),
     },
     // Each pipeline's SageMaker role may write only under its own training/<pipeline>/ prefix.
     outputPrefix: `training/${state.pipeline.name}/`,

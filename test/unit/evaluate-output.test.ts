@@ -95,7 +95,7 @@ describe('Evaluate on the output SageMaker writes', () => {
     it('fails with DIGEST_MISMATCH naming the key, and scores nothing', async () => {
       const { state, outputKey, tarBytes } = await runAtEvaluate();
       const other = Buffer.from(tarBytes);
-      other[other.length - 1] ^= 1;
+      other.writeUInt8((other.at(-1) ?? 0) ^ 1, other.length - 1);
       // S3 keys are overwritable: a writer of the output prefix replaces the object.
       await objects.put('artifacts', outputKey, other);
       const error = await evaluate(runtime(), state).catch((e: unknown) => e);

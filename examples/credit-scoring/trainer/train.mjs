@@ -1,20 +1,29 @@
 #!/usr/bin/env node
 // Logistic-regression trainer that follows the SageMaker training container contract, so the
-// same code runs as a local child process or inside a SageMaker training job:
-//   SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION  input channel folders (CSV with a header row)
-//   SM_INPUT_CONFIG_DIR/hyperparameters.json  hyperparameters, every value a string
-//   SM_MODEL_DIR                              model files (the platform packs them as model.tar.gz)
-//   SM_OUTPUT_DATA_DIR                        other outputs: validation-set predictions
-//   SM_OUTPUT_DIR/failure                     a one-line failure reason when training fails
-// Before reading a single row it checks every channel file against the digests the control plane
-// recorded (hyperparameter veritrail_channel_digests) and refuses to train on any mismatch.
+// same code runs as a local child process or inside a SageMaker training job. It reads the
+// SM_* variables when they are set (veritrail's local trainer, SageMaker's Python toolkit) and
+// otherwise the fixed /opt/ml layout that SageMaker gives any plain image (VERITRAIL_OPT_ML moves
+// that root, for tests):
+//   SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION   /opt/ml/input/data/{train,validation}  CSV, header row
+//   SM_INPUT_CONFIG_DIR                       /opt/ml/input/config   hyperparameters.json (strings)
+//   SM_MODEL_DIR                              /opt/ml/model          packed as model.tar.gz
+//   SM_OUTPUT_DATA_DIR                        /opt/ml/output/data    validation-set predictions
+//   SM_OUTPUT_DIR                             /opt/ml/output         `failure`: one-line reason
+// Any failure writes the reason to <output>/failure and exits non-zero (SageMaker marks the job
+// Failed and reports that reason). Before reading a single row it checks every channel file
+// against the digests the control plane recorded (hyperparameter veritrail_channel_digests) and
+// refuses to train on any mismatch.
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const env = process.env;
-const inputConfig = env.SM_INPUT_CONFIG_DIR ?? '/opt/ml/input/config';
-const outputDir = env.SM_OUTPUT_DIR ?? '/opt/ml/output';
+const root = env.VERITRAIL_OPT_ML ?? '/opt/ml';
+const inputConfig = env.SM_INPUT_CONFIG_DIR ?? join(root, 'input', 'config');
+const outputDir = env.SM_OUTPUT_DIR ?? join(root, 'output');
+const modelDir = env.SM_MODEL_DIR ?? join(root, 'model');
+const dataDir = env.SM_OUTPUT_DATA_DIR ?? join(outputDir, 'data');
+const channelDir = (name) => env[`SM_CHANNEL_${name.toUpperCase()}`] ?? join(root, 'input', 'data', name);
 
 function fail(reason) {
   try {
@@ -32,7 +41,12 @@ async function sha256File(path) {
 }
 
 function channelFile(dir, name) {
-  const files = readdirSync(dir).filter((f) => !f.startsWith('.'));
+  let files;
+  try {
+    files = readdirSync(dir).filter((f) => !f.startsWith('.'));
+  } catch (e) {
+    fail(`channel ${name} cannot be read at ${dir}: ${e.message}`);
+  }
   if (files.length !== 1) fail(`channel ${name} must hold exactly one CSV file, found ${files.length}`);
   return join(dir, files[0]);
 }
@@ -44,10 +58,12 @@ function parseCsv(text) {
   return { header, rows: lines.slice(1).map((l) => l.split(',')) };
 }
 
+// Any error not caught below (an unreadable file, bad JSON) still ends as a reported failure.
+process.on('uncaughtException', (e) => fail(e instanceof Error ? e.message : String(e)));
+process.on('unhandledRejection', (e) => fail(e instanceof Error ? e.message : String(e)));
+
 const hp = JSON.parse(readFileSync(join(inputConfig, 'hyperparameters.json'), 'utf8'));
-const channels = { train: env.SM_CHANNEL_TRAIN, validation: env.SM_CHANNEL_VALIDATION };
-for (const [name, dir] of Object.entries(channels))
-  if (!dir) fail(`SM_CHANNEL_${name.toUpperCase()} is not set`);
+const channels = { train: channelDir('train'), validation: channelDir('validation') };
 const files = {
   train: channelFile(channels.train, 'train'),
   validation: channelFile(channels.validation, 'validation'),
@@ -119,8 +135,6 @@ const score = (row) => {
   for (let j = 0; j < d; j++) t += w[j] * r[j];
   return sigmoid(t);
 };
-const modelDir = env.SM_MODEL_DIR ?? '/opt/ml/model';
-const dataDir = env.SM_OUTPUT_DATA_DIR ?? '/opt/ml/output/data';
 mkdirSync(modelDir, { recursive: true });
 mkdirSync(dataDir, { recursive: true });
 const r6 = (v) => Number(v.toFixed(6));
