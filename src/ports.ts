@@ -86,6 +86,38 @@ export interface RunStore {
   list(options?: { pipeline?: string; limit?: number }): Promise<RunRecord[]>;
 }
 
+/**
+ * A Step Functions task token: a bearer credential for the waiting task. It is kept apart from
+ * the run record (never in facts, `runs show`, lineage or the audit log); only the step that
+ * receives it writes it, and only the functions that resolve it (training callback, reconciler)
+ * read it.
+ */
+export interface TaskTokenStore {
+  putTaskToken(runId: string, step: string, token: string): Promise<void>;
+  getTaskToken(runId: string, step: string): Promise<string | undefined>;
+}
+
+/** Which orchestrator execution owns a run. The first RegisterRun to claim it wins. */
+export interface ExecutionClaim {
+  runId: string;
+  /** Step Functions execution ARN (`local:<runId>` in the embedded runtime). */
+  executionArn: string;
+  claimedAt: string;
+}
+
+/**
+ * The executions that own runs, and the runs not yet settled (the reconciler's work list). A
+ * second execution of a run finds the first one's claim and ends without touching the run.
+ */
+export interface ExecutionIndex {
+  /** Claims `runId` for `executionArn` unless another execution holds it; returns the holder. */
+  claim(runId: string, executionArn: string): Promise<ExecutionClaim>;
+  /** Claims of runs not yet settled, oldest first. */
+  active(options?: { limit?: number }): Promise<ExecutionClaim[]>;
+  /** The run has ended: its claim stays (a late execution still finds it) but leaves the active list. */
+  settle(runId: string): Promise<void>;
+}
+
 // ───────────────────────────── signer ─────────────────────────────
 
 /** ECDSA P-256 with SHA-256; signatures are ASN.1 DER, as KMS and openssl produce them. */

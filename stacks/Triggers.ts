@@ -1,6 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Cron, type StackContext, use } from 'sst/constructs';
 import {
@@ -17,6 +19,22 @@ import { loadPipelines } from './settings.js';
 /** EventBridge retries a failed delivery this often, for at most this long, then dead-letters it. */
 export const TARGET_RETRY_ATTEMPTS = 10;
 export const TARGET_MAX_EVENT_AGE = Duration.hours(6);
+
+/**
+ * Lambda's own retries of an asynchronous invocation that failed (the function threw), and how
+ * long an event may wait, before it goes to the function's on-failure queue. EventBridge's retry
+ * policy above covers delivery only; this covers the function failing after delivery.
+ */
+export const ASYNC_RETRY_ATTEMPTS = 2;
+export const ASYNC_MAX_EVENT_AGE = Duration.hours(6);
+
+/** How often the reconciler runs: a lost SageMaker event or a lost execution is closed within minutes. */
+export const RECONCILE_EVERY = Duration.minutes(5);
+
+/** A Lambda destination that is an SQS queue, granted separately (below) to the function's role. */
+function queueDestination(queue: sqs.IQueue): lambda.IDestination {
+  return { bind: () => ({ destination: queue.queueArn }) };
+}
 
 /** A syntactically valid stand-in: the shared pattern validates names, the real one is a deploy-time token. */
 const BUCKET_PLACEHOLDER = 'veritrail-landing-bucket-placeholder';
@@ -40,8 +58,10 @@ function eventBridgeCron(expression: string): `cron(${string})` {
 
 /**
  * What starts work: S3 Object Created under each pipeline's landing prefix and each pipeline's
- * schedule → the start function; SageMaker Training Job State Change → the callback function.
- * Every target retries and dead-letters into an encrypted, TLS-only SQS queue.
+ * schedule → the start function; SageMaker Training Job State Change → the callback function; a
+ * 5-minute schedule → the reconciler. Every target retries and dead-letters into an encrypted,
+ * TLS-only SQS queue, and each of these functions sends an invocation that keeps failing to the
+ * same queue (Lambda asynchronous invocation config).
  */
 export function Triggers({ stack }: StackContext) {
   const { functions } = use(Pipeline);
@@ -56,6 +76,7 @@ export function Triggers({ stack }: StackContext) {
     });
   const startDeadLetters = deadLetters('StartDeadLetters');
   const callbackDeadLetters = deadLetters('TrainingCallbackDeadLetters');
+  const reconcileDeadLetters = deadLetters('ReconcileDeadLetters');
   const startTarget = {
     deadLetterQueue: startDeadLetters,
     retryAttempts: TARGET_RETRY_ATTEMPTS,
@@ -101,10 +122,54 @@ export function Triggers({ stack }: StackContext) {
     }),
   );
 
+  // The reconciler: every 5 minutes, unsettled runs are checked against Step Functions and SageMaker.
+  const reconcile = new events.Rule(stack, 'Reconcile', {
+    description:
+      'veritrail: close runs whose execution ended, finish Train steps whose SageMaker event was lost',
+    schedule: events.Schedule.rate(RECONCILE_EVERY),
+  });
+  reconcile.addTarget(
+    new targets.LambdaFunction(functions.reconcile, {
+      deadLetterQueue: reconcileDeadLetters,
+      retryAttempts: TARGET_RETRY_ATTEMPTS,
+      maxEventAge: TARGET_MAX_EVENT_AGE,
+    }),
+  );
+
+  // Every asynchronously invoked function: Lambda retries a failed invocation, then puts the event
+  // (with the error) on the function's queue, the same one EventBridge dead-letters into. Nothing
+  // that triggered work is dropped silently.
+  const onFailure = [
+    ['start', startDeadLetters],
+    ['training-callback', callbackDeadLetters],
+    ['reconcile', reconcileDeadLetters],
+  ] as const;
+  for (const [name, queue] of onFailure) {
+    const fn = functions[name];
+    new lambda.EventInvokeConfig(stack, `AsyncInvoke-${name}`, {
+      function: fn,
+      retryAttempts: ASYNC_RETRY_ATTEMPTS,
+      maxEventAge: ASYNC_MAX_EVENT_AGE,
+      onFailure: queueDestination(queue),
+    });
+    if (!fn.role) throw new TypeError(`function ${name} has no role`);
+    new iam.Policy(stack, `OnFailure-${name}`, {
+      roles: [fn.role],
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'OnFailureQueue',
+          actions: ['sqs:SendMessage'],
+          resources: [queue.queueArn],
+        }),
+      ],
+    });
+  }
+
   stack.addOutputs({
     StartDeadLetterQueueUrl: startDeadLetters.queueUrl,
     TrainingCallbackDeadLetterQueueUrl: callbackDeadLetters.queueUrl,
+    ReconcileDeadLetterQueueUrl: reconcileDeadLetters.queueUrl,
   });
   removeUnusedSstHandler(stack);
-  return { startDeadLetters, callbackDeadLetters };
+  return { startDeadLetters, callbackDeadLetters, reconcileDeadLetters };
 }

@@ -23,6 +23,7 @@ export const FUNCTION_NAMES = [
   'register',
   'finish',
   'record-failure',
+  'reconcile',
 ] as const;
 
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
@@ -194,6 +195,21 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     auditAppend: true,
     table: RUN_ITEMS,
     signCheckpoints: true,
+    putEvents: true,
+  },
+  reconcile: {
+    // Every 5 minutes (src/app/reconcile.ts): unsettled runs (Query on gsi1) → DescribeExecution;
+    // a Train step whose job ended → finish it as training-callback does (hash under training/) and
+    // resolve the token; a job still running → SendTaskHeartbeat; an execution that ended under a
+    // RUNNING run → FAILED ORCHESTRATOR_LOST (audit, checkpoint, lineage).
+    purpose:
+      'every 5 min: finish Train steps whose SageMaker event was lost, heartbeat running jobs, fail runs whose execution ended',
+    artifactsRead: [TRAINING_PREFIX],
+    auditAppend: true,
+    table: [...RUN_ITEMS, 'dynamodb:Query'],
+    signCheckpoints: true,
+    taskCallback: true,
+    describeTrainingJob: true,
     putEvents: true,
   },
 };

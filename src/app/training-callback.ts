@@ -9,7 +9,7 @@
  * stages too), so every path is idempotent: a job of no run in this table, a run that already
  * ended, or a token already used or timed out is logged and dropped, never an error.
  */
-import { RUN_ID_TAG, trainingJobResultOf } from '../aws/sagemaker-trainer.js';
+import { type EndedTrainingJob, RUN_ID_TAG, trainingJobResultOf } from '../aws/sagemaker-trainer.js';
 import type { StepFunctions, TaskResult } from '../aws/sfn.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import {
@@ -78,30 +78,44 @@ export async function handleTrainingJobEvent(rt: CallbackRuntime, value: unknown
       `job has no ${RUN_ID_TAG} tag and its name does not start with ${TRAINING_JOB_NAME_PREFIX}`,
     );
 
-  const run = await rt.runs.get(runId);
-  if (!run) return ignored('no such run in this deployment (a job of another stage, or not ours)', runId);
-  if (run.status !== 'RUNNING') return ignored(`run is ${run.status} already (a late redelivery)`, runId);
-
   const outputConfig = event.detail.OutputDataConfig as { S3OutputPath?: unknown } | undefined;
-  const job = trainingJobResultOf(
-    {
-      jobName,
-      status: outcome.status,
-      ...(outcome.failureReason !== undefined ? { failureReason: outcome.failureReason } : {}),
-      ...(outcome.modelArtifactsUri !== undefined ? { modelArtifactsUri: outcome.modelArtifactsUri } : {}),
-      ...(typeof outputConfig?.S3OutputPath === 'string' ? { outputPath: outputConfig.S3OutputPath } : {}),
-    },
-    rt.config.buckets.artifacts,
-  );
+  return finishTrainingStep(rt, runId, {
+    jobName,
+    status: outcome.status,
+    ...(outcome.failureReason !== undefined ? { failureReason: outcome.failureReason } : {}),
+    ...(outcome.modelArtifactsUri !== undefined ? { modelArtifactsUri: outcome.modelArtifactsUri } : {}),
+    ...(typeof outputConfig?.S3OutputPath === 'string' ? { outputPath: outputConfig.S3OutputPath } : {}),
+  });
+}
 
+/**
+ * A training job of run `runId` has ended (the state-change event said so, or the reconciler saw it
+ * with DescribeTrainingJob): finish the Train step (`handleTrainingEnd`: hash, audit before success)
+ * and resolve the task token. Idempotent: a run that already ended, or a token already used, is a no-op.
+ */
+export async function finishTrainingStep(
+  rt: CallbackRuntime,
+  runId: string,
+  ended: EndedTrainingJob,
+): Promise<CallbackOutcome> {
+  const { jobName } = ended;
+  const ignored = (reason: string): CallbackOutcome => {
+    log({ message: 'event ignored', jobName, runId, reason });
+    return { action: 'ignored', jobName, runId, reason };
+  };
+  const run = await rt.runs.get(runId);
+  if (!run) return ignored('no such run in this deployment (a job of another stage, or not ours)');
+  if (run.status !== 'RUNNING') return ignored(`run is ${run.status} already (a late redelivery)`);
+
+  const job = trainingJobResultOf(ended, rt.config.buckets.artifacts);
   let end: Awaited<ReturnType<typeof handleTrainingEnd>>;
   try {
     end = await handleTrainingEnd(rt, runId, job);
   } catch (e) {
-    if (isVeritrailError(e, 'RUN_NOT_FOUND')) return ignored(e.message, runId);
+    if (isVeritrailError(e, 'RUN_NOT_FOUND')) return ignored(e.message);
     throw e;
   }
-  if (!end.taskToken) return ignored('the run recorded no task token to resolve', runId);
+  if (!end.taskToken) return ignored('the run recorded no task token to resolve');
   if (end.error) {
     if (end.error.code === 'TRANSIENT') {
       // Failing the task would make the Train state retry and launch again, while this job has

@@ -14,7 +14,15 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { ErrorInfo } from '../core/errors.js';
 import { VeritrailError } from '../core/errors.js';
 import { assertTransition, legalSourcesOf, type RunStatus } from '../core/run.js';
-import type { NewRun, RunRecord, RunStore, StepRecord } from '../ports.js';
+import type {
+  ExecutionClaim,
+  ExecutionIndex,
+  NewRun,
+  RunRecord,
+  RunStore,
+  StepRecord,
+  TaskTokenStore,
+} from '../ports.js';
 
 /**
  * Run state in one DynamoDB table (single-table design), used on AWS and, unchanged, against the
@@ -22,6 +30,12 @@ import type { NewRun, RunRecord, RunStore, StepRecord } from '../ports.js';
  *
  *   pk = RUN#<runId>   sk = RUN   the run item: status, dataset, facts (map), steps (map by name)
  *   gsi1pk = PIPELINE#<name>   gsi1sk = <createdAt>#<runId>   runs of a pipeline, newest first
+ *   pk = RUN#<runId>   sk = EXECUTION   the execution that owns the run (first claim wins); while
+ *                                       the run is unsettled also gsi1pk = ACTIVE, gsi1sk =
+ *                                       <claimedAt>#<runId>: the reconciler's work list
+ *   pk = TASK#<runId>  sk = TOKEN#<step> a waiting step's Step Functions task token, on its own
+ *                                       partition key so that IAM (dynamodb:LeadingKeys) can keep
+ *                                       every function but its writer and readers away from it
  *
  * Every status change is a conditional update whose condition lists the statuses it may come from
  * (src/core/run.ts), so an illegal transition is refused by the store itself, even under races.
@@ -30,6 +44,20 @@ export const TABLE_KEYS = { pk: 'pk', sk: 'sk', gsi1: 'gsi1', gsi1pk: 'gsi1pk', 
 
 const RUN_SK = 'RUN';
 const runPk = (runId: string) => `RUN#${runId}`;
+const EXECUTION_SK = 'EXECUTION';
+/** gsi1 partition of unsettled claims (sparse: a settled claim has no gsi1 keys). */
+const ACTIVE_GSI1PK = 'ACTIVE';
+/** Partition key prefix of task-token items; no other item lives under it. */
+export const TASK_TOKEN_PK_PREFIX = 'TASK#';
+const taskPk = (runId: string) => `${TASK_TOKEN_PK_PREFIX}${runId}`;
+const taskSk = (step: string) => `TOKEN#${step}`;
+
+interface ClaimItem extends ExecutionClaim {
+  pk: string;
+  sk: string;
+  gsi1pk?: string;
+  gsi1sk?: string;
+}
 
 interface RunItem extends Omit<RunRecord, 'steps'> {
   pk: string;
@@ -39,7 +67,7 @@ interface RunItem extends Omit<RunRecord, 'steps'> {
   steps: Record<string, StepRecord>;
 }
 
-export class DynamoRunStore implements RunStore {
+export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
@@ -219,6 +247,141 @@ export class DynamoRunStore implements RunStore {
       .sort((a, b) => (a.gsi1sk < b.gsi1sk ? 1 : a.gsi1sk > b.gsi1sk ? -1 : 0))
       .slice(0, limit)
       .map(toRecord);
+  }
+
+  // ───────────── task tokens (TaskTokenStore) ─────────────
+
+  async putTaskToken(runId: string, step: string, token: string): Promise<void> {
+    try {
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          // A retried state gets a new token: the newest one is the one Step Functions waits on.
+          Item: marshall({
+            pk: taskPk(runId),
+            sk: taskSk(step),
+            runId,
+            step,
+            token,
+            storedAt: this.now().toISOString(),
+          }),
+        }),
+      );
+    } catch (e) {
+      throw translate(e, 'PutItem');
+    }
+  }
+
+  async getTaskToken(runId: string, step: string): Promise<string | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: taskPk(runId), sk: taskSk(step) }),
+          ConsistentRead: true,
+        }),
+      );
+      const token = out.Item ? unmarshall(out.Item).token : undefined;
+      return typeof token === 'string' ? token : undefined;
+    } catch (e) {
+      throw translate(e, 'GetItem');
+    }
+  }
+
+  // ───────────── execution claims (ExecutionIndex) ─────────────
+
+  async claim(runId: string, executionArn: string): Promise<ExecutionClaim> {
+    const claimedAt = this.now().toISOString();
+    const item: ClaimItem = {
+      pk: runPk(runId),
+      sk: EXECUTION_SK,
+      runId,
+      executionArn,
+      claimedAt,
+      gsi1pk: ACTIVE_GSI1PK,
+      gsi1sk: `${claimedAt}#${runId}`,
+    };
+    try {
+      // Never overwritten, not even by its own holder: a settled claim must stay settled.
+      await this.client.send(
+        new PutItemCommand({
+          TableName: this.tableName,
+          Item: marshall(item),
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+      return { runId, executionArn, claimedAt };
+    } catch (e) {
+      if (!isConditionalFailure(e)) throw translate(e, 'PutItem');
+    }
+    const held = await this.readClaim(runId);
+    if (!held) {
+      throw new VeritrailError('TRANSIENT', `the claim of run ${runId} changed while it was read; retry`);
+    }
+    return held;
+  }
+
+  async active(options: { limit?: number } = {}): Promise<ExecutionClaim[]> {
+    const limit = options.limit ?? 500;
+    const out: ExecutionClaim[] = [];
+    let start: Record<string, unknown> | undefined;
+    try {
+      do {
+        const page = await this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            IndexName: TABLE_KEYS.gsi1,
+            KeyConditionExpression: 'gsi1pk = :a',
+            ExpressionAttributeValues: marshall({ ':a': ACTIVE_GSI1PK }),
+            ScanIndexForward: true,
+            Limit: limit,
+            ExclusiveStartKey: start ? marshall(start) : undefined,
+          }),
+        );
+        for (const i of page.Items ?? []) {
+          const { runId, executionArn, claimedAt } = unmarshall(i) as ClaimItem;
+          out.push({ runId, executionArn, claimedAt });
+        }
+        start = page.LastEvaluatedKey ? unmarshall(page.LastEvaluatedKey) : undefined;
+      } while (start && out.length < limit);
+    } catch (e) {
+      throw translate(e, 'Query');
+    }
+    return out.slice(0, limit);
+  }
+
+  async settle(runId: string): Promise<void> {
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: runPk(runId), sk: EXECUTION_SK }),
+          UpdateExpression: 'REMOVE gsi1pk, gsi1sk',
+          ConditionExpression: 'attribute_exists(pk)',
+        }),
+      );
+    } catch (e) {
+      // No claim (a run from before claims existed, or one that never reached RegisterRun): nothing to settle.
+      if (isConditionalFailure(e)) return;
+      throw translate(e, 'UpdateItem');
+    }
+  }
+
+  private async readClaim(runId: string): Promise<ExecutionClaim | undefined> {
+    try {
+      const out = await this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: runPk(runId), sk: EXECUTION_SK }),
+          ConsistentRead: true,
+        }),
+      );
+      if (!out.Item) return undefined;
+      const { executionArn, claimedAt } = unmarshall(out.Item) as ClaimItem;
+      return { runId, executionArn, claimedAt };
+    } catch (e) {
+      throw translate(e, 'GetItem');
+    }
   }
 
   private async explainRefusal(runId: string, to: RunStatus, cause: unknown): Promise<VeritrailError> {

@@ -7,7 +7,9 @@
  * `ExecutionAlreadyExists`, which here means "already started".
  */
 import {
+  DescribeExecutionCommand,
   SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
   SendTaskSuccessCommand,
   type SFNClient,
   StartExecutionCommand,
@@ -34,6 +36,16 @@ export const SFN_LIMITS = {
 const NAME_FORBIDDEN = /[\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f]/;
 
 export type StartResult = { executionArn: string; alreadyStarted: boolean };
+
+/** Status of an execution (DescribeExecution); `MISSING` when Step Functions knows no such execution. */
+export type ExecutionStatus =
+  | 'RUNNING'
+  | 'SUCCEEDED'
+  | 'FAILED'
+  | 'TIMED_OUT'
+  | 'ABORTED'
+  | 'PENDING_REDRIVE'
+  | 'MISSING';
 
 export type TaskResult =
   | { delivered: true }
@@ -128,6 +140,27 @@ export class StepFunctions {
         }),
       ),
     );
+  }
+
+  /** Tells a waiting task that its work is still going (resets HeartbeatSeconds). */
+  async sendTaskHeartbeat(taskToken: string): Promise<TaskResult> {
+    return this.complete('states:SendTaskHeartbeat', () =>
+      this.sfn.send(new SendTaskHeartbeatCommand({ taskToken })),
+    );
+  }
+
+  /** The status of an execution, and when it stopped if it has. */
+  async describeExecution(executionArn: string): Promise<{ status: ExecutionStatus; stopDate?: Date }> {
+    try {
+      const out = await this.sfn.send(new DescribeExecutionCommand({ executionArn }));
+      return {
+        status: (out.status ?? 'RUNNING') as ExecutionStatus,
+        ...(out.stopDate ? { stopDate: out.stopDate } : {}),
+      };
+    } catch (e) {
+      if (awsErrorName(e) === 'ExecutionDoesNotExist') return { status: 'MISSING' };
+      throw translateAwsError(e, { action: 'states:DescribeExecution', resource: executionArn });
+    }
   }
 
   private async complete(action: string, call: () => Promise<unknown>): Promise<TaskResult> {

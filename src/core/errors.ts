@@ -26,6 +26,8 @@ export const ErrorCodes = [
   'RUN_NOT_FOUND',
   'RUN_EXISTS',
   'RUN_TRANSITION_ILLEGAL',
+  // the orchestrator ended (or stopped reporting) while the run was still RUNNING: closed by the reconciler
+  'ORCHESTRATOR_LOST',
   // training
   'TRAINING_FAILED',
   // audit log

@@ -1,9 +1,10 @@
 import { emitRunEnd } from '../app/lineage.js';
 import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
+import type { ExecutionIndex } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { type ExecState, GateResultSchema, resultOf } from './state.js';
-import { errorFromCatch, parseState } from './step.js';
+import { errorFromCatch, parseState, unwrapTaskInput } from './step.js';
 
 export interface FinishOutput {
   runId: string;
@@ -50,39 +51,105 @@ export async function finish(rt: Runtime, input: unknown): Promise<FinishOutput>
   const run = await rt.runs.get(state.runId);
   if (run?.status !== status)
     await rt.runs.transition(state.runId, status, { facts: { finishedAt: rt.now().toISOString() } });
+  await settle(rt, state.runId);
   await checkpoint(rt);
   await emitLineage(rt, state.runId);
   return { runId: state.runId, status };
 }
 
+/** What a failed run's closing records: who closes it, and why. */
+export interface RunFailure {
+  runId: string;
+  pipeline: string;
+  actor: string;
+  /** The state (or the reconciler) that closes the run: the audit entry's step. */
+  step: 'RecordFailure' | 'Reconcile';
+  error: ErrorInfo;
+  detail?: Record<string, unknown>;
+}
+
 /**
- * RecordFailure (the Catch target): the run ends FAILED with the reason, recorded in the audit log
- * and the run store. Whatever was written before stays as it was.
+ * Ends a run FAILED with its reason: the audit entry first (idempotent per run, step and code), then
+ * the status, then the claim leaves the reconciler's list, a checkpoint, lineage. A run that has
+ * already ended keeps its status; nothing already written is altered.
  */
-export async function recordFailure(rt: Runtime, input: unknown): Promise<FinishOutput> {
-  const raw = input as Partial<ExecState> & { error?: { Error?: string; Cause?: string } };
-  const error = errorFromCatch(raw.error);
-  const runId = typeof raw.runId === 'string' ? raw.runId : 'unknown';
+export async function failRun(rt: Runtime, f: RunFailure): Promise<FinishOutput> {
   await rt.audit.append({
-    eventId: `${runId}/RecordFailure/${error.code}`,
-    pipeline: raw.pipeline?.name ?? 'unknown',
-    runId,
-    step: 'RecordFailure',
+    eventId: `${f.runId}/${f.step}/${f.error.code}`,
+    pipeline: f.pipeline,
+    runId: f.runId,
+    step: f.step,
     type: 'run.failed',
     outcome: 'failure',
-    actor: raw.trigger?.actor ?? rt.actor,
-    detail: { error },
+    actor: f.actor,
+    detail: { error: f.error, ...(f.detail ?? {}) },
   });
   try {
-    const run = await rt.runs.get(runId);
+    const run = await rt.runs.get(f.runId);
     if (run && run.status !== 'FAILED') {
-      await rt.runs.transition(runId, 'FAILED', { error, facts: { finishedAt: rt.now().toISOString() } });
+      await rt.runs.transition(f.runId, 'FAILED', {
+        error: f.error,
+        facts: { finishedAt: rt.now().toISOString() },
+      });
     }
   } catch (e) {
     // A run that already ended keeps its status; the failure is still in the audit log.
     if (toErrorInfo(e).code !== 'RUN_TRANSITION_ILLEGAL') throw e;
   }
+  await settle(rt, f.runId);
   await checkpoint(rt);
-  await emitLineage(rt, runId);
-  return { runId, status: 'FAILED', error };
+  await emitLineage(rt, f.runId);
+  return { runId: f.runId, status: 'FAILED', error: f.error };
+}
+
+/** The run's claim leaves the reconciler's work list (a store without claims has no list). */
+async function settle(rt: Runtime, runId: string): Promise<void> {
+  const store = rt.runs as Partial<ExecutionIndex>;
+  if (typeof store.settle === 'function') await store.settle(runId);
+}
+
+export interface RecordFailureOutput extends Omit<FinishOutput, 'status'> {
+  status: RunStatus;
+  /** False when the run was left as it was: it belongs to another execution, or it has ended. */
+  recorded: boolean;
+}
+
+/**
+ * RecordFailure (the Catch target): the run ends FAILED with the reason, recorded in the audit log
+ * and the run store. Whatever was written before stays as it was. Only the execution that owns the
+ * run (its claim) may close it: a second execution of a run never writes to it, and a run that
+ * ended SUCCEEDED or REJECTED never gets a failure entry.
+ */
+export async function recordFailure(rt: Runtime, event: unknown): Promise<RecordFailureOutput> {
+  const { input, executionArn } = unwrapTaskInput(event);
+  const raw = (typeof input === 'object' && input !== null ? input : {}) as Partial<ExecState> & {
+    error?: { Error?: string; Cause?: string };
+  };
+  const error = errorFromCatch(raw.error);
+  const runId = typeof raw.runId === 'string' ? raw.runId : 'unknown';
+  const run = runId === 'unknown' ? undefined : await rt.runs.get(runId);
+  const leave = async (why: string): Promise<RecordFailureOutput> => {
+    console.warn(JSON.stringify({ source: 'record-failure', runId, message: why, error }));
+    return { runId, status: run?.status ?? 'FAILED', error, recorded: false };
+  };
+  if (run && (run.status === 'SUCCEEDED' || run.status === 'REJECTED')) {
+    return leave(`run ${runId} ended ${run.status}; a finished run is never changed`);
+  }
+  const claims = rt.runs as Partial<ExecutionIndex>;
+  if (run && executionArn !== undefined && typeof claims.claim === 'function') {
+    // Reading the claim through claim(): with none recorded, this execution takes it (legacy runs).
+    const held = await claims.claim(runId, executionArn);
+    if (held.executionArn !== executionArn) {
+      return leave(`run ${runId} belongs to execution ${held.executionArn}; this one leaves it alone`);
+    }
+  }
+  const pipeline = typeof raw.pipeline === 'object' ? raw.pipeline?.name : undefined;
+  const out = await failRun(rt, {
+    runId,
+    pipeline: pipeline ?? run?.pipeline ?? 'unknown',
+    actor: (typeof raw.trigger === 'object' ? raw.trigger?.actor : undefined) ?? rt.actor,
+    step: 'RecordFailure',
+    error,
+  });
+  return { ...out, recorded: true };
 }

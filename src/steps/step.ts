@@ -1,6 +1,7 @@
 import type { Digest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { describeIssues } from '../core/pipeline.js';
+import type { ExecutionIndex, RunStore, TaskTokenStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { type ExecState, ExecStateSchema } from './state.js';
 
@@ -133,9 +134,55 @@ async function recordFailure(
     .catch(() => undefined);
 }
 
+/**
+ * The task-token store of a run store. Both runtimes' run stores (DynamoDB, and dynalite locally)
+ * keep tokens in their own items; a store without them cannot run a step that waits on a token.
+ */
+export function taskTokensOf(runs: RunStore): TaskTokenStore {
+  const store = runs as Partial<TaskTokenStore>;
+  if (typeof store.putTaskToken !== 'function' || typeof store.getTaskToken !== 'function') {
+    throw new VeritrailError('INTERNAL', 'this run store keeps no task tokens; use the DynamoDB run store');
+  }
+  return store as TaskTokenStore;
+}
+
+/** The execution claims of a run store (see ExecutionIndex). */
+export function executionsOf(runs: RunStore): ExecutionIndex {
+  const store = runs as Partial<ExecutionIndex>;
+  if (typeof store.claim !== 'function' || typeof store.active !== 'function') {
+    throw new VeritrailError(
+      'INTERNAL',
+      'this run store records no execution claims; use the DynamoDB run store',
+    );
+  }
+  return store as ExecutionIndex;
+}
+
+/**
+ * Step Functions' own errors that mean the orchestrator stopped hearing about the work: the Train
+ * state's heartbeat (no callback and no reconciler within HeartbeatSeconds) or its timeout.
+ */
+const ORCHESTRATOR_ERRORS: Readonly<Record<string, string>> = {
+  'States.HeartbeatTimeout':
+    'no word on the training job within the heartbeat period: neither its state-change event nor the reconciler reported; check the job vt-<runId> in SageMaker and start the run again',
+  'States.Timeout':
+    'the step did not end within its timeout; check the training job vt-<runId> in SageMaker and start the run again',
+};
+
+/** The Task states that need their execution pass `{input: $, executionArn: $$.Execution.Id}`. */
+export function unwrapTaskInput(event: unknown): { input: unknown; executionArn?: string } {
+  if (typeof event === 'object' && event !== null && 'input' in event && 'executionArn' in event) {
+    const { input, executionArn } = event as { input: unknown; executionArn: unknown };
+    return { input, ...(typeof executionArn === 'string' ? { executionArn } : {}) };
+  }
+  return { input: event };
+}
+
 /** Parses the Error/Cause pair Step Functions hands to a Catch target, locally or on AWS. */
 export function errorFromCatch(caught: { Error?: string; Cause?: string } | undefined): ErrorInfo {
   if (!caught) return { code: 'INTERNAL', message: 'the run failed without an error record' };
+  const lost = caught.Error !== undefined ? ORCHESTRATOR_ERRORS[caught.Error] : undefined;
+  if (lost !== undefined) return { code: 'ORCHESTRATOR_LOST', message: `${caught.Error}: ${lost}` };
   let text = caught.Cause ?? '';
   // On AWS, Cause is the Lambda error JSON {errorType, errorMessage, trace}; locally it is the message.
   try {

@@ -12,7 +12,7 @@ import {
   resultOf,
   type TrainResult,
 } from './state.js';
-import { runStep, StepFailure, type StepOutcome } from './step.js';
+import { runStep, StepFailure, type StepOutcome, taskTokensOf } from './step.js';
 
 /** SageMaker job names: 1-63 of [a-zA-Z0-9-], unique per run. The `vt-` prefix scopes our rules. */
 export function trainingJobName(runId: string): string {
@@ -87,12 +87,14 @@ export async function launchTraining(
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const spec = trainingSpec(state, def, taskToken);
   const startedAt = rt.now().toISOString();
+  // The token is a bearer credential: its own item, stored before the job can end (never in facts).
+  if (taskToken) await taskTokensOf(rt.runs).putTaskToken(state.runId, 'Train', taskToken);
   await rt.trainer.start(spec);
   return {
     output: { jobName: spec.jobName, startedAt },
     digests: Object.fromEntries(Object.entries(spec.channels).map(([name, ch]) => [name, ch.digest])),
-    // The callback (AWS) finds the run, its state and the task token here when the job ends.
-    facts: { training: { jobName: spec.jobName, startedAt, ...(taskToken ? { taskToken } : {}), state } },
+    // The callback (AWS) finds the run and its state here when the job ends; the token is apart.
+    facts: { training: { jobName: spec.jobName, startedAt, state } },
     detail: { jobName: spec.jobName },
   };
 }
@@ -160,7 +162,7 @@ export async function handleTrainingEnd(
 ): Promise<TrainingEnd> {
   const run = await rt.runs.get(runId);
   const training = run?.facts.training as
-    | { jobName?: string; taskToken?: string; startedAt?: string; state?: unknown }
+    | { jobName?: string; startedAt?: string; state?: unknown }
     | undefined;
   if (!run || !training?.state || training.jobName !== job.jobName) {
     throw new VeritrailError(
@@ -169,12 +171,12 @@ export async function handleTrainingEnd(
     );
   }
   const startedAt = training.startedAt ?? rt.now().toISOString();
+  const taskToken = await taskTokensOf(rt.runs).getTaskToken(runId, 'Train');
   try {
     const output = await runStep(rt, 'Train', training.state, (s) => completeTraining(rt, s, job, startedAt));
-    return { ...(training.taskToken ? { taskToken: training.taskToken } : {}), output };
+    return { ...(taskToken ? { taskToken } : {}), output };
   } catch (e) {
-    if (e instanceof StepFailure)
-      return { ...(training.taskToken ? { taskToken: training.taskToken } : {}), error: e.info };
+    if (e instanceof StepFailure) return { ...(taskToken ? { taskToken } : {}), error: e.info };
     throw e;
   }
 }

@@ -31,7 +31,12 @@ import {
 } from '../../stacks/Pipeline.js';
 import { DENIED_OBJECT_ACTIONS } from '../../stacks/Storage.js';
 import { auditRetentionDays, DEFAULT_AUDIT_RETENTION_DAYS, loadPipelines } from '../../stacks/settings.js';
-import { TARGET_MAX_EVENT_AGE, TARGET_RETRY_ATTEMPTS } from '../../stacks/Triggers.js';
+import {
+  ASYNC_MAX_EVENT_AGE,
+  ASYNC_RETRY_ATTEMPTS,
+  TARGET_MAX_EVENT_AGE,
+  TARGET_RETRY_ATTEMPTS,
+} from '../../stacks/Triggers.js';
 import {
   actionsOf,
   type FoundStatement,
@@ -481,7 +486,10 @@ describe('Pipeline functions', () => {
         Boolean(ACCESS[name].signAttestations || ACCESS[name].signCheckpoints),
       );
       expect(actions.has('states:StartExecution'), name).toBe(name === 'start');
-      expect(actions.has('states:SendTaskSuccess'), name).toBe(name === 'training-callback');
+      // The callback and the reconciler (a lost SageMaker event) finish the Train step.
+      expect(actions.has('states:SendTaskSuccess'), name).toBe(
+        name === 'training-callback' || name === 'reconcile',
+      );
       expect(actions.has('sagemaker:CreateTrainingJob'), name).toBe(name === 'train');
       expect(actions.has('iam:PassRole'), name).toBe(name === 'train');
       expect(actions.has('sagemaker:CreateModelPackage'), name).toBe(name === 'register');
@@ -711,7 +719,9 @@ describe('Triggers', () => {
   });
 
   it('schedules exactly the pipelines that define one, with the shared expression and input transformer', () => {
-    const scheduled = rules().filter((r) => r.p.ScheduleExpression !== undefined);
+    const scheduled = rules().filter(
+      (r) => r.p.ScheduleExpression !== undefined && !r.id.startsWith('Reconcile'),
+    );
     const defs = loadPipelines(FIXTURES).filter((p) => p.definition.schedule);
     expect(scheduled).toHaveLength(defs.length);
     for (const { definition } of defs) {
@@ -749,9 +759,45 @@ describe('Triggers', () => {
     }
   });
 
+  it('runs the reconciler every 5 minutes', () => {
+    const rule = rules().find((r) => r.id.startsWith('Reconcile'));
+    expect(rule?.p.ScheduleExpression).toBe('rate(5 minutes)');
+    expect(flat(listOf(rule?.p.Targets)[0]?.Arn)).toContain('reconcile');
+  });
+
+  it('sends an asynchronous invocation that keeps failing to the function’s queue, and lets it send there', () => {
+    const configs = resourcesOfType('Triggers', 'AWS::Lambda::EventInvokeConfig').map(
+      ([, r]) => r.Properties ?? {},
+    );
+    const expected = {
+      start: 'StartDeadLetters',
+      trainingcallback: 'TrainingCallbackDeadLetters',
+      reconcile: 'ReconcileDeadLetters',
+    };
+    expect(configs).toHaveLength(Object.keys(expected).length);
+    for (const [fn, queue] of Object.entries(expected)) {
+      const config = configs.find((c) => flat(c.FunctionName).toLowerCase().includes(fn));
+      expect(config, fn).toBeDefined();
+      expect(config?.MaximumRetryAttempts, fn).toBe(ASYNC_RETRY_ATTEMPTS);
+      expect(config?.MaximumEventAgeInSeconds, fn).toBe(ASYNC_MAX_EVENT_AGE.toSeconds());
+      expect(
+        flat(
+          (config?.DestinationConfig as { OnFailure?: { Destination: Json } } | undefined)?.OnFailure
+            ?.Destination,
+        ),
+        fn,
+      ).toContain(queue);
+    }
+    const sends = resourcesOfType('Triggers', 'AWS::IAM::Policy').flatMap(([, r]) =>
+      statementsOf(r.Properties?.PolicyDocument),
+    );
+    expect(sends).toHaveLength(3);
+    for (const s of sends) expect(actionsOf(s)).toEqual(['sqs:SendMessage']);
+  });
+
   it('encrypts the dead-letter queues and refuses non-TLS access to them', () => {
     const queues = resourcesOfType('Triggers', 'AWS::SQS::Queue');
-    expect(queues).toHaveLength(2);
+    expect(queues).toHaveLength(3);
     for (const [, q] of queues) expect(q.Properties?.SqsManagedSseEnabled).toBe(true);
     for (const [, policy] of resourcesOfType('Triggers', 'AWS::SQS::QueuePolicy')) {
       const statements = statementsOf(policy.Properties?.PolicyDocument);

@@ -7,6 +7,12 @@ import { localDefinition, STATE_MACHINE_FILE, TASK_FUNCTIONS } from '../../src/l
 type State = {
   Type: string;
   Next?: string;
+  Default?: string;
+  Choices?: { Variable: string; StringEquals?: string; IsPresent?: boolean; Next: string }[];
+  InputPath?: string;
+  Parameters?: Record<string, string>;
+  HeartbeatSeconds?: number;
+  TimeoutSeconds?: number;
   End?: boolean;
   Retry?: { ErrorEquals: string[] }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
@@ -22,8 +28,10 @@ describe('state-machines/training-pipeline.asl.json', () => {
     const order: string[] = [];
     let at: string | undefined = asl.StartAt;
     while (at) {
-      order.push(at);
-      at = asl.States[at]?.Next;
+      const state: State | undefined = asl.States[at];
+      // Routing states (the Choice after RegisterRun) are not steps; a run goes on by their Default.
+      if (state?.Type !== 'Choice') order.push(at);
+      at = state?.Type === 'Choice' ? state.Default : state?.Next;
     }
     expect(order).toEqual([
       'RegisterRun',
@@ -51,8 +59,49 @@ describe('state-machines/training-pipeline.asl.json', () => {
     expect(asl.States.RunFailed?.Type).toBe('Fail');
   });
 
-  it('waits for training through a task token', () => {
+  it('ends the execution failed even when RecordFailure itself fails (the reconciler closes the run)', () => {
+    expect(asl.States.RecordFailure?.Catch).toEqual([
+      expect.objectContaining({ ErrorEquals: ['States.ALL'], Next: 'RunFailed' }),
+    ]);
+  });
+
+  it('hands RegisterRun and RecordFailure the execution ARN, which owns the run', () => {
+    for (const name of ['RegisterRun', 'RecordFailure']) {
+      expect(asl.States[name]?.Parameters, name).toEqual({
+        'input.$': '$',
+        'executionArn.$': '$$.Execution.Id',
+      });
+    }
+  });
+
+  it('routes a duplicate or skipped start to its own terminal state, never to RecordFailure', () => {
+    const choice = asl.States.Registered;
+    expect(asl.States.RegisterRun?.Next).toBe('Registered');
+    expect(choice?.Type).toBe('Choice');
+    const next = (outcome: string) =>
+      choice?.Choices?.find(
+        (c) => c.Variable === '$.results.registerRun.outcome' && c.StringEquals === outcome,
+      )?.Next;
+    expect(next('duplicate')).toBe('NothingToRun');
+    expect(next('skipped')).toBe('NothingToRun');
+    expect(next('rejected')).toBe('StartRejected');
+    expect(asl.States.NothingToRun?.Type).toBe('Succeed');
+    expect(asl.States.StartRejected?.Type).toBe('Fail');
+    // An operator start's state replaces the console input before the first step.
+    const adopt = choice?.Choices?.find((c) => c.IsPresent === true);
+    expect(adopt).toMatchObject({ Variable: '$.results.registerRun.state', Next: 'AdoptStartedRun' });
+    expect(asl.States.AdoptStartedRun).toMatchObject({
+      Type: 'Pass',
+      InputPath: '$.results.registerRun.state',
+      Next: 'HashDataset',
+    });
+  });
+
+  it('waits for training through a task token, with a heartbeat the reconciler keeps alive', () => {
     expect(asl.States.Train?.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+    // Without the callback and the reconciler (every 5 minutes), the wait ends within minutes, not 25 h.
+    expect(asl.States.Train?.HeartbeatSeconds).toBe(900);
+    expect(asl.States.Train?.HeartbeatSeconds).toBeLessThan(asl.States.Train?.TimeoutSeconds ?? 0);
   });
 
   it('names one handler module per task, and validates as ASL once ARNs are substituted', () => {

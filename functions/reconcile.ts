@@ -1,0 +1,26 @@
+/**
+ * Lambda on an EventBridge schedule (every 5 minutes, stacks/Triggers.ts): closes runs whose
+ * execution ended without recording it, finishes Train steps whose SageMaker event never came, and
+ * keeps waiting Train states alive with heartbeats. The work is src/app/reconcile.ts.
+ */
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import {
+  type ReconcileReport,
+  type ReconcileRuntime,
+  reconcileOrThrow,
+  SageMakerTrainingJobs,
+} from '../src/app/reconcile.js';
+import { AWS_STEP_PORTS, awsLineage, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
+import { eventHandler } from '../src/steps/handler.js';
+
+/** Composition root: the runs and claims, the audit log, Step Functions, SageMaker, lineage for closed runs. */
+export const handler = eventHandler<ReconcileReport, ReconcileRuntime>(
+  async (rt) => reconcileOrThrow(rt),
+  composeAws('functions/reconcile.ts', { ...AWS_STEP_PORTS, lineage: awsLineage }, (ctx) => ({
+    stepFunctions: awsStepFunctions(ctx),
+    config: ctx.config,
+    trainingJobs: new SageMakerTrainingJobs(
+      ctx.clients.get('sagemaker', (retry) => new SageMakerClient(retry)),
+    ),
+  })),
+);
