@@ -147,8 +147,8 @@ export interface LambdaFleet {
   byArn(arn: string): HostedFunction;
   /** By the function's handler file (functions/<name>.handler → "<name>"). */
   byHandler(name: string): HostedFunction;
-  /** Starts every process now (cold starts out of the scenarios' timing). */
-  warm(): Promise<void>;
+  /** Starts every process now (cold starts out of the scenarios' timing); the load failures, by function. */
+  warm(): Promise<{ name: string; handler: string; error: string }[]>;
   close(): void;
 }
 
@@ -204,7 +204,15 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
     byHandler: (name) =>
       find(name, (h) => h.handlerName === name),
     warm: async () => {
-      await Promise.all(hosts.map((h) => h.invokeReady()));
+      const failures: { name: string; handler: string; error: string }[] = [];
+      await Promise.all(
+        hosts.map((h) =>
+          h.invokeReady().catch((e: unknown) => {
+            failures.push({ name: h.name, handler: h.handlerName, error: e instanceof Error ? e.message : String(e) });
+          }),
+        ),
+      );
+      return failures;
     },
     close: () => {
       for (const h of hosts) h.stop();

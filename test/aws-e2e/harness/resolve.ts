@@ -7,6 +7,7 @@
  * (`<stack>-<logicalId>-<suffix>`), or the name the template sets.
  */
 import { createHash } from 'node:crypto';
+import type { ResolvedResource } from '../iam/types.js';
 import type { SynthesizedApp, Template } from './templates.js';
 
 export interface Physical {
@@ -16,15 +17,8 @@ export interface Physical {
   attrs: Record<string, string>;
 }
 
-/** One resource after provisioning: what the harness created, with every property resolved. */
-export interface ResolvedResource {
-  stack: string;
-  logicalId: string;
-  type: string;
-  physicalId: string;
-  arn?: string;
-  properties: Record<string, unknown>;
-}
+
+export type { ResolvedResource };
 
 export class UnresolvedError extends Error {}
 
@@ -73,14 +67,11 @@ export class Resolver {
       const tail = `-${suffix(`${stack}/${logicalId}`, 12)}`;
       return `${stack}-${logicalId}`.slice(0, max - tail.length) + tail;
     };
-    const named = (prop: string, max: number) =>
-      typeof props[prop] === 'object' || props[prop] === undefined ? undefined : String(props[prop]);
     const nameFrom = (prop: string, max: number) => {
       const given = props[prop];
       if (given === undefined) return generated(max);
       return String(this.resolve(stack, given));
     };
-    void named;
     switch (type) {
       case 'AWS::S3::Bucket': {
         const name = props.BucketName !== undefined ? String(this.resolve(stack, props.BucketName)) : generated(63).toLowerCase();

@@ -91,5 +91,27 @@ export function buildWorld(resources: ResolvedResource[], keys: RoleKeys, accoun
     const k = keyArnOf((t.properties.SSESpecification as { KMSMasterKeyId?: string } | undefined)?.KMSMasterKeyId);
     if (k) tableKmsKeys[t.physicalId] = k;
   }
-  return { account, region, principals, bucketPolicies, bucketKmsKeys, keyPolicies, keyIds, tableKmsKeys };
+  const bucketKeyEnabled: Record<string, boolean> = {};
+  for (const b of resources.filter((r) => r.type === 'AWS::S3::Bucket')) {
+    const rules = (b.properties.BucketEncryption as { ServerSideEncryptionConfiguration?: { BucketKeyEnabled?: boolean }[] } | undefined)
+      ?.ServerSideEncryptionConfiguration;
+    if (rules?.[0]?.BucketKeyEnabled) bucketKeyEnabled[b.physicalId] = true;
+  }
+  principals.push(OPERATOR(account));
+  return { account, region, principals, bucketPolicies, bucketKmsKeys, keyPolicies, keyIds, tableKmsKeys, bucketKeyEnabled };
 }
+
+/**
+ * An administrator of the account (AdministratorAccess), for what docs/deploy.md tells an operator
+ * to do by hand: `aws s3 cp` to the landing bucket, a start from the Step Functions console. Key
+ * and bucket policies still apply to it.
+ */
+export const OPERATOR_KEY = { accessKeyId: 'AKIAE2EOPERATOR00001', secretAccessKey: 'operator-secret' };
+export const OPERATOR = (account: string): Principal => ({
+  accessKeyId: OPERATOR_KEY.accessKeyId,
+  roleArn: `arn:aws:iam::${account}:role/Administrator`,
+  identityPolicies: [
+    { name: 'AdministratorAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } },
+  ],
+  label: 'operator',
+});
