@@ -19,6 +19,7 @@ import {
   TRAINING_PREFIX,
   usesDataKey,
 } from './access.js';
+import { cedarWasmCopy, FUNCTIONS_WITH_CEDAR, NODEJS_BUNDLING } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
 import { Database } from './Database.js';
 import { Identity } from './Identity.js';
@@ -405,7 +406,9 @@ export function Pipeline({ stack, app }: StackContext) {
           ? { ...environment, VERITRAIL_PIPELINES_DIR: `${LAMBDA_TASK_ROOT}/${BUNDLED_PIPELINES_DIR}` }
           : environment,
       ...(name === 'start' ? { copyFiles: pipelineBundleFiles(pipelines, useProject().paths.root) } : {}),
-      nodejs: { format: 'esm' },
+      // Cedar's wasm next to the gate's bundle, where the bundled cedar-wasm reads it (stacks/bundling.ts).
+      ...(FUNCTIONS_WITH_CEDAR.includes(name) ? { copyFiles: [cedarWasmCopy(useProject().paths.root)] } : {}),
+      nodejs: NODEJS_BUNDLING,
     });
     const cfn = fn.node.defaultChild as lambda.CfnFunction;
     // LoggingConfig (JSON logs, own log group) is newer than aws-cdk-lib 2.72: set it directly.

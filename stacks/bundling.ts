@@ -1,0 +1,82 @@
+/**
+ * How every Lambda in functions/ is bundled: the `nodejs` props of the SST Function, which SST v2
+ * hands to its own esbuild (0.18, node_modules/sst/runtime/handlers/node.js: `format`, `minify`,
+ * `sourcemap`, `install`, `loader`, `esbuild` spread over its options). Kept here so the stack, the
+ * bundle test (test/infra/bundles.test.ts) and `npm run bench -- bundles` use the very same options.
+ *
+ * Sizes: each bundle's JS must stay ≤ 1 MiB (issue 10). What it takes:
+ * - minify (SST's default is not to);
+ * - each function composes only its own ports (functions/<name>.ts → src/aws/runtime.ts), so only
+ *   those @aws-sdk/client-* packages are imported (they are `sideEffects: false`; esbuild drops the rest);
+ * - zod's `locales` namespace: `import { z } from 'zod'` makes esbuild 0.18 keep every locale
+ *   (≈ 260 KB minified; rollup and webpack shake it, see zod #6050). veritrail never switches
+ *   locale, so the bundle's `z.locales` holds English only (`zodEnglishOnly`); zod's default
+ *   messages are English either way (zod/v4/classic/schemas.js registers `en` itself).
+ *
+ * Source maps are built (SST moves them out of the bundle into their own asset).
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { FunctionCopyFilesProps, FunctionProps } from 'sst/constructs';
+
+type NodeJsProps = NonNullable<FunctionProps['nodejs']>;
+/** The esbuild plugin shape (esbuild's own type, not imported: SST's esbuild is 0.18, ours 0.28). */
+interface EsbuildPlugin {
+  name: string;
+  setup(build: {
+    onResolve(
+      options: { filter: RegExp },
+      callback: (args: { path: string; importer: string }) => { path: string; namespace: string } | undefined,
+    ): void;
+    onLoad(
+      options: { filter: RegExp; namespace: string },
+      callback: () => { contents: string; resolveDir: string; loader: 'js' },
+    ): void;
+  }): void;
+}
+
+const require = createRequire(import.meta.url);
+const ZOD_LOCALES_NAMESPACE = 'veritrail-zod-locales';
+
+/** Resolves zod's `locales/index.js` (every locale) to a module that exports English only. */
+export const zodEnglishOnly: EsbuildPlugin = {
+  name: 'veritrail-zod-english-only',
+  setup(build) {
+    const localesDir = path.dirname(require.resolve('zod/v4/locales/en.js'));
+    build.onResolve({ filter: /\/locales\/index\.js$/ }, (args) =>
+      args.importer.includes(`${path.sep}node_modules${path.sep}zod${path.sep}`)
+        ? { path: 'locales', namespace: ZOD_LOCALES_NAMESPACE }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: ZOD_LOCALES_NAMESPACE }, () => ({
+      contents: `export { default as en } from ${JSON.stringify(path.join(localesDir, 'en.js'))};`,
+      resolveDir: localesDir,
+      loader: 'js',
+    }));
+  },
+};
+
+/** The `nodejs` props of every function. */
+export const NODEJS_BUNDLING = {
+  format: 'esm',
+  minify: true,
+  sourcemap: true,
+  esbuild: { plugins: [zodEnglishOnly] as never },
+} satisfies NodeJsProps;
+
+/**
+ * Cedar (@cedar-policy/cedar-wasm's Node.js build, used by src/core/gate/policy.ts) reads
+ * `${__dirname}/cedar_wasm_bg.wasm` when its module loads. In SST's ESM bundle `__dirname` is the
+ * bundle file's own folder (SST's banner defines it from `import.meta.url`), and the handler is
+ * written to `functions/<name>.mjs`, so the wasm goes to `functions/cedar_wasm_bg.wasm`. It is
+ * 4.3 MB (1.4 MB zipped), far above the 1 MiB JS budget; it cannot be made smaller here and is
+ * reported on its own by the bundle test and `npm run bench -- bundles`.
+ */
+export const CEDAR_WASM_FILE = 'cedar_wasm_bg.wasm';
+export function cedarWasmCopy(root: string): FunctionCopyFilesProps {
+  const wasm = path.join(path.dirname(require.resolve('@cedar-policy/cedar-wasm/nodejs')), CEDAR_WASM_FILE);
+  return { from: path.relative(root, wasm), to: `functions/${CEDAR_WASM_FILE}` };
+}
+
+/** The functions whose bundle imports Cedar (test/infra/bundles.test.ts checks the list against the bundles). */
+export const FUNCTIONS_WITH_CEDAR: readonly string[] = ['gate'];
