@@ -69,7 +69,13 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
     dependencies: {
       raw: { digest: hash.digest, uri: state.dataset.uri },
       processed: { digest: pre.digest, mediaType: 'application/vnd.veritrail.manifest.v1+json' },
-      code: { digest: code.digest },
+      // On AWS the code reached the job as a content-addressed input channel (CheckCode's bundle).
+      code: code.bundle
+        ? {
+            digest: code.digest,
+            annotations: { delivery: 'sagemaker-input-channel', channel: 'code', bundle: code.bundle.digest },
+          }
+        : { digest: code.digest },
       ...(image && rt.mode === 'aws'
         ? { image: { digest: `sha256:${image.split('@sha256:')[1]}` as Digest, uri: image } }
         : {}),

@@ -3,13 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { trainingOutputKeys } from '../../src/aws/sagemaker-trainer.js';
-import { putBytesCas, putJsonCas } from '../../src/cas.js';
+import { putBytesCas, putJsonCas, readObject } from '../../src/cas.js';
 import { digestOf } from '../../src/core/digest.js';
 import { isVeritrailError } from '../../src/core/errors.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
+import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { Runtime } from '../../src/runtime.js';
 import { evaluate } from '../../src/steps/evaluate.js';
+import { sign } from '../../src/steps/sign.js';
 import type { ExecState } from '../../src/steps/state.js';
 import { packDeterministic } from '../../src/tarball.js';
 
@@ -102,5 +104,58 @@ describe('Evaluate on the output SageMaker writes', () => {
       expect(isVeritrailError(error, 'DIGEST_MISMATCH')).toBe(true);
       expect((error as Error).message).toContain(outputKey);
     });
+  });
+});
+
+describe('the provenance of a model trained on SageMaker', () => {
+  it('names the training code (scanned folder digest, shipped as the code channel) and the image separately', async () => {
+    const { state } = await runAtEvaluate();
+    const rt = {
+      ...runtime(),
+      mode: 'aws',
+      actor: 'arn:aws:states:eu-west-1:111122223333:stateMachine:training-pipeline',
+      signer: await openFileSigner(join(dir, 'signing.key')),
+    } as unknown as Runtime;
+    const evaluated = await evaluate(rt, state);
+    const code = `sha256:${'c'.repeat(64)}` as const;
+    const bundle = `sha256:${'b'.repeat(64)}` as const;
+    const def = parsePipelineDefinition(JSON.parse(readFileSync(EXAMPLE, 'utf8')));
+    const d = (c: string): `sha256:${string}` => `sha256:${c.repeat(64)}`;
+    const signed = await sign(rt, {
+      ...state,
+      results: {
+        ...state.results,
+        hash: { digest: d('1'), size: 1, files: 1, manifestKey: 'm', manifestDigest: d('2') },
+        code: {
+          digest: code,
+          files: 1,
+          image: def.trainer.aws?.image,
+          command: def.trainer.command,
+          bundle: { key: `sha256/${'b'.repeat(64)}`, digest: bundle, fileName: 'code.tar.gz' },
+        },
+        evaluate: evaluated.output,
+        gate: { decision: 'allow', reasons: [], policies: [], decisionKey: 'k', decisionDigest: d('e') },
+      },
+    });
+    const stored = JSON.parse(
+      new TextDecoder().decode(
+        await readObject(objects, 'artifacts', signed.output.bundles.provenance ?? ''),
+      ),
+    );
+    const statement = JSON.parse(Buffer.from(stored.dsseEnvelope.payload, 'base64').toString('utf8'));
+    const deps = statement.predicate.buildDefinition.resolvedDependencies as {
+      name: string;
+      digest: { sha256: string };
+      uri?: string;
+      annotations?: Record<string, unknown>;
+    }[];
+    const byName = Object.fromEntries(deps.map((r) => [r.name, r]));
+    expect(byName['training-code']).toEqual({
+      name: 'training-code',
+      digest: { sha256: 'c'.repeat(64) },
+      annotations: { delivery: 'sagemaker-input-channel', channel: 'code', bundle },
+    });
+    expect(byName['training-image']?.uri).toBe(def.trainer.aws?.image);
+    expect(byName['training-image']?.digest.sha256).not.toBe('c'.repeat(64));
   });
 });
