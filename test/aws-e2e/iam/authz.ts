@@ -19,6 +19,17 @@ export interface Requirement {
   context: Context;
   /** An authorization the service makes on the caller's behalf (SSE-KMS, PassRole, AddTags, ListBucket for 404). */
   implied: boolean;
+  /**
+   * For an action the SAR lists with no resource type (evaluated on "*") that the service nevertheless
+   * matches against a resource's ARN: statements whose Resource covers this ARN apply too.
+   */
+  scope?: string;
+}
+
+/** Options of the mapping that only the harness can know. */
+export interface AuthzOptions {
+  /** The state machine ARN a task token belongs to (Step Functions tokens are opaque). */
+  stateMachineOfTaskToken?: (taskToken: string) => string | undefined;
 }
 
 /** State the mapping keeps across requests (what a real service remembers). */
@@ -489,16 +500,23 @@ function dynamoRequirements(world: PolicyWorld, req: ParsedRequest): Requirement
 
 // ---------------------------------------------------------------- Step Functions
 
-function statesRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
+function statesRequirements(world: PolicyWorld, req: ParsedRequest, options: AuthzOptions): Requirement[] {
   const input = req.input ?? {};
   const action = `states:${req.operation}`;
   switch (req.operation) {
-    // The SAR lists no resource type for the task-token actions: they are authorized on "*"
-    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html,
-    // SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat: resource types column empty).
+    // The SAR lists no resource type for the task-token actions ("*",
+    // https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html),
+    // yet Step Functions accepts a grant on the state machine the token belongs to (observed by the
+    // CDK maintainers, https://github.com/aws/aws-cdk/pull/8486, and what CDK's grantTaskResponse
+    // grants). So: "*" always matches; a statement on the token's state machine matches when the
+    // harness tells which one it is.
     case 'SendTaskSuccess':
     case 'SendTaskFailure':
-    case 'SendTaskHeartbeat':
+    case 'SendTaskHeartbeat': {
+      const token = str(input.taskToken);
+      const scope = token ? options.stateMachineOfTaskToken?.(token) : undefined;
+      return [{ action, resource: '*', context: {}, implied: false, ...(scope ? { scope } : {}) }];
+    }
     case 'ListStateMachines':
     case 'ListActivities':
     case 'CreateStateMachine':
@@ -700,7 +718,7 @@ function lambdaRequirements(world: PolicyWorld, req: ParsedRequest): Requirement
 }
 
 /** Every authorization AWS makes before it runs this request, or undefined for an operation not modelled. */
-export function requirementsFor(world: PolicyWorld, req: ParsedRequest, state: AuthzState): Requirement[] | undefined {
+export function requirementsFor(world: PolicyWorld, req: ParsedRequest, state: AuthzState, options: AuthzOptions = {}): Requirement[] | undefined {
   if (req.operation.startsWith('Unknown')) return undefined;
   switch (req.service) {
     case 's3':
@@ -710,7 +728,7 @@ export function requirementsFor(world: PolicyWorld, req: ParsedRequest, state: A
     case 'dynamodb':
       return dynamoRequirements(world, req);
     case 'states':
-      return statesRequirements(world, req);
+      return statesRequirements(world, req, options);
     case 'events':
       return eventsRequirements(world, req);
     case 'sagemaker':

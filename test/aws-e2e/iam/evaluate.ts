@@ -78,6 +78,21 @@ function describeDenial(d: RequestDenial, kind: string | undefined): string {
   return `no Allow in ${where}`;
 }
 
+/** IAM ARN pattern matching: `*` any run of characters, `?` one character (case-sensitive). */
+export function arnPatternMatches(pattern: string, arn: string): boolean {
+  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  return new RegExp(`^${re}$`).test(arn);
+}
+
+/** Statements whose Resource covers `scope` are widened to "*" so that they apply to a "*" request. */
+function widenToScope(policy: PolicyDocument, scope: string): PolicyDocument {
+  const statements = [policy.Statement].flat().map((s) => {
+    const resources = [s.Resource].flat().filter((r): r is string => typeof r === 'string');
+    return resources.some((r) => arnPatternMatches(r, scope)) ? { ...s, Resource: '*' } : s;
+  });
+  return { ...policy, Statement: statements };
+}
+
 /** Evaluates one requirement for a caller; an unknown caller has no policy, so it is denied. */
 export async function evaluate(world: PolicyWorld, principal: Principal | undefined, r: Requirement): Promise<Decision> {
   if (!principal) return { decision: 'ImplicitlyDenied', reason: 'the access key belongs to no principal of the policy world' };
@@ -90,7 +105,7 @@ export async function evaluate(world: PolicyWorld, principal: Principal | undefi
         resource: { resource: r.resource, accountId: world.account },
         contextVariables: { ...globalContext(world, principal), ...r.context },
       },
-      identityPolicies: principal.identityPolicies.map((p) => ({ name: p.name, policy: p.policy })),
+      identityPolicies: principal.identityPolicies.map((p) => ({ name: p.name, policy: r.scope ? widenToScope(p.policy, r.scope) : p.policy })),
       serviceControlPolicies: [],
       resourceControlPolicies: [],
       ...(rp ? { resourcePolicy: rp.policy } : {}),

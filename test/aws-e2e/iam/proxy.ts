@@ -86,7 +86,7 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
       service: req.service,
       operation: req.operation,
       action: r.action,
-      resource: r.resource,
+      resource: r.scope ?? r.resource,
       context: r.context,
       decision: d.decision,
       implied: r.implied,
@@ -131,7 +131,7 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
     const principal = req.accessKeyId ? w.principals.find((p) => p.accessKeyId === req.accessKeyId) : undefined;
     const label = principal?.label ?? `unknown:${req.accessKeyId ?? 'unsigned'}`;
     const callerArn = principal ? sessionArn(principal, w.account) : `unknown:${req.accessKeyId ?? 'unsigned'}`;
-    const requirements = requirementsFor(w, req, state);
+    const requirements = requirementsFor(w, req, state, options.stateMachineOfTaskToken ? { stateMachineOfTaskToken: options.stateMachineOfTaskToken } : {});
     const decided: RecordedCall[] = [];
     if (!requirements) {
       const call: RecordedCall = {

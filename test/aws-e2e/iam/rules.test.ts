@@ -6,7 +6,9 @@ import { CreateTrainingJobCommand, type CreateTrainingJobCommandInput, SageMaker
 import { DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { arnPatternMatches } from './evaluate.js';
 import { startIamProxy } from './proxy.js';
 import { formatDenials } from './report.js';
 import { ACCOUNT, REGION, allow, attempt, clientConfig, deny, doc, type FakeUpstream, fakeUpstream, principal, world } from './test-helpers.js';
@@ -295,6 +297,41 @@ describe('SageMaker: condition keys, tag-on-create and PassRole', () => {
     await attempt(create(noPass, job()));
     await attempt(create(wrongService, job()));
     expect(proxy.calls.filter((c) => c.action === 'iam:PassRole').map((c) => c.decision)).toEqual(['ImplicitlyDenied', 'ImplicitlyDenied']);
+  });
+});
+
+describe('Step Functions task-token calls', () => {
+  const sm = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:pipeline`;
+  const send = (endpoint: string, p: Principal) => new SFNClient(clientConfig(endpoint, p.accessKeyId)).send(new SendTaskSuccessCommand({ taskToken: 'token-1', output: '{}' }));
+  const onMachine = principal('fn:callback', [allow(['states:SendTaskSuccess', 'states:SendTaskFailure'], sm)]);
+  const onAll = principal('fn:callback-all', [allow('states:SendTaskSuccess', '*')]);
+
+  it('allows a grant on "*" and, without knowing the token\'s state machine, nothing narrower', async () => {
+    use(world([onMachine, onAll]));
+    await send(proxy.endpoint, onAll);
+    expect(errorName(await attempt(send(proxy.endpoint, onMachine)))).toBe('AccessDeniedException');
+    expect(decisions()).toEqual(['states:SendTaskSuccess Allowed', 'states:SendTaskSuccess ImplicitlyDenied']);
+  });
+
+  it('allows a grant on the state machine the token belongs to, and not on another one', async () => {
+    const other = principal('fn:other-machine', [allow('states:SendTaskSuccess', `${sm}-other`)]);
+    const scoped = await startIamProxy({ upstream: upstream.url, world: world([onMachine, other]), stateMachineOfTaskToken: (t) => (t === 'token-1' ? sm : undefined) });
+    try {
+      await send(scoped.endpoint, onMachine);
+      expect(errorName(await attempt(send(scoped.endpoint, other)))).toBe('AccessDeniedException');
+      expect(scoped.calls.map((c) => [c.resource, c.decision])).toEqual([
+        [sm, 'Allowed'],
+        [sm, 'ImplicitlyDenied'],
+      ]);
+    } finally {
+      await scoped.close();
+    }
+  });
+
+  it('matches ARN patterns with * and ? only', () => {
+    expect(arnPatternMatches('arn:aws:states:*:*:stateMachine:pipe?ine', sm)).toBe(true);
+    expect(arnPatternMatches('arn:aws:states:eu-west-1:123456789012:stateMachine:pipeline.x', sm)).toBe(false);
+    expect(arnPatternMatches('arn:aws:states:eu-west-1:123456789012:stateMachine:Pipeline', sm)).toBe(false);
   });
 });
 

@@ -110,6 +110,12 @@ export interface IamProxyOptions {
    * "unknown:<accessKeyId>" with no policy, so it is denied.
    */
   adminAccessKeyIds?: string[];
+  /**
+   * The state machine ARN a Step Functions task token belongs to (tokens are opaque; the harness
+   * issues them). SendTaskSuccess/Failure/Heartbeat are then also allowed by a grant on that state
+   * machine, as in AWS; without it only a grant on "*" allows them.
+   */
+  stateMachineOfTaskToken?: (taskToken: string) => string | undefined;
 }
 
 /**
