@@ -112,6 +112,8 @@ export interface ExecutionClaim {
 export interface ExecutionIndex {
   /** Claims `runId` for `executionArn` unless another execution holds it; returns the holder. */
   claim(runId: string, executionArn: string): Promise<ExecutionClaim>;
+  /** Who holds the claim of `runId`, if anyone (read only). */
+  holder(runId: string): Promise<ExecutionClaim | undefined>;
   /** Claims of runs not yet settled, oldest first. */
   active(options?: { limit?: number }): Promise<ExecutionClaim[]>;
   /** The run has ended: its claim stays (a late execution still finds it) but leaves the active list. */

@@ -314,7 +314,7 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
     } catch (e) {
       if (!isConditionalFailure(e)) throw translate(e, 'PutItem');
     }
-    const held = await this.readClaim(runId);
+    const held = await this.holder(runId);
     if (!held) {
       throw new VeritrailError('TRANSIENT', `the claim of run ${runId} changed while it was read; retry`);
     }
@@ -367,7 +367,7 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
     }
   }
 
-  private async readClaim(runId: string): Promise<ExecutionClaim | undefined> {
+  async holder(runId: string): Promise<ExecutionClaim | undefined> {
     try {
       const out = await this.client.send(
         new GetItemCommand({

@@ -2,9 +2,9 @@ import type { Launch, StartOutcome } from '../app/start.js';
 import { loadPipeline } from '../cas.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { isTerminal, type RunStatus } from '../core/run.js';
-import type { ExecutionIndex } from '../ports.js';
+import type { ExecutionIndex, RunRecord } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import type { ExecState } from './state.js';
+import { type ExecState, ExecStateSchema } from './state.js';
 import { executionsOf, runStep, StepFailure, type StepOutcome, unwrapTaskInput } from './step.js';
 
 /**
@@ -63,6 +63,19 @@ async function register(rt: Runtime, state: ExecState): Promise<StepOutcome<{ st
     digests: { pipeline: state.pipeline.digest },
     detail: { dataset: state.dataset.uri, trigger: state.trigger.type },
   };
+}
+
+/** The execution state of a recorded run (AWS form: no local `base`). */
+function stateOfRun(run: RunRecord): ExecState {
+  return ExecStateSchema.parse({
+    runId: run.runId,
+    pipeline: { name: run.pipeline, digest: run.pipelineDigest },
+    dataset: {
+      uri: run.dataset.uri,
+      ...(run.dataset.versionId !== undefined ? { versionId: run.dataset.versionId } : {}),
+    },
+    trigger: { type: run.trigger, idempotencyKey: run.idempotencyKey },
+  });
 }
 
 /** Whether an input is an execution state (has a run id) rather than an operator start. */
@@ -151,6 +164,12 @@ async function registerOperatorStart(
   switch (outcome.status) {
     case 'started':
     case 'duplicate': {
+      if (adopted === undefined && outcome.status === 'duplicate' && outcome.runStatus === 'RUNNING') {
+        // This execution's own RegisterRun, retried after the run became RUNNING: carry on with it.
+        const held = await claims.holder(outcome.runId);
+        const run = held?.executionArn === executionArn ? await rt.runs.get(outcome.runId) : undefined;
+        if (run) adopted = stateOfRun(run);
+      }
       if (adopted === undefined) {
         if (outcome.status === 'started') {
           throw new VeritrailError('INTERNAL', `run ${outcome.runId} started without being handed over`);

@@ -135,3 +135,60 @@ describe('the DynamoDB run store', () => {
     expect(odd.every((r) => r.pipeline === 'p-odd')).toBe(true);
   });
 });
+
+describe('execution claims', () => {
+  const A = 'arn:aws:states:eu-west-1:111122223333:execution:training-pipeline:a';
+  const B = 'arn:aws:states:eu-west-1:111122223333:execution:training-pipeline:b';
+
+  it('gives a run to the first execution that claims it; a second one is told who holds it', async () => {
+    const run = newRun();
+    await store.create(run);
+    expect((await store.claim(run.runId, A)).executionArn).toBe(A);
+    expect((await store.claim(run.runId, B)).executionArn).toBe(A);
+    // The holder claiming again (a retried RegisterRun) keeps it.
+    expect((await store.claim(run.runId, A)).executionArn).toBe(A);
+  });
+
+  it('settles: a settled claim leaves the active list for good, and still names its holder', async () => {
+    const run = newRun();
+    await store.create(run);
+    await store.claim(run.runId, A);
+    expect((await store.active()).map((c) => c.runId)).toContain(run.runId);
+    await store.settle(run.runId);
+    expect((await store.active()).map((c) => c.runId)).not.toContain(run.runId);
+    expect((await store.claim(run.runId, B)).executionArn).toBe(A);
+    expect((await store.active()).map((c) => c.runId)).not.toContain(run.runId);
+  });
+
+  it('settling a run nobody claimed is a no-op', async () => {
+    await expect(store.settle('r-never-claimed')).resolves.toBeUndefined();
+    expect((await store.active()).map((c) => c.runId)).not.toContain('r-never-claimed');
+  });
+
+  it('keeps claims and task tokens out of run listings', async () => {
+    const run = newRun();
+    await store.create(run);
+    await store.claim(run.runId, A);
+    await store.putTaskToken(run.runId, 'Train', 'token-that-must-not-be-listed');
+    for (const listed of [await store.list(), await store.list({ pipeline: run.pipeline, limit: 1000 })]) {
+      expect(listed.filter((r) => r.runId === run.runId)).toHaveLength(1);
+      expect(JSON.stringify(listed)).not.toContain('token-that-must-not-be-listed');
+      expect(JSON.stringify(listed)).not.toContain(A);
+    }
+  });
+});
+
+describe('task tokens', () => {
+  it('are kept apart from the run record: get never returns them', async () => {
+    const run = newRun();
+    await store.create(run);
+    await store.putTaskToken(run.runId, 'Train', 'tok-1');
+    expect(await store.getTaskToken(run.runId, 'Train')).toBe('tok-1');
+    expect(JSON.stringify(await store.get(run.runId))).not.toContain('tok-1');
+    // A retried Train state gets a new token: the newest is the one waited on.
+    await store.putTaskToken(run.runId, 'Train', 'tok-2');
+    expect(await store.getTaskToken(run.runId, 'Train')).toBe('tok-2');
+    expect(await store.getTaskToken(run.runId, 'Evaluate')).toBeUndefined();
+    expect(await store.getTaskToken('r-unknown', 'Train')).toBeUndefined();
+  });
+});

@@ -50,6 +50,8 @@ const STATE: ExecState = {
 /** Everything the fake runtime was asked to do, in order. */
 let calls: string[];
 let runs: Map<string, RunRecord>;
+/** Task tokens by `<runId>/<step>`: their own items, apart from the run record. */
+let tokens: Map<string, string>;
 let objects: Map<string, Buffer>;
 let audited: AuditEventInput[];
 let openFails: Error | undefined;
@@ -67,7 +69,7 @@ function runRecord(status: RunStatus = 'RUNNING', facts: Record<string, unknown>
     updatedAt: '2026-01-01T00:00:00.000Z',
     steps: [],
     facts: {
-      training: { jobName: JOB, startedAt: '2026-01-01T00:10:00.000Z', taskToken: TOKEN, state: STATE },
+      training: { jobName: JOB, startedAt: '2026-01-01T00:10:00.000Z', state: STATE },
       ...facts,
     },
   };
@@ -110,7 +112,13 @@ function fakeRuntime(): CallbackRuntime {
         throw new Error('not used');
       },
       list: async () => [],
-    },
+      async putTaskToken(id: string, step: string, token: string) {
+        tokens.set(`${id}/${step}`, token);
+      },
+      async getTaskToken(id: string, step: string) {
+        return tokens.get(`${id}/${step}`);
+      },
+    } as CallbackRuntime['runs'],
     audit: {
       async append(event: AuditEventInput) {
         calls.push(`audit ${event.type}`);
@@ -177,6 +185,7 @@ beforeEach(() => {
   audited = [];
   openFails = undefined;
   runs = new Map([[RUN_ID, runRecord()]]);
+  tokens = new Map([[`${RUN_ID}/Train`, TOKEN]]);
   objects = new Map([
     [`artifacts/${PREFIX}model.tar.gz`, MODEL],
     [`artifacts/${PREFIX}output.tar.gz`, OUTPUT],
@@ -295,10 +304,7 @@ describe('when the event is not for a run of this deployment', () => {
   });
 
   it('ignores a run whose recorded job is another one', async () => {
-    runs.set(
-      RUN_ID,
-      runRecord('RUNNING', { training: { jobName: 'vt-other', taskToken: TOKEN, state: STATE } }),
-    );
+    runs.set(RUN_ID, runRecord('RUNNING', { training: { jobName: 'vt-other', state: STATE } }));
     await expect(handleTrainingJobEvent(fakeRuntime(), stateChange())).resolves.toMatchObject({
       action: 'ignored',
     });
@@ -354,6 +360,26 @@ describe('when reading the model fails transiently', () => {
       code: 'TRANSIENT',
     });
     expect(sfnMock.calls()).toHaveLength(0);
+  });
+});
+
+describe('the task token', () => {
+  it('comes from its own item: the run record the callback reads does not hold it', async () => {
+    expect(JSON.stringify(runs.get(RUN_ID))).not.toContain(TOKEN);
+    const out = await handleTrainingJobEvent(fakeRuntime(), stateChange());
+    expect(out).toMatchObject({ action: 'succeeded', delivered: true });
+    expect(sfnMock.commandCalls(SendTaskSuccessCommand)[0]?.args[0].input.taskToken).toBe(TOKEN);
+    // Nothing the callback wrote to the run or the audit log carries it.
+    expect(JSON.stringify(runs.get(RUN_ID))).not.toContain(TOKEN);
+    expect(JSON.stringify(audited)).not.toContain(TOKEN);
+  });
+
+  it('when none was stored, the step is still finished and audited, and nothing is sent', async () => {
+    tokens.clear();
+    const out = await handleTrainingJobEvent(fakeRuntime(), stateChange());
+    expect(out).toMatchObject({ action: 'ignored', reason: 'the run recorded no task token to resolve' });
+    expect(calls).toContain('audit step.succeeded');
+    expect(sfnMock.commandCalls(SendTaskSuccessCommand)).toHaveLength(0);
   });
 });
 
