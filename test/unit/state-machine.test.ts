@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { localDefinition, STATE_MACHINE_FILE, TASK_FUNCTIONS } from '../../src/local/runner.js';
+import { errorFromCatch } from '../../src/steps/step.js';
 
 type State = {
   Type: string;
+  Cause?: string;
   Next?: string;
   Default?: string;
   Choices?: { Variable: string; StringEquals?: string; IsPresent?: boolean; Next: string }[];
@@ -119,5 +121,122 @@ describe('state-machines/training-pipeline.asl.json', () => {
           validationOptions: { checkPaths: true, checkArn: true },
         }),
     ).not.toThrow();
+  });
+});
+
+describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
+  const EXECUTION = 'arn:aws:states:eu-west-1:111122223333:execution:training-pipeline:console-1';
+  const STATE = {
+    runId: 'r-aaaaaaaaaaaaaaaaaaaaaaaaaa',
+    pipeline: { name: 'credit-scoring', digest: `sha256:${'a'.repeat(64)}` },
+    dataset: { uri: 's3://landing/credit-scoring/a.csv', versionId: 'v1' },
+    trigger: { type: 'operator', idempotencyKey: 'k' },
+  };
+  type Task = (input: unknown) => Promise<unknown>;
+
+  async function execute(tasks: Partial<Record<string, Task>>, input: unknown) {
+    const seen: { state: string; input: unknown }[] = [];
+    const overrides = Object.fromEntries(
+      Object.keys(TASK_FUNCTIONS).map((name) => [
+        name,
+        async (i: unknown) => {
+          seen.push({ state: name, input: i });
+          const task = tasks[name];
+          if (!task) throw new Error(`${name} was not expected to run`);
+          return task(i);
+        },
+      ]),
+    );
+    const machine = new StateMachine(localDefinition() as never, {
+      validationOptions: { checkPaths: true, checkArn: true },
+    });
+    const execution = machine.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: overrides as never,
+        retryIntervalOverrides: Object.fromEntries(Object.keys(TASK_FUNCTIONS).map((s) => [s, 0])),
+      },
+      context: { Execution: { Id: EXECUTION, Name: 'console-1' } } as never,
+    });
+    try {
+      return { output: (await execution.result) as unknown, seen };
+    } catch (e) {
+      return { error: e as Error, seen };
+    }
+  }
+
+  it('ends a duplicate in NothingToRun: RecordFailure never runs, so the run gets no failure entry', async () => {
+    const duplicate = { outcome: 'duplicate', runId: STATE.runId, runStatus: 'SUCCEEDED', reason: 'ended' };
+    const r = await execute({ RegisterRun: async () => duplicate }, STATE);
+    expect(r.error).toBeUndefined();
+    expect(r.output).toEqual(duplicate);
+    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun']);
+    expect(r.seen[0]?.input).toEqual({ input: STATE, executionArn: EXECUTION });
+  });
+
+  it('replaces an operator start with the state RegisterRun built, and names the execution to RecordFailure', async () => {
+    const consoleInput = { pipeline: 'credit-scoring', dataset: STATE.dataset, requestId: 'r1' };
+    const registerRun = { outcome: 'registered', runId: STATE.runId, startedAt: 't' };
+    const r = await execute(
+      {
+        RegisterRun: async () => ({ ...registerRun, state: { ...STATE, results: { registerRun } } }),
+        HashDataset: async () => {
+          throw Object.assign(new Error('{"code":"DATASET_EMPTY","message":"empty"}'), {
+            name: 'Veritrail.DATASET_EMPTY',
+          });
+        },
+        RecordFailure: async () => ({ runId: STATE.runId, status: 'FAILED' }),
+      },
+      consoleInput,
+    );
+    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun', 'HashDataset', 'RecordFailure']);
+    expect(r.seen[1]?.input).toEqual({ ...STATE, results: { registerRun } });
+    const failure = r.seen[2]?.input as {
+      input: { runId: string; error: { Error: string } };
+      executionArn: string;
+    };
+    expect(failure.executionArn).toBe(EXECUTION);
+    expect(failure.input.runId).toBe(STATE.runId);
+    expect(failure.input.error.Error).toBe('Veritrail.DATASET_EMPTY');
+    expect(r.error?.message).toContain(asl.States.RunFailed?.Cause);
+  });
+
+  it('ends a rejected operator start in StartRejected, not RecordFailure', async () => {
+    const r = await execute(
+      {
+        RegisterRun: async () => ({ outcome: 'rejected', error: { code: 'EVENT_INVALID', message: 'typo' } }),
+      },
+      { pipeline: 'credit-scoring', dataset: STATE.dataset, focre: true },
+    );
+    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun']);
+    expect(r.error?.message).toContain(asl.States.StartRejected?.Cause);
+  });
+
+  it('still ends the execution failed when RecordFailure itself keeps failing', async () => {
+    const r = await execute(
+      {
+        RegisterRun: async () => {
+          throw Object.assign(new Error('{"code":"INTERNAL","message":"x"}'), { name: 'Veritrail.INTERNAL' });
+        },
+        RecordFailure: async () => {
+          throw Object.assign(new Error('{"code":"ACCESS_DENIED","message":"no"}'), {
+            name: 'Veritrail.ACCESS_DENIED',
+          });
+        },
+      },
+      STATE,
+    );
+    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun', 'RecordFailure']);
+    // It ends in RunFailed (the Catch), not with RecordFailure's own error escaping the machine.
+    expect(r.error?.message).toContain(asl.States.RunFailed?.Cause);
+    expect(r.error?.message).not.toContain('ACCESS_DENIED');
+  });
+});
+
+describe('a Train state that nobody reports on', () => {
+  it('is recorded as ORCHESTRATOR_LOST, not as an internal error', () => {
+    expect(errorFromCatch({ Error: 'States.HeartbeatTimeout', Cause: '' })).toMatchObject({
+      code: 'ORCHESTRATOR_LOST',
+    });
+    expect(errorFromCatch({ Error: 'States.Timeout', Cause: '' }).code).toBe('ORCHESTRATOR_LOST');
   });
 });
