@@ -74,4 +74,24 @@ describe('the training job spec', () => {
     });
     expect(spec.image).toMatch(/@sha256:[0-9a-f]{64}$/);
   });
+
+  it('runs locally without a code channel: the trainer command runs next to the definition', () => {
+    const spec = trainingSpec(state, def);
+    expect(Object.keys(spec.channels).sort()).toEqual(['train', 'validation']);
+    expect(spec.hyperparameters).not.toHaveProperty('veritrail_command');
+    expect(spec.command).toEqual(def.trainer.command);
+  });
+
+  it('on AWS adds CheckCode’s bundle as the code channel, pinned and listed with the data digests', () => {
+    const bundle = { key: `sha256/${'c'.repeat(64)}`, digest: d('c'), fileName: 'code.tar.gz' };
+    const code = { digest: d('9'), files: 1, command: def.trainer.command, bundle };
+    const spec = trainingSpec({ ...state, results: { ...state.results, code } }, def);
+    expect(spec.channels.code).toEqual(bundle);
+    expect(JSON.parse(spec.hyperparameters.veritrail_channel_digests ?? '{}')).toEqual({
+      train: d('4'),
+      validation: d('5'),
+      code: d('c'),
+    });
+    expect(JSON.parse(spec.hyperparameters.veritrail_command ?? '[]')).toEqual(def.trainer.command);
+  });
 });
