@@ -63,7 +63,7 @@ export function sstEsbuildOptions(
 }
 
 /** SST's esbuild (0.18), not the project's (0.28): the bundles must be what deploy produces. */
-async function sstEsbuild(): Promise<{ build(o: Record<string, unknown>): Promise<unknown> }> {
+export async function sstEsbuild(): Promise<{ build(o: Record<string, unknown>): Promise<unknown> }> {
   const sstRequire = createRequire(createRequire(import.meta.url).resolve('sst/package.json'));
   const mod = (await import(sstRequire.resolve('esbuild'))) as {
     default?: { build(o: Record<string, unknown>): Promise<unknown> };
