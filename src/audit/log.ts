@@ -18,7 +18,6 @@
  * every entry it collides with) by eventId. A crash between an entry and its marker thus never
  * lets the same event in twice.
  */
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   entryBytes,
@@ -58,6 +57,7 @@ import {
   TILE_WIDTH,
 } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
+import { type AppenderOptions, BatchAppender } from './appender.js';
 import { hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
 import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
 import {
@@ -79,6 +79,8 @@ export interface AuditLogOptions {
   /** WORM retention of every object; default 7 years. */
   retentionDays?: number;
   now?: () => Date;
+  /** How appends are pooled into batches (size, age, back-pressure). */
+  batching?: AppenderOptions;
 }
 
 export const DEFAULT_ORIGIN = 'veritrail.local/audit';
@@ -124,6 +126,57 @@ function readAll(r: Readable, into?: (size: number) => Buffer | undefined): Prom
   });
 }
 
+/** A batch object: the canonical bytes of its entries, one per line (RFC 8785 output has no raw newline). */
+export function splitBatch(bytes: Uint8Array): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let at = 0;
+  for (;;) {
+    const nl = bytes.indexOf(0x0a, at);
+    if (nl < 0) {
+      out.push(bytes.subarray(at));
+      return out;
+    }
+    out.push(bytes.subarray(at, nl));
+    at = nl + 1;
+  }
+}
+
+function joinBatch(items: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(items.reduce((n, e) => n + e.length + 1, -1));
+  let at = 0;
+  for (const [i, e] of items.entries()) {
+    if (i > 0) out[at++] = 0x0a;
+    out.set(e, at);
+    at += e.length;
+  }
+  return out;
+}
+
+const EVENT_ID_KEY = Buffer.from('"eventId":"');
+
+/**
+ * The top-level eventId of an entry's canonical bytes without parsing them: the last `"eventId":"`
+ * (RFC 8785 sorts keys, and after `eventId` only `subjects` holds an object, of digests; inside a
+ * string the quotes are escaped, so the pattern cannot occur there).
+ */
+function eventIdOf(bytes: Uint8Array): string | undefined {
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = b.lastIndexOf(EVENT_ID_KEY);
+  if (at < 0) return undefined;
+  let end = at + EVENT_ID_KEY.length;
+  for (; end < b.length; end++) {
+    const c = b[end];
+    if (c === 0x5c) end += 1;
+    else if (c === 0x22) break;
+  }
+  try {
+    const id: unknown = JSON.parse(b.toString('utf8', at + EVENT_ID_KEY.length - 1, end + 1));
+    return typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function pad15(n: number): string {
   return String(n).padStart(15, '0');
 }
@@ -138,6 +191,7 @@ export class ObjectAuditLog implements AuditLog {
   private readonly now: () => Date;
   /** A count of entries known to exist: a local lower bound, never trusted without a check. */
   private known = 0;
+  private readonly appender: BatchAppender;
 
   constructor(options: AuditLogOptions) {
     this.store = options.store;
@@ -147,6 +201,7 @@ export class ObjectAuditLog implements AuditLog {
     this.prefix = options.prefix ?? 'log/';
     this.retentionMs = (options.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400_000;
     this.now = options.now ?? (() => new Date());
+    this.appender = new BatchAppender({ sequence: (events) => this.sequence(events) }, options.batching);
   }
 
   // ───────────── keys and raw access ─────────────
@@ -157,11 +212,6 @@ export class ObjectAuditLog implements AuditLog {
 
   private entryGroupPrefix(group: number): string {
     return `${this.entryKey(group * 1000).slice(0, -3)}`;
-  }
-
-  private markerKey(eventId: string): string {
-    const h = createHash('sha256').update(eventId).digest('hex');
-    return `${this.prefix}events/${h.slice(0, 2)}/${h}`;
   }
 
   checkpointKey(size: number): string {
@@ -202,28 +252,39 @@ export class ObjectAuditLog implements AuditLog {
 
   // ───────────── the tail ─────────────
 
-  /** The number of entries: the first absent sequence number (hint and cache checked, then galloping). */
+  /**
+   * The number of entries: the end of the last batch. Found from the sealed entry bundles
+   * (galloping, then a binary search over which exist) and the batches after them.
+   */
   async size(): Promise<number> {
-    let base = this.known;
-    const hint = await this.readHint();
-    if (hint > base && (await this.exists(this.entryKey(hint - 1)))) base = hint;
-    if (base > 0 && !(await this.exists(this.entryKey(base - 1)))) base = 0;
-    if (!(await this.exists(this.entryKey(base)))) return base;
-    let good = base + 1;
-    let step = 1;
-    while (await this.exists(this.entryKey(good + step - 1))) {
-      good += step;
-      step *= 2;
+    if (this.head === undefined) {
+      const sealed = (t: number) => this.exists(`${this.prefix}${entryBundlePath(t)}`);
+      let full = 0;
+      if (await sealed(0)) {
+        let step = 1;
+        while (await sealed(full + step)) {
+          full += step;
+          step *= 2;
+        }
+        let lo = full + 1;
+        let hi = full + step;
+        while (lo < hi) {
+          const mid = Math.floor((lo + hi) / 2);
+          if (await sealed(mid)) lo = mid + 1;
+          else hi = mid;
+        }
+        full = lo;
+      }
+      let leaf = ZERO_HASH_HEX;
+      if (full > 0) {
+        const b = await this.read(`${this.prefix}${entryBundlePath(full - 1)}`);
+        const last = b === undefined ? undefined : decodeEntryBundle(b)?.[TILE_WIDTH - 1];
+        if (last !== undefined) leaf = toHex(hashLeaf(last));
+        else full = 0;
+      }
+      this.head = { size: full * TILE_WIDTH, leaf };
     }
-    let lo = good;
-    let hi = good + step - 1;
-    while (lo < hi) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (await this.exists(this.entryKey(mid))) lo = mid + 1;
-      else hi = mid;
-    }
-    this.known = lo;
-    return lo;
+    return (await this.follow()).size;
   }
 
   private async readHint(): Promise<number> {
@@ -244,105 +305,185 @@ export class ObjectAuditLog implements AuditLog {
 
   // ───────────── append ─────────────
 
-  private async entryAt(seq: number): Promise<{ bytes: Uint8Array; entry: AuditEntry } | undefined> {
-    const bytes = await this.read(this.entryKey(seq));
-    if (bytes === undefined) return undefined;
-    const parsed = parseEntry(bytes);
-    if (!parsed.ok) {
-      throw new VeritrailError(
-        'AUDIT_CORRUPT',
-        `audit entry ${seq} is unreadable (${parsed.reason}); run: veritrail audit verify`,
-        {
-          details: { seq },
-        },
-      );
-    }
-    return { bytes, entry: parsed.entry };
+  // ───────────── append ─────────────
+
+  /** eventId → seq of every entry up to `head` (loaded from the log on the first append). */
+  private index: Map<string, number> | undefined;
+  /** The end of the log as this process last saw it, and the hex leaf hash of its last entry. */
+  private head: { size: number; leaf: string } | undefined;
+  /** Tile seals under way (they lag the appends; `settle` waits for them). */
+  private sealing: Promise<void> = Promise.resolve();
+
+  /** Reads batch object `start` (its entries, one per line); undefined when absent. */
+  private async readBatch(start: number): Promise<Uint8Array[] | undefined> {
+    const b = await this.read(this.entryKey(start));
+    return b === undefined ? undefined : splitBatch(b);
   }
 
-  private async ensureMarker(entry: AuditEntry): Promise<void> {
-    const key = this.markerKey(entry.eventId);
-    if (await this.exists(key)) return;
-    await this.putOnce(key, canonicalBytes({ eventId: entry.eventId, seq: entry.seq }));
+  private absorb(start: number, items: readonly Uint8Array[]): void {
+    const index = this.index;
+    if (index !== undefined) {
+      for (let i = 0; i < items.length; i++) {
+        const id = eventIdOf(items[i] as Uint8Array);
+        if (id !== undefined && !index.has(id)) index.set(id, start + i);
+      }
+    }
+    const last = items[items.length - 1];
+    if (last !== undefined) this.head = { size: start + items.length, leaf: toHex(hashLeaf(last)) };
+    this.known = Math.max(this.known, start + items.length);
   }
 
-  private async byMarker(eventId: string): Promise<AuditEntry | undefined> {
-    const bytes = await this.read(this.markerKey(eventId));
-    if (bytes === undefined) return undefined;
-    let seq: unknown;
-    try {
-      seq = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { seq?: unknown }).seq;
-    } catch {
-      seq = undefined;
+  /** Follows the batches written after `head` (by other processes) to the end of the log. */
+  private async follow(): Promise<{ size: number; leaf: string }> {
+    let head = this.head ?? { size: 0, leaf: ZERO_HASH_HEX };
+    for (;;) {
+      const items = await this.readBatch(head.size);
+      if (items === undefined) return head;
+      this.absorb(head.size, items);
+      head = this.head ?? head;
     }
-    const found = Number.isSafeInteger(seq) ? await this.entryAt(seq as number) : undefined;
-    if (found === undefined || found.entry.eventId !== eventId) {
-      throw new VeritrailError(
-        'AUDIT_CORRUPT',
-        `the audit index for event "${eventId}" points to no matching entry; run: veritrail audit verify`,
-        { details: { eventId } },
-      );
+  }
+
+  /**
+   * Builds the idempotency index from the whole log (sealed bundles, then the batches after
+   * them): once per process, on its first append. Later batches by other processes are learnt
+   * when a conditional write loses to them, so the index never misses an entry below the
+   * position this process writes at.
+   */
+  private async loadIndex(): Promise<void> {
+    if (this.index !== undefined) return;
+    this.index = new Map();
+    this.head = { size: 0, leaf: ZERO_HASH_HEX };
+    let next = this.read(`${this.prefix}${entryBundlePath(0)}`);
+    for (let t = 0; ; t++) {
+      const b = await next;
+      const items = b === undefined ? undefined : decodeEntryBundle(b);
+      if (items === undefined || items.length !== TILE_WIDTH) break;
+      next = this.read(`${this.prefix}${entryBundlePath(t + 1)}`);
+      this.absorb(t * TILE_WIDTH, items);
     }
-    return found.entry;
+    await this.follow();
+  }
+
+  /** The entry stored at `seq` (sealed copy first), for an event appended before. */
+  private async entryOf(seq: number): Promise<AuditEntry> {
+    return (await this.readEntry(seq)).entry;
+  }
+
+  /**
+   * One batch, one conditional write: the entries of `events` not yet in the log, chained from
+   * the end of the log, are put as one object at the key of the first one's sequence number,
+   * created only if absent. Whoever loses reads the winner's batch, learns its events and tries
+   * again after it. A batch never crosses a 256-entry tile boundary, so each entry bundle is made
+   * of whole batches.
+   */
+  private async sequence(events: readonly AuditEventInput[]): Promise<AuditEntry[]> {
+    await this.loadIndex();
+    for (;;) {
+      const head = this.head ?? { size: 0, leaf: ZERO_HASH_HEX };
+      const index = this.index as Map<string, number>;
+      const room = TILE_WIDTH - (head.size % TILE_WIDTH);
+      const now = this.now();
+      const fresh: AuditEntry[] = [];
+      const bytes: Uint8Array[] = [];
+      const taken: (AuditEntry | number)[] = [];
+      const inBatch = new Map<string, AuditEntry>();
+      let prev = head.leaf;
+      for (const event of events) {
+        const before = index.get(event.eventId);
+        if (before !== undefined) {
+          taken.push(before);
+          continue;
+        }
+        const same = inBatch.get(event.eventId);
+        if (same !== undefined) {
+          taken.push(same);
+          continue;
+        }
+        if (fresh.length === room) break;
+        const entry = makeEntry(event, head.size + fresh.length, now, prev);
+        const b = entryBytes(entry);
+        prev = toHex(hashLeaf(b));
+        fresh.push(entry);
+        bytes.push(b);
+        inBatch.set(event.eventId, entry);
+        taken.push(entry);
+      }
+      if (fresh.length > 0 && !(await this.putOnce(this.entryKey(head.size), joinBatch(bytes)))) {
+        // Lost the race for this position: learn the winner's batch and chain after it.
+        const winner = await this.readBatch(head.size);
+        if (winner === undefined)
+          throw new VeritrailError('TRANSIENT', `audit batch ${head.size} is not readable yet; retry`);
+        this.absorb(head.size, winner);
+        continue;
+      }
+      if (fresh.length > 0) {
+        this.absorb(head.size, bytes);
+        const end = head.size + fresh.length;
+        if (end % TILE_WIDTH === 0) {
+          // Integration lags the appends: tiles only speed reading up, and the next checkpoint
+          // repairs a seal lost to a crash.
+          this.sealing = this.sealing.then(() => this.sealTiles(end).catch(() => undefined));
+        }
+      }
+      return Promise.all(taken.map((t) => (typeof t === 'number' ? this.entryOf(t) : t)));
+    }
   }
 
   /**
    * Appends an event; resolves once the entry is durable (fsynced / acknowledged by S3). The same
-   * eventId appended again returns the first entry and adds nothing.
+   * eventId appended again returns the first entry and adds nothing. Concurrent appends of this
+   * process travel together in batches (see appender.ts).
    */
   async append(event: AuditEventInput): Promise<AuditEntry> {
     const problem = eventProblem(event);
     if (problem !== undefined) {
       throw new VeritrailError('EVENT_INVALID', `audit event rejected: ${problem}`, { details: { problem } });
     }
-    let n = await this.size();
-    let prevHex = ZERO_HASH_HEX;
-    if (n > 0) {
-      const prev = await this.entryAt(n - 1);
-      if (prev === undefined) {
-        throw new VeritrailError(
-          'AUDIT_CORRUPT',
-          `audit entry ${n - 1} vanished; run: veritrail audit verify`,
-        );
-      }
-      if (prev.entry.eventId === event.eventId) {
-        await this.ensureMarker(prev.entry);
-        return prev.entry;
-      }
-      await this.ensureMarker(prev.entry);
-      prevHex = toHex(entryLeafHash(prev.bytes));
+    // The largest this entry can be: the longest sequence number and a full hash in `prev`.
+    const longest = entryBytes(makeEntry(event, 999_999_999_999_999, this.now(), ZERO_HASH_HEX)).length;
+    if (longest > MAX_ENTRY_BYTES) {
+      throw new VeritrailError(
+        'EVENT_INVALID',
+        `audit event is ${longest} bytes; keep "detail" small (< 64 KiB)`,
+      );
     }
-    const earlier = await this.byMarker(event.eventId);
-    if (earlier !== undefined) return earlier;
-    for (;;) {
-      const entry = makeEntry(event, n, this.now(), prevHex);
-      const bytes = entryBytes(entry);
-      if (bytes.length > MAX_ENTRY_BYTES) {
-        throw new VeritrailError(
-          'EVENT_INVALID',
-          `audit event is ${bytes.length} bytes; keep "detail" small (< 64 KiB)`,
-        );
+    return this.appender.append(event);
+  }
+
+  /** Waits for the tile seals that appends started (integration runs behind the appends). */
+  async settle(): Promise<void> {
+    await this.sealing;
+  }
+
+  // ───────────── batches ─────────────
+
+  /**
+   * The batch objects starting in [from, to), in order, each split into its entries: listed, so
+   * a batch deleted from the middle leaves a gap instead of hiding the batches after it.
+   */
+  async *batchesIn(from: number, to: number): AsyncGenerator<{ start: number; items: Uint8Array[] }> {
+    const base = `${this.prefix}entries/`;
+    for (let g = Math.floor(from / 1000); g * 1000 < to; g++) {
+      for await (const o of this.store.list(this.bucket, this.entryGroupPrefix(g))) {
+        const digits = o.key.slice(base.length).replaceAll('/', '');
+        if (!/^\d{15}$/.test(digits)) continue;
+        const start = Number(digits);
+        if (start < from || start >= to) continue;
+        const b = await this.read(o.key);
+        if (b !== undefined) yield { start, items: splitBatch(b) };
       }
-      if (await this.putOnce(this.entryKey(n), bytes)) {
-        this.known = n + 1;
-        await this.ensureMarker(entry);
-        if ((n + 1) % TILE_WIDTH === 0) {
-          // Tiles only speed reading up; if this fails, readers fall back to entries and
-          // the next checkpoint repairs them.
-          await this.sealTiles(n + 1).catch(() => undefined);
-        }
-        return entry;
-      }
-      // Lost the race for n: chain onto the winner, unless the winner is this very event.
-      const other = await this.entryAt(n);
-      if (other === undefined)
-        throw new VeritrailError('TRANSIENT', `audit entry ${n} is not readable yet; retry`);
-      // Whoever chains onto an entry first makes sure its marker exists (its writer may have died).
-      await this.ensureMarker(other.entry);
-      if (other.entry.eventId === event.eventId) return other.entry;
-      prevHex = toHex(entryLeafHash(other.bytes));
-      n += 1;
     }
+  }
+
+  /** The stored batch copies of entries [256·t, end) (undefined where none), end ≤ 256·(t+1). */
+  async tileEntries(t: number, end: number): Promise<(Uint8Array | undefined)[]> {
+    const from = t * TILE_WIDTH;
+    const out: (Uint8Array | undefined)[] = new Array(Math.max(0, end - from)).fill(undefined);
+    for await (const { start, items } of this.batchesIn(from, end)) {
+      for (let i = 0; i < items.length && start + i < end; i++) out[start + i - from] ??= items[i];
+    }
+    return out;
   }
 
   // ───────────── tiles ─────────────
@@ -351,16 +492,12 @@ export class ObjectAuditLog implements AuditLog {
   async sealTiles(size: number): Promise<void> {
     const t = size / TILE_WIDTH - 1;
     if (!Number.isInteger(t) || t < 0) return;
-    const entries: Uint8Array[] = [];
-    for (let s = t * TILE_WIDTH; s < size; s++) {
-      const b = await this.read(this.entryKey(s));
-      if (b === undefined) return;
-      entries.push(b);
-    }
-    await this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries));
+    const entries = await this.tileEntries(t, size);
+    if (entries.some((e) => e === undefined)) return;
+    await this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries as Uint8Array[]));
     await this.putOnce(
       `${this.prefix}${hashTilePath(0, t)}`,
-      encodeHashTile(entries.map((e) => hashLeaf(e))),
+      encodeHashTile((entries as Uint8Array[]).map((e) => hashLeaf(e))),
     );
     const nodes = this.nodes(size);
     let level = 1;
@@ -394,7 +531,7 @@ export class ObjectAuditLog implements AuditLog {
     return new NodeReader(
       size,
       (k) => this.read(`${this.prefix}${k}`),
-      (seq) => this.read(this.entryKey(seq)),
+      (t, end) => this.tileEntries(t, end),
     );
   }
 
@@ -531,7 +668,7 @@ export class ObjectAuditLog implements AuditLog {
     const b = await this.read(`${this.prefix}${entryBundlePath(t)}`);
     const items = b === undefined ? undefined : decodeEntryBundle(b);
     const sealed = items !== undefined && items.length === TILE_WIDTH ? items[seq % TILE_WIDTH] : undefined;
-    const object = await this.read(this.entryKey(seq));
+    const object = (await this.tileEntries(t, seq + 1))[seq % TILE_WIDTH];
     const corrupt = (problem: AuditProblemCode, why: string) =>
       new VeritrailError('AUDIT_CORRUPT', `audit entry ${seq} ${why}; run: veritrail audit verify`, {
         details: { seq, problem },
@@ -605,7 +742,9 @@ export class ObjectAuditLog implements AuditLog {
         if (seq < start) continue;
         any = true;
         const bytes = await this.read(o.key);
-        if (bytes !== undefined) yield { start: seq, entry: bytes };
+        if (bytes === undefined) continue;
+        const items = splitBatch(bytes);
+        for (let i = 0; i < items.length; i++) yield { start: seq + i, entry: items[i] as Uint8Array };
       }
       if (!any && (g + 1) * 1000 > limit) break;
     }
@@ -834,7 +973,7 @@ export class ObjectAuditLog implements AuditLog {
   }
 
   private readObjects(start: number): Promise<(Uint8Array | undefined)[]> {
-    return Promise.all(Array.from({ length: TILE_WIDTH }, (_, i) => this.read(this.entryKey(start + i))));
+    return this.tileEntries(start / TILE_WIDTH, start + TILE_WIDTH);
   }
 
   /** Full and partial hash tiles stored for tile `group` of tile level `level` (≥ 1). */
@@ -1012,7 +1151,7 @@ export class NodeReader {
   constructor(
     readonly treeSize: number,
     private readonly readKey: (key: string) => Promise<Uint8Array | undefined>,
-    private readonly readEntry: (seq: number) => Promise<Uint8Array | undefined>,
+    private readonly readTile: (t: number, end: number) => Promise<(Uint8Array | undefined)[]>,
   ) {}
 
   readonly hash = (level: number, index: number): Promise<Uint8Array> => this.node(level, index);
@@ -1046,11 +1185,8 @@ export class NodeReader {
     if (leaves === undefined) {
       const start = group * TILE_WIDTH;
       const end = Math.min(this.treeSize, start + TILE_WIDTH);
-      leaves = Promise.all(
-        Array.from({ length: Math.max(0, end - start) }, async (_, i) => {
-          const bytes = await this.readEntry(start + i);
-          return bytes === undefined ? undefined : hashLeaf(bytes);
-        }),
+      leaves = this.readTile(group, end).then((items) =>
+        items.map((bytes) => (bytes === undefined ? undefined : hashLeaf(bytes))),
       );
       this.tails.set(group, leaves);
     }

