@@ -7,6 +7,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { type FunctionCopyFilesProps, Function as SstFunction, type StackContext, use } from 'sst/constructs';
 import { useProject } from 'sst/project.js';
+import { trainerCodeBundle } from '../src/core/pipeline.js';
 import { TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 
 import {
@@ -111,6 +112,37 @@ export function pipelineBundleFiles(
     from: path.relative(root, file),
     to: `${BUNDLED_PIPELINES_DIR}/${definition.name}.json`,
   }));
+}
+
+/**
+ * Training code as the deployment bundles it: each SageMaker pipeline's `trainer.code` folder (and
+ * its vulnerability report) at `code/<pipeline>/…` (src/core/pipeline.ts trainerCodeBundle), for
+ * CheckCode, which scans and ships it, and for start, which hashes it for the retrain decision.
+ */
+export function trainingCodeBundleFiles(
+  pipelines: readonly DeployedPipeline[],
+  root: string,
+): FunctionCopyFilesProps[] {
+  return pipelines.flatMap(({ definition, file }) =>
+    trainerCodeBundle(definition).map(({ from, to }) => ({
+      from: path.relative(root, path.resolve(path.dirname(file), from)),
+      to,
+    })),
+  );
+}
+
+/** The files a function's bundle carries besides its code. */
+function copyFilesFor(
+  name: FunctionName,
+  pipelines: readonly DeployedPipeline[],
+  root: string,
+): { copyFiles?: FunctionCopyFilesProps[] } {
+  const files: FunctionCopyFilesProps[] = [];
+  if (name === 'start') files.push(...pipelineBundleFiles(pipelines, root));
+  if (name === 'start' || name === 'check-code') files.push(...trainingCodeBundleFiles(pipelines, root));
+  // Cedar's wasm next to the gate's bundle, where the bundled cedar-wasm reads it (stacks/bundling.ts).
+  if (FUNCTIONS_WITH_CEDAR.includes(name)) files.push(cedarWasmCopy(root));
+  return files.length > 0 ? { copyFiles: files } : {};
 }
 
 const LONG_RUNNING: ReadonlySet<FunctionName> = new Set(['hash-dataset', 'preprocess', 'evaluate', 'sign']);
@@ -368,7 +400,8 @@ export function Pipeline({ stack, app }: StackContext) {
             'sagemaker:DescribeModelPackageGroup',
             'sagemaker:AddTags',
           ],
-          resources: [format('model-package-group', '*'), format('model-package', '*')],
+          // src/aws/sagemaker-registry.ts defaultGroupName: `veritrail-<pipeline>`; packages live in their group.
+          resources: [format('model-package-group', 'veritrail-*'), format('model-package', 'veritrail-*/*')],
         }),
       );
     }
@@ -405,9 +438,7 @@ export function Pipeline({ stack, app }: StackContext) {
         name === 'start'
           ? { ...environment, VERITRAIL_PIPELINES_DIR: `${LAMBDA_TASK_ROOT}/${BUNDLED_PIPELINES_DIR}` }
           : environment,
-      ...(name === 'start' ? { copyFiles: pipelineBundleFiles(pipelines, useProject().paths.root) } : {}),
-      // Cedar's wasm next to the gate's bundle, where the bundled cedar-wasm reads it (stacks/bundling.ts).
-      ...(FUNCTIONS_WITH_CEDAR.includes(name) ? { copyFiles: [cedarWasmCopy(useProject().paths.root)] } : {}),
+      ...copyFilesFor(name, pipelines, useProject().paths.root),
       nodejs: NODEJS_BUNDLING,
     });
     const cfn = fn.node.defaultChild as lambda.CfnFunction;

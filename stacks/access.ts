@@ -134,6 +134,8 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
   'check-code': {
     purpose: 'training code and image pinned by digest',
     artifactsRead: [CONTENT_PREFIX],
+    // On AWS it stores the scanned code as a content-addressed bundle, the job's `code` channel.
+    artifactsWrite: [CONTENT_PREFIX],
     auditAppend: true,
     table: RUN_ITEMS,
   },

@@ -44,6 +44,7 @@ import type {
   Signer,
 } from '../ports.js';
 import type { Runtime } from '../runtime.js';
+import { trainingCodeSource } from '../steps/check-code.js';
 import type { ExecState } from '../steps/state.js';
 import type { LineageSink } from './lineage.js';
 
@@ -615,22 +616,22 @@ export class StartService {
       .sort((a, b) => (when(a) < when(b) ? 1 : when(a) > when(b) ? -1 : 0))[0];
   }
 
-  /** The digest of the training code CheckCode would record (folder manifest, or the image digest on AWS). */
+  /**
+   * The digest of the training code CheckCode records: the manifest of the `trainer.code` files,
+   * read where CheckCode reads them (src/steps/check-code.ts trainingCodeSource: the folder next to
+   * the definition locally, the copy bundled into the function on AWS).
+   */
   private async codeDigest(p: StartPipeline): Promise<Digest | undefined> {
-    if (p.base === undefined) {
-      const image = p.def.trainer.aws?.image;
-      const hex = image?.split('@sha256:')[1];
-      return hex !== undefined ? digestFromHex(hex) : undefined;
-    }
-    const code = p.def.trainer.code;
-    const codeUri = new URL(code.endsWith('/') ? code : `${code}/`, p.base).href.replace(/\/$/, '');
-    return this.digestOfCode(await this.deps.datasets.list(codeUri));
+    // On AWS only pipelines that train on SageMaker have their code bundled (and can run at all).
+    if (p.base === undefined && p.def.trainer.aws === undefined) return undefined;
+    const { source, uri } = trainingCodeSource(p.def, p.base, this.deps.datasets);
+    return this.digestOfCode(source, await source.list(uri));
   }
 
-  private async digestOfCode(files: DatasetFile[]): Promise<Digest> {
+  private async digestOfCode(source: DatasetSource, files: DatasetFile[]): Promise<Digest> {
     const entries: { path: string; size: number; digest: Digest }[] = [];
     for (const f of files) {
-      const { hex, size } = await hashStream(await this.deps.datasets.open(f));
+      const { hex, size } = await hashStream(await source.open(f));
       entries.push({ path: f.path, size, digest: digestFromHex(hex) });
     }
     return manifestDigest(buildManifest(entries));

@@ -64,12 +64,8 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       `pipeline ${def.name} runs on AWS but has no trainer.aws.image; add a trainer.aws block (docs/trainers.md) and deploy again`,
     );
   }
+  const { source, uri: codeUri } = trainingCodeSource(def, state.pipeline.base, rt.datasets);
   const base = state.pipeline.base ?? bundledCodeBase(def.name);
-  const codeUri = new URL(
-    def.trainer.code.endsWith('/') ? def.trainer.code : `${def.trainer.code}/`,
-    base,
-  ).href.replace(/\/$/, '');
-  const source: DatasetSource = onAws ? new BundledFiles(def.name) : rt.datasets;
   const files = await source.list(codeUri);
   const findings: SecretFinding[] = [];
   const entries: { path: string; size: number; digest: Digest }[] = [];
@@ -159,6 +155,26 @@ async function storeCodeBundle(
  * The training code as bundled with the function: regular files under a folder, sorted by path.
  * Symlinks and special files are refused, as for datasets: the bytes shipped are the bytes hashed.
  */
+/**
+ * Where the training code of a definition is read from, the one rule CheckCode and the start
+ * service's retrain decision share: locally the `trainer.code` folder next to the definition
+ * (`base`), on AWS (no base) the copy the deployment bundled into the function.
+ */
+export function trainingCodeSource(
+  def: PipelineDefinition,
+  base: string | undefined,
+  datasets: DatasetSource,
+  env: Record<string, string | undefined> = process.env,
+): { source: DatasetSource; uri: string } {
+  const root = base ?? bundledCodeBase(def.name, env);
+  const uri = new URL(
+    def.trainer.code.endsWith('/') ? def.trainer.code : `${def.trainer.code}/`,
+    root,
+  ).href.replace(/\/$/, '');
+  return { source: base === undefined ? new BundledFiles(def.name) : datasets, uri };
+}
+
+/** The files of a pipeline's training code as the deployment bundled them into this function. */
 class BundledFiles implements DatasetSource {
   constructor(private readonly pipeline: string) {}
 

@@ -517,7 +517,9 @@ describe('the start function bundle', () => {
   it('copies every deployed definition, byte for byte, as pipelines/<name>.json', async () => {
     const { useFunctions } = await import('sst/constructs');
     const start = stacksModule.use(stackFns.Pipeline).functions.start;
-    const copy = useFunctions().fromID(start.node.addr)?.copyFiles ?? [];
+    const copy = (useFunctions().fromID(start.node.addr)?.copyFiles ?? []).filter((c) =>
+      c.to.startsWith(`${BUNDLED_PIPELINES_DIR}/`),
+    );
     const expected = loadPipelines(FIXTURES).map((p) => ({
       from: path.relative(ROOT, p.file),
       to: `${BUNDLED_PIPELINES_DIR}/${p.definition.name}.json`,
@@ -536,8 +538,27 @@ describe('the start function bundle', () => {
     // No other function carries the definitions.
     for (const name of FUNCTION_NAMES.filter((n) => n !== 'start')) {
       const fn = stacksModule.use(stackFns.Pipeline).functions[name];
-      expect(useFunctions().fromID(fn.node.addr)?.copyFiles, name).toBeUndefined();
+      const files = useFunctions().fromID(fn.node.addr)?.copyFiles ?? [];
+      expect(
+        files.filter((c) => c.to.startsWith(`${BUNDLED_PIPELINES_DIR}/`)),
+        name,
+      ).toEqual([]);
     }
+  });
+
+  it('ships each SageMaker pipeline training code to check-code and start, and to no other function', async () => {
+    const { useFunctions } = await import('sst/constructs');
+    const codeOf = (name: FunctionName) =>
+      (useFunctions().fromID(stacksModule.use(stackFns.Pipeline).functions[name].node.addr)?.copyFiles ?? [])
+        .filter((c) => c.to.startsWith('code/'))
+        .map((c) => c.to)
+        .sort();
+    // churn has no SageMaker trainer: nothing of it is bundled.
+    const expected = ['code/credit-scoring/trainer', 'code/fraud/trainer'];
+    expect(codeOf('check-code')).toEqual(expected);
+    expect(codeOf('start')).toEqual(expected);
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start' && n !== 'check-code'))
+      expect(codeOf(name), name).toEqual([]);
   });
 
   it('tells the start function where the bundled definitions are, and no other function', () => {

@@ -1,6 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -24,7 +24,7 @@ import {
 import { type Digest, digestOf } from '../../src/core/digest.js';
 import { VeritrailError } from '../../src/core/errors.js';
 import { canonicalDigest } from '../../src/core/jcs.js';
-import { parsePipelineDefinition } from '../../src/core/pipeline.js';
+import { parsePipelineDefinition, trainerCodeBundle } from '../../src/core/pipeline.js';
 import { applyInputTransformer, scheduleInputTransformer } from '../../src/core/rules.js';
 import { assertTransition, type RunStatus } from '../../src/core/run.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
@@ -32,10 +32,10 @@ import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { AuditEntry, NewRun, RunRecord, RunStore, Signer } from '../../src/ports.js';
 import type { ExecState } from '../../src/steps/state.js';
+import { hashPath } from '../../src/verify/hash-path.js';
 import { fixture, withField } from './events/helpers.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'credit-scoring', 'pipeline.json');
-const IMAGE_HEX = '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945';
 const BUCKET = 'veritrail-landing-test';
 
 /** An in-memory run store with the port's conditional create and legal transitions. */
@@ -149,11 +149,24 @@ function s3Event(key = 'credit-scoring/applications.csv', versionId = 'IYV3p45BT
 
 let dir: string;
 let h: Harness;
+/** The digest CheckCode records for the example's training code, as the deployment bundles it. */
+let codeDigest: Digest;
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'veritrail-start-'));
+  // On AWS the start function hashes the training code the stack copied into its bundle
+  // (stacks/Pipeline.ts trainingCodeBundleFiles): lay it out the same way.
+  const def = awsPipeline().def;
+  for (const { from, to } of trainerCodeBundle(def)) {
+    cpSync(join(dirname(EXAMPLE), from), join(dir, 'bundle', to), { recursive: true });
+  }
+  process.env.VERITRAIL_CODE_DIR = join(dir, 'bundle', 'code');
+  codeDigest = (await hashPath(join(dir, 'bundle', 'code', def.name, def.trainer.code))).digest;
   h = await harness(dir);
 });
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(() => {
+  delete process.env.VERITRAIL_CODE_DIR;
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('when the same S3 upload is delivered 100 times concurrently', () => {
   it('starts exactly one run and launches one execution', async () => {
@@ -338,7 +351,7 @@ async function succeededRun(x: Harness, dataset: PinnedDataset, rawDigest: Diges
     steps: [],
     facts: {
       rawDigest,
-      codeDigest: `sha256:${IMAGE_HEX}`,
+      codeDigest,
       modelDigest: digestOf('model'),
       bundles: { provenance: stored.key },
       finishedAt: '2024-05-01T00:10:00Z',
@@ -413,6 +426,14 @@ describe('when a schedule fires and nothing changed since the last successful ru
     const prev = await succeededRun(h, latest, digestOf('raw'));
     // succeededRun stores this very object: the earlier run was made with another definition.
     prev.pipelineDigest = digestOf('older definition');
+    expect((await h.service.handle(schedulePayload())).status).toBe('started');
+  });
+
+  it('trains when the deployed training code changed (the copy bundled into the function)', async () => {
+    h.latest = latest;
+    await succeededRun(h, latest, digestOf('raw'));
+    const def = h.pipeline.def;
+    writeFileSync(join(dir, 'bundle', 'code', def.name, def.trainer.code, 'extra.mjs'), 'export {};\n');
     expect((await h.service.handle(schedulePayload())).status).toBe('started');
   });
 
