@@ -6,9 +6,10 @@
  *
  * Pure: no I/O. The proxy evaluates each requirement against the policy world (evaluate.ts).
  */
-import type { PolicyWorld } from './types.js';
+
 import type { ParsedRequest } from './parse.js';
 import { s3Payload } from './parse.js';
+import type { PolicyWorld } from './types.js';
 
 export type Context = Record<string, string | string[]>;
 
@@ -43,7 +44,8 @@ export interface AuthzState {
 export const newAuthzState = (): AuthzState => ({ objectKeys: new Map(), packageVersions: new Map() });
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+const obj = (v: unknown): Record<string, unknown> =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 /** The key ARN a KMS key identifier (id, ARN, alias name, alias ARN) names in this world. */
@@ -57,7 +59,8 @@ export function resolveKeyArn(world: PolicyWorld, keyId: string): string {
 
 // ---------------------------------------------------------------- S3
 
-const s3Arn = (bucket: string, key?: string) => (key === undefined ? `arn:aws:s3:::${bucket}` : `arn:aws:s3:::${bucket}/${key}`);
+const s3Arn = (bucket: string, key?: string) =>
+  key === undefined ? `arn:aws:s3:::${bucket}` : `arn:aws:s3:::${bucket}/${key}`;
 
 /** Context every S3 request carries (SAR "Condition keys for Amazon S3"). */
 function s3Common(req: ParsedRequest): Context {
@@ -88,7 +91,12 @@ function xmlValues(xml: string, tag: string): string[] {
   return out;
 }
 const decodeXml = (s: string) =>
-  s.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&apos;/g, "'").replace(/&amp;/g, '&');
+  s
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&apos;/g, "'")
+    .replace(/&amp;/g, '&');
 
 function remainingDays(until: string | undefined): Context {
   if (!until) return {};
@@ -119,7 +127,13 @@ export function s3WriteKey(world: PolicyWorld, req: ParsedRequest): string | und
  * s3.<region>.amazonaws.com and the encryption context aws:s3:arn (the object ARN, or the bucket ARN
  * when an S3 Bucket Key is used: https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#encryption-context).
  */
-export function s3KmsRequirement(world: PolicyWorld, req: ParsedRequest, action: string, keyArn: string, bucketKey: boolean): Requirement {
+export function s3KmsRequirement(
+  world: PolicyWorld,
+  req: ParsedRequest,
+  action: string,
+  keyArn: string,
+  bucketKey: boolean,
+): Requirement {
   const bucket = req.bucket as string;
   const ctxArn = bucketKey ? s3Arn(bucket) : s3Arn(bucket, req.key);
   return {
@@ -147,7 +161,12 @@ function s3WriteExtras(req: ParsedRequest, objectArn: string, base: Context): Re
   const out: Requirement[] = [];
   const h = req.headers;
   if (h['x-amz-tagging']) {
-    out.push({ action: 's3:PutObjectTagging', resource: objectArn, context: { ...base, ...taggingHeaderContext(h['x-amz-tagging']) }, implied: false });
+    out.push({
+      action: 's3:PutObjectTagging',
+      resource: objectArn,
+      context: { ...base, ...taggingHeaderContext(h['x-amz-tagging']) },
+      implied: false,
+    });
   }
   if (h['x-amz-object-lock-mode'] || h['x-amz-object-lock-retain-until-date']) {
     out.push({ action: 's3:PutObjectRetention', resource: objectArn, context: base, implied: false });
@@ -186,13 +205,19 @@ function copySource(header: string): { bucket: string; key: string; versionId?: 
   const decoded = decodeURIComponent(path);
   const slash = decoded.indexOf('/');
   const versionId = new URLSearchParams(q).get('versionId') ?? undefined;
-  return { bucket: decoded.slice(0, slash), key: decoded.slice(slash + 1), ...(versionId ? { versionId } : {}) };
+  return {
+    bucket: decoded.slice(0, slash),
+    key: decoded.slice(slash + 1),
+    ...(versionId ? { versionId } : {}),
+  };
 }
 
 function s3Requirements(world: PolicyWorld, req: ParsedRequest, state: AuthzState): Requirement[] {
   const { bucket, key, query: q, headers: h } = req;
   const base = s3Common(req);
-  const one = (action: string, resource: string, context: Context = base): Requirement[] => [{ action, resource, context, implied: false }];
+  const one = (action: string, resource: string, context: Context = base): Requirement[] => [
+    { action, resource, context, implied: false },
+  ];
   if (bucket === undefined) return one('s3:ListAllMyBuckets', '*');
   const bucketArn = s3Arn(bucket);
   const versioned = q.versionId !== undefined;
@@ -272,8 +297,19 @@ function s3Requirements(world: PolicyWorld, req: ParsedRequest, state: AuthzStat
         const k = xmlValues(o, 'Key')[0];
         if (k === undefined) continue;
         const v = xmlValues(o, 'VersionId')[0];
-        out.push({ action: v ? 's3:DeleteObjectVersion' : 's3:DeleteObject', resource: s3Arn(bucket, k), context: base, implied: false });
-        if (bypass) out.push({ action: 's3:BypassGovernanceRetention', resource: s3Arn(bucket, k), context: base, implied: false });
+        out.push({
+          action: v ? 's3:DeleteObjectVersion' : 's3:DeleteObject',
+          resource: s3Arn(bucket, k),
+          context: base,
+          implied: false,
+        });
+        if (bypass)
+          out.push({
+            action: 's3:BypassGovernanceRetention',
+            resource: s3Arn(bucket, k),
+            context: base,
+            implied: false,
+          });
       }
       return out;
     }
@@ -310,7 +346,13 @@ function s3Requirements(world: PolicyWorld, req: ParsedRequest, state: AuthzStat
       if (until) c['s3:object-lock-retain-until-date'] = until;
       Object.assign(c, remainingDays(until));
       const out = one('s3:PutObjectRetention', objectArn, c);
-      if (bypass) out.push({ action: 's3:BypassGovernanceRetention', resource: objectArn, context: base, implied: false });
+      if (bypass)
+        out.push({
+          action: 's3:BypassGovernanceRetention',
+          resource: objectArn,
+          context: base,
+          implied: false,
+        });
       return out;
     }
     case 'GetObjectLegalHold':
@@ -333,7 +375,13 @@ function s3Requirements(world: PolicyWorld, req: ParsedRequest, state: AuthzStat
       return one('s3:GetObject', objectArn);
     case 'DeleteObject': {
       const out = one(versioned ? 's3:DeleteObjectVersion' : 's3:DeleteObject', objectArn);
-      if (bypass) out.push({ action: 's3:BypassGovernanceRetention', resource: objectArn, context: base, implied: false });
+      if (bypass)
+        out.push({
+          action: 's3:BypassGovernanceRetention',
+          resource: objectArn,
+          context: base,
+          implied: false,
+        });
       return out;
     }
     case 'UploadPart':
@@ -349,9 +397,23 @@ function s3Requirements(world: PolicyWorld, req: ParsedRequest, state: AuthzStat
       const source = h['x-amz-copy-source'];
       if (source) {
         const src = copySource(source);
-        out.push({ action: src.versionId ? 's3:GetObjectVersion' : 's3:GetObject', resource: s3Arn(src.bucket, src.key), context: base, implied: false });
+        out.push({
+          action: src.versionId ? 's3:GetObjectVersion' : 's3:GetObject',
+          resource: s3Arn(src.bucket, src.key),
+          context: base,
+          implied: false,
+        });
         const srcKey = state.objectKeys.get(`${src.bucket}/${src.key}`) ?? world.bucketKmsKeys[src.bucket];
-        if (srcKey) out.push(s3KmsRequirement(world, { ...req, bucket: src.bucket, key: src.key }, 'kms:Decrypt', srcKey, Boolean(world.bucketKeyEnabled?.[src.bucket])));
+        if (srcKey)
+          out.push(
+            s3KmsRequirement(
+              world,
+              { ...req, bucket: src.bucket, key: src.key },
+              'kms:Decrypt',
+              srcKey,
+              Boolean(world.bucketKeyEnabled?.[src.bucket]),
+            ),
+          );
       }
       if (req.operation !== 'UploadPartCopy') {
         const kmsKey = s3WriteKey(world, req);
@@ -386,7 +448,9 @@ export function s3MissingKeyRequirement(req: ParsedRequest): Requirement {
 
 /** Whether S3 answers this request's 404 with 403 unless the caller may list the bucket. */
 export const hidesMissingKeys = (req: ParsedRequest) =>
-  req.service === 's3' && req.key !== undefined && (req.operation === 'GetObject' || req.operation === 'HeadObject');
+  req.service === 's3' &&
+  req.key !== undefined &&
+  (req.operation === 'GetObject' || req.operation === 'HeadObject');
 
 /**
  * kms:Decrypt S3 makes when it returns an SSE-KMS object's bytes. The key comes from the response
@@ -394,20 +458,36 @@ export const hidesMissingKeys = (req: ParsedRequest) =>
  * default. HeadObject returns metadata only and decrypts nothing, so it needs no KMS permission (the
  * HeadObject API reference lists only s3:GetObject / s3:ListBucket).
  */
-export function s3ReadKmsRequirement(world: PolicyWorld, req: ParsedRequest, state: AuthzState, responseHeaders: Record<string, string>): Requirement | undefined {
+export function s3ReadKmsRequirement(
+  world: PolicyWorld,
+  req: ParsedRequest,
+  state: AuthzState,
+  responseHeaders: Record<string, string>,
+): Requirement | undefined {
   if (req.operation !== 'GetObject' || req.bucket === undefined || req.key === undefined) return undefined;
   const sse = responseHeaders['x-amz-server-side-encryption'];
   if (sse !== undefined && !sse.startsWith('aws:kms')) return undefined;
   const headerKey = responseHeaders['x-amz-server-side-encryption-aws-kms-key-id'];
-  const keyArn = headerKey ? resolveKeyArn(world, headerKey) : (state.objectKeys.get(`${req.bucket}/${req.key}`) ?? world.bucketKmsKeys[req.bucket]);
+  const keyArn = headerKey
+    ? resolveKeyArn(world, headerKey)
+    : (state.objectKeys.get(`${req.bucket}/${req.key}`) ?? world.bucketKmsKeys[req.bucket]);
   if (!keyArn) return undefined;
-  const bucketKey = responseHeaders['x-amz-server-side-encryption-bucket-key-enabled']?.toLowerCase() === 'true' || Boolean(world.bucketKeyEnabled?.[req.bucket]);
+  const bucketKey =
+    responseHeaders['x-amz-server-side-encryption-bucket-key-enabled']?.toLowerCase() === 'true' ||
+    Boolean(world.bucketKeyEnabled?.[req.bucket]);
   return s3KmsRequirement(world, req, 'kms:Decrypt', keyArn, bucketKey);
 }
 
 // ---------------------------------------------------------------- KMS
 
-const KMS_GLOBAL = new Set(['CreateKey', 'ListKeys', 'ListAliases', 'GenerateRandom', 'ConnectCustomKeyStore', 'DescribeCustomKeyStores']);
+const KMS_GLOBAL = new Set([
+  'CreateKey',
+  'ListKeys',
+  'ListAliases',
+  'GenerateRandom',
+  'ConnectCustomKeyStore',
+  'DescribeCustomKeyStores',
+]);
 
 function kmsRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
   const input = req.input ?? {};
@@ -417,7 +497,8 @@ function kmsRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] 
   const keyId = str(input.KeyId) ?? str(input.TargetKeyId) ?? str(input.DestinationKeyId);
   const aliasName = str(input.AliasName);
   // An alias in KeyId is resolved to its key; KMS puts the alias in kms:RequestAlias (KMS condition keys).
-  if (keyId && /^(arn:[^:]+:kms:[^:]*:[^:]*:)?alias\//.test(keyId)) context['kms:RequestAlias'] = keyId.replace(/^arn:[^:]+:kms:[^:]*:[^:]*:/, '');
+  if (keyId && /^(arn:[^:]+:kms:[^:]*:[^:]*:)?alias\//.test(keyId))
+    context['kms:RequestAlias'] = keyId.replace(/^arn:[^:]+:kms:[^:]*:[^:]*:/, '');
   for (const [field, key] of [
     ['SigningAlgorithm', 'kms:SigningAlgorithm'],
     ['MessageType', 'kms:MessageType'],
@@ -433,24 +514,46 @@ function kmsRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] 
   const ec = obj(input.EncryptionContext);
   if (Object.keys(ec).length > 0) {
     context['kms:EncryptionContextKeys'] = Object.keys(ec);
-    for (const [k, v] of Object.entries(ec)) if (typeof v === 'string') context[`kms:EncryptionContext:${k}`] = v;
+    for (const [k, v] of Object.entries(ec))
+      if (typeof v === 'string') context[`kms:EncryptionContext:${k}`] = v;
   }
   if (aliasName && !keyId) {
-    return [{ action, resource: `arn:aws:kms:${world.region}:${world.account}:${aliasName}`, context, implied: false }];
+    return [
+      {
+        action,
+        resource: `arn:aws:kms:${world.region}:${world.account}:${aliasName}`,
+        context,
+        implied: false,
+      },
+    ];
   }
   // Decrypt of a symmetric ciphertext may omit KeyId (the key is inside the blob, which we cannot read).
   const resource = keyId ? resolveKeyArn(world, keyId) : '*';
   const out: Requirement[] = [{ action, resource, context, implied: false }];
   // CreateAlias/UpdateAlias also authorize on the alias (KMS "Controlling access to aliases").
-  if (aliasName && (req.operation === 'CreateAlias' || req.operation === 'UpdateAlias' || req.operation === 'DeleteAlias')) {
-    out.unshift({ action, resource: `arn:aws:kms:${world.region}:${world.account}:${aliasName}`, context, implied: false });
+  if (
+    aliasName &&
+    (req.operation === 'CreateAlias' || req.operation === 'UpdateAlias' || req.operation === 'DeleteAlias')
+  ) {
+    out.unshift({
+      action,
+      resource: `arn:aws:kms:${world.region}:${world.account}:${aliasName}`,
+      context,
+      implied: false,
+    });
   }
   return out;
 }
 
 // ---------------------------------------------------------------- DynamoDB
 
-const TRANSACT_ACTION: Record<string, string> = { ConditionCheck: 'ConditionCheckItem', Put: 'PutItem', Update: 'UpdateItem', Delete: 'DeleteItem', Get: 'GetItem' };
+const TRANSACT_ACTION: Record<string, string> = {
+  ConditionCheck: 'ConditionCheckItem',
+  Put: 'PutItem',
+  Update: 'UpdateItem',
+  Delete: 'DeleteItem',
+  Get: 'GetItem',
+};
 
 /*
  * A table encrypted with a customer managed key: DynamoDB calls KMS for the table key with grants it
@@ -461,7 +564,8 @@ const TRANSACT_ACTION: Record<string, string> = { ConditionCheck: 'ConditionChec
  */
 function dynamoRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
   const input = req.input ?? {};
-  const table = (name: string) => (name.startsWith('arn:') ? name : `arn:aws:dynamodb:${world.region}:${world.account}:table/${name}`);
+  const table = (name: string) =>
+    name.startsWith('arn:') ? name : `arn:aws:dynamodb:${world.region}:${world.account}:table/${name}`;
   const context: Context = {};
   for (const [field, key] of [
     ['Select', 'dynamodb:Select'],
@@ -479,7 +583,12 @@ function dynamoRequirements(world: PolicyWorld, req: ParsedRequest): Requirement
       return [{ action, resource: '*', context, implied: false }];
     case 'BatchGetItem':
     case 'BatchWriteItem':
-      return Object.keys(obj(input.RequestItems)).map((t) => ({ action, resource: table(t), context, implied: false }));
+      return Object.keys(obj(input.RequestItems)).map((t) => ({
+        action,
+        resource: table(t),
+        context,
+        implied: false,
+      }));
     case 'TransactWriteItems':
     case 'TransactGetItems':
       // Each item is authorized as its single-item action (DynamoDB "Using IAM with transactions").
@@ -524,7 +633,12 @@ function statesRequirements(world: PolicyWorld, req: ParsedRequest, options: Aut
       return [{ action, resource: '*', context: {}, implied: false }];
   }
   const resource =
-    str(input.stateMachineArn) ?? str(input.executionArn) ?? str(input.activityArn) ?? str(input.mapRunArn) ?? str(input.resourceArn) ?? `arn:aws:states:${world.region}:${world.account}:unknown`;
+    str(input.stateMachineArn) ??
+    str(input.executionArn) ??
+    str(input.activityArn) ??
+    str(input.mapRunArn) ??
+    str(input.resourceArn) ??
+    `arn:aws:states:${world.region}:${world.account}:unknown`;
   return [{ action, resource, context: {}, implied: false }];
 }
 
@@ -533,7 +647,9 @@ function statesRequirements(world: PolicyWorld, req: ParsedRequest, options: Aut
 function eventsRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
   const input = req.input ?? {};
   const bus = (name: string | undefined) =>
-    name?.startsWith('arn:') ? name : `arn:aws:events:${world.region}:${world.account}:event-bus/${name ?? 'default'}`;
+    name?.startsWith('arn:')
+      ? name
+      : `arn:aws:events:${world.region}:${world.account}:event-bus/${name ?? 'default'}`;
   if (req.operation === 'PutEvents') {
     // One authorization per entry with its events:source / events:detail-type (EventBridge condition keys).
     const seen = new Set<string>();
@@ -545,7 +661,12 @@ function eventsRequirements(world: PolicyWorld, req: ParsedRequest): Requirement
       const detailType = str(entry.DetailType);
       if (source !== undefined) context['events:source'] = source;
       if (detailType !== undefined) context['events:detail-type'] = detailType;
-      const r: Requirement = { action: 'events:PutEvents', resource: bus(str(entry.EventBusName)), context, implied: false };
+      const r: Requirement = {
+        action: 'events:PutEvents',
+        resource: bus(str(entry.EventBusName)),
+        context,
+        implied: false,
+      };
       const id = JSON.stringify(r);
       if (!seen.has(id)) {
         seen.add(id);
@@ -592,12 +713,21 @@ function sagemakerCreateContext(op: string, input: Record<string, unknown>): Con
     put(`sagemaker:${name}Arn`, v);
   };
   const vpc = obj(input.VpcConfig);
-  put('sagemaker:VpcSubnets', arr(vpc.Subnets).filter((s): s is string => typeof s === 'string'));
-  put('sagemaker:VpcSecurityGroupIds', arr(vpc.SecurityGroupIds).filter((s): s is string => typeof s === 'string'));
+  put(
+    'sagemaker:VpcSubnets',
+    arr(vpc.Subnets).filter((s): s is string => typeof s === 'string'),
+  );
+  put(
+    'sagemaker:VpcSecurityGroupIds',
+    arr(vpc.SecurityGroupIds).filter((s): s is string => typeof s === 'string'),
+  );
   put('sagemaker:NetworkIsolation', bool(input.EnableNetworkIsolation));
   if (op === 'CreateTrainingJob') {
     const rc = obj(input.ResourceConfig);
-    const types = [str(rc.InstanceType), ...arr(rc.InstanceGroups).map((g) => str(obj(g).InstanceType))].filter((s): s is string => s !== undefined);
+    const types = [
+      str(rc.InstanceType),
+      ...arr(rc.InstanceGroups).map((g) => str(obj(g).InstanceType)),
+    ].filter((s): s is string => s !== undefined);
     put('sagemaker:InstanceTypes', types);
     kms('VolumeKmsKey', str(rc.VolumeKmsKeyId));
     kms('OutputKmsKey', str(obj(input.OutputDataConfig).KmsKeyId));
@@ -628,7 +758,8 @@ function sagemakerCreateContext(op: string, input: Record<string, unknown>): Con
 function sagemakerRequirements(world: PolicyWorld, req: ParsedRequest, state: AuthzState): Requirement[] {
   const input = req.input ?? {};
   // SageMaker ARNs carry resource names in lower case (as DescribeTrainingJob returns them).
-  const arn = (type: string, name: string) => `arn:aws:sagemaker:${world.region}:${world.account}:${type}/${name.toLowerCase()}`;
+  const arn = (type: string, name: string) =>
+    `arn:aws:sagemaker:${world.region}:${world.account}:${type}/${name.toLowerCase()}`;
   const action = `sagemaker:${req.operation}`;
   const creates: Record<string, [string, string]> = {
     CreateTrainingJob: ['training-job', 'TrainingJobName'],
@@ -642,7 +773,7 @@ function sagemakerRequirements(world: PolicyWorld, req: ParsedRequest, state: Au
     const group = str(input.ModelPackageGroupName);
     if (group) {
       // A versioned package is named <group>/<version>; versions count from 1 per group.
-      const g = (group.startsWith('arn:') ? group.split('/').pop() ?? group : group).toLowerCase();
+      const g = (group.startsWith('arn:') ? (group.split('/').pop() ?? group) : group).toLowerCase();
       const next = (state.packageVersions.get(g) ?? 0) + 1;
       state.packageVersions.set(g, next);
       resource = arn('model-package', `${g}/${next}`);
@@ -670,12 +801,22 @@ function sagemakerRequirements(world: PolicyWorld, req: ParsedRequest, state: Au
   // (https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html#api-access-policy
   // "…to tag a resource on creation, the role needs sagemaker:AddTags").
   if (arr(input.Tags).length > 0 && req.operation.startsWith('Create')) {
-    out.push({ action: 'sagemaker:AddTags', resource, context: { ...requestTags(input.Tags), 'sagemaker:TaggingAction': req.operation }, implied: true });
+    out.push({
+      action: 'sagemaker:AddTags',
+      resource,
+      context: { ...requestTags(input.Tags), 'sagemaker:TaggingAction': req.operation },
+      implied: true,
+    });
   }
   // iam:PassRole of the execution role, evaluated on the caller (IAM "Granting a user permissions to pass a role").
   const role = str(input.RoleArn) ?? str(input.ExecutionRoleArn);
   if (role) {
-    out.push({ action: 'iam:PassRole', resource: role, context: { 'iam:PassedToService': 'sagemaker.amazonaws.com', 'iam:AssociatedResourceArn': resource }, implied: true });
+    out.push({
+      action: 'iam:PassRole',
+      resource: role,
+      context: { 'iam:PassedToService': 'sagemaker.amazonaws.com', 'iam:AssociatedResourceArn': resource },
+      implied: true,
+    });
   }
   return out;
 }
@@ -685,7 +826,9 @@ function sagemakerRequirements(world: PolicyWorld, req: ParsedRequest, state: Au
 function ssmRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
   const input = req.input ?? {};
   const param = (name: string) =>
-    name.startsWith('arn:') ? name : `arn:aws:ssm:${world.region}:${world.account}:parameter/${name.replace(/^\//, '')}`;
+    name.startsWith('arn:')
+      ? name
+      : `arn:aws:ssm:${world.region}:${world.account}:parameter/${name.replace(/^\//, '')}`;
   const action = `ssm:${req.operation}`;
   const context: Context = {};
   if (typeof input.Recursive === 'boolean') context['ssm:Recursive'] = String(input.Recursive);
@@ -712,13 +855,20 @@ function sqsRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] 
 }
 
 function lambdaRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
-  const name = str((req.input ?? {}).FunctionName) ?? '';
-  const resource = name.startsWith('arn:') ? name : `arn:aws:lambda:${world.region}:${world.account}:function:${name}`;
+  const name = str(req.input?.FunctionName) ?? '';
+  const resource = name.startsWith('arn:')
+    ? name
+    : `arn:aws:lambda:${world.region}:${world.account}:function:${name}`;
   return [{ action: 'lambda:InvokeFunction', resource, context: {}, implied: false }];
 }
 
 /** Every authorization AWS makes before it runs this request, or undefined for an operation not modelled. */
-export function requirementsFor(world: PolicyWorld, req: ParsedRequest, state: AuthzState, options: AuthzOptions = {}): Requirement[] | undefined {
+export function requirementsFor(
+  world: PolicyWorld,
+  req: ParsedRequest,
+  state: AuthzState,
+  options: AuthzOptions = {},
+): Requirement[] | undefined {
   if (req.operation.startsWith('Unknown')) return undefined;
   switch (req.service) {
     case 's3':

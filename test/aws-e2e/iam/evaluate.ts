@@ -12,7 +12,7 @@
  */
 import { getDenialReasons, type RequestDenial, runSimulation } from '@cloud-copilot/iam-simulate';
 import type { Context, Requirement } from './authz.js';
-import type { PolicyDocument, Principal, PolicyWorld, RecordedCall } from './types.js';
+import type { PolicyDocument, PolicyWorld, Principal, RecordedCall } from './types.js';
 
 export type Decision = Pick<RecordedCall, 'decision' | 'reason'>;
 
@@ -32,18 +32,32 @@ export function sessionArn(principal: Principal, account: string): string {
 export function defaultKeyPolicy(account: string): PolicyDocument {
   return {
     Version: '2012-10-17',
-    Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }],
+    Statement: [
+      {
+        Sid: 'Enable IAM User Permissions',
+        Effect: 'Allow',
+        Principal: { AWS: `arn:aws:iam::${account}:root` },
+        Action: 'kms:*',
+        Resource: '*',
+      },
+    ],
   };
 }
 
-function resourcePolicyFor(world: PolicyWorld, resource: string): { kind: string; policy: PolicyDocument } | undefined {
+function resourcePolicyFor(
+  world: PolicyWorld,
+  resource: string,
+): { kind: string; policy: PolicyDocument } | undefined {
   const s3 = /^arn:aws:s3:::([^/]+)/.exec(resource);
   if (s3) {
     const policy = world.bucketPolicies[s3[1] as string];
     return policy ? { kind: `bucket policy of ${s3[1]}`, policy } : undefined;
   }
   if (/^arn:aws:kms:[^:]*:[^:]*:key\//.test(resource)) {
-    return { kind: `key policy of ${resource}`, policy: world.keyPolicies[resource] ?? defaultKeyPolicy(world.account) };
+    return {
+      kind: `key policy of ${resource}`,
+      policy: world.keyPolicies[resource] ?? defaultKeyPolicy(world.account),
+    };
   }
   return undefined;
 }
@@ -69,7 +83,12 @@ function globalContext(world: PolicyWorld, principal: Principal | undefined): Co
 }
 
 function describeDenial(d: RequestDenial, kind: string | undefined): string {
-  const where = d.policyType === 'identity' ? 'identity policy' : d.policyType === 'resource' ? (kind ?? 'resource policy') : d.policyType;
+  const where =
+    d.policyType === 'identity'
+      ? 'identity policy'
+      : d.policyType === 'resource'
+        ? (kind ?? 'resource policy')
+        : d.policyType;
   if (d.denialType === 'Explicit') {
     const id = 'policyIdentifier' in d && d.policyIdentifier ? ` ${d.policyIdentifier}` : '';
     const sid = d.statementId ? ` (Sid ${d.statementId})` : ` (statement ${d.statementIndex})`;
@@ -80,7 +99,10 @@ function describeDenial(d: RequestDenial, kind: string | undefined): string {
 
 /** IAM ARN pattern matching: `*` any run of characters, `?` one character (case-sensitive). */
 export function arnPatternMatches(pattern: string, arn: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`).test(arn);
 }
 
@@ -94,8 +116,16 @@ function widenToScope(policy: PolicyDocument, scope: string): PolicyDocument {
 }
 
 /** Evaluates one requirement for a caller; an unknown caller has no policy, so it is denied. */
-export async function evaluate(world: PolicyWorld, principal: Principal | undefined, r: Requirement): Promise<Decision> {
-  if (!principal) return { decision: 'ImplicitlyDenied', reason: 'the access key belongs to no principal of the policy world' };
+export async function evaluate(
+  world: PolicyWorld,
+  principal: Principal | undefined,
+  r: Requirement,
+): Promise<Decision> {
+  if (!principal)
+    return {
+      decision: 'ImplicitlyDenied',
+      reason: 'the access key belongs to no principal of the policy world',
+    };
   const rp = resourcePolicyFor(world, r.resource);
   const result = await runSimulation(
     {
@@ -105,7 +135,10 @@ export async function evaluate(world: PolicyWorld, principal: Principal | undefi
         resource: { resource: r.resource, accountId: world.account },
         contextVariables: { ...globalContext(world, principal), ...r.context },
       },
-      identityPolicies: principal.identityPolicies.map((p) => ({ name: p.name, policy: r.scope ? widenToScope(p.policy, r.scope) : p.policy })),
+      identityPolicies: principal.identityPolicies.map((p) => ({
+        name: p.name,
+        policy: r.scope ? widenToScope(p.policy, r.scope) : p.policy,
+      })),
       serviceControlPolicies: [],
       resourceControlPolicies: [],
       ...(rp ? { resourcePolicy: rp.policy } : {}),
@@ -113,7 +146,10 @@ export async function evaluate(world: PolicyWorld, principal: Principal | undefi
     {},
   );
   if (result.resultType === 'error') {
-    return { decision: 'ImplicitlyDenied', reason: `the simulator refused the request: ${result.errors.message}` };
+    return {
+      decision: 'ImplicitlyDenied',
+      reason: `the simulator refused the request: ${result.errors.message}`,
+    };
   }
   const decision = result.overallResult;
   if (decision === 'Allowed') return { decision };
@@ -121,7 +157,9 @@ export async function evaluate(world: PolicyWorld, principal: Principal | undefi
   const reasons = analysis ? getDenialReasons(analysis.analysis).map((d) => describeDenial(d, rp?.kind)) : [];
   const ignored = analysis?.ignoredContextKeys?.filter((k) => !k.startsWith('aws:')) ?? [];
   let reason = reasons.length > 0 ? [...new Set(reasons)].join('; ') : 'no statement allows it';
-  if (rp && r.resource.includes(':kms:') && decision === 'ImplicitlyDenied') reason += ' (a KMS key policy must allow the principal, or the account root and then an identity policy)';
-  if (ignored.length > 0) reason += `; context keys the SAR does not define for ${r.action} were ignored: ${ignored.join(', ')}`;
+  if (rp && r.resource.includes(':kms:') && decision === 'ImplicitlyDenied')
+    reason += ' (a KMS key policy must allow the principal, or the account root and then an identity policy)';
+  if (ignored.length > 0)
+    reason += `; context keys the SAR does not define for ${r.action} were ignored: ${ignored.join(', ')}`;
   return { decision, reason };
 }

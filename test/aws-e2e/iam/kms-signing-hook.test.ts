@@ -8,7 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KMS_RAW_MESSAGE_LIMIT, KmsSigner } from '../../../src/aws/kms-signer.js';
 import { kmsSigningHook, signDigest, verifyDigest } from './kms-signing-hook.js';
 import { startIamProxy } from './proxy.js';
-import { ACCOUNT, REGION, allow, attempt, clientConfig, type FakeUpstream, fakeUpstream, principal, world } from './test-helpers.js';
+import {
+  ACCOUNT,
+  allow,
+  attempt,
+  clientConfig,
+  type FakeUpstream,
+  fakeUpstream,
+  principal,
+  REGION,
+  world,
+} from './test-helpers.js';
 import type { IamProxy } from './types.js';
 
 describe('P-256 ECDSA over a digest', () => {
@@ -17,7 +27,8 @@ describe('P-256 ECDSA over a digest', () => {
   const digest = createHash('sha256').update(message).digest();
 
   it('signs a digest so that node:crypto verifies it as a signature over the message', () => {
-    for (let i = 0; i < 5; i++) expect(verify('sha256', message, publicKey, signDigest(privateKey, digest))).toBe(true);
+    for (let i = 0; i < 5; i++)
+      expect(verify('sha256', message, publicKey, signDigest(privateKey, digest))).toBe(true);
   });
 
   it('verifies node:crypto signatures and rejects altered ones', () => {
@@ -64,12 +75,37 @@ describe('the hook behind the proxy', () => {
   it('answers Sign with the key ARN and the algorithm, and Verify with SignatureValid', async () => {
     const kms = new KMSClient(clientConfig(proxy.endpoint, signer.accessKeyId));
     const digest = createHash('sha256').update('m').digest();
-    const out = await kms.send(new SignCommand({ KeyId: 'alias/veritrail-sign', Message: digest, MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' }));
+    const out = await kms.send(
+      new SignCommand({
+        KeyId: 'alias/veritrail-sign',
+        Message: digest,
+        MessageType: 'DIGEST',
+        SigningAlgorithm: 'ECDSA_SHA_256',
+      }),
+    );
     expect(out.KeyId).toBe(KEY);
     expect(out.SigningAlgorithm).toBe('ECDSA_SHA_256');
-    const ok = await kms.send(new VerifyCommand({ KeyId: KEY, Message: digest, MessageType: 'DIGEST', Signature: out.Signature, SigningAlgorithm: 'ECDSA_SHA_256' }));
+    const ok = await kms.send(
+      new VerifyCommand({
+        KeyId: KEY,
+        Message: digest,
+        MessageType: 'DIGEST',
+        Signature: out.Signature,
+        SigningAlgorithm: 'ECDSA_SHA_256',
+      }),
+    );
     expect(ok.SignatureValid).toBe(true);
-    const bad = await attempt(kms.send(new VerifyCommand({ KeyId: KEY, Message: Buffer.alloc(32), MessageType: 'DIGEST', Signature: out.Signature, SigningAlgorithm: 'ECDSA_SHA_256' })));
+    const bad = await attempt(
+      kms.send(
+        new VerifyCommand({
+          KeyId: KEY,
+          Message: Buffer.alloc(32),
+          MessageType: 'DIGEST',
+          Signature: out.Signature,
+          SigningAlgorithm: 'ECDSA_SHA_256',
+        }),
+      ),
+    );
     expect((bad as Error).name).toBe('KMSInvalidSignatureException');
     const pub = await kms.send(new GetPublicKeyCommand({ KeyId: KEY }));
     expect(pub.KeySpec).toBe('ECC_NIST_P256');
@@ -77,13 +113,31 @@ describe('the hook behind the proxy', () => {
 
   it('refuses a DIGEST that is not 32 bytes, as KMS does', async () => {
     const kms = new KMSClient(clientConfig(proxy.endpoint, signer.accessKeyId));
-    const e = await attempt(kms.send(new SignCommand({ KeyId: KEY, Message: Buffer.alloc(31), MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' })));
+    const e = await attempt(
+      kms.send(
+        new SignCommand({
+          KeyId: KEY,
+          Message: Buffer.alloc(31),
+          MessageType: 'DIGEST',
+          SigningAlgorithm: 'ECDSA_SHA_256',
+        }),
+      ),
+    );
     expect((e as Error).name).toBe('ValidationException');
   });
 
   it('keeps the IAM decision: a caller without kms:Sign is denied before the hook', async () => {
     const kms = new KMSClient(clientConfig(proxy.endpoint, stranger.accessKeyId));
-    const e = await attempt(kms.send(new SignCommand({ KeyId: KEY, Message: Buffer.from('m'), MessageType: 'RAW', SigningAlgorithm: 'ECDSA_SHA_256' })));
+    const e = await attempt(
+      kms.send(
+        new SignCommand({
+          KeyId: KEY,
+          Message: Buffer.from('m'),
+          MessageType: 'RAW',
+          SigningAlgorithm: 'ECDSA_SHA_256',
+        }),
+      ),
+    );
     expect((e as Error).name).toBe('AccessDeniedException');
   });
 
@@ -92,7 +146,16 @@ describe('the hook behind the proxy', () => {
     upstream.seen.length = 0;
     proxy.setWorld(world([principal('fn:sign', [allow('kms:Sign', '*')])]));
     try {
-      await attempt(kms.send(new SignCommand({ KeyId: `arn:aws:kms:${REGION}:${ACCOUNT}:key/other`, Message: Buffer.from('m'), MessageType: 'RAW', SigningAlgorithm: 'ECDSA_SHA_256' })));
+      await attempt(
+        kms.send(
+          new SignCommand({
+            KeyId: `arn:aws:kms:${REGION}:${ACCOUNT}:key/other`,
+            Message: Buffer.from('m'),
+            MessageType: 'RAW',
+            SigningAlgorithm: 'ECDSA_SHA_256',
+          }),
+        ),
+      );
     } finally {
       proxy.setWorld(w);
     }

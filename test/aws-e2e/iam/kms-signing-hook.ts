@@ -11,7 +11,13 @@
  * - the signature is DER (ANSI X9.62 ECDSA-Sig-Value), KeyId in the answer is the key ARN, and the
  *   SigningAlgorithm is echoed.
  */
-import { createHash, generateKeyPairSync, type KeyObject, randomBytes, verify as nodeVerify } from 'node:crypto';
+import {
+  createHash,
+  generateKeyPairSync,
+  type KeyObject,
+  verify as nodeVerify,
+  randomBytes,
+} from 'node:crypto';
 import { resolveKeyArn } from './authz.js';
 import type { ApiRequest, HookResponse, PolicyWorld } from './types.js';
 
@@ -22,7 +28,10 @@ import type { ApiRequest, HookResponse, PolicyWorld } from './types.js';
 const P = 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn;
 const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
 const A = P - 3n;
-const G: Point = { x: 0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296n, y: 0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5n };
+const G: Point = {
+  x: 0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296n,
+  y: 0x4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5n,
+};
 
 type Point = { x: bigint; y: bigint } | null;
 
@@ -41,7 +50,10 @@ function add(p1: Point, p2: Point): Point {
   if (!p1) return p2;
   if (!p2) return p1;
   if (p1.x === p2.x && mod(p1.y + p2.y, P) === 0n) return null;
-  const l = p1.x === p2.x && p1.y === p2.y ? mod((3n * p1.x * p1.x + A) * inv(2n * p1.y, P), P) : mod((p2.y - p1.y) * inv(p2.x - p1.x, P), P);
+  const l =
+    p1.x === p2.x && p1.y === p2.y
+      ? mod((3n * p1.x * p1.x + A) * inv(2n * p1.y, P), P)
+      : mod((p2.y - p1.y) * inv(p2.x - p1.x, P), P);
   const x = mod(l * l - p1.x - p2.x, P);
   return { x, y: mod(l * (p1.x - x) - p1.y, P) };
 }
@@ -120,7 +132,11 @@ export interface KmsSigningHook {
   publicKey(keyArn: string): KeyObject | undefined;
 }
 
-const json = (status: number, body: unknown): HookResponse => ({ status, headers: { 'content-type': 'application/x-amz-json-1.1' }, body: JSON.stringify(body) });
+const json = (status: number, body: unknown): HookResponse => ({
+  status,
+  headers: { 'content-type': 'application/x-amz-json-1.1' },
+  body: JSON.stringify(body),
+});
 const kmsError = (type: string, message: string) => json(400, { __type: type, message });
 
 /** The hook; `world` (or a getter of the current one) resolves key ids and aliases to key ARNs. */
@@ -129,7 +145,8 @@ export function kmsSigningHook(world: PolicyWorld | (() => PolicyWorld)): KmsSig
   const currentWorld = typeof world === 'function' ? world : () => world;
 
   const hook = ((req: ApiRequest): HookResponse | undefined => {
-    if (req.service !== 'kms' || !['Sign', 'Verify', 'GetPublicKey'].includes(req.operation)) return undefined;
+    if (req.service !== 'kms' || !['Sign', 'Verify', 'GetPublicKey'].includes(req.operation))
+      return undefined;
     const input = req.input ?? {};
     const keyId = typeof input.KeyId === 'string' ? input.KeyId : undefined;
     if (!keyId) return undefined;
@@ -147,20 +164,37 @@ export function kmsSigningHook(world: PolicyWorld | (() => PolicyWorld)): KmsSig
       });
     }
     if (input.SigningAlgorithm !== ALGORITHM) {
-      return kmsError('InvalidKeyUsageException', `The signing algorithm ${String(input.SigningAlgorithm)} is not valid for ${keyArn}: use ${ALGORITHM}.`);
+      return kmsError(
+        'InvalidKeyUsageException',
+        `The signing algorithm ${String(input.SigningAlgorithm)} is not valid for ${keyArn}: use ${ALGORITHM}.`,
+      );
     }
     const message = Buffer.from(typeof input.Message === 'string' ? input.Message : '', 'base64');
     const type = input.MessageType ?? 'RAW';
-    if (type === 'RAW' && message.length > 4096) return kmsError('ValidationException', 'Message must be at most 4096 bytes for MessageType RAW; send its digest with MessageType DIGEST.');
-    if (type === 'DIGEST' && message.length !== 32) return kmsError('ValidationException', `Digest is invalid length for algorithm ${ALGORITHM}.`);
-    if (type !== 'RAW' && type !== 'DIGEST') return kmsError('ValidationException', `MessageType ${String(type)} is not RAW or DIGEST.`);
+    if (type === 'RAW' && message.length > 4096)
+      return kmsError(
+        'ValidationException',
+        'Message must be at most 4096 bytes for MessageType RAW; send its digest with MessageType DIGEST.',
+      );
+    if (type === 'DIGEST' && message.length !== 32)
+      return kmsError('ValidationException', `Digest is invalid length for algorithm ${ALGORITHM}.`);
+    if (type !== 'RAW' && type !== 'DIGEST')
+      return kmsError('ValidationException', `MessageType ${String(type)} is not RAW or DIGEST.`);
     const digest = type === 'RAW' ? createHash('sha256').update(message).digest() : message;
     if (req.operation === 'Sign') {
-      return json(200, { KeyId: keyArn, Signature: signDigest(key.privateKey, digest).toString('base64'), SigningAlgorithm: ALGORITHM });
+      return json(200, {
+        KeyId: keyArn,
+        Signature: signDigest(key.privateKey, digest).toString('base64'),
+        SigningAlgorithm: ALGORITHM,
+      });
     }
     const signature = Buffer.from(typeof input.Signature === 'string' ? input.Signature : '', 'base64');
-    const valid = type === 'RAW' ? nodeVerify('sha256', message, key.publicKey, signature) : verifyDigest(key.publicKey, digest, signature);
-    if (!valid) return kmsError('KMSInvalidSignatureException', 'The signature is not valid for this message and key.');
+    const valid =
+      type === 'RAW'
+        ? nodeVerify('sha256', message, key.publicKey, signature)
+        : verifyDigest(key.publicKey, digest, signature);
+    if (!valid)
+      return kmsError('KMSInvalidSignatureException', 'The signature is not valid for this message and key.');
     return json(200, { KeyId: keyArn, SignatureValid: true, SigningAlgorithm: ALGORITHM });
   }) as KmsSigningHook;
 

@@ -12,10 +12,16 @@ import { delimiter, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateTableCommand, DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIamProxy } from './proxy.js';
-import { ACCOUNT, REGION, allow, attempt, clientConfig, principal, world } from './test-helpers.js';
+import { ACCOUNT, allow, attempt, clientConfig, principal, REGION, world } from './test-helpers.js';
 import type { IamProxy } from './types.js';
 
 function onPath(command: string): string | undefined {
@@ -32,7 +38,10 @@ function onPath(command: string): string | undefined {
 }
 
 const motoServer = onPath('moto_server');
-if (!motoServer) console.info('[iam-proxy] moto round-trip skipped: moto_server is not on PATH (pip install "moto[server]")');
+if (!motoServer)
+  console.info(
+    '[iam-proxy] moto round-trip skipped: moto_server is not on PATH (pip install "moto[server]")',
+  );
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -54,7 +63,10 @@ describe.skipIf(!motoServer)('through the proxy to moto_server', () => {
   const BUCKET = `iam-proxy-${randomBytes(4).toString('hex')}`;
   const everything = principal('fn:everything', [allow('*', '*')]);
   const reader = principal('fn:reader', [allow('s3:GetObject', `arn:aws:s3:::${BUCKET}/*`)]);
-  const lister = principal('fn:lister', [allow('s3:GetObject', `arn:aws:s3:::${BUCKET}/*`), allow('s3:ListBucket', `arn:aws:s3:::${BUCKET}`)]);
+  const lister = principal('fn:lister', [
+    allow('s3:GetObject', `arn:aws:s3:::${BUCKET}/*`),
+    allow('s3:ListBucket', `arn:aws:s3:::${BUCKET}`),
+  ]);
 
   beforeAll(async () => {
     const port = await freePort();
@@ -70,12 +82,21 @@ describe.skipIf(!motoServer)('through the proxy to moto_server', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     }
-    proxy = await startIamProxy({ upstream: motoUrl, world: world([everything, reader, lister]), adminAccessKeyIds: [ADMIN] });
+    proxy = await startIamProxy({
+      upstream: motoUrl,
+      world: world([everything, reader, lister]),
+      adminAccessKeyIds: [ADMIN],
+    });
     await new S3Client({ ...clientConfig(proxy.endpoint, ADMIN), forcePathStyle: true }).send(
       new CreateBucketCommand({ Bucket: BUCKET, CreateBucketConfiguration: { LocationConstraint: REGION } }),
     );
     await new DynamoDBClient(clientConfig(proxy.endpoint, ADMIN)).send(
-      new CreateTableCommand({ TableName: 'runs', AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }], KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }], BillingMode: 'PAY_PER_REQUEST' }),
+      new CreateTableCommand({
+        TableName: 'runs',
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        BillingMode: 'PAY_PER_REQUEST',
+      }),
     );
   }, 40_000);
 
@@ -92,18 +113,44 @@ describe.skipIf(!motoServer)('through the proxy to moto_server', () => {
 
   it('round-trips a buffered PutObject and GetObject byte for byte, checksums verified by the SDK', async () => {
     const body = randomBytes(5000);
-    await s3(everything.accessKeyId).send(new PutObjectCommand({ Bucket: BUCKET, Key: 'a/b.bin', Body: body, ChecksumSHA256: createHash('sha256').update(body).digest('base64') }));
-    const out = await s3(everything.accessKeyId).send(new GetObjectCommand({ Bucket: BUCKET, Key: 'a/b.bin', ChecksumMode: 'ENABLED' }));
-    expect(Buffer.from(await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()).equals(body)).toBe(true);
+    await s3(everything.accessKeyId).send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: 'a/b.bin',
+        Body: body,
+        ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+      }),
+    );
+    const out = await s3(everything.accessKeyId).send(
+      new GetObjectCommand({ Bucket: BUCKET, Key: 'a/b.bin', ChecksumMode: 'ENABLED' }),
+    );
+    expect(
+      Buffer.from(
+        await (out.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      ).equals(body),
+    ).toBe(true);
     expect(proxy.denials()).toEqual([]);
   });
 
   it('round-trips a streamed (aws-chunked, trailing checksum) PutObject byte for byte', async () => {
     const body = randomBytes(200_000);
-    await s3(everything.accessKeyId).send(new PutObjectCommand({ Bucket: BUCKET, Key: 'stream.bin', Body: Readable.from([body.subarray(0, 70_000), body.subarray(70_000)]), ContentLength: body.length }));
+    await s3(everything.accessKeyId).send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: 'stream.bin',
+        Body: Readable.from([body.subarray(0, 70_000), body.subarray(70_000)]),
+        ContentLength: body.length,
+      }),
+    );
     // Read straight from moto: what it stored is what the SDK sent, decoded by moto, not by the proxy.
-    const direct = await new S3Client({ ...clientConfig(motoUrl, ADMIN), forcePathStyle: true }).send(new GetObjectCommand({ Bucket: BUCKET, Key: 'stream.bin' }));
-    expect(Buffer.from(await (direct.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()).equals(body)).toBe(true);
+    const direct = await new S3Client({ ...clientConfig(motoUrl, ADMIN), forcePathStyle: true }).send(
+      new GetObjectCommand({ Bucket: BUCKET, Key: 'stream.bin' }),
+    );
+    expect(
+      Buffer.from(
+        await (direct.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      ).equals(body),
+    ).toBe(true);
   });
 
   it('round-trips a DynamoDB PutItem and GetItem', async () => {
@@ -114,10 +161,14 @@ describe.skipIf(!motoServer)('through the proxy to moto_server', () => {
     expect(out.Item).toEqual(item);
   });
 
-  it('turns moto\'s 404 for a missing key into 403 without s3:ListBucket, and keeps it with it', async () => {
-    const denied = await attempt(s3(reader.accessKeyId).send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'nope' })));
+  it("turns moto's 404 for a missing key into 403 without s3:ListBucket, and keeps it with it", async () => {
+    const denied = await attempt(
+      s3(reader.accessKeyId).send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'nope' })),
+    );
     expect((denied as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(403);
-    const notFound = await attempt(s3(lister.accessKeyId).send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'nope' })));
+    const notFound = await attempt(
+      s3(lister.accessKeyId).send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'nope' })),
+    );
     expect((notFound as { name?: string }).name).toBe('NotFound');
   });
 
@@ -125,10 +176,23 @@ describe.skipIf(!motoServer)('through the proxy to moto_server', () => {
     const key = await new KMSClient(clientConfig(proxy.endpoint, ADMIN)).send(new CreateKeyCommand({}));
     const keyArn = key.KeyMetadata?.Arn as string;
     expect(keyArn).toContain(`:${ACCOUNT}:key/`);
-    await s3(everything.accessKeyId).send(new PutObjectCommand({ Bucket: BUCKET, Key: 'enc', Body: 'x', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: keyArn }));
+    await s3(everything.accessKeyId).send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: 'enc',
+        Body: 'x',
+        ServerSideEncryption: 'aws:kms',
+        SSEKMSKeyId: keyArn,
+      }),
+    );
     proxy.calls.length = 0;
-    const e = await attempt(s3(reader.accessKeyId).send(new GetObjectCommand({ Bucket: BUCKET, Key: 'enc' })));
+    const e = await attempt(
+      s3(reader.accessKeyId).send(new GetObjectCommand({ Bucket: BUCKET, Key: 'enc' })),
+    );
     expect((e as { name?: string }).name).toBe('AccessDenied');
-    expect(proxy.calls.map((c) => `${c.action} ${c.resource} ${c.decision}`)).toEqual([`s3:GetObject arn:aws:s3:::${BUCKET}/enc Allowed`, `kms:Decrypt ${keyArn} ImplicitlyDenied`]);
+    expect(proxy.calls.map((c) => `${c.action} ${c.resource} ${c.decision}`)).toEqual([
+      `s3:GetObject arn:aws:s3:::${BUCKET}/enc Allowed`,
+      `kms:Decrypt ${keyArn} ImplicitlyDenied`,
+    ]);
   });
 });

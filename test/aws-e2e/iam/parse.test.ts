@@ -3,26 +3,47 @@
  * with fake credentials pointed at the proxy, a fake upstream behind it), and forwards them unchanged.
  */
 import { request as httpRequest } from 'node:http';
-import { CreateTrainingJobCommand, DescribeTrainingJobCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
-import { DynamoDBClient, GetItemCommand, PutItemCommand, QueryCommand, TransactWriteItemsCommand } from '@aws-sdk/client-dynamodb';
+import {
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  TransactWriteItemsCommand,
+} from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  ListObjectVersionsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   PutObjectRetentionCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import {
+  CreateTrainingJobCommand,
+  DescribeTrainingJobCommand,
+  SageMakerClient,
+} from '@aws-sdk/client-sagemaker';
 import { SendTaskSuccessCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { credentialScope, decodeAwsChunked, parseRequest } from './parse.js';
 import { startIamProxy } from './proxy.js';
-import { ACCOUNT, REGION, allow, attempt, clientConfig, type FakeUpstream, fakeUpstream, loopbackAgent, principal, world } from './test-helpers.js';
+import {
+  ACCOUNT,
+  allow,
+  attempt,
+  clientConfig,
+  type FakeUpstream,
+  fakeUpstream,
+  loopbackAgent,
+  principal,
+  REGION,
+  world,
+} from './test-helpers.js';
 import type { IamProxy } from './types.js';
 
 const caller = principal('fn:everything', [allow('*', '*')]);
@@ -53,7 +74,12 @@ describe('S3 requests', () => {
         new S3Client({
           ...cfg(),
           // Virtual-hosted style needs a host name: bucket.localhost resolves to the proxy.
-          ...(forcePathStyle ? {} : { endpoint: proxy.endpoint.replace('127.0.0.1', 'localhost'), requestHandler: { httpAgent: loopbackAgent() } }),
+          ...(forcePathStyle
+            ? {}
+            : {
+                endpoint: proxy.endpoint.replace('127.0.0.1', 'localhost'),
+                requestHandler: { httpAgent: loopbackAgent() },
+              }),
           forcePathStyle,
         });
 
@@ -63,13 +89,23 @@ describe('S3 requests', () => {
         await attempt(client.send(new GetObjectCommand({ Bucket: 'data-bkt', Key: 'k', VersionId: 'v1' })));
         await attempt(client.send(new HeadObjectCommand({ Bucket: 'data-bkt', Key: 'k' })));
         await attempt(client.send(new PutObjectCommand({ Bucket: 'data-bkt', Key: 'k', Body: 'hello' })));
-        await attempt(client.send(new DeleteObjectCommand({ Bucket: 'data-bkt', Key: 'k', VersionId: 'v2' })));
+        await attempt(
+          client.send(new DeleteObjectCommand({ Bucket: 'data-bkt', Key: 'k', VersionId: 'v2' })),
+        );
         expect(last()).toEqual([
-          { operation: 'GetObject', action: 's3:GetObject', resource: 'arn:aws:s3:::data-bkt/runs/a b/c.json' },
+          {
+            operation: 'GetObject',
+            action: 's3:GetObject',
+            resource: 'arn:aws:s3:::data-bkt/runs/a b/c.json',
+          },
           { operation: 'GetObject', action: 's3:GetObjectVersion', resource: 'arn:aws:s3:::data-bkt/k' },
           { operation: 'HeadObject', action: 's3:GetObject', resource: 'arn:aws:s3:::data-bkt/k' },
           { operation: 'PutObject', action: 's3:PutObject', resource: 'arn:aws:s3:::data-bkt/k' },
-          { operation: 'DeleteObject', action: 's3:DeleteObjectVersion', resource: 'arn:aws:s3:::data-bkt/k' },
+          {
+            operation: 'DeleteObject',
+            action: 's3:DeleteObjectVersion',
+            resource: 'arn:aws:s3:::data-bkt/k',
+          },
         ]);
         if (!forcePathStyle) expect(upstream.seen[0]?.headers.host).toMatch(/^data-bkt\.localhost:/);
       });
@@ -80,7 +116,11 @@ describe('S3 requests', () => {
         await attempt(client.send(new ListObjectVersionsCommand({ Bucket: 'data-bkt', Prefix: 'raw/' })));
         expect(last()).toEqual([
           { operation: 'ListObjectsV2', action: 's3:ListBucket', resource: 'arn:aws:s3:::data-bkt' },
-          { operation: 'ListObjectVersions', action: 's3:ListBucketVersions', resource: 'arn:aws:s3:::data-bkt' },
+          {
+            operation: 'ListObjectVersions',
+            action: 's3:ListBucketVersions',
+            resource: 'arn:aws:s3:::data-bkt',
+          },
         ]);
         expect(proxy.calls[0]?.context['s3:prefix']).toBe('runs/');
         expect(proxy.calls[1]?.context['s3:prefix']).toBe('raw/');
@@ -88,8 +128,22 @@ describe('S3 requests', () => {
 
       it('names PutObjectRetention with its mode and date from the XML body', async () => {
         const until = new Date(Date.now() + 3 * 86_400_000);
-        await attempt(s3().send(new PutObjectRetentionCommand({ Bucket: 'audit-bkt', Key: 'k', Retention: { Mode: 'COMPLIANCE', RetainUntilDate: until } })));
-        expect(last()).toEqual([{ operation: 'PutObjectRetention', action: 's3:PutObjectRetention', resource: 'arn:aws:s3:::audit-bkt/k' }]);
+        await attempt(
+          s3().send(
+            new PutObjectRetentionCommand({
+              Bucket: 'audit-bkt',
+              Key: 'k',
+              Retention: { Mode: 'COMPLIANCE', RetainUntilDate: until },
+            }),
+          ),
+        );
+        expect(last()).toEqual([
+          {
+            operation: 'PutObjectRetention',
+            action: 's3:PutObjectRetention',
+            resource: 'arn:aws:s3:::audit-bkt/k',
+          },
+        ]);
         expect(proxy.calls[0]?.context['s3:object-lock-mode']).toBe('COMPLIANCE');
         expect(proxy.calls[0]?.context['s3:object-lock-remaining-retention-days']).toBe('3');
       });
@@ -110,7 +164,11 @@ describe('S3 requests', () => {
         }),
       ),
     );
-    expect(proxy.calls.map((c) => c.action)).toEqual(['s3:PutObject', 's3:PutObjectTagging', 's3:PutObjectRetention']);
+    expect(proxy.calls.map((c) => c.action)).toEqual([
+      's3:PutObject',
+      's3:PutObjectTagging',
+      's3:PutObjectRetention',
+    ]);
     expect(proxy.calls[0]?.context['s3:object-lock-mode']).toBe('COMPLIANCE');
     expect(proxy.calls[1]?.context['s3:RequestObjectTag/pipeline']).toBe('credit');
     expect(proxy.calls[1]?.context['s3:RequestObjectTagKeys']).toEqual(['pipeline', 'stage']);
@@ -120,7 +178,16 @@ describe('S3 requests', () => {
     const s3 = new S3Client({ ...cfg(), forcePathStyle: true });
     const { Readable } = await import('node:stream');
     const payload = Buffer.from('a'.repeat(70_000));
-    await attempt(s3.send(new PutObjectCommand({ Bucket: 'b', Key: 'big', Body: Readable.from([payload]), ContentLength: payload.length })));
+    await attempt(
+      s3.send(
+        new PutObjectCommand({
+          Bucket: 'b',
+          Key: 'big',
+          Body: Readable.from([payload]),
+          ContentLength: payload.length,
+        }),
+      ),
+    );
     const seen = upstream.seen[0];
     expect(seen?.headers['content-encoding']).toContain('aws-chunked');
     expect(decodeAwsChunked(seen?.body ?? Buffer.alloc(0)).equals(payload)).toBe(true);
@@ -132,11 +199,29 @@ describe('JSON-protocol requests', () => {
     const ddb = new DynamoDBClient(cfg());
     await attempt(ddb.send(new PutItemCommand({ TableName: 'runs', Item: { pk: { S: 'a' } } })));
     await attempt(ddb.send(new GetItemCommand({ TableName: 'runs', Key: { pk: { S: 'a' } } })));
-    await attempt(ddb.send(new QueryCommand({ TableName: 'runs', IndexName: 'byStatus', KeyConditionExpression: 's = :s', ExpressionAttributeValues: { ':s': { S: 'x' } } })));
+    await attempt(
+      ddb.send(
+        new QueryCommand({
+          TableName: 'runs',
+          IndexName: 'byStatus',
+          KeyConditionExpression: 's = :s',
+          ExpressionAttributeValues: { ':s': { S: 'x' } },
+        }),
+      ),
+    );
     await attempt(
       ddb.send(
         new TransactWriteItemsCommand({
-          TransactItems: [{ ConditionCheck: { TableName: 'runs', Key: { pk: { S: 'a' } }, ConditionExpression: 'attribute_exists(pk)' } }, { Put: { TableName: 'log', Item: { pk: { S: 'b' } } } }],
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: 'runs',
+                Key: { pk: { S: 'a' } },
+                ConditionExpression: 'attribute_exists(pk)',
+              },
+            },
+            { Put: { TableName: 'log', Item: { pk: { S: 'b' } } } },
+          ],
         }),
       ),
     );
@@ -155,7 +240,16 @@ describe('JSON-protocol requests', () => {
     proxy.setWorld(world([caller], { keyIds: { 'alias/veritrail-sign': keyArn } }));
     try {
       const kms = new KMSClient(cfg());
-      await attempt(kms.send(new SignCommand({ KeyId: 'alias/veritrail-sign', Message: new Uint8Array(32), MessageType: 'DIGEST', SigningAlgorithm: 'ECDSA_SHA_256' })));
+      await attempt(
+        kms.send(
+          new SignCommand({
+            KeyId: 'alias/veritrail-sign',
+            Message: new Uint8Array(32),
+            MessageType: 'DIGEST',
+            SigningAlgorithm: 'ECDSA_SHA_256',
+          }),
+        ),
+      );
       await attempt(kms.send(new GetPublicKeyCommand({ KeyId: keyArn })));
     } finally {
       proxy.setWorld(world([caller]));
@@ -164,7 +258,12 @@ describe('JSON-protocol requests', () => {
       { operation: 'Sign', action: 'kms:Sign', resource: keyArn },
       { operation: 'GetPublicKey', action: 'kms:GetPublicKey', resource: keyArn },
     ]);
-    expect(proxy.calls[0]?.context).toMatchObject({ 'kms:MessageType': 'DIGEST', 'kms:SigningAlgorithm': 'ECDSA_SHA_256', 'kms:RequestAlias': 'alias/veritrail-sign', 'kms:CallerAccount': ACCOUNT });
+    expect(proxy.calls[0]?.context).toMatchObject({
+      'kms:MessageType': 'DIGEST',
+      'kms:SigningAlgorithm': 'ECDSA_SHA_256',
+      'kms:RequestAlias': 'alias/veritrail-sign',
+      'kms:CallerAccount': ACCOUNT,
+    });
   });
 
   it('names Step Functions StartExecution on the state machine and SendTaskSuccess on "*"', async () => {
@@ -180,9 +279,24 @@ describe('JSON-protocol requests', () => {
 
   it('names EventBridge PutEvents on the default bus with events:source and events:detail-type', async () => {
     const eb = new EventBridgeClient(cfg());
-    await attempt(eb.send(new PutEventsCommand({ Entries: [{ Source: 'veritrail', DetailType: 'OpenLineage RunEvent', Detail: '{}' }] })));
-    expect(last()).toEqual([{ operation: 'PutEvents', action: 'events:PutEvents', resource: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/default` }]);
-    expect(proxy.calls[0]?.context).toEqual({ 'events:source': 'veritrail', 'events:detail-type': 'OpenLineage RunEvent' });
+    await attempt(
+      eb.send(
+        new PutEventsCommand({
+          Entries: [{ Source: 'veritrail', DetailType: 'OpenLineage RunEvent', Detail: '{}' }],
+        }),
+      ),
+    );
+    expect(last()).toEqual([
+      {
+        operation: 'PutEvents',
+        action: 'events:PutEvents',
+        resource: `arn:aws:events:${REGION}:${ACCOUNT}:event-bus/default`,
+      },
+    ]);
+    expect(proxy.calls[0]?.context).toEqual({
+      'events:source': 'veritrail',
+      'events:detail-type': 'OpenLineage RunEvent',
+    });
   });
 
   it('names SageMaker CreateTrainingJob with its condition keys, AddTags on create and PassRole', async () => {
@@ -230,40 +344,72 @@ describe('JSON-protocol requests', () => {
   it('names SSM GetParametersByPath on the path parameter ARN', async () => {
     const ssm = new SSMClient(cfg());
     await attempt(ssm.send(new GetParametersByPathCommand({ Path: '/veritrail/prod/', Recursive: true })));
-    expect(last()).toEqual([{ operation: 'GetParametersByPath', action: 'ssm:GetParametersByPath', resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/veritrail/prod/` }]);
+    expect(last()).toEqual([
+      {
+        operation: 'GetParametersByPath',
+        action: 'ssm:GetParametersByPath',
+        resource: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/veritrail/prod/`,
+      },
+    ]);
   });
 });
 
 describe('the wire', () => {
   it('reads the caller from a presigned URL', () => {
     const q = { 'X-Amz-Credential': 'AKIDX/20260101/eu-west-1/s3/aws4_request' };
-    expect(credentialScope({}, q)).toEqual({ accessKeyId: 'AKIDX', region: 'eu-west-1', service: 's3', authType: 'REST-QUERY-STRING' });
-    const parsed = parseRequest('GET', `/b/k?X-Amz-Credential=${encodeURIComponent(q['X-Amz-Credential'])}`, { host: '127.0.0.1:1' }, Buffer.alloc(0));
-    expect(parsed).toMatchObject({ service: 's3', operation: 'GetObject', bucket: 'b', key: 'k', accessKeyId: 'AKIDX', authType: 'REST-QUERY-STRING' });
+    expect(credentialScope({}, q)).toEqual({
+      accessKeyId: 'AKIDX',
+      region: 'eu-west-1',
+      service: 's3',
+      authType: 'REST-QUERY-STRING',
+    });
+    const parsed = parseRequest(
+      'GET',
+      `/b/k?X-Amz-Credential=${encodeURIComponent(q['X-Amz-Credential'])}`,
+      { host: '127.0.0.1:1' },
+      Buffer.alloc(0),
+    );
+    expect(parsed).toMatchObject({
+      service: 's3',
+      operation: 'GetObject',
+      bucket: 'b',
+      key: 'k',
+      accessKeyId: 'AKIDX',
+      authType: 'REST-QUERY-STRING',
+    });
   });
 
   it('forwards path, query, header names, order and duplicates, and body unchanged', async () => {
     const body = Buffer.from([0, 1, 2, 255, 13, 10, 65]);
     const rawHeaders = [
-      'Host', 'example',
-      'X-Amz-Target', 'DynamoDB_20120810.ListTables',
-      'Authorization', `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=00`,
-      'x-custom', 'one',
-      'X-Custom', 'two',
-      'Content-Length', String(body.length),
+      'Host',
+      'example',
+      'X-Amz-Target',
+      'DynamoDB_20120810.ListTables',
+      'Authorization',
+      `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/dynamodb/aws4_request, SignedHeaders=host, Signature=00`,
+      'x-custom',
+      'one',
+      'X-Custom',
+      'two',
+      'Content-Length',
+      String(body.length),
     ];
     const path = '/odd%2Fpath?b=2&a=1&flag';
     let answer = '';
     await new Promise<void>((resolve, reject) => {
       const url = new URL(proxy.endpoint);
-      const req = httpRequest({ hostname: url.hostname, port: url.port, method: 'POST', path, headers: rawHeaders, setHost: false }, (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c: Buffer) => parts.push(c));
-        res.on('end', () => {
-          answer = `${res.statusCode} ${Buffer.concat(parts).toString()}`;
-          resolve();
-        });
-      });
+      const req = httpRequest(
+        { hostname: url.hostname, port: url.port, method: 'POST', path, headers: rawHeaders, setHost: false },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on('data', (c: Buffer) => parts.push(c));
+          res.on('end', () => {
+            answer = `${res.statusCode} ${Buffer.concat(parts).toString()}`;
+            resolve();
+          });
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -277,9 +423,21 @@ describe('the wire', () => {
   });
 
   it('denies and reports an operation it does not model instead of letting it through', async () => {
-    const parsed = parseRequest('PATCH', '/b/k', { authorization: `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/s3/aws4_request` }, Buffer.alloc(0));
+    const parsed = parseRequest(
+      'PATCH',
+      '/b/k',
+      {
+        authorization: `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/s3/aws4_request`,
+      },
+      Buffer.alloc(0),
+    );
     expect(parsed.operation).toBe('UnknownPATCH');
-    const res = await fetch(`${proxy.endpoint}/b/k`, { method: 'PATCH', headers: { authorization: `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/s3/aws4_request, Signature=0` } });
+    const res = await fetch(`${proxy.endpoint}/b/k`, {
+      method: 'PATCH',
+      headers: {
+        authorization: `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/s3/aws4_request, Signature=0`,
+      },
+    });
     expect(res.status).toBe(403);
     expect(proxy.denials()[0]?.reason).toMatch(/does not model s3 UnknownPATCH/);
     expect(upstream.seen).toHaveLength(0);

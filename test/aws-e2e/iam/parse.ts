@@ -141,7 +141,13 @@ function parseJson(body: Buffer): Record<string, unknown> | undefined {
 const has = (q: Record<string, string>, k: string) => Object.hasOwn(q, k);
 
 /** The S3 operation of a REST request (the subset of S3's API this project and its neighbours use). */
-export function s3Operation(method: string, q: Record<string, string>, headers: Record<string, string>, hasKey: boolean, hasBucket: boolean): string {
+export function s3Operation(
+  method: string,
+  q: Record<string, string>,
+  headers: Record<string, string>,
+  hasKey: boolean,
+  hasBucket: boolean,
+): string {
   if (!hasBucket) return method === 'GET' ? 'ListBuckets' : `Unknown${method}`;
   if (!hasKey) {
     switch (method) {
@@ -225,7 +231,12 @@ export function s3Operation(method: string, q: Record<string, string>, headers: 
 }
 
 /** Parses one request as the proxy received it. */
-export function parseRequest(method: string, rawUrl: string, headers: Record<string, string>, body: Buffer): ParsedRequest {
+export function parseRequest(
+  method: string,
+  rawUrl: string,
+  headers: Record<string, string>,
+  body: Buffer,
+): ParsedRequest {
   const query = parseQuery(rawUrl);
   const scope = credentialScope(headers, query);
   const base = {

@@ -7,7 +7,7 @@
  * moto's answer back. See README.md for what is modelled.
  */
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, request as httpRequest, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   type AuthzState,
@@ -21,7 +21,15 @@ import {
 } from './authz.js';
 import { evaluate, sessionArn } from './evaluate.js';
 import { flatHeaders, type ParsedRequest, parseRequest } from './parse.js';
-import type { ApiRequest, HookResponse, IamProxy, IamProxyOptions, PolicyWorld, Principal, RecordedCall } from './types.js';
+import type {
+  ApiRequest,
+  HookResponse,
+  IamProxy,
+  IamProxyOptions,
+  PolicyWorld,
+  Principal,
+  RecordedCall,
+} from './types.js';
 
 type Hook = (req: ApiRequest) => Promise<HookResponse | undefined> | HookResponse | undefined;
 
@@ -37,11 +45,13 @@ const requestId = () => randomBytes(8).toString('hex').toUpperCase();
 
 /** The message AWS puts in an AccessDenied answer. */
 export function accessDeniedMessage(callerArn: string, call: RecordedCall): string {
-  const because = call.decision === 'ExplicitlyDenied' ? 'with an explicit deny' : 'because no policy allows it';
+  const because =
+    call.decision === 'ExplicitlyDenied' ? 'with an explicit deny' : 'because no policy allows it';
   return `User: ${callerArn} is not authorized to perform: ${call.action} on resource: ${call.resource} ${because} (${call.reason ?? 'denied'})`;
 }
 
-const xmlEscape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const xmlEscape = (s: string) =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 /** The error AWS sends for a denied call, in the request's protocol. */
 export function accessDeniedResponse(req: ParsedRequest, message: string): HookResponse {
@@ -57,10 +67,25 @@ export function accessDeniedResponse(req: ParsedRequest, message: string): HookR
   const body = JSON.stringify({ __type: 'AccessDeniedException', message, Message: message });
   if (req.service === 'lambda') {
     // Lambda's REST-JSON protocol: 403 with the error type in x-amzn-ErrorType.
-    return { status: 403, headers: { 'content-type': 'application/json', 'x-amzn-errortype': 'AccessDeniedException', 'x-amzn-requestid': id }, body };
+    return {
+      status: 403,
+      headers: {
+        'content-type': 'application/json',
+        'x-amzn-errortype': 'AccessDeniedException',
+        'x-amzn-requestid': id,
+      },
+      body,
+    };
   }
   // AWS JSON 1.0/1.1 protocols: 400 with __type.
-  return { status: 400, headers: { 'content-type': req.headers['content-type'] ?? 'application/x-amz-json-1.1', 'x-amzn-requestid': id }, body };
+  return {
+    status: 400,
+    headers: {
+      'content-type': req.headers['content-type'] ?? 'application/x-amz-json-1.1',
+      'x-amzn-requestid': id,
+    },
+    body,
+  };
 }
 
 function send(res: ServerResponse, r: HookResponse): void {
@@ -79,7 +104,13 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
   const hooks: Hook[] = [];
   const state: AuthzState = newAuthzState();
 
-  const decide = async (w: PolicyWorld, principal: Principal | undefined, label: string, req: ParsedRequest, r: Requirement): Promise<RecordedCall> => {
+  const decide = async (
+    w: PolicyWorld,
+    principal: Principal | undefined,
+    label: string,
+    req: ParsedRequest,
+    r: Requirement,
+  ): Promise<RecordedCall> => {
     const d = await evaluate(w, principal, r);
     const call: RecordedCall = {
       principal: label,
@@ -128,10 +159,19 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
       stream(await forward(incoming, body));
       return;
     }
-    const principal = req.accessKeyId ? w.principals.find((p) => p.accessKeyId === req.accessKeyId) : undefined;
+    const principal = req.accessKeyId
+      ? w.principals.find((p) => p.accessKeyId === req.accessKeyId)
+      : undefined;
     const label = principal?.label ?? `unknown:${req.accessKeyId ?? 'unsigned'}`;
-    const callerArn = principal ? sessionArn(principal, w.account) : `unknown:${req.accessKeyId ?? 'unsigned'}`;
-    const requirements = requirementsFor(w, req, state, options.stateMachineOfTaskToken ? { stateMachineOfTaskToken: options.stateMachineOfTaskToken } : {});
+    const callerArn = principal
+      ? sessionArn(principal, w.account)
+      : `unknown:${req.accessKeyId ?? 'unsigned'}`;
+    const requirements = requirementsFor(
+      w,
+      req,
+      state,
+      options.stateMachineOfTaskToken ? { stateMachineOfTaskToken: options.stateMachineOfTaskToken } : {},
+    );
     const decided: RecordedCall[] = [];
     if (!requirements) {
       const call: RecordedCall = {
@@ -180,8 +220,13 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
     const upHeaders = flatHeaders(up.headers);
     // After moto answers: the authorizations S3 makes depending on the outcome.
     let after: Requirement | undefined;
-    if (status === 404 && hidesMissingKeys(req)) after = s3MissingKeyRequirement(req);
-    else if (status >= 200 && status < 300 && req.service === 's3') after = s3ReadKmsRequirement(w, req, state, upHeaders);
+    let buffered: Buffer | undefined;
+    if (status === 404 && hidesMissingKeys(req)) {
+      // A missing bucket stays 404 NoSuchBucket (only keys are hidden); a HEAD answer has no body to tell.
+      if (req.method === 'GET') buffered = await readBody(up);
+      if (!buffered?.includes('<Code>NoSuchBucket</Code>')) after = s3MissingKeyRequirement(req);
+    } else if (status >= 200 && status < 300 && req.service === 's3')
+      after = s3ReadKmsRequirement(w, req, state, upHeaders);
     if (after) {
       const call = await decide(w, principal, label, req, after);
       if (enforce && call.decision !== 'Allowed') {
@@ -190,12 +235,27 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
         return;
       }
     }
-    if (status >= 200 && status < 300 && req.service === 's3' && req.bucket !== undefined && req.key !== undefined) {
-      if (req.operation === 'PutObject' || req.operation === 'CopyObject' || req.operation === 'CreateMultipartUpload') {
+    if (
+      status >= 200 &&
+      status < 300 &&
+      req.service === 's3' &&
+      req.bucket !== undefined &&
+      req.key !== undefined
+    ) {
+      if (
+        req.operation === 'PutObject' ||
+        req.operation === 'CopyObject' ||
+        req.operation === 'CreateMultipartUpload'
+      ) {
         const key = s3WriteKey(w, req);
         if (key) state.objectKeys.set(`${req.bucket}/${req.key}`, key);
         else state.objectKeys.delete(`${req.bucket}/${req.key}`);
       }
+    }
+    if (buffered) {
+      res.writeHead(status, up.statusMessage ?? '', up.rawHeaders);
+      res.end(buffered);
+      return;
     }
     stream(up);
   };
@@ -204,7 +264,11 @@ export async function startIamProxy(options: IamProxyOptions): Promise<IamProxy>
     handle(incoming, res).catch((e: unknown) => {
       const message = e instanceof Error ? e.message : String(e);
       if (!res.headersSent) {
-        send(res, { status: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ __type: 'InternalFailure', message: `IAM proxy: ${message}` }) });
+        send(res, {
+          status: 500,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ __type: 'InternalFailure', message: `IAM proxy: ${message}` }),
+        });
       } else {
         res.destroy(e instanceof Error ? e : new Error(message));
       }

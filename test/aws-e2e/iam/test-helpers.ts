@@ -6,21 +6,36 @@ import type { PolicyDocument, PolicyWorld, Principal } from './types.js';
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';
 
-export const allow = (Action: string | string[], Resource: string | string[], Condition?: Record<string, unknown>) => ({
+export const allow = (
+  Action: string | string[],
+  Resource: string | string[],
+  Condition?: Record<string, unknown>,
+) => ({
   Effect: 'Allow',
   Action,
   Resource,
   ...(Condition ? { Condition } : {}),
 });
-export const deny = (Action: string | string[], Resource: string | string[], Condition?: Record<string, unknown>) => ({
+export const deny = (
+  Action: string | string[],
+  Resource: string | string[],
+  Condition?: Record<string, unknown>,
+) => ({
   Effect: 'Deny',
   Action,
   Resource,
   ...(Condition ? { Condition } : {}),
 });
-export const doc = (...Statement: Record<string, unknown>[]): PolicyDocument => ({ Version: '2012-10-17', Statement });
+export const doc = (...Statement: Record<string, unknown>[]): PolicyDocument => ({
+  Version: '2012-10-17',
+  Statement,
+});
 
-export function principal(label: string, statements: Record<string, unknown>[], accessKeyId = `AKID${label.toUpperCase().replace(/[^A-Z0-9]/g, '')}`): Principal {
+export function principal(
+  label: string,
+  statements: Record<string, unknown>[],
+  accessKeyId = `AKID${label.toUpperCase().replace(/[^A-Z0-9]/g, '')}`,
+): Principal {
   return {
     accessKeyId,
     roleArn: `arn:aws:iam::${ACCOUNT}:role/${label.replace(/[^\w+=,.@-]/g, '-')}-role`,
@@ -66,16 +81,23 @@ export async function fakeUpstream(): Promise<FakeUpstream> {
     url: '',
     seen,
     answer: () => ({ status: 200, body: '{}' }),
-    close: () => new Promise((r) => {
-      server.close(() => r());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      }),
   };
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const s: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.concat(chunks) };
+      const s: SeenRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        rawHeaders: req.rawHeaders,
+        body: Buffer.concat(chunks),
+      };
       seen.push(s);
       const a = fake.answer(s);
       const body = a.body === undefined ? Buffer.alloc(0) : Buffer.from(a.body);

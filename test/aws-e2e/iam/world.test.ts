@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from './evaluate.js';
-import { ACCOUNT, REGION, allow, doc } from './test-helpers.js';
+import { ACCOUNT, allow, doc, REGION } from './test-helpers.js';
 import type { PolicyWorld, ResolvedResource } from './types.js';
 import { WorldError, worldFromTemplates } from './world.js';
 
@@ -22,7 +22,17 @@ interface Template {
  * invented physical ids (what provisioning would return), the way CloudFormation would.
  */
 function resolveApp(templates: Record<string, Template>): ResolvedResource[] {
-  const NAME_PROPS = ['RoleName', 'BucketName', 'TableName', 'AliasName', 'FunctionName', 'StateMachineName', 'QueueName', 'ManagedPolicyName', 'Name'];
+  const NAME_PROPS = [
+    'RoleName',
+    'BucketName',
+    'TableName',
+    'AliasName',
+    'FunctionName',
+    'StateMachineName',
+    'QueueName',
+    'ManagedPolicyName',
+    'Name',
+  ];
   const physical = new Map<string, string>();
   const typeOf = (stack: string, id: string) => templates[stack]?.Resources[id]?.Type ?? '';
   const physicalId = (stack: string, id: string): string => {
@@ -35,7 +45,8 @@ function resolveApp(templates: Record<string, Template>): ResolvedResource[] {
     const h = createHash('sha256').update(key).digest('hex');
     let value: string;
     if (named) value = named;
-    else if (type === 'AWS::KMS::Key') value = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+    else if (type === 'AWS::KMS::Key')
+      value = `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
     else if (type === 'AWS::S3::Bucket') value = `${stack}-${id}`.toLowerCase().slice(0, 50) + h.slice(0, 8);
     else value = `${stack.split('-').pop()}-${id}`.slice(0, 64);
     physical.set(key, value);
@@ -59,17 +70,25 @@ function resolveApp(templates: Record<string, Template>): ResolvedResource[] {
     return arns[t] ?? `arn:aws:unknown:${REGION}:${ACCOUNT}:${n}`;
   };
   const ref = (stack: string, id: string): string => {
-    const pseudo: Record<string, string> = { 'AWS::AccountId': ACCOUNT, 'AWS::Region': REGION, 'AWS::Partition': 'aws', 'AWS::URLSuffix': 'amazonaws.com', 'AWS::StackName': stack };
+    const pseudo: Record<string, string> = {
+      'AWS::AccountId': ACCOUNT,
+      'AWS::Region': REGION,
+      'AWS::Partition': 'aws',
+      'AWS::URLSuffix': 'amazonaws.com',
+      'AWS::StackName': stack,
+    };
     if (pseudo[id]) return pseudo[id];
     const t = typeOf(stack, id);
     if (t === 'AWS::StepFunctions::StateMachine' || t === 'AWS::IAM::ManagedPolicy') return arnOf(stack, id);
-    if (t === 'AWS::SQS::Queue') return `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${physicalId(stack, id)}`;
+    if (t === 'AWS::SQS::Queue')
+      return `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${physicalId(stack, id)}`;
     if (!t) throw new Error(`Ref to ${id}, which is not in ${stack}`);
     return physicalId(stack, id);
   };
   const exports = new Map<string, { stack: string; value: Json }>();
   for (const [stack, t] of Object.entries(templates)) {
-    for (const o of Object.values(t.Outputs ?? {})) if (o.Export) exports.set(o.Export.Name, { stack, value: o.Value });
+    for (const o of Object.values(t.Outputs ?? {}))
+      if (o.Export) exports.set(o.Export.Name, { stack, value: o.Value });
   }
   const resolve = (stack: string, v: Json): Json => {
     if (Array.isArray(v)) return v.map((x) => resolve(stack, x));
@@ -91,7 +110,9 @@ function resolveApp(templates: Record<string, Template>): ResolvedResource[] {
         return text.replace(/\$\{([^}]+)\}/g, (_, name: string) => {
           if (vars[name] !== undefined) return String(resolve(stack, vars[name] as Json));
           const [id, attr] = name.split('.');
-          return attr ? String(resolve(stack, { 'Fn::GetAtt': [id as string, attr] })) : ref(stack, id as string);
+          return attr
+            ? String(resolve(stack, { 'Fn::GetAtt': [id as string, attr] }))
+            : ref(stack, id as string);
         });
       }
       if (k === 'Fn::Select') {
@@ -114,8 +135,20 @@ function resolveApp(templates: Record<string, Template>): ResolvedResource[] {
   const out: ResolvedResource[] = [];
   for (const [stack, t] of Object.entries(templates)) {
     for (const [logicalId, r] of Object.entries(t.Resources)) {
-      const resolved: ResolvedResource = { stack, logicalId, type: r.Type, properties: resolve(stack, r.Properties ?? {}) as Record<string, unknown>, physicalId: ref(stack, logicalId) };
-      if (r.Type.startsWith('AWS::IAM::Role') || r.Type === 'AWS::S3::Bucket' || r.Type === 'AWS::KMS::Key' || r.Type === 'AWS::DynamoDB::Table') resolved.arn = arnOf(stack, logicalId);
+      const resolved: ResolvedResource = {
+        stack,
+        logicalId,
+        type: r.Type,
+        properties: resolve(stack, r.Properties ?? {}) as Record<string, unknown>,
+        physicalId: ref(stack, logicalId),
+      };
+      if (
+        r.Type.startsWith('AWS::IAM::Role') ||
+        r.Type === 'AWS::S3::Bucket' ||
+        r.Type === 'AWS::KMS::Key' ||
+        r.Type === 'AWS::DynamoDB::Table'
+      )
+        resolved.arn = arnOf(stack, logicalId);
       out.push(resolved);
     }
   }
@@ -129,27 +162,42 @@ describe('on the synthesized app', () => {
   beforeAll(async () => {
     const ROOT = path.resolve(import.meta.dirname, '../../..');
     process.env.VERITRAIL_PIPELINES_DIR = path.join(ROOT, 'test/infra/fixtures/pipelines');
-    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE']) delete process.env[k];
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'])
+      delete process.env[k];
     process.env.AWS_EC2_METADATA_DISABLED = 'true';
     const { synthesizeApp } = await import('../../../stacks/synthesize.js');
-    const app = await synthesizeApp({ stage: 'iamtest', root: ROOT, account: ACCOUNT, region: REGION, outdir: path.join(ROOT, '.sst', 'synth-iam-test') });
+    const app = await synthesizeApp({
+      stage: 'iamtest',
+      root: ROOT,
+      account: ACCOUNT,
+      region: REGION,
+      outdir: path.join(ROOT, '.sst', 'synth-iam-test'),
+    });
     const { Stack } = await import('aws-cdk-lib');
     const { Template: CdkTemplate } = await import('aws-cdk-lib/assertions');
     const templates: Record<string, Template> = {};
-    for (const c of app.node.children) if (Stack.isStack(c)) templates[c.stackName] = CdkTemplate.fromStack(c).toJSON() as Template;
+    for (const c of app.node.children)
+      if (Stack.isStack(c)) templates[c.stackName] = CdkTemplate.fromStack(c).toJSON() as Template;
     resources = resolveApp(templates);
     const accessKeys: Record<string, string> = {};
-    resources.filter((r) => r.type === 'AWS::IAM::Role').forEach((r, i) => {
-      accessKeys[`${r.stack}/${r.logicalId}`] = `AKIDROLE${i}`;
-    });
+    resources
+      .filter((r) => r.type === 'AWS::IAM::Role')
+      .forEach((r, i) => {
+        accessKeys[`${r.stack}/${r.logicalId}`] = `AKIDROLE${i}`;
+      });
     w = worldFromTemplates({ account: ACCOUNT, region: REGION, resources, accessKeys });
   }, 120_000);
 
   it('has one principal per role, each with the policies attached to it across stacks', () => {
     const roles = resources.filter((r) => r.type === 'AWS::IAM::Role');
     expect(w.principals).toHaveLength(roles.length);
-    const attached = resources.filter((r) => r.type === 'AWS::IAM::Policy').reduce((n, p) => n + (p.properties.Roles as unknown[]).length, 0);
-    const inline = roles.reduce((n, r) => n + ((r.properties.Policies as unknown[] | undefined)?.length ?? 0), 0);
+    const attached = resources
+      .filter((r) => r.type === 'AWS::IAM::Policy')
+      .reduce((n, p) => n + (p.properties.Roles as unknown[]).length, 0);
+    const inline = roles.reduce(
+      (n, r) => n + ((r.properties.Policies as unknown[] | undefined)?.length ?? 0),
+      0,
+    );
     expect(w.principals.reduce((n, p) => n + p.identityPolicies.length, 0)).toBe(attached + inline);
     expect(w.principals.filter((p) => p.identityPolicies.length > 0).length).toBeGreaterThan(0);
   });
@@ -164,7 +212,12 @@ describe('on the synthesized app', () => {
   });
 
   it('knows each bucket policy and each SSE-KMS bucket default key', () => {
-    expect(Object.keys(w.bucketPolicies).sort()).toEqual(resources.filter((r) => r.type === 'AWS::S3::BucketPolicy').map((r) => r.properties.Bucket as string).sort());
+    expect(Object.keys(w.bucketPolicies).sort()).toEqual(
+      resources
+        .filter((r) => r.type === 'AWS::S3::BucketPolicy')
+        .map((r) => r.properties.Bucket as string)
+        .sort(),
+    );
     for (const key of Object.values(w.bucketKmsKeys)) expect(w.keyPolicies[key]).toBeDefined();
     expect(Object.keys(w.bucketKmsKeys).length).toBeGreaterThan(0);
   });
@@ -188,29 +241,66 @@ describe('on the synthesized app', () => {
   });
 
   it('finds a state machine start grant for the role that holds one, on the resolved state machine ARN', async () => {
-    const starter = w.principals.find((p) => JSON.stringify(p.identityPolicies).includes('states:StartExecution'));
+    const starter = w.principals.find((p) =>
+      JSON.stringify(p.identityPolicies).includes('states:StartExecution'),
+    );
     expect(starter).toBeDefined();
     const sm = resources.find((r) => r.type === 'AWS::StepFunctions::StateMachine');
     // Ref of a state machine is its ARN.
     const smArn = sm?.physicalId ?? '';
     expect(smArn).toMatch(/^arn:aws:states:/);
-    const d = await evaluate(w, starter, { action: 'states:StartExecution', resource: smArn, context: {}, implied: false });
+    const d = await evaluate(w, starter, {
+      action: 'states:StartExecution',
+      resource: smArn,
+      context: {},
+      implied: false,
+    });
     expect(d).toEqual({ decision: 'Allowed' });
   });
 });
 
 describe('attachment rules', () => {
-  const role = (logicalId: string): ResolvedResource => ({ stack: 's', logicalId, type: 'AWS::IAM::Role', properties: {}, physicalId: `name-${logicalId}`, arn: `arn:aws:iam::${ACCOUNT}:role/name-${logicalId}` });
+  const role = (logicalId: string): ResolvedResource => ({
+    stack: 's',
+    logicalId,
+    type: 'AWS::IAM::Role',
+    properties: {},
+    physicalId: `name-${logicalId}`,
+    arn: `arn:aws:iam::${ACCOUNT}:role/name-${logicalId}`,
+  });
 
   it('attaches AWS::IAM::Policy and ManagedPolicy by role name, and inline policies', () => {
     const w = worldFromTemplates({
       account: ACCOUNT,
       region: REGION,
       resources: [
-        { ...role('A'), properties: { Policies: [{ PolicyName: 'inline', PolicyDocument: doc(allow('s3:GetObject', '*')) }], ManagedPolicyArns: [`arn:aws:iam::${ACCOUNT}:policy/m`] } },
+        {
+          ...role('A'),
+          properties: {
+            Policies: [{ PolicyName: 'inline', PolicyDocument: doc(allow('s3:GetObject', '*')) }],
+            ManagedPolicyArns: [`arn:aws:iam::${ACCOUNT}:policy/m`],
+          },
+        },
         role('B'),
-        { stack: 's', logicalId: 'P', type: 'AWS::IAM::Policy', properties: { PolicyName: 'p', Roles: ['name-A', 'name-B'], PolicyDocument: doc(allow('kms:Sign', '*')) }, physicalId: 'p' },
-        { stack: 's', logicalId: 'M', type: 'AWS::IAM::ManagedPolicy', properties: { PolicyDocument: doc(allow('sqs:SendMessage', '*')) }, physicalId: `arn:aws:iam::${ACCOUNT}:policy/m`, arn: `arn:aws:iam::${ACCOUNT}:policy/m` },
+        {
+          stack: 's',
+          logicalId: 'P',
+          type: 'AWS::IAM::Policy',
+          properties: {
+            PolicyName: 'p',
+            Roles: ['name-A', 'name-B'],
+            PolicyDocument: doc(allow('kms:Sign', '*')),
+          },
+          physicalId: 'p',
+        },
+        {
+          stack: 's',
+          logicalId: 'M',
+          type: 'AWS::IAM::ManagedPolicy',
+          properties: { PolicyDocument: doc(allow('sqs:SendMessage', '*')) },
+          physicalId: `arn:aws:iam::${ACCOUNT}:policy/m`,
+          arn: `arn:aws:iam::${ACCOUNT}:policy/m`,
+        },
       ],
       accessKeys: { 's/A': 'AKA', [`arn:aws:iam::${ACCOUNT}:role/name-B`]: 'AKB' },
       labels: { 's/A': 'fn:a' },
@@ -226,32 +316,79 @@ describe('attachment rules', () => {
       worldFromTemplates({
         account: ACCOUNT,
         region: REGION,
-        resources: [{ ...role('A'), properties: { Policies: [{ PolicyName: 'x', PolicyDocument: doc(allow('s3:GetObject', { 'Fn::GetAtt': ['B', 'Arn'] } as never)) }] } }],
+        resources: [
+          {
+            ...role('A'),
+            properties: {
+              Policies: [
+                {
+                  PolicyName: 'x',
+                  PolicyDocument: doc(allow('s3:GetObject', { 'Fn::GetAtt': ['B', 'Arn'] } as never)),
+                },
+              ],
+            },
+          },
+        ],
         accessKeys: { 's/A': 'AKA' },
       }),
     ).toThrow(WorldError);
   });
 
   it('refuses access keys for roles that are not in the templates', () => {
-    expect(() => worldFromTemplates({ account: ACCOUNT, region: REGION, resources: [role('A')], accessKeys: { 's/Nope': 'AK' } })).toThrow(/not in the templates: s\/Nope/);
+    expect(() =>
+      worldFromTemplates({
+        account: ACCOUNT,
+        region: REGION,
+        resources: [role('A')],
+        accessKeys: { 's/Nope': 'AK' },
+      }),
+    ).toThrow(/not in the templates: s\/Nope/);
   });
 
   it('reads the bucket default KMS key through an alias, the Bucket Key flag and a table key', () => {
-    const key: ResolvedResource = { stack: 's', logicalId: 'K', type: 'AWS::KMS::Key', properties: { KeyPolicy: doc() }, physicalId: 'kid', arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/kid` };
+    const key: ResolvedResource = {
+      stack: 's',
+      logicalId: 'K',
+      type: 'AWS::KMS::Key',
+      properties: { KeyPolicy: doc() },
+      physicalId: 'kid',
+      arn: `arn:aws:kms:${REGION}:${ACCOUNT}:key/kid`,
+    };
     const w = worldFromTemplates({
       account: ACCOUNT,
       region: REGION,
       resources: [
         key,
-        { stack: 's', logicalId: 'Al', type: 'AWS::KMS::Alias', properties: { AliasName: 'alias/data', TargetKeyId: 'kid' }, physicalId: 'alias/data' },
+        {
+          stack: 's',
+          logicalId: 'Al',
+          type: 'AWS::KMS::Alias',
+          properties: { AliasName: 'alias/data', TargetKeyId: 'kid' },
+          physicalId: 'alias/data',
+        },
         {
           stack: 's',
           logicalId: 'B',
           type: 'AWS::S3::Bucket',
-          properties: { BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: 'alias/data' }, BucketKeyEnabled: true }] } },
+          properties: {
+            BucketEncryption: {
+              ServerSideEncryptionConfiguration: [
+                {
+                  ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: 'alias/data' },
+                  BucketKeyEnabled: true,
+                },
+              ],
+            },
+          },
           physicalId: 'bkt',
         },
-        { stack: 's', logicalId: 'T', type: 'AWS::DynamoDB::Table', properties: { SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: key.arn } }, physicalId: 'runs' },
+        {
+          stack: 's',
+          logicalId: 'T',
+          type: 'AWS::DynamoDB::Table',
+          properties: { SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: key.arn } },
+          physicalId: 'runs',
+        },
       ],
       accessKeys: {},
     });

@@ -30,7 +30,8 @@ export class WorldError extends Error {
   override readonly name = 'WorldError';
 }
 
-const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+const obj = (v: unknown): Record<string, unknown> =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
@@ -49,7 +50,10 @@ function assertResolved(v: unknown, where: string): void {
   }
   if (v && typeof v === 'object') {
     for (const [k, x] of Object.entries(v)) {
-      if (k === 'Ref' || k.startsWith('Fn::')) throw new WorldError(`${where} still holds the intrinsic ${k}: resolve every intrinsic before building the policy world`);
+      if (k === 'Ref' || k.startsWith('Fn::'))
+        throw new WorldError(
+          `${where} still holds the intrinsic ${k}: resolve every intrinsic before building the policy world`,
+        );
       assertResolved(x, where);
     }
   }
@@ -70,7 +74,8 @@ export function worldFromTemplates(input: WorldInput): PolicyWorld {
     keyIds[arn] = arn;
     keyIds[k.physicalId] = arn;
   }
-  const keyArnOf = (ref: string) => keyIds[ref] ?? (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${account}:key/${ref}`);
+  const keyArnOf = (ref: string) =>
+    keyIds[ref] ?? (ref.startsWith('arn:') ? ref : `arn:aws:kms:${region}:${account}:key/${ref}`);
   for (const a of byType('AWS::KMS::Alias')) {
     const name = str(a.properties.AliasName);
     const target = str(a.properties.TargetKeyId);
@@ -104,12 +109,19 @@ export function worldFromTemplates(input: WorldInput): PolicyWorld {
 
   // Identity policies per role.
   const roles = byType('AWS::IAM::Role');
-  const roleArn = (r: ResolvedResource) => r.arn ?? `arn:aws:iam::${account}:role${str(r.properties.Path) ?? '/'}${r.physicalId}`;
-  const policiesOf = new Map<ResolvedResource, { name: string; policy: PolicyDocument }[]>(roles.map((r) => [r, []]));
-  const findRole = (ref: string) => roles.find((r) => r.physicalId === ref || roleArn(r) === ref || id(r) === ref);
+  const roleArn = (r: ResolvedResource) =>
+    r.arn ?? `arn:aws:iam::${account}:role${str(r.properties.Path) ?? '/'}${r.physicalId}`;
+  const policiesOf = new Map<ResolvedResource, { name: string; policy: PolicyDocument }[]>(
+    roles.map((r) => [r, []]),
+  );
+  const findRole = (ref: string) =>
+    roles.find((r) => r.physicalId === ref || roleArn(r) === ref || id(r) === ref);
   const managed = new Map<string, { name: string; policy: PolicyDocument }>();
   for (const m of byType('AWS::IAM::ManagedPolicy')) {
-    const entry = { name: str(m.properties.ManagedPolicyName) ?? m.logicalId, policy: policyDocument(m.properties.PolicyDocument, `${id(m)} PolicyDocument`) };
+    const entry = {
+      name: str(m.properties.ManagedPolicyName) ?? m.logicalId,
+      policy: policyDocument(m.properties.PolicyDocument, `${id(m)} PolicyDocument`),
+    };
     managed.set(m.physicalId, entry);
     if (m.arn) managed.set(m.arn, entry);
     for (const ref of arr(m.properties.Roles)) {
@@ -119,7 +131,10 @@ export function worldFromTemplates(input: WorldInput): PolicyWorld {
   }
   for (const r of roles) {
     for (const p of arr(r.properties.Policies).map(obj)) {
-      policiesOf.get(r)?.push({ name: str(p.PolicyName) ?? 'inline', policy: policyDocument(p.PolicyDocument, `${id(r)} inline policy`) });
+      policiesOf.get(r)?.push({
+        name: str(p.PolicyName) ?? 'inline',
+        policy: policyDocument(p.PolicyDocument, `${id(r)} inline policy`),
+      });
     }
     for (const arn of arr(r.properties.ManagedPolicyArns)) {
       const m = managed.get(String(arn));
@@ -127,10 +142,14 @@ export function worldFromTemplates(input: WorldInput): PolicyWorld {
     }
   }
   for (const p of byType('AWS::IAM::Policy')) {
-    const entry = { name: str(p.properties.PolicyName) ?? p.logicalId, policy: policyDocument(p.properties.PolicyDocument, `${id(p)} PolicyDocument`) };
+    const entry = {
+      name: str(p.properties.PolicyName) ?? p.logicalId,
+      policy: policyDocument(p.properties.PolicyDocument, `${id(p)} PolicyDocument`),
+    };
     for (const ref of arr(p.properties.Roles)) {
       const role = findRole(String(ref));
-      if (!role) throw new WorldError(`${id(p)} attaches to role ${String(ref)}, which is not among the resources`);
+      if (!role)
+        throw new WorldError(`${id(p)} attaches to role ${String(ref)}, which is not among the resources`);
       policiesOf.get(role)?.push(entry);
     }
   }
@@ -150,7 +169,18 @@ export function worldFromTemplates(input: WorldInput): PolicyWorld {
     });
   }
   const unknown = Object.keys(input.accessKeys).filter((k) => !claimed.has(k));
-  if (unknown.length > 0) throw new WorldError(`access keys given for roles that are not in the templates: ${unknown.join(', ')}`);
+  if (unknown.length > 0)
+    throw new WorldError(`access keys given for roles that are not in the templates: ${unknown.join(', ')}`);
 
-  return { account, region, principals, bucketPolicies, bucketKmsKeys, keyPolicies, keyIds, tableKmsKeys, bucketKeyEnabled };
+  return {
+    account,
+    region,
+    principals,
+    bucketPolicies,
+    bucketKmsKeys,
+    keyPolicies,
+    keyIds,
+    tableKmsKeys,
+    bucketKeyEnabled,
+  };
 }
