@@ -150,6 +150,15 @@ async function reconcileOne(
       code: 'ORCHESTRATOR_LOST',
       message: `execution ${executionArn} ended ${execution.status} while run ${runId} was ${run.status}, and nothing recorded why; see the execution's history in the Step Functions console, then start the run again`,
     };
+    // Open steps end first (a step can be recorded only while the run is RUNNING).
+    const at = rt.now().toISOString();
+    for (const step of run.steps.filter((s) => s.status === 'RUNNING')) {
+      await rt.runs
+        .recordStep(runId, { ...step, status: 'FAILED', endedAt: at, error })
+        .catch((e: unknown) => {
+          if (toErrorInfo(e).code !== 'RUN_TRANSITION_ILLEGAL') throw e;
+        });
+    }
     await failRun(rt, {
       runId,
       pipeline: run.pipeline,

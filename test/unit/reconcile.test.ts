@@ -197,6 +197,10 @@ describe('when the execution ended but the run was not closed (RecordFailure fai
       const run = await runs.get(RUN_ID);
       expect(run?.status).toBe('FAILED');
       expect(run?.error?.code).toBe('ORCHESTRATOR_LOST');
+      expect(run?.steps.find((s) => s.name === 'Train')).toMatchObject({
+        status: 'FAILED',
+        error: { code: 'ORCHESTRATOR_LOST' },
+      });
       const last = (await entries()).at(-1);
       expect(last).toMatchObject({ step: 'Reconcile', type: 'run.failed', outcome: 'failure' });
       expect(last?.detail).toMatchObject({ error: { code: 'ORCHESTRATOR_LOST' }, executionArn: EXECUTION });
