@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -23,6 +24,7 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import {
+  CreateModelPackageCommand,
   CreateTrainingJobCommand,
   DescribeTrainingJobCommand,
   SageMakerClient,
@@ -339,6 +341,32 @@ describe('JSON-protocol requests', () => {
     expect(create).not.toHaveProperty('sagemaker:NetworkIsolation');
     expect(proxy.calls[1]?.implied).toBe(true);
     expect(proxy.calls[2]?.context).toMatchObject({ 'iam:PassedToService': 'sagemaker.amazonaws.com' });
+  });
+
+  it('names model package versions per group and Lambda Invoke', async () => {
+    const sm = new SageMakerClient(cfg());
+    await attempt(
+      sm.send(
+        new CreateModelPackageCommand({ ModelPackageGroupName: 'Credit', ModelApprovalStatus: 'Approved' }),
+      ),
+    );
+    await attempt(sm.send(new CreateModelPackageCommand({ ModelPackageGroupName: 'credit' })));
+    await attempt(
+      new LambdaClient(cfg()).send(
+        new InvokeCommand({ FunctionName: 'veritrail-start', Payload: Buffer.from('{}') }),
+      ),
+    );
+    const pkg = (n: number) => `arn:aws:sagemaker:${REGION}:${ACCOUNT}:model-package/credit/${n}`;
+    expect(last()).toEqual([
+      { operation: 'CreateModelPackage', action: 'sagemaker:CreateModelPackage', resource: pkg(1) },
+      { operation: 'CreateModelPackage', action: 'sagemaker:CreateModelPackage', resource: pkg(2) },
+      {
+        operation: 'Invoke',
+        action: 'lambda:InvokeFunction',
+        resource: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:veritrail-start`,
+      },
+    ]);
+    expect(proxy.calls[0]?.context).toEqual({ 'sagemaker:ModelApprovalStatus': 'Approved' });
   });
 
   it('names SSM GetParametersByPath on the path parameter ARN', async () => {
