@@ -450,6 +450,25 @@ describe('the wire', () => {
     expect(seen?.body.equals(body)).toBe(true);
   });
 
+  it('does not misname a subresource it does not know (?cors, ?website) as a list or a read', () => {
+    const auth = {
+      authorization: `AWS4-HMAC-SHA256 Credential=${caller.accessKeyId}/20260101/${REGION}/s3/aws4_request`,
+    };
+    expect(parseRequest('GET', '/b?cors', auth, Buffer.alloc(0)).operation).toBe('UnknownBucketGET?cors');
+    expect(parseRequest('PUT', '/b?website', auth, Buffer.alloc(0)).operation).toBe(
+      'UnknownBucketPUT?website',
+    );
+    expect(parseRequest('GET', '/b/k?torrent', auth, Buffer.alloc(0)).operation).toBe(
+      'UnknownObjectGET?torrent',
+    );
+    expect(
+      parseRequest('GET', '/b/k?x-id=GetObject&response-content-type=a', auth, Buffer.alloc(0)).operation,
+    ).toBe('GetObject');
+    expect(
+      parseRequest('GET', '/b?list-type=2&prefix=a&continuation-token=t', auth, Buffer.alloc(0)).operation,
+    ).toBe('ListObjectsV2');
+  });
+
   it('denies and reports an operation it does not model instead of letting it through', async () => {
     const parsed = parseRequest(
       'PATCH',

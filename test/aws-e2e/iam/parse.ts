@@ -140,6 +140,29 @@ function parseJson(body: Buffer): Record<string, unknown> | undefined {
 
 const has = (q: Record<string, string>, k: string) => Object.hasOwn(q, k);
 
+/** Query parameters that select no subresource (list options, versions, response overrides, SDK and presign markers). */
+const PLAIN_PARAMS = new Set([
+  'list-type',
+  'prefix',
+  'delimiter',
+  'max-keys',
+  'marker',
+  'continuation-token',
+  'start-after',
+  'fetch-owner',
+  'encoding-type',
+  'key-marker',
+  'version-id-marker',
+  'upload-id-marker',
+  'max-uploads',
+  'x-id',
+  'versionId',
+  'partNumber',
+]);
+/** A query parameter this parser does not know: a subresource (`?cors`, `?website`…) it must not misname. */
+const unknownParam = (q: Record<string, string>) =>
+  Object.keys(q).find((k) => !PLAIN_PARAMS.has(k) && !k.startsWith('response-') && !k.startsWith('X-Amz-'));
+
 /** The S3 operation of a REST request (the subset of S3's API this project and its neighbours use). */
 export function s3Operation(
   method: string,
@@ -165,6 +188,7 @@ export function s3Operation(
         if (has(q, 'acl')) return 'GetBucketAcl';
         if (has(q, 'publicAccessBlock')) return 'GetPublicAccessBlock';
         if (has(q, 'ownershipControls')) return 'GetBucketOwnershipControls';
+        if (unknownParam(q)) return `UnknownBucketGET?${unknownParam(q)}`;
         if (q['list-type'] === '2') return 'ListObjectsV2';
         return 'ListObjects';
       case 'HEAD':
@@ -180,6 +204,7 @@ export function s3Operation(
         if (has(q, 'acl')) return 'PutBucketAcl';
         if (has(q, 'publicAccessBlock')) return 'PutPublicAccessBlock';
         if (has(q, 'ownershipControls')) return 'PutBucketOwnershipControls';
+        if (unknownParam(q)) return `UnknownBucketPUT?${unknownParam(q)}`;
         return 'CreateBucket';
       case 'DELETE':
         if (has(q, 'policy')) return 'DeleteBucketPolicy';
@@ -202,6 +227,7 @@ export function s3Operation(
       if (has(q, 'acl')) return 'GetObjectAcl';
       if (has(q, 'attributes')) return 'GetObjectAttributes';
       if (has(q, 'uploadId')) return 'ListParts';
+      if (unknownParam(q)) return `UnknownObjectGET?${unknownParam(q)}`;
       return 'GetObject';
     case 'HEAD':
       return 'HeadObject';
@@ -214,6 +240,7 @@ export function s3Operation(
         return headers['x-amz-copy-source'] ? 'UploadPartCopy' : 'UploadPart';
       }
       if (headers['x-amz-copy-source']) return 'CopyObject';
+      if (unknownParam(q) && !has(q, 'uploadId')) return `UnknownObjectPUT?${unknownParam(q)}`;
       return 'PutObject';
     case 'POST':
       if (has(q, 'uploads')) return 'CreateMultipartUpload';
