@@ -556,11 +556,12 @@ const TRANSACT_ACTION: Record<string, string> = {
 };
 
 /*
- * A table encrypted with a customer managed key: DynamoDB calls KMS for the table key with grants it
- * created when the table was created and caches the table key ("How Amazon DynamoDB uses AWS KMS",
- * https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.howitworks.html); the
- * per-request caller-side KMS authorization is not documented per data-plane call, so it is not
- * modelled here (world.tableKmsKeys is carried for reports and a future rule).
+ * A table encrypted with a customer managed key: "How Amazon DynamoDB uses AWS KMS"
+ * (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html) describes a key policy
+ * for the account's callers through DynamoDB (kms:ViaService dynamodb.<region>.amazonaws.com), the
+ * grants DynamoDB creates, and a table key DynamoDB caches; it does not say which caller-side KMS
+ * authorization happens on each data-plane call. So none is evaluated here (documented as a gap in
+ * README.md); world.tableKmsKeys is carried for reports and a future rule.
  */
 function dynamoRequirements(world: PolicyWorld, req: ParsedRequest): Requirement[] {
   const input = req.input ?? {};
