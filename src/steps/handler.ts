@@ -9,16 +9,19 @@
  * - `taskErrors`: a state-machine task's failures reach Step Functions as `Veritrail.<CODE>` errors
  *   (StepFailure), which the ASL's Retry (`Veritrail.TRANSIENT`) and Catch match on.
  *
- * Usage (a new function, e.g. functions/reconcile.ts):
+ * Usage: `stepHandler(step, work, compose?)` for a pipeline step, `plainHandler(fn, compose?)` for
+ * any other state-machine task, `eventHandler(fn, compose)` for a function EventBridge invokes.
+ * `compose` names the ports (builders from src/aws/runtime.ts) and any AWS-only extras:
  *
  * ```ts
- * import { AWS_STEP_PORTS, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
- * export const handler = plainHandler(reconcile, composeAws('reconcile', { ...AWS_STEP_PORTS },
- *   (ctx) => ({ stepFunctions: awsStepFunctions(ctx) })));
+ * import { AWS_STEP_PORTS, awsSigner, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
+ * export const handler = eventHandler(work, composeAws('functions/x.ts',
+ *   { ...AWS_STEP_PORTS, signer: awsSigner }, (ctx) => ({ stepFunctions: awsStepFunctions(ctx) })));
  * ```
  *
  * Without a composition argument a handler gets `AWS_STEP_PORTS` (objects, runs, audit: what
- * runStep itself needs); using any other port then fails with an INTERNAL error naming it.
+ * runStep itself needs); using any other port then fails with an INTERNAL error naming it. A
+ * bundle's size follows from what it composes: test/infra/bundles.test.ts keeps each ≤ 1 MiB.
  */
 import middy, { type MiddlewareObj } from '@middy/core';
 import { AWS_STEP_PORTS, composeAws } from '../aws/runtime.js';
