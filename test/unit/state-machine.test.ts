@@ -168,7 +168,7 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
     const duplicate = { outcome: 'duplicate', runId: STATE.runId, runStatus: 'SUCCEEDED', reason: 'ended' };
     const r = await execute({ RegisterRun: async () => duplicate }, STATE);
     expect(r.error).toBeUndefined();
-    expect(r.output).toEqual(duplicate);
+    expect((r.output as { results?: { registerRun?: unknown } }).results?.registerRun).toEqual(duplicate);
     expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun']);
     expect(r.seen[0]?.input).toEqual({ input: STATE, executionArn: EXECUTION });
   });
