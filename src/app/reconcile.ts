@@ -50,8 +50,13 @@ export class SageMakerTrainingJobs implements TrainingJobs {
     try {
       job = await this.sagemaker.send(new DescribeTrainingJobCommand({ TrainingJobName: jobName }));
     } catch (e) {
-      // SageMaker answers ValidationException "Requested resource not found" for an unknown job.
-      if (awsErrorName(e) === 'ValidationException' && /not found/i.test(String((e as Error).message))) {
+      // SageMaker answers ValidationException "Requested resource not found" (or ResourceNotFound)
+      // for an unknown job.
+      const name = awsErrorName(e);
+      if (
+        name === 'ResourceNotFound' ||
+        (name === 'ValidationException' && /not found/i.test(String((e as Error).message)))
+      ) {
         return { status: 'missing' };
       }
       throw translateAwsError(e, {

@@ -254,3 +254,36 @@ describe('when one run cannot be reconciled', () => {
     await expect(reconcileOrThrow(rt)).rejects.toMatchObject({ code: 'TRANSIENT' });
   });
 });
+
+describe('DescribeTrainingJob over the SageMaker client', () => {
+  it('reads an ended job, a running one, and an unknown one', async () => {
+    const { SageMakerClient, DescribeTrainingJobCommand } = await import('@aws-sdk/client-sagemaker');
+    const { SageMakerTrainingJobs } = await import('../../src/app/reconcile.js');
+    const sm = mockClient(SageMakerClient);
+    try {
+      const jobsOf = new SageMakerTrainingJobs(new SageMakerClient({ region: 'eu-west-1' }));
+      sm.on(DescribeTrainingJobCommand, { TrainingJobName: 'vt-done' }).resolves({
+        TrainingJobStatus: 'Completed',
+        ModelArtifacts: { S3ModelArtifacts: `s3://${ARTIFACTS}/training/p/vt-done/output/model.tar.gz` },
+      } as never);
+      sm.on(DescribeTrainingJobCommand, { TrainingJobName: 'vt-busy' }).resolves({
+        TrainingJobStatus: 'InProgress',
+      } as never);
+      sm.on(DescribeTrainingJobCommand, { TrainingJobName: 'vt-none' }).rejects(
+        Object.assign(new Error('Requested resource not found.'), { name: 'ValidationException' }),
+      );
+      expect(await jobsOf.describe('vt-done')).toEqual({
+        status: 'ended',
+        job: {
+          jobName: 'vt-done',
+          status: 'Completed',
+          modelArtifactsUri: `s3://${ARTIFACTS}/training/p/vt-done/output/model.tar.gz`,
+        },
+      });
+      expect(await jobsOf.describe('vt-busy')).toEqual({ status: 'running', sagemakerStatus: 'InProgress' });
+      expect(await jobsOf.describe('vt-none')).toEqual({ status: 'missing' });
+    } finally {
+      sm.restore();
+    }
+  });
+});
