@@ -13,7 +13,7 @@ import { startIamProxy } from '../iam/proxy.js';
 import type { IamProxy, ResolvedResource } from '../iam/types.js';
 import { EventBus } from './events.js';
 import { type HostedFunction, hostFunctions, type LambdaFleet } from './lambda-host.js';
-import { startMoto, type Moto } from './moto.js';
+import { type Moto, startMoto } from './moto.js';
 import { startPassthroughProxy } from './passthrough-proxy.js';
 import { type AdminClients, adminClients, provision } from './provision.js';
 import { SageMakerEmulator } from './sagemaker.js';
@@ -35,7 +35,14 @@ export interface EmulatedAws {
   sagemaker: SageMakerEmulator;
   bus: EventBus;
   /** Physical names the functions are configured with. */
-  names: { table: string; landing: string; artifacts: string; audit: string; stateMachineArn: string; dataKeyArn: string };
+  names: {
+    table: string;
+    landing: string;
+    artifacts: string;
+    audit: string;
+    stateMachineArn: string;
+    dataKeyArn: string;
+  };
   fn(handler: string): HostedFunction;
   /** Functions whose bundle failed to load at the cold start (Runtime.ImportModuleError on Lambda). */
   loadFailures: { name: string; handler: string; error: string }[];
@@ -60,7 +67,11 @@ export function pipelinesFolder(): string {
   return dir;
 }
 
-export async function startEmulatedAws(options: { motoServer: string; stage?: string; log?: (line: string) => void }): Promise<EmulatedAws> {
+export async function startEmulatedAws(options: {
+  motoServer: string;
+  stage?: string;
+  log?: (line: string) => void;
+}): Promise<EmulatedAws> {
   const stage = options.stage ?? 'awse2e';
   const log = options.log ?? (() => {});
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -73,17 +84,23 @@ export async function startEmulatedAws(options: { motoServer: string; stage?: st
     const outDir = mkdtempSync(join(tmpdir(), 'vt-e2e-templates-'));
     cleanups.push(() => rmSync(outDir, { recursive: true, force: true }));
     let t = Date.now();
-    const previous = process.env.VERITRAIL_PIPELINES_DIR;
-    process.env.VERITRAIL_PIPELINES_DIR = pipelines;
-    // VT_E2E_REUSE_SYNTH=1 (debugging the harness only): read the assembly of the previous run.
-    const app = await (process.env.VT_E2E_REUSE_SYNTH === '1'
-      ? Promise.resolve(readAssembly(join(REPO_ROOT, '.sst', `synth-${stage}`), { stage, account: ACCOUNT, region: REGION }))
-      : synthesize({ stage, account: ACCOUNT, region: REGION, outDir })
-    ).finally(() => {
-      if (previous === undefined) delete process.env.VERITRAIL_PIPELINES_DIR;
-      else process.env.VERITRAIL_PIPELINES_DIR = previous;
-    });
-    log(`synthesized ${app.stacks.size} stacks with bundles in ${Date.now() - t} ms`);
+    // VT_E2E_REUSE_SYNTH=1 (debugging the harness only): read the assembly of the previous run as is.
+    const app =
+      process.env.VT_E2E_REUSE_SYNTH === '1'
+        ? {
+            ...readAssembly(join(REPO_ROOT, '.sst', `synth-${stage}`), {
+              stage,
+              account: ACCOUNT,
+              region: REGION,
+            }),
+            reused: true,
+          }
+        : await synthesize({ stage, account: ACCOUNT, region: REGION, outDir, pipelinesDir: pipelines });
+    log(
+      app.reused
+        ? `reused the assembly of the same sources (${app.stacks.size} stacks with bundles)`
+        : `synthesized ${app.stacks.size} stacks with bundles in ${Date.now() - t} ms`,
+    );
 
     const moto: Moto = await startMoto(options.motoServer);
     cleanups.push(() => moto.stop());
@@ -97,7 +114,14 @@ export async function startEmulatedAws(options: { motoServer: string; stage?: st
     const proxy =
       process.env.VT_E2E_PROXY === 'passthrough'
         ? await startPassthroughProxy({ upstream: moto.endpoint, world })
-        : await startIamProxy({ upstream: moto.endpoint, world, adminAccessKeyIds: [ADMIN_KEY] });
+        : await startIamProxy({
+            upstream: moto.endpoint,
+            world,
+            adminAccessKeyIds: [ADMIN_KEY],
+            // VT_E2E_ENFORCE=0 (triage only): denials are recorded but the calls go through, so one
+            // run lists every denial of the whole pipeline; the suite still fails on them.
+            enforce: process.env.VT_E2E_ENFORCE !== '0',
+          });
     cleanups.push(() => proxy.close());
     const credentialsOf = (roleArn: string) => {
       const k = keys.byRole.get(roleArn);
@@ -105,11 +129,18 @@ export async function startEmulatedAws(options: { motoServer: string; stage?: st
       return { accessKeyId: k.accessKeyId, secretAccessKey: k.secretAccessKey };
     };
 
-    const fleet = hostFunctions(resources, { assetDir: app.assetDir, endpoint: proxy.endpoint, region: REGION, credentialsOf });
+    const fleet = hostFunctions(resources, {
+      assetDir: app.assetDir,
+      endpoint: proxy.endpoint,
+      region: REGION,
+      credentialsOf,
+    });
     cleanups.push(() => fleet.close());
     t = Date.now();
     const loadFailures = await fleet.warm();
-    log(`${fleet.functions.length - loadFailures.length}/${fleet.functions.length} function processes loaded their bundles in ${Date.now() - t} ms`);
+    log(
+      `${fleet.functions.length - loadFailures.length}/${fleet.functions.length} function processes loaded their bundles in ${Date.now() - t} ms`,
+    );
     for (const f of loadFailures) log(`LOAD FAILURE fn:${f.handler}: ${f.error.split('\n')[0]}`);
 
     const sm = resources.find((r) => r.type === 'AWS::StepFunctions::StateMachine');

@@ -62,7 +62,11 @@ interface Rule {
   arn: string;
   pattern?: EventPattern;
   schedule?: string;
-  targets: { Arn: string; Input?: string; InputTransformer?: { InputPathsMap?: Record<string, string>; InputTemplate: string } }[];
+  targets: {
+    Arn: string;
+    Input?: string;
+    InputTransformer?: { InputPathsMap?: Record<string, string>; InputTemplate: string };
+  }[];
 }
 
 export class EventBus {
@@ -96,7 +100,9 @@ export class EventBus {
   async put(event: Record<string, unknown>): Promise<Delivery[]> {
     const out: Delivery[] = [];
     await Promise.all(
-      this.matching(event).flatMap((rule) => rule.targets.map(async (t) => out.push(await this.deliver(rule, t, event)))),
+      this.matching(event).flatMap((rule) =>
+        rule.targets.map(async (t) => out.push(await this.deliver(rule, t, event))),
+      ),
     );
     return out;
   }
@@ -120,8 +126,17 @@ export class EventBus {
     return Promise.all(rule.targets.map((t) => this.deliver(rule, t, event)));
   }
 
-  private async deliver(rule: Rule, target: Rule['targets'][number], event: Record<string, unknown>): Promise<Delivery> {
-    const payload = target.Input !== undefined ? JSON.parse(target.Input) : target.InputTransformer ? transform(target.InputTransformer, event, rule.arn) : event;
+  private async deliver(
+    rule: Rule,
+    target: Rule['targets'][number],
+    event: Record<string, unknown>,
+  ): Promise<Delivery> {
+    const payload =
+      target.Input !== undefined
+        ? JSON.parse(target.Input)
+        : target.InputTransformer
+          ? transform(target.InputTransformer, event, rule.arn)
+          : event;
     const fn = this.fleet.byArn(target.Arn);
     const attempts: InvokeResult[] = [];
     // Lambda's asynchronous invocation: up to 2 retries after a function error.
@@ -145,9 +160,15 @@ export function transform(
   const values: Record<string, unknown> = { 'aws.events.rule-arn': ruleArn, 'aws.events.event': event };
   for (const [name, path] of Object.entries(t.InputPathsMap ?? {})) {
     let v: unknown = event;
-    for (const part of path.replace(/^\$\.?/, '').split('.').filter(Boolean)) v = (v as Record<string, unknown> | undefined)?.[part];
+    for (const part of path
+      .replace(/^\$\.?/, '')
+      .split('.')
+      .filter(Boolean))
+      v = (v as Record<string, unknown> | undefined)?.[part];
     values[name] = v;
   }
-  const text = t.InputTemplate.replace(/<([A-Za-z0-9_.-]+)>/g, (m, name: string) => (name in values ? JSON.stringify(values[name]) : m));
+  const text = t.InputTemplate.replace(/<([A-Za-z0-9_.-]+)>/g, (m, name: string) =>
+    name in values ? JSON.stringify(values[name]) : m,
+  );
   return JSON.parse(text);
 }

@@ -5,7 +5,10 @@
 import { pathToFileURL } from 'node:url';
 
 if (!process.version.startsWith('v22.')) {
-  process.send?.({ type: 'fatal', error: `the function host must run on Node 22 (the nodejs22.x runtime), this is ${process.version}` });
+  process.send?.({
+    type: 'fatal',
+    error: `the function host must run on Node 22 (the nodejs22.x runtime), this is ${process.version}`,
+  });
   process.exit(3);
 }
 
@@ -43,7 +46,11 @@ process.on('message', (msg) => {
     };
     try {
       const result = await handler(msg.event, context);
-      process.send({ type: 'result', id: msg.id, result: result === undefined ? null : JSON.parse(JSON.stringify(result)) });
+      process.send({
+        type: 'result',
+        id: msg.id,
+        result: result === undefined ? null : JSON.parse(JSON.stringify(result)),
+      });
     } catch (e) {
       const err = e instanceof Error ? e : new Error(String(e));
       process.send({

@@ -110,9 +110,16 @@ class Host implements HostedFunction {
         }
       });
       child.on('exit', (code) => {
-        reject(new Error(`${this.name}: the function process exited with ${code} before it was ready\n${this.output}`));
+        reject(
+          new Error(
+            `${this.name}: the function process exited with ${code} before it was ready\n${this.output}`,
+          ),
+        );
         for (const [, done] of this.pending)
-          done({ ok: false, error: { errorType: 'Runtime.ExitError', errorMessage: `RequestId: exited with ${code}` } });
+          done({
+            ok: false,
+            error: { errorType: 'Runtime.ExitError', errorMessage: `RequestId: exited with ${code}` },
+          });
         this.pending.clear();
         this.child = undefined;
         this.ready = undefined;
@@ -127,7 +134,13 @@ class Host implements HostedFunction {
     return new Promise<InvokeResult>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        resolve({ ok: false, error: { errorType: 'Sandbox.Timedout', errorMessage: `Task timed out after ${timeoutMs / 1000} seconds` } });
+        resolve({
+          ok: false,
+          error: {
+            errorType: 'Sandbox.Timedout',
+            errorMessage: `Task timed out after ${timeoutMs / 1000} seconds`,
+          },
+        });
       }, timeoutMs);
       this.pending.set(id, (r) => {
         clearTimeout(timer);
@@ -167,10 +180,14 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
     const root = mkdtempSync(join(tmpdir(), `vt-lambda-${fn.physicalId.slice(-20)}-`));
     roots.push(root);
     cpSync(options.assetDir(p.Code.S3Key), root, { recursive: true });
-    const environment = Object.fromEntries(Object.entries(p.Environment?.Variables ?? {}).map(([k, v]) => [k, String(v)]));
+    const environment = Object.fromEntries(
+      Object.entries(p.Environment?.Variables ?? {}).map(([k, v]) => [k, String(v)]),
+    );
     const creds = options.credentialsOf(p.Role);
     const env: Record<string, string> = {
-      ...Object.fromEntries(Object.entries(environment).map(([k, v]) => [k, v.replaceAll('/var/task', root)])),
+      ...Object.fromEntries(
+        Object.entries(environment).map(([k, v]) => [k, v.replaceAll('/var/task', root)]),
+      ),
       ...(options.overrides?.(fn) ?? {}),
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       TZ: ':UTC',
@@ -191,7 +208,9 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
     };
     delete env.AWS_SESSION_TOKEN;
     const handlerName = p.Handler.replace(/\.[^.]+$/, '').replace(/^.*\//, '');
-    hosts.push(new Host(fn.physicalId, fn.arn ?? '', fn.logicalId, environment, p.Role, root, env, handlerName));
+    hosts.push(
+      new Host(fn.physicalId, fn.arn ?? '', fn.logicalId, environment, p.Role, root, env, handlerName),
+    );
   }
   const find = (what: string, pred: (h: Host) => boolean) => {
     const h = hosts.find(pred);
@@ -201,14 +220,17 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
   return {
     functions: hosts,
     byArn: (arn) => find(arn, (h) => h.arn === arn || h.name === arn),
-    byHandler: (name) =>
-      find(name, (h) => h.handlerName === name),
+    byHandler: (name) => find(name, (h) => h.handlerName === name),
     warm: async () => {
       const failures: { name: string; handler: string; error: string }[] = [];
       await Promise.all(
         hosts.map((h) =>
           h.invokeReady().catch((e: unknown) => {
-            failures.push({ name: h.name, handler: h.handlerName, error: e instanceof Error ? e.message : String(e) });
+            failures.push({
+              name: h.name,
+              handler: h.handlerName,
+              error: e instanceof Error ? e.message : String(e),
+            });
           }),
         ),
       );

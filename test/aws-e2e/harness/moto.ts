@@ -49,7 +49,8 @@ export async function startMoto(binary: string): Promise<Moto> {
       break;
     } catch (e) {
       if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}`);
-      if (Date.now() > until) throw new Error(`moto_server did not answer on ${endpoint} within 30 s`, { cause: e });
+      if (Date.now() > until)
+        throw new Error(`moto_server did not answer on ${endpoint} within 30 s`, { cause: e });
       await new Promise((r) => setTimeout(r, 150));
     }
   }

@@ -63,7 +63,14 @@ export function parseRequest(
   }
   // Query protocol (SQS/SSM older SDKs): Action=… in the form body.
   const form = new URLSearchParams(body.toString('utf8'));
-  return { principal, service, operation: form.get('Action') ?? query.Action ?? 'unknown', query, headers, body };
+  return {
+    principal,
+    service,
+    operation: form.get('Action') ?? query.Action ?? 'unknown',
+    query,
+    headers,
+    body,
+  };
 }
 
 export async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -98,7 +105,8 @@ export async function forward(
   });
   const bytes = Buffer.from(await answer.arrayBuffer());
   if (method !== 'HEAD') out['content-length'] = String(bytes.length);
-  else if (answer.headers.get('content-length')) out['content-length'] = answer.headers.get('content-length') ?? '0';
+  else if (answer.headers.get('content-length'))
+    out['content-length'] = answer.headers.get('content-length') ?? '0';
   res.writeHead(answer.status, out);
   res.end(method === 'HEAD' ? undefined : bytes);
 }

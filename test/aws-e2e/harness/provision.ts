@@ -8,8 +8,14 @@
  * plays them (lambda-host.ts, state-machine.ts, events.ts), and the IAM replay proxy evaluates the
  * roles' policies. Every resource comes back as a ResolvedResource.
  */
-import { CreateTableCommand, DynamoDBClient, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { CreateAliasCommand, CreateKeyCommand, KMSClient, type KeySpec, type KeyUsageType } from '@aws-sdk/client-kms';
+import { CreateTableCommand, type CreateTableCommandInput, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  type KeySpec,
+  type KeyUsageType,
+  KMSClient,
+} from '@aws-sdk/client-kms';
 import {
   CreateBucketCommand,
   PutBucketEncryptionCommand,
@@ -63,7 +69,11 @@ export function adminClients(endpoint: string, region: string): AdminClients {
 
 type Props = Record<string, unknown>;
 
-export async function provision(app: SynthesizedApp, clients: AdminClients): Promise<{ resolver: Resolver; resources: ResolvedResource[] }> {
+export async function provision(
+  app: SynthesizedApp,
+  clients: AdminClients,
+  options: { putBucketPolicies?: boolean } = {},
+): Promise<{ resolver: Resolver; resources: ResolvedResource[] }> {
   const resolver = new Resolver(app);
   const resources: ResolvedResource[] = [];
   const each = (type: string) =>
@@ -74,7 +84,14 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
     );
   const record = (stack: string, logicalId: string, type: string, props: Props) => {
     const p = resolver.physicalOf(stack, logicalId);
-    resources.push({ stack, logicalId, type, physicalId: p.ref, ...(p.attrs.Arn ? { arn: p.attrs.Arn } : {}), properties: props });
+    resources.push({
+      stack,
+      logicalId,
+      type,
+      physicalId: p.ref,
+      ...(p.attrs.Arn ? { arn: p.attrs.Arn } : {}),
+      properties: props,
+    });
   };
 
   // 1. KMS keys, then aliases.
@@ -86,7 +103,10 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
         KeySpec: (props.KeySpec as KeySpec | undefined) ?? 'SYMMETRIC_DEFAULT',
         KeyUsage: (props.KeyUsage as KeyUsageType | undefined) ?? 'ENCRYPT_DECRYPT',
         Policy: JSON.stringify(props.KeyPolicy),
-        Tags: ((props.Tags as { Key: string; Value: string }[] | undefined) ?? []).map((t) => ({ TagKey: t.Key, TagValue: t.Value })),
+        Tags: ((props.Tags as { Key: string; Value: string }[] | undefined) ?? []).map((t) => ({
+          TagKey: t.Key,
+          TagValue: t.Value,
+        })),
       }),
     );
     const meta = created.KeyMetadata;
@@ -96,7 +116,9 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
   }
   for (const { stack, id, raw } of each('AWS::KMS::Alias')) {
     const props = resolver.resolve(stack, raw) as Props;
-    await clients.kms.send(new CreateAliasCommand({ AliasName: String(props.AliasName), TargetKeyId: String(props.TargetKeyId) }));
+    await clients.kms.send(
+      new CreateAliasCommand({ AliasName: String(props.AliasName), TargetKeyId: String(props.TargetKeyId) }),
+    );
     resolver.setPhysical(stack, id, { ref: String(props.AliasName), attrs: {} });
     record(stack, id, 'AWS::KMS::Alias', props);
   }
@@ -108,19 +130,34 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
     await clients.s3.send(
       new CreateBucketCommand({
         Bucket,
-        ...(app.region === 'us-east-1' ? {} : { CreateBucketConfiguration: { LocationConstraint: app.region as never } }),
+        ...(app.region === 'us-east-1'
+          ? {}
+          : { CreateBucketConfiguration: { LocationConstraint: app.region as never } }),
         ...(props.ObjectLockEnabled ? { ObjectLockEnabledForBucket: true } : {}),
       }),
     );
     const versioning = (props.VersioningConfiguration as { Status?: string } | undefined)?.Status;
     if (versioning)
-      await clients.s3.send(new PutBucketVersioningCommand({ Bucket, VersioningConfiguration: { Status: versioning as 'Enabled' } }));
+      await clients.s3.send(
+        new PutBucketVersioningCommand({
+          Bucket,
+          VersioningConfiguration: { Status: versioning as 'Enabled' },
+        }),
+      );
     const lock = props.ObjectLockConfiguration as Props | undefined;
-    if (lock) await clients.s3.send(new PutObjectLockConfigurationCommand({ Bucket, ObjectLockConfiguration: lock as never }));
+    if (lock)
+      await clients.s3.send(
+        new PutObjectLockConfigurationCommand({ Bucket, ObjectLockConfiguration: lock as never }),
+      );
     // CloudFormation's ServerSideEncryptionByDefault is the API's ApplyServerSideEncryptionByDefault.
     const enc = (
       props.BucketEncryption as
-        | { ServerSideEncryptionConfiguration?: { ServerSideEncryptionByDefault?: unknown; BucketKeyEnabled?: boolean }[] }
+        | {
+            ServerSideEncryptionConfiguration?: {
+              ServerSideEncryptionByDefault?: unknown;
+              BucketKeyEnabled?: boolean;
+            }[];
+          }
         | undefined
     )?.ServerSideEncryptionConfiguration;
     if (enc) {
@@ -130,29 +167,50 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
           ...(r.BucketKeyEnabled !== undefined ? { BucketKeyEnabled: r.BucketKeyEnabled } : {}),
         }),
       );
-      await clients.s3.send(new PutBucketEncryptionCommand({ Bucket, ServerSideEncryptionConfiguration: { Rules } }));
+      await clients.s3.send(
+        new PutBucketEncryptionCommand({ Bucket, ServerSideEncryptionConfiguration: { Rules } }),
+      );
     }
     record(stack, id, 'AWS::S3::Bucket', props);
   }
   for (const { stack, id, raw } of each('AWS::S3::BucketPolicy')) {
     const props = resolver.resolve(stack, raw) as Props;
-    await clients.s3.send(new PutBucketPolicyCommand({ Bucket: String(props.Bucket), Policy: JSON.stringify(props.PolicyDocument) }));
+    // Recorded for the IAM proxy, which evaluates it (with aws:SecureTransport true, as the SDK
+    // talks HTTPS to S3). Not put on moto: moto 5 applies bucket policies itself and would deny every
+    // call on its plain-HTTP endpoint under the templates' "deny unless SecureTransport" statement.
+    if (options.putBucketPolicies)
+      await clients.s3.send(
+        new PutBucketPolicyCommand({
+          Bucket: String(props.Bucket),
+          Policy: JSON.stringify(props.PolicyDocument),
+        }),
+      );
     record(stack, id, 'AWS::S3::BucketPolicy', props);
   }
 
   // 3. Tables.
   for (const { stack, id, raw } of each('AWS::DynamoDB::Table')) {
     const props = resolver.resolve(stack, raw) as Props;
-    const sse = props.SSESpecification as { SSEEnabled?: boolean; SSEType?: string; KMSMasterKeyId?: string } | undefined;
+    const sse = props.SSESpecification as
+      | { SSEEnabled?: boolean; SSEType?: string; KMSMasterKeyId?: string }
+      | undefined;
     const input: CreateTableCommandInput = {
       TableName: resolver.physicalOf(stack, id).ref,
       AttributeDefinitions: props.AttributeDefinitions as never,
       KeySchema: props.KeySchema as never,
       BillingMode: (props.BillingMode as 'PAY_PER_REQUEST' | undefined) ?? 'PROVISIONED',
-      ...(props.GlobalSecondaryIndexes ? { GlobalSecondaryIndexes: props.GlobalSecondaryIndexes as never } : {}),
+      ...(props.GlobalSecondaryIndexes
+        ? { GlobalSecondaryIndexes: props.GlobalSecondaryIndexes as never }
+        : {}),
       ...(props.ProvisionedThroughput ? { ProvisionedThroughput: props.ProvisionedThroughput as never } : {}),
       ...(sse?.SSEEnabled
-        ? { SSESpecification: { Enabled: true, SSEType: (sse.SSEType ?? 'KMS') as 'KMS', ...(sse.KMSMasterKeyId ? { KMSMasterKeyId: sse.KMSMasterKeyId } : {}) } }
+        ? {
+            SSESpecification: {
+              Enabled: true,
+              SSEType: (sse.SSEType ?? 'KMS') as 'KMS',
+              ...(sse.KMSMasterKeyId ? { KMSMasterKeyId: sse.KMSMasterKeyId } : {}),
+            },
+          }
         : {}),
     };
     await clients.dynamodb.send(new CreateTableCommand(input));
@@ -163,8 +221,18 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
   for (const { stack, id, raw } of each('AWS::SSM::Parameter')) {
     const props = resolver.resolve(stack, raw) as Props;
     const Name = resolver.physicalOf(stack, id).ref;
-    await clients.ssm.send(new PutParameterCommand({ Name, Value: String(props.Value), Type: (props.Type as 'String') ?? 'String', Overwrite: true }));
-    resolver.setPhysical(stack, id, { ref: Name, attrs: { Type: String(props.Type ?? 'String'), Value: String(props.Value) } });
+    await clients.ssm.send(
+      new PutParameterCommand({
+        Name,
+        Value: String(props.Value),
+        Type: (props.Type as 'String') ?? 'String',
+        Overwrite: true,
+      }),
+    );
+    resolver.setPhysical(stack, id, {
+      ref: Name,
+      attrs: { Type: String(props.Type ?? 'String'), Value: String(props.Value) },
+    });
     record(stack, id, 'AWS::SSM::Parameter', props);
   }
   for (const { stack, id, raw } of each('AWS::SQS::Queue')) {
@@ -174,7 +242,8 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
     for (const k of ['MessageRetentionPeriod', 'VisibilityTimeout', 'SqsManagedSseEnabled', 'KmsMasterKeyId'])
       if (props[k] !== undefined) attrs[k] = String(props[k]);
     const q = await clients.sqs('CreateQueue', { QueueName: p.attrs.QueueName, Attributes: attrs });
-    if (typeof q.QueueUrl === 'string') resolver.setPhysical(stack, id, { ref: q.QueueUrl, attrs: { ...p.attrs, QueueUrl: q.QueueUrl } });
+    if (typeof q.QueueUrl === 'string')
+      resolver.setPhysical(stack, id, { ref: q.QueueUrl, attrs: { ...p.attrs, QueueUrl: q.QueueUrl } });
     record(stack, id, 'AWS::SQS::Queue', props);
   }
 
@@ -188,7 +257,8 @@ export async function provision(app: SynthesizedApp, clients: AdminClients): Pro
     'AWS::SQS::QueuePolicy',
     'AWS::Lambda::Permission',
   ]) {
-    for (const { stack, id, raw } of each(type)) record(stack, id, type, resolver.resolve(stack, raw) as Props);
+    for (const { stack, id, raw } of each(type))
+      record(stack, id, type, resolver.resolve(stack, raw) as Props);
   }
   return { resolver, resources };
 }

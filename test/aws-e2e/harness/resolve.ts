@@ -17,12 +17,12 @@ export interface Physical {
   attrs: Record<string, string>;
 }
 
-
 export type { ResolvedResource };
 
 export class UnresolvedError extends Error {}
 
-const suffix = (s: string, n: number) => createHash('sha256').update(s).digest('hex').slice(0, n).toUpperCase();
+const suffix = (s: string, n: number) =>
+  createHash('sha256').update(s).digest('hex').slice(0, n).toUpperCase();
 
 export class Resolver {
   private readonly physical = new Map<string, Physical>();
@@ -61,7 +61,12 @@ export class Resolver {
     return p;
   }
 
-  private defaultPhysical(stack: string, logicalId: string, type: string, props: Record<string, unknown>): Physical {
+  private defaultPhysical(
+    stack: string,
+    logicalId: string,
+    type: string,
+    props: Record<string, unknown>,
+  ): Physical {
     const { account, region } = this.app;
     const generated = (max: number) => {
       const tail = `-${suffix(`${stack}/${logicalId}`, 12)}`;
@@ -74,12 +79,18 @@ export class Resolver {
     };
     switch (type) {
       case 'AWS::S3::Bucket': {
-        const name = props.BucketName !== undefined ? String(this.resolve(stack, props.BucketName)) : generated(63).toLowerCase();
+        const name =
+          props.BucketName !== undefined
+            ? String(this.resolve(stack, props.BucketName))
+            : generated(63).toLowerCase();
         return { ref: name, attrs: { Arn: `arn:aws:s3:::${name}`, DomainName: `${name}.s3.amazonaws.com` } };
       }
       case 'AWS::IAM::Role': {
         const name = nameFrom('RoleName', 64);
-        return { ref: name, attrs: { Arn: `arn:aws:iam::${account}:role/${name}`, RoleId: `AROA${suffix(name, 17)}` } };
+        return {
+          ref: name,
+          attrs: { Arn: `arn:aws:iam::${account}:role/${name}`, RoleId: `AROA${suffix(name, 17)}` },
+        };
       }
       case 'AWS::IAM::Policy':
         return { ref: generated(128), attrs: { Id: generated(128) } };
@@ -112,11 +123,17 @@ export class Resolver {
         const name = nameFrom('QueueName', 80);
         return {
           ref: `https://sqs.${region}.amazonaws.com/${account}/${name}`,
-          attrs: { Arn: `arn:aws:sqs:${region}:${account}:${name}`, QueueName: name, QueueUrl: `https://sqs.${region}.amazonaws.com/${account}/${name}` },
+          attrs: {
+            Arn: `arn:aws:sqs:${region}:${account}:${name}`,
+            QueueName: name,
+            QueueUrl: `https://sqs.${region}.amazonaws.com/${account}/${name}`,
+          },
         };
       }
       case 'AWS::KMS::Key':
-        throw new UnresolvedError(`KMS key ${stack}/${logicalId} is not created yet (its id comes from the emulator)`);
+        throw new UnresolvedError(
+          `KMS key ${stack}/${logicalId} is not created yet (its id comes from the emulator)`,
+        );
       case 'AWS::KMS::Alias':
         return { ref: String(this.resolve(stack, props.AliasName)), attrs: {} };
       default:
@@ -197,8 +214,11 @@ export class Resolver {
           return String(this.resolve(stack, s)).split(sep);
         }
         case 'Fn::Sub': {
-          const [text, vars] = typeof arg === 'string' ? [arg, {}] : (arg as [string, Record<string, unknown>]);
-          const resolvedVars = Object.fromEntries(Object.entries(vars).map(([n, v]) => [n, this.resolve(stack, v)]));
+          const [text, vars] =
+            typeof arg === 'string' ? [arg, {}] : (arg as [string, Record<string, unknown>]);
+          const resolvedVars = Object.fromEntries(
+            Object.entries(vars).map(([n, v]) => [n, this.resolve(stack, v)]),
+          );
           return text.replace(/\$\{(!?)([^}]+)\}/g, (_m, bang: string, name: string) => {
             if (bang) return `\${${name}}`;
             if (name in resolvedVars) return String(resolvedVars[name]);
@@ -236,7 +256,8 @@ export class Resolver {
         case 'Fn::GetAZs':
           return [`${this.app.region}a`, `${this.app.region}b`, `${this.app.region}c`];
         default:
-          if (k.startsWith('Fn::')) throw new UnresolvedError(`intrinsic ${k} is not supported by the harness`);
+          if (k.startsWith('Fn::'))
+            throw new UnresolvedError(`intrinsic ${k} is not supported by the harness`);
       }
     }
     const out: Record<string, unknown> = {};

@@ -65,7 +65,11 @@ const parseS3 = (uri: string) => {
   return { bucket: m[1], key: m[2] ?? '' };
 };
 
-function run(cmd: string, args: string[], opts: { cwd: string; env: Record<string, string> }): Promise<{ code: number; log: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string> },
+): Promise<{ code: number; log: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
@@ -138,7 +142,11 @@ export class SageMakerEmulator {
   hook = (req: ApiRequest): HookResponse | undefined => {
     if (req.service !== 'sagemaker') return undefined;
     const input = req.input ?? {};
-    const ok = (body: unknown): HookResponse => ({ status: 200, headers: { 'content-type': 'application/x-amz-json-1.1' }, body: JSON.stringify(body) });
+    const ok = (body: unknown): HookResponse => ({
+      status: 200,
+      headers: { 'content-type': 'application/x-amz-json-1.1' },
+      body: JSON.stringify(body),
+    });
     const fail = (type: string, message: string): HookResponse => ({
       status: 400,
       headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': type },
@@ -146,7 +154,11 @@ export class SageMakerEmulator {
     });
     if (req.operation === 'CreateTrainingJob') {
       const name = String(input.TrainingJobName);
-      if (this.jobs.has(name)) return fail('ResourceInUse', `Training job names must be unique within an AWS account and region, and a training job with this name already exists (${this.arnOf(name)})`);
+      if (this.jobs.has(name))
+        return fail(
+          'ResourceInUse',
+          `Training job names must be unique within an AWS account and region, and a training job with this name already exists (${this.arnOf(name)})`,
+        );
       const job: EmulatedJob = {
         name,
         request: input,
@@ -168,7 +180,11 @@ export class SageMakerEmulator {
     }
     if (req.operation === 'DescribeTrainingJob') {
       const job = this.jobs.get(String(input.TrainingJobName));
-      if (!job) return fail('ValidationException', `Requested resource not found: training job ${String(input.TrainingJobName)}`);
+      if (!job)
+        return fail(
+          'ValidationException',
+          `Requested resource not found: training job ${String(input.TrainingJobName)}`,
+        );
       return ok(this.describe(job));
     }
     if (req.operation === 'StopTrainingJob') {
@@ -206,11 +222,23 @@ export class SageMakerEmulator {
       writeFileSync(join(config, 'hyperparameters.json'), JSON.stringify(r.HyperParameters ?? {}));
       writeFileSync(
         join(config, 'inputdataconfig.json'),
-        JSON.stringify(Object.fromEntries((r.InputDataConfig ?? []).map((c) => [c.ChannelName, { TrainingInputMode: 'File', S3DistributionType: 'FullyReplicated', RecordWrapperType: 'None' }]))),
+        JSON.stringify(
+          Object.fromEntries(
+            (r.InputDataConfig ?? []).map((c) => [
+              c.ChannelName,
+              { TrainingInputMode: 'File', S3DistributionType: 'FullyReplicated', RecordWrapperType: 'None' },
+            ]),
+          ),
+        ),
       );
       writeFileSync(
         join(config, 'resourceconfig.json'),
-        JSON.stringify({ current_host: 'algo-1', hosts: ['algo-1'], network_interface_name: 'eth0', current_instance_type: r.ResourceConfig.InstanceType }),
+        JSON.stringify({
+          current_host: 'algo-1',
+          hosts: ['algo-1'],
+          network_interface_name: 'eth0',
+          current_instance_type: r.ResourceConfig.InstanceType,
+        }),
       );
       dir('model');
       dir('output', 'data');
@@ -224,7 +252,12 @@ export class SageMakerEmulator {
           const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.Key }));
           const file = join(target, obj.Key.slice(base.length));
           mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(file, Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()));
+          writeFileSync(
+            file,
+            Buffer.from(
+              await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+            ),
+          );
         }
       }
       if (opts.tamperTrainChannel) {
@@ -240,17 +273,23 @@ export class SageMakerEmulator {
       });
       job.trainerLog = res.log;
       const out = parseS3(r.OutputDataConfig.S3OutputPath);
-      const outKey = (file: string) => `${out.key ? `${out.key.replace(/\/$/, '')}/` : ''}${job.name}/output/${file}`;
+      const outKey = (file: string) =>
+        `${out.key ? `${out.key.replace(/\/$/, '')}/` : ''}${job.name}/output/${file}`;
       const put = async (file: string, from: string) => {
         const tarball = join(root, file);
-        const t = await run('tar', ['-czf', tarball, '-C', from, '.'], { cwd: root, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
+        const t = await run('tar', ['-czf', tarball, '-C', from, '.'], {
+          cwd: root,
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        });
         if (t.code !== 0) throw new Error(`tar ${file}: ${t.log}`);
         await s3.send(
           new PutObjectCommand({
             Bucket: out.bucket,
             Key: outKey(file),
             Body: readFileSync(tarball),
-            ...(r.OutputDataConfig.KmsKeyId ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: r.OutputDataConfig.KmsKeyId } : {}),
+            ...(r.OutputDataConfig.KmsKeyId
+              ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: r.OutputDataConfig.KmsKeyId }
+              : {}),
           }),
         );
       };

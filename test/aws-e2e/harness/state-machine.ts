@@ -44,7 +44,10 @@ export class LambdaTaskError extends Error {
 export function throwIfFailed(r: InvokeResult): unknown {
   if (r.ok) return r.result;
   const { errorType, errorMessage, trace } = r.error;
-  throw new LambdaTaskError(errorType, JSON.stringify({ errorMessage, errorType, ...(trace ? { trace } : {}) }));
+  throw new LambdaTaskError(
+    errorType,
+    JSON.stringify({ errorMessage, errorType, ...(trace ? { trace } : {}) }),
+  );
 }
 
 export class LocalStepFunctions {
@@ -60,11 +63,16 @@ export class LocalStepFunctions {
     private readonly fleet: LambdaFleet,
     private readonly onTrainInvoked: (token: string) => void = () => {},
   ) {
-    this.machine = new StateMachine(definition as never, { validationOptions: { checkPaths: true, checkArn: true } });
+    this.machine = new StateMachine(definition as never, {
+      validationOptions: { checkPaths: true, checkArn: true },
+    });
   }
 
   /** Fills `${Name}` from the resolved DefinitionSubstitutions, as Step Functions does at deploy. */
-  static definitionFrom(definitionString: string, substitutions: Record<string, string>): Record<string, unknown> {
+  static definitionFrom(
+    definitionString: string,
+    substitutions: Record<string, string>,
+  ): Record<string, unknown> {
     let text = definitionString;
     for (const [k, v] of Object.entries(substitutions)) text = text.replaceAll(`\${${k}}`, v);
     const left = /\$\{[A-Za-z0-9_]+\}/.exec(text);
@@ -81,7 +89,9 @@ export class LocalStepFunctions {
       if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
         out[name] = async (input) => {
           const { FunctionName, Payload } = input as { FunctionName: string; Payload: unknown };
-          const waited = new Promise<unknown>((resolve, reject) => this.waiting.set(record.taskToken, { resolve, reject }));
+          const waited = new Promise<unknown>((resolve, reject) =>
+            this.waiting.set(record.taskToken, { resolve, reject }),
+          );
           this.taskTokens.add(record.taskToken);
           // The integration only fails on the invoke itself; the function's result is not the state's.
           throwIfFailed(await this.fleet.byArn(FunctionName).invoke(Payload));
@@ -126,13 +136,22 @@ export class LocalStepFunctions {
         retryIntervalOverrides: Object.fromEntries(states.map((s) => [s, 50])),
       },
       context: {
-        Execution: { Id: executionArn, Name: name, Input: input, StartTime: record.startDate.toISOString(), RoleArn: '' },
+        Execution: {
+          Id: executionArn,
+          Name: name,
+          Input: input,
+          StartTime: record.startDate.toISOString(),
+          RoleArn: '',
+        },
         StateMachine: { Id: this.stateMachineArn, Name: machineName },
         Task: { Token: record.taskToken },
       } as never,
     });
     void (async () => {
-      for await (const ev of execution.eventLogs as unknown as AsyncIterable<{ type: string; state?: { name: string } }>) {
+      for await (const ev of execution.eventLogs as unknown as AsyncIterable<{
+        type: string;
+        state?: { name: string };
+      }>) {
         if (ev.type === 'StateEntered' && ev.state) record.states.push(ev.state.name);
       }
     })().catch(() => {});
@@ -177,7 +196,10 @@ export class LocalStepFunctions {
     switch (req.operation) {
       case 'StartExecution': {
         if (input.stateMachineArn !== this.stateMachineArn)
-          return fail('StateMachineDoesNotExist', `State Machine Does Not Exist: '${String(input.stateMachineArn)}'`);
+          return fail(
+            'StateMachineDoesNotExist',
+            `State Machine Does Not Exist: '${String(input.stateMachineArn)}'`,
+          );
         const name = typeof input.name === 'string' ? input.name : randomUUID();
         const text = typeof input.input === 'string' ? input.input : '{}';
         const existing = this.byName(name);
@@ -191,7 +213,8 @@ export class LocalStepFunctions {
       }
       case 'DescribeExecution': {
         const rec = this.executions.get(String(input.executionArn));
-        if (!rec) return fail('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(input.executionArn)}'`);
+        if (!rec)
+          return fail('ExecutionDoesNotExist', `Execution Does Not Exist: '${String(input.executionArn)}'`);
         return ok({
           executionArn: rec.executionArn,
           stateMachineArn: this.stateMachineArn,

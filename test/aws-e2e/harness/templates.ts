@@ -5,14 +5,18 @@
  * Code points at (Code.S3Key `<hash>.zip` ↔ `<outdir>/asset.<hash>`, as the asset manifest says).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '..', '..', '..');
 
 export interface Template {
-  Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; Condition?: string; DependsOn?: unknown }>;
+  Resources: Record<
+    string,
+    { Type: string; Properties?: Record<string, unknown>; Condition?: string; DependsOn?: unknown }
+  >;
   Outputs?: Record<string, { Value: unknown; Export?: { Name: unknown }; Condition?: string }>;
   Conditions?: Record<string, unknown>;
   Parameters?: Record<string, { Default?: unknown; Type: string }>;
@@ -30,11 +34,62 @@ export interface SynthesizedApp {
 }
 
 interface Manifest {
-  artifacts: Record<string, { type: string; properties?: { templateFile?: string }; dependencies?: string[] }>;
+  artifacts: Record<
+    string,
+    { type: string; properties?: { templateFile?: string }; dependencies?: string[] }
+  >;
 }
 
-export async function synthesize(options: { stage: string; account: string; region: string; outDir: string }): Promise<SynthesizedApp> {
+/** Everything a synthesized assembly depends on: the app's sources, the lockfile, the pipelines folder. */
+export function sourceDigest(pipelinesDir: string): string {
+  const h = createHash('sha256');
+  const walk = (dir: string, base: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name === 'node_modules' || name.startsWith('.')) continue;
+      const full = join(dir, name);
+      if (statSync(full).isDirectory()) walk(full, base);
+      else
+        h.update(`${relative(base, full)}\0`)
+          .update(readFileSync(full))
+          .update('\0');
+    }
+  };
+  for (const part of [
+    'stacks',
+    'functions',
+    'src',
+    'state-machines',
+    'policies',
+    'schemas',
+    'sst.config.ts',
+    'package-lock.json',
+  ]) {
+    const full = join(REPO_ROOT, part);
+    if (!existsSync(full)) continue;
+    if (statSync(full).isDirectory()) walk(full, REPO_ROOT);
+    else h.update(`${part}\0`).update(readFileSync(full));
+  }
+  walk(pipelinesDir, pipelinesDir);
+  return h.digest('hex');
+}
+
+/**
+ * Synthesizes with bundles, or reuses the previous assembly of this stage when it was built from
+ * exactly the same sources (sourceDigest): the same inputs give the same templates and bundles.
+ */
+export async function synthesize(options: {
+  stage: string;
+  account: string;
+  region: string;
+  outDir: string;
+  pipelinesDir: string;
+}): Promise<SynthesizedApp & { reused: boolean }> {
   const outdir = join(REPO_ROOT, '.sst', `synth-${options.stage}`);
+  const stamp = join(outdir, 'aws-e2e-source-digest');
+  const digest = sourceDigest(options.pipelinesDir);
+  const key = `${digest} ${options.account} ${options.region}`;
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === key)
+    return { ...readAssembly(outdir, options), reused: true };
   await promisify(execFile)(
     process.execPath,
     [
@@ -51,14 +106,25 @@ export async function synthesize(options: { stage: string; account: string; regi
       '--out',
       options.outDir,
     ],
-    { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_OPTIONS: '' } },
+    {
+      cwd: REPO_ROOT,
+      maxBuffer: 64 * 1024 * 1024,
+      env: { ...process.env, NODE_OPTIONS: '', VERITRAIL_PIPELINES_DIR: options.pipelinesDir },
+    },
   );
-  return readAssembly(outdir, options);
+  const app = readAssembly(outdir, options);
+  writeFileSync(stamp, key);
+  return { ...app, reused: false };
 }
 
-export function readAssembly(outdir: string, options: { stage: string; account: string; region: string }): SynthesizedApp {
+export function readAssembly(
+  outdir: string,
+  options: { stage: string; account: string; region: string },
+): SynthesizedApp {
   const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as Manifest;
-  const stackArtifacts = Object.entries(manifest.artifacts).filter(([, a]) => a.type === 'aws:cloudformation:stack');
+  const stackArtifacts = Object.entries(manifest.artifacts).filter(
+    ([, a]) => a.type === 'aws:cloudformation:stack',
+  );
   // Deployment order: a stack after the stacks it depends on.
   const names = stackArtifacts.map(([n]) => n);
   const ordered: string[] = [];

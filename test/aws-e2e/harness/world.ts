@@ -45,20 +45,35 @@ export function accessKeysFor(resources: ResolvedResource[]): RoleKeys {
   return { byRole };
 }
 
-export function buildWorld(resources: ResolvedResource[], keys: RoleKeys, account: string, region: string): PolicyWorld {
+export function buildWorld(
+  resources: ResolvedResource[],
+  keys: RoleKeys,
+  account: string,
+  region: string,
+): PolicyWorld {
   const principals: Principal[] = [];
   for (const role of resources.filter((r) => r.type === 'AWS::IAM::Role')) {
     const creds = role.arn ? keys.byRole.get(role.arn) : undefined;
     if (!role.arn || !creds) continue;
     const identityPolicies: Principal['identityPolicies'] = [];
-    for (const p of (role.properties.Policies as { PolicyName: string; PolicyDocument: PolicyDocument }[] | undefined) ?? [])
+    for (const p of (role.properties.Policies as
+      | { PolicyName: string; PolicyDocument: PolicyDocument }[]
+      | undefined) ?? [])
       identityPolicies.push({ name: p.PolicyName, policy: p.PolicyDocument });
     for (const pol of resources.filter((r) => r.type === 'AWS::IAM::Policy')) {
       const roles = (pol.properties.Roles as string[] | undefined) ?? [];
       if (roles.includes(role.physicalId))
-        identityPolicies.push({ name: String(pol.properties.PolicyName), policy: pol.properties.PolicyDocument as PolicyDocument });
+        identityPolicies.push({
+          name: String(pol.properties.PolicyName),
+          policy: pol.properties.PolicyDocument as PolicyDocument,
+        });
     }
-    principals.push({ accessKeyId: creds.accessKeyId, roleArn: role.arn, identityPolicies, label: creds.label });
+    principals.push({
+      accessKeyId: creds.accessKeyId,
+      roleArn: role.arn,
+      identityPolicies,
+      label: creds.label,
+    });
   }
   const bucketPolicies: Record<string, PolicyDocument> = {};
   for (const bp of resources.filter((r) => r.type === 'AWS::S3::BucketPolicy'))
@@ -81,24 +96,46 @@ export function buildWorld(resources: ResolvedResource[], keys: RoleKeys, accoun
   }
   const keyArnOf = (id: string | undefined) => (id ? (keyIds[id] ?? id) : undefined);
   for (const b of resources.filter((r) => r.type === 'AWS::S3::Bucket')) {
-    const rules = (b.properties.BucketEncryption as { ServerSideEncryptionConfiguration?: { ServerSideEncryptionByDefault?: { KMSMasterKeyID?: string } }[] } | undefined)
-      ?.ServerSideEncryptionConfiguration;
+    const rules = (
+      b.properties.BucketEncryption as
+        | {
+            ServerSideEncryptionConfiguration?: {
+              ServerSideEncryptionByDefault?: { KMSMasterKeyID?: string };
+            }[];
+          }
+        | undefined
+    )?.ServerSideEncryptionConfiguration;
     const k = keyArnOf(rules?.[0]?.ServerSideEncryptionByDefault?.KMSMasterKeyID);
     if (k) bucketKmsKeys[b.physicalId] = k;
   }
   const tableKmsKeys: Record<string, string> = {};
   for (const t of resources.filter((r) => r.type === 'AWS::DynamoDB::Table')) {
-    const k = keyArnOf((t.properties.SSESpecification as { KMSMasterKeyId?: string } | undefined)?.KMSMasterKeyId);
+    const k = keyArnOf(
+      (t.properties.SSESpecification as { KMSMasterKeyId?: string } | undefined)?.KMSMasterKeyId,
+    );
     if (k) tableKmsKeys[t.physicalId] = k;
   }
   const bucketKeyEnabled: Record<string, boolean> = {};
   for (const b of resources.filter((r) => r.type === 'AWS::S3::Bucket')) {
-    const rules = (b.properties.BucketEncryption as { ServerSideEncryptionConfiguration?: { BucketKeyEnabled?: boolean }[] } | undefined)
-      ?.ServerSideEncryptionConfiguration;
+    const rules = (
+      b.properties.BucketEncryption as
+        | { ServerSideEncryptionConfiguration?: { BucketKeyEnabled?: boolean }[] }
+        | undefined
+    )?.ServerSideEncryptionConfiguration;
     if (rules?.[0]?.BucketKeyEnabled) bucketKeyEnabled[b.physicalId] = true;
   }
   principals.push(OPERATOR(account));
-  return { account, region, principals, bucketPolicies, bucketKmsKeys, keyPolicies, keyIds, tableKmsKeys, bucketKeyEnabled };
+  return {
+    account,
+    region,
+    principals,
+    bucketPolicies,
+    bucketKmsKeys,
+    keyPolicies,
+    keyIds,
+    tableKmsKeys,
+    bucketKeyEnabled,
+  };
 }
 
 /**
@@ -111,7 +148,10 @@ export const OPERATOR = (account: string): Principal => ({
   accessKeyId: OPERATOR_KEY.accessKeyId,
   roleArn: `arn:aws:iam::${account}:role/Administrator`,
   identityPolicies: [
-    { name: 'AdministratorAccess', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } },
+    {
+      name: 'AdministratorAccess',
+      policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] },
+    },
   ],
   label: 'operator',
 });
