@@ -1,5 +1,5 @@
 /** Exit codes shared by every command. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, REJECTED: 3 } as const;
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, REJECTED: 3, INTERRUPTED: 130, TERMINATED: 143 } as const;
 
 /** Where a command writes: injectable so tests capture output without spawning. */
 export interface CliIo {
@@ -11,10 +11,36 @@ export interface CliIo {
   tty: boolean;
 }
 
+/**
+ * A write to a stream whose reader has gone (`veritrail run … | head -3`, a `serve` whose log pipe
+ * closed) is dropped: output is for the reader, and losing the reader must never stop a run.
+ */
+function tolerantWriter(stream: NodeJS.WriteStream): (text: string) => void {
+  let gone = false;
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' || e.code === 'ECONNRESET') {
+      gone = true;
+      return;
+    }
+    gone = true;
+  });
+  return (t) => {
+    if (gone || stream.destroyed) return;
+    try {
+      stream.write(t.endsWith('\n') ? t : `${t}\n`);
+    } catch {
+      gone = true;
+    }
+  };
+}
+
+let shared: { out: (t: string) => void; err: (t: string) => void } | undefined;
+
 export function processIo(): CliIo {
+  shared ??= { out: tolerantWriter(process.stdout), err: tolerantWriter(process.stderr) };
   return {
-    out: (t) => process.stdout.write(t.endsWith('\n') ? t : `${t}\n`),
-    err: (t) => process.stderr.write(t.endsWith('\n') ? t : `${t}\n`),
+    out: shared.out,
+    err: shared.err,
     env: process.env,
     cwd: process.cwd(),
     tty: Boolean(process.stderr.isTTY),

@@ -6,6 +6,7 @@
  * by the next start, as is anything that landed meanwhile (the landing folders are scanned first).
  */
 import { createReadStream } from 'node:fs';
+import { hostname } from 'node:os';
 import { relative } from 'node:path';
 import { emitRunEnd } from '../app/lineage.js';
 import { type StartOutcome, type StartPipeline, StartService, startDepsOf } from '../app/start.js';
@@ -15,6 +16,7 @@ import { toErrorInfo } from '../core/errors.js';
 import type { ExecState } from '../steps/state.js';
 import { type LandedCandidate, LandingWatcher } from './landing-watcher.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
+import { ownerGone } from './run-owners.js';
 import { executeLocally, type LocalExecution } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 import { LocalScheduler } from './scheduler.js';
@@ -74,7 +76,7 @@ export class LocalControlPlane {
     this.service = new StartService({
       ...startDepsOf(rt),
       pipelines: options.pipelines,
-      launch: async (input, name) => this.launch(input, name),
+      launch: async (input, name) => this.launchOwned(input, name),
       landing: this.watcher,
       lineage: this.lineage,
       lineageNamespace: LOCAL_LINEAGE_NAMESPACE,
@@ -142,7 +144,11 @@ export class LocalControlPlane {
         break;
       case 'duplicate':
         this.log(
-          `${what}: duplicate of run ${o.runId} (${o.runStatus})${o.relaunched ? ', relaunched' : ''}; nothing new started`,
+          `${what}: duplicate of run ${o.runId} (${o.runStatus})${o.relaunched ? ', relaunched' : ''}; nothing new started${
+            o.runStatus === 'FAILED'
+              ? `. That run failed (\`veritrail runs show ${o.runId}\` says why); to train on this content again, fix the cause and use \`veritrail run <dataset> --pipeline <definition.json>\` or \`veritrail start --force --request-id <new id>\``
+              : ''
+          }`,
         );
         break;
       case 'skipped':
@@ -158,11 +164,16 @@ export class LocalControlPlane {
     return o;
   }
 
-  /** Runs left PENDING by a stop or a crash (recorded, never executed) are queued again. */
+  /**
+   * Runs a stopped `serve` left queued (PENDING, owner parked) are queued again. A PENDING run with
+   * any other owner belongs to a live process, or is closed by reconciliation when opening the home.
+   */
   private async recoverPending(): Promise<void> {
     const byDigest = new Map(this.options.pipelines.map((p) => [p.digest as string, p]));
-    for (const run of await this.options.rt.runs.list({ limit: 10_000 })) {
+    for (const run of await this.options.rt.runs.list({ limit: 100_000 })) {
       if (run.status !== 'PENDING') continue;
+      const owner = await this.options.rt.owners.get(run.runId);
+      if (owner?.state !== 'parked') continue;
       const p = byDigest.get(run.pipelineDigest);
       if (p === undefined) {
         this.log(
@@ -188,8 +199,21 @@ export class LocalControlPlane {
         },
       };
       this.log(`run ${run.runId} of ${run.pipeline} was PENDING: queued again`);
-      this.launch(input, run.runId);
+      await this.launchOwned(input, run.runId);
     }
+  }
+
+  /** Launch unless another live process executes the run; the run is owned by this one meanwhile. */
+  private async launchOwned(input: ExecState, executionName: string): Promise<{ alreadyStarted: boolean }> {
+    if (this.known.has(input.runId)) return { alreadyStarted: true };
+    const owner = await this.options.rt.owners.get(input.runId);
+    if (owner && owner.state === 'active' && ownerGone(owner, this.options.rt.now()) === undefined) {
+      const mine = owner.pid === process.pid && owner.hostname === hostname();
+      if (!mine) return { alreadyStarted: true };
+    }
+    if (!this.accepting) return { alreadyStarted: false };
+    await this.options.rt.owners.own(input.runId);
+    return this.launch(input, executionName);
   }
 
   private launch(input: ExecState, executionName: string): { alreadyStarted: boolean } {
@@ -227,6 +251,7 @@ export class LocalControlPlane {
             this.log(`lineage end of run ${runId} not written: ${toErrorInfo(e).message}`);
           }
         })
+        .then(() => this.options.rt.owners.release(runId).catch(() => undefined))
         .finally(() => {
           this.running.delete(runId);
           this.known.delete(runId);
@@ -262,7 +287,11 @@ export class LocalControlPlane {
     await Promise.allSettled([...this.pendingWork]);
     this.accepting = false;
     const left = this.queue.splice(0);
-    for (const q of left) this.known.delete(q.input.runId);
+    for (const q of left) {
+      this.known.delete(q.input.runId);
+      // Handed to the next `serve`, which starts it; reconciliation leaves a parked run alone.
+      await this.options.rt.owners.park(q.input.runId).catch(() => undefined);
+    }
     if (left.length > 0)
       this.log(`${left.length} queued run(s) left PENDING; they start when serve starts again`);
     await Promise.allSettled([...this.running.values()]);

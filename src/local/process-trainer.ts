@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +26,8 @@ import { packDeterministic } from '../tarball.js';
  */
 export class ProcessTrainer implements Trainer {
   private readonly jobs = new Map<string, Promise<TrainingJobResult>>();
+  /** Process group ids of trainers running now (each trainer leads its own group). */
+  private readonly groups = new Set<number>();
 
   constructor(
     private readonly jobsRoot: string,
@@ -34,11 +36,23 @@ export class ProcessTrainer implements Trainer {
 
   async start(spec: TrainingJobSpec): Promise<{ jobName: string }> {
     if (!this.jobs.has(spec.jobName)) {
-      const job = this.run(spec);
-      job.catch(() => undefined);
+      // Whatever goes wrong here ends as a failed job, never as a rejected wait: the Train step
+      // then closes FAILED with the reason like any other training failure.
+      const job = this.run(spec).catch(
+        (e: unknown): TrainingJobResult => ({
+          jobName: spec.jobName,
+          status: 'Failed',
+          failureReason: `the local trainer could not run the job: ${(e as Error).message ?? String(e)}`,
+        }),
+      );
       this.jobs.set(spec.jobName, job);
     }
     return { jobName: spec.jobName };
+  }
+
+  /** Kills every running trainer's whole process group (the operator stopped the run). */
+  killAll(): void {
+    for (const pgid of this.groups) killGroup(pgid, 'SIGKILL');
   }
 
   async wait(jobName: string): Promise<TrainingJobResult> {
@@ -105,27 +119,51 @@ export class ProcessTrainer implements Trainer {
     if (!cmd) throw new VeritrailError('TRAINING_FAILED', 'the pipeline names no trainer command');
 
     const log = createWriteStream(join(dir, 'training.log'));
-    const exit = await new Promise<{ code: number | null; signal: string | null; error?: Error }>(
-      (resolve) => {
-        const child = spawn(cmd === 'node' ? process.execPath : cmd, args, {
-          cwd: spec.workingDir ?? dir,
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-        const timer = setTimeout(() => child.kill('SIGKILL'), spec.maxRuntimeSeconds * 1000);
-        child.stdout.pipe(log, { end: false });
-        child.stderr.pipe(log, { end: false });
-        child.on('error', (error) => {
-          clearTimeout(timer);
-          resolve({ code: null, signal: null, error });
-        });
-        child.on('close', (code, signal) => {
-          clearTimeout(timer);
-          resolve({ code, signal });
-        });
-      },
-    );
+    const exit = await new Promise<{
+      code: number | null;
+      signal: string | null;
+      error?: Error;
+      timedOut?: boolean;
+    }>((resolve) => {
+      // Its own process group (detached), so that a limit or a cancel reaches every process the
+      // trainer started (`sh -c "…"`, worker pools), not only the first one.
+      const child = spawn(cmd === 'node' ? process.execPath : cmd, args, {
+        cwd: spec.workingDir ?? dir,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const pgid = child.pid;
+      if (pgid !== undefined) this.groups.add(pgid);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        if (pgid !== undefined) killGroup(pgid, 'SIGKILL');
+      }, spec.maxRuntimeSeconds * 1000);
+      child.stdout.pipe(log, { end: false });
+      child.stderr.pipe(log, { end: false });
+      const done = (r: { code: number | null; signal: string | null; error?: Error }) => {
+        clearTimeout(timer);
+        if (pgid !== undefined) {
+          // Grandchildren left behind after the leader exited go too.
+          killGroup(pgid, 'SIGKILL');
+          this.groups.delete(pgid);
+        }
+        resolve({ ...r, ...(timedOut ? { timedOut } : {}) });
+      };
+      child.on('error', (error) => done({ code: null, signal: null, error }));
+      // 'exit', not 'close': a grandchild holding the pipes open must not keep the job alive.
+      child.on('exit', (code, signal) => done({ code, signal }));
+    });
     await new Promise<void>((r) => log.end(() => r()));
+    if (exit.timedOut) {
+      return {
+        jobName: spec.jobName,
+        status: 'Failed',
+        errorCode: 'TRAINING_TIMEOUT',
+        failureReason: `the trainer ran past the pipeline's maxRuntimeSeconds (${spec.maxRuntimeSeconds} s); every process it started was killed. Raise trainer.maxRuntimeSeconds or make training faster`,
+      };
+    }
     if (exit.error || exit.code !== 0) {
       const failure = await readFile(join(paths.output, 'failure'), 'utf8').catch(() => '');
       const tail = (await readFile(join(dir, 'training.log'), 'utf8').catch(() => ''))
@@ -140,10 +178,38 @@ export class ProcessTrainer implements Trainer {
           : `trainer exited with ${exit.signal ?? `code ${exit.code}`}: ${tail}`);
       return { jobName: spec.jobName, status: 'Failed', failureReason: reason.slice(0, 1024) };
     }
+    const missing = await missingOutput(paths.model, paths.data);
+    if (missing !== undefined) {
+      return {
+        jobName: spec.jobName,
+        status: 'Failed',
+        errorCode: 'TRAINING_OUTPUT_MISSING',
+        failureReason: missing,
+      };
+    }
     await packDeterministic(paths.model, join(dir, 'model.tar.gz'));
     await packDeterministic(paths.data, join(dir, 'output.tar.gz'));
     const model = await putFileCas(this.objects, join(dir, 'model.tar.gz'));
     const output = await putFileCas(this.objects, join(dir, 'output.tar.gz'));
     return { jobName: spec.jobName, status: 'Completed', modelKey: model.key, outputKey: output.key };
   }
+}
+
+function killGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    /* the group has already ended */
+  }
+}
+
+/** What the trainer was required to write and did not, said so that its author can fix it. */
+async function missingOutput(modelDir: string, dataDir: string): Promise<string | undefined> {
+  const model: string[] = await readdir(modelDir).catch(() => []);
+  if (model.length === 0)
+    return `the trainer exited 0 but wrote no model: SM_MODEL_DIR (${modelDir}) is empty; write the model files there`;
+  const data: string[] = await readdir(dataDir).catch(() => []);
+  if (!data.includes('predictions.csv'))
+    return `the trainer exited 0 but wrote no predictions: ${join(dataDir, 'predictions.csv')} is missing; write the held-out predictions to SM_OUTPUT_DATA_DIR/predictions.csv`;
+  return undefined;
 }

@@ -7,15 +7,18 @@ import { LOCAL_TABLE, startLocalDynamo } from './dynamo.js';
 import { openFileSigner } from './file-signer.js';
 import { FsDatasetSource } from './fs-dataset-source.js';
 import { FsObjectStore } from './fs-object-store.js';
-import { homePaths } from './home.js';
+import { assertHomeUsable, homePaths } from './home.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
 import { ProcessTrainer } from './process-trainer.js';
 import { LocalModelRegistry } from './registry.js';
+import { RunOwners, reconcileLostRuns } from './run-owners.js';
 
 export interface LocalRuntime extends Runtime {
   mode: 'local';
   home: string;
   trainer: ProcessTrainer;
+  /** Owner items and leases of the runs this process executes (src/local/run-owners.ts). */
+  owners: RunOwners;
   close(): Promise<void>;
 }
 
@@ -35,8 +38,18 @@ function localActor(): string {
  */
 export async function openLocalRuntime(
   home: string,
-  options: { now?: () => Date; audit?: AuditLog } = {},
+  options: {
+    now?: () => Date;
+    audit?: AuditLog;
+    /** Close runs whose owner is gone before anything else (default true). */
+    reconcile?: boolean;
+    /** Where reconciliation reports what it closed (default: nowhere). */
+    log?: (line: string) => void;
+    /** Read-only commands: a missing state dir is a usage error, not created. */
+    mustExist?: boolean;
+  } = {},
 ): Promise<LocalRuntime> {
+  await assertHomeUsable(home, options.mustExist ? { mustExist: true } : {});
   const paths = homePaths(home);
   const now = options.now ?? (() => new Date());
   const objects = new FsObjectStore(paths.objects);
@@ -44,7 +57,8 @@ export async function openLocalRuntime(
   try {
     const signer = await openFileSigner(paths.signingKey);
     const audit = options.audit ?? (await openLocalAuditLog(objects, paths.auditKey));
-    return {
+    const owners = new RunOwners(dynamo.client, LOCAL_TABLE, now);
+    const rt: LocalRuntime = {
       mode: 'local',
       home,
       objects,
@@ -57,8 +71,16 @@ export async function openLocalRuntime(
       lineage: { sink: new FsLineageSink(home), namespace: LOCAL_LINEAGE_NAMESPACE },
       actor: localActor(),
       now,
-      close: () => dynamo.close(),
+      owners,
+      close: async () => {
+        owners.stop();
+        await dynamo.close();
+      },
     };
+    if (options.reconcile !== false) {
+      await reconcileLostRuns(rt, owners, options.log ? { log: options.log } : {});
+    }
+    return rt;
   } catch (e) {
     await dynamo.close();
     throw e;

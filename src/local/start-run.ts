@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type StartOutcome, StartService, startDepsOf } from '../app/start.js';
@@ -7,11 +7,15 @@ import { scanForSecrets } from '../core/code-scan.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { loadPolicy } from '../core/gate/policy.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
+import { localCron } from '../core/rules.js';
+import { makeSplitter } from '../core/split.js';
 import type { DatasetSource } from '../ports.js';
 import { streamCsvRecords } from '../steps/csv-stream.js';
+import { closeRun } from './run-owners.js';
 import { executeLocally, type LocalExecution, type ProgressEvent } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 
@@ -79,6 +83,7 @@ export async function preflightDataset(
     );
   }
   let rows = 0;
+  let header: string[] | undefined;
   const entries: { path: string; size: number; digest: Digest }[] = [];
   for (const file of files) {
     const hash = createHash('sha256');
@@ -89,6 +94,14 @@ export async function preflightDataset(
       (r) => {
         if (!index) {
           index = resolveHeader(r.fields, def, file.path);
+          // The rule Preprocess applies: one header for every file of a dataset.
+          if (header && header.join(',') !== r.fields.join(',')) {
+            throw new VeritrailError(
+              'DATASET_SCHEMA',
+              `${file.path}: header differs from the first file's; all files of a dataset must share one header`,
+            );
+          }
+          header = r.fields;
           return;
         }
         validateRow(r.fields, index, def, { file: file.path, line: r.line });
@@ -106,7 +119,68 @@ export async function preflightDataset(
   }
   // The content identity the trigger is pinned to (HashDataset re-derives and records it).
   const only = entries[0];
-  return entries.length === 1 && only ? only.digest : manifestDigest(buildManifest(entries));
+  const digest = entries.length === 1 && only ? only.digest : manifestDigest(buildManifest(entries));
+  // The very split Preprocess will make (seeded by this digest), so its row minimum is checked now.
+  const side = makeSplitter(digest, def.dataset.validationFraction);
+  const split = { train: 0, validation: 0 };
+  for (let i = 0; i < rows; i++) split[side()]++;
+  if (split.train < 2 || split.validation < 1) {
+    throw new VeritrailError(
+      'DATASET_EMPTY',
+      `dataset ${uri.replace('file://', '')} has too few rows to train and validate (${rows} rows: ${split.train} train, ${split.validation} validation at validationFraction ${def.dataset.validationFraction}); supply more data`,
+    );
+  }
+  return digest;
+}
+
+/**
+ * Checks everything about a definition that can be checked before a run exists, so that a mistake
+ * is a one-line usage error (exit 2) rather than a run that fails after training: the trainer code
+ * folder exists, the gate policy reads, parses and fits the gate schema, the schedule is a valid
+ * cron expression.
+ */
+export async function preflightPipeline(p: LoadedPipeline): Promise<void> {
+  const dir = dirname(p.path);
+  const code = resolve(dir, p.def.trainer.code);
+  const codeStat = await stat(code).catch(() => undefined);
+  if (!codeStat?.isDirectory()) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `pipeline definition ${p.path}: trainer.code ${p.def.trainer.code} (${code}) ${codeStat ? 'is not a folder' : 'does not exist'}; point it at the folder holding the training code`,
+    );
+  }
+  if (p.def.gate.policy !== undefined) {
+    const policyPath = resolve(dir, p.def.gate.policy);
+    let text: string;
+    try {
+      text = await readFile(policyPath, 'utf8');
+    } catch (e) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `pipeline definition ${p.path}: gate.policy ${p.def.gate.policy} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path, relative to the definition`,
+        { cause: e },
+      );
+    }
+    try {
+      loadPolicy(text, { file: policyPath });
+    } catch (e) {
+      throw new VeritrailError('PIPELINE_INVALID', `pipeline definition ${p.path}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+  }
+  const cron = p.def.schedule?.cron;
+  if (cron !== undefined) {
+    try {
+      localCron(cron).stop();
+    } catch (e) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `pipeline definition ${p.path}: ${(e as Error).message}; use five fields in UTC, e.g. "0 3 * * 1"`,
+        { cause: e },
+      );
+    }
+  }
 }
 
 /** What `veritrail run` came to: the start service's outcome and, when it started a run, its execution. */
@@ -125,22 +199,66 @@ export async function runOnce(
   pipeline: LoadedPipeline,
   dataset: { uri: string; digest: Digest },
   onProgress?: (e: ProgressEvent) => void,
+  options: { signal?: AbortSignal } = {},
 ): Promise<RunOnce> {
   let execution: Promise<LocalExecution> | undefined;
+  let runId: string | undefined;
   const service = new StartService({
     ...startDepsOf(rt),
     pipelines: [{ def: pipeline.def, digest: pipeline.digest, base: pipeline.base }],
     launch: async (input) => {
+      // This process owns the run from now on: if it dies, the next process closes the run.
+      await rt.owners.own(input.runId);
+      runId = input.runId;
       execution = executeLocally(rt, input, onProgress);
       return { alreadyStarted: false };
     },
   });
-  const outcome = await service.handle({
-    pipeline: pipeline.def.name,
-    dataset,
-    force: true,
-    requestId: randomUUID(),
-    actor: rt.actor,
+  try {
+    const outcome = await service.handle({
+      pipeline: pipeline.def.name,
+      dataset,
+      force: true,
+      requestId: randomUUID(),
+      actor: rt.actor,
+    });
+    if (!execution || runId === undefined) return { outcome };
+    const cancelled = options.signal ? untilAborted(options.signal) : undefined;
+    const ended = await Promise.race([execution, ...(cancelled ? [cancelled.promise] : [])]);
+    cancelled?.dispose();
+    if (ended !== CANCEL) return { outcome, execution: ended };
+    return { outcome, execution: await cancelRun(rt, runId, String(options.signal?.reason ?? 'signal')) };
+  } finally {
+    if (runId !== undefined) await rt.owners.release(runId);
+  }
+}
+
+const CANCEL = Symbol('cancel');
+
+function untilAborted(signal: AbortSignal): { promise: Promise<typeof CANCEL>; dispose(): void } {
+  let onAbort = () => {};
+  const promise = new Promise<typeof CANCEL>((resolve) => {
+    onAbort = () => resolve(CANCEL);
+    if (signal.aborted) resolve(CANCEL);
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
-  return execution ? { outcome, execution: await execution } : { outcome };
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/**
+ * The operator stopped the run: every trainer process is killed, the open steps and the run end
+ * FAILED with CANCELLED, and the audit log records who stopped it and how.
+ */
+async function cancelRun(rt: LocalRuntime, runId: string, why: string): Promise<LocalExecution> {
+  rt.trainer.killAll();
+  const error = {
+    code: 'CANCELLED' as const,
+    message: `run ${runId} was stopped by the operator (${why}) before it finished; start it again with veritrail run`,
+  };
+  const run = await rt.runs.get(runId);
+  if (run && (run.status === 'PENDING' || run.status === 'RUNNING')) {
+    await closeRun(rt, run, { error, step: 'RecordFailure', detail: { signal: why } });
+  }
+  const after = await rt.runs.get(runId);
+  return { runId, status: after?.status ?? 'FAILED', error: after?.error ?? error };
 }

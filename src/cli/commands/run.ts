@@ -2,10 +2,10 @@ import type { Digest } from '../../core/digest.js';
 import { VeritrailError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/run.js';
 import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
-import { resolveHome } from '../../local/home.js';
+import { assertHomeUsable, resolveHome } from '../../local/home.js';
 import type { ProgressEvent } from '../../local/runner.js';
 import { openLocalRuntime } from '../../local/runtime.js';
-import { loadPipelineFile, preflightDataset, runOnce } from '../../local/start-run.js';
+import { loadPipelineFile, preflightDataset, preflightPipeline, runOnce } from '../../local/start-run.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 import { type RunSummary, runSummary } from '../summary.js';
@@ -14,7 +14,11 @@ export const summary = 'run a whole pipeline locally and print a summary';
 
 const USAGE = 'usage: veritrail run <dataset> --pipeline <definition.json> [--json] [--home <dir>]';
 
-export async function run(args: string[], io: CliIo): Promise<number> {
+export async function run(
+  args: string[],
+  io: CliIo,
+  options: { signal?: AbortSignal } = {},
+): Promise<number> {
   const { values, positionals } = parseCli(
     args,
     {
@@ -34,11 +38,15 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (!values.pipeline) throw usageError('--pipeline <definition.json> is required', USAGE);
   const datasetPath = positionals[0] as string;
 
-  // Everything a user can get wrong is checked before a run exists: exit 2, nothing recorded.
-  const pipeline = await loadPipelineFile(values.pipeline, io.cwd);
+  // Everything a user can get wrong is checked before a run exists: exit 2, one line, nothing recorded.
+  const home = resolveHome(values.home, io.env, io.cwd);
+  let pipeline: Awaited<ReturnType<typeof loadPipelineFile>>;
   const uri = toFileUri(datasetPath, io.cwd);
   let digest: Digest;
   try {
+    await assertHomeUsable(home);
+    pipeline = await loadPipelineFile(values.pipeline, io.cwd);
+    await preflightPipeline(pipeline);
     digest = await preflightDataset(new FsDatasetSource(), uri, pipeline.def);
   } catch (e) {
     if (e instanceof VeritrailError) {
@@ -48,12 +56,24 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     throw e;
   }
 
-  const home = resolveHome(values.home, io.env, io.cwd);
-  const rt = await openLocalRuntime(home);
+  // SIGINT/SIGTERM stop the run: it ends FAILED (CANCELLED), recorded, and the trainer is killed.
+  const stop = new AbortController();
+  const onInt = () => stop.abort('SIGINT');
+  const onTerm = () => stop.abort('SIGTERM');
+  const signal = options.signal ?? stop.signal;
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const rt = await openLocalRuntime(home).catch((e: unknown) => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    throw e;
+  });
   try {
     io.err(`veritrail: pipeline ${pipeline.def.name} on ${datasetPath}`);
     const t0 = Date.now();
-    const { outcome, execution } = await runOnce(rt, pipeline, { uri, digest }, progressPrinter(io));
+    const { outcome, execution } = await runOnce(rt, pipeline, { uri, digest }, progressPrinter(io), {
+      signal,
+    });
     if (!execution) {
       const why = outcome.status === 'rejected' ? outcome.error.message : `the start was ${outcome.status}`;
       io.err(`veritrail run: ${why}`);
@@ -67,8 +87,12 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       io.err(`finished in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
       io.out(formatSummary(result, home));
     }
+    if (signal.aborted && result.error?.code === 'CANCELLED')
+      return signal.reason === 'SIGTERM' ? EXIT.TERMINATED : EXIT.INTERRUPTED;
     return exitCodeOf(result.status);
   } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
     await rt.close();
   }
 }
@@ -81,7 +105,12 @@ const TOTAL_STATES = 10;
 
 function progressPrinter(io: CliIo): (e: ProgressEvent) => void {
   let n = 0;
+  // A state that failed also "exits" in the event log: it was reported FAILED, never "ok".
+  const failed = new Set<string>();
   return (e) => {
+    if (e.type === 'entered' || e.type === 'retried') failed.delete(e.state);
+    if (e.type === 'exited' && failed.has(e.state)) return;
+    if (e.type === 'failed') failed.add(e.state);
     if (e.type === 'exited') {
       if (e.state !== 'RecordFailure') n++;
       io.err(

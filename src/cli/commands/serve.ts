@@ -3,10 +3,10 @@ import { join, resolve } from 'node:path';
 import type { StartPipeline } from '../../app/start.js';
 import { VeritrailError } from '../../core/errors.js';
 import { LocalControlPlane } from '../../local/control-plane.js';
-import { resolveHome } from '../../local/home.js';
+import { assertHomeUsable, resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
 import { controlSocketPath, listenControlChannel } from '../../local/serve-channel.js';
-import { loadPipelineFile } from '../../local/start-run.js';
+import { loadPipelineFile, preflightPipeline } from '../../local/start-run.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
@@ -35,6 +35,8 @@ export async function loadServedPipelines(
   if (paths.length === 0)
     throw usageError('give at least one --pipeline <definition.json> or --pipelines <dir>', USAGE);
   const loaded = await Promise.all(paths.map((p) => loadPipelineFile(p, cwd)));
+  // Trainer code, gate policy and schedule are checked before serving anything.
+  for (const p of loaded) await preflightPipeline(p);
   const seen = new Map<string, string>();
   for (const p of loaded) {
     const other = seen.get(p.def.name);
@@ -100,7 +102,8 @@ export async function run(
   const landingDir = resolve(io.cwd, values.landing ?? join(home, 'landing'));
   const log = (line: string) => io.err(`veritrail serve: ${line}`);
 
-  const rt = await openLocalRuntime(home);
+  await assertHomeUsable(home);
+  const rt = await openLocalRuntime(home, { log });
   const plane = new LocalControlPlane({ rt, pipelines, landingDir, concurrency, pollMs, log });
   const socket = controlSocketPath(home);
   let channel: Awaited<ReturnType<typeof listenControlChannel>> | undefined;
