@@ -171,6 +171,8 @@ export interface TrainingJobResult {
   jobName: string;
   status: 'Completed' | 'Failed' | 'Stopped';
   failureReason?: string;
+  /** Why the job failed, when the trainer adapter knows better than TRAINING_FAILED. */
+  errorCode?: 'TRAINING_TIMEOUT' | 'TRAINING_OUTPUT_MISSING';
   /** Artifacts bucket key of model.tar.gz (SM_MODEL_DIR packed). */
   modelKey?: string;
   /** Artifacts bucket key of output.tar.gz (SM_OUTPUT_DATA_DIR packed). */

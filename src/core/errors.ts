@@ -30,6 +30,12 @@ export const ErrorCodes = [
   'ORCHESTRATOR_LOST',
   // training
   'TRAINING_FAILED',
+  // the trainer ran past the pipeline's maxRuntimeSeconds: its whole process group was killed
+  'TRAINING_TIMEOUT',
+  // the trainer exited 0 without writing what it must (a model, predictions)
+  'TRAINING_OUTPUT_MISSING',
+  // the operator stopped the run (SIGINT/SIGTERM on `veritrail run`)
+  'CANCELLED',
   // audit log
   'AUDIT_CONFLICT',
   'AUDIT_CORRUPT',

@@ -108,7 +108,7 @@ export async function completeTraining(
 ): Promise<StepOutcome<TrainResult>> {
   if (job.status !== 'Completed' || !job.modelKey || !job.outputKey) {
     throw new VeritrailError(
-      'TRAINING_FAILED',
+      job.errorCode ?? 'TRAINING_FAILED',
       `training job ${job.jobName} ${job.status.toLowerCase()}: ${job.failureReason ?? 'no reason given'}`,
     );
   }
