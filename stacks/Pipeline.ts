@@ -338,13 +338,15 @@ export function Pipeline({ stack, app }: StackContext) {
           sid: 'CreateTrainingJobs',
           actions: ['sagemaker:CreateTrainingJob'],
           resources: [trainingJobs],
-          // The request itself must encrypt (sagemaker condition keys, Service Authorization Reference).
-          // VolumeKmsKeyId is left out for instance types with NVMe instance storage, which SageMaker
-          // encrypts itself and refuses a key for: the volume key is checked only when it is given.
+          // The request itself must encrypt. Service Authorization Reference, SageMaker, CreateTrainingJob:
+          // its KMS condition keys are sagemaker:OutputKmsKeyArn and sagemaker:VolumeKmsKeyArn (the
+          // older sagemaker:OutputKmsKey/VolumeKmsKey are not listed for this action, so a condition on
+          // them never matches). VolumeKmsKeyId is left out for instance types with NVMe instance
+          // storage, which SageMaker encrypts itself and refuses a key for: checked only when given.
           conditions: {
             Bool: { 'sagemaker:InterContainerTrafficEncryption': 'true' },
-            ArnEquals: { 'sagemaker:OutputKmsKey': dataKeyArn },
-            ArnEqualsIfExists: { 'sagemaker:VolumeKmsKey': dataKeyArn },
+            ArnEquals: { 'sagemaker:OutputKmsKeyArn': dataKeyArn },
+            ArnEqualsIfExists: { 'sagemaker:VolumeKmsKeyArn': dataKeyArn },
           },
         }),
         new iam.PolicyStatement({

@@ -502,8 +502,8 @@ describe('Pipeline functions', () => {
     const create = grantsOf('train').find((s) => s.Sid === 'CreateTrainingJobs') ?? {};
     expect(flat(create.Resource)).toMatch(/training-job\/vt-\*$/);
     expect(JSON.stringify(create.Condition)).toContain('"sagemaker:InterContainerTrafficEncryption":"true"');
-    expect(JSON.stringify(create.Condition)).toContain('sagemaker:VolumeKmsKey');
-    expect(JSON.stringify(create.Condition)).toContain('sagemaker:OutputKmsKey');
+    expect(JSON.stringify(create.Condition)).toContain('"sagemaker:VolumeKmsKeyArn"');
+    expect(JSON.stringify(create.Condition)).toContain('"sagemaker:OutputKmsKeyArn"');
     const pass = grantsOf('train').find((s) => s.Sid === 'PassPipelineSageMakerRoles') ?? {};
     expect(flat(pass.Resource)).toMatch(/SageMakercreditscoring.*SageMakerfraud/);
     expect(pass.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } });
