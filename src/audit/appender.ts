@@ -83,6 +83,9 @@ export class BatchAppender {
         await new Promise((r) => setTimeout(r, this.maxAgeMs));
       }
       while (this.pending.length > 0) {
+        // Let the callers just acknowledged queue their next append first: without this turn, a
+        // batch of one would leave alone with the others waiting behind it.
+        await new Promise((r) => setImmediate(r));
         const batch = this.pending.slice(0, this.maxBatch);
         let entries: AuditEntry[];
         try {

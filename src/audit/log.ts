@@ -31,10 +31,13 @@ import {
 } from '../core/audit-entry.js';
 import {
   CheckpointError,
+  keyIdOf,
   openCheckpoint,
+  parseSignedNote,
   type SignedCheckpoint,
   signCheckpoint,
 } from '../core/checkpoint.js';
+import { addSignatureLines, verifyCosignatures, type WitnessKey } from '../core/cosignature.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import { canonicalBytes } from '../core/jcs.js';
 import {
@@ -59,8 +62,11 @@ import {
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
 import { type AppenderOptions, BatchAppender } from './appender.js';
 import { hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
+import { addCheckpointBody } from './witness/core.js';
+import { openWitnessView, type WitnessClient } from './witness/http.js';
 import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
 import {
+  type AuditProblem,
   type AuditProblemCode,
   ChainVerifier,
   type CheckpointInput,
@@ -81,7 +87,32 @@ export interface AuditLogOptions {
   now?: () => Date;
   /** How appends are pooled into batches (size, age, back-pressure). */
   batching?: AppenderOptions;
+  /** Witnesses asked to cosign every checkpoint (c2sp.org/tlog-witness). */
+  witnesses?: readonly WitnessClient[];
 }
+
+export interface VerifyOptions {
+  /** The log key, when only one is trusted (default: the signer's). */
+  publicKeyPem?: string;
+  /** Every log key an auditor trusts (PEM), old and new across rotations; overrides publicKeyPem. */
+  trustedKeys?: readonly string[];
+  maxProblems?: number;
+  entryObjects?: boolean;
+  /** Witnesses whose cosignatures count, and (with `latest`) whose own view is compared. */
+  witnesses?: readonly WitnessView[];
+  /** Cosignatures the latest checkpoint needs (default 1 when witnesses are given). */
+  quorum?: number;
+}
+
+export interface WitnessView {
+  key: WitnessKey;
+  latest?(origin: string): Promise<string | undefined>;
+}
+
+/** One witness's answer to a checkpoint. */
+export type WitnessOutcome =
+  | { witness: string; ok: true; line: string }
+  | { witness: string; ok: false; status: number; detail: string };
 
 export const DEFAULT_ORIGIN = 'veritrail.local/audit';
 const DEFAULT_RETENTION_DAYS = 7 * 365 + 2;
@@ -192,6 +223,9 @@ export class ObjectAuditLog implements AuditLog {
   /** A count of entries known to exist: a local lower bound, never trusted without a check. */
   private known = 0;
   private readonly appender: BatchAppender;
+  private readonly witnesses: readonly WitnessClient[];
+  /** The size each witness last cosigned, as this process knows it (else learnt from a 409). */
+  private readonly witnessSizes = new Map<string, number>();
 
   constructor(options: AuditLogOptions) {
     this.store = options.store;
@@ -201,6 +235,7 @@ export class ObjectAuditLog implements AuditLog {
     this.prefix = options.prefix ?? 'log/';
     this.retentionMs = (options.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400_000;
     this.now = options.now ?? (() => new Date());
+    this.witnesses = options.witnesses ?? [];
     this.appender = new BatchAppender({ sequence: (events) => this.sequence(events) }, options.batching);
   }
 
@@ -551,34 +586,124 @@ export class ObjectAuditLog implements AuditLog {
     return { name: this.origin, publicKeyPem: publicKeyPem ?? (await this.requireSigner().publicKeyPem()) };
   }
 
-  /** Signs and stores (WORM) a checkpoint of the whole log as it is now. */
-  async checkpoint(): Promise<SignedCheckpoint & { treeSize: number }> {
-    const cp = await this.makeCheckpoint();
-    return { ...cp, treeSize: cp.size };
+  /**
+   * Signs and stores (WORM) a checkpoint of the whole log as it is now, after asking the
+   * configured witnesses to cosign it (their cosignatures are stored in the note). Also writes
+   * what c2sp.org/tlog-tiles requires for a client that reads only tiles: the partial level-0 tile
+   * and partial entry bundle of the last, incomplete tile, and `<prefix>checkpoint`.
+   */
+  async checkpoint(): Promise<SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }> {
+    return this.makeCheckpoint();
   }
 
-  private async makeCheckpoint(): Promise<SignedCheckpoint> {
+  private async makeCheckpoint(): Promise<SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }> {
     const signer = this.requireSigner();
     const trusted = await this.trusted();
+    await this.recordKeyRotation(trusted.publicKeyPem);
+    await this.sealing;
     const size = await this.size();
     const stored = await this.readCheckpoint(size, trusted.publicKeyPem);
-    if (stored !== undefined) return stored;
-    // Repair a tile seal lost to a crash, so proofs stay fast.
-    const full = Math.floor(size / TILE_WIDTH);
-    if (full > 0 && !(await this.exists(`${this.prefix}${entryBundlePath(full - 1)}`))) {
-      await this.sealTiles(full * TILE_WIDTH).catch(() => undefined);
+    if (stored !== undefined) return { ...stored, treeSize: size, witnessed: [] };
+    // Repair tile seals lost to a crash (integration runs behind the appends), oldest first.
+    const lost: number[] = [];
+    for (let t = Math.floor(size / TILE_WIDTH) - 1; t >= 0; t--) {
+      if (await this.exists(`${this.prefix}${entryBundlePath(t)}`)) break;
+      lost.unshift(t);
     }
+    for (const t of lost) await this.sealTiles((t + 1) * TILE_WIDTH).catch(() => undefined);
+    await this.writePartials(size);
     const root = await rootAt(size, this.nodes(size).hash);
-    const signed = await signCheckpoint(
+    let signed = await signCheckpoint(
       { origin: this.origin, size, root, extensions: [] },
       { name: this.origin, publicKeyPem: trusted.publicKeyPem, sign: (m) => signer.sign(m) },
     );
+    const witnessed = await this.askWitnesses(signed);
+    const lines = witnessed.flatMap((w) => (w.ok ? [w.line] : []));
+    if (lines.length > 0) signed = { ...signed, note: addSignatureLines(signed.note, lines) };
     if (!(await this.putOnce(this.checkpointKey(size), new TextEncoder().encode(signed.note)))) {
       const other = await this.readCheckpoint(size, trusted.publicKeyPem);
-      if (other !== undefined) return other;
+      if (other !== undefined) return { ...other, treeSize: size, witnessed };
     }
+    await this.store.put(this.bucket, `${this.prefix}checkpoint`, new TextEncoder().encode(signed.note));
     await this.writeHint(size);
-    return signed;
+    return { ...signed, treeSize: size, witnessed };
+  }
+
+  /** tlog-tiles partial level-0 tile and partial entry bundle for a size that is not a multiple of 256. */
+  private async writePartials(size: number): Promise<void> {
+    const t = Math.floor(size / TILE_WIDTH);
+    const w = size % TILE_WIDTH;
+    if (w === 0) return;
+    const entries = await this.tileEntries(t, size);
+    if (entries.some((e) => e === undefined)) return;
+    const items = entries as Uint8Array[];
+    await this.putOnce(`${this.prefix}${entryBundlePath(t, w)}`, encodeEntryBundle(items));
+    await this.putOnce(`${this.prefix}${hashTilePath(0, t, w)}`, encodeHashTile(items.map((e) => hashLeaf(e))));
+  }
+
+  /** What each witness said: `line` is its cosignature, else why not. */
+  private async askWitnesses(signed: SignedCheckpoint): Promise<WitnessOutcome[]> {
+    return Promise.all(
+      this.witnesses.map(async (w): Promise<WitnessOutcome> => {
+        const name = w.key.name;
+        let old = this.witnessSizes.get(name) ?? 0;
+        try {
+          for (let attempt = 0; attempt < 3; attempt++) {
+            if (old > signed.size) {
+              return { witness: name, ok: false, status: 409, detail: `the witness has seen size ${old}, larger than this log's ${signed.size}: the log was truncated or rolled back` };
+            }
+            const proof = old === 0 || old === signed.size ? [] : await consistencyProof(old, signed.size, this.nodes(signed.size).hash);
+            const r = await w.submit(addCheckpointBody(old, proof, signed.note));
+            if (r.status === 409 && /^\d+\n?$/.test(r.body)) {
+              old = Number(r.body.trim());
+              continue;
+            }
+            if (r.status !== 200) return { witness: name, ok: false, status: r.status, detail: r.body.trim() };
+            const line = r.body.split('\n').find((l) => l.startsWith(`\u2014 ${name} `));
+            if (line === undefined || verifyCosignatures(addSignatureLines(signed.note, [line]), [w.key]).length !== 1) {
+              return { witness: name, ok: false, status: r.status, detail: 'the answer carries no valid cosignature' };
+            }
+            this.witnessSizes.set(name, signed.size);
+            return { witness: name, ok: true, line };
+          }
+          return { witness: name, ok: false, status: 409, detail: 'the witness kept changing its size' };
+        } catch (e) {
+          return { witness: name, ok: false, status: 0, detail: e instanceof Error ? e.message : String(e) };
+        }
+      }),
+    );
+  }
+
+  /**
+   * Key rotation is recorded in the log itself: when the checkpoint key differs from the key that
+   * signed the latest stored checkpoint, an `audit.key-rotated` entry names both key IDs before
+   * the first checkpoint under the new key.
+   */
+  private async recordKeyRotation(publicKeyPem: string): Promise<void> {
+    let last: number | undefined;
+    for await (const s of this.checkpointSizes()) last = s;
+    if (last === undefined) return;
+    const b = await this.read(this.checkpointKey(last));
+    if (b === undefined) return;
+    let previous: string | undefined;
+    try {
+      const sig = parseSignedNote(Buffer.from(b).toString('utf8')).signatures.find((x) => x.name === this.origin);
+      previous = sig === undefined ? undefined : Buffer.from(sig.keyId).toString('hex');
+    } catch {
+      return;
+    }
+    const current = Buffer.from(keyIdOf(publicKeyPem)).toString('hex');
+    if (previous === undefined || previous === current) return;
+    await this.append({
+      eventId: `audit/key-rotated/${previous}/${current}`,
+      pipeline: '-',
+      runId: '-',
+      step: 'audit',
+      type: 'audit.key-rotated',
+      outcome: 'info',
+      actor: 'veritrail',
+      detail: { fromKeyId: previous, toKeyId: current, publicKeyPem },
+    });
   }
 
   private async readCheckpoint(size: number, publicKeyPem: string): Promise<SignedCheckpoint | undefined> {
@@ -790,16 +915,29 @@ export class ObjectAuditLog implements AuditLog {
    * A fast lane hashes the log without parsing it; only when it meets an anomaly is the log
    * walked again by `ChainVerifier`, which parses every entry to name each problem.
    */
-  async verify(
-    options: { publicKeyPem?: string; maxProblems?: number; entryObjects?: boolean } = {},
-  ): Promise<VerifyReport> {
-    const trusted = await this.trusted(options.publicKeyPem);
+  async verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    const keys =
+      options.trustedKeys !== undefined && options.trustedKeys.length > 0
+        ? options.trustedKeys
+        : [(await this.trusted(options.publicKeyPem)).publicKeyPem];
+    const open = (note: string): SignedCheckpoint => {
+      let first: unknown;
+      for (const publicKeyPem of keys) {
+        try {
+          return openCheckpoint(note, { name: this.origin, publicKeyPem });
+        } catch (e) {
+          if (e instanceof CheckpointError && e.code === 'CHECKPOINT_SIGNATURE_INVALID') throw e;
+          first ??= e;
+        }
+      }
+      throw first;
+    };
     const checkpoints: CheckpointInput[] = [];
     for await (const size of this.checkpointSizes()) {
       const b = await this.read(this.checkpointKey(size));
       if (b === undefined) continue;
       try {
-        checkpoints.push({ size, checkpoint: openCheckpoint(Buffer.from(b).toString('utf8'), trusted) });
+        checkpoints.push({ size, checkpoint: open(Buffer.from(b).toString('utf8')) });
       } catch (e) {
         checkpoints.push({
           size,
@@ -841,7 +979,84 @@ export class ObjectAuditLog implements AuditLog {
     judge.settle();
     tiles.reportTo(judge);
     await this.checkConsistency(checkpoints, judge);
-    return judge.finish();
+    const report = judge.finish();
+    if (options.trustedKeys !== undefined) report.trustedKeys = keys.map((k) => Buffer.from(keyIdOf(k)).toString('hex'));
+    if (options.witnesses !== undefined && options.witnesses.length > 0) {
+      await this.checkWitnesses(checkpoints, options.witnesses, options.quorum ?? 1, report);
+    }
+    return report;
+  }
+
+  /**
+   * Invariant 10: the latest checkpoint must carry `quorum` cosignatures from the given witnesses,
+   * and no witness may have cosigned a larger size (truncation, rollback) or another root at a
+   * size this log holds (fork).
+   */
+  private async checkWitnesses(
+    checkpoints: readonly CheckpointInput[],
+    witnesses: readonly WitnessView[],
+    quorum: number,
+    report: VerifyReport,
+  ): Promise<void> {
+    const problems: AuditProblem[] = [];
+    let latest: SignedCheckpoint | undefined;
+    for (const c of checkpoints) if (c.checkpoint !== undefined && c.checkpoint.size === c.size) latest = c.checkpoint;
+    const size = latest?.size ?? 0;
+    let cosigned: string[] = [];
+    if (latest !== undefined) {
+      try {
+        cosigned = verifyCosignatures(latest.note, witnesses.map((w) => w.key)).map((c) => c.witness);
+      } catch (e) {
+        problems.push({ seq: Math.max(0, size - 1), code: 'CHECKPOINT_FORGED', detail: e instanceof Error ? e.message : String(e) });
+      }
+    }
+    report.witnesses = witnesses.map((w) => ({ witness: w.key.name, cosigned: cosigned.includes(w.key.name) }));
+    if (cosigned.length < quorum) {
+      problems.push({
+        seq: Math.max(0, size - 1),
+        code: 'WITNESS_QUORUM_MISSING',
+        detail: `the latest checkpoint (size ${size}) carries ${cosigned.length} of the ${quorum} witness cosignatures required`,
+      });
+    }
+    for (const [i, w] of witnesses.entries()) {
+      if (w.latest === undefined) continue;
+      const note = await w.latest(this.origin);
+      if (note === undefined) continue;
+      let view: { size: number; root: Uint8Array };
+      try {
+        view = openWitnessView(note, w.key);
+      } catch (e) {
+        problems.push({ seq: Math.max(0, size - 1), code: 'CHECKPOINT_FORGED', detail: `witness ${w.key.name}: ${e instanceof Error ? e.message : String(e)}` });
+        continue;
+      }
+      const entry = report.witnesses[i];
+      if (entry !== undefined) entry.witnessSize = view.size;
+      if (view.size > size) {
+        problems.push({
+          seq: view.size - 1,
+          code: 'LOG_ROLLED_BACK',
+          detail: `witness ${w.key.name} cosigned size ${view.size}, but the log's latest checkpoint is at ${size}: entries were truncated or the state was rolled back`,
+        });
+        continue;
+      }
+      let root: Uint8Array | undefined;
+      try {
+        root = await rootAt(view.size, this.nodes(size).hash);
+      } catch {
+        root = undefined;
+      }
+      if (root === undefined || !Buffer.from(root).equals(view.root)) {
+        problems.push({
+          seq: Math.max(0, view.size - 1),
+          code: 'LOG_FORKED',
+          detail: `witness ${w.key.name} cosigned another root at size ${view.size}: this log is a fork of the one it saw`,
+        });
+      }
+    }
+    if (problems.length > 0) {
+      report.problems.push(...problems);
+      report.ok = false;
+    }
   }
 
   /**

@@ -34,6 +34,12 @@ export const AuditProblemCodes = [
   'TILE_ALTERED',
   'CHECKPOINT_FORGED',
   'CHECKPOINT_INCONSISTENT',
+  /** The latest checkpoint lacks the required number of witness cosignatures. */
+  'WITNESS_QUORUM_MISSING',
+  /** A witness cosigned a larger size than the log's latest checkpoint: truncation or rollback. */
+  'LOG_ROLLED_BACK',
+  /** A witness cosigned another root at a size the log holds: the log is a fork. */
+  'LOG_FORKED',
 ] as const;
 export type AuditProblemCode = (typeof AuditProblemCodes)[number];
 
@@ -51,6 +57,10 @@ export interface VerifyReport {
   problems: AuditProblem[];
   /** Problems beyond `maxProblems` that were counted but not listed. */
   moreProblems?: number;
+  /** Key IDs (signed-note, hex) of the log keys the checkpoints were checked against. */
+  trustedKeys?: string[];
+  /** Per witness: whether the latest checkpoint carries its cosignature, and the size it holds. */
+  witnesses?: { witness: string; cosigned: boolean; witnessSize?: number }[];
 }
 
 type Status = 'ok' | 'malformed' | 'reordered' | 'shifted';

@@ -1,0 +1,162 @@
+/**
+ * A c2sp.org/tlog-witness witness: for each log it knows (origin → trusted log keys) it keeps the
+ * latest checkpoint it cosigned, and cosigns a new one only after checking, atomically with the
+ * update of its state, that the submitted old size is the size it holds and that a consistency
+ * proof leads from it to the new checkpoint (RFC 6962 §2.1.2). So it never cosigns a rollback, a
+ * truncation or a fork of a log it has seen.
+ *
+ * Status codes are the spec's: 400 bad request, 403 no valid trusted log signature, 404 unknown
+ * origin, 409 old size ≠ the witness's size (body: its size, `text/x.tlog.size`), 422 a proof or
+ * root that does not hold.
+ */
+import {
+  CheckpointError,
+  type Checkpoint,
+  openCheckpoint,
+  parseCheckpointText,
+  parseSignedNote,
+} from '../../core/checkpoint.js';
+import { addSignatureLines, cosign } from '../../core/cosignature.js';
+import { EMPTY_ROOT, ProofError, verifyConsistencyProof } from '../../core/merkle.js';
+
+export interface WitnessRecord {
+  size: number;
+  /** base64 root hash. */
+  root: string;
+  /** The checkpoint as cosigned: the log's signature(s) and this witness's cosignature. */
+  note: string;
+}
+
+/** Where a witness keeps its state: one record per log origin, replaced atomically. */
+export interface WitnessStore {
+  get(origin: string): Promise<WitnessRecord | undefined>;
+  set(origin: string, record: WitnessRecord): Promise<void>;
+  /** Requests refused after a valid log signature: possible evidence of log misbehaviour. */
+  evidence?(origin: string, reason: string, body: string): Promise<void>;
+}
+
+export interface WitnessResponse {
+  status: 200 | 400 | 403 | 404 | 409 | 422;
+  contentType: string;
+  body: string;
+}
+
+export interface WitnessOptions {
+  name: string;
+  privateKeyPem: string;
+  /** origin → the public keys (PEM, ECDSA P-256) whose signatures the witness trusts for it. */
+  logs: ReadonlyMap<string, readonly string[]>;
+  store: WitnessStore;
+  now?: () => Date;
+}
+
+const MAX_PROOF_LINES = 63;
+const B64_HASH = /^[A-Za-z0-9+/]{43}=$/;
+
+function reply(status: WitnessResponse['status'], body: string, contentType = 'text/plain; charset=utf-8') {
+  return { status, body: body.endsWith('\n') ? body : `${body}\n`, contentType };
+}
+
+export class Witness {
+  /** Serializes add-checkpoint calls: the check of the old size and the update are one step. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly options: WitnessOptions) {}
+
+  get name(): string {
+    return this.options.name;
+  }
+
+  /** POST <prefix>/add-checkpoint, body as tlog-witness specifies. */
+  addCheckpoint(body: string): Promise<WitnessResponse> {
+    const run = this.queue.then(() => this.add(body));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** GET <prefix>/<sha256 hex of origin>/checkpoint: the latest cosigned checkpoint. */
+  async latest(origin: string): Promise<WitnessRecord | undefined> {
+    return this.options.store.get(origin);
+  }
+
+  private async add(body: string): Promise<WitnessResponse> {
+    const split = body.indexOf('\n\n');
+    if (split < 0) return reply(400, 'the body must be an old size line, proof lines, an empty line and a checkpoint');
+    const head = body.slice(0, split).split('\n');
+    const note = body.slice(split + 2);
+    const oldLine = /^old (0|[1-9][0-9]{0,15})$/.exec(head[0] ?? '');
+    if (oldLine === null) return reply(400, 'the first line must read "old <size>"');
+    const oldSize = Number(oldLine[1]);
+    const proofLines = head.slice(1);
+    if (proofLines.length > MAX_PROOF_LINES || proofLines.some((l) => !B64_HASH.test(l))) {
+      return reply(400, 'each consistency proof line must be one base64 SHA-256 hash (at most 63)');
+    }
+    const proof = proofLines.map((l) => new Uint8Array(Buffer.from(l, 'base64')));
+
+    let cp: Checkpoint;
+    try {
+      cp = parseCheckpointText(parseSignedNote(note).text);
+    } catch {
+      return reply(400, 'the checkpoint is not a signed note');
+    }
+    const keys = this.options.logs.get(cp.origin);
+    if (keys === undefined) return reply(404, `unknown log "${cp.origin}"`);
+    let verified = false;
+    for (const publicKeyPem of keys) {
+      try {
+        openCheckpoint(note, { name: cp.origin, publicKeyPem });
+        verified = true;
+      } catch (e) {
+        if (e instanceof CheckpointError && e.code === 'CHECKPOINT_SIGNATURE_INVALID') {
+          return reply(403, 'a signature by a trusted log key does not verify');
+        }
+      }
+    }
+    if (!verified) return reply(403, 'the checkpoint carries no signature by a trusted log key');
+    if (oldSize > cp.size) return reply(400, `old size ${oldSize} is larger than the checkpoint size ${cp.size}`);
+
+    const store = this.options.store;
+    const latest = await store.get(cp.origin);
+    const latestSize = latest?.size ?? 0;
+    if (oldSize !== latestSize) {
+      await store.evidence?.(cp.origin, `old size ${oldSize}, witness holds ${latestSize}`, body);
+      return reply(409, `${latestSize}`, 'text/x.tlog.size');
+    }
+    const refuse = async (why: string) => {
+      await store.evidence?.(cp.origin, why, body);
+      return reply(422, why);
+    };
+    if (cp.size === 0 && !Buffer.from(cp.root).equals(EMPTY_ROOT)) return refuse('a tree of size 0 must have the empty root');
+    if (oldSize === 0) {
+      if (proof.length > 0) return refuse('the proof must be empty when the old size is 0');
+    } else if (latest !== undefined) {
+      const root1 = new Uint8Array(Buffer.from(latest.root, 'base64'));
+      if (oldSize === cp.size) {
+        if (!Buffer.from(root1).equals(cp.root)) return refuse(`a different root at the size ${cp.size} already cosigned (fork)`);
+      } else {
+        try {
+          verifyConsistencyProof({ size1: BigInt(oldSize), size2: BigInt(cp.size), proof, root1, root2: cp.root });
+        } catch (e) {
+          if (e instanceof ProofError) return refuse(`the consistency proof from ${oldSize} does not verify (${e.code})`);
+          throw e;
+        }
+      }
+    }
+    const timestamp = Math.max(1, Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000));
+    const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
+    const line = cosign(text, { name: this.options.name, privateKeyPem: this.options.privateKeyPem }, timestamp);
+    // Persisted before answering (tlog-witness: "MUST persist the new checkpoint before responding").
+    await store.set(cp.origin, {
+      size: cp.size,
+      root: Buffer.from(cp.root).toString('base64'),
+      note: addSignatureLines(note, [line]),
+    });
+    return reply(200, line, 'text/plain; charset=utf-8');
+  }
+}
+
+/** The add-checkpoint request body (tlog-witness). */
+export function addCheckpointBody(oldSize: number, proof: readonly Uint8Array[], note: string): string {
+  const lines = [`old ${oldSize}`, ...proof.map((h) => Buffer.from(h).toString('base64'))];
+  return `${lines.join('\n')}\n\n${note}`;
+}
