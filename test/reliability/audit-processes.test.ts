@@ -24,8 +24,10 @@ function appender(
   id: string,
   count: number,
   start = 0,
+  inflight = 1,
 ): { child: ChildProcess; acks: Map<string, number>; done: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, dir, id, String(count), String(start)], {
+  const args = [script, dir, id, String(count), String(start), String(inflight)];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const acks = new Map<string, number>();
@@ -106,4 +108,34 @@ describe('when appenders are killed with SIGKILL at random moments', () => {
     await log.checkpoint();
     expect((await log.verify()).problems).toEqual([]);
   }, 120_000);
+});
+
+describe('when appenders are killed with SIGKILL in the middle of batches', () => {
+  it('keeps every acknowledged entry of every batch, leaves no gap, and records each retried event once', async () => {
+    const dir = join(root, 'crash-batches');
+    const acked = new Map<string, number>();
+    for (let t = 0; t < 8; t++) {
+      // Two appenders with 32 appends in flight each: batches of many entries race and one dies.
+      const victim = appender(dir, `bt${t}`, 5000, 0, 32);
+      const other = appender(dir, `bo${t}`, 300, 0, 32);
+      await new Promise((r) => setTimeout(r, 300 + Math.floor(Math.random() * 400)));
+      victim.child.kill('SIGKILL');
+      await Promise.all([victim.done, other.done]);
+      for (const [k, v] of [...victim.acks, ...other.acks]) acked.set(k, v);
+      // Every event the victim may have had in flight is retried (acknowledged or not).
+      const retry = appender(dir, `bt${t}`, victim.acks.size + 64, 0, 32);
+      expect(await retry.done).toBe(0);
+      for (const [k, v] of retry.acks) {
+        if (acked.has(k)) expect(v).toBe(acked.get(k));
+        acked.set(k, v);
+      }
+    }
+    const { log, entries } = await readAll(dir);
+    expect(entries.length).toBeGreaterThan(1000);
+    expect(entries.map((e) => e.seq)).toEqual(Array.from({ length: entries.length }, (_, i) => i));
+    expect(new Set(entries.map((e) => e.eventId)).size).toBe(entries.length);
+    for (const [eventId, seq] of acked) expect(entries[seq]?.eventId).toBe(eventId);
+    await log.checkpoint();
+    expect((await log.verify()).problems).toEqual([]);
+  }, 240_000);
 });
