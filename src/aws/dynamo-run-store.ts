@@ -13,6 +13,7 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { ErrorInfo } from '../core/errors.js';
 import { VeritrailError } from '../core/errors.js';
+import { redactValue } from '../core/redact.js';
 import { assertTransition, legalSourcesOf, type RunStatus } from '../core/run.js';
 import type {
   ExecutionClaim,
@@ -74,7 +75,9 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  async create(run: NewRun): Promise<RunRecord> {
+  async create(input: NewRun): Promise<RunRecord> {
+    // Invariant 7: free text is redacted (src/core/redact.ts) before it is stored, here and below.
+    const run = redactValue(input);
     const at = this.now().toISOString();
     const item: RunItem = {
       ...run,
@@ -125,8 +128,9 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
   async transition(
     runId: string,
     to: RunStatus,
-    patch: { facts?: Record<string, unknown>; error?: ErrorInfo } = {},
+    unsafePatch: { facts?: Record<string, unknown>; error?: ErrorInfo } = {},
   ): Promise<RunRecord> {
+    const patch = redactValue(unsafePatch);
     const from = legalSourcesOf(to);
     const names: Record<string, string> = { '#status': 'status', '#updatedAt': 'updatedAt' };
     const values: Record<string, unknown> = { ':to': to, ':at': this.now().toISOString() };
@@ -163,7 +167,13 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
     }
   }
 
-  async recordStep(runId: string, step: StepRecord, facts?: Record<string, unknown>): Promise<void> {
+  async recordStep(
+    runId: string,
+    unsafeStep: StepRecord,
+    unsafeFacts?: Record<string, unknown>,
+  ): Promise<void> {
+    const step = redactValue(unsafeStep);
+    const facts = redactValue(unsafeFacts);
     const names: Record<string, string> = {
       '#status': 'status',
       '#steps': 'steps',

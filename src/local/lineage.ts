@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LineageSink } from '../app/lineage.js';
 import type { RunEvent } from '../core/lineage.js';
+import { redactValue } from '../core/redact.js';
 import { homePaths } from './home.js';
 
 /** Job namespace of the embedded runtime's lineage events. */
@@ -28,7 +29,8 @@ export class FsLineageSink implements LineageSink {
     await mkdir(this.dir, { recursive: true });
     try {
       // Exclusive create: the first event of a kind for a run is the one kept.
-      await writeFile(this.fileOf(event), `${JSON.stringify(event, null, 2)}\n`, { flag: 'wx' });
+      // Invariant 7: free text (error messages, facets) redacted before it is written.
+      await writeFile(this.fileOf(event), `${JSON.stringify(redactValue(event), null, 2)}\n`, { flag: 'wx' });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import { putFileCas } from '../cas.js';
 import { digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { redactText } from '../core/redact.js';
 import type { ObjectStore, Trainer, TrainingJobResult, TrainingJobSpec } from '../ports.js';
 import { packDeterministic } from '../tarball.js';
 
@@ -61,8 +62,23 @@ export class ProcessTrainer implements Trainer {
     return job;
   }
 
+  /**
+   * Runs the job, then removes what it staged and produced except the (redacted) job log: the
+   * channels are copies of stored objects, the outputs are stored content-addressed, and what a
+   * trainer writes (a failure file, its outputs) must not stay in the state dir unredacted.
+   */
   private async run(spec: TrainingJobSpec): Promise<TrainingJobResult> {
     const dir = join(this.jobsRoot, spec.jobName);
+    try {
+      return await this.runIn(dir, spec);
+    } finally {
+      const entries: string[] = await readdir(dir).catch(() => []);
+      for (const e of entries.filter((n) => n !== 'training.log'))
+        await rm(join(dir, e), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private async runIn(dir: string, spec: TrainingJobSpec): Promise<TrainingJobResult> {
     await rm(dir, { recursive: true, force: true });
     const paths = {
       config: join(dir, 'input', 'config'),
@@ -140,8 +156,9 @@ export class ProcessTrainer implements Trainer {
         timedOut = true;
         if (pgid !== undefined) killGroup(pgid, 'SIGKILL');
       }, spec.maxRuntimeSeconds * 1000);
-      child.stdout.pipe(log, { end: false });
-      child.stderr.pipe(log, { end: false });
+      // The job log lives under the state dir: every line is redacted before it is written.
+      child.stdout.pipe(redactLines()).pipe(log, { end: false });
+      child.stderr.pipe(redactLines()).pipe(log, { end: false });
       const done = (r: { code: number | null; signal: string | null; error?: Error }) => {
         clearTimeout(timer);
         if (pgid !== undefined) {
@@ -176,7 +193,7 @@ export class ProcessTrainer implements Trainer {
         (exit.error
           ? `cannot start ${cmd}: ${exit.error.message}`
           : `trainer exited with ${exit.signal ?? `code ${exit.code}`}: ${tail}`);
-      return { jobName: spec.jobName, status: 'Failed', failureReason: reason.slice(0, 1024) };
+      return { jobName: spec.jobName, status: 'Failed', failureReason: redactText(reason).slice(0, 1024) };
     }
     const missing = await missingOutput(paths.model, paths.data);
     if (missing !== undefined) {
@@ -212,4 +229,30 @@ async function missingOutput(modelDir: string, dataDir: string): Promise<string 
   if (!data.includes('predictions.csv'))
     return `the trainer exited 0 but wrote no predictions: ${join(dataDir, 'predictions.csv')} is missing; write the held-out predictions to SM_OUTPUT_DATA_DIR/predictions.csv`;
   return undefined;
+}
+
+/** A stream of text redacted a line at a time (a partial last line is redacted at the end). */
+function redactLines(): Transform {
+  let rest = '';
+  return new Transform({
+    transform(chunk, _enc, cb) {
+      const text = rest + (chunk as Buffer).toString('utf8');
+      const cut = text.lastIndexOf('\n');
+      if (cut < 0) {
+        rest = text;
+        // A very long line without a newline is written in pieces rather than held forever.
+        if (rest.length > 64 * 1024) {
+          const out = redactText(rest);
+          rest = '';
+          cb(null, out);
+        } else cb();
+        return;
+      }
+      rest = text.slice(cut + 1);
+      cb(null, redactText(text.slice(0, cut + 1)));
+    },
+    flush(cb) {
+      cb(null, rest ? redactText(rest) : undefined);
+    },
+  });
 }

@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { DynamoRunStore } from '../aws/dynamo-run-store.js';
 import type { AuditLog } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { openLocalAuditLog } from './audit.js';
+import { openLocalAuditLog, redactingAuditLog } from './audit.js';
 import { LOCAL_TABLE, startLocalDynamo } from './dynamo.js';
 import { openFileSigner } from './file-signer.js';
 import { FsDatasetSource } from './fs-dataset-source.js';
@@ -56,7 +56,7 @@ export async function openLocalRuntime(
   const dynamo = await startLocalDynamo(paths.dynamodb);
   try {
     const signer = await openFileSigner(paths.signingKey);
-    const audit = options.audit ?? (await openLocalAuditLog(objects, paths.auditKey));
+    const audit = redactingAuditLog(options.audit ?? (await openLocalAuditLog(objects, paths.auditKey)));
     const owners = new RunOwners(dynamo.client, LOCAL_TABLE, now);
     const rt: LocalRuntime = {
       mode: 'local',

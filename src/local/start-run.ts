@@ -11,6 +11,7 @@ import { loadPolicy } from '../core/gate/policy.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
+import { redactText, secretKindsIn } from '../core/redact.js';
 import { localCron } from '../core/rules.js';
 import { makeSplitter } from '../core/split.js';
 import type { DatasetSource } from '../ports.js';
@@ -61,6 +62,14 @@ export async function loadPipelineFile(path: string, cwd: string): Promise<Loade
       { cause: e },
     );
   }
+  // The same check on the decoded values: a key spelled with JSON escapes (\u0041KIA…) is a key.
+  const decoded = secretsInValue(value);
+  if (decoded.length > 0) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `pipeline definition ${abs} holds what looks like a credential (${[...new Set(decoded.map((d) => `${d.kind} at ${d.path}`))].join(', ')}); remove it (trainers get credentials from their execution role, never from the definition)`,
+    );
+  }
   const def = parsePipelineDefinition(value, `pipeline definition ${abs}`);
   return { def, digest: canonicalDigest(def), base: pathToFileURL(`${dirname(abs)}/`).href, path: abs };
 }
@@ -105,6 +114,15 @@ export async function preflightDataset(
           return;
         }
         validateRow(r.fields, index, def, { file: file.path, line: r.line });
+        // A credential in a cell would be copied into the processed data, group counts and the
+        // signed fairness report: refused here, named by kind only.
+        const kinds = secretKindsIn(r.fields.join('\n'));
+        if (kinds.length > 0) {
+          throw new VeritrailError(
+            'DATASET_VALUE',
+            `${file.path}:${r.line}: a cell looks like a credential (${kinds[0]}); remove it from the data`,
+          );
+        }
         rows++;
       },
       hash,
@@ -261,4 +279,18 @@ async function cancelRun(rt: LocalRuntime, runId: string, why: string): Promise<
   }
   const after = await rt.runs.get(runId);
   return { runId, status: after?.status ?? 'FAILED', error: after?.error ?? error };
+}
+
+/** Secrets in the strings (and keys) of a parsed JSON value, by JSON path; never the value itself. */
+function secretsInValue(value: unknown, path = '$', depth = 0): { path: string; kind: string }[] {
+  if (typeof value === 'string') return secretKindsIn(value).map((kind) => ({ path, kind }));
+  if (value === null || typeof value !== 'object' || depth > 64) return [];
+  const out: { path: string; kind: string }[] = [];
+  for (const [k, v] of Object.entries(value)) {
+    const at = Array.isArray(value) ? `${path}[${k}]` : `${path}.${redactText(k)}`;
+    if (!Array.isArray(value))
+      for (const kind of secretKindsIn(k)) out.push({ path: `${path} (a key)`, kind });
+    out.push(...secretsInValue(v, at, depth + 1));
+  }
+  return out;
 }
