@@ -138,7 +138,8 @@ function copyFilesFor(
   root: string,
 ): { copyFiles?: FunctionCopyFilesProps[] } {
   const files: FunctionCopyFilesProps[] = [];
-  if (name === 'start') files.push(...pipelineBundleFiles(pipelines, root));
+  // start, and RegisterRun for a Step Functions console start, run the start service on them.
+  if (name === 'start' || name === 'register-run') files.push(...pipelineBundleFiles(pipelines, root));
   if (name === 'start' || name === 'check-code') files.push(...trainingCodeBundleFiles(pipelines, root));
   // Cedar's wasm next to the gate's bundle, where the bundled cedar-wasm reads it (stacks/bundling.ts).
   if (FUNCTIONS_WITH_CEDAR.includes(name)) files.push(cedarWasmCopy(root));
@@ -407,6 +408,22 @@ export function Pipeline({ stack, app }: StackContext) {
         }),
       );
     }
+    if (access.describeExecutions) {
+      s.push(
+        new iam.PolicyStatement({
+          sid: 'DescribeOwnExecutions',
+          actions: ['states:DescribeExecution'],
+          resources: [
+            Stack.of(stack).formatArn({
+              service: 'states',
+              resource: 'execution',
+              resourceName: `${stateMachineName}:*`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      );
+    }
     if (access.putEvents) {
       s.push(
         new iam.PolicyStatement({
@@ -437,7 +454,7 @@ export function Pipeline({ stack, app }: StackContext) {
       timeout: LONG_RUNNING.has(name) ? 900 : 60,
       role,
       environment:
-        name === 'start'
+        name === 'start' || name === 'register-run'
           ? { ...environment, VERITRAIL_PIPELINES_DIR: `${LAMBDA_TASK_ROOT}/${BUNDLED_PIPELINES_DIR}` }
           : environment,
       ...copyFilesFor(name, pipelines, useProject().paths.root),

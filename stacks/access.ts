@@ -45,6 +45,8 @@ export const STATE_MACHINE_TASKS = {
 
 /** Content-addressed objects: `sha256/<hex>` (manifests, processed sets, models, bundles). */
 export const CONTENT_PREFIX = 'sha256/';
+/** The start service's record of a skipped retrain, `retrain-skips/<runId>.json` (src/app/start.ts SKIP_RECORD_PREFIX). */
+export const SKIP_RECORD_PREFIX = 'retrain-skips/';
 /** SageMaker writes model.tar.gz and output.tar.gz under `training/<pipeline>/<job>/`. */
 export const TRAINING_PREFIX = 'training/';
 
@@ -82,6 +84,8 @@ export interface FunctionAccess {
   createTrainingJob?: boolean;
   /** sagemaker:DescribeTrainingJob. */
   describeTrainingJob?: boolean;
+  /** states:DescribeExecution on the state machine's executions. */
+  describeExecutions?: boolean;
   /** sagemaker:CreateModelPackage (+ group create/describe, AddTags). */
   registerModel?: boolean;
   /** events:PutEvents on the default bus (OpenLineage run events). */
@@ -97,8 +101,8 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     // provenance to decide a retrain, and signs the retrain-skip statement.
     purpose: 'validates a trigger, pins the dataset version, dedupes, StartExecution',
     landingRead: true,
-    artifactsRead: [CONTENT_PREFIX],
-    artifactsWrite: [CONTENT_PREFIX],
+    artifactsRead: [CONTENT_PREFIX, SKIP_RECORD_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX, SKIP_RECORD_PREFIX],
     signAttestations: true,
     auditAppend: true,
     table: [...RUN_ITEMS, 'dynamodb:Query'],
@@ -107,11 +111,18 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     putEvents: true,
   },
   'register-run': {
-    purpose: 'conditional create of the run item (status RUNNING)',
-    // Reads the stored pipeline definition by digest.
-    artifactsRead: [CONTENT_PREFIX],
+    // A Step Functions console start is an operator start: RegisterRun runs the start service on it
+    // (src/app/console-start.ts), so it may do what start does except StartExecution (it already
+    // is the execution). The definitions are bundled with it as with start.
+    purpose:
+      'claims the run for this execution (conditional writes); a console start goes through the start service',
+    landingRead: true,
+    artifactsRead: [CONTENT_PREFIX, SKIP_RECORD_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX, SKIP_RECORD_PREFIX],
     auditAppend: true,
-    table: [...RUN_ITEMS, 'dynamodb:ConditionCheckItem'],
+    table: [...RUN_ITEMS, 'dynamodb:ConditionCheckItem', 'dynamodb:Query'],
+    signAttestations: true,
+    putEvents: true,
   },
   'hash-dataset': {
     purpose: 'streams the pinned landing object(s), writes the manifest',
@@ -212,6 +223,7 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     signCheckpoints: true,
     taskCallback: true,
     describeTrainingJob: true,
+    describeExecutions: true,
     putEvents: true,
   },
 };

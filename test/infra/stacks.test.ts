@@ -535,8 +535,15 @@ describe('the start function bundle', () => {
     expect(copy.find((c) => c.to === 'pipelines/fraud.json')?.from).toBe(
       'test/infra/fixtures/pipelines/fraud/pipeline.json',
     );
+    // RegisterRun runs the start service on a Step Functions console start: it carries them too.
+    const registerRun = stacksModule.use(stackFns.Pipeline).functions['register-run'];
+    expect(
+      (useFunctions().fromID(registerRun.node.addr)?.copyFiles ?? []).filter((c) =>
+        c.to.startsWith(`${BUNDLED_PIPELINES_DIR}/`),
+      ),
+    ).toEqual(expected);
     // No other function carries the definitions.
-    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start')) {
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start' && n !== 'register-run')) {
       const fn = stacksModule.use(stackFns.Pipeline).functions[name];
       const files = useFunctions().fromID(fn.node.addr)?.copyFiles ?? [];
       expect(
@@ -561,9 +568,10 @@ describe('the start function bundle', () => {
       expect(codeOf(name), name).toEqual([]);
   });
 
-  it('tells the start function where the bundled definitions are, and no other function', () => {
+  it('tells start and register-run (console starts) where the bundled definitions are, and no other function', () => {
     expect(envOf('start').VERITRAIL_PIPELINES_DIR).toBe('/var/task/pipelines');
-    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start')) {
+    expect(envOf('register-run').VERITRAIL_PIPELINES_DIR).toBe('/var/task/pipelines');
+    for (const name of FUNCTION_NAMES.filter((n) => n !== 'start' && n !== 'register-run')) {
       expect(envOf(name), name).not.toHaveProperty('VERITRAIL_PIPELINES_DIR');
     }
   });
@@ -898,3 +906,14 @@ describe('docs/deploy.md', () => {
 
 // Keep the app alive for getStack/use across tests.
 it('keeps the synthesized app', () => expect(app).toBeDefined());
+
+describe('stacks/access.ts', () => {
+  it('names the artifact prefixes the code writes under', async () => {
+    const { SKIP_RECORD_PREFIX } = await import('../../src/app/start.js');
+    const access = await import('../../stacks/access.js');
+    expect(access.SKIP_RECORD_PREFIX).toBe(SKIP_RECORD_PREFIX);
+    const { TRAINING_JOB_TAG_KEYS } = await import('../../stacks/Pipeline.js');
+    const { RUN_ID_TAG, PIPELINE_TAG } = await import('../../src/aws/sagemaker-trainer.js');
+    expect([...TRAINING_JOB_TAG_KEYS].sort()).toEqual([RUN_ID_TAG, PIPELINE_TAG].sort());
+  });
+});
