@@ -17,12 +17,15 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   hash: () => import('./commands/hash.js'),
   verify: () => import('./commands/verify.js'),
   export: () => import('./commands/export.js'),
+  report: () => import('./commands/report.js'),
+  model: () => import('./commands/model.js'),
   audit: () => import('./commands/audit.js'),
   fairness: () => import('./commands/fairness.js'),
   gate: () => import('./commands/gate.js'),
   serve: () => import('./commands/serve.js'),
   start: () => import('./commands/start.js'),
   scan: () => import('./commands/scan.js'),
+  witness: () => import('./commands/witness.js'),
 };
 
 function usage(io: CliIo): void {
@@ -30,16 +33,19 @@ function usage(io: CliIo): void {
 
 commands:
   run <dataset> --pipeline <file>   run a whole pipeline locally and print a summary
-  runs list | runs show <runId>     inspect recorded runs
+  runs list | show <id> | compare <a> <b>  inspect and compare recorded runs
   hash <file|dir>                   content digest of a file or a dataset folder
   verify <runId> | --bundle <file>  check signatures, digests and links offline
-  export <runId> --out <dir>        write an evidence folder for auditors
+  export <runId> --out <dir>        write an evidence folder for auditors (model, report, verify.sh)
+  report <runId> [--out <file>]     the run's model report: one self-contained HTML file
+  model get <runId> --out <dir>     hand over the verified model files
   audit verify|show|checkpoint|prove  the append-only audit log
   fairness <file> ...               fairness metrics of a predictions file
   gate --policy <file> --input <f>  evaluate a gate policy offline
   serve                             the local control plane: landing folder, schedules, starts
   start --pipeline <name> --dataset <path>  start a run on the control plane
   scan [<file|dir>…] [--staged]     find hard-coded credentials (also a pre-commit hook)
+  witness serve|key                 a tlog-witness that cosigns audit checkpoints
 
 Run 'veritrail <command> --help' for a command's options.`);
 }

@@ -29,6 +29,10 @@ export const VerifyOwnCodes = [
   'AUDIT_PROOF_FAILED',
   /** An audit entry names other digests than the evidence. */
   'AUDIT_SUBJECT_MISMATCH',
+  /** The audit log records another signing key than the one that verifies the bundles (a swapped key). */
+  'KEY_MISMATCH',
+  /** The report statement is absent, altered, or names other files than the evidence. */
+  'REPORT_MISMATCH',
 ] as const;
 
 export type VerifyOwnCode = (typeof VerifyOwnCodes)[number];

@@ -1,6 +1,6 @@
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestOf, hexOf } from '../core/digest.js';
+import { type Digest, digestOf, hexOf } from '../core/digest.js';
 import { canonicalBytes } from '../core/jcs.js';
 import type { RunRecord } from '../ports.js';
 import { firstBroken, VerifyError, type VerifyReport } from './codes.js';
@@ -14,11 +14,21 @@ import { VERIFY_SH } from './verify-sh.js';
  * openssl) and verify.sh (the same, scripted). `out` must be absent or empty: evidence is never
  * merged with other files. Returns the relative paths written.
  */
+export interface KitExtras {
+  /** The run's signed report statement (Sigstore bundle bytes) and its HTML rendering. */
+  report?: { bundle: Uint8Array; html?: string };
+  /** Writes model.tar.gz at `dest` (a new file) and returns the sha256 of what it wrote. */
+  model?: (dest: string) => Promise<Digest>;
+  /** The run has a model but the export leaves it out (`--without-model`): said plainly. */
+  withoutModel?: { digest: string };
+}
+
 export async function writeEvidenceFolder(
   out: string,
   evidence: Evidence,
   keys: TrustedKeys,
   report: VerifyReport,
+  extras: KitExtras = {},
 ): Promise<string[]> {
   const existing = await readdir(out).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return [];
@@ -33,8 +43,19 @@ export async function writeEvidenceFolder(
   const text = (s: string) => new TextEncoder().encode(s);
   const json = (v: unknown) => text(`${JSON.stringify(v, null, 2)}\n`);
 
-  files.set('signing.pub.pem', keys.signingPem);
-  files.set('audit.pub.pem', keys.auditPem);
+  // The keys that verified (the first trusted ones when none did): verify.sh checks with these.
+  files.set('signing.pub.pem', (evidence.signingKey ?? keys.signing[0])?.pem ?? '');
+  files.set('audit.pub.pem', (evidence.auditKey ?? keys.audit[0])?.pem ?? '');
+  if (extras.report) {
+    files.set('report.sigstore.json', extras.report.bundle);
+    if (extras.report.html !== undefined) files.set('report.html', extras.report.html);
+  }
+  if (extras.withoutModel) {
+    files.set(
+      'MODEL-NOT-INCLUDED.txt',
+      `This folder was exported with --without-model: model.tar.gz (${extras.withoutModel.digest}) is not in it,\nso verify.sh does NOT check the model. Get it with: veritrail model get ${evidence.run.runId} --out <dir>\n`,
+    );
+  }
   for (const { slot, file } of BUNDLE_SLOTS) {
     const b = evidence.bundles[slot];
     if (b !== undefined) files.set(`${file}.sigstore.json`, b);
@@ -65,9 +86,13 @@ export async function writeEvidenceFolder(
     await writeFile(join(out, name), bytes, { flag: 'wx' });
     sums.push(`${hexOf(digestOf(bytes))}  ${name}`);
   }
+  if (extras.model) {
+    const digest = await extras.model(join(out, 'model.tar.gz'));
+    sums.push(`${hexOf(digest)}  model.tar.gz`);
+  }
   await chmod(join(out, 'verify.sh'), 0o755);
   await writeFile(join(out, 'SHA256SUMS'), `${sums.join('\n')}\n`, { flag: 'wx' });
-  return [...files.keys(), 'SHA256SUMS'];
+  return [...files.keys(), ...(extras.model ? ['model.tar.gz'] : []), 'SHA256SUMS'];
 }
 
 /** What the run record says, without internal state (execution state, task tokens: invariant 7). */
@@ -126,7 +151,8 @@ Pipeline \`${run.pipeline}\`, status **${run.status}**. ${status}
 | training code | ${String(f.codeDigest ?? 'none')} |
 
 Everything here can be checked with public keys only. \`sh verify.sh\` does all of the steps
-below with openssl and POSIX tools; this file explains each one so you can do it by hand.
+below with a POSIX shell, coreutils and openssl (no sed, awk, grep or jq); this file explains each
+one so you can do it by hand.
 
 ## Files
 
@@ -135,6 +161,10 @@ below with openssl and POSIX tools; this file explains each one so you can do it
 - ${bundles.map((b) => `\`${b}\``).join(', ') || '(no bundles)'}: Sigstore bundles v0.3, each a DSSE envelope
   around an in-toto Statement v1 (transform: raw → processed; provenance: SLSA v1 for the model;
   model-signature: OpenSSF model signing v1.0; fairness; gate decision).
+- \`report.sigstore.json\`: the signed model report statement (predicate model-report/v1, schema
+  \`schemas/model-report-v1.schema.json\`): every fact of \`report.html\` and the sha256 of every evidence file
+  (\`predicate.files\`), so one signature covers them all. \`report.html\` is its rendering, for people.
+- \`model.tar.gz\`: the model (absent only when exported with \`--without-model\`, which MODEL-NOT-INCLUDED.txt says).
 - \`manifests/\`: dataset manifests (sorted paths, size, sha256 per file; digest = sha256 of the RFC 8785 bytes).
 - \`fairness-report.json\`, \`gate-decision.json\`: the stored documents the statements link to.
 - \`audit/entries/<seq>.json\` (RFC 8785 bytes), \`audit/proofs/<seq>.proof.json\`, \`audit/checkpoint.txt\`.
@@ -148,9 +178,11 @@ DSSE signs PAE(payloadType, payload) = \`"DSSEv1" SP len(type) SP type SP len(pa
 \`\`\`sh
 B=provenance.sigstore.json
 # the payload, its type and the signature, as stored in the bundle's dsseEnvelope
-sed -n 's/.*"payload": *"\\([^"]*\\)".*/\\1/p' $B | openssl base64 -d -A > payload.json
-TYPE=$(sed -n 's/.*"payloadType": *"\\([^"]*\\)".*/\\1/p' $B)      # application/vnd.in-toto+json
-sed -n 's/.*"sig": *"\\([^"]*\\)".*/\\1/p' $B | openssl base64 -d -A > sig.der
+# val KEY: the bundle's first string value of KEY (they hold no quote, comma or brace)
+val() { tr ',{}' '\\n\\n\\n' < $B | while IFS= read -r l; do case $l in *"\\"$1\\":"*) v=\${l#*\\"$1\\": \\"}; printf '%s' "\${v%\\"*}"; break;; esac; done; }
+val payload | openssl base64 -d -A > payload.json
+TYPE=$(val payloadType)      # application/vnd.in-toto+json
+val sig | openssl base64 -d -A > sig.der
 # PAE
 printf 'DSSEv1 %s %s %s ' "\${#TYPE}" "$TYPE" "$(wc -c < payload.json | tr -d ' ')" > pae.bin
 cat payload.json >> pae.bin
@@ -161,7 +193,15 @@ Then read payload.json: its \`subject\` digest must be the artifact's. For the m
 \`sha256sum model.tar.gz\` must print ${String(f.modelDigest ?? 'the model digest').replace('sha256:', '')}.
 For the processed data, \`veritrail hash <folder>\` (or the manifest's digest) must give the transform's subject.
 
-## 2. Follow the links
+## 2. Check every file against the signed report
+
+Decode report.sigstore.json's payload as in step 1 (that is the report statement, RFC 8785 JSON) and check its
+signature. \`predicate.files\` lists \`{"digest":{"sha256":…},"name":<file>}\` for every evidence file: each
+\`openssl dgst -sha256 <file>\` must print that digest. report.html embeds the same bundle (the line after
+\`id="veritrail-report-bundle"\`) and shows the statement's sha256 (\`openssl dgst -sha256 payload.json\`).
+\`veritrail report --check report.html --key signing.pub.pem\` also checks that its text is the rendering of the statement.
+
+## 3. Follow the links
 
 - transform.sigstore.json: subject = processed data; \`predicate.inputs\` names the raw data digest.
 - provenance.sigstore.json: subject = model; \`resolvedDependencies\` name the same raw and processed
@@ -171,14 +211,14 @@ For the processed data, \`veritrail hash <folder>\` (or the manifest's digest) m
 - gate.sigstore.json: subject = model; \`evidence\` = sha256 of the fairness statement (the decoded payload
   of fairness.sigstore.json: \`sha256sum payload.json\`); \`policy.digest\` = sha256 of gate-decision.json.
 
-## 3. The audit log
+## 4. The audit log
 
 \`audit/checkpoint.txt\` is a C2SP signed note. The text before the blank line is what was signed; the last
 line is \`— <origin> <base64(4-byte key id || DER signature)>\`:
 
 \`\`\`sh
-sed '/^$/,$d' audit/checkpoint.txt > note.txt
-tail -n 1 audit/checkpoint.txt | awk '{print $3}' | tr -d '\\n' | openssl base64 -d -A | tail -c +5 > cp.der
+head -n 3 audit/checkpoint.txt > note.txt      # origin, size, root: the lines before the blank line
+tail -n 1 audit/checkpoint.txt | cut -d ' ' -f 3 | tr -d '\\n' | openssl base64 -d -A | tail -c +5 > cp.der
 openssl dgst -sha256 -verify audit.pub.pem -signature cp.der note.txt     # Verified OK
 \`\`\`
 
@@ -186,7 +226,7 @@ Each entry's leaf hash is SHA-256(0x00 || entry bytes) (RFC 6962 §2.1); \`audit
 the RFC 9162 §2.1.3.2 inclusion proof from that leaf to the checkpoint's root (line 3), combining
 nodes as SHA-256(0x01 || left || right). verify.sh walks it; so does \`veritrail audit verify\`.
 
-## 4. With veritrail
+## 5. With veritrail
 
 \`veritrail verify ${run.runId} --key signing.pub.pem --audit-key audit.pub.pem\` against the state dir, or
 \`veritrail verify --bundle provenance.sigstore.json --key signing.pub.pem --artifact model.tar.gz\`.

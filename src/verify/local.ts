@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
 import { openAuditLog } from '../audit/log.js';
-import { parsePublicKey } from '../core/attest/index.js';
+import { parsePublicKey, publicKeyDer } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
 import { openFileSigner } from '../local/file-signer.js';
 import { homePaths } from '../local/home.js';
@@ -8,13 +8,16 @@ import { openLocalRuntime } from '../local/runtime.js';
 import type { Signer } from '../ports.js';
 import type { VerifyReport } from './codes.js';
 import { VerifyError } from './codes.js';
-import { type Evidence, type TrustedKeys, verifyRunWith } from './run.js';
+import { type Evidence, type TrustedKey, type TrustedKeys, verifyRunWith } from './run.js';
 
+/** Where the trusted keys come from. Nothing is trusted by default: an auditor names the keys. */
 export interface LocalVerifyOptions {
-  /** Trusted attestation key (PEM); default: the public half of the state dir's signing key. */
-  signingPem?: string;
-  /** Trusted audit checkpoint key (PEM); default: the public half of the state dir's audit key. */
-  auditPem?: string;
+  /** Trusted attestation keys (PEM text, with where each came from). */
+  signing?: { pem: string; source: string }[];
+  /** Trusted audit checkpoint keys. */
+  audit?: { pem: string; source: string }[];
+  /** Also trust the state dir's own keys (the user said so: `--trust-state-keys`). */
+  stateKeys?: boolean;
 }
 
 /** The public half of a state dir key, without ever creating one (openFileSigner would). */
@@ -31,26 +34,44 @@ async function publicPemOf(path: string, what: string): Promise<string> {
   return (await openFileSigner(path)).publicKeyPem();
 }
 
-/** The keys to trust: given PEMs, else the state dir's own. Checks each is a usable public key. */
-export async function trustedKeys(home: string, options: LocalVerifyOptions = {}): Promise<TrustedKeys> {
-  const paths = homePaths(home);
-  const signingPem = options.signingPem ?? (await publicPemOf(paths.signingKey, 'signing'));
-  const auditPem = options.auditPem ?? (await publicPemOf(paths.auditKey, 'audit'));
-  for (const [what, pem] of [
-    ['signing', signingPem],
-    ['audit', auditPem],
-  ] as const) {
-    try {
-      parsePublicKey(pem);
-    } catch (e) {
-      throw new VerifyError(
-        'KEY_INVALID',
-        `the trusted ${what} key is not a PEM public key: ${(e as Error).message}`,
-        { cause: e },
-      );
-    }
+function trusted(pem: string, source: string, what: string): TrustedKey {
+  try {
+    return { pem, id: digestOf(publicKeyDer(pem)), source };
+  } catch (e) {
+    throw new VerifyError(
+      'KEY_INVALID',
+      `the trusted ${what} key (${source}) is not a PEM public key: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
   }
-  return { signingPem, auditPem };
+}
+
+/**
+ * The keys to trust: the ones given, plus the state dir's own only when `stateKeys` is set.
+ * KEY_MISSING when no signing or no audit key is named: verification never trusts a key by default.
+ */
+export async function trustedKeys(
+  home: string,
+  options: LocalVerifyOptions = {},
+  need: { audit: boolean } = { audit: true },
+): Promise<TrustedKeys> {
+  const paths = homePaths(home);
+  const signing = (options.signing ?? []).map((k) => trusted(k.pem, k.source, 'signing'));
+  const audit = (options.audit ?? []).map((k) => trusted(k.pem, k.source, 'audit'));
+  if (options.stateKeys) {
+    signing.push(
+      trusted(await publicPemOf(paths.signingKey, 'signing'), `state dir ${paths.signingKey}`, 'signing'),
+    );
+    if (need.audit)
+      audit.push(trusted(await publicPemOf(paths.auditKey, 'audit'), `state dir ${paths.auditKey}`, 'audit'));
+  }
+  const say =
+    "name the public keys you trust: --key <pem> and --audit-key <pem> (repeatable), --trust <file>, or --trust-state-keys to trust this state dir's own keys";
+  if (signing.length === 0) throw new VerifyError('KEY_MISSING', `no trusted signing key; ${say}`);
+  if (need.audit && audit.length === 0) throw new VerifyError('KEY_MISSING', `no trusted audit key; ${say}`);
+  return { signing, audit };
 }
 
 /** A signer that only knows its public key: verification never signs. */
@@ -73,13 +94,13 @@ export async function verifyLocalRun(
   const keys = await trustedKeys(home, options);
   const rt = await openLocalRuntime(home);
   try {
-    const audit = openAuditLog({
-      store: rt.objects,
-      signer: publicOnlySigner(keys.auditPem),
-      bucket: 'audit',
-    });
     const { report, evidence } = await verifyRunWith(
-      { runs: rt.runs, objects: rt.objects, audit },
+      {
+        runs: rt.runs,
+        objects: rt.objects,
+        openAudit: (key) =>
+          openAuditLog({ store: rt.objects, signer: publicOnlySigner(key.pem), bucket: 'audit' }),
+      },
       keys,
       runId,
     );

@@ -11,7 +11,6 @@ import { hashStream, readObject } from '../cas.js';
 import {
   checkChain,
   isAttestationError,
-  publicKeyDer,
   type RunStatements,
   type Statement,
   verifyBundle,
@@ -32,14 +31,26 @@ import { hashPath } from './hash-path.js';
 export interface VerifyDeps {
   runs: Pick<RunStore, 'get'>;
   objects: ObjectStore;
-  /** The audit log, opened with a signer that carries the trusted audit public key. */
-  audit: ObjectAuditLog;
+  /** Opens the audit log with a signer that carries one trusted audit public key. */
+  openAudit(key: TrustedKey): ObjectAuditLog;
 }
 
-/** The public keys an auditor trusts (PEM SubjectPublicKeyInfo). */
+/** One public key an auditor trusts: PEM SubjectPublicKeyInfo, its id, and where it came from. */
+export interface TrustedKey {
+  pem: string;
+  /** sha256 of the DER SubjectPublicKeyInfo: the key id the audit log and the run record carry. */
+  id: string;
+  /** e.g. `--key ./signing.pub.pem`, `trust file ./trust.json`, `state dir .veritrail/keys/signing.key`. */
+  source: string;
+}
+
+/**
+ * The public keys an auditor trusts, several of each kind when keys were rotated. The first of each
+ * list is the one written into an evidence folder when none verified.
+ */
 export interface TrustedKeys {
-  signingPem: string;
-  auditPem: string;
+  signing: TrustedKey[];
+  audit: TrustedKey[];
 }
 
 /** The run's bundles, in chain order: [check name prefix, key in facts.bundles, export file stem]. */
@@ -65,6 +76,9 @@ export interface Evidence {
   auditEntries: AuditEntry[];
   proofs: ProofBundle[];
   checkpoint?: string;
+  /** The trusted keys that verified the bundles and the checkpoint (absent when none did). */
+  signingKey?: TrustedKey;
+  auditKey?: TrustedKey;
 }
 
 const CAS_KEY = /^sha256\/[0-9a-f]{64}$/;
@@ -295,6 +309,8 @@ export async function verifyRunWith(
 
   // ───── signatures ─────
   const statements: RunStatements = {};
+  /** Which trusted key verified each bundle, by slot. */
+  const verifiedBy: Partial<Record<BundleSlot, string>> = {};
   const bundleKeys = { ...((facts.bundles ?? {}) as Record<string, unknown>) };
   // A run that failed after Preprocess never reached Sign, which is where facts.bundles is written;
   // the transform bundle is then only named in the execution state saved with the training launch.
@@ -318,12 +334,26 @@ export async function verifyRunWith(
       c.fail(name, 'BUNDLE_MALFORMED', `the ${slot} bundle is not JSON`);
       continue;
     }
-    let statement: Statement;
-    try {
-      statement = verifyBundle(json, keys.signingPem).statement;
-    } catch (e) {
-      if (!isAttestationError(e)) throw e;
-      c.fail(name, e.code, `${slot} bundle: ${e.message}`);
+    let statement: Statement | undefined;
+    let failure: { code: VerifyCode; message: string } | undefined;
+    for (const key of keys.signing) {
+      try {
+        statement = verifyBundle(json, key.pem).statement;
+        verifiedBy[slot] = key.id;
+        break;
+      } catch (e) {
+        if (!isAttestationError(e)) throw e;
+        // A wrong key and a forged signature look alike; keep the most telling failure.
+        if (failure === undefined || failure.code === 'SIGNATURE_INVALID')
+          failure = { code: e.code, message: e.message };
+      }
+    }
+    if (statement === undefined) {
+      c.fail(
+        name,
+        failure?.code ?? 'EVIDENCE_MISSING',
+        `${slot} bundle: ${failure?.message ?? 'no trusted signing key'}`,
+      );
       continue;
     }
     if (!r.addressed) {
@@ -332,7 +362,7 @@ export async function verifyRunWith(
     }
     if (slot === 'model-signing') statements.modelSigning = statement;
     else statements[slot] = statement;
-    c.pass(name, `${statement.predicateType} signed by the trusted key`);
+    c.pass(name, `${statement.predicateType} signed by trusted key ${short(verifiedBy[slot] ?? '')}`);
   }
 
   // ───── links: raw → processed → model → fairness → gate ─────
@@ -461,24 +491,36 @@ export async function verifyRunWith(
       );
   }
   if (typeof facts.signingKey === 'string') {
-    let trustedId = '';
-    try {
-      trustedId = digestOf(publicKeyDer(keys.signingPem));
-    } catch {
-      /* reported by the signature checks as KEY_INVALID */
-    }
-    if (digestsEqual(trustedId, facts.signingKey))
-      c.pass('record.signing-key', `signed by ${short(facts.signingKey)}`);
+    const verifying = [...new Set(Object.values(verifiedBy))];
+    const trusted = keys.signing.some((k) => digestsEqual(k.id, facts.signingKey as string));
+    if (trusted && verifying.every((id) => digestsEqual(id, facts.signingKey as string)))
+      c.pass('record.signing-key', `the run records signing key ${short(facts.signingKey)}, a trusted key`);
     else
       c.fail(
         'record.signing-key',
         'RECORD_MISMATCH',
-        `the run records signing key ${short(facts.signingKey)}, the trusted key is ${short(trustedId)}`,
+        `the run records signing key ${short(facts.signingKey)}, the bundles verify with ${verifying.map(short).join(', ') || 'no trusted key'}`,
       );
   }
 
   // ───── audit log ─────
-  await verifyAudit(deps.audit, keys.auditPem, run, c, evidence, {
+  const firstSigning = Object.values(verifiedBy)[0];
+  const signingKey = keys.signing.find((k) => k.id === firstSigning);
+  if (signingKey) evidence.signingKey = signingKey;
+  // With rotated audit keys, the latest checkpoint is signed by one of them: use the one that verifies it.
+  let auditKey = keys.audit[0] as TrustedKey;
+  for (const k of keys.audit) {
+    try {
+      if ((await deps.openAudit(k).latestCheckpoint()) !== undefined) {
+        auditKey = k;
+        evidence.auditKey = k;
+        break;
+      }
+    } catch {
+      /* not this key */
+    }
+  }
+  await verifyAudit({ log: deps.openAudit(auditKey), key: auditKey }, run, c, evidence, verifiedBy, {
     raw: actualRaw,
     processed: actualProcessed,
     model: actualModel,
@@ -495,13 +537,15 @@ export async function verifyRunWith(
 }
 
 async function verifyAudit(
-  log: ObjectAuditLog,
-  auditPem: string,
+  audit: { log: ObjectAuditLog; key: TrustedKey },
   run: RunRecord,
   c: Checks,
   evidence: Evidence,
+  verifiedBy: Partial<Record<BundleSlot, string>>,
   actual: Record<string, Digest>,
 ): Promise<void> {
+  const log = audit.log;
+  const auditPem = audit.key.pem;
   const entries: AuditEntry[] = [];
   try {
     for await (const e of log.entriesOf(run.runId)) entries.push(e);
@@ -583,6 +627,46 @@ async function verifyAudit(
   }
   if (disagreements.length > 0) c.fail('audit.subjects', 'AUDIT_SUBJECT_MISMATCH', disagreements.join('; '));
   else c.pass('audit.subjects', 'the audited digests are the evidence digests');
+
+  // The log is the record of which key signed what (the run record is not signed): every entry
+  // that names a signing key must name the very key that verified the bundles it signed.
+  const recorded = entries.flatMap((e) => {
+    const d = e.detail as { key?: unknown; bundles?: unknown } | undefined;
+    return typeof d?.key === 'string' && isDigest(d.key)
+      ? [
+          {
+            seq: e.seq,
+            step: e.step,
+            key: d.key,
+            bundles: Array.isArray(d.bundles) ? d.bundles.map(String) : [],
+          },
+        ]
+      : [];
+  });
+  const slotOf: Record<string, BundleSlot> = Object.fromEntries(BUNDLE_SLOTS.map((b) => [b.fact, b.slot]));
+  const wrong: string[] = [];
+  for (const r of recorded) {
+    for (const b of r.bundles) {
+      const slot = slotOf[b];
+      const by = slot === undefined ? undefined : verifiedBy[slot];
+      if (by !== undefined && !digestsEqual(by, r.key))
+        wrong.push(
+          `entry ${r.seq} (${r.step}) records key ${short(r.key)} for the ${slot} bundle, which verifies with ${short(by)}`,
+        );
+    }
+  }
+  if (wrong.length > 0) c.fail('audit.signing-key', 'KEY_MISMATCH', wrong.join('; '));
+  else if (recorded.length === 0 && Object.keys(verifiedBy).some((s) => s !== 'transform'))
+    c.fail(
+      'audit.signing-key',
+      'KEY_MISMATCH',
+      "no audit entry records the key that signed the run's statements",
+    );
+  else if (recorded.length > 0)
+    c.pass(
+      'audit.signing-key',
+      `the log records ${[...new Set(recorded.map((r) => short(r.key)))].join(', ')}, the key that verifies the bundles`,
+    );
 }
 
 function jsonOf(bytes: Uint8Array): Record<string, unknown> | undefined {

@@ -24,7 +24,7 @@ let run: RunRecord;
 
 async function verify(): Promise<Verified> {
   const io = captureIo(ws.dir);
-  const exit = await main(['verify', runId, '--home', ws.home, '--json'], io);
+  const exit = await main(['verify', runId, '--home', ws.home, '--trust-state-keys', '--json'], io);
   const parsed = JSON.parse(io.stdout.join('')) as { ok: boolean; checks: VerifyCheck[] };
   return { exit, ...parsed };
 }
@@ -214,8 +214,14 @@ describe('when the auditor brings another key', () => {
       .publicKey.export({ type: 'spki', format: 'pem' })
       .toString();
     writeFileSync(join(ws.dir, 'other.pem'), pem);
+    const { openFileSigner } = await import('../../src/local/file-signer.js');
+    const audit = await openFileSigner(join(ws.home, 'keys', 'audit.key'));
+    writeFileSync(join(ws.dir, 'audit.pem'), await audit.publicKeyPem());
     const io = captureIo(ws.dir);
-    const exit = await main(['verify', runId, '--home', ws.home, '--key', 'other.pem', '--json'], io);
+    const exit = await main(
+      ['verify', runId, '--home', ws.home, '--key', 'other.pem', '--audit-key', 'audit.pem', '--json'],
+      io,
+    );
     const v = JSON.parse(io.stdout.join('')) as { checks: VerifyCheck[] };
     expect(exit).toBe(1);
     expect(v.checks.filter((c) => c.name.endsWith('.signature')).map((c) => c.code)).toEqual(

@@ -25,7 +25,9 @@ beforeAll(async () => {
   // SUCCEEDED or REJECTED on so small a sample: either must export and verify.
   expect(['SUCCEEDED', 'REJECTED']).toContain(status);
   out = join(ws.dir, 'evidence');
-  expect((await cli('export', runId, '--home', ws.home, '--out', 'evidence')).exit).toBe(0);
+  expect((await cli('export', runId, '--home', ws.home, '--trust-state-keys', '--out', 'evidence')).exit).toBe(
+    0,
+  );
 });
 afterAll(() => ws?.cleanup());
 
@@ -64,7 +66,7 @@ describe('the evidence folder', () => {
   });
 
   it('is never written over an existing folder', async () => {
-    const r = await cli('export', runId, '--home', ws.home, '--out', 'evidence');
+    const r = await cli('export', runId, '--home', ws.home, '--trust-state-keys', '--out', 'evidence');
     expect(r.exit).toBe(2);
     expect(r.err).toContain('EXPORT_TARGET');
   });

@@ -105,7 +105,7 @@ describe('verify <runId>', () => {
   afterAll(() => ws.cleanup());
 
   it('says KEY_MISSING (exit 2) for a state dir without keys', async () => {
-    const r = await cli(ws.dir, 'verify', 'r-nope', '--home', join(ws.dir, 'empty-home'));
+    const r = await cli(ws.dir, 'verify', 'r-nope', '--home', join(ws.dir, 'empty-home'), '--trust-state-keys');
     expect(r.exit).toBe(2);
     expect(r.err).toContain('KEY_MISSING');
   });
@@ -124,7 +124,7 @@ describe('verify <runId>', () => {
       );
       expect(run.exit).toBe(1);
       const runId = (JSON.parse(run.out) as { runId: string }).runId;
-      const r = await cli(ws.dir, 'verify', runId, '--home', ws.home, '--json');
+      const r = await cli(ws.dir, 'verify', runId, '--home', ws.home, '--trust-state-keys', '--json');
       const report = JSON.parse(r.out) as { ok: boolean; status: string; checks: VerifyCheck[] };
       const byName = Object.fromEntries(report.checks.map((c) => [c.name, c.code]));
       expect(r.exit).toBe(1);
@@ -142,7 +142,7 @@ describe('verify <runId>', () => {
     });
 
     it('says RUN_NOT_FOUND (exit 1) for a run the state dir does not know', async () => {
-      const r = await cli(ws.dir, 'verify', 'r-nope', '--home', ws.home);
+      const r = await cli(ws.dir, 'verify', 'r-nope', '--home', ws.home, '--trust-state-keys');
       expect(r.exit).toBe(1);
       expect(r.err).toContain('RUN_NOT_FOUND');
     });

@@ -9,22 +9,23 @@ import { resolveHome } from '../../local/home.js';
 import { verifySingleBundle } from '../../verify/bundle.js';
 import { firstBroken, type VerifyCheck, VerifyError, type VerifyReport } from '../../verify/codes.js';
 import { verifyLocalRun } from '../../verify/local.js';
+import { describeTrusted, TRUST_OPTIONS, TRUST_USAGE, trustOptions } from '../../verify/trust.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'check signatures, digests and links offline';
 
-const USAGE = `usage: veritrail verify <runId> [--json] [--home <dir>] [--key <pem>] [--audit-key <pem>]
+const USAGE = `usage: veritrail verify <runId> (--key <pem> --audit-key <pem> | --trust <file> | --trust-state-keys) [--json] [--home <dir>]
        veritrail verify --bundle <file> --key <pem> [--artifact <path>] [--json]
 
   <runId>        checks every signature, every digest against the bytes, the links
-                 raw -> processed -> model -> fairness -> gate, the run record and the
-                 audit log's signed checkpoint; exit 0 only when every check holds
-  --key          trusted attestation public key (PEM); default: the state dir's signing key
-  --audit-key    trusted audit checkpoint public key (PEM); default: the state dir's audit key
+                 raw -> processed -> model -> fairness -> gate, the run record, the audit
+                 log's signed checkpoint and that the key the log records for each signature
+                 is the key that verifies it; exit 0 only when every check holds
+${TRUST_USAGE}
   --bundle       a single Sigstore bundle (DSSE, in-toto statement) to check with --key
   --artifact     the file (or folder) the bundle must name as a subject
-  --json         prints {"ok", "checks": [{"name", "ok", "code", "detail"}]}`;
+  --json         prints {"ok", "trusted", "checks": [{"name", "ok", "code", "detail"}]}`;
 
 export async function run(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCli(
@@ -32,8 +33,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     {
       json: { type: 'boolean' },
       home: { type: 'string' },
-      key: { type: 'string' },
-      'audit-key': { type: 'string' },
+      ...TRUST_OPTIONS,
       bundle: { type: 'string' },
       artifact: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -55,7 +55,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
 
   if (values.bundle !== undefined) {
     if (positionals.length > 0) throw usageError('give either a run id or --bundle, not both', USAGE);
-    const key = await readPem(values.key, '--key');
+    if ((values.key ?? []).length > 1) throw usageError('--bundle takes one --key', USAGE);
+    const key = await readPem(values.key?.[0], '--key');
     if (key === undefined) throw usageError('--bundle needs --key <public key PEM>', USAGE);
     let bundleText: string;
     try {
@@ -84,14 +85,9 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1) throw usageError('name exactly one run id (or use --bundle)', USAGE);
   const runId = positionals[0] as string;
   const home = resolveHome(values.home, io.env, io.cwd);
-  const signingPem = await readPem(values.key, '--key');
-  const auditPem = await readPem(values['audit-key'], '--audit-key');
   try {
-    const { report } = await verifyLocalRun(home, runId, {
-      ...(signingPem ? { signingPem } : {}),
-      ...(auditPem ? { auditPem } : {}),
-    });
-    print(io, report, values.json === true, `run ${runId} (${report.status})`);
+    const { report, keys } = await verifyLocalRun(home, runId, await trustOptions(values, io.cwd));
+    print(io, report, values.json === true, `run ${runId} (${report.status})`, describeTrusted(keys));
     return report.ok ? EXIT.OK : EXIT.FAILED;
   } catch (e) {
     if (e instanceof VerifyError) {
@@ -102,19 +98,23 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   }
 }
 
-function print(io: CliIo, report: VerifyReport, json: boolean, what: string): void {
+function print(io: CliIo, report: VerifyReport, json: boolean, what: string, trusted: string[] = []): void {
   if (json) {
     io.out(
       JSON.stringify({
         ok: report.ok,
         ...(report.runId ? { runId: report.runId, status: report.status } : {}),
+        ...(trusted.length ? { trusted } : {}),
         checks: report.checks,
       }),
     );
     return;
   }
-  const lines = report.checks.map(
-    (c) => `  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(24)} ${c.ok ? '' : `${c.code}: `}${c.detail}`,
+  const lines = trusted.length ? ['trusted keys:', ...trusted.map((t) => `  ${t}`), ''] : [];
+  lines.push(
+    ...report.checks.map(
+      (c) => `  ${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(24)} ${c.ok ? '' : `${c.code}: `}${c.detail}`,
+    ),
   );
   const broken = firstBroken(report.checks);
   if (broken === undefined) {

@@ -278,3 +278,206 @@ export function buildRetrainSkipStatement(input: {
     decidedOn: ts(input.decidedOn),
   });
 }
+
+// ───────────────────────────── model-report/v1 ─────────────────────────────
+
+export const MODEL_REPORT_PREDICATE_TYPE = 'https://veritrail.dev/attestation/model-report/v1';
+
+/** A rate with its Wilson score interval (null when the denominator is zero). */
+export interface ReportRate {
+  value: number | null;
+  interval?: { lower: number; upper: number };
+}
+
+/** One group of one protected attribute, on the held-out set. */
+export interface ReportGroup {
+  attribute: string;
+  value: string;
+  privileged: boolean;
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+  /** Fewer rows than the pipeline's minimum group size: its figures are not reliable. */
+  small: boolean;
+  selectionRate: ReportRate;
+  tpr: ReportRate;
+  fpr: ReportRate;
+}
+
+/**
+ * Subject: the model (or, for a run that FAILED before training, the raw data). Every fact the
+ * human-readable model report shows, gathered from the run's signed evidence, and the sha256 of
+ * every file of the evidence kit (`files`, named by their path in `veritrail export`), so that one
+ * signature covers the report and lets `verify.sh` check each file. Sections follow a model card
+ * and the EU AI Act Annex IV (2: data, training, evaluation, decision; 3: monitoring is out of scope).
+ */
+export interface ModelReportPredicate {
+  runId: string;
+  status: string;
+  pipeline: { name: string; digest: { sha256: string }; description?: string };
+  createdOn: string;
+  finishedOn?: string;
+  error?: { code: string; message: string };
+  data: {
+    raw?: Sha256Resource & { files?: number; bytes?: number };
+    processed?: Sha256Resource & { trainRows?: number; validationRows?: number };
+    transform?: { digest: { sha256: string }; codeDigest?: { sha256: string } };
+    label?: { column: string; positive: string };
+    features: string[];
+    protected: { column: string; privileged: string }[];
+    validationFraction?: number;
+  };
+  training?: {
+    code?: Sha256Resource;
+    image?: string;
+    command?: string[];
+    hyperparameters: Record<string, string>;
+    runtime: string;
+    /** How the trainer was isolated from the network and the host. */
+    isolation: string;
+    job?: string;
+    startedOn?: string;
+    finishedOn?: string;
+  };
+  evaluation?: {
+    evaluationData: Sha256Resource;
+    rows: number;
+    confidenceLevel: number;
+    intervalMethod: string;
+    accuracy: ReportRate;
+    confusion: { tp: number; fp: number; tn: number; fn: number };
+    groups: ReportGroup[];
+    /** The fairness statement's metrics, each with the threshold it is held to. */
+    metrics: FairnessMetric[];
+    minGroupSize?: number;
+    warnings: string[];
+  };
+  gate?: {
+    decision: 'allow' | 'deny';
+    reasons: { code: string; message: string }[];
+    policy: Sha256Resource & { text?: string };
+  };
+  /** The run's other signed statements, by sha256 of their DSSE payload. */
+  statements: (Sha256Resource & { predicateType: string })[];
+  /** Every file of the evidence kit this report vouches for, by path in the kit. */
+  files: Sha256Resource[];
+  /** The steps as the run record has them. */
+  trail: {
+    step: string;
+    status: string;
+    startedOn: string;
+    endedOn?: string;
+    digests?: Record<string, string>;
+  }[];
+  reportedOn: string;
+}
+
+const rate = z.looseObject({
+  value: z.number().nullable(),
+  interval: z.looseObject({ lower: z.number(), upper: z.number() }).optional(),
+});
+const sha256Only = z.looseObject({ sha256: z.string().regex(/^[0-9a-f]{64}$/) });
+
+export const ModelReportPredicateSchema = z.looseObject({
+  runId: z.string().min(1),
+  status: z.string().min(1),
+  pipeline: z.looseObject({
+    name: z.string().min(1),
+    digest: sha256Only,
+    description: z.string().optional(),
+  }),
+  createdOn: datetime,
+  finishedOn: datetime.optional(),
+  error: z.looseObject({ code: z.string().min(1), message: z.string() }).optional(),
+  data: z.looseObject({
+    raw: Sha256ResourceSchema.optional(),
+    processed: Sha256ResourceSchema.optional(),
+    transform: z.looseObject({ digest: sha256Only, codeDigest: sha256Only.optional() }).optional(),
+    label: z.looseObject({ column: z.string(), positive: z.string() }).optional(),
+    features: z.array(z.string()),
+    protected: z.array(z.looseObject({ column: z.string(), privileged: z.string() })),
+    validationFraction: z.number().optional(),
+  }),
+  training: z
+    .looseObject({
+      code: Sha256ResourceSchema.optional(),
+      image: z.string().optional(),
+      command: z.array(z.string()).optional(),
+      hyperparameters: z.record(z.string(), z.string()),
+      runtime: z.string().min(1),
+      isolation: z.string().min(1),
+      job: z.string().optional(),
+      startedOn: datetime.optional(),
+      finishedOn: datetime.optional(),
+    })
+    .optional(),
+  evaluation: z
+    .looseObject({
+      evaluationData: Sha256ResourceSchema,
+      rows: count,
+      confidenceLevel: z.number().gt(0).lt(1),
+      intervalMethod: z.string().min(1),
+      accuracy: rate,
+      confusion: z.looseObject({ tp: count, fp: count, tn: count, fn: count }),
+      groups: z.array(
+        z.looseObject({
+          attribute: z.string().min(1),
+          value: z.string(),
+          privileged: z.boolean(),
+          tp: count,
+          fp: count,
+          tn: count,
+          fn: count,
+          small: z.boolean(),
+          selectionRate: rate,
+          tpr: rate,
+          fpr: rate,
+        }),
+      ),
+      metrics: z.array(
+        z.looseObject({
+          name: z.string().min(1),
+          attribute: z.string().optional(),
+          value: z.number().nullable(),
+          interval: z.looseObject({ lower: z.number(), upper: z.number() }).optional(),
+          threshold: z.looseObject({ min: z.number().optional(), max: z.number().optional() }).optional(),
+          passed: z.boolean().optional(),
+        }),
+      ),
+      minGroupSize: count.optional(),
+      warnings: z.array(z.string()),
+    })
+    .optional(),
+  gate: z
+    .looseObject({
+      decision: z.enum(['allow', 'deny']),
+      reasons: z.array(z.looseObject({ code: z.string().min(1), message: z.string() })),
+      policy: Sha256ResourceSchema.and(z.looseObject({ text: z.string().optional() })),
+    })
+    .optional(),
+  statements: z.array(Sha256ResourceSchema.and(z.looseObject({ predicateType: z.string().min(1) }))),
+  files: z.array(Sha256ResourceSchema.and(z.looseObject({ name: z.string().min(1) }))),
+  trail: z.array(
+    z.looseObject({
+      step: z.string().min(1),
+      status: z.string().min(1),
+      startedOn: z.string(),
+      endedOn: z.string().optional(),
+      digests: z.record(z.string(), z.string()).optional(),
+    }),
+  ),
+  reportedOn: datetime,
+});
+
+/** Subject: the model, or the raw data when no model was built; the predicate as gathered. */
+export function buildModelReportStatement(input: {
+  subject: { name: string; digest: Digest };
+  predicate: ModelReportPredicate;
+}): Statement<ModelReportPredicate, typeof MODEL_REPORT_PREDICATE_TYPE> {
+  return buildStatement(
+    [resource(input.subject.name, input.subject.digest)],
+    MODEL_REPORT_PREDICATE_TYPE,
+    input.predicate,
+  );
+}

@@ -15,6 +15,8 @@ import {
   FairnessPredicateSchema,
   GATE_PREDICATE_TYPE,
   GatePredicateSchema,
+  MODEL_REPORT_PREDICATE_TYPE,
+  ModelReportPredicateSchema,
   RETRAIN_SKIP_PREDICATE_TYPE,
   RetrainSkipPredicateSchema,
   TRANSFORM_PREDICATE_TYPE,
@@ -31,6 +33,7 @@ export const KNOWN_PREDICATES: Readonly<Record<string, z.ZodType>> = {
   [FAIRNESS_PREDICATE_TYPE]: FairnessPredicateSchema,
   [GATE_PREDICATE_TYPE]: GatePredicateSchema,
   [RETRAIN_SKIP_PREDICATE_TYPE]: RetrainSkipPredicateSchema,
+  [MODEL_REPORT_PREDICATE_TYPE]: ModelReportPredicateSchema,
 };
 
 export interface VerifyOptions {
