@@ -18,7 +18,12 @@ export class LatencyStore implements ObjectStore {
     return new Promise((r) => setTimeout(r, this.ms));
   }
 
-  async put(bucket: Bucket, key: string, body: Uint8Array | Readable, options?: PutOptions): Promise<ObjectInfo> {
+  async put(
+    bucket: Bucket,
+    key: string,
+    body: Uint8Array | Readable,
+    options?: PutOptions,
+  ): Promise<ObjectInfo> {
     await this.wait();
     return this.inner.put(bucket, key, body, options);
   }

@@ -21,7 +21,6 @@
 import type { Readable } from 'node:stream';
 import {
   entryBytes,
-  entryLeafHash,
   eventProblem,
   MAX_ENTRY_BYTES,
   makeEntry,
@@ -62,8 +61,6 @@ import {
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
 import { type AppenderOptions, BatchAppender } from './appender.js';
 import { hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
-import { addCheckpointBody } from './witness/core.js';
-import { openWitnessView, type WitnessClient } from './witness/http.js';
 import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
 import {
   type AuditProblem,
@@ -73,6 +70,8 @@ import {
   FastChainCheck,
   type VerifyReport,
 } from './verifier.js';
+import { addCheckpointBody } from './witness/core.js';
+import { openWitnessView, type WitnessClient } from './witness/http.js';
 
 export interface AuditLogOptions {
   store: ObjectStore;
@@ -596,7 +595,9 @@ export class ObjectAuditLog implements AuditLog {
     return this.makeCheckpoint();
   }
 
-  private async makeCheckpoint(): Promise<SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }> {
+  private async makeCheckpoint(): Promise<
+    SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }
+  > {
     const signer = this.requireSigner();
     const trusted = await this.trusted();
     await this.recordKeyRotation(trusted.publicKeyPem);
@@ -638,7 +639,10 @@ export class ObjectAuditLog implements AuditLog {
     if (entries.some((e) => e === undefined)) return;
     const items = entries as Uint8Array[];
     await this.putOnce(`${this.prefix}${entryBundlePath(t, w)}`, encodeEntryBundle(items));
-    await this.putOnce(`${this.prefix}${hashTilePath(0, t, w)}`, encodeHashTile(items.map((e) => hashLeaf(e))));
+    await this.putOnce(
+      `${this.prefix}${hashTilePath(0, t, w)}`,
+      encodeHashTile(items.map((e) => hashLeaf(e))),
+    );
   }
 
   /** What each witness said: `line` is its cosignature, else why not. */
@@ -650,18 +654,35 @@ export class ObjectAuditLog implements AuditLog {
         try {
           for (let attempt = 0; attempt < 3; attempt++) {
             if (old > signed.size) {
-              return { witness: name, ok: false, status: 409, detail: `the witness has seen size ${old}, larger than this log's ${signed.size}: the log was truncated or rolled back` };
+              return {
+                witness: name,
+                ok: false,
+                status: 409,
+                detail: `the witness has seen size ${old}, larger than this log's ${signed.size}: the log was truncated or rolled back`,
+              };
             }
-            const proof = old === 0 || old === signed.size ? [] : await consistencyProof(old, signed.size, this.nodes(signed.size).hash);
+            const proof =
+              old === 0 || old === signed.size
+                ? []
+                : await consistencyProof(old, signed.size, this.nodes(signed.size).hash);
             const r = await w.submit(addCheckpointBody(old, proof, signed.note));
             if (r.status === 409 && /^\d+\n?$/.test(r.body)) {
               old = Number(r.body.trim());
               continue;
             }
-            if (r.status !== 200) return { witness: name, ok: false, status: r.status, detail: r.body.trim() };
+            if (r.status !== 200)
+              return { witness: name, ok: false, status: r.status, detail: r.body.trim() };
             const line = r.body.split('\n').find((l) => l.startsWith(`\u2014 ${name} `));
-            if (line === undefined || verifyCosignatures(addSignatureLines(signed.note, [line]), [w.key]).length !== 1) {
-              return { witness: name, ok: false, status: r.status, detail: 'the answer carries no valid cosignature' };
+            if (
+              line === undefined ||
+              verifyCosignatures(addSignatureLines(signed.note, [line]), [w.key]).length !== 1
+            ) {
+              return {
+                witness: name,
+                ok: false,
+                status: r.status,
+                detail: 'the answer carries no valid cosignature',
+              };
             }
             this.witnessSizes.set(name, signed.size);
             return { witness: name, ok: true, line };
@@ -687,7 +708,9 @@ export class ObjectAuditLog implements AuditLog {
     if (b === undefined) return;
     let previous: string | undefined;
     try {
-      const sig = parseSignedNote(Buffer.from(b).toString('utf8')).signatures.find((x) => x.name === this.origin);
+      const sig = parseSignedNote(Buffer.from(b).toString('utf8')).signatures.find(
+        (x) => x.name === this.origin,
+      );
       previous = sig === undefined ? undefined : Buffer.from(sig.keyId).toString('hex');
     } catch {
       return;
@@ -980,7 +1003,8 @@ export class ObjectAuditLog implements AuditLog {
     tiles.reportTo(judge);
     await this.checkConsistency(checkpoints, judge);
     const report = judge.finish();
-    if (options.trustedKeys !== undefined) report.trustedKeys = keys.map((k) => Buffer.from(keyIdOf(k)).toString('hex'));
+    if (options.trustedKeys !== undefined)
+      report.trustedKeys = keys.map((k) => Buffer.from(keyIdOf(k)).toString('hex'));
     if (options.witnesses !== undefined && options.witnesses.length > 0) {
       await this.checkWitnesses(checkpoints, options.witnesses, options.quorum ?? 1, report);
     }
@@ -1000,17 +1024,28 @@ export class ObjectAuditLog implements AuditLog {
   ): Promise<void> {
     const problems: AuditProblem[] = [];
     let latest: SignedCheckpoint | undefined;
-    for (const c of checkpoints) if (c.checkpoint !== undefined && c.checkpoint.size === c.size) latest = c.checkpoint;
+    for (const c of checkpoints)
+      if (c.checkpoint !== undefined && c.checkpoint.size === c.size) latest = c.checkpoint;
     const size = latest?.size ?? 0;
     let cosigned: string[] = [];
     if (latest !== undefined) {
       try {
-        cosigned = verifyCosignatures(latest.note, witnesses.map((w) => w.key)).map((c) => c.witness);
+        cosigned = verifyCosignatures(
+          latest.note,
+          witnesses.map((w) => w.key),
+        ).map((c) => c.witness);
       } catch (e) {
-        problems.push({ seq: Math.max(0, size - 1), code: 'CHECKPOINT_FORGED', detail: e instanceof Error ? e.message : String(e) });
+        problems.push({
+          seq: Math.max(0, size - 1),
+          code: 'CHECKPOINT_FORGED',
+          detail: e instanceof Error ? e.message : String(e),
+        });
       }
     }
-    report.witnesses = witnesses.map((w) => ({ witness: w.key.name, cosigned: cosigned.includes(w.key.name) }));
+    report.witnesses = witnesses.map((w) => ({
+      witness: w.key.name,
+      cosigned: cosigned.includes(w.key.name),
+    }));
     if (cosigned.length < quorum) {
       problems.push({
         seq: Math.max(0, size - 1),
@@ -1026,7 +1061,11 @@ export class ObjectAuditLog implements AuditLog {
       try {
         view = openWitnessView(note, w.key);
       } catch (e) {
-        problems.push({ seq: Math.max(0, size - 1), code: 'CHECKPOINT_FORGED', detail: `witness ${w.key.name}: ${e instanceof Error ? e.message : String(e)}` });
+        problems.push({
+          seq: Math.max(0, size - 1),
+          code: 'CHECKPOINT_FORGED',
+          detail: `witness ${w.key.name}: ${e instanceof Error ? e.message : String(e)}`,
+        });
         continue;
       }
       const entry = report.witnesses[i];

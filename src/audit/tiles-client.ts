@@ -7,7 +7,13 @@
  */
 import { CheckpointError, openCheckpoint, type SignedCheckpoint } from '../core/checkpoint.js';
 import { hashChildren, hashLeaf, rootAt } from '../core/merkle.js';
-import { decodeEntryBundle, decodeHashTile, entryBundlePath, hashTilePath, TILE_WIDTH } from '../core/tiles.js';
+import {
+  decodeEntryBundle,
+  decodeHashTile,
+  entryBundlePath,
+  hashTilePath,
+  TILE_WIDTH,
+} from '../core/tiles.js';
 
 export const TilesClientErrorCodes = [
   'CHECKPOINT_INVALID',
@@ -62,7 +68,8 @@ export async function verifyFromTiles(
       }
     }
   }
-  if (cp === undefined) throw new TilesClientError('CHECKPOINT_INVALID', 'the checkpoint is not signed by a trusted key');
+  if (cp === undefined)
+    throw new TilesClientError('CHECKPOINT_INVALID', 'the checkpoint is not signed by a trusted key');
   const size = cp.size;
 
   const tiles = new Map<string, Uint8Array[]>();
@@ -90,7 +97,10 @@ export async function verifyFromTiles(
   };
   const root = await rootAt(size, node);
   if (!Buffer.from(root).equals(cp.root)) {
-    throw new TilesClientError('ROOT_MISMATCH', `the hash tiles give another root than the checkpoint at size ${size}`);
+    throw new TilesClientError(
+      'ROOT_MISMATCH',
+      `the hash tiles give another root than the checkpoint at size ${size}`,
+    );
   }
   for (let n = 0; n * TILE_WIDTH < size; n++) {
     const w = widthAt(size, 0, n);
@@ -103,7 +113,10 @@ export async function verifyFromTiles(
     const leaves = await tile(0, n);
     for (let i = 0; i < w; i++) {
       if (!Buffer.from(hashLeaf(items[i] as Uint8Array)).equals(leaves[i] as Uint8Array)) {
-        throw new TilesClientError('BUNDLE_MISMATCH', `entry ${n * TILE_WIDTH + i} in ${path} does not hash to its leaf`);
+        throw new TilesClientError(
+          'BUNDLE_MISMATCH',
+          `entry ${n * TILE_WIDTH + i} in ${path} does not hash to its leaf`,
+        );
       }
     }
   }

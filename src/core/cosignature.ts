@@ -42,11 +42,15 @@ export function formatVkey(key: WitnessKey): string {
 
 /** Parses a verifier key; CHECKPOINT_MALFORMED when it is not an Ed25519 cosigner vkey. */
 export function parseVkey(vkey: string): WitnessKey {
-  const parts = vkey.trim().split('+');
-  if (parts.length !== 3) {
-    throw new CheckpointError('CHECKPOINT_MALFORMED', 'a witness key must read <name>+<hex key id>+<base64 key>');
+  // The base64 key material may itself contain "+": split at the first two only.
+  const m = /^([^+\s]+)\+([0-9a-fA-F]{8})\+([A-Za-z0-9+/]+={0,2})$/.exec(vkey.trim());
+  if (m === null) {
+    throw new CheckpointError(
+      'CHECKPOINT_MALFORMED',
+      'a witness key must read <name>+<hex key id>+<base64 key>',
+    );
   }
-  const [name, id, material] = parts as [string, string, string];
+  const [, name, id, material] = m as unknown as [string, string, string, string];
   const raw = Buffer.from(material, 'base64');
   if (name.length === 0 || raw.length !== 33 || raw[0] !== COSIGNATURE_TYPE_ED25519) {
     throw new CheckpointError('CHECKPOINT_MALFORMED', `witness key "${name}" is not an Ed25519 (0x04) key`);
@@ -78,7 +82,11 @@ export function witnessKeyOf(name: string, privateKeyPem: string): WitnessKey {
 }
 
 /** One cosignature line (with its final newline) over the note text of a checkpoint. */
-export function cosign(noteText: string, key: { name: string; privateKeyPem: string }, timestamp: number): string {
+export function cosign(
+  noteText: string,
+  key: { name: string; privateKeyPem: string },
+  timestamp: number,
+): string {
   if (!Number.isSafeInteger(timestamp) || timestamp <= 0) throw new RangeError('timestamp must be positive');
   const pub = witnessKeyOf(key.name, key.privateKeyPem);
   const sig = sign(null, cosignedMessage(noteText, timestamp), createPrivateKey(key.privateKeyPem));
@@ -107,13 +115,21 @@ export function verifyCosignatures(note: string, witnesses: readonly WitnessKey[
     for (const s of signatures) {
       if (s.name !== w.name || !id.equals(s.keyId)) continue;
       if (s.signature.length !== 72) {
-        throw new CheckpointError('CHECKPOINT_SIGNATURE_INVALID', `the cosignature by "${w.name}" is malformed`);
+        throw new CheckpointError(
+          'CHECKPOINT_SIGNATURE_INVALID',
+          `the cosignature by "${w.name}" is malformed`,
+        );
       }
       const timestamp = Buffer.from(s.signature.subarray(0, 8)).readBigUInt64BE();
       const ok =
         timestamp > 0n &&
         timestamp < 2n ** 63n &&
-        verify(null, cosignedMessage(text, Number(timestamp)), ed25519Public(w.publicKey), s.signature.subarray(8));
+        verify(
+          null,
+          cosignedMessage(text, Number(timestamp)),
+          ed25519Public(w.publicKey),
+          s.signature.subarray(8),
+        );
       if (!ok) {
         throw new CheckpointError(
           'CHECKPOINT_SIGNATURE_INVALID',

@@ -36,14 +36,16 @@ async function verifyCodes(log: ObjectAuditLog) {
 /** Deletes every object for entries ≥ from and every checkpoint above `from` (an owner with root). */
 async function truncate(from: number) {
   const log = openLog();
-  for (let s = from; s < 10_000; s++) await unlink(join(home, 'audit', log.entryKey(s))).catch(() => undefined);
+  for (let s = from; s < 10_000; s++)
+    await unlink(join(home, 'audit', log.entryKey(s))).catch(() => undefined);
   const cps = join(home, 'audit', 'log', 'checkpoints');
   for (const f of await readdir(cps)) if (Number(f) > from) await unlink(join(cps, f));
   for (const f of ['checkpoint', 'head']) await unlink(join(home, 'audit', 'log', f)).catch(() => undefined);
   const partial = join(home, 'audit', 'log', 'tile', '0', '000.p');
   const bundles = join(home, 'audit', 'log', 'tile', 'entries', '000.p');
   for (const d of [partial, bundles]) {
-    for (const f of await readdir(d).catch(() => [] as string[])) if (Number(f) > from) await unlink(join(d, f));
+    for (const f of await readdir(d).catch(() => [] as string[]))
+      if (Number(f) > from) await unlink(join(d, f));
   }
 }
 
@@ -51,7 +53,9 @@ beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'vt-witness-'));
   home = join(root, 'state');
   signer = testSigner();
-  const privateKeyPem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const privateKeyPem = generateKeyPairSync('ed25519')
+    .privateKey.export({ type: 'pkcs8', format: 'pem' })
+    .toString();
   wstore = await FsWitnessStore.open(join(root, 'witness'));
   witness = new Witness({
     name: 'witness.test/w1',
@@ -142,11 +146,18 @@ describe('the witness protocol (c2sp.org/tlog-witness)', () => {
   });
 
   it('answers 404 for an unknown origin and 403 for a checkpoint signed by another key', async () => {
-    const other = new ObjectAuditLog({ store: new FsObjectStore(join(root, 'other')), signer, origin: 'other.test/log' });
+    const other = new ObjectAuditLog({
+      store: new FsObjectStore(join(root, 'other')),
+      signer,
+      origin: 'other.test/log',
+    });
     await other.append(event(1));
     const r404 = await witness.addCheckpoint(addCheckpointBody(0, [], (await other.checkpoint()).note));
     expect(r404.status).toBe(404);
-    const mallory = new ObjectAuditLog({ store: new FsObjectStore(join(root, 'mallory')), signer: testSigner() });
+    const mallory = new ObjectAuditLog({
+      store: new FsObjectStore(join(root, 'mallory')),
+      signer: testSigner(),
+    });
     await mallory.append(event(1));
     const r403 = await witness.addCheckpoint(addCheckpointBody(0, [], (await mallory.checkpoint()).note));
     expect(r403.status).toBe(403);

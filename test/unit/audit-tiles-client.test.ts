@@ -40,7 +40,8 @@ describe('a tiles-only client', () => {
       expect(read.size).toBe(size);
       seen.push(cp.note);
     }
-    for (const note of seen) expect((await verifyFromTiles(get, { origin: log.origin, keys }, note)).note).toBe(note);
+    for (const note of seen)
+      expect((await verifyFromTiles(get, { origin: log.origin, keys }, note)).note).toBe(note);
   }, 60_000);
 
   it('fails with TILE_MISSING when a partial level-0 tile is deleted', async () => {
@@ -48,9 +49,9 @@ describe('a tiles-only client', () => {
     for (let i = 0; i < 10; i++) await log.append(event(i));
     await log.checkpoint();
     store.objects.delete('audit/log/tile/0/000.p/10');
-    expect(await codeOf(verifyFromTiles(get, { origin: log.origin, keys: [await signer.publicKeyPem()] }))).toBe(
-      'TILE_MISSING',
-    );
+    expect(
+      await codeOf(verifyFromTiles(get, { origin: log.origin, keys: [await signer.publicKeyPem()] })),
+    ).toBe('TILE_MISSING');
   });
 
   it('fails with BUNDLE_MISMATCH when a partial entry bundle is altered', async () => {
@@ -61,9 +62,9 @@ describe('a tiles-only client', () => {
     const b = Buffer.from(store.objects.get(key) as Uint8Array);
     b[b.length - 3] ^= 1;
     store.objects.set(key, b);
-    expect(await codeOf(verifyFromTiles(get, { origin: log.origin, keys: [await signer.publicKeyPem()] }))).toBe(
-      'BUNDLE_MISMATCH',
-    );
+    expect(
+      await codeOf(verifyFromTiles(get, { origin: log.origin, keys: [await signer.publicKeyPem()] })),
+    ).toBe('BUNDLE_MISMATCH');
   });
 
   it('fails with CHECKPOINT_INVALID under a key it does not trust', async () => {

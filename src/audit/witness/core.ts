@@ -10,8 +10,8 @@
  * root that does not hold.
  */
 import {
-  CheckpointError,
   type Checkpoint,
+  CheckpointError,
   openCheckpoint,
   parseCheckpointText,
   parseSignedNote,
@@ -81,7 +81,8 @@ export class Witness {
 
   private async add(body: string): Promise<WitnessResponse> {
     const split = body.indexOf('\n\n');
-    if (split < 0) return reply(400, 'the body must be an old size line, proof lines, an empty line and a checkpoint');
+    if (split < 0)
+      return reply(400, 'the body must be an old size line, proof lines, an empty line and a checkpoint');
     const head = body.slice(0, split).split('\n');
     const note = body.slice(split + 2);
     const oldLine = /^old (0|[1-9][0-9]{0,15})$/.exec(head[0] ?? '');
@@ -113,7 +114,8 @@ export class Witness {
       }
     }
     if (!verified) return reply(403, 'the checkpoint carries no signature by a trusted log key');
-    if (oldSize > cp.size) return reply(400, `old size ${oldSize} is larger than the checkpoint size ${cp.size}`);
+    if (oldSize > cp.size)
+      return reply(400, `old size ${oldSize} is larger than the checkpoint size ${cp.size}`);
 
     const store = this.options.store;
     const latest = await store.get(cp.origin);
@@ -126,25 +128,38 @@ export class Witness {
       await store.evidence?.(cp.origin, why, body);
       return reply(422, why);
     };
-    if (cp.size === 0 && !Buffer.from(cp.root).equals(EMPTY_ROOT)) return refuse('a tree of size 0 must have the empty root');
+    if (cp.size === 0 && !Buffer.from(cp.root).equals(EMPTY_ROOT))
+      return refuse('a tree of size 0 must have the empty root');
     if (oldSize === 0) {
       if (proof.length > 0) return refuse('the proof must be empty when the old size is 0');
     } else if (latest !== undefined) {
       const root1 = new Uint8Array(Buffer.from(latest.root, 'base64'));
       if (oldSize === cp.size) {
-        if (!Buffer.from(root1).equals(cp.root)) return refuse(`a different root at the size ${cp.size} already cosigned (fork)`);
+        if (!Buffer.from(root1).equals(cp.root))
+          return refuse(`a different root at the size ${cp.size} already cosigned (fork)`);
       } else {
         try {
-          verifyConsistencyProof({ size1: BigInt(oldSize), size2: BigInt(cp.size), proof, root1, root2: cp.root });
+          verifyConsistencyProof({
+            size1: BigInt(oldSize),
+            size2: BigInt(cp.size),
+            proof,
+            root1,
+            root2: cp.root,
+          });
         } catch (e) {
-          if (e instanceof ProofError) return refuse(`the consistency proof from ${oldSize} does not verify (${e.code})`);
+          if (e instanceof ProofError)
+            return refuse(`the consistency proof from ${oldSize} does not verify (${e.code})`);
           throw e;
         }
       }
     }
     const timestamp = Math.max(1, Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000));
     const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
-    const line = cosign(text, { name: this.options.name, privateKeyPem: this.options.privateKeyPem }, timestamp);
+    const line = cosign(
+      text,
+      { name: this.options.name, privateKeyPem: this.options.privateKeyPem },
+      timestamp,
+    );
     // Persisted before answering (tlog-witness: "MUST persist the new checkpoint before responding").
     await store.set(cp.origin, {
       size: cp.size,

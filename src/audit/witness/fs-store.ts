@@ -45,7 +45,10 @@ export class FsWitnessStore implements WitnessStore {
         alive = false;
       }
       if (alive) {
-        throw new VeritrailError('USAGE', `witness state ${dir} is in use by process ${pid}; stop it or use another --state`);
+        throw new VeritrailError(
+          'USAGE',
+          `witness state ${dir} is in use by process ${pid}; stop it or use another --state`,
+        );
       }
       await writeFile(lock, String(process.pid));
     }
@@ -69,8 +72,16 @@ export class FsWitnessStore implements WitnessStore {
       throw e;
     }
     const v = JSON.parse(text) as Partial<WitnessRecord> & { origin?: string };
-    if (v.origin !== origin || !Number.isSafeInteger(v.size) || typeof v.root !== 'string' || typeof v.note !== 'string') {
-      throw new VeritrailError('AUDIT_CORRUPT', `witness state for "${origin}" is unreadable: restore it from a backup, never reset it`);
+    if (
+      v.origin !== origin ||
+      !Number.isSafeInteger(v.size) ||
+      typeof v.root !== 'string' ||
+      typeof v.note !== 'string'
+    ) {
+      throw new VeritrailError(
+        'AUDIT_CORRUPT',
+        `witness state for "${origin}" is unreadable: restore it from a backup, never reset it`,
+      );
     }
     return { size: v.size as number, root: v.root, note: v.note };
   }

@@ -4,7 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { parseCheckpointText, parseSignedNote } from '../../core/checkpoint.js';
-import { type WitnessKey, verifyCosignatures } from '../../core/cosignature.js';
+import { verifyCosignatures, type WitnessKey } from '../../core/cosignature.js';
 import { VeritrailError } from '../../core/errors.js';
 import type { Witness } from './core.js';
 import { originHash } from './fs-store.js';
@@ -84,7 +84,8 @@ export class HttpWitnessClient implements WitnessClient {
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     if (r.status === 404) return undefined;
-    if (r.status !== 200) throw new VeritrailError('TRANSIENT', `witness ${this.key.name} answered ${r.status}; retry`);
+    if (r.status !== 200)
+      throw new VeritrailError('TRANSIENT', `witness ${this.key.name} answered ${r.status}; retry`);
     return r.text();
   }
 
@@ -113,7 +114,10 @@ export class LocalWitnessClient implements WitnessClient {
 /** The size and root of a witness's view, after checking its cosignature. */
 export function openWitnessView(note: string, key: WitnessKey): { size: number; root: Uint8Array } {
   if (verifyCosignatures(note, [key]).length === 0) {
-    throw new VeritrailError('SIGNATURE_INVALID', `the checkpoint from witness ${key.name} carries no cosignature by it`);
+    throw new VeritrailError(
+      'SIGNATURE_INVALID',
+      `the checkpoint from witness ${key.name} carries no cosignature by it`,
+    );
   }
   const cp = parseCheckpointText(parseSignedNote(note).text);
   return { size: cp.size, root: cp.root };

@@ -3,9 +3,13 @@
  * dir (`--home`, else VERITRAIL_HOME, else ./.veritrail). Formats: docs/audit-log.md.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { z } from 'zod';
 import { ObjectAuditLog } from '../../audit/log.js';
+import { HttpWitnessClient, type WitnessClient } from '../../audit/witness/http.js';
+import { parseVkey, type WitnessKey } from '../../core/cosignature.js';
 import { VeritrailError } from '../../core/errors.js';
 import { openFileSigner } from '../../local/file-signer.js';
 import { FsObjectStore } from '../../local/fs-object-store.js';
@@ -16,10 +20,19 @@ export const summary = 'the append-only audit log: verify, show, checkpoint, pro
 const USAGE = `usage: veritrail audit <subcommand> [--home <dir>] [--json]
 
   verify              re-derive the chain and Merkle tree, check every checkpoint; exit 0 only when intact
-    --bundles-only    skip comparing each sealed entry object with its entry bundle (reads a few
-                      large objects instead of one per entry; the bundles are what is chained and signed)
+    --bundles-only    skip comparing each sealed batch copy with its entry bundle (reads a few
+                      large objects instead of one per batch; the bundles are what is chained and signed)
+    --audit-key <pem> a log public key to trust (repeat for rotated keys); with it, or --trust,
+                      no key of the state dir is used and no private key is needed
+    --trust <file>    a trust file an auditor keeps: {"auditKeys":[pem…],"witnesses":[vkey…],
+                      "witnessUrls":{"<name>":"<url>"},"quorum":k}
+    --witness <vkey>  a witness whose cosignatures count (name+keyid+key; repeat)
+    --witness-url <name>=<url>  where to ask that witness for the largest checkpoint it cosigned
+                      (catches truncation and whole-state rollback)
+    --quorum <k>      cosignatures the latest checkpoint needs (default 1 with --witness)
   show [--run <id>]   list entries (of one run)
-  checkpoint          sign and store a checkpoint of the log as it is now
+  checkpoint          sign and store a checkpoint of the log as it is now, cosigned by the
+                      witnesses listed in <home>/witnesses.json ({"witnesses":[{"vkey","url"}]})
   prove <seq>         a self-contained inclusion proof of entry <seq> for offline verification
 
   --home <dir>        state dir (default: $VERITRAIL_HOME, else ./.veritrail)
@@ -34,12 +47,77 @@ async function openLog(home: string, needSigner: boolean): Promise<ObjectAuditLo
   if (needSigner && !existsSync(keyPath)) {
     throw new VeritrailError(
       'USAGE',
-      `no audit key at ${keyPath}; run a pipeline first or pass --home <state dir>`,
+      `no audit key at ${keyPath}; run a pipeline first, pass --home <state dir>, or verify with --audit-key <pem>`,
     );
   }
   const store = new FsObjectStore(join(home, 'objects'));
   const signer = existsSync(keyPath) ? await openFileSigner(keyPath) : undefined;
-  return new ObjectAuditLog(signer === undefined ? { store } : { store, signer });
+  const witnesses = await configuredWitnesses(home);
+  return new ObjectAuditLog({ store, witnesses, ...(signer === undefined ? {} : { signer }) });
+}
+
+interface Trust {
+  auditKeys: string[];
+  witnesses: WitnessKey[];
+  urls: Map<string, string>;
+  quorum?: number;
+}
+
+async function trustOf(values: ReturnType<typeof parse>['values'], cwd: string): Promise<Trust> {
+  const trust: Trust = { auditKeys: [], witnesses: [], urls: new Map() };
+  if (values.trust !== undefined) {
+    const file = TrustFile.safeParse(JSON.parse(await readFile(resolve(cwd, values.trust), 'utf8')));
+    if (!file.success)
+      throw usageError(`trust file ${values.trust}: ${file.error.issues[0]?.message ?? 'invalid'}`);
+    trust.auditKeys.push(...file.data.auditKeys);
+    trust.witnesses.push(...(file.data.witnesses ?? []).map((v) => parseVkey(v)));
+    for (const [n, u] of Object.entries(file.data.witnessUrls ?? {})) trust.urls.set(n, u);
+    if (file.data.quorum !== undefined) trust.quorum = file.data.quorum;
+  }
+  for (const p of values['audit-key'] ?? []) trust.auditKeys.push(await readFile(resolve(cwd, p), 'utf8'));
+  for (const v of values.witness ?? []) {
+    try {
+      trust.witnesses.push(parseVkey(v));
+    } catch (e) {
+      throw usageError(`--witness ${v}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  for (const pair of values['witness-url'] ?? []) {
+    const at = pair.indexOf('=');
+    if (at < 1) throw usageError('--witness-url takes <witness name>=<url>');
+    trust.urls.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  if (values.quorum !== undefined) {
+    if (!/^\d+$/.test(values.quorum)) throw usageError('--quorum takes a whole number');
+    trust.quorum = Number(values.quorum);
+  }
+  if (trust.quorum !== undefined && trust.quorum > trust.witnesses.length) {
+    throw usageError(`--quorum ${trust.quorum} needs at least that many --witness keys`);
+  }
+  return trust;
+}
+
+const TrustFile = z
+  .object({
+    auditKeys: z.array(z.string().includes('BEGIN PUBLIC KEY')).min(1),
+    witnesses: z.array(z.string()).optional(),
+    witnessUrls: z.record(z.string(), z.string().url()).optional(),
+    quorum: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+const WitnessConfig = z
+  .object({ witnesses: z.array(z.object({ vkey: z.string(), url: z.string().url() }).strict()) })
+  .strict();
+
+/** The witnesses `<home>/witnesses.json` names: asked to cosign every checkpoint. */
+export async function configuredWitnesses(home: string): Promise<WitnessClient[]> {
+  const path = join(home, 'witnesses.json');
+  if (!existsSync(path)) return [];
+  const parsed = WitnessConfig.safeParse(JSON.parse(await readFile(path, 'utf8')));
+  if (!parsed.success)
+    throw new VeritrailError('USAGE', `${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  return parsed.data.witnesses.map((w) => new HttpWitnessClient(parseVkey(w.vkey), w.url));
 }
 
 export async function run(args: string[], io: CliIo): Promise<number> {
@@ -60,10 +138,30 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const json = values.json === true;
   switch (sub) {
     case 'verify': {
-      const log = await openLog(home, true);
-      const report = await log.verify({ entryObjects: values['bundles-only'] !== true });
+      const trust = await trustOf(values, io.cwd);
+      const pinned = trust.auditKeys.length > 0;
+      const log = await openLog(home, !pinned);
+      const witnesses = trust.witnesses.map((key) => {
+        const url = trust.urls.get(key.name);
+        return url === undefined ? { key } : new HttpWitnessClient(key, url);
+      });
+      const report = await log.verify({
+        entryObjects: values['bundles-only'] !== true,
+        ...(pinned ? { trustedKeys: trust.auditKeys } : {}),
+        ...(witnesses.length > 0 ? { witnesses, quorum: trust.quorum ?? 1 } : {}),
+      });
       if (json) io.out(JSON.stringify(report));
       else {
+        if (pinned) io.out(`trusted log keys (key id): ${(report.trustedKeys ?? []).join(', ')}`);
+        else
+          io.out(
+            "trusted log key: the state dir's own (keys/audit.key), not an independent trust root; pass --audit-key <pem> or --trust <file>",
+          );
+        for (const w of report.witnesses ?? []) {
+          io.out(
+            `witness ${w.witness}: ${w.cosigned ? 'cosigned the latest checkpoint' : 'no cosignature on the latest checkpoint'}${w.witnessSize === undefined ? '' : `; holds size ${w.witnessSize}`}`,
+          );
+        }
         io.out(
           `${report.entries} entries, ${report.checkpoints} checkpoints: ${report.ok ? 'intact' : 'PROBLEMS'}`,
         );
@@ -93,10 +191,14 @@ export async function run(args: string[], io: CliIo): Promise<number> {
               treeSize: cp.size,
               root: Buffer.from(cp.root).toString('base64'),
               note: cp.note,
+              witnessed: cp.witnessed.map((w) => (w.ok ? { witness: w.witness, ok: true } : w)),
             })
           : cp.note,
       );
-      return EXIT.OK;
+      const refused = cp.witnessed.filter((w) => !w.ok);
+      for (const w of refused)
+        if (!w.ok) io.err(`witness ${w.witness} did not cosign (${w.status}): ${w.detail}`);
+      return refused.length === 0 ? EXIT.OK : EXIT.FAILED;
     }
     case 'prove': {
       const seqText = rest[0];
@@ -122,6 +224,11 @@ function parse(args: string[]) {
       run: { type: 'string' },
       json: { type: 'boolean' },
       'bundles-only': { type: 'boolean' },
+      'audit-key': { type: 'string', multiple: true },
+      trust: { type: 'string' },
+      witness: { type: 'string', multiple: true },
+      'witness-url': { type: 'string', multiple: true },
+      quorum: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
