@@ -760,6 +760,44 @@ export class ObjectAuditLog implements AuditLog {
     return last === undefined ? undefined : this.readCheckpoint(last, (await this.trusted()).publicKeyPem);
   }
 
+  /**
+   * For `veritrail verify <runId>`: is entry `seq` under a checkpoint cosigned by the given
+   * witnesses? Returns the largest checkpoint covering it (size > seq) that carries at least one
+   * valid cosignature from them, with who cosigned it and when (POSIX seconds); undefined when none
+   * does. Checkpoint signatures are checked with `trustedKeys` (default: the signer's key). That
+   * the checkpoints extend one another is `verify`'s check, not this one's.
+   */
+  async witnessedAt(
+    seq: number,
+    witnesses: readonly WitnessKey[],
+    trustedKeys?: readonly string[],
+  ): Promise<{ checkpointSize: number; cosignatures: { witness: string; timestamp: number }[] } | undefined> {
+    const keys = trustedKeys ?? [(await this.trusted()).publicKeyPem];
+    const sizes: number[] = [];
+    for await (const s of this.checkpointSizes()) if (s > seq) sizes.push(s);
+    for (const size of sizes.reverse()) {
+      const b = await this.read(this.checkpointKey(size));
+      if (b === undefined) continue;
+      const note = Buffer.from(b).toString('utf8');
+      const signed = keys.some((publicKeyPem) => {
+        try {
+          return openCheckpoint(note, { name: this.origin, publicKeyPem }).size === size;
+        } catch {
+          return false;
+        }
+      });
+      if (!signed) continue;
+      let cosignatures: { witness: string; timestamp: number }[];
+      try {
+        cosignatures = verifyCosignatures(note, witnesses);
+      } catch {
+        continue;
+      }
+      if (cosignatures.length > 0) return { checkpointSize: size, cosignatures };
+    }
+    return undefined;
+  }
+
   // ───────────── proofs ─────────────
 
   /**

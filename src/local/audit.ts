@@ -1,23 +1,15 @@
+import { dirname, join } from 'node:path';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
-import { redactValue } from '../core/redact.js';
-import type { AuditEventInput, AuditLog, ObjectStore } from '../ports.js';
+import { witnessesFromFile } from '../audit/witness/config.js';
+import type { ObjectStore } from '../ports.js';
 import { openFileSigner } from './file-signer.js';
 
-/** The embedded audit log: the same object-store log as on AWS, checkpoints signed with a local key. */
-export async function openLocalAuditLog(objects: ObjectStore, keyPath: string): Promise<ObjectAuditLog> {
-  return openAuditLog({ store: objects, signer: await openFileSigner(keyPath), bucket: 'audit' });
-}
-
 /**
- * The audit log with every appended event redacted first (src/core/redact.ts, invariant 7): the
- * log is write-once, so a secret that reached it could never be removed. Everything else passes.
+ * The embedded audit log: the same object-store log as on AWS, checkpoints signed with a local
+ * key and cosigned by the witnesses `<state dir>/witnesses.json` names (the key is at
+ * `<state dir>/keys/audit.key`).
  */
-export function redactingAuditLog<T extends AuditLog>(log: T): T {
-  return new Proxy(log, {
-    get(target, prop) {
-      if (prop === 'append') return (event: AuditEventInput) => target.append(redactValue(event));
-      const v: unknown = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
+export async function openLocalAuditLog(objects: ObjectStore, keyPath: string): Promise<ObjectAuditLog> {
+  const witnesses = await witnessesFromFile(join(dirname(dirname(keyPath)), 'witnesses.json'));
+  return openAuditLog({ store: objects, signer: await openFileSigner(keyPath), bucket: 'audit', witnesses });
 }

@@ -168,3 +168,18 @@ describe('the witness protocol (c2sp.org/tlog-witness)', () => {
     expect((await wstore.get('veritrail.local/audit'))?.size).toBe(15);
   });
 });
+
+describe('witnessedAt (for verify <runId>)', () => {
+  it('names the witnessed checkpoint covering an entry, and none for an entry after the last one', async () => {
+    const log = openLog();
+    expect(await log.witnessedAt(3, [client.key])).toMatchObject({
+      checkpointSize: 15,
+      cosignatures: [{ witness: 'witness.test/w1' }],
+    });
+    await log.append(event('late'));
+    expect(await log.witnessedAt(15, [client.key])).toBeUndefined();
+    expect(
+      await log.witnessedAt(3, [parseVkey(formatVkey({ ...client.key, name: 'other.test/w' }))]),
+    ).toBeUndefined();
+  });
+});

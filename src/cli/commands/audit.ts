@@ -8,7 +8,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ObjectAuditLog } from '../../audit/log.js';
-import { HttpWitnessClient, type WitnessClient } from '../../audit/witness/http.js';
+import { witnessesFromFile } from '../../audit/witness/config.js';
+import { HttpWitnessClient } from '../../audit/witness/http.js';
 import { parseVkey, type WitnessKey } from '../../core/cosignature.js';
 import { VeritrailError } from '../../core/errors.js';
 import { openFileSigner } from '../../local/file-signer.js';
@@ -52,7 +53,7 @@ async function openLog(home: string, needSigner: boolean): Promise<ObjectAuditLo
   }
   const store = new FsObjectStore(join(home, 'objects'));
   const signer = existsSync(keyPath) ? await openFileSigner(keyPath) : undefined;
-  const witnesses = await configuredWitnesses(home);
+  const witnesses = await witnessesFromFile(join(home, 'witnesses.json'));
   return new ObjectAuditLog({ store, witnesses, ...(signer === undefined ? {} : { signer }) });
 }
 
@@ -105,20 +106,6 @@ const TrustFile = z
     quorum: z.number().int().min(1).optional(),
   })
   .strict();
-
-const WitnessConfig = z
-  .object({ witnesses: z.array(z.object({ vkey: z.string(), url: z.string().url() }).strict()) })
-  .strict();
-
-/** The witnesses `<home>/witnesses.json` names: asked to cosign every checkpoint. */
-export async function configuredWitnesses(home: string): Promise<WitnessClient[]> {
-  const path = join(home, 'witnesses.json');
-  if (!existsSync(path)) return [];
-  const parsed = WitnessConfig.safeParse(JSON.parse(await readFile(path, 'utf8')));
-  if (!parsed.success)
-    throw new VeritrailError('USAGE', `${path}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
-  return parsed.data.witnesses.map((w) => new HttpWitnessClient(parseVkey(w.vkey), w.url));
-}
 
 export async function run(args: string[], io: CliIo): Promise<number> {
   let parsed: ReturnType<typeof parse>;
