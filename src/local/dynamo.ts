@@ -15,7 +15,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -100,11 +100,55 @@ function listen(server: Server): Promise<string> {
   });
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise<void>((r) => {
-    server.close(() => r());
-    server.closeIdleConnections();
+/**
+ * Counts the requests dynalite is handling, and lets a closing host refuse new ones by dropping
+ * their connection before dynalite sees them (the sender then fails over and sends again: safe,
+ * nothing was done). dynalite closes its database once the HTTP server has no connection left, so
+ * a request whose sender went away mid-flight would otherwise meet a closed database and throw
+ * ("Database is closed") out of the host process.
+ */
+interface GatedServer {
+  server: Server;
+  close(): Promise<void>;
+}
+
+function gate(server: Server): GatedServer {
+  const handlers = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners('request');
+  let active = 0;
+  let closing = false;
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (closing) {
+      req.socket.destroy();
+      return;
+    }
+    active++;
+    let done = false;
+    const finish = () => {
+      if (!done) {
+        done = true;
+        active--;
+      }
+    };
+    const end = res.end.bind(res) as (...a: unknown[]) => ServerResponse;
+    res.end = ((...a: unknown[]) => {
+      finish();
+      return end(...a);
+    }) as ServerResponse['end'];
+    for (const h of handlers) h(req, res);
   });
+  return {
+    server,
+    close: async () => {
+      closing = true;
+      const until = Date.now() + 30_000;
+      while (active > 0 && Date.now() < until) await sleep(5);
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        server.closeAllConnections();
+      });
+    },
+  };
 }
 
 function newClient(
@@ -123,8 +167,8 @@ function newClient(
 
 /** An in-memory database for this process alone (tests). */
 async function startPrivateDynamo(): Promise<LocalDynamo> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  const endpoint = await listen(server);
+  const server = gate(dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }));
+  const endpoint = await listen(server.server);
   const client = newClient(endpoint);
   await ensureRunTable(client, LOCAL_TABLE);
   return {
@@ -132,8 +176,8 @@ async function startPrivateDynamo(): Promise<LocalDynamo> {
     endpoint,
     hosting: true,
     close: async () => {
+      await server.close();
       client.destroy();
-      await closeServer(server);
     },
   };
 }
@@ -142,7 +186,7 @@ class SharedDynamo implements LocalDynamo {
   readonly client: DynamoDBClient;
   private current: string | undefined;
   private lock: HostLock | undefined;
-  private server: Server | undefined;
+  private server: GatedServer | undefined;
   private closed = false;
   private resolving: Promise<void> | undefined;
 
@@ -221,12 +265,12 @@ class SharedDynamo implements LocalDynamo {
       );
     }
     // We hold the lock: no other process has the database open, nor will until we release it.
-    let server: Server | undefined;
+    let server: GatedServer | undefined;
     try {
-      server = dynalite({ path: this.dir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-      const endpoint = await listen(server);
+      server = gate(dynalite({ path: this.dir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }));
+      const endpoint = await listen(server.server);
       // The host serves others for as long as it lives, but never keeps a finished command alive.
-      server.unref();
+      server.server.unref();
       const probe = newClient(endpoint);
       try {
         await ensureRunTable(probe, LOCAL_TABLE);
@@ -247,7 +291,7 @@ class SharedDynamo implements LocalDynamo {
       this.current = endpoint;
       return true;
     } catch (e) {
-      if (server) await closeServer(server).catch(() => undefined);
+      if (server) await server.close().catch(() => undefined);
       await lock.close().catch(() => undefined);
       throw e;
     }
@@ -265,16 +309,16 @@ class SharedDynamo implements LocalDynamo {
     if (this.closed) return;
     this.closed = true;
     await this.resolving?.catch(() => undefined);
-    this.client.destroy();
     if (this.server) {
       const mine = this.current;
       // Others find the endpoint gone and elect a new host; the file is removed only if still ours.
       const published = await readPublished(this.dir);
       if (published !== undefined && published.endpoint === mine && published.pid === process.pid)
         await rm(endpointFile(this.dir), { force: true });
-      await closeServer(this.server);
+      await this.server.close();
       this.server = undefined;
     }
+    this.client.destroy();
     await this.lock?.close().catch(() => undefined);
     this.lock = undefined;
   }
