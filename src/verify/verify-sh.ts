@@ -114,6 +114,7 @@ else
     esac
   done < "$tmp/files"
   [ "$named" -gt 0 ] || bad "the report statement names no files"
+  echo "      the signed report says run $(field runId "$report") ended $(field status "$report")"
 
   # 4. report.html carries this statement and shows its digest.
   if [ -f report.html ]; then

@@ -1,14 +1,59 @@
+import { join } from 'node:path';
+import { loadPipeline } from '../../cas.js';
 import { VeritrailError } from '../../core/errors.js';
-import { resolveHome } from '../../local/home.js';
+import { homePaths, resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
 import type { RunRecord } from '../../ports.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
-export const summary = 'list recorded runs, or show one with its steps';
+export const summary = 'list recorded runs, show one, or compare two';
 
-const USAGE = `usage: veritrail runs list [--pipeline <name>] [--limit <n>] [--json] [--home <dir>]
-       veritrail runs show <runId> [--json] [--home <dir>]`;
+const USAGE = `usage: veritrail runs list [--pipeline <name>] [--limit <n>] [--json] [--home <dir> | --stage <stage>]
+       veritrail runs show <runId> [--json] [--home <dir> | --stage <stage>]
+       veritrail runs compare <runA> <runB> [--json] [--home <dir> | --stage <stage>]
+
+  list      accuracy, the worst fairness figure (the lowest disparate impact, four-fifths
+            rule) and the gate decision of each run
+  show      metrics, small-group warnings, hyperparameters, steps, and where the training log is
+  compare   what changed between two runs: digests, definition, hyperparameters, metrics, decision`;
+
+/** Where a run's figures are: `facts.fairness` headline, `facts.gate`, `facts.fairnessWarnings`. */
+interface Figures {
+  accuracy?: number;
+  /** The lowest disparate impact ratio over the protected attributes, with its attribute. */
+  worst?: { attribute: string; disparateImpact: number };
+  decision?: string;
+}
+
+export function figuresOf(r: RunRecord): Figures {
+  const f = (r.facts.fairness ?? {}) as Record<string, unknown>;
+  const out: Figures = {};
+  if (typeof f.accuracy === 'number') out.accuracy = f.accuracy;
+  for (const [k, v] of Object.entries(f)) {
+    if (!k.endsWith('.disparateImpact') || typeof v !== 'number') continue;
+    // A ratio of 1.25 is as far from parity as 0.8: compare min(DI, 1/DI).
+    const far = v > 1 ? 1 / v : v;
+    const cur = out.worst
+      ? Math.min(out.worst.disparateImpact, 1 / out.worst.disparateImpact)
+      : Number.POSITIVE_INFINITY;
+    if (far < cur) out.worst = { attribute: k.slice(0, -'.disparateImpact'.length), disparateImpact: v };
+  }
+  const decision = (r.facts.gate as { decision?: unknown } | undefined)?.decision;
+  if (typeof decision === 'string') out.decision = decision;
+  return out;
+}
+
+const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
+
+interface Source {
+  list(o: { limit: number; pipeline?: string }): Promise<RunRecord[]>;
+  get(id: string): Promise<RunRecord | undefined>;
+  /** The pipeline definition a run used (hyperparameters), when this source can read it. */
+  hyperparameters(r: RunRecord): Promise<Record<string, unknown> | undefined>;
+  /** Where the training job's log is. */
+  trainingLog(r: RunRecord): string | undefined;
+}
 
 export async function run(args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCli(
@@ -27,35 +72,69 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     io.out(USAGE);
     return EXIT.OK;
   }
-  const [sub, id, ...extra] = positionals;
-  if (sub !== 'list' && sub !== 'show') throw usageError('say "runs list" or "runs show <runId>"', USAGE);
-  if (sub === 'show' && (!id || extra.length > 0))
-    throw usageError('runs show takes exactly one run id', USAGE);
-  if (sub === 'list' && id) throw usageError('runs list takes no run id', USAGE);
+  const [sub, ...ids] = positionals;
+  if (sub !== 'list' && sub !== 'show' && sub !== 'compare')
+    throw usageError('say "runs list", "runs show <runId>" or "runs compare <runA> <runB>"', USAGE);
+  if (sub === 'show' && ids.length !== 1) throw usageError('runs show takes exactly one run id', USAGE);
+  if (sub === 'compare' && ids.length !== 2)
+    throw usageError('runs compare takes exactly two run ids', USAGE);
+  if (sub === 'list' && ids.length > 0) throw usageError('runs list takes no run id', USAGE);
   const limit = values.limit === undefined ? 50 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1)
     throw usageError('--limit must be a positive whole number', USAGE);
+
+  const go = async (src: Source) => {
+    if (sub === 'list')
+      return printList(
+        io,
+        await src.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }),
+        values.json,
+      );
+    const found = await Promise.all(ids.map((id) => src.get(id)));
+    found.forEach((r, i) => {
+      if (!r)
+        throw new VeritrailError(
+          'RUN_NOT_FOUND',
+          `no run ${ids[i]} is recorded here; list runs with: veritrail runs list`,
+        );
+    });
+    const runs = found as RunRecord[];
+    if (sub === 'show') return printShow(io, runs[0] as RunRecord, src, values.json);
+    return printCompare(io, runs[0] as RunRecord, runs[1] as RunRecord, src, values.json);
+  };
+
   if (values.stage) {
     const { openDeployedRuns } = await import('../../aws/deployed.js');
     const store = await openDeployedRuns(values.stage, io.env);
-    return sub === 'list'
-      ? printList(
-          io,
-          await store.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }),
-          values.json,
-        )
-      : printShow(io, await store.get(id as string), id as string, values.json);
+    return go({
+      list: (o) => store.list(o),
+      get: (id) => store.get(id),
+      // The deployed store reads the run table only; the definition is in the artifacts bucket.
+      hyperparameters: async () => undefined,
+      trainingLog: (r) =>
+        typeof r.facts.trainingJob === 'string'
+          ? `CloudWatch Logs: log group /aws/sagemaker/TrainingJobs, streams ${r.facts.trainingJob}/algo-*`
+          : undefined,
+    });
   }
-  const rt = await openLocalRuntime(resolveHome(values.home, io.env, io.cwd));
+  const home = resolveHome(values.home, io.env, io.cwd);
+  const rt = await openLocalRuntime(home);
   try {
-    if (sub === 'list') {
-      return printList(
-        io,
-        await rt.runs.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }),
-        values.json,
-      );
-    }
-    return printShow(io, await rt.runs.get(id as string), id as string, values.json);
+    return await go({
+      list: (o) => rt.runs.list(o),
+      get: (id) => rt.runs.get(id),
+      hyperparameters: async (r) => {
+        try {
+          return (await loadPipeline(rt.objects, r.pipelineDigest)).hyperparameters;
+        } catch {
+          return undefined;
+        }
+      },
+      trainingLog: (r) =>
+        typeof r.facts.trainingJob === 'string'
+          ? join(homePaths(home).jobs, r.facts.trainingJob, 'training.log')
+          : undefined,
+    });
   } finally {
     await rt.close();
   }
@@ -65,15 +144,21 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
   if (json) {
     io.out(
       JSON.stringify(
-        runs.map((r) => ({
-          runId: r.runId,
-          pipeline: r.pipeline,
-          status: r.status,
-          createdAt: r.createdAt,
-          updatedAt: r.updatedAt,
-          dataset: r.dataset.uri,
-          ...(r.error ? { error: r.error } : {}),
-        })),
+        runs.map((r) => {
+          const fig = figuresOf(r);
+          return {
+            runId: r.runId,
+            pipeline: r.pipeline,
+            status: r.status,
+            createdAt: r.createdAt,
+            updatedAt: r.updatedAt,
+            dataset: r.dataset.uri,
+            ...(fig.accuracy !== undefined ? { accuracy: fig.accuracy } : {}),
+            ...(fig.worst ? { worstFairness: { metric: 'disparateImpact', ...fig.worst } } : {}),
+            ...(fig.decision ? { gate: fig.decision } : {}),
+            ...(r.error ? { error: r.error } : {}),
+          };
+        }),
       ),
     );
     return EXIT.OK;
@@ -82,18 +167,30 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
     io.out('no runs recorded yet; start one with: npm start');
     return EXIT.OK;
   }
-  io.out(`${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(24)}CREATED`);
-  for (const r of runs)
-    io.out(`${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(24)}${r.createdAt}`);
+  const head = `${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(20)}${'ACCURACY'.padEnd(10)}${'WORST DI'.padEnd(22)}${'GATE'.padEnd(6)}CREATED`;
+  const lines = [head];
+  for (const r of runs) {
+    const fig = figuresOf(r);
+    const worst = fig.worst ? `${fmt(fig.worst.disparateImpact)} (${fig.worst.attribute})` : '-';
+    lines.push(
+      `${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(20)}${fmt(fig.accuracy).padEnd(10)}${worst.padEnd(22)}${(fig.decision ?? '-').padEnd(6)}${r.createdAt}`,
+    );
+  }
+  lines.push(
+    '',
+    'WORST DI: the disparate impact furthest from parity over the protected attributes (four-fifths rule: 0.8-1.25)',
+  );
+  io.out(lines.join('\n'));
   return EXIT.OK;
 }
 
-function printShow(io: CliIo, r: RunRecord | undefined, id: string, json: boolean | undefined): number {
-  if (!r)
-    throw new VeritrailError(
-      'RUN_NOT_FOUND',
-      `no run ${id} is recorded here; list runs with: veritrail runs list`,
-    );
+/** Small-group warnings: the groups under the pipeline's minimum size, as Evaluate recorded them. */
+function smallGroups(r: RunRecord): string[] {
+  const w = Array.isArray(r.facts.fairnessWarnings) ? r.facts.fairnessWarnings : [];
+  return w.filter((x): x is string => typeof x === 'string' && x.startsWith('group '));
+}
+
+async function printShow(io: CliIo, r: RunRecord, src: Source, json: boolean | undefined): Promise<number> {
   if (json) {
     io.out(JSON.stringify(r));
     return EXIT.OK;
@@ -110,10 +207,31 @@ function printShow(io: CliIo, r: RunRecord | undefined, id: string, json: boolea
   for (const [k, label] of [
     ['rawDigest', 'raw data'],
     ['processedDigest', 'processed'],
+    ['codeDigest', 'code'],
     ['modelDigest', 'model'],
   ] as const) {
     if (typeof f[k] === 'string') lines.push(`  ${label.padEnd(13)}${f[k]}`);
   }
+  const fairness = (f.fairness ?? {}) as Record<string, unknown>;
+  const metrics = Object.entries(fairness).filter(([, v]) => typeof v === 'number');
+  if (metrics.length) {
+    lines.push('  metrics (held-out set)');
+    for (const [k, v] of metrics)
+      lines.push(`    ${k.padEnd(40)}${k === 'rows' ? String(v) : fmt(v as number)}`);
+  }
+  const small = smallGroups(r);
+  if (small.length) {
+    lines.push('  warnings (small groups: their figures are not reliable)');
+    for (const w of small) lines.push(`    - ${w}`);
+  }
+  const hp = await src.hyperparameters(r);
+  if (hp) {
+    lines.push('  hyperparameters');
+    for (const [k, v] of Object.entries(hp).sort(([a], [b]) => (a < b ? -1 : 1)))
+      lines.push(`    ${k.padEnd(20)}${String(v)}`);
+  }
+  const log = src.trainingLog(r);
+  if (log) lines.push(`  training log ${log}`);
   const gate = f.gate as { decision?: string; reasons?: string[] } | undefined;
   if (gate?.decision) {
     lines.push(`  gate         ${gate.decision}`);
@@ -129,6 +247,61 @@ function printShow(io: CliIo, r: RunRecord | undefined, id: string, json: boolea
     for (const [role, d] of Object.entries(s.digests ?? {})) lines.push(`      ${role.padEnd(16)}${d}`);
     if (s.error) lines.push(`      error           ${s.error.code}: ${s.error.message}`);
   }
+  io.out(lines.join('\n'));
+  return EXIT.OK;
+}
+
+interface Change {
+  what: string;
+  a: string;
+  b: string;
+}
+
+async function printCompare(
+  io: CliIo,
+  a: RunRecord,
+  b: RunRecord,
+  src: Source,
+  json: boolean | undefined,
+): Promise<number> {
+  const rows: Change[] = [];
+  const add = (what: string, x: unknown, y: unknown) => {
+    const sx = x === undefined ? '-' : typeof x === 'number' ? fmt(x) : String(x);
+    const sy = y === undefined ? '-' : typeof y === 'number' ? fmt(y) : String(y);
+    rows.push({ what, a: sx, b: sy });
+  };
+  add('status', a.status, b.status);
+  add('pipeline definition', a.pipelineDigest, b.pipelineDigest);
+  for (const k of ['rawDigest', 'processedDigest', 'codeDigest', 'modelDigest'])
+    add(k.replace('Digest', ' digest'), a.facts[k], b.facts[k]);
+  const [ha, hb] = await Promise.all([src.hyperparameters(a), src.hyperparameters(b)]);
+  for (const k of [...new Set([...Object.keys(ha ?? {}), ...Object.keys(hb ?? {})])].sort())
+    add(`hyperparameter ${k}`, ha?.[k], hb?.[k]);
+  const fa = (a.facts.fairness ?? {}) as Record<string, unknown>;
+  const fb = (b.facts.fairness ?? {}) as Record<string, unknown>;
+  for (const k of [...new Set([...Object.keys(fa), ...Object.keys(fb)])].sort())
+    add(`metric ${k}`, fa[k], fb[k]);
+  add('gate decision', figuresOf(a).decision, figuresOf(b).decision);
+  const ra = ((a.facts.gate as { reasons?: string[] } | undefined)?.reasons ?? []).join('; ');
+  const rb = ((b.facts.gate as { reasons?: string[] } | undefined)?.reasons ?? []).join('; ');
+  add('gate reasons', ra || undefined, rb || undefined);
+  const changed = rows.filter((r) => r.a !== r.b);
+  if (json) {
+    io.out(
+      JSON.stringify({
+        a: a.runId,
+        b: b.runId,
+        changed,
+        same: rows.filter((r) => r.a === r.b).map((r) => r.what),
+      }),
+    );
+    return EXIT.OK;
+  }
+  const lines = [`compare ${a.runId} (a) with ${b.runId} (b)`];
+  if (changed.length === 0) lines.push('  nothing differs');
+  for (const c of changed) lines.push(`  ${c.what}`, `    a  ${c.a}`, `    b  ${c.b}`);
+  const same = rows.length - changed.length;
+  lines.push('', `${changed.length} change(s); ${same} item(s) the same`);
   io.out(lines.join('\n'));
   return EXIT.OK;
 }
