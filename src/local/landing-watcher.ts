@@ -7,7 +7,7 @@
  */
 
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { LandingIndex, PinnedDataset } from '../app/start.js';
@@ -92,8 +92,10 @@ export class LandingWatcher implements LandingIndex {
     for (const name of names) {
       if (isTemporaryName(name)) continue;
       const path = join(dir, name);
-      const st = await stat(path).catch(() => undefined);
-      // Regular files only: folders, sockets and FIFOs in the landing folder are not datasets.
+      // lstat: a symbolic link is ignored, not followed (it could point anywhere on the machine,
+      // and the start path refuses it anyway: ignoring it here starts no run that must fail).
+      const st = await lstat(path).catch(() => undefined);
+      // Regular files only: links, folders, sockets and FIFOs in the landing folder are not datasets.
       if (st?.isFile() !== true) continue;
       out.push({ pipeline, path, size: st.size, mtimeMs: st.mtimeMs });
     }
