@@ -150,6 +150,11 @@ export interface TrainingJobSpec {
   /** Local: the command the trainer child process runs, and the folder it runs in. */
   command?: string[];
   workingDir?: string;
+  /**
+   * Local: the trainer code folder (`trainer.code`, absolute). Under a bubblewrap sandbox it is the
+   * only part of `workingDir` the trainer sees (read-only), so the command is confined to it.
+   */
+  codeDir?: string;
   /** AWS: the training image, pinned by digest. */
   image?: string;
   instanceType?: string;
@@ -172,17 +177,64 @@ export interface TrainingJobResult {
   status: 'Completed' | 'Failed' | 'Stopped';
   failureReason?: string;
   /** Why the job failed, when the trainer adapter knows better than TRAINING_FAILED. */
-  errorCode?: 'TRAINING_TIMEOUT' | 'TRAINING_OUTPUT_MISSING';
+  errorCode?: 'TRAINING_TIMEOUT' | 'TRAINING_OUTPUT_MISSING' | 'CHANNEL_TAMPERED';
   /** Artifacts bucket key of model.tar.gz (SM_MODEL_DIR packed). */
   modelKey?: string;
   /** Artifacts bucket key of output.tar.gz (SM_OUTPUT_DATA_DIR packed). */
   outputKey?: string;
+  /**
+   * How the trainer was confined, as the provenance records it: `bubblewrap`, `unshare` or `none`
+   * locally (src/local/sandbox.ts), `sagemaker` on AWS (the job's own container and network isolation).
+   */
+  isolation?: { level: string; network: boolean; stateDirVisible: boolean; note?: string };
+  /** The staged channels were re-hashed after the trainer exited and were unchanged. */
+  channelsSealed?: boolean;
+}
+
+/**
+ * The inference contract (docs/trainers.md): the control plane scores a trained model itself on
+ * held-out features the trainer never saw. Locally the trainer code's `predict` command runs in a
+ * separate, sandboxed process (features on stdin, predictions on stdout); on AWS a SageMaker Batch
+ * Transform job of the same image (network isolation, KMS) reads them from S3.
+ */
+export interface ScoringJobSpec {
+  jobName: string;
+  runId: string;
+  pipeline: string;
+  /** The model.tar.gz the Train step hashed. */
+  model: { key: string; digest: Digest };
+  /** The features to score (CSV with a header, no label, no protected attributes). */
+  input: { key: string; digest: Digest };
+  /** Local: the predict command, the folder it runs in and the trainer code folder. */
+  command?: string[];
+  workingDir?: string;
+  codeDir?: string;
+  /** AWS: the image (pinned by digest) that serves the model, and the instance type. */
+  image?: string;
+  instanceType?: string;
+  networkIsolation?: boolean;
+  /** Key prefix in the artifacts bucket for the transform output (AWS). */
+  outputPrefix: string;
+  maxRuntimeSeconds: number;
+}
+
+export interface ScoringJobResult {
+  /** Artifacts bucket key of the predictions (CSV with a `prediction` column, one row per input row). */
+  predictionsKey: string;
+  isolation?: { level: string; network: boolean; stateDirVisible: boolean; note?: string };
+}
+
+/** Runs the inference contract. A Trainer adapter implements it next to training (same code, same image). */
+export interface Scorer {
+  score(spec: ScoringJobSpec): Promise<ScoringJobResult>;
 }
 
 export interface Trainer {
   start(spec: TrainingJobSpec): Promise<{ jobName: string }>;
   /** Resolves when the job has ended (locally the child exits; on AWS the state-change event arrives). */
   wait(jobName: string): Promise<TrainingJobResult>;
+  /** The inference contract on the same code or image; absent: the adapter cannot score (SCORING_FAILED). */
+  score?: Scorer['score'];
 }
 
 // ───────────────────────────── audit log ─────────────────────────────

@@ -36,6 +36,12 @@ export const ErrorCodes = [
   'TRAINING_OUTPUT_MISSING',
   // the operator stopped the run (SIGINT/SIGTERM on `veritrail run`)
   'CANCELLED',
+  // a staged input channel changed while the trainer ran (sealed inputs): details.channel names it
+  'CHANNEL_TAMPERED',
+  // the control plane could not score the model through the inference contract (predict / Batch Transform)
+  'SCORING_FAILED',
+  // stored state (run record, registry entry) disagrees with the signed statements and the audit log
+  'STATE_TAMPERED',
   // audit log
   'AUDIT_CONFLICT',
   'AUDIT_CORRUPT',

@@ -26,6 +26,19 @@ const protectedAttribute = z.strictObject({
   privileged: z.string().min(1),
 });
 
+/** Thresholds of one protected attribute, overriding the pipeline-wide ones for it (docs/gates.md). */
+const attributeThresholds = z.strictObject({
+  disparateImpact: z.strictObject({ min: z.number().positive(), max: z.number().positive() }).optional(),
+  maxEqualizedOddsDifference: z.number().min(0).max(1).optional(),
+  maxDemographicParityDifference: z.number().min(0).max(1).optional(),
+});
+
+/**
+ * Below this many rows in a group, the default policy judges a metric by the bound of its 95%
+ * interval nearest to failing instead of its point value (docs/gates.md).
+ */
+export const DEFAULT_INTERVAL_GROUP_SIZE = 200;
+
 const gateThresholds = z.strictObject({
   minAccuracy: z.number().min(0).max(1).default(0.7),
   disparateImpact: z
@@ -35,6 +48,10 @@ const gateThresholds = z.strictObject({
   maxDemographicParityDifference: z.number().min(0).max(1).optional(),
   /** Groups smaller than this are flagged and not trusted. */
   minGroupSize: z.number().int().positive().default(30),
+  /** Below this group size the default policy uses interval bounds, not point values. */
+  intervalGroupSize: z.number().int().positive().default(DEFAULT_INTERVAL_GROUP_SIZE),
+  /** Per protected attribute (its column name): thresholds that replace the pipeline-wide ones. */
+  attributes: z.record(columnName, attributeThresholds).default({}),
 });
 
 const awsTrainer = z.strictObject({
@@ -79,14 +96,51 @@ export const PipelineDefinitionSchema = z.strictObject({
     label: z.strictObject({ column: columnName, positive: z.string().min(1) }),
     protected: z.array(protectedAttribute).min(1, 'name at least one protected attribute'),
     features: z.array(columnName).min(1, 'name at least one feature column'),
-    /** Share of rows held out for validation and fairness evaluation. */
+    /**
+     * Feature columns holding categories, each with its declared values: Preprocess one-hot encodes
+     * them as `<column>=<value>` columns (in the declared order) and records the encoding in the
+     * transform statement. A value not declared is a DATASET_VALUE error.
+     */
+    categorical: z
+      .record(
+        columnName,
+        z
+          .array(z.string().min(1).max(64).regex(/^[^,"\r\n=]+$/, 'must not hold , " = or line breaks'))
+          .min(2, 'declare at least two values'),
+      )
+      .default({}),
+    /**
+     * What Preprocess does with an empty feature cell (or one of `markers`): `refuse` the dataset,
+     * `drop-row`, or `impute` the declared `value` (numeric features only). Recorded in the transform.
+     */
+    missing: z
+      .strictObject({
+        policy: z.enum(['refuse', 'drop-row', 'impute']).default('refuse'),
+        value: z.number().finite().optional(),
+        markers: z.array(z.string()).default(['']),
+      })
+      .default({ policy: 'refuse', markers: [''] }),
+    /** Share of rows held out for validation (given to the trainer) and fairness checks of its own. */
     validationFraction: z.number().gt(0).lt(1).default(0.2),
+    /**
+     * Share of rows held out as the test split: the trainer never receives it; the control plane
+     * scores the model on its features through the inference contract and keeps its labels.
+     */
+    testFraction: z.number().gt(0).lt(1).default(0.2),
   }),
   trainer: z.strictObject({
     /** Folder (relative to the definition file) holding the training code; its digest is recorded. */
     code: z.string().min(1),
     /** Local: the command run as a child process with the SageMaker container contract. */
     command: z.array(z.string().min(1)).min(1),
+    /**
+     * The inference contract (docs/trainers.md): a command of the same code that reads feature
+     * rows (CSV with a header) on stdin, loads the model from SM_MODEL_DIR and writes a CSV with a
+     * `prediction` column (0 or 1) on stdout. The control plane runs it on the held-out test split
+     * (on AWS the image serves it to a Batch Transform job). Required: without it nothing scores
+     * the model but the trainer itself.
+     */
+    predict: z.array(z.string().min(1)).min(1).optional(),
     aws: awsTrainer.optional(),
     /** A vulnerability scan of the training code or image (Trivy JSON or SARIF 2.1.0), relative to the definition. */
     vulnerabilityReport: z
@@ -146,6 +200,39 @@ export function parsePipelineDefinition(value: unknown, source = 'pipeline defin
     ...def.dataset.protected.map((p) => p.column),
     ...def.dataset.features,
   ];
+  const d = def.dataset;
+  if (d.validationFraction + d.testFraction >= 0.9) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `${source} is invalid: dataset.validationFraction + dataset.testFraction is ${d.validationFraction + d.testFraction}; leave at least 10% of the rows for training`,
+    );
+  }
+  for (const c of Object.keys(d.categorical)) {
+    if (!d.features.includes(c)) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `${source} is invalid: dataset.categorical.${c} is not one of dataset.features (${d.features.join(', ')}); declare it as a feature too`,
+      );
+    }
+    const values = d.categorical[c] ?? [];
+    if (new Set(values).size !== values.length) {
+      throw new VeritrailError('PIPELINE_INVALID', `${source} is invalid: dataset.categorical.${c} names a value twice`);
+    }
+  }
+  if (d.missing.policy === 'impute' && d.missing.value === undefined) {
+    throw new VeritrailError(
+      'PIPELINE_INVALID',
+      `${source} is invalid: dataset.missing.policy "impute" needs dataset.missing.value, the number written in place of a missing feature`,
+    );
+  }
+  for (const a of Object.keys(def.gate.thresholds.attributes)) {
+    if (!d.protected.some((p) => p.column === a)) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `${source} is invalid: gate.thresholds.attributes.${a} is not a protected attribute (${d.protected.map((p) => p.column).join(', ')})`,
+      );
+    }
+  }
   const seen = new Set<string>();
   for (const c of columns) {
     if (seen.has(c)) {

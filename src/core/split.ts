@@ -1,12 +1,18 @@
 import { type Digest, hexOf } from './digest.js';
 
+export type SplitSide = 'train' | 'validation' | 'test';
+
 /**
- * Deterministic train/validation split seeded by the raw data digest: the same bytes always split
+ * Deterministic train/validation/test split seeded by the raw data digest: the same bytes always split
  * the same way, on any machine, and different data gets an independent split. The generator is
  * xoshiro128** (Blackman & Vigna, https://prng.di.unimi.it/xoshiro128starstar.c), seeded with the
  * first 128 bits of the digest.
  */
-export function makeSplitter(seed: Digest, validationFraction: number): () => 'train' | 'validation' {
+export function makeSplitter(
+  seed: Digest,
+  validationFraction: number,
+  testFraction = 0,
+): () => SplitSide {
   const hex = hexOf(seed);
   const s = new Uint32Array(4);
   for (let i = 0; i < 4; i++) s[i] = Number.parseInt(hex.slice(i * 8, i * 8 + 8), 16);
@@ -27,8 +33,14 @@ export function makeSplitter(seed: Digest, validationFraction: number): () => 't
     s[3] = rotl(n3, 11);
     return result;
   };
-  const threshold = Math.floor(validationFraction * 2 ** 32);
-  return () => (next() < threshold ? 'validation' : 'train');
+  // One draw per row: [0, v) validation, [v, v + t) test, the rest train. The test split comes
+  // from the same seeded stream, so it is as reproducible as the others and never overlaps them.
+  const v = Math.floor(validationFraction * 2 ** 32);
+  const t = Math.floor((validationFraction + testFraction) * 2 ** 32);
+  return () => {
+    const x = next();
+    return x < v ? 'validation' : x < t ? 'test' : 'train';
+  };
 }
 
 function rotl(x: number, k: number): number {

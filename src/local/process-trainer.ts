@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,8 +10,17 @@ import { putFileCas } from '../cas.js';
 import { digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { redactText } from '../core/redact.js';
-import type { ObjectStore, Trainer, TrainingJobResult, TrainingJobSpec } from '../ports.js';
+import type {
+  ObjectStore,
+  ScoringJobResult,
+  ScoringJobSpec,
+  Trainer,
+  TrainingJobResult,
+  TrainingJobSpec,
+} from '../ports.js';
 import { packDeterministic } from '../tarball.js';
+import { chooseIsolation, type Isolation, sandboxCommand } from './sandbox.js';
+import { scoreInSandbox } from './scoring.js';
 
 /**
  * The embedded trainer: runs the pipeline's training command as a child process under the SageMaker
@@ -24,6 +34,13 @@ import { packDeterministic } from '../tarball.js';
  *
  * Channel bytes are copied out of the content-addressed store and checked against their recorded
  * digests on the way (invariant 2); the trainer checks them again itself before reading a row.
+ *
+ * The job folder is a temporary folder outside the state dir (only the redacted training.log is
+ * kept under it). The trainer runs with a scrubbed environment and, where the machine offers one,
+ * in a sandbox (src/local/sandbox.ts: bubblewrap, else unshare) that sees the channels read-only,
+ * has no network and no view of the state dir or the parent's /proc. The channels are read-only
+ * files in any case, and are re-hashed after the trainer exits: a changed, added or removed file
+ * fails the job with CHANNEL_TAMPERED naming the channel (sealed inputs).
  */
 export class ProcessTrainer implements Trainer {
   private readonly jobs = new Map<string, Promise<TrainingJobResult>>();
@@ -33,7 +50,14 @@ export class ProcessTrainer implements Trainer {
   constructor(
     private readonly jobsRoot: string,
     private readonly objects: ObjectStore,
+    /** The isolation level (probed once); tests may pass a weaker one. */
+    private readonly isolation: Isolation = chooseIsolation(),
   ) {}
+
+  /** The inference contract, locally: the predict command in the same sandbox (src/local/scoring.ts). */
+  score(spec: ScoringJobSpec): Promise<ScoringJobResult> {
+    return scoreInSandbox(spec, this.objects, this.isolation, this.groups);
+  }
 
   async start(spec: TrainingJobSpec): Promise<{ jobName: string }> {
     if (!this.jobs.has(spec.jobName)) {
@@ -68,18 +92,32 @@ export class ProcessTrainer implements Trainer {
    * trainer writes (a failure file, its outputs) must not stay in the state dir unredacted.
    */
   private async run(spec: TrainingJobSpec): Promise<TrainingJobResult> {
-    const dir = join(this.jobsRoot, spec.jobName);
+    const logDir = join(this.jobsRoot, spec.jobName);
+    await rm(logDir, { recursive: true, force: true });
+    await mkdir(logDir, { recursive: true });
+    // The job's working folder is outside the state dir: a trainer given its own folder learns
+    // nothing about where the keys are.
+    const dir = await mkdtemp(join(tmpdir(), 'veritrail-job-'));
     try {
-      return await this.runIn(dir, spec);
+      const result = await this.runIn(dir, logDir, spec);
+      return { ...result, isolation: this.isolationRecord() };
     } finally {
-      const entries: string[] = await readdir(dir).catch(() => []);
-      for (const e of entries.filter((n) => n !== 'training.log'))
-        await rm(join(dir, e), { recursive: true, force: true }).catch(() => undefined);
+      await chmod(join(dir, 'input'), 0o700).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 
-  private async runIn(dir: string, spec: TrainingJobSpec): Promise<TrainingJobResult> {
-    await rm(dir, { recursive: true, force: true });
+  private isolationRecord(): NonNullable<TrainingJobResult['isolation']> {
+    const i = this.isolation;
+    return {
+      level: i.level,
+      network: i.network,
+      stateDirVisible: i.stateDirVisible,
+      ...(i.note ? { note: i.note } : {}),
+    };
+  }
+
+  private async runIn(dir: string, logDir: string, spec: TrainingJobSpec): Promise<TrainingJobResult> {
     const paths = {
       config: join(dir, 'input', 'config'),
       model: join(dir, 'model'),
@@ -127,6 +165,12 @@ export class ProcessTrainer implements Trainer {
       }
       env[`SM_CHANNEL_${name.toUpperCase()}`] = chDir;
     }
+    // Read-only where the OS allows: files 0444, folders 0555 (bubblewrap binds them read-only too).
+    for (const name of Object.keys(spec.channels)) {
+      await chmod(join(dir, 'input', 'data', name, spec.channels[name]?.fileName ?? ''), 0o444);
+      await chmod(join(dir, 'input', 'data', name), 0o555);
+    }
+    await chmod(join(dir, 'input', 'data'), 0o555);
     await writeFile(
       join(paths.config, 'hyperparameters.json'),
       `${JSON.stringify(spec.hyperparameters, null, 2)}\n`,
@@ -134,7 +178,12 @@ export class ProcessTrainer implements Trainer {
     const [cmd, ...args] = spec.command ?? [];
     if (!cmd) throw new VeritrailError('TRAINING_FAILED', 'the pipeline names no trainer command');
 
-    const log = createWriteStream(join(dir, 'training.log'));
+    const log = createWriteStream(join(logDir, 'training.log'));
+    const run = sandboxCommand(this.isolation.level, cmd === 'node' ? process.execPath : cmd, args, {
+      readOnly: [join(dir, 'input'), ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : [])],
+      writable: [paths.model, paths.output],
+      cwd: spec.workingDir ?? dir,
+    });
     const exit = await new Promise<{
       code: number | null;
       signal: string | null;
@@ -143,7 +192,7 @@ export class ProcessTrainer implements Trainer {
     }>((resolve) => {
       // Its own process group (detached), so that a limit or a cancel reaches every process the
       // trainer started (`sh -c "…"`, worker pools), not only the first one.
-      const child = spawn(cmd === 'node' ? process.execPath : cmd, args, {
+      const child = spawn(run.cmd, run.args, {
         cwd: spec.workingDir ?? dir,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -183,7 +232,7 @@ export class ProcessTrainer implements Trainer {
     }
     if (exit.error || exit.code !== 0) {
       const failure = await readFile(join(paths.output, 'failure'), 'utf8').catch(() => '');
-      const tail = (await readFile(join(dir, 'training.log'), 'utf8').catch(() => ''))
+      const tail = (await readFile(join(logDir, 'training.log'), 'utf8').catch(() => ''))
         .trim()
         .split('\n')
         .slice(-3)
@@ -194,6 +243,16 @@ export class ProcessTrainer implements Trainer {
           ? `cannot start ${cmd}: ${exit.error.message}`
           : `trainer exited with ${exit.signal ?? `code ${exit.code}`}: ${tail}`);
       return { jobName: spec.jobName, status: 'Failed', failureReason: redactText(reason).slice(0, 1024) };
+    }
+    // Sealed inputs: what the trainer was given is still byte for byte what was recorded.
+    const tampered = await changedChannel(dir, spec);
+    if (tampered) {
+      return {
+        jobName: spec.jobName,
+        status: 'Failed',
+        errorCode: 'CHANNEL_TAMPERED',
+        failureReason: tampered,
+      };
     }
     const missing = await missingOutput(paths.model, paths.data);
     if (missing !== undefined) {
@@ -208,7 +267,13 @@ export class ProcessTrainer implements Trainer {
     await packDeterministic(paths.data, join(dir, 'output.tar.gz'));
     const model = await putFileCas(this.objects, join(dir, 'model.tar.gz'));
     const output = await putFileCas(this.objects, join(dir, 'output.tar.gz'));
-    return { jobName: spec.jobName, status: 'Completed', modelKey: model.key, outputKey: output.key };
+    return {
+      jobName: spec.jobName,
+      status: 'Completed',
+      modelKey: model.key,
+      outputKey: output.key,
+      channelsSealed: true,
+    };
   }
 }
 
@@ -218,6 +283,31 @@ function killGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch {
     /* the group has already ended */
   }
+}
+
+/**
+ * The first staged channel whose files changed while the trainer ran (a file rewritten, added or
+ * removed), said as a failure reason naming it; undefined when every channel is as staged.
+ */
+async function changedChannel(dir: string, spec: TrainingJobSpec): Promise<string | undefined> {
+  for (const [name, ch] of Object.entries(spec.channels)) {
+    const chDir = join(dir, 'input', 'data', name);
+    const files: string[] = await readdir(chDir).catch(() => []);
+    if (files.length !== 1 || files[0] !== ch.fileName) {
+      return `channel ${name} was changed while the trainer ran: it held [${files.join(', ')}] instead of ${ch.fileName} alone; the staged inputs are sealed, a trainer must not write to them`;
+    }
+    const hash = createHash('sha256');
+    try {
+      for await (const chunk of createReadStream(join(chDir, ch.fileName))) hash.update(chunk as Buffer);
+    } catch (e) {
+      return `channel ${name} could not be re-read after training (${(e as Error).message}); the staged inputs are sealed`;
+    }
+    const actual = `sha256:${hash.digest('hex')}`;
+    if (!digestsEqual(actual, ch.digest)) {
+      return `channel ${name} was changed while the trainer ran: recorded ${ch.digest}, now ${actual}; the model was not trained on the recorded data`;
+    }
+  }
+  return undefined;
 }
 
 /** What the trainer was required to write and did not, said so that its author can fix it. */

@@ -139,13 +139,13 @@ export async function preflightDataset(
   const only = entries[0];
   const digest = entries.length === 1 && only ? only.digest : manifestDigest(buildManifest(entries));
   // The very split Preprocess will make (seeded by this digest), so its row minimum is checked now.
-  const side = makeSplitter(digest, def.dataset.validationFraction);
-  const split = { train: 0, validation: 0 };
+  const side = makeSplitter(digest, def.dataset.validationFraction, def.dataset.testFraction);
+  const split = { train: 0, validation: 0, test: 0 };
   for (let i = 0; i < rows; i++) split[side()]++;
-  if (split.train < 2 || split.validation < 1) {
+  if (split.train < 2 || split.validation < 1 || split.test < 1) {
     throw new VeritrailError(
       'DATASET_EMPTY',
-      `dataset ${uri.replace('file://', '')} has too few rows to train and validate (${rows} rows: ${split.train} train, ${split.validation} validation at validationFraction ${def.dataset.validationFraction}); supply more data`,
+      `dataset ${uri.replace('file://', '')} has too few rows to train and validate (${rows} rows: ${split.train} train, ${split.validation} validation, ${split.test} test at validationFraction ${def.dataset.validationFraction}, testFraction ${def.dataset.testFraction}); supply more data`,
     );
   }
   return digest;

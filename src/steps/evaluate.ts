@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { loadPipeline, putJsonCas, readCasVerified, readObject } from '../cas.js';
+import { fileURLToPath } from 'node:url';
+import { loadPipeline, putBytesCas, putJsonCas, readCasVerified, readObject } from '../cas.js';
 import { CsvParser } from '../core/csv.js';
-import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
+import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
@@ -10,8 +12,10 @@ import { readTarMember } from '../tarball.js';
 import {
   type EvaluateResult,
   type ExecState,
+  type PreprocessResult,
   PreprocessResultSchema,
   resultOf,
+  type TrainResult,
   TrainResultSchema,
 } from './state.js';
 import type { StepOutcome } from './step.js';
@@ -35,60 +39,38 @@ export function aggregateKey(def: PipelineDefinition, attribute: string, metric:
   return def.dataset.protected.length > 1 ? `${attribute}.${metric}` : metric;
 }
 
+/** SageMaker-style name of the scoring job of a run (1-63 of [a-zA-Z0-9-]). */
+export function scoringJobName(runId: string): string {
+  return `vts-${runId.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 63);
+}
+
 /**
- * Evaluate: fairness metrics of the model's held-out predictions. Labels and protected attributes
- * come from the processed validation set (re-verified against their digests), predictions from the
- * training job's output; all metrics derive from per-group confusion counts.
+ * Evaluate: the control plane scores the model itself. The model.tar.gz the Train step hashed is
+ * run through the inference contract (rt.trainer.score: a sandboxed predict process locally, a
+ * Batch Transform job on AWS) on the features of the held-out test split, which the trainer never
+ * received; every metric is computed from those predictions against the labels and protected
+ * attributes Preprocess kept (re-verified against their digests). The predictions are stored
+ * content-addressed and named in the report. The trainer's own validation predictions, when it
+ * wrote any, are only a cross-check: their accuracy is recorded and flagged when it disagrees.
  */
 export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutcome<EvaluateResult>> {
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const pre = resultOf(state, 'preprocess', PreprocessResultSchema);
   const train = resultOf(state, 'train', TrainResultSchema);
-  const validation = rows(
-    await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'),
-    'validation.csv',
-  );
-  const groups = rows(
-    await readCasVerified(rt.objects, pre.groups.digest, 'validation-groups.csv'),
-    'validation-groups.csv',
-  );
-  const predictionsBytes = await readTarMember(
-    Readable.from([await readTrainingOutput(rt, train.output)]),
-    'predictions.csv',
-  );
-  if (!predictionsBytes) {
-    throw new VeritrailError(
-      'TRAINING_FAILED',
-      'the trainer wrote no predictions.csv to SM_OUTPUT_DATA_DIR; it must predict the validation channel',
-    );
-  }
-  const predictions = rows(new Uint8Array(predictionsBytes), 'predictions.csv');
-  const n = validation.length - 1;
-  if (groups.length - 1 !== n || predictions.length - 1 !== n) {
-    throw new VeritrailError(
-      'TRAINING_FAILED',
-      `predictions.csv has ${predictions.length - 1} rows for ${n} validation rows; the trainer must predict every validation row in order`,
-    );
-  }
-  const labelIdx = validation[0]?.indexOf(def.dataset.label.column) ?? -1;
-  const predIdx = predictions[0]?.indexOf('prediction') ?? -1;
-  if (labelIdx < 0 || predIdx < 0) {
-    throw new VeritrailError(
-      'TRAINING_FAILED',
-      'predictions.csv needs a "prediction" column (0 or 1) per validation row',
-    );
+  const test = rows(await readCasVerified(rt.objects, pre.test.digest, 'test.csv'), 'test.csv');
+  const groups = rows(await readCasVerified(rt.objects, pre.testGroups.digest, 'test-groups.csv'), 'test-groups.csv');
+  const n = test.length - 1;
+
+  const scored = await scoreModel(rt, state, def, pre, train);
+  const predicted = predictionColumn(rows(scored.bytes, 'predictions'), n, 'the predict command');
+  const labelIdx = test[0]?.indexOf(def.dataset.label.column) ?? -1;
+  if (labelIdx < 0 || groups.length - 1 !== n) {
+    throw new VeritrailError('DIGEST_MISMATCH', 'test.csv and test-groups.csv do not line up; re-run Preprocess');
   }
   const attributes = def.dataset.protected.map((p) => p.column);
   const acc = new FairnessAccumulator(attributes);
   for (let i = 1; i <= n; i++) {
-    const p = predictions[i]?.[predIdx];
-    if (p !== '0' && p !== '1') {
-      throw new VeritrailError(
-        'TRAINING_FAILED',
-        `predictions.csv row ${i}: prediction "${p}" is not 0 or 1`,
-      );
-    }
-    acc.add(groups[i] ?? [], validation[i]?.[labelIdx] === '1', p === '1');
+    acc.add(groups[i] ?? [], test[i]?.[labelIdx] === '1', predicted[i - 1] === true);
   }
   const thresholds = def.gate.thresholds;
   const privileged = Object.fromEntries(def.dataset.protected.map((p) => [p.column, p.privileged]));
@@ -99,10 +81,10 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     bootstrap: EVALUATION_BOOTSTRAP,
     minGroupSize: thresholds.minGroupSize,
   });
-  const headline: Record<string, number | null | string> = {
-    accuracy: report.aggregates.accuracy ?? null,
-    rows: n,
-  };
+  const accuracy = report.aggregates.accuracy ?? null;
+  const selfReported = await selfReportedCheck(rt, pre, train, accuracy, n);
+  const warnings = [...report.warnings, ...(selfReported?.flagged ? [selfReported.message] : [])];
+  const headline: Record<string, number | null | string> = { accuracy, rows: n };
   for (const attr of attributes) {
     for (const m of HEADLINE_METRICS)
       headline[`${attr}.${m}`] = report.aggregates[aggregateKey(def, attr, m)] ?? null;
@@ -111,24 +93,142 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     runId: state.runId,
     model: train.model.digest,
     evaluationData: {
-      validation: pre.validation.digest,
-      groups: pre.groups.digest,
-      predictions: train.output.digest,
+      test: pre.test.digest,
+      testFeatures: pre.testFeatures.digest,
+      groups: pre.testGroups.digest,
+      predictions: scored.digest,
     },
+    scoring: { by: 'control-plane', contract: 'veritrail.dev/inference/v1', ...(scored.isolation ? { isolation: scored.isolation } : {}) },
+    ...(selfReported ? { selfReported } : {}),
     attributes,
     privileged,
     label: def.dataset.label,
     bootstrap: EVALUATION_BOOTSTRAP,
     counts: acc.toCounts(),
-    report,
+    report: { ...report, warnings },
   };
   const stored = await putJsonCas(rt.objects, document);
   return {
-    output: { reportKey: stored.key, reportDigest: stored.digest, headline, warnings: report.warnings },
-    digests: { model: train.model.digest, fairnessReport: stored.digest },
-    facts: { fairness: headline, fairnessWarnings: report.warnings, fairnessReportKey: stored.key },
-    detail: { headline },
+    output: {
+      reportKey: stored.key,
+      reportDigest: stored.digest,
+      predictions: { key: scored.key, digest: scored.digest },
+      headline,
+      warnings,
+    },
+    digests: { model: train.model.digest, fairnessReport: stored.digest, predictions: scored.digest },
+    facts: {
+      fairness: headline,
+      fairnessWarnings: warnings,
+      fairnessReportKey: stored.key,
+      predictionsDigest: scored.digest,
+      ...(selfReported ? { selfReported: { accuracy: selfReported.accuracy, flagged: selfReported.flagged } } : {}),
+    },
+    detail: { headline, scoredRows: n },
   };
+}
+
+/** Runs the inference contract on the test features and stores the predictions content-addressed. */
+async function scoreModel(
+  rt: Runtime,
+  state: ExecState,
+  def: PipelineDefinition,
+  pre: PreprocessResult,
+  train: TrainResult,
+): Promise<{ bytes: Uint8Array; key: string; digest: Digest; isolation?: unknown }> {
+  if (!rt.trainer.score) {
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      'this trainer adapter cannot run the inference contract, so the control plane cannot score the model itself',
+    );
+  }
+  const base = state.pipeline.base?.startsWith('file:') ? fileURLToPath(state.pipeline.base) : undefined;
+  const result = await rt.trainer.score({
+    jobName: scoringJobName(state.runId),
+    runId: state.runId,
+    pipeline: state.pipeline.name,
+    model: train.model,
+    input: { key: pre.testFeatures.key, digest: pre.testFeatures.digest },
+    ...(def.trainer.predict ? { command: def.trainer.predict } : {}),
+    ...(base ? { workingDir: base, codeDir: join(base, def.trainer.code) } : {}),
+    ...(def.trainer.aws
+      ? {
+          image: def.trainer.aws.image,
+          instanceType: def.trainer.aws.instanceType,
+          networkIsolation: def.trainer.aws.networkIsolation,
+        }
+      : {}),
+    outputPrefix: `scoring/${state.pipeline.name}/`,
+    maxRuntimeSeconds: def.trainer.aws?.maxRuntimeSeconds ?? 3600,
+  });
+  const bytes = await readObject(rt.objects, 'artifacts', result.predictionsKey);
+  const digest = digestOf(bytes);
+  // Content-addressed whatever the adapter wrote (Batch Transform names its own output keys).
+  const stored = result.predictionsKey === casKey(digest) ? { key: result.predictionsKey } : await putBytesCas(rt.objects, bytes, digest);
+  return { bytes, key: stored.key, digest, ...(result.isolation ? { isolation: result.isolation } : {}) };
+}
+
+/** The `prediction` column of a predictions CSV as booleans; SCORING_FAILED says what is wrong. */
+export function predictionColumn(table: string[][], n: number, who: string): boolean[] {
+  const idx = table[0]?.map((h) => h.trim()).indexOf('prediction') ?? -1;
+  if (idx < 0) {
+    throw new VeritrailError('SCORING_FAILED', `${who} wrote no "prediction" column (header: ${(table[0] ?? []).join(',').slice(0, 80)})`);
+  }
+  if (table.length - 1 !== n) {
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      `${who} returned ${table.length - 1} predictions for ${n} rows; it must predict every input row, in order`,
+    );
+  }
+  return table.slice(1).map((r, i) => {
+    const p = (r[idx] ?? '').trim();
+    if (p !== '0' && p !== '1') {
+      throw new VeritrailError('SCORING_FAILED', `${who}: prediction ${i + 1} is "${p.slice(0, 20)}", not 0 or 1`);
+    }
+    return p === '1';
+  });
+}
+
+/**
+ * The trainer's self-reported validation accuracy (its predictions.csv, when it wrote one) against
+ * the independent test accuracy: recorded, and flagged when the gap is beyond sampling noise
+ * (three standard errors of the difference of two proportions, plus 0.02).
+ */
+async function selfReportedCheck(
+  rt: Runtime,
+  pre: PreprocessResult,
+  train: TrainResult,
+  independent: number | null,
+  nTest: number,
+): Promise<{ accuracy: number | null; rows: number; flagged: boolean; message: string } | undefined> {
+  let bytes: Buffer | undefined;
+  try {
+    bytes = await readTarMember(Readable.from([await readTrainingOutput(rt, train.output)]), 'predictions.csv');
+  } catch (e) {
+    if (e instanceof VeritrailError && e.code === 'DIGEST_MISMATCH') throw e;
+    return undefined;
+  }
+  if (!bytes || independent === null) return undefined;
+  const validation = rows(await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'), 'validation.csv');
+  const label = validation[0]?.length ? validation[0].length - 1 : -1;
+  let claimed: boolean[];
+  try {
+    claimed = predictionColumn(rows(new Uint8Array(bytes), 'predictions.csv'), validation.length - 1, "the trainer's predictions.csv");
+  } catch (e) {
+    const message = `the trainer's self-reported predictions.csv is unusable (${(e as Error).message}); only the control plane's scoring counts`;
+    return { accuracy: null, rows: 0, flagged: true, message };
+  }
+  let correct = 0;
+  claimed.forEach((p, i) => {
+    if ((validation[i + 1]?.[label] === '1') === p) correct++;
+  });
+  const m = claimed.length;
+  const accuracy = m > 0 ? correct / m : 0;
+  const pooled = (accuracy * m + independent * nTest) / (m + nTest);
+  const se = Math.sqrt(Math.max(pooled * (1 - pooled), 1e-9) * (1 / Math.max(m, 1) + 1 / Math.max(nTest, 1)));
+  const flagged = Math.abs(accuracy - independent) > 3 * se + 0.02;
+  const message = `the trainer's self-reported validation accuracy ${accuracy.toFixed(3)} disagrees with the control plane's own ${independent.toFixed(3)} on the held-out test split: the trainer's figures are not trusted`;
+  return { accuracy: Number(accuracy.toFixed(6)), rows: m, flagged, message };
 }
 
 /**

@@ -7,7 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { loadPipeline, putFileCas, putJsonCas, readObject } from '../cas.js';
 import { buildTransformStatement } from '../core/attest/index.js';
 import { type CsvRecord, csvLine } from '../core/csv.js';
-import { type ColumnIndex, resolveHeader, validateRow } from '../core/dataset-schema.js';
+import {
+  type ColumnIndex,
+  DatasetChecks,
+  encodedFeatureColumns,
+  featureEncoding,
+  resolveHeader,
+  validateRow,
+} from '../core/dataset-schema.js';
 import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { canonicalDigest } from '../core/jcs.js';
@@ -25,18 +32,27 @@ export const TRANSFORM_NAME = 'veritrail/preprocess';
 export const TRANSFORM_VERSION = '1';
 
 /** The column layout of the processed channels, fixed by the definition. */
-export function processedColumns(def: PipelineDefinition): { channel: string[]; groups: string[] } {
+export function processedColumns(def: PipelineDefinition): {
+  channel: string[];
+  features: string[];
+  groups: string[];
+} {
+  const features = encodedFeatureColumns(def);
   return {
-    channel: [...def.dataset.features, def.dataset.label.column],
+    channel: [...features, def.dataset.label.column],
+    features,
     groups: def.dataset.protected.map((p) => p.column),
   };
 }
 
 /**
  * Preprocess: re-reads exactly the pinned raw bytes (refusing them if their digest moved), validates
- * the schema row by row, and writes a deterministic train/validation split seeded by the raw digest.
- * Channels carry features and a 0/1 label only: the trainer never sees protected attributes; they go
- * to validation-groups.csv, row-aligned with validation.csv, for the fairness evaluation.
+ * the schema row by row (two label values, privileged values present, declared categories and
+ * missing-value policy), encodes the features, and writes a deterministic train/validation/test
+ * split seeded by the raw digest. The train and validation channels carry features and a 0/1 label
+ * only: the trainer never sees protected attributes, and never receives the test split at all. The
+ * test split is kept as test.csv (features and label, the control plane's), test-features.csv
+ * (what the inference contract is given) and test-groups.csv (protected attributes, row-aligned).
  */
 export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOutcome<PreprocessResult>> {
   const startedOn = rt.now();
@@ -50,19 +66,24 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
     new TextDecoder().decode(await readObject(rt.objects, 'artifacts', hash.pinsKey)),
   ) as PinnedFile[];
   const cols = processedColumns(def);
-  const split = makeSplitter(hash.digest, def.dataset.validationFraction);
+  const split = makeSplitter(hash.digest, def.dataset.validationFraction, def.dataset.testFraction);
+  const checks = new DatasetChecks(def);
 
   const dir = await mkdtemp(join(tmpdir(), 'veritrail-pre-'));
   try {
     const out = {
       train: createWriteStream(join(dir, 'train.csv')),
       validation: createWriteStream(join(dir, 'validation.csv')),
-      groups: createWriteStream(join(dir, 'validation-groups.csv')),
+      test: createWriteStream(join(dir, 'test.csv')),
+      testFeatures: createWriteStream(join(dir, 'test-features.csv')),
+      testGroups: createWriteStream(join(dir, 'test-groups.csv')),
     };
     await write(out.train, csvLine(cols.channel));
     await write(out.validation, csvLine(cols.channel));
-    await write(out.groups, csvLine(cols.groups));
-    const rows = { train: 0, validation: 0 };
+    await write(out.test, csvLine(cols.channel));
+    await write(out.testFeatures, csvLine(cols.features));
+    await write(out.testGroups, csvLine(cols.groups));
+    const rows = { train: 0, validation: 0, test: 0, dropped: 0 };
     let header: string[] | undefined;
 
     for (const file of pins) {
@@ -80,11 +101,20 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
           header = r.fields;
           return;
         }
-        const row = validateRow(r.fields, index, def, { file: file.path, line: r.line });
+        const where = { file: file.path, line: r.line };
+        const row = validateRow(r.fields, index, def, where);
+        if (!row) {
+          rows.dropped++;
+          return;
+        }
+        checks.observe(row, where);
         const side = split();
         rows[side]++;
-        await write(side === 'train' ? out.train : out.validation, csvLine([...row.features, row.label]));
-        if (side === 'validation') await write(out.groups, csvLine(row.groups));
+        await write(out[side], csvLine([...row.features, row.label]));
+        if (side === 'test') {
+          await write(out.testFeatures, csvLine(row.features));
+          await write(out.testGroups, csvLine(row.groups));
+        }
       };
       const stream = await rt.datasets.open(file);
       const checkDigest = () => {
@@ -125,19 +155,24 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
         (s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res()))),
       ),
     );
-    if (rows.train < 2 || rows.validation < 1) {
+    checks.finish();
+    if (rows.train < 2 || rows.validation < 1 || rows.test < 1) {
       throw new VeritrailError(
         'DATASET_EMPTY',
-        `dataset has too few rows to train and validate (${rows.train} train, ${rows.validation} validation); supply more data`,
+        `dataset has too few rows to train, validate and test (${rows.train} train, ${rows.validation} validation, ${rows.test} test${rows.dropped ? `, ${rows.dropped} dropped for missing values` : ''}); supply more data`,
       );
     }
 
     const train = await putFileCas(rt.objects, join(dir, 'train.csv'));
     const validation = await putFileCas(rt.objects, join(dir, 'validation.csv'));
-    const groups = await putFileCas(rt.objects, join(dir, 'validation-groups.csv'));
+    const test = await putFileCas(rt.objects, join(dir, 'test.csv'));
+    const testFeatures = await putFileCas(rt.objects, join(dir, 'test-features.csv'));
+    const testGroups = await putFileCas(rt.objects, join(dir, 'test-groups.csv'));
     const manifest = buildManifest([
+      { path: 'test-features.csv', size: testFeatures.size, digest: testFeatures.digest },
+      { path: 'test-groups.csv', size: testGroups.size, digest: testGroups.digest },
+      { path: 'test.csv', size: test.size, digest: test.digest },
       { path: 'train.csv', size: train.size, digest: train.digest },
-      { path: 'validation-groups.csv', size: groups.size, digest: groups.digest },
       { path: 'validation.csv', size: validation.size, digest: validation.digest },
     ]);
     const processedDigest = manifestDigest(manifest);
@@ -146,10 +181,13 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
     const codeDigest = digestOf(await readFile(fileURLToPath(import.meta.url)));
     const parameters = {
       validationFraction: def.dataset.validationFraction,
+      testFraction: def.dataset.testFraction,
       splitSeed: hash.digest,
       label: def.dataset.label,
       features: def.dataset.features,
       protected: cols.groups,
+      encoding: featureEncoding(def),
+      droppedRows: rows.dropped,
     };
     const transform = { name: TRANSFORM_NAME, version: TRANSFORM_VERSION, codeDigest, parameters };
     const transformDigest = canonicalDigest(transform);
@@ -178,7 +216,9 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
         rows: rows.validation,
         fileName: 'validation.csv',
       },
-      groups: { key: groups.key, digest: groups.digest },
+      test: { key: test.key, digest: test.digest, rows: rows.test, fileName: 'test.csv' },
+      testFeatures: { key: testFeatures.key, digest: testFeatures.digest },
+      testGroups: { key: testGroups.key, digest: testGroups.digest },
       columns: cols.channel,
       transform: { digest: transformDigest, codeDigest },
       bundleKey: bundle.key,
@@ -192,8 +232,9 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
         transformBundleKey: bundle.key,
         trainRows: rows.train,
         validationRows: rows.validation,
+        testRows: rows.test,
       },
-      detail: { trainRows: rows.train, validationRows: rows.validation },
+      detail: { trainRows: rows.train, validationRows: rows.validation, testRows: rows.test },
     };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -49,6 +49,9 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
     model,
     runId: state.runId,
     builderId: rt.mode === 'local' ? LOCAL_BUILDER_ID : rt.actor,
+    builderVersion: {
+      isolation: train.isolation?.level ?? (rt.mode === 'aws' ? 'sagemaker' : 'unrecorded'),
+    },
     startedOn: train.startedAt,
     finishedOn: train.endedAt,
     externalParameters: {
@@ -65,6 +68,9 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
       transform: pre.transform,
       command: code.command,
       runtime: rt.mode,
+      // How the trainer was confined, as it actually ran (src/local/sandbox.ts; SageMaker on AWS).
+      isolation: train.isolation ?? (rt.mode === 'aws' ? { level: 'sagemaker' } : { level: 'unrecorded' }),
+      ...(train.channelsSealed ? { channelsSealed: true } : {}),
     },
     dependencies: {
       raw: { digest: hash.digest, uri: state.dataset.uri },
@@ -94,7 +100,18 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
     model,
     predicate: {
       runId: state.runId,
-      evaluationData: { name: 'validation.csv', digest: { sha256: pre.validation.digest.slice(7) } },
+      // The held-out test split the trainer never received, and the control plane's own
+      // predictions on it (content-addressed): the figures below derive from these bytes only.
+      evaluationData: { name: 'test.csv', digest: { sha256: pre.test.digest.slice(7) } },
+      ...(ev.predictions
+        ? {
+            predictions: {
+              name: 'predictions.csv',
+              digest: { sha256: ev.predictions.digest.slice(7) },
+              annotations: { scoredBy: 'control-plane', input: pre.testFeatures.digest },
+            },
+          }
+        : {}),
       label: def.dataset.label,
       confidenceLevel: 0.95,
       intervalMethod: `bootstrap-percentile/${EVALUATION_BOOTSTRAP.samples}/seed-${EVALUATION_BOOTSTRAP.seed}`,

@@ -42,8 +42,14 @@ export const PreprocessResultSchema = z.object({
   manifestKey: key,
   train: channel,
   validation: channel,
-  /** Protected attributes of the validation rows, row-aligned with validation.csv. */
-  groups: z.object({ key, digest }),
+  /**
+   * The held-out test split, never staged for the trainer: test.csv (features and label) stays with
+   * the control plane; test-features.csv (features only) is what the inference contract receives;
+   * test-groups.csv holds the protected attributes, row-aligned with both.
+   */
+  test: channel,
+  testFeatures: z.object({ key, digest }),
+  testGroups: z.object({ key, digest }),
   columns: z.array(z.string()),
   transform: z.object({ digest, codeDigest: digest }),
   bundleKey: key.optional(),
@@ -66,12 +72,20 @@ export const TrainResultSchema = z.object({
   output: z.object({ key, digest }),
   startedAt: z.string(),
   endedAt: z.string(),
+  /** How the trainer was confined (src/local/sandbox.ts; `sagemaker` on AWS), for the provenance. */
+  isolation: z
+    .object({ level: z.string(), network: z.boolean(), stateDirVisible: z.boolean(), note: z.string().optional() })
+    .optional(),
+  /** The staged channels were re-hashed after the trainer exited and were unchanged. */
+  channelsSealed: z.boolean().optional(),
 });
 export type TrainResult = z.infer<typeof TrainResultSchema>;
 
 export const EvaluateResultSchema = z.object({
   reportKey: key,
   reportDigest: digest,
+  /** The control plane's own predictions on the test split, content-addressed. */
+  predictions: z.object({ key, digest }).optional(),
   headline: z.record(z.string(), z.union([z.number(), z.null(), z.string()])),
   warnings: z.array(z.string()),
 });

@@ -1,5 +1,7 @@
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hashStream, loadPipeline } from '../cas.js';
+import { encodedFeatureColumns } from '../core/dataset-schema.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
@@ -27,7 +29,8 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
   // SageMaker passes hyperparameters as strings; these tell the container what to read and what
   // digests to insist on before it reads a single row.
   hyperparameters.veritrail_label = def.dataset.label.column;
-  hyperparameters.veritrail_features = def.dataset.features.join(',');
+  // The processed channels' feature columns (categorical features one-hot encoded by Preprocess).
+  hyperparameters.veritrail_features = encodedFeatureColumns(def).join(',');
   // On AWS CheckCode shipped the scanned code as a content-addressed bundle: it becomes the `code`
   // channel, pinned by digest like the data, and the image's entrypoint runs trainer.command in it.
   const bundle = CodeResultSchema.safeParse(state.results?.code).data?.bundle;
@@ -43,7 +46,7 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
     runId: state.runId,
     pipeline: state.pipeline.name,
     command: def.trainer.command,
-    ...(base ? { workingDir: base } : {}),
+    ...(base ? { workingDir: base, codeDir: join(base, def.trainer.code) } : {}),
     ...(def.trainer.aws
       ? {
           image: def.trainer.aws.image,
@@ -130,6 +133,8 @@ export async function completeTraining(
       output: { key: job.outputKey, digest: outputDigest },
       startedAt,
       endedAt,
+      ...(job.isolation ? { isolation: job.isolation } : {}),
+      ...(job.channelsSealed ? { channelsSealed: true } : {}),
     },
     digests: { model: modelDigest, trainingOutput: outputDigest },
     facts: {
@@ -137,8 +142,13 @@ export async function completeTraining(
       modelKey: job.modelKey,
       trainingOutputKey: job.outputKey,
       trainingJob: job.jobName,
+      ...(job.isolation ? { trainerIsolation: job.isolation.level } : {}),
     },
-    detail: { jobName: job.jobName, modelSize: model.size },
+    detail: {
+      jobName: job.jobName,
+      modelSize: model.size,
+      ...(job.isolation ? { isolation: job.isolation.level } : {}),
+    },
     startedAt,
   };
 }

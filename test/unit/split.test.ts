@@ -22,3 +22,28 @@ describe('the train/validation split', () => {
     expect(v).toBeLessThan(0.265);
   });
 });
+
+describe('the held-out test split', () => {
+  const three = (seed: string, n: number) => {
+    const next = makeSplitter(digestOf(seed), 0.2, 0.2);
+    return Array.from({ length: n }, next);
+  };
+
+  it('holds out the test fraction, disjoint from validation, seeded by the raw digest', () => {
+    const a = three('data-d', 20_000);
+    expect(a).toEqual(three('data-d', 20_000));
+    const test = a.filter((s) => s === 'test').length / 20_000;
+    expect(test).toBeGreaterThan(0.185);
+    expect(test).toBeLessThan(0.215);
+    expect(a.filter((s) => s === 'validation').length / 20_000).toBeGreaterThan(0.185);
+  });
+
+  it('leaves the validation rows of a two-way split where they were', () => {
+    const two = draw('data-e', 5000, 0.2);
+    const next = makeSplitter(digestOf('data-e'), 0.2, 0.2);
+    const withTest = Array.from({ length: 5000 }, next);
+    two.forEach((s, i) => {
+      if (s === 'validation') expect(withTest[i]).toBe('validation');
+    });
+  });
+});

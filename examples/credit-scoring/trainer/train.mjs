@@ -7,23 +7,23 @@
 //   SM_CHANNEL_TRAIN, SM_CHANNEL_VALIDATION   /opt/ml/input/data/{train,validation}  CSV, header row
 //   SM_INPUT_CONFIG_DIR                       /opt/ml/input/config   hyperparameters.json (strings)
 //   SM_MODEL_DIR                              /opt/ml/model          packed as model.tar.gz
-//   SM_OUTPUT_DATA_DIR                        /opt/ml/output/data    validation-set predictions
+//   SM_OUTPUT_DATA_DIR                        /opt/ml/output/data    validation-set predictions (a
+//                                             self-report: the control plane scores the model itself
+//                                             on a test split through predict.mjs)
 //   SM_OUTPUT_DIR                             /opt/ml/output         `failure`: one-line reason
 // Any failure writes the reason to <output>/failure and exits non-zero (SageMaker marks the job
 // Failed and reports that reason). Before reading a single row it checks every channel file
-// against the digests the control plane recorded (hyperparameter veritrail_channel_digests) and
-// refuses to train on any mismatch.
-import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+// against the digests the control plane recorded (veritrail-channels.mjs, the one-file helper of
+// trainer-kit/) and refuses to train on any mismatch.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readHyperparameters, verifyChannels } from './veritrail-channels.mjs';
 
 const env = process.env;
 const root = env.VERITRAIL_OPT_ML ?? '/opt/ml';
-const inputConfig = env.SM_INPUT_CONFIG_DIR ?? join(root, 'input', 'config');
 const outputDir = env.SM_OUTPUT_DIR ?? join(root, 'output');
 const modelDir = env.SM_MODEL_DIR ?? join(root, 'model');
 const dataDir = env.SM_OUTPUT_DATA_DIR ?? join(outputDir, 'data');
-const channelDir = (name) => env[`SM_CHANNEL_${name.toUpperCase()}`] ?? join(root, 'input', 'data', name);
 
 function fail(reason) {
   try {
@@ -32,23 +32,6 @@ function fail(reason) {
   } catch {}
   process.stderr.write(`training failed: ${reason}\n`);
   process.exit(2);
-}
-
-async function sha256File(path) {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk);
-  return h.digest('hex');
-}
-
-function channelFile(dir, name) {
-  let files;
-  try {
-    files = readdirSync(dir).filter((f) => !f.startsWith('.'));
-  } catch (e) {
-    fail(`channel ${name} cannot be read at ${dir}: ${e.message}`);
-  }
-  if (files.length !== 1) fail(`channel ${name} must hold exactly one CSV file, found ${files.length}`);
-  return join(dir, files[0]);
 }
 
 function parseCsv(text) {
@@ -62,20 +45,13 @@ function parseCsv(text) {
 process.on('uncaughtException', (e) => fail(e instanceof Error ? e.message : String(e)));
 process.on('unhandledRejection', (e) => fail(e instanceof Error ? e.message : String(e)));
 
-const hp = JSON.parse(readFileSync(join(inputConfig, 'hyperparameters.json'), 'utf8'));
-const channels = { train: channelDir('train'), validation: channelDir('validation') };
-const files = {
-  train: channelFile(channels.train, 'train'),
-  validation: channelFile(channels.validation, 'validation'),
-};
-
-const expected = JSON.parse(hp.veritrail_channel_digests ?? '{}');
-for (const name of Object.keys(files)) {
-  if (!expected[name]) fail(`no recorded digest for channel ${name}: refusing to train on unverified data`);
-  const actual = `sha256:${await sha256File(files[name])}`;
-  if (actual !== expected[name]) {
-    fail(`channel ${name} digest mismatch: recorded ${expected[name]}, found ${actual}; refusing to train`);
-  }
+const hp = readHyperparameters();
+// The shared one-file helper (trainer-kit/): every channel against its recorded digest, or fail.
+let files;
+try {
+  files = await verifyChannels(['train', 'validation']);
+} catch (e) {
+  fail(e.message);
 }
 
 const label = hp.veritrail_label;

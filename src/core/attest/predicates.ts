@@ -121,8 +121,10 @@ export interface FairnessMetric {
 /** Subject: the model. Fairness metrics of its predictions on the held-out data. */
 export interface FairnessPredicate {
   runId: string;
-  /** The held-out evaluation data (digest of the validation split). */
+  /** The held-out evaluation data (digest of the test split the trainer never received). */
   evaluationData: Sha256Resource;
+  /** The control plane's own predictions on it (inference contract), content-addressed. */
+  predictions?: Sha256Resource;
   label: { column: string; positive: string };
   /** e.g. 0.95 */
   confidenceLevel: number;
@@ -137,6 +139,7 @@ const count = z.number().int().min(0);
 export const FairnessPredicateSchema = z.looseObject({
   runId: z.string().min(1),
   evaluationData: Sha256ResourceSchema,
+  predictions: Sha256ResourceSchema.optional(),
   label: z.looseObject({ column: z.string().min(1), positive: z.string() }),
   confidenceLevel: z.number().gt(0).lt(1),
   intervalMethod: z.string().min(1),
