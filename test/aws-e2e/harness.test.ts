@@ -1,0 +1,160 @@
+/**
+ * The emulated-AWS harness's own logic, without moto: CloudFormation intrinsics across stacks, the
+ * Lambda error → Step Functions error mapping, EventBridge InputTransformer and S3 event shape.
+ */
+import { describe, expect, it } from 'vitest';
+import { matchesPattern } from '../../src/core/events/pattern.js';
+import { s3ObjectCreatedEvent, transform } from './harness/events.js';
+import { Resolver, UnresolvedError } from './harness/resolve.js';
+import { LambdaTaskError, throwIfFailed } from './harness/state-machine.js';
+import type { SynthesizedApp, Template } from './harness/templates.js';
+
+function app(stacks: Record<string, Template>): SynthesizedApp {
+  return {
+    stage: 't',
+    account: '111122223333',
+    region: 'eu-west-1',
+    outdir: '/nowhere',
+    stacks: new Map(Object.entries(stacks)),
+    assetDir: () => '/nowhere',
+  };
+}
+
+const keys: Template = {
+  Resources: { Key: { Type: 'AWS::KMS::Key', Properties: {} } },
+  Outputs: {
+    KeyArn: { Value: { 'Fn::GetAtt': ['Key', 'Arn'] }, Export: { Name: 'keys:KeyArn' } },
+  },
+};
+const storage: Template = {
+  Parameters: { Env: { Type: 'String', Default: 'prod' } },
+  Conditions: { IsProd: { 'Fn::Equals': [{ Ref: 'Env' }, 'prod'] } },
+  Resources: {
+    Bucket: { Type: 'AWS::S3::Bucket', Properties: {} },
+    Named: {
+      Type: 'AWS::DynamoDB::Table',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax
+      Properties: { TableName: { 'Fn::Sub': '${AWS::StackName}-runs' } },
+    },
+    Role: { Type: 'AWS::IAM::Role', Properties: {} },
+    Dev: { Type: 'AWS::SQS::Queue', Condition: 'IsDev', Properties: {} },
+  },
+  Outputs: {},
+};
+storage.Conditions = { ...storage.Conditions, IsDev: { 'Fn::Not': [{ Condition: 'IsProd' }] } };
+
+describe('Resolver', () => {
+  const r = new Resolver(app({ keys, storage }));
+  r.setPhysical('keys', 'Key', {
+    ref: 'k-1',
+    attrs: { Arn: 'arn:aws:kms:eu-west-1:111122223333:key/k-1', KeyId: 'k-1' },
+  });
+
+  it('resolves Ref, GetAtt, Join, Sub, Select, Split and pseudo parameters', () => {
+    const bucket = String(r.resolve('storage', { Ref: 'Bucket' }));
+    expect(bucket).toMatch(/^storage-bucket-[0-9a-f]{12}$/);
+    expect(r.resolve('storage', { 'Fn::GetAtt': ['Bucket', 'Arn'] })).toBe(`arn:aws:s3:::${bucket}`);
+    expect(r.resolve('storage', { 'Fn::GetAtt': 'Role.Arn' })).toMatch(
+      /^arn:aws:iam::111122223333:role\/storage-Role-/,
+    );
+    expect(r.resolve('storage', { Ref: 'Named' })).toBe('storage-runs');
+    expect(
+      r.resolve('storage', {
+        'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':x:', { Ref: 'AWS::Region' }]],
+      }),
+    ).toBe('arn:aws:x:eu-west-1');
+    expect(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub syntax
+      r.resolve('storage', { 'Fn::Sub': ['${A}/${Bucket.Arn}/${AWS::AccountId}/${!Literal}', { A: 'a' }] }),
+    ).toBe(`a/arn:aws:s3:::${bucket}/111122223333/\${Literal}`);
+    expect(r.resolve('storage', { 'Fn::Select': [1, { 'Fn::Split': ['/', 'a/b/c'] }] })).toBe('b');
+  });
+
+  it('resolves Fn::ImportValue through the exporting stack and conditions with Fn::If', () => {
+    expect(r.resolve('storage', { 'Fn::ImportValue': 'keys:KeyArn' })).toBe(
+      'arn:aws:kms:eu-west-1:111122223333:key/k-1',
+    );
+    expect(r.resolve('storage', { 'Fn::If': ['IsProd', 'yes', 'no'] })).toBe('yes');
+    expect(r.exists('storage', 'Dev')).toBe(false);
+    expect(r.resolve('storage', { a: { 'Fn::If': ['IsDev', 1, { Ref: 'AWS::NoValue' }] }, b: 2 })).toEqual({
+      b: 2,
+    });
+  });
+
+  it('refuses what it cannot resolve instead of guessing', () => {
+    const fresh = new Resolver(app({ keys, storage }));
+    expect(() => fresh.resolve('storage', { 'Fn::ImportValue': 'keys:KeyArn' })).toThrow(UnresolvedError);
+    expect(() => r.resolve('storage', { 'Fn::ImportValue': 'nobody:exports' })).toThrow(UnresolvedError);
+    expect(() => r.resolve('storage', { 'Fn::Transform': {} })).toThrow(UnresolvedError);
+  });
+});
+
+describe('Lambda errors as Step Functions sees them', () => {
+  it('maps errorType to Error and the runtime JSON to Cause', () => {
+    const failed = {
+      ok: false as const,
+      error: { errorType: 'Veritrail.TRANSIENT', errorMessage: 'slow', trace: ['at x'] },
+    };
+    let caught: unknown;
+    try {
+      throwIfFailed(failed);
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(LambdaTaskError);
+    expect((caught as Error).name).toBe('Veritrail.TRANSIENT');
+    expect(JSON.parse((caught as Error).message)).toEqual({
+      errorMessage: 'slow',
+      errorType: 'Veritrail.TRANSIENT',
+      trace: ['at x'],
+    });
+    expect(throwIfFailed({ ok: true, result: { a: 1 } })).toEqual({ a: 1 });
+  });
+});
+
+describe('EventBridge', () => {
+  it('fills an InputTransformer template from the event and the rule ARN', () => {
+    const out = transform(
+      {
+        InputPathsMap: { time: '$.time', id: '$.id' },
+        InputTemplate: '{"pipeline":"p","rule":<aws.events.rule-arn>,"time":<time>,"eventId":<id>}',
+      },
+      { id: 'e-1', time: '2026-01-05T03:00:00Z' },
+      'arn:aws:events:eu-west-1:111122223333:rule/r',
+    );
+    expect(out).toEqual({
+      pipeline: 'p',
+      rule: 'arn:aws:events:eu-west-1:111122223333:rule/r',
+      time: '2026-01-05T03:00:00Z',
+      eventId: 'e-1',
+    });
+  });
+
+  it('builds an S3 Object Created event that a landing rule pattern matches', () => {
+    const event = s3ObjectCreatedEvent({
+      account: '111122223333',
+      region: 'eu-west-1',
+      bucket: 'landing',
+      key: 'credit-scoring/a.csv',
+      size: 3,
+      etag: '"abc"',
+      versionId: 'v1',
+    });
+    const pattern = {
+      source: ['aws.s3'],
+      'detail-type': ['Object Created'],
+      detail: { bucket: { name: ['landing'] }, object: { key: [{ prefix: 'credit-scoring/' }] } },
+    };
+    expect(matchesPattern(pattern, event)).toBe(true);
+    expect((event.detail as { object: { etag: string; 'version-id': string } }).object).toMatchObject({
+      etag: 'abc',
+      'version-id': 'v1',
+    });
+    expect(
+      matchesPattern(pattern, {
+        ...event,
+        detail: { ...(event.detail as object), object: { key: 'other/a.csv' } },
+      }),
+    ).toBe(false);
+  });
+});
