@@ -385,7 +385,7 @@ export class StartService {
     let dataset = req.dataset;
     if (req.trigger.kind === 'schedule') {
       // Answer a redelivered firing from what it decided the first time, before any work.
-      const plan = planStart(req.trigger);
+      const plan = planStart(req.trigger, pipeline.digest);
       const seen = await this.seenBefore(req, plan);
       if (seen !== undefined) return seen;
       dataset = await this.deps.landing?.latest(pipeline.def);
@@ -397,7 +397,7 @@ export class StartService {
       }
     }
     if (dataset === undefined) throw new VeritrailError('INTERNAL', 'start request without a dataset');
-    const plan = planStart(req.trigger);
+    const plan = planStart(req.trigger, pipeline.digest);
     if (req.trigger.kind !== 'schedule') {
       const seen = await this.seenBefore(req, plan);
       if (seen !== undefined) return seen;

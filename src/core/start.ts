@@ -275,9 +275,14 @@ export interface StartPlan {
   executionName: string;
 }
 
-/** Identity, idempotency key, run id and execution name of a trigger, in one call. */
-export function planStart(trigger: Trigger): StartPlan {
-  const identity = triggerIdentity(trigger);
+/**
+ * Identity, idempotency key, run id and execution name of a trigger, in one call. With the
+ * pipeline definition's digest, a changed definition makes a new identity: the same data under a
+ * new definition is a new run, not a duplicate of the old one.
+ */
+export function planStart(trigger: Trigger, definition?: Digest): StartPlan {
+  const identity: TriggerIdentity =
+    definition === undefined ? triggerIdentity(trigger) : { ...triggerIdentity(trigger), definition };
   const idempotencyKey = canonicalDigest(identity);
   const runId = runIdOf(idempotencyKey);
   return {

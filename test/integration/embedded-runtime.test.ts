@@ -11,10 +11,12 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { DEFAULT_POLICY_TEXT } from '../../src/core/gate/default-policy.js';
+import { LocalControlPlane } from '../../src/local/control-plane.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import { LandingWatcher } from '../../src/local/landing-watcher.js';
 import { ProcessTrainer } from '../../src/local/process-trainer.js';
 import { openLocalRuntime } from '../../src/local/runtime.js';
+import { loadPipelineFile } from '../../src/local/start-run.js';
 import type { TrainingJobSpec } from '../../src/ports.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 import { CRASH, cli, spawnCli, waitFor } from '../reliability/cli-processes.js';
@@ -350,4 +352,76 @@ describe('signals and pipes on `veritrail run` (child processes)', () => {
     const show = await cli(['audit', 'show', '--json', '--home', ws.home], ws.dir);
     expect(show.stdout).toContain('CANCELLED');
   }, 150_000);
+});
+
+describe('the control plane after a failure and after a definition change', () => {
+  let ws: Workspace;
+  beforeEach(() => {
+    ws = makeWorkspace({ rows: 20 });
+  });
+  afterEach(() => ws.cleanup());
+
+  async function session(status: 'FAILED' | 'SUCCEEDED', executed: string[]) {
+    const rt = await openLocalRuntime(ws.home);
+    const lines: string[] = [];
+    const plane = new LocalControlPlane({
+      rt,
+      pipelines: [await loadPipelineFile(ws.pipeline, ws.dir)],
+      landingDir: join(ws.dir, 'landing'),
+      pollMs: 25,
+      schedules: false,
+      log: (l) => lines.push(l),
+      execute: async (r, input) => {
+        executed.push(input.runId);
+        await r.runs.transition(input.runId, 'RUNNING');
+        if (status === 'FAILED') {
+          const error = { code: 'TRAINING_FAILED' as const, message: 'the trainer exited with code 1' };
+          await r.runs.transition(input.runId, 'FAILED', { error });
+          return { runId: input.runId, status, error };
+        }
+        await r.runs.transition(input.runId, 'SUCCEEDED');
+        return { runId: input.runId, status };
+      },
+    });
+    await plane.start();
+    return { rt, plane, lines };
+  }
+
+  it('a new trigger for content whose run FAILED says how to train on it again; a changed definition is a new run', async () => {
+    const executed: string[] = [];
+    const first = await session('FAILED', executed);
+    try {
+      mkdirSync(join(ws.dir, 'landing', 'credit-scoring'), { recursive: true });
+      writeFileSync(join(ws.dir, 'landing', 'credit-scoring', 'a.csv'), readFileSync(ws.dataset));
+      await waitFor(() => executed.length === 1, 20_000, 'the first run');
+      await first.plane.idle();
+      writeFileSync(join(ws.dir, 'landing', 'credit-scoring', 'copy.csv'), readFileSync(ws.dataset));
+      await waitFor(
+        () => first.lines.some((l) => l.includes('copy.csv: duplicate')),
+        20_000,
+        'the duplicate',
+      );
+      const line = first.lines.find((l) => l.includes('copy.csv: duplicate')) as string;
+      expect(line).toMatch(/\(FAILED\)/);
+      expect(line).toMatch(/veritrail runs show r-\S+/);
+      expect(line).toMatch(/to train on this content again/);
+    } finally {
+      await first.plane.stop();
+      await first.rt.close();
+    }
+
+    // The definition changes: the same files are a new identity, so they run again.
+    const def = JSON.parse(readFileSync(ws.pipeline, 'utf8')) as { hyperparameters: Record<string, string> };
+    def.hyperparameters.epochs = '301';
+    writeFileSync(ws.pipeline, JSON.stringify(def, null, 2));
+    const second = await session('SUCCEEDED', executed);
+    try {
+      await waitFor(() => executed.length === 2, 20_000, 'a run under the new definition');
+      await second.plane.idle();
+      expect(executed[1]).not.toBe(executed[0]);
+    } finally {
+      await second.plane.stop();
+      await second.rt.close();
+    }
+  });
 });
