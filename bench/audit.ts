@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- audit [--entries=N]`: appends/s (1 and 4 concurrent appenders), verification
+ * `npm run bench -- audit [--entries=N]`: appends/s (batched, locally and on an S3-like latency store, each
+ * beside a reference measured in the same run), verification
  * speed and proof make+check time on an N-entry log (default 1,000,000), with the machine's raw
  * SHA-256 throughput beside them as the limit. Goals: verify ≥ 500k entries/s; proof < 5 ms.
  */
@@ -13,8 +14,108 @@ import { entryBytes, entryLeafHash, makeEntry, toHex, ZERO_HASH_HEX } from '../s
 import { rootOf } from '../src/core/merkle.js';
 import { encodeEntryBundle, encodeHashTile, entryBundlePath, hashTilePath } from '../src/core/tiles.js';
 import { FsObjectStore } from '../src/local/fs-object-store.js';
-import { event, testSigner } from '../test/reliability/helpers.js';
+import { event, MemoryObjectStore, testSigner } from '../test/reliability/helpers.js';
 import { CompactAuditStore } from './support/compact-store.js';
+import { LatencyStore } from './support/latency-store.js';
+
+/** Runs `appenders` loops of `each` appends (`inflight` outstanding per loop); rate and latency. */
+async function appendRun(
+  logs: readonly ObjectAuditLog[],
+  appenders: number,
+  each: number,
+  tag: string,
+  inflight = 1,
+): Promise<{ perSecond: number; p50: number; p99: number }> {
+  const lat: number[] = [];
+  const t = performance.now();
+  await Promise.all(
+    Array.from({ length: appenders }, (_, p) =>
+      Promise.all(
+        Array.from({ length: inflight }, async (_, q) => {
+          const log = logs[p % logs.length] as ObjectAuditLog;
+          for (let k = 0; k < each / inflight; k++) {
+            const s = performance.now();
+            await log.append(event(`${tag}-${p}-${q}-${k}`));
+            lat.push(performance.now() - s);
+          }
+        }),
+      ),
+    ),
+  );
+  const ms = performance.now() - t;
+  lat.sort((x, y) => x - y);
+  return {
+    perSecond: (lat.length / ms) * 1000,
+    p50: lat[Math.floor(lat.length / 2)] ?? 0,
+    p99: lat[Math.floor(lat.length * 0.99)] ?? 0,
+  };
+}
+
+function show(label: string, r: { perSecond: number; p50: number; p99: number }, goal?: number): void {
+  const verdict =
+    goal === undefined
+      ? ''
+      : r.perSecond >= goal
+        ? ` (goal ≥ ${goal.toLocaleString('en')}/s: met)`
+        : ` (goal ≥ ${goal.toLocaleString('en')}/s: NOT met)`;
+  console.log(
+    `${label}: ${Math.round(r.perSecond).toLocaleString('en')}/s, latency p50 ${r.p50.toFixed(1)} ms, p99 ${r.p99.toFixed(1)} ms${verdict}`,
+  );
+}
+
+/**
+ * Appends: batched (one conditional write per batch, appenders of a process pooled) against a
+ * reference measured in the same run: one durable object per append, the floor of the unbatched
+ * design, locally; and on a store with S3-like latency, appenders that each sequence alone (as
+ * separate Lambdas with no shared batcher would).
+ */
+async function appendBench(): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'vt-bench-'));
+  try {
+    const refStore = new FsObjectStore(join(root, 'ref'));
+    let next = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let k = next++; k < 800; k = next++)
+          await refStore.put('audit', `ref/${k}`, Buffer.alloc(300, 1), { ifAbsent: true });
+      }),
+    );
+    console.log(
+      `append reference, local: one durable object per append, 8 concurrent writers: ${rate(800, performance.now() - t0)} (the floor of a design that writes an object per entry)`,
+    );
+    show(
+      'append, 1 appender (fs, durable, batched)',
+      await appendRun([new ObjectAuditLog({ store: new FsObjectStore(join(root, 'a')) })], 1, 300, 'a'),
+    );
+    const shared = new ObjectAuditLog({ store: new FsObjectStore(join(root, 'b')) });
+    show(
+      'append, 8 appenders one append at a time each (fs, durable, batched)',
+      await appendRun([shared], 8, 300, 'b'),
+    );
+    const busy = new ObjectAuditLog({ store: new FsObjectStore(join(root, 'c')) });
+    show(
+      'append, 8 appenders with 32 appends in flight each (fs, durable, batched)',
+      await appendRun([busy], 8, 2560, 'c', 32),
+      5000,
+    );
+
+    const latency = 30;
+    const ref = new LatencyStore(new MemoryObjectStore(), latency);
+    const alone = Array.from({ length: 50 }, () => new ObjectAuditLog({ store: ref }));
+    show(
+      `append reference, S3-like (${latency} ms a request): 50 appenders each sequencing alone (no shared batcher)`,
+      await appendRun(alone, 50, 4, 'r'),
+    );
+    const s3 = new LatencyStore(new MemoryObjectStore(), latency);
+    const pooled = new ObjectAuditLog({ store: s3 });
+    const r = await appendRun([pooled], 50, 100, 's');
+    show(`append, S3-like (${latency} ms a request): 50 appenders, batched`, r, 1000);
+    console.log(`  store requests per append: ${(s3.requests / 5000).toFixed(3)}`);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
 
 function rate(n: number, ms: number): string {
   return `${Math.round((n / ms) * 1000).toLocaleString('en')}/s`;
@@ -54,25 +155,7 @@ export async function main(args: string[]): Promise<void> {
     `sha256 one-shot, digest written in place: ${rate(1_000_000, leafInPlaceMs)} of 301 bytes, ${rate(1_000_000, nodeInPlaceMs)} of 65 bytes → limit ${rate(1_000_000, shaMs)} entries a thread`,
   );
 
-  // Appends on the local file store (fsync per object).
-  const root = await mkdtemp(join(tmpdir(), 'vt-bench-'));
-  try {
-    const log1 = new ObjectAuditLog({ store: new FsObjectStore(join(root, 'a')) });
-    t = performance.now();
-    for (let k = 0; k < 200; k++) await log1.append(event(`a${k}`));
-    console.log(`append, 1 appender (fs, durable): ${rate(200, performance.now() - t)}`);
-    const store4 = new FsObjectStore(join(root, 'b'));
-    const logs = [0, 1, 2, 3].map(() => new ObjectAuditLog({ store: store4 }));
-    t = performance.now();
-    await Promise.all(
-      logs.map(async (l, p) => {
-        for (let k = 0; k < 50; k++) await l.append(event(`b${p}-${k}`));
-      }),
-    );
-    console.log(`append, 4 concurrent appenders (fs, durable): ${rate(200, performance.now() - t)}`);
-  } finally {
-    await rm(root, { recursive: true, force: true });
-  }
+  await appendBench();
 
   t = performance.now();
   const { log, signer } = await buildLog(N);

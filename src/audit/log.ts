@@ -345,6 +345,8 @@ export class ObjectAuditLog implements AuditLog {
   private index: Map<string, number> | undefined;
   /** The end of the log as this process last saw it, and the hex leaf hash of its last entry. */
   private head: { size: number; leaf: string } | undefined;
+  /** Batches this process wrote or read lately, by first sequence number (see `absorb`). */
+  private readonly recent = new Map<number, readonly Uint8Array[]>();
   /** Tile seals under way (they lag the appends; `settle` waits for them). */
   private sealing: Promise<void> = Promise.resolve();
 
@@ -355,6 +357,12 @@ export class ObjectAuditLog implements AuditLog {
   }
 
   private absorb(start: number, items: readonly Uint8Array[]): void {
+    // The batches of the tiles not yet sealed, so the seal need not read back what was just written.
+    this.recent.set(start, items);
+    if (this.recent.size > 2 * TILE_WIDTH) {
+      const keep = (Math.floor(start / TILE_WIDTH) - 1) * TILE_WIDTH;
+      for (const k of this.recent.keys()) if (k < keep) this.recent.delete(k);
+    }
     const index = this.index;
     if (index !== undefined) {
       for (let i = 0; i < items.length; i++) {
@@ -522,11 +530,27 @@ export class ObjectAuditLog implements AuditLog {
 
   // ───────────── tiles ─────────────
 
+  /** Entries of full tile `t` from the batches in memory, when they cover all of it (and are dropped). */
+  private recentTile(t: number): (Uint8Array | undefined)[] | undefined {
+    const out: Uint8Array[] = [];
+    const used: number[] = [];
+    for (let s = t * TILE_WIDTH; s < (t + 1) * TILE_WIDTH; ) {
+      const items = this.recent.get(s);
+      if (items === undefined || items.length === 0) return undefined;
+      out.push(...items);
+      used.push(s);
+      s += items.length;
+    }
+    if (out.length !== TILE_WIDTH) return undefined;
+    for (const s of used) this.recent.delete(s);
+    return out;
+  }
+
   /** Writes the entry bundle and hash tiles completed when the log reached `size` (a multiple of 256). */
   async sealTiles(size: number): Promise<void> {
     const t = size / TILE_WIDTH - 1;
     if (!Number.isInteger(t) || t < 0) return;
-    const entries = await this.tileEntries(t, size);
+    const entries = this.recentTile(t) ?? (await this.tileEntries(t, size));
     if (entries.some((e) => e === undefined)) return;
     await this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries as Uint8Array[]));
     await this.putOnce(
