@@ -518,7 +518,7 @@ describe('the start function bundle', () => {
     const { useFunctions } = await import('sst/constructs');
     const start = stacksModule.use(stackFns.Pipeline).functions.start;
     const copy = (useFunctions().fromID(start.node.addr)?.copyFiles ?? []).filter((c) =>
-      c.to.startsWith(`${BUNDLED_PIPELINES_DIR}/`),
+      (c.to ?? '').startsWith(`${BUNDLED_PIPELINES_DIR}/`),
     );
     const expected = loadPipelines(FIXTURES).map((p) => ({
       from: path.relative(ROOT, p.file),
@@ -539,7 +539,7 @@ describe('the start function bundle', () => {
     const registerRun = stacksModule.use(stackFns.Pipeline).functions['register-run'];
     expect(
       (useFunctions().fromID(registerRun.node.addr)?.copyFiles ?? []).filter((c) =>
-        c.to.startsWith(`${BUNDLED_PIPELINES_DIR}/`),
+        (c.to ?? '').startsWith(`${BUNDLED_PIPELINES_DIR}/`),
       ),
     ).toEqual(expected);
     // No other function carries the definitions.
@@ -547,7 +547,7 @@ describe('the start function bundle', () => {
       const fn = stacksModule.use(stackFns.Pipeline).functions[name];
       const files = useFunctions().fromID(fn.node.addr)?.copyFiles ?? [];
       expect(
-        files.filter((c) => c.to.startsWith(`${BUNDLED_PIPELINES_DIR}/`)),
+        files.filter((c) => (c.to ?? '').startsWith(`${BUNDLED_PIPELINES_DIR}/`)),
         name,
       ).toEqual([]);
     }
@@ -557,7 +557,7 @@ describe('the start function bundle', () => {
     const { useFunctions } = await import('sst/constructs');
     const codeOf = (name: FunctionName) =>
       (useFunctions().fromID(stacksModule.use(stackFns.Pipeline).functions[name].node.addr)?.copyFiles ?? [])
-        .filter((c) => c.to.startsWith('code/'))
+        .filter((c) => (c.to ?? '').startsWith('code/'))
         .map((c) => c.to)
         .sort();
     // churn has no SageMaker trainer: nothing of it is bundled.
