@@ -9,6 +9,7 @@ import { isVeritrailError } from '../../src/core/errors.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
+import type { ScoringJobSpec } from '../../src/ports.js';
 import type { Runtime } from '../../src/runtime.js';
 import { evaluate } from '../../src/steps/evaluate.js';
 import { sign } from '../../src/steps/sign.js';
@@ -44,8 +45,10 @@ async function runAtEvaluate(): Promise<{ state: ExecState; outputKey: string; t
   }
   const v = enc(`${validation.join('\n')}\n`);
   const g = enc(`${groups.join('\n')}\n`);
+  const f = enc(`${validation.map((l) => l.split(',').slice(0, -1).join(',')).join('\n')}\n`);
   const vs = await putBytesCas(objects, v, digestOf(v));
   const gs = await putBytesCas(objects, g, digestOf(g));
+  const fs = await putBytesCas(objects, f, digestOf(f));
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
   writeFileSync(join(dataDir, 'predictions.csv'), `${predictions.join('\n')}\n`);
@@ -66,7 +69,9 @@ async function runAtEvaluate(): Promise<{ state: ExecState; outputKey: string; t
         manifestKey: `sha256/${'3'.repeat(64)}`,
         train: { key: `sha256/${'4'.repeat(64)}`, digest: d('4'), rows: 10, fileName: 'train.csv' },
         validation: { key: vs.key, digest: vs.digest, rows: n, fileName: 'validation.csv' },
-        groups: { key: gs.key, digest: gs.digest },
+        test: { key: vs.key, digest: vs.digest, rows: n, fileName: 'test.csv' },
+        testFeatures: { key: fs.key, digest: fs.digest },
+        testGroups: { key: gs.key, digest: gs.digest },
         columns: [],
         transform: { digest: d('7'), codeDigest: d('8') },
       },
@@ -82,15 +87,47 @@ async function runAtEvaluate(): Promise<{ state: ExecState; outputKey: string; t
   return { state, outputKey, tarBytes };
 }
 
+/** A scorer as Batch Transform behaves: predictions under its own output key, not content-addressed. */
+const scored: { spec?: ScoringJobSpec } = {};
+const trainer = {
+  score: async (spec: ScoringJobSpec) => {
+    scored.spec = spec;
+    const features = new TextDecoder().decode(await readObject(objects, 'artifacts', spec.input.key)).trim().split('\n');
+    const body = ['prediction', ...features.slice(1).map((_, i) => (i % 4 === 0 ? '0' : '1'))].join('\n');
+    const key = `${spec.outputPrefix}${spec.jobName}/features.csv.out`;
+    await objects.put('artifacts', key, enc(`${body}\n`));
+    return { predictionsKey: key };
+  },
+};
 const runtime = (): Runtime =>
-  ({ objects, now: () => new Date('2026-11-30T01:00:00Z') }) as unknown as Runtime;
+  ({ objects, trainer, now: () => new Date('2026-11-30T01:00:00Z') }) as unknown as Runtime;
 
 describe('Evaluate on the output SageMaker writes', () => {
-  it('reads output.tar.gz under the job output path, not by content address, and scores it', async () => {
+  it('scores the model through the inference contract on the test features only, and stores the predictions by content', async () => {
     const { state } = await runAtEvaluate();
     const out = await evaluate(runtime(), state);
     expect(out.output.headline.rows).toBe(60);
     expect(typeof out.output.headline.accuracy).toBe('number');
+    expect(scored.spec?.input.digest).toBe((state.results?.preprocess as { testFeatures: { digest: string } }).testFeatures.digest);
+    expect(scored.spec?.model.digest).toBe(`sha256:${'9'.repeat(64)}`);
+    const predictions = out.output.predictions;
+    expect(predictions?.key).toBe(`sha256/${predictions?.digest.slice(7)}`);
+    // The trainer's own predictions.csv is only a cross-check, recorded with its accuracy.
+    expect(out.facts?.selfReported).toMatchObject({ flagged: expect.any(Boolean) });
+  });
+
+  it('fails with SCORING_FAILED when the predictions do not cover every test row', async () => {
+    const { state } = await runAtEvaluate();
+    const short = {
+      score: async (spec: ScoringJobSpec) => {
+        await objects.put('artifacts', 'out/short.csv', enc('prediction\n1\n'));
+        return { predictionsKey: 'out/short.csv', spec };
+      },
+    };
+    const rt = { ...runtime(), trainer: short } as unknown as Runtime;
+    const error = await evaluate(rt, state).catch((e: unknown) => e);
+    expect(isVeritrailError(error, 'SCORING_FAILED')).toBe(true);
+    expect((error as Error).message).toMatch(/1 predictions for 60 rows/);
   });
 
   describe('when output.tar.gz was changed after the Train step hashed it', () => {

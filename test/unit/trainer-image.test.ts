@@ -114,7 +114,9 @@ async function processedChannels(def: PipelineDefinition) {
     manifestKey: `sha256/${'3'.repeat(64)}`,
     train: { key: t.key, digest: t.digest, rows: 200, fileName: 'train.csv' },
     validation: { key: v.key, digest: v.digest, rows: 50, fileName: 'validation.csv' },
-    groups: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const },
+    test: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const, rows: 5, fileName: 'test.csv' },
+    testFeatures: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const },
+    testGroups: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const },
     columns: [...def.dataset.features, def.dataset.label.column],
     transform: { digest: d, codeDigest: d },
   };
