@@ -158,3 +158,16 @@ describe('EventBridge', () => {
     ).toBe(false);
   });
 });
+
+describe('training image', () => {
+  it('runs the example image as `docker run <image> train` would, COPY paths mapped to the build context', async () => {
+    const { imageCommand } = await import('./harness/image.js');
+    const { join } = await import('node:path');
+    const { REPO_ROOT } = await import('./harness/templates.js');
+    const dir = join(REPO_ROOT, 'examples', 'credit-scoring', 'image');
+    expect(imageCommand(join(dir, 'Dockerfile'))).toEqual({
+      command: ['node', join(dir, 'train.mjs'), 'train'],
+      cwd: dir,
+    });
+  });
+});

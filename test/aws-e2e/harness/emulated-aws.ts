@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { startIamProxy } from '../iam/proxy.js';
 import type { IamProxy, ResolvedResource } from '../iam/types.js';
 import { EventBus } from './events.js';
+import { imageCommand } from './image.js';
 import { type HostedFunction, hostFunctions, type LambdaFleet } from './lambda-host.js';
 import { type Moto, startMoto } from './moto.js';
 import { startPassthroughProxy } from './passthrough-proxy.js';
@@ -156,7 +157,8 @@ export async function startEmulatedAws(options: {
       region: REGION,
       account: ACCOUNT,
       credentialsOf,
-      trainer: { command: ['node', 'trainer/train.mjs'], cwd: join(REPO_ROOT, 'examples', 'credit-scoring') },
+      // The training image of the example, run as SageMaker runs it: `docker run <image> train`.
+      trainer: imageCommand(join(REPO_ROOT, 'examples', 'credit-scoring', 'image', 'Dockerfile')),
       onEvent: async (event) => {
         await bus.put(event);
       },

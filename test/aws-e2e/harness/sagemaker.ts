@@ -6,13 +6,13 @@
  *   input/data/<channel>/ with the channel's S3 objects downloaded AS THE JOB'S EXECUTION ROLE
  *   through the proxy (ListObjectsV2 + GetObject, so its grants are evaluated), model/, output/,
  *   output/data/;
- * then the image's entrypoint (the example trainer's command; VERITRAIL_OPT_ML points it at the
- * root, no SM_* variable is set: a plain image gets none), then, as the role, model.tar.gz and
+ * then the image's entrypoint (image.ts: ENTRYPOINT + `train` from its Dockerfile; VERITRAIL_OPT_ML
+ * points it at the root, no SM_* variable is set: a plain image gets none), then, as the role, model.tar.gz and
  * output.tar.gz to <S3OutputPath>/<job>/output/ with SSE-KMS under OutputDataConfig.KmsKeyId.
  * A non-zero exit makes the job Failed with the content of output/failure as FailureReason.
  * At the end, the documented "SageMaker Training Job State Change" event goes to `onEvent`.
  *
- * Differences from SageMaker: no image is pulled (the trainer command runs on this host's Node);
+ * Differences from SageMaker: no image is built or pulled (the entrypoint runs on this host's Node);
  * one instance; no MaxRuntime enforcement; the statuses go InProgress → Completed/Failed with no
  * secondary statuses in between.
  */
