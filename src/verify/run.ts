@@ -383,20 +383,21 @@ export async function verifyRunWith(
     c.list.push({ name: k.name, ok: k.ok, code: k.code, detail: k.detail });
   }
   if (statements.fairness !== undefined && processed !== undefined) {
-    const claimed = (statements.fairness.predicate as { evaluationData?: { digest?: { sha256?: string } } })
-      .evaluationData?.digest?.sha256;
-    const validation = processed.files.find((f) => f.path === 'validation.csv');
-    if (
-      validation !== undefined &&
-      claimed !== undefined &&
-      digestsEqual(`sha256:${claimed}`, validation.digest)
-    ) {
-      c.pass('link.evaluation-data', 'the fairness evaluation ran on the processed validation.csv');
+    // The held-out split the fairness statement names (test.csv; validation.csv in older runs)
+    // must be a file of the processed data, by name and digest.
+    const data = (
+      statements.fairness.predicate as { evaluationData?: { name?: unknown; digest?: { sha256?: string } } }
+    ).evaluationData;
+    const name = typeof data?.name === 'string' ? data.name : 'validation.csv';
+    const claimed = data?.digest?.sha256;
+    const held = processed.files.find((f) => f.path === name);
+    if (held !== undefined && claimed !== undefined && digestsEqual(`sha256:${claimed}`, held.digest)) {
+      c.pass('link.evaluation-data', `the fairness evaluation ran on the processed ${name}`);
     } else {
       c.fail(
         'link.evaluation-data',
         'LINK_BROKEN',
-        'the fairness statement names other evaluation data than the processed validation.csv',
+        `the fairness statement names evaluation data (${name}) that is not a file of the processed data`,
       );
     }
   }
