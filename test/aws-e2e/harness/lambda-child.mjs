@@ -29,6 +29,9 @@ try {
   process.exit(2);
 }
 
+// The host is gone (test ended or killed): a sandbox does not outlive its service.
+process.on('disconnect', () => process.exit(0));
+
 let queue = Promise.resolve();
 process.on('message', (msg) => {
   if (msg?.type !== 'invoke') return;
