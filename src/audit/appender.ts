@@ -25,10 +25,11 @@ export interface AppenderOptions {
 export interface Sequencer {
   /**
    * Durably sequences a prefix of `events` in one conditional write and returns the entry of each
-   * event it took (an earlier entry for an event already in the log), in order. Events it did not
-   * take (the batch was cut at a tile boundary) are offered again in the next call.
+   * event it took (an earlier entry for an event already in the log), in order, or the error that
+   * refuses that one event. Events it did not take (the batch was cut at a tile boundary) are
+   * offered again in the next call.
    */
-  sequence(events: readonly AuditEventInput[]): Promise<AuditEntry[]>;
+  sequence(events: readonly AuditEventInput[]): Promise<(AuditEntry | Error)[]>;
 }
 
 interface Waiting {
@@ -87,7 +88,7 @@ export class BatchAppender {
         // batch of one would leave alone with the others waiting behind it.
         await new Promise((r) => setImmediate(r));
         const batch = this.pending.slice(0, this.maxBatch);
-        let entries: AuditEntry[];
+        let entries: (AuditEntry | Error)[];
         try {
           entries = await this.sequencer.sequence(batch.map((w) => w.event));
         } catch (e) {
@@ -98,7 +99,11 @@ export class BatchAppender {
           continue;
         }
         this.pending.splice(0, entries.length);
-        for (let i = 0; i < entries.length; i++) (batch[i] as Waiting).resolve(entries[i] as AuditEntry);
+        for (let i = 0; i < entries.length; i++) {
+          const e = entries[i] as AuditEntry | Error;
+          if (e instanceof Error) (batch[i] as Waiting).reject(e);
+          else (batch[i] as Waiting).resolve(e);
+        }
         this.unblock();
       }
     } finally {

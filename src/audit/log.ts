@@ -419,7 +419,7 @@ export class ObjectAuditLog implements AuditLog {
    * again after it. A batch never crosses a 256-entry tile boundary, so each entry bundle is made
    * of whole batches.
    */
-  private async sequence(events: readonly AuditEventInput[]): Promise<AuditEntry[]> {
+  private async sequence(events: readonly AuditEventInput[]): Promise<(AuditEntry | Error)[]> {
     await this.loadIndex();
     for (;;) {
       const head = this.head ?? { size: 0, leaf: ZERO_HASH_HEX };
@@ -428,7 +428,7 @@ export class ObjectAuditLog implements AuditLog {
       const now = this.now();
       const fresh: AuditEntry[] = [];
       const bytes: Uint8Array[] = [];
-      const taken: (AuditEntry | number)[] = [];
+      const taken: (AuditEntry | Error | number)[] = [];
       const inBatch = new Map<string, AuditEntry>();
       let prev = head.leaf;
       for (const event of events) {
@@ -445,6 +445,15 @@ export class ObjectAuditLog implements AuditLog {
         if (fresh.length === room) break;
         const entry = makeEntry(event, head.size + fresh.length, now, prev);
         const b = entryBytes(entry);
+        if (b.length > MAX_ENTRY_BYTES) {
+          taken.push(
+            new VeritrailError(
+              'EVENT_INVALID',
+              `audit event is ${b.length} bytes; keep "detail" small (< 64 KiB)`,
+            ),
+          );
+          continue;
+        }
         prev = toHex(hashLeaf(b));
         fresh.push(entry);
         bytes.push(b);
@@ -481,14 +490,6 @@ export class ObjectAuditLog implements AuditLog {
     const problem = eventProblem(event);
     if (problem !== undefined) {
       throw new VeritrailError('EVENT_INVALID', `audit event rejected: ${problem}`, { details: { problem } });
-    }
-    // The largest this entry can be: the longest sequence number and a full hash in `prev`.
-    const longest = entryBytes(makeEntry(event, 999_999_999_999_999, this.now(), ZERO_HASH_HEX)).length;
-    if (longest > MAX_ENTRY_BYTES) {
-      throw new VeritrailError(
-        'EVENT_INVALID',
-        `audit event is ${longest} bytes; keep "detail" small (< 64 KiB)`,
-      );
     }
     return this.appender.append(event);
   }
