@@ -146,7 +146,7 @@ export class LocalControlPlane {
         this.log(
           `${what}: duplicate of run ${o.runId} (${o.runStatus})${o.relaunched ? ', relaunched' : ''}; nothing new started${
             o.runStatus === 'FAILED'
-              ? `. That run failed (\`veritrail runs show ${o.runId}\` says why); to train on this content again, fix the cause and use \`veritrail run <dataset> --pipeline <definition.json>\` or \`veritrail start --force --request-id <new id>\``
+              ? `. That run failed (\`veritrail runs show ${o.runId}\` says why); to train on this content again, fix the cause and run \`veritrail runs retry ${o.runId} --pipeline <definition.json>\``
               : ''
           }`,
         );

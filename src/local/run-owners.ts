@@ -179,7 +179,7 @@ async function closeLostRun(rt: Runtime, run: RunRecord, reason: string): Promis
   await closeRun(rt, run, {
     error: {
       code: 'ORCHESTRATOR_LOST',
-      message: `run ${run.runId} was ${run.status} but ${reason}; nothing recorded why it stopped. Start it again (veritrail run, or a new trigger)`,
+      message: `run ${run.runId} was ${run.status} but ${reason}; nothing recorded why it stopped. Start it again with \`veritrail runs retry ${run.runId} --pipeline <definition.json>\``,
     },
     step: 'Reconcile',
     detail: { previousStatus: run.status },

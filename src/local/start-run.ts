@@ -241,14 +241,24 @@ export async function runOnce(
       actor: rt.actor,
     });
     if (!execution || runId === undefined) return { outcome };
-    const cancelled = options.signal ? untilAborted(options.signal) : undefined;
-    const ended = await Promise.race([execution, ...(cancelled ? [cancelled.promise] : [])]);
-    cancelled?.dispose();
-    if (ended !== CANCEL) return { outcome, execution: ended };
-    return { outcome, execution: await cancelRun(rt, runId, String(options.signal?.reason ?? 'signal')) };
+    return { outcome, execution: await awaitExecution(rt, runId, execution, options.signal) };
   } finally {
     if (runId !== undefined) await rt.owners.release(runId);
   }
+}
+
+/** The execution's end, or, when `signal` aborts first, the run cancelled (see cancelRun). */
+export async function awaitExecution(
+  rt: LocalRuntime,
+  runId: string,
+  execution: Promise<LocalExecution>,
+  signal: AbortSignal | undefined,
+): Promise<LocalExecution> {
+  const cancelled = signal ? untilAborted(signal) : undefined;
+  const ended = await Promise.race([execution, ...(cancelled ? [cancelled.promise] : [])]);
+  cancelled?.dispose();
+  if (ended !== CANCEL) return ended;
+  return cancelRun(rt, runId, String(signal?.reason ?? 'signal'));
 }
 
 const CANCEL = Symbol('cancel');
@@ -271,7 +281,7 @@ async function cancelRun(rt: LocalRuntime, runId: string, why: string): Promise<
   rt.trainer.killAll();
   const error = {
     code: 'CANCELLED' as const,
-    message: `run ${runId} was stopped by the operator (${why}) before it finished; start it again with veritrail run`,
+    message: `run ${runId} was stopped by the operator (${why}) before it finished; start it again with \`veritrail runs retry ${runId} --pipeline <definition.json>\``,
   };
   const run = await rt.runs.get(runId);
   if (run && (run.status === 'PENDING' || run.status === 'RUNNING')) {

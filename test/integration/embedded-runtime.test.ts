@@ -425,3 +425,72 @@ describe('the control plane after a failure and after a definition change', () =
     }
   });
 });
+
+describe('veritrail runs retry', () => {
+  let ws: Workspace;
+  beforeEach(() => {
+    ws = makeWorkspace({ rows: 200 });
+  });
+  afterEach(() => ws.cleanup());
+
+  it('drives a FAILED run again as attempt 2 with the same identity, and refuses what is not a retry', async () => {
+    const flaky = join(ws.dir, 'trainer', 'flaky.mjs');
+    writeFileSync(flaky, "console.error('the GPU fell off'); process.exit(1);\n");
+    const def = JSON.parse(readFileSync(ws.pipeline, 'utf8')) as { trainer: { command: string[] } };
+    def.trainer.command = ['node', 'trainer/flaky.mjs'];
+    writeFileSync(ws.pipeline, JSON.stringify(def, null, 2));
+
+    const first = captureIo(ws.dir);
+    expect(
+      await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'], first),
+    ).toBe(1);
+    const failed = JSON.parse(first.stdout.join('')) as { runId: string; status: string };
+    expect(failed.status).toBe('FAILED');
+
+    // The cause is fixed in the training code (not part of the definition's identity).
+    writeFileSync(flaky, "await import('./train.mjs');\n");
+    const again = captureIo(ws.dir);
+    const code = await main(
+      ['runs', 'retry', failed.runId, '--pipeline', ws.pipeline, '--home', ws.home, '--json'],
+      again,
+    );
+    expect([0, 3], again.stderr.join('\n')).toContain(code);
+    const retried = JSON.parse(again.stdout.join('')) as {
+      runId: string;
+      attempt: number;
+      retryOf: string;
+      status: string;
+    };
+    expect(retried).toMatchObject({ runId: `${failed.runId}-a2`, attempt: 2, retryOf: failed.runId });
+    expect(['SUCCEEDED', 'REJECTED']).toContain(retried.status);
+
+    const rt = await openLocalRuntime(ws.home);
+    try {
+      const a = await rt.runs.get(failed.runId);
+      const b = await rt.runs.get(retried.runId);
+      expect(b?.idempotencyKey).toBe(a?.idempotencyKey);
+      expect(b?.pipelineDigest).toBe(a?.pipelineDigest);
+      expect(a?.status).toBe('FAILED');
+    } finally {
+      await rt.close();
+    }
+
+    // Not FAILED: no retry.
+    const notFailed = captureIo(ws.dir);
+    expect(
+      await main(['runs', 'retry', retried.runId, '--pipeline', ws.pipeline, '--home', ws.home], notFailed),
+    ).toBe(2);
+    expect(notFailed.stderr.join('\n')).toMatch(/only a FAILED run can be retried/);
+    // A changed definition is a new run, not a retry.
+    const changed = JSON.parse(readFileSync(ws.pipeline, 'utf8')) as {
+      hyperparameters: Record<string, string>;
+    };
+    changed.hyperparameters.epochs = '299';
+    writeFileSync(ws.pipeline, JSON.stringify(changed, null, 2));
+    const other = captureIo(ws.dir);
+    expect(
+      await main(['runs', 'retry', failed.runId, '--pipeline', ws.pipeline, '--home', ws.home], other),
+    ).toBe(2);
+    expect(other.stderr.join('\n')).toMatch(/a changed definition is a new run/);
+  }, 120_000);
+});

@@ -3,6 +3,7 @@ import { VeritrailError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/run.js';
 import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
 import { assertHomeUsable, resolveHome } from '../../local/home.js';
+import { attemptOf, retryRun } from '../../local/retry.js';
 import type { ProgressEvent } from '../../local/runner.js';
 import { openLocalRuntime } from '../../local/runtime.js';
 import { loadPipelineFile, preflightDataset, preflightPipeline, runOnce } from '../../local/start-run.js';
@@ -90,6 +91,107 @@ export async function run(
     if (signal.aborted && result.error?.code === 'CANCELLED')
       return signal.reason === 'SIGTERM' ? EXIT.TERMINATED : EXIT.INTERRUPTED;
     return exitCodeOf(result.status);
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    await rt.close();
+  }
+}
+
+const RETRY_USAGE =
+  'usage: veritrail runs retry <runId> --pipeline <definition.json> [--json] [--home <dir>]';
+
+/**
+ * `veritrail runs retry <runId>`: the FAILED run again, as attempt n of the same trigger
+ * (src/local/retry.ts), executed here with the same progress, summary and signals as `run`.
+ */
+export async function retry(
+  args: string[],
+  io: CliIo,
+  options: { signal?: AbortSignal } = {},
+): Promise<number> {
+  const { values, positionals } = parseCli(
+    args,
+    {
+      pipeline: { type: 'string' },
+      json: { type: 'boolean' },
+      home: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    RETRY_USAGE,
+  );
+  if (values.help) {
+    io.out(RETRY_USAGE);
+    return EXIT.OK;
+  }
+  if (positionals.length !== 1) throw usageError('name exactly one run id', RETRY_USAGE);
+  if (!values.pipeline)
+    throw usageError('--pipeline <definition.json> (the one the run used) is required', RETRY_USAGE);
+  const runId = positionals[0] as string;
+  const home = resolveHome(values.home, io.env, io.cwd);
+  let pipeline: Awaited<ReturnType<typeof loadPipelineFile>>;
+  try {
+    await assertHomeUsable(home, { mustExist: true });
+    pipeline = await loadPipelineFile(values.pipeline, io.cwd);
+    await preflightPipeline(pipeline);
+  } catch (e) {
+    if (e instanceof VeritrailError) {
+      io.err(`veritrail runs retry: ${e.message}`);
+      return EXIT.USAGE;
+    }
+    throw e;
+  }
+  const stop = new AbortController();
+  const onInt = () => stop.abort('SIGINT');
+  const onTerm = () => stop.abort('SIGTERM');
+  const signal = options.signal ?? stop.signal;
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  const rt = await openLocalRuntime(home).catch((e: unknown) => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    throw e;
+  });
+  try {
+    const first = await rt.runs.get(runId);
+    let digest: Digest | undefined;
+    if (first?.dataset.uri.startsWith('file://')) {
+      // The same bytes as the first run, or it is not a retry (checked by retryRun).
+      try {
+        digest = await preflightDataset(new FsDatasetSource(), first.dataset.uri, pipeline.def);
+      } catch (e) {
+        if (e instanceof VeritrailError) {
+          io.err(`veritrail runs retry: ${e.message}`);
+          return EXIT.USAGE;
+        }
+        throw e;
+      }
+    }
+    let result: Awaited<ReturnType<typeof retryRun>>;
+    try {
+      io.err(`veritrail: retrying run ${runId} of ${pipeline.def.name}`);
+      result = await retryRun(rt, runId, pipeline, digest, progressPrinter(io), { signal });
+    } catch (e) {
+      if (e instanceof VeritrailError && e.code === 'USAGE') {
+        io.err(`veritrail runs retry: ${e.message}`);
+        return EXIT.USAGE;
+      }
+      throw e;
+    }
+    const record = await rt.runs.get(result.runId);
+    const summary = {
+      ...runSummary(rt.home, record, result.execution.state?.results, result.execution.error),
+      retryOf: result.retryOf,
+      attempt: result.attempt,
+    };
+    if (values.json) io.out(JSON.stringify(summary));
+    else {
+      io.err(`attempt ${result.attempt} of run ${attemptOf(result.runId).first}`);
+      io.out(formatSummary(summary, home));
+    }
+    if (signal.aborted && summary.error?.code === 'CANCELLED')
+      return signal.reason === 'SIGTERM' ? EXIT.TERMINATED : EXIT.INTERRUPTED;
+    return exitCodeOf(summary.status);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);

@@ -12,11 +12,13 @@ export const summary = 'list recorded runs, show one, or compare two';
 const USAGE = `usage: veritrail runs list [--pipeline <name>] [--limit <n>] [--json] [--home <dir> | --stage <stage>]
        veritrail runs show <runId> [--json] [--home <dir> | --stage <stage>]
        veritrail runs compare <runA> <runB> [--json] [--home <dir> | --stage <stage>]
+       veritrail runs retry <runId> --pipeline <definition.json> [--json] [--home <dir>]
 
   list      accuracy, the worst fairness figure (the lowest disparate impact, four-fifths
             rule) and the gate decision of each run
   show      metrics, small-group warnings, hyperparameters, steps, and where the training log is
-  compare   what changed between two runs: digests, definition, hyperparameters, metrics, decision`;
+  compare   what changed between two runs: digests, definition, hyperparameters, metrics, decision
+  retry     run a FAILED run again as its next attempt (<runId>-a<n>, same trigger identity)`;
 
 /** Where a run's figures are: `facts.fairness` headline, `facts.gate`, `facts.fairnessWarnings`. */
 interface Figures {
@@ -56,6 +58,8 @@ interface Source {
 }
 
 export async function run(args: string[], io: CliIo): Promise<number> {
+  // `runs retry` executes a run: it lives with `run` (src/cli/commands/run.ts).
+  if (args[0] === 'retry') return (await import('./run.js')).retry(args.slice(1), io);
   const { values, positionals } = parseCli(
     args,
     {
