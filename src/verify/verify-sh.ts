@@ -31,15 +31,14 @@ unchecked=0
 ok() { echo "ok    $*"; }
 bad() { echo "FAIL  $*"; failures=$((failures + 1)); }
 
-# The first JSON string value of key $1 in file $2.
+# The first JSON string value of key $1 in file $2: split at JSON punctuation, cut at the first line
+# with the key (csplit), and take the value between the 3rd and 4th double quote. No shell read loop:
+# dash reads a byte per system call, so long base64 lines go through coreutils instead.
 field() {
+  rm -f "$tmp/f."*
   tr ',{}[]' '\\n\\n\\n\\n\\n' < "$2" > "$tmp/lines"
-  while IFS= read -r l; do
-    case $l in
-      *"\\"$1\\""*) v=\${l#*"\\"$1\\""}; v=\${v#*\\"}; printf '%s\\n' "\${v%%\\"*}"; return 0 ;;
-    esac
-  done < "$tmp/lines"
-  return 0
+  csplit -s -f "$tmp/f." "$tmp/lines" "/\\"$1\\":/" 2>/dev/null || return 0
+  head -n 1 "$tmp/f.01" | cut -d '"' -f 4
 }
 b64d() { openssl base64 -d -A; }
 sha() { openssl dgst -sha256 -r "$1" | cut -d ' ' -f 1; }
@@ -50,12 +49,8 @@ set --
 while read -r hex name; do
   if [ -f "$name" ]; then set -- "$@" "$name"; else bad "$name is missing"; fi
 done < SHA256SUMS
-[ "$#" -gt 0 ] && openssl dgst -sha256 -r "$@" | while read -r hex name; do printf '%s %s\n' "$hex" "\${name#\*}"; done > "$tmp/actual"
-# The digest of file $1: from $tmp/actual, else hashed now.
-digest_of() {
-  while read -r hex name; do [ "$name" = "$1" ] && { printf '%s\n' "$hex"; return 0; }; done < "$tmp/actual"
-  sha "$1"
-}
+[ "$#" -gt 0 ] && openssl dgst -sha256 -r "$@" | while read -r hex name; do printf '%s %s\n' "$hex" "\${name#*}"; done > "$tmp/actual"
+digest_of() { sha "$1"; }
 while read -r hex name; do printf '%s  %s\n' "$hex" "$name"; done < "$tmp/actual" > "$tmp/actual.sums"
 if [ "$(cat SHA256SUMS)" != "$(cat "$tmp/actual.sums")" ]; then
   while read -r hex name; do
@@ -76,8 +71,7 @@ for b in *.sigstore.json; do
   cat "$tmp/payload" >> "$tmp/pae"
   if openssl dgst -sha256 -verify signing.pub.pem -signature "$tmp/sig.der" "$tmp/pae" >/dev/null 2>&1; then
     ok "$b: signature verifies"
-    cp_name=$(basename "$b" .sigstore.json)
-    cat "$tmp/payload" > "$tmp/statement.$cp_name.json"
+    cat "$tmp/payload" > "$tmp/statement.\${b%.sigstore.json}.json"
   else
     bad "$b: signature does NOT verify with signing.pub.pem"
   fi
@@ -90,11 +84,10 @@ elif [ ! -f "$report" ]; then bad "the report statement is not signed by signing
 else
   # The array after "files": (RFC 8785 JSON: no whitespace; its items hold no bracket).
   tr '[]' '\\n\\n' < "$report" > "$tmp/arrays"
-  prev=""; : > "$tmp/files"
-  while IFS= read -r l; do
-    case $prev in *'"files":') printf '%s' "$l" | tr ',{}' '\\n\\n\\n' > "$tmp/files"; break ;; esac
-    prev=$l
-  done < "$tmp/arrays"
+  : > "$tmp/files"
+  if csplit -s -f "$tmp/a." "$tmp/arrays" '/"files":$/' 2>/dev/null; then
+    head -n 2 "$tmp/a.01" | tail -n 1 | tr ',{}' '\\n\\n\\n' > "$tmp/files"
+  fi
   h=""
   named=0
   while IFS= read -r l; do
@@ -122,11 +115,9 @@ else
     field payload report.sigstore.json > "$tmp/rp.b64"; signed=$(cat "$tmp/rp.b64")
     # csplit (coreutils) cuts the file at the marker line; the bundle is the line after it.
     embedded=""; shown=0
-    if csplit -s -f "$tmp/html." report.html '/^<script type="application\/json" id="veritrail-report-bundle">$/' 2>/dev/null; then
-      head -n 2 "$tmp/html.01" | tail -n 1 | tr ',{}' '\\n\\n\\n' > "$tmp/embedded"
-      while IFS= read -r l; do
-        case $l in '"payload":"'*) embedded=\${l#'"payload":"'}; embedded=\${embedded%'"'} ;; esac
-      done < "$tmp/embedded"
+    if csplit -s -f "$tmp/html." report.html '/^<script type="application\\/json" id="veritrail-report-bundle">$/' 2>/dev/null; then
+      head -n 2 "$tmp/html.01" | tail -n 1 > "$tmp/embedded.json"
+      embedded=$(field payload "$tmp/embedded.json")
     fi
     csplit -s -f "$tmp/shown." report.html "/sha256:$digest/" 2>/dev/null && shown=1
     if [ "$embedded" != "$signed" ]; then bad "report.html does NOT carry the signed report statement"
@@ -152,32 +143,42 @@ else
 fi
 
 # 6. Each entry of the run is in that checkpoint (RFC 9162 2.1.3.2).
-inner() { { printf '\\001'; cat "$1" "$2"; } | openssl dgst -sha256 -binary > "$tmp/n"; mv "$tmp/n" "$tmp/r"; }
+# One interior node, RFC 9162 2.1.1: SHA-256(0x01 || left || right), the proof hash $2 (base64)
+# on side $1; the running hash alternates between two files (no mv).
+node() {
+  if [ "$cur" = "$tmp/r0" ]; then nxt=$tmp/r1; else nxt=$tmp/r0; fi
+  if [ "$1" = left ]; then
+    { printf '\\001'; printf '%s' "$2" | b64d; cat "$cur"; } | openssl dgst -sha256 -binary > "$nxt"
+  else
+    { printf '\\001'; cat "$cur"; printf '%s' "$2" | b64d; } | openssl dgst -sha256 -binary > "$nxt"
+  fi
+  cur=$nxt
+}
 num() { v=\${2#*"\\"$1\\":"}; printf '%s' "\${v%%,*}"; }
 for p in audit/proofs/*.proof.json; do
   [ -f "$p" ] || continue
-  seq=$(basename "$p" .proof.json)
+  seq=\${p##*/}; seq=\${seq%.proof.json}
   e="audit/entries/$seq.json"
-  j=$(cat "$p")
+  IFS= read -r j < "$p"
   fn=$(num leafIndex "$j"); tsize=$(num treeSize "$j")
   if [ "$tsize" != "$size" ]; then bad "$p: proof is for tree size $tsize, the checkpoint has $size"; continue; fi
-  { printf '\\000'; cat "$e"; } | openssl dgst -sha256 -binary > "$tmp/r"
+  cur=$tmp/r0
+  { printf '\\000'; cat "$e"; } | openssl dgst -sha256 -binary > "$cur"
   sn=$((tsize - 1)); okp=1
   hashes=\${j#*'"inclusionProof":['}; hashes=\${hashes%%]*}
-  for h in $(printf '%s' "$hashes" | tr -d '"' | tr ',' ' '); do
-    printf '%s' "$h" | b64d > "$tmp/p"
+  for h in $(printf '%s' "$hashes" | tr '",' '  '); do
     if [ "$sn" -eq 0 ]; then okp=0; break; fi
     if [ $((fn % 2)) -eq 1 ] || [ "$fn" -eq "$sn" ]; then
-      inner "$tmp/p" "$tmp/r"
+      node left "$h"
       if [ $((fn % 2)) -eq 0 ]; then
         while [ $((fn % 2)) -eq 0 ] && [ "$fn" -ne 0 ]; do fn=$((fn / 2)); sn=$((sn / 2)); done
       fi
     else
-      inner "$tmp/r" "$tmp/p"
+      node right "$h"
     fi
     fn=$((fn / 2)); sn=$((sn / 2))
   done
-  got=$(openssl base64 -A < "$tmp/r")
+  got=$(openssl base64 -A < "$cur")
   if [ "$okp" -eq 1 ] && [ "$sn" -eq 0 ] && [ "$got" = "$root" ]; then ok "$e: included in the checkpoint"
   else bad "$e: NOT included in the signed checkpoint"; fi
 done
