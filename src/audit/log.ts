@@ -1066,6 +1066,12 @@ export class ObjectAuditLog implements AuditLog {
     tiles.reportTo(judge);
     await this.checkConsistency(checkpoints, judge);
     const report = judge.finish();
+    const missing = await this.checkTilesPresent(checkpoints, report);
+    if (missing.length > 0) {
+      report.problems.push(...missing);
+      report.problems.sort((a, b) => a.seq - b.seq);
+      report.ok = false;
+    }
     if (options.trustedKeys !== undefined)
       report.trustedKeys = keys.map((k) => Buffer.from(keyIdOf(k)).toString('hex'));
     if (options.witnesses !== undefined && options.witnesses.length > 0) {
@@ -1310,6 +1316,54 @@ export class ObjectAuditLog implements AuditLog {
       if (bytes !== undefined) out.push({ key: o.key, width, bytes });
     }
     return out;
+  }
+
+  /**
+   * Every object c2sp.org/tlog-tiles requires for the latest validly signed checkpoint must exist:
+   * the full entry bundles and hash tiles below its size (every checkpoint repairs the seals
+   * first), the partial ones of its own size, and `checkpoint`. Tiles beyond it may still be
+   * on their way (integration lags the appends) and are not required.
+   */
+  private async checkTilesPresent(
+    checkpoints: readonly CheckpointInput[],
+    report: VerifyReport,
+  ): Promise<AuditProblem[]> {
+    // The latest checkpoint that is the log's own: a validly signed root of another history is
+    // CHECKPOINT_INCONSISTENT already, and this log never wrote tiles for it.
+    const foreign = new Set(
+      report.problems.filter((p) => p.code.startsWith('CHECKPOINT_')).map((p) => p.seq + 1),
+    );
+    let size = 0;
+    for (const c of checkpoints) {
+      if (c.checkpoint !== undefined && c.checkpoint.size === c.size && !foreign.has(c.size))
+        size = Math.max(size, c.size);
+    }
+    const problems: AuditProblem[] = [];
+    if (size === 0) return problems;
+    const present = new Set<string>();
+    for await (const o of this.store.list(this.bucket, `${this.prefix}tile/`))
+      present.add(o.key.slice(this.prefix.length));
+    const missing = (path: string, seq: number, what: string) => {
+      if (!present.has(path))
+        problems.push({ seq, code: 'TILE_MISSING', detail: `${what} ${path} is missing` });
+    };
+    for (let level = 0; TILE_WIDTH ** level <= size; level++) {
+      const span = TILE_WIDTH ** level;
+      const nodes = Math.floor(size / span);
+      for (let n = 0; n * TILE_WIDTH < nodes; n++) {
+        const w = Math.min(TILE_WIDTH, nodes - n * TILE_WIDTH);
+        missing(hashTilePath(level, n, w), n * TILE_WIDTH * span, 'hash tile');
+        if (level === 0) missing(entryBundlePath(n, w), n * TILE_WIDTH, 'entry bundle');
+      }
+    }
+    if (!(await this.exists(`${this.prefix}checkpoint`))) {
+      problems.push({
+        seq: size - 1,
+        code: 'TILE_MISSING',
+        detail: 'the latest checkpoint object `checkpoint` is missing',
+      });
+    }
+    return problems;
   }
 
   /**

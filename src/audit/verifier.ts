@@ -32,6 +32,8 @@ export const AuditProblemCodes = [
   'ENTRY_INSERTED',
   'CHAIN_BROKEN',
   'TILE_ALTERED',
+  /** A hash tile, entry bundle or `checkpoint` that tlog-tiles requires for the latest checkpoint is absent. */
+  'TILE_MISSING',
   'CHECKPOINT_FORGED',
   'CHECKPOINT_INCONSISTENT',
   /** The latest checkpoint lacks the required number of witness cosignatures. */

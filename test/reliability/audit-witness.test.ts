@@ -40,7 +40,14 @@ async function truncate(from: number) {
     await unlink(join(home, 'audit', log.entryKey(s))).catch(() => undefined);
   const cps = join(home, 'audit', 'log', 'checkpoints');
   for (const f of await readdir(cps)) if (Number(f) > from) await unlink(join(cps, f));
-  for (const f of ['checkpoint', 'head']) await unlink(join(home, 'audit', 'log', f)).catch(() => undefined);
+  await unlink(join(home, 'audit', 'log', 'head')).catch(() => undefined);
+  // The published `checkpoint` is put back to the latest one left, as a careful owner would.
+  const latest = join(home, 'audit', 'log', 'checkpoint');
+  await unlink(latest);
+  const { chmod, copyFile } = await import('node:fs/promises');
+  const left = (await readdir(cps)).sort().at(-1) as string;
+  await copyFile(join(cps, left), latest);
+  await chmod(latest, 0o644);
   const partial = join(home, 'audit', 'log', 'tile', '0', '000.p');
   const bundles = join(home, 'audit', 'log', 'tile', 'entries', '000.p');
   for (const d of [partial, bundles]) {
