@@ -90,28 +90,37 @@ export async function synthesize(options: {
   const key = `${digest} ${options.account} ${options.region}`;
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === key)
     return { ...readAssembly(outdir, options), reused: true };
-  await promisify(execFile)(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'scripts/synth.ts',
-      '--bundle',
-      '--stage',
-      options.stage,
-      '--account',
-      options.account,
-      '--region',
-      options.region,
-      '--out',
-      options.outDir,
-    ],
-    {
-      cwd: REPO_ROOT,
-      maxBuffer: 64 * 1024 * 1024,
-      env: { ...process.env, NODE_OPTIONS: '', VERITRAIL_PIPELINES_DIR: options.pipelinesDir },
-    },
-  );
+  const run = () =>
+    promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'scripts/synth.ts',
+        '--bundle',
+        '--stage',
+        options.stage,
+        '--account',
+        options.account,
+        '--region',
+        options.region,
+        '--out',
+        options.outDir,
+      ],
+      {
+        cwd: REPO_ROOT,
+        maxBuffer: 64 * 1024 * 1024,
+        env: { ...process.env, NODE_OPTIONS: '', VERITRAIL_PIPELINES_DIR: options.pipelinesDir },
+      },
+    );
+  try {
+    await run();
+  } catch (e) {
+    // SST's initProject writes and removes .sst.config.<ms>.mjs in the project root: another synth of
+    // the same checkout at that moment can remove it first (ENOENT). Once more, then fail.
+    if (!String((e as { stderr?: string }).stderr ?? e).includes('.sst.config.')) throw e;
+    await run();
+  }
   const app = readAssembly(outdir, options);
   writeFileSync(stamp, key);
   return { ...app, reused: false };
