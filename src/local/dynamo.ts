@@ -182,6 +182,15 @@ async function startPrivateDynamo(): Promise<LocalDynamo> {
   };
 }
 
+/**
+ * The state dirs this process hosts. LevelDB's file locks are POSIX record locks, which a process
+ * loses when it closes *any* descriptor of the lock file: a second open of the same lock in this
+ * process (which LevelDB refuses, closing its descriptor) would silently release the first one and
+ * let another process host the same database. So within a process, the lock is opened at most once
+ * per state dir, and every other user in the process goes to the host here.
+ */
+const hostedHere = new Map<string, SharedDynamo>();
+
 class SharedDynamo implements LocalDynamo {
   readonly client: DynamoDBClient;
   private current: string | undefined;
@@ -234,6 +243,17 @@ class SharedDynamo implements LocalDynamo {
     const stale = new Set<string>();
     for (let attempt = 0; ; attempt++) {
       if (this.closed) throw new VeritrailError('INTERNAL', 'the run database connection is closed');
+      const here = hostedHere.get(this.dir);
+      if (here !== undefined) {
+        if (here.hostEndpoint !== undefined) {
+          this.current = here.hostEndpoint;
+          return;
+        }
+        // Another user in this process is closing its host: wait, then look again.
+        if (Date.now() > deadline) throw this.unreachable(undefined);
+        await sleep(20);
+        continue;
+      }
       if (await this.tryHost()) return;
       const published = await readPublished(this.dir);
       if (published && !stale.has(published.endpoint)) {
@@ -250,11 +270,18 @@ class SharedDynamo implements LocalDynamo {
     }
   }
 
+  /** The endpoint this instance serves, while it hosts. */
+  hostEndpoint: string | undefined;
+
   private async tryHost(): Promise<boolean> {
+    if (hostedHere.has(this.dir)) return false;
     const lock = new ClassicLevel(`${this.dir}.host`);
+    // Claimed before the first await: no second open of this lock in this process (see hostedHere).
+    hostedHere.set(this.dir, this);
     try {
       await lock.open();
     } catch (e) {
+      hostedHere.delete(this.dir);
       if (lockedError(e)) return false;
       throw new VeritrailError(
         'INTERNAL',
@@ -268,6 +295,8 @@ class SharedDynamo implements LocalDynamo {
     let server: GatedServer | undefined;
     try {
       server = gate(dynalite({ path: this.dir, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }));
+      // Longer than the SDK's idle sockets live: fewer resets of a reused connection.
+      server.server.keepAliveTimeout = 65_000;
       const endpoint = await listen(server.server);
       // The host serves others for as long as it lives, but never keeps a finished command alive.
       server.server.unref();
@@ -289,10 +318,12 @@ class SharedDynamo implements LocalDynamo {
       this.lock = lock;
       this.server = server;
       this.current = endpoint;
+      this.hostEndpoint = endpoint;
       return true;
     } catch (e) {
       if (server) await server.close().catch(() => undefined);
       await lock.close().catch(() => undefined);
+      hostedHere.delete(this.dir);
       throw e;
     }
   }
@@ -310,6 +341,7 @@ class SharedDynamo implements LocalDynamo {
     this.closed = true;
     await this.resolving?.catch(() => undefined);
     if (this.server) {
+      this.hostEndpoint = undefined;
       const mine = this.current;
       // Others find the endpoint gone and elect a new host; the file is removed only if still ours.
       const published = await readPublished(this.dir);
@@ -319,8 +351,11 @@ class SharedDynamo implements LocalDynamo {
       this.server = undefined;
     }
     this.client.destroy();
-    await this.lock?.close().catch(() => undefined);
-    this.lock = undefined;
+    if (this.lock) {
+      await this.lock.close().catch(() => undefined);
+      this.lock = undefined;
+      if (hostedHere.get(this.dir) === this) hostedHere.delete(this.dir);
+    }
   }
 }
 
