@@ -46,6 +46,7 @@ import {
   inclusionProof,
   ProofError,
   rootAt,
+  rootOf,
   verifyConsistencyProof,
 } from '../core/merkle.js';
 import {
@@ -553,21 +554,36 @@ export class ObjectAuditLog implements AuditLog {
     if (!Number.isInteger(t) || t < 0) return;
     const entries = this.recentTile(t) ?? (await this.tileEntries(t, size));
     if (entries.some((e) => e === undefined)) return;
-    await this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries as Uint8Array[]));
-    await this.putOnce(
-      `${this.prefix}${hashTilePath(0, t)}`,
-      encodeHashTile((entries as Uint8Array[]).map((e) => hashLeaf(e))),
-    );
-    const nodes = this.nodes(size);
+    const leaves = (entries as Uint8Array[]).map((e) => hashLeaf(e));
+    await Promise.all([
+      this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries as Uint8Array[])),
+      this.putOnce(`${this.prefix}${hashTilePath(0, t)}`, encodeHashTile(leaves)),
+    ]);
+    // Each tile above is the one written at the previous seal plus one hash: the root of the
+    // tile just completed below it. Read that one tile instead of recomputing the level.
+    let below = leaves;
     let level = 1;
     let idx = t;
     for (;;) {
       const parent = Math.floor(idx / TILE_WIDTH);
       const width = (idx % TILE_WIDTH) + 1;
-      const hashes: Uint8Array[] = [];
-      for (let i = 0; i < width; i++) hashes.push(await nodes.node(level * 8, parent * TILE_WIDTH + i));
+      let hashes: Uint8Array[] | undefined;
+      if (width === 1) hashes = [];
+      else {
+        const prev = await this.read(`${this.prefix}${hashTilePath(level, parent, width - 1)}`);
+        hashes = prev === undefined ? undefined : decodeHashTile(prev);
+        if (hashes?.length !== width - 1) hashes = undefined;
+      }
+      if (hashes === undefined) {
+        // The previous partial tile is missing (a seal lost to a crash): from the levels below.
+        const nodes = this.nodes(size);
+        hashes = [];
+        for (let i = 0; i < width - 1; i++) hashes.push(await nodes.node(level * 8, parent * TILE_WIDTH + i));
+      }
+      hashes.push(rootOf(below));
       await this.putOnce(`${this.prefix}${hashTilePath(level, parent, width)}`, encodeHashTile(hashes));
       if (width < TILE_WIDTH) break;
+      below = hashes;
       idx = parent;
       level += 1;
     }

@@ -44,6 +44,20 @@ describe('a tiles-only client', () => {
       expect((await verifyFromTiles(get, { origin: log.origin, keys }, note)).note).toBe(note);
   }, 60_000);
 
+  it('still gets a right level-1 tile when the seal before it was lost (recomputed from level 0)', async () => {
+    const { log, signer, store, get } = setup();
+    await Promise.all(Array.from({ length: 256 }, (_, i) => log.append(event(i))));
+    await log.settle();
+    expect(store.objects.delete('audit/log/tile/1/000.p/1')).toBe(true);
+    await Promise.all(Array.from({ length: 256 }, (_, i) => log.append(event(256 + i))));
+    await log.settle();
+    expect(store.objects.get('audit/log/tile/1/000.p/2')?.length).toBe(64);
+    await log.checkpoint();
+    expect(
+      (await verifyFromTiles(get, { origin: log.origin, keys: [await signer.publicKeyPem()] })).size,
+    ).toBe(512);
+  });
+
   it('fails with TILE_MISSING when a partial level-0 tile is deleted', async () => {
     const { log, signer, store, get } = setup();
     for (let i = 0; i < 10; i++) await log.append(event(i));
