@@ -494,3 +494,42 @@ describe('veritrail runs retry', () => {
     expect(other.stderr.join('\n')).toMatch(/a changed definition is a new run/);
   }, 120_000);
 });
+
+describe('serve whose log pipe closes', () => {
+  let ws: Workspace;
+  beforeEach(() => {
+    ws = makeWorkspace({ rows: 200 });
+  });
+  afterEach(() => ws.cleanup());
+
+  it('keeps serving: a file landed afterwards still runs to its end, and SIGTERM still stops it cleanly', async () => {
+    const p = spawnCli(['serve', '--home', ws.home, '--pipeline', ws.pipeline, '--poll-ms', '50'], ws.dir);
+    try {
+      await waitFor(
+        () => p.stderr.some((l) => l.includes('serving credit-scoring')),
+        60_000,
+        'serve to start',
+      );
+      // The reader of its log goes away: every later log line meets EPIPE.
+      p.child.stderr?.destroy();
+      mkdirSync(join(ws.home, 'landing', 'credit-scoring'), { recursive: true });
+      writeFileSync(join(ws.home, 'landing', 'credit-scoring', 'a.csv'), readFileSync(ws.dataset));
+      let status = '';
+      await waitFor(
+        async () => {
+          const r = await cli(['runs', 'list', '--json', '--home', ws.home], ws.dir);
+          const runs = r.code === 0 ? (JSON.parse(r.stdout) as { status: string }[]) : [];
+          status = runs[0]?.status ?? '';
+          return ['SUCCEEDED', 'REJECTED', 'FAILED'].includes(status);
+        },
+        120_000,
+        'the landed file to run to its end',
+      );
+      expect(p.child.exitCode).toBeNull();
+      p.child.kill('SIGTERM');
+      expect((await p.exited).code).toBe(0);
+    } finally {
+      if (p.child.exitCode === null) p.child.kill('SIGKILL');
+    }
+  }, 180_000);
+});
