@@ -16,6 +16,11 @@ export interface RunSummary {
   gate?: { decision: string; reasons: string[] };
   /** Paths of the signed bundles (Sigstore bundle JSON), by statement. */
   attestations: Record<string, string>;
+  /**
+   * The run's model report: the signed statement (model-report/v1) and how to render it. Every run
+   * that ended (SUCCEEDED, REJECTED, FAILED) has one.
+   */
+  report?: { statement: string; bundle: string; render: string };
   error?: ErrorInfo;
 }
 
@@ -42,6 +47,8 @@ export function runSummary(
     fairness?: Record<string, unknown>;
     gate?: { decision: string; reasons: string[] };
     bundles?: Record<string, string>;
+    reportKey?: string;
+    reportDigest?: string;
   };
   const artifacts = join(homePaths(home).objects, 'artifacts');
   const attestations = Object.fromEntries(
@@ -58,6 +65,15 @@ export function runSummary(
     ...(f.fairness ? { fairness: f.fairness } : {}),
     ...(f.gate ? { gate: { decision: f.gate.decision, reasons: f.gate.reasons } } : {}),
     attestations,
+    ...(f.reportKey && f.reportDigest
+      ? {
+          report: {
+            statement: f.reportDigest,
+            bundle: join(artifacts, f.reportKey),
+            render: `veritrail report ${run.runId} --out report-${run.runId}.html`,
+          },
+        }
+      : {}),
     ...(run.error
       ? { error: run.error }
       : fallbackError && run.status === 'FAILED'

@@ -17,7 +17,7 @@ import {
 } from '../core/attest/index.js';
 import { type Digest, digestFromHex, digestOf, isDigest } from '../core/digest.js';
 import { buildReportFacts, type ReportPipeline } from '../core/report/facts.js';
-import type { ObjectStore, RunRecord, Signer } from '../ports.js';
+import type { ObjectStore, RunRecord, RunStore, Signer } from '../ports.js';
 
 const CAS_KEY = /^sha256\/([0-9a-f]{64})$/;
 
@@ -147,4 +147,26 @@ export async function produceReport(
   const bytes = new TextEncoder().encode(serializeBundle(signed.bundle));
   const stored = await putBytesCas(rt.objects, bytes, digestOf(bytes));
   return { statement, key: stored.key, statementDigest: signed.payloadDigest };
+}
+
+/**
+ * The report at the end of a run (Finish, RecordFailure): the run as it ends, with `status` and the
+ * end time, signed. Returns the facts to record with the status change.
+ */
+export async function produceRunReport(
+  rt: {
+    objects: ObjectStore;
+    signer: Signer;
+    mode: 'local' | 'aws';
+    now(): Date;
+    runs: Pick<RunStore, 'get'>;
+  },
+  runId: string,
+  end: { status: string; error?: { code: string; message: string } },
+): Promise<{ reportKey: string; reportDigest: Digest } | undefined> {
+  const run = await rt.runs.get(runId);
+  if (run === undefined) return undefined;
+  const finishedAt = rt.now().toISOString();
+  const r = await produceReport(rt, { ...run, facts: { ...run.facts, finishedAt } }, end);
+  return { reportKey: r.key, reportDigest: r.statementDigest };
 }

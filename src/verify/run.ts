@@ -11,8 +11,11 @@ import { hashStream, readObject } from '../cas.js';
 import {
   checkChain,
   isAttestationError,
+  MODEL_REPORT_PREDICATE_TYPE,
+  type ModelReportPredicate,
   type RunStatements,
   type Statement,
+  statementCovers,
   verifyBundle,
 } from '../core/attest/index.js';
 import { type Digest, digestOf, digestsEqual, isDigest } from '../core/digest.js';
@@ -76,6 +79,8 @@ export interface Evidence {
   auditEntries: AuditEntry[];
   proofs: ProofBundle[];
   checkpoint?: string;
+  /** The run's signed report statement (Sigstore bundle), when the run recorded one. */
+  reportBundle?: Uint8Array;
   /** The trusted keys that verified the bundles and the checkpoint (absent when none did). */
   signingKey?: TrustedKey;
   auditKey?: TrustedKey;
@@ -443,6 +448,64 @@ export async function verifyRunWith(
         );
       } else c.pass('gate.decision', `signed decision ${gatePredicate.decision}, with its policy and facts`);
     } else c.pass('gate.decision', 'stored decision document is intact');
+  }
+
+  // ───── the model report: signed by a trusted key, about this model, naming these very files ─────
+  if (facts.reportKey !== undefined) {
+    const r = await readCas(facts.reportKey, 'report statement');
+    if (!r.ok) c.fail('report.statement', r.code, r.detail);
+    else {
+      evidence.reportBundle = r.bytes;
+      let st: Statement | undefined;
+      let why = 'no trusted signing key';
+      let code: VerifyCode = 'SIGNATURE_INVALID';
+      for (const key of keys.signing) {
+        try {
+          st = verifyBundle(r.bytes, key.pem, { predicateType: MODEL_REPORT_PREDICATE_TYPE }).statement;
+          break;
+        } catch (e) {
+          if (!isAttestationError(e)) throw e;
+          why = e.message;
+          code = e.code;
+        }
+      }
+      if (st === undefined) c.fail('report.statement', code, `the report statement: ${why}`);
+      else if (!r.addressed) c.fail('report.statement', 'DIGEST_MISMATCH', altered('report statement'));
+      else {
+        const p = st.predicate as ModelReportPredicate;
+        const actual: Record<string, Uint8Array | Digest | undefined> = {
+          'model.tar.gz': modelDigest === undefined ? undefined : actualModel,
+          'manifests/raw.manifest.json': evidence.rawManifest,
+          'manifests/raw.pins.json': evidence.rawPins,
+          'manifests/processed.manifest.json': evidence.processedManifest,
+          'fairness-report.json': evidence.fairnessReport,
+          'gate-decision.json': evidence.gateDecision,
+          ...Object.fromEntries(
+            BUNDLE_SLOTS.map((b) => [`${b.file}.sigstore.json`, evidence.bundles[b.slot]]),
+          ),
+        };
+        const wrong: string[] = [];
+        for (const f of p.files) {
+          const a = actual[f.name ?? ''];
+          const d = a === undefined ? undefined : typeof a === 'string' ? a : digestOf(a);
+          if (d === undefined) wrong.push(`it names ${f.name}, which the evidence lacks`);
+          else if (!digestsEqual(d, `sha256:${f.digest.sha256}`))
+            wrong.push(`${f.name} is not the file it names`);
+        }
+        if (modelDigest !== undefined && !statementCovers(st, actualModel))
+          wrong.push('its subject is not this model');
+        if (p.status !== run.status) wrong.push(`it says ${p.status}, the run is ${run.status}`);
+        if (gatePredicate !== undefined && p.gate?.decision !== gatePredicate.decision)
+          wrong.push(`it says ${String(p.gate?.decision)}, the signed gate ${gatePredicate.decision}`);
+        if (wrong.length > 0)
+          c.fail('report.statement', 'REPORT_MISMATCH', `the signed report: ${wrong.join('; ')}`);
+        else
+          c.pass(
+            'report.statement',
+            `model-report/v1 names ${p.files.length} evidence file(s), each as it is`,
+          );
+      }
+    }
   }
 
   // ───── the run record ─────

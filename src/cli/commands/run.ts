@@ -259,6 +259,7 @@ function formatSummary(s: RunSummary, home: string): string {
     for (const r of s.gate.reasons) lines.push(`  ${''.padEnd(16)}- ${r}`);
   }
   if (s.error) row('error', `${s.error.code}: ${s.error.message}`);
+  if (s.report) row('report', `${s.report.statement} (signed model-report/v1)`);
   const bundles = Object.entries(s.attestations ?? {});
   if (bundles.length) {
     lines.push('  attestations');
@@ -268,9 +269,11 @@ function formatSummary(s: RunSummary, home: string): string {
     '',
     `inspect: npx veritrail runs show ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`,
   );
+  const at = home.endsWith('.veritrail') ? '' : ` --home ${home}`;
+  if (s.report) lines.push(`report:  npx ${s.report.render}${at}`);
   if (s.status !== 'FAILED')
     lines.push(
-      `verify:  npx veritrail verify ${s.runId}${home.endsWith('.veritrail') ? '' : ` --home ${home}`}`,
+      `verify:  npx veritrail verify ${s.runId}${at} --trust-state-keys   (an auditor names the published keys: --key, --audit-key)`,
     );
   return `${lines.join('\n')}\n`;
 }
