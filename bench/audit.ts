@@ -170,7 +170,7 @@ export async function main(args: string[]): Promise<void> {
     const report = await log.verify({ entryObjects });
     const vms = performance.now() - t;
     console.log(
-      `verify${entryObjects ? ' + every entry object cross-checked' : ' (bundles and tiles only)'}: ${rate(report.entries, vms)} (${report.ok ? 'ok' : `${report.problems.length} problems`}${entryObjects ? '' : '; goal ≥ 500,000/s'}; sha256 limit ${rate(1_000_000, shaMs)} a thread)`,
+      `verify${entryObjects ? ' + every batch copy cross-checked' : ' (bundles and tiles only)'}: ${rate(report.entries, vms)} (${report.ok ? 'ok' : `${report.problems.length} problems`}${entryObjects ? '' : '; goal ≥ 500,000/s'}; sha256 limit ${rate(1_000_000, shaMs)} a thread)`,
     );
   }
 
