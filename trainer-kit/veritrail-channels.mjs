@@ -47,13 +47,20 @@ export async function verifyChannels(names, env = process.env) {
   try {
     expected = JSON.parse(hp.veritrail_channel_digests ?? '');
   } catch {
-    throw new ChannelError('*', 'hyperparameter veritrail_channel_digests is missing or not JSON: refusing to train on unverified data');
+    throw new ChannelError(
+      '*',
+      'hyperparameter veritrail_channel_digests is missing or not JSON: refusing to train on unverified data',
+    );
   }
   const wanted = names ?? Object.keys(expected).filter((n) => n !== 'code');
   const files = {};
   for (const name of wanted) {
     const digest = expected[name];
-    if (!digest) throw new ChannelError(name, `no recorded digest for channel ${name}: refusing to train on unverified data`);
+    if (!digest)
+      throw new ChannelError(
+        name,
+        `no recorded digest for channel ${name}: refusing to train on unverified data`,
+      );
     const dir = channelDir(name, env);
     let entries;
     try {
@@ -61,11 +68,15 @@ export async function verifyChannels(names, env = process.env) {
     } catch (e) {
       throw new ChannelError(name, `channel ${name} cannot be read at ${dir}: ${e.message}`);
     }
-    if (entries.length !== 1) throw new ChannelError(name, `channel ${name} must hold exactly one file, found ${entries.length}`);
+    if (entries.length !== 1)
+      throw new ChannelError(name, `channel ${name} must hold exactly one file, found ${entries.length}`);
     const path = join(dir, entries[0]);
     const actual = await sha256(path);
     if (actual !== digest) {
-      throw new ChannelError(name, `channel ${name} digest mismatch: recorded ${digest}, found ${actual}; refusing to train`);
+      throw new ChannelError(
+        name,
+        `channel ${name} digest mismatch: recorded ${digest}, found ${actual}; refusing to train`,
+      );
     }
     files[name] = path;
   }

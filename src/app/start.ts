@@ -45,8 +45,11 @@ import type {
 } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { trainingCodeSource } from '../steps/check-code.js';
+import { readGatePolicy } from '../steps/gate-policy.js';
 import type { ExecState } from '../steps/state.js';
+import { trainerEnvironment } from '../steps/trainer-env.js';
 import type { LineageSink } from './lineage.js';
+import { signedOutcomeOfRun } from './signed-truth.js';
 
 /** A pipeline definition as the start path needs it. `base` only locally (AWS runs the image). */
 export interface StartPipeline {
@@ -664,12 +667,36 @@ export class StartService {
               ),
             );
     }
-    const inputs: RunInputs = { data, code, definition: req.pipeline.digest };
+    // The rest of the retrain identity (issue 11): the gate policy's bytes and, locally, the
+    // trainer environment; the earlier run recorded both (Gate and CheckCode facts).
+    // (A custom policy cannot be read on AWS yet: Gate refuses that run, so it is not compared here.)
+    const policy =
+      req.pipeline.base === undefined && req.pipeline.def.gate.policy !== undefined
+        ? undefined
+        : digestOf((await readGatePolicy(req.pipeline.def, req.pipeline.base)).text);
+    const environment = req.pipeline.base?.startsWith('file:')
+      ? trainerEnvironment(req.pipeline.def.trainer.command).digest
+      : undefined;
+    const inputs: RunInputs = {
+      data,
+      code,
+      definition: req.pipeline.digest,
+      ...(policy ? { policy } : {}),
+      ...(environment ? { environment } : {}),
+    };
+    const lastPolicy = isDigest(last.facts.policyDigest) ? last.facts.policyDigest : undefined;
+    const lastEnvironment = isDigest(last.facts.environmentDigest) ? last.facts.environmentDigest : undefined;
     const decision = decideRetrain({
       latestInputs: inputs,
       lastSuccessfulRun: {
         runId: last.runId,
-        inputs: { data: lastRaw, code: lastCode, definition: last.pipelineDigest },
+        inputs: {
+          data: lastRaw,
+          code: lastCode,
+          definition: last.pipelineDigest,
+          ...(lastPolicy ? { policy: lastPolicy } : {}),
+          ...(lastEnvironment ? { environment: lastEnvironment } : {}),
+        },
       },
       force: req.force,
     });
@@ -706,6 +733,9 @@ export class StartService {
     const model = last.facts.modelDigest;
     const provenanceKey = (last.facts.bundles as Record<string, unknown> | undefined)?.provenance;
     if (!isDigest(model) || typeof provenanceKey !== 'string') return undefined;
+    // Signed truth: "no change since run X" names X's model only if X's signed gate decision says
+    // it shipped; a run record edited to SUCCEEDED is refused as STATE_TAMPERED, never signed over.
+    await signedOutcomeOfRun(this.deps.objects, await this.deps.signer.publicKeyPem(), last);
     const provenance = parseBundle(await readObject(this.deps.objects, 'artifacts', provenanceKey));
     const name = req.pipeline.def.name;
     const now = this.deps.now();
@@ -718,6 +748,8 @@ export class StartService {
         { name: 'raw-data', digest: inputs.data },
         { name: 'training-code', digest: inputs.code },
         { name: 'pipeline-definition', digest: inputs.definition },
+        ...(inputs.policy ? [{ name: 'gate-policy', digest: inputs.policy }] : []),
+        ...(inputs.environment ? [{ name: 'trainer-environment', digest: inputs.environment }] : []),
       ],
       previousProvenance: digestOf(provenance.envelope.payload),
       decidedOn: now,

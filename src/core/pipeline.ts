@@ -105,7 +105,13 @@ export const PipelineDefinitionSchema = z.strictObject({
       .record(
         columnName,
         z
-          .array(z.string().min(1).max(64).regex(/^[^,"\r\n=]+$/, 'must not hold , " = or line breaks'))
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(64)
+              .regex(/^[^,"\r\n=]+$/, 'must not hold , " = or line breaks'),
+          )
           .min(2, 'declare at least two values'),
       )
       .default({}),
@@ -216,7 +222,10 @@ export function parsePipelineDefinition(value: unknown, source = 'pipeline defin
     }
     const values = d.categorical[c] ?? [];
     if (new Set(values).size !== values.length) {
-      throw new VeritrailError('PIPELINE_INVALID', `${source} is invalid: dataset.categorical.${c} names a value twice`);
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        `${source} is invalid: dataset.categorical.${c} names a value twice`,
+      );
     }
   }
   if (d.missing.policy === 'impute' && d.missing.value === undefined) {

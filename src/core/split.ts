@@ -8,11 +8,7 @@ export type SplitSide = 'train' | 'validation' | 'test';
  * xoshiro128** (Blackman & Vigna, https://prng.di.unimi.it/xoshiro128starstar.c), seeded with the
  * first 128 bits of the digest.
  */
-export function makeSplitter(
-  seed: Digest,
-  validationFraction: number,
-  testFraction = 0,
-): () => SplitSide {
+export function makeSplitter(seed: Digest, validationFraction: number, testFraction = 0): () => SplitSide {
   const hex = hexOf(seed);
   const s = new Uint32Array(4);
   for (let i = 0; i < 4; i++) s[i] = Number.parseInt(hex.slice(i * 8, i * 8 + 8), 16);

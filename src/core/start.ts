@@ -303,6 +303,10 @@ export interface RunInputs {
   code: Digest;
   /** Pipeline definition (canonical JSON digest). */
   definition: Digest;
+  /** The gate policy's bytes (the file gate.policy names, or the shipped default). */
+  policy?: Digest;
+  /** The trainer environment locally (interpreter, version, packages); on AWS the image is in the definition. */
+  environment?: Digest;
 }
 
 export type RetrainDecision =
@@ -324,17 +328,27 @@ export function decideRetrain(args: {
   force: boolean;
 }): RetrainDecision {
   const { latestInputs, lastSuccessfulRun, force } = args;
-  const fields: (keyof RunInputs)[] = ['data', 'code', 'definition'];
+  // Policy and environment count when known now; an earlier run that did not record them counts
+  // as changed (its identity cannot be shown to be the same).
+  const fields: (keyof RunInputs)[] = [
+    'data',
+    'code',
+    'definition',
+    ...(latestInputs.policy !== undefined ? (['policy'] as const) : []),
+    ...(latestInputs.environment !== undefined ? (['environment'] as const) : []),
+  ];
+  const same = (a: Digest | undefined, b: Digest | undefined) =>
+    a !== undefined && b !== undefined && digestsEqual(a, b);
   const changed =
     lastSuccessfulRun === undefined
       ? fields
-      : fields.filter((f) => !digestsEqual(latestInputs[f], lastSuccessfulRun.inputs[f]));
+      : fields.filter((f) => !same(latestInputs[f], lastSuccessfulRun.inputs[f]));
   if (force) return { action: 'train', reason: 'forced', changed };
   if (lastSuccessfulRun === undefined) return { action: 'train', reason: 'no-successful-run', changed };
   if (changed.length > 0) return { action: 'train', reason: 'inputs-changed', changed };
   return {
     action: 'skip',
     sinceRunId: lastSuccessfulRun.runId,
-    reason: `no change since run ${lastSuccessfulRun.runId}: data, code and definition digests are identical`,
+    reason: `no change since run ${lastSuccessfulRun.runId}: ${fields.join(', ')} digests are identical`,
   };
 }

@@ -74,7 +74,10 @@ function available(): Map<IsolationLevel, boolean> {
           'true',
         ]),
       ],
-      ['unshare', works('unshare', ['--user', '--map-root-user', '--net', '--pid', '--fork', '--mount-proc', 'true'])],
+      [
+        'unshare',
+        works('unshare', ['--user', '--map-root-user', '--net', '--pid', '--fork', '--mount-proc', 'true']),
+      ],
       ['none', true],
     ]);
   }
@@ -100,7 +103,9 @@ export function chooseIsolation(requested: string | undefined = process.env.VERI
         ownProcNamespace: level !== 'none',
         stateDirVisible: level !== 'bubblewrap',
         ...(skipped.length > 0
-          ? { note: `${skipped.join(', ')} not available on this machine (install Debian's bubblewrap, or allow unprivileged user namespaces)` }
+          ? {
+              note: `${skipped.join(', ')} not available on this machine (install Debian's bubblewrap, or allow unprivileged user namespaces)`,
+            }
           : want !== 'bubblewrap'
             ? { note: `VERITRAIL_SANDBOX=${want} asked for a weaker level` }
             : {}),
@@ -134,7 +139,17 @@ export function sandboxCommand(
   if (level === 'unshare') {
     return {
       cmd: 'unshare',
-      args: ['--user', '--map-root-user', '--net', '--pid', '--fork', '--mount-proc', '--kill-child', cmd, ...args],
+      args: [
+        '--user',
+        '--map-root-user',
+        '--net',
+        '--pid',
+        '--fork',
+        '--mount-proc',
+        '--kill-child',
+        cmd,
+        ...args,
+      ],
     };
   }
   const b: string[] = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];

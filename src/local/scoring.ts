@@ -53,7 +53,11 @@ export async function scoreInSandbox(
     const out = join(dir, 'predictions.csv');
 
     const run = sandboxCommand(isolation.level, cmd === 'node' ? process.execPath : cmd, args, {
-      readOnly: [modelDir, inputDir, ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : [])],
+      readOnly: [
+        modelDir,
+        inputDir,
+        ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : []),
+      ],
       writable: [],
       cwd: spec.workingDir ?? dir,
     });
@@ -64,55 +68,61 @@ export async function scoreInSandbox(
       SM_MODEL_DIR: modelDir,
       VERITRAIL_PREDICT: '1',
     };
-    const result = await new Promise<{ code: number | null; signal: string | null; error?: Error; why?: string; stderr: string }>(
-      (resolve) => {
-        const child = spawn(run.cmd, run.args, {
-          cwd: isolation.level === 'bubblewrap' ? dir : (spec.workingDir ?? dir),
-          env,
-          stdio: ['pipe', 'pipe', 'pipe'],
-          detached: true,
-        });
-        const pgid = child.pid;
-        if (pgid !== undefined) groups.add(pgid);
-        let stderr = '';
-        let why: string | undefined;
-        let written = 0;
-        const sink = createWriteStream(out);
-        const kill = (reason: string) => {
-          why ??= reason;
-          if (pgid !== undefined) killGroup(pgid);
-        };
-        const timer = setTimeout(
-          () => kill(`ran past ${spec.maxRuntimeSeconds} s`),
-          spec.maxRuntimeSeconds * 1000,
-        );
-        child.stdout.on('data', (c: Buffer) => {
-          written += c.length;
-          if (written > MAX_PREDICTIONS_BYTES) kill(`wrote more than ${MAX_PREDICTIONS_BYTES} bytes`);
-        });
-        child.stdout.pipe(sink);
-        child.stderr.on('data', (c: Buffer) => {
-          stderr = (stderr + c.toString('utf8')).slice(-4096);
-        });
-        createReadStream(features).pipe(child.stdin).on('error', () => undefined);
-        child.stdin.on('error', () => undefined);
-        let settled = false;
-        const done = (r: { code: number | null; signal: string | null; error?: Error }) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(timer);
-          if (pgid !== undefined) {
-            killGroup(pgid);
-            groups.delete(pgid);
-          }
-          const finish = () => resolve({ ...r, stderr, ...(why ? { why } : {}) });
-          if (sink.writableFinished || r.error) finish();
-          else sink.once('finish', finish).once('error', finish);
-        };
-        child.on('error', (error) => done({ code: null, signal: null, error }));
-        child.on('close', (code, signal) => done({ code, signal }));
-      },
-    );
+    const result = await new Promise<{
+      code: number | null;
+      signal: string | null;
+      error?: Error;
+      why?: string;
+      stderr: string;
+    }>((resolve) => {
+      const child = spawn(run.cmd, run.args, {
+        cwd: isolation.level === 'bubblewrap' ? dir : (spec.workingDir ?? dir),
+        env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        detached: true,
+      });
+      const pgid = child.pid;
+      if (pgid !== undefined) groups.add(pgid);
+      let stderr = '';
+      let why: string | undefined;
+      let written = 0;
+      const sink = createWriteStream(out);
+      const kill = (reason: string) => {
+        why ??= reason;
+        if (pgid !== undefined) killGroup(pgid);
+      };
+      const timer = setTimeout(
+        () => kill(`ran past ${spec.maxRuntimeSeconds} s`),
+        spec.maxRuntimeSeconds * 1000,
+      );
+      child.stdout.on('data', (c: Buffer) => {
+        written += c.length;
+        if (written > MAX_PREDICTIONS_BYTES) kill(`wrote more than ${MAX_PREDICTIONS_BYTES} bytes`);
+      });
+      child.stdout.pipe(sink);
+      child.stderr.on('data', (c: Buffer) => {
+        stderr = (stderr + c.toString('utf8')).slice(-4096);
+      });
+      createReadStream(features)
+        .pipe(child.stdin)
+        .on('error', () => undefined);
+      child.stdin.on('error', () => undefined);
+      let settled = false;
+      const done = (r: { code: number | null; signal: string | null; error?: Error }) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (pgid !== undefined) {
+          killGroup(pgid);
+          groups.delete(pgid);
+        }
+        const finish = () => resolve({ ...r, stderr, ...(why ? { why } : {}) });
+        if (sink.writableFinished || r.error) finish();
+        else sink.once('finish', finish).once('error', finish);
+      };
+      child.on('error', (error) => done({ code: null, signal: null, error }));
+      child.on('close', (code, signal) => done({ code, signal }));
+    });
     if (result.error || result.code !== 0 || result.why) {
       const tail = redactText(result.stderr.trim().split('\n').slice(-3).join(' | ')).slice(0, 512);
       throw new VeritrailError(

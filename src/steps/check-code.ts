@@ -20,6 +20,7 @@ import type { DatasetFile, DatasetSource } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import type { CodeResult, ExecState } from './state.js';
 import type { StepOutcome } from './step.js';
+import { assertConfinedToCode, trainerEnvironment } from './trainer-env.js';
 
 const MAX_SCAN_BYTES = 2 * 1024 * 1024;
 
@@ -64,6 +65,11 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       `pipeline ${def.name} runs on AWS but has no trainer.aws.image; add a trainer.aws block (docs/trainers.md) and deploy again`,
     );
   }
+  // Locally: the commands may run only files inside trainer.code (so its digest covers them), and
+  // the interpreter they run with is recorded. On AWS the image digest is the environment.
+  const local = state.pipeline.base?.startsWith('file:') === true ? state.pipeline.base : undefined;
+  if (local !== undefined) assertConfinedToCode(def, local);
+  const environment = local !== undefined ? trainerEnvironment(def.trainer.command) : undefined;
   const { source, uri: codeUri } = trainingCodeSource(def, state.pipeline.base, rt.datasets);
   const base = state.pipeline.base ?? bundledCodeBase(def.name);
   const files = await source.list(codeUri);
@@ -104,14 +110,20 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
       files: entries.length,
       ...(image ? { image } : {}),
       command: def.trainer.command,
+      ...(environment ? { environment } : {}),
       ...(bundle ? { bundle } : {}),
     },
     digests: {
       trainingCode: digest,
       ...(bundle ? { trainingCodeBundle: bundle.digest } : {}),
       ...(vuln ? { vulnerabilityReport: vuln.digest } : {}),
+      ...(environment ? { trainerEnvironment: environment.digest } : {}),
     },
-    facts: { codeDigest: digest, codeChecks: 'passed' },
+    facts: {
+      codeDigest: digest,
+      codeChecks: 'passed',
+      ...(environment ? { environmentDigest: environment.digest } : {}),
+    },
     detail: {
       files: entries.length,
       secrets: 0,

@@ -58,14 +58,20 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
   const pre = resultOf(state, 'preprocess', PreprocessResultSchema);
   const train = resultOf(state, 'train', TrainResultSchema);
   const test = rows(await readCasVerified(rt.objects, pre.test.digest, 'test.csv'), 'test.csv');
-  const groups = rows(await readCasVerified(rt.objects, pre.testGroups.digest, 'test-groups.csv'), 'test-groups.csv');
+  const groups = rows(
+    await readCasVerified(rt.objects, pre.testGroups.digest, 'test-groups.csv'),
+    'test-groups.csv',
+  );
   const n = test.length - 1;
 
   const scored = await scoreModel(rt, state, def, pre, train);
   const predicted = predictionColumn(rows(scored.bytes, 'predictions'), n, 'the predict command');
   const labelIdx = test[0]?.indexOf(def.dataset.label.column) ?? -1;
   if (labelIdx < 0 || groups.length - 1 !== n) {
-    throw new VeritrailError('DIGEST_MISMATCH', 'test.csv and test-groups.csv do not line up; re-run Preprocess');
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      'test.csv and test-groups.csv do not line up; re-run Preprocess',
+    );
   }
   const attributes = def.dataset.protected.map((p) => p.column);
   const acc = new FairnessAccumulator(attributes);
@@ -98,7 +104,11 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
       groups: pre.testGroups.digest,
       predictions: scored.digest,
     },
-    scoring: { by: 'control-plane', contract: 'veritrail.dev/inference/v1', ...(scored.isolation ? { isolation: scored.isolation } : {}) },
+    scoring: {
+      by: 'control-plane',
+      contract: 'veritrail.dev/inference/v1',
+      ...(scored.isolation ? { isolation: scored.isolation } : {}),
+    },
     ...(selfReported ? { selfReported } : {}),
     attributes,
     privileged,
@@ -122,7 +132,9 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
       fairnessWarnings: warnings,
       fairnessReportKey: stored.key,
       predictionsDigest: scored.digest,
-      ...(selfReported ? { selfReported: { accuracy: selfReported.accuracy, flagged: selfReported.flagged } } : {}),
+      ...(selfReported
+        ? { selfReported: { accuracy: selfReported.accuracy, flagged: selfReported.flagged } }
+        : {}),
     },
     detail: { headline, scoredRows: n },
   };
@@ -164,7 +176,10 @@ async function scoreModel(
   const bytes = await readObject(rt.objects, 'artifacts', result.predictionsKey);
   const digest = digestOf(bytes);
   // Content-addressed whatever the adapter wrote (Batch Transform names its own output keys).
-  const stored = result.predictionsKey === casKey(digest) ? { key: result.predictionsKey } : await putBytesCas(rt.objects, bytes, digest);
+  const stored =
+    result.predictionsKey === casKey(digest)
+      ? { key: result.predictionsKey }
+      : await putBytesCas(rt.objects, bytes, digest);
   return { bytes, key: stored.key, digest, ...(result.isolation ? { isolation: result.isolation } : {}) };
 }
 
@@ -172,7 +187,10 @@ async function scoreModel(
 export function predictionColumn(table: string[][], n: number, who: string): boolean[] {
   const idx = table[0]?.map((h) => h.trim()).indexOf('prediction') ?? -1;
   if (idx < 0) {
-    throw new VeritrailError('SCORING_FAILED', `${who} wrote no "prediction" column (header: ${(table[0] ?? []).join(',').slice(0, 80)})`);
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      `${who} wrote no "prediction" column (header: ${(table[0] ?? []).join(',').slice(0, 80)})`,
+    );
   }
   if (table.length - 1 !== n) {
     throw new VeritrailError(
@@ -183,7 +201,10 @@ export function predictionColumn(table: string[][], n: number, who: string): boo
   return table.slice(1).map((r, i) => {
     const p = (r[idx] ?? '').trim();
     if (p !== '0' && p !== '1') {
-      throw new VeritrailError('SCORING_FAILED', `${who}: prediction ${i + 1} is "${p.slice(0, 20)}", not 0 or 1`);
+      throw new VeritrailError(
+        'SCORING_FAILED',
+        `${who}: prediction ${i + 1} is "${p.slice(0, 20)}", not 0 or 1`,
+      );
     }
     return p === '1';
   });
@@ -203,17 +224,27 @@ async function selfReportedCheck(
 ): Promise<{ accuracy: number | null; rows: number; flagged: boolean; message: string } | undefined> {
   let bytes: Buffer | undefined;
   try {
-    bytes = await readTarMember(Readable.from([await readTrainingOutput(rt, train.output)]), 'predictions.csv');
+    bytes = await readTarMember(
+      Readable.from([await readTrainingOutput(rt, train.output)]),
+      'predictions.csv',
+    );
   } catch (e) {
     if (e instanceof VeritrailError && e.code === 'DIGEST_MISMATCH') throw e;
     return undefined;
   }
   if (!bytes || independent === null) return undefined;
-  const validation = rows(await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'), 'validation.csv');
+  const validation = rows(
+    await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'),
+    'validation.csv',
+  );
   const label = validation[0]?.length ? validation[0].length - 1 : -1;
   let claimed: boolean[];
   try {
-    claimed = predictionColumn(rows(new Uint8Array(bytes), 'predictions.csv'), validation.length - 1, "the trainer's predictions.csv");
+    claimed = predictionColumn(
+      rows(new Uint8Array(bytes), 'predictions.csv'),
+      validation.length - 1,
+      "the trainer's predictions.csv",
+    );
   } catch (e) {
     const message = `the trainer's self-reported predictions.csv is unusable (${(e as Error).message}); only the control plane's scoring counts`;
     return { accuracy: null, rows: 0, flagged: true, message };

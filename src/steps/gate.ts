@@ -1,11 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { loadPipeline, putJsonCas, readObject } from '../cas.js';
 import { isAttestationError, statementCovers, verifyBundle } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
-import { type ErrorCode, isVeritrailError, toErrorInfo, VeritrailError } from '../core/errors.js';
-import { DEFAULT_POLICY_TEXT, evaluateGate, gateFactsFrom } from '../core/gate/index.js';
+import { type ErrorCode, isVeritrailError, toErrorInfo } from '../core/errors.js';
+import { evaluateGate, gateFactsFrom } from '../core/gate/index.js';
 import type { Runtime } from '../runtime.js';
+import { readGatePolicy } from './gate-policy.js';
 import {
   CodeResultSchema,
   EvaluateResultSchema,
@@ -76,19 +75,7 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     provenanceProblem = toErrorInfo(e).message;
   }
 
-  let policyText = DEFAULT_POLICY_TEXT;
-  let policyName = 'default';
-  if (def.gate.policy) {
-    if (!state.pipeline.base) {
-      throw new VeritrailError(
-        'PIPELINE_INVALID',
-        `gate.policy ${def.gate.policy} cannot be read here: custom policy files are not yet shipped with the deployed functions; remove gate.policy to use the default policy`,
-      );
-    }
-    const path = fileURLToPath(new URL(def.gate.policy, state.pipeline.base));
-    policyText = await readFile(path, 'utf8');
-    policyName = def.gate.policy;
-  }
+  const { text: policyText, name: policyName } = await readGatePolicy(def, state.pipeline.base);
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
   const facts = gateFactsFrom({
     accuracy: num(ev.headline.accuracy),
@@ -138,6 +125,8 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     facts: {
       gate: { decision: decision.decision, reasons, policies: decision.policies },
       gateDecisionKey: stored.key,
+      // Part of the retrain identity: a changed policy file is a changed pipeline (src/app/start.ts).
+      policyDigest,
     },
     detail: { decision: decision.decision, reasons, policies: decision.policies },
   };

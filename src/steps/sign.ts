@@ -68,6 +68,7 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
       transform: pre.transform,
       command: code.command,
       runtime: rt.mode,
+      ...(code.environment ? { trainerEnvironment: code.environment } : {}),
       // How the trainer was confined, as it actually ran (src/local/sandbox.ts; SageMaker on AWS).
       isolation: train.isolation ?? (rt.mode === 'aws' ? { level: 'sagemaker' } : { level: 'unrecorded' }),
       ...(train.channelsSealed ? { channelsSealed: true } : {}),

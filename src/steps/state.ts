@@ -61,6 +61,10 @@ export const CodeResultSchema = z.object({
   files: z.number().int().nonnegative(),
   image: z.string().optional(),
   command: z.array(z.string()),
+  /** Locally: the trainer's interpreter, version and package list (src/steps/trainer-env.ts). */
+  environment: z
+    .object({ interpreter: z.string(), version: z.string(), packages: digest.optional(), digest })
+    .optional(),
   /** On AWS: the scanned code packed as one content-addressed tar.gz, the job's `code` input channel. */
   bundle: z.object({ key, digest, fileName: z.string() }).optional(),
 });
@@ -74,7 +78,12 @@ export const TrainResultSchema = z.object({
   endedAt: z.string(),
   /** How the trainer was confined (src/local/sandbox.ts; `sagemaker` on AWS), for the provenance. */
   isolation: z
-    .object({ level: z.string(), network: z.boolean(), stateDirVisible: z.boolean(), note: z.string().optional() })
+    .object({
+      level: z.string(),
+      network: z.boolean(),
+      stateDirVisible: z.boolean(),
+      note: z.string().optional(),
+    })
     .optional(),
   /** The staged channels were re-hashed after the trainer exited and were unchanged. */
   channelsSealed: z.boolean().optional(),

@@ -19,7 +19,9 @@ const python = def.trainer.command[0] ?? 'python3';
 const probe = spawnSync(python, ['-c', 'import sklearn'], { encoding: 'utf8' });
 const hasSklearn = probe.status === 0;
 if (!hasSklearn) {
-  console.warn(`skipping the scikit-learn example: "${python} -c 'import sklearn'" failed; install Debian's python3-sklearn`);
+  console.warn(
+    `skipping the scikit-learn example: "${python} -c 'import sklearn'" failed; install Debian's python3-sklearn`,
+  );
 }
 
 describe.skipIf(!hasSklearn)('the scikit-learn example', () => {
@@ -31,7 +33,15 @@ describe.skipIf(!hasSklearn)('the scikit-learn example', () => {
     const home = join(dir, 'home');
     const io = captureIo(dir);
     const code = await main(
-      ['run', join(EXAMPLE, 'applications.csv'), '--pipeline', join(dir, 'ex', 'pipeline.json'), '--home', home, '--json'],
+      [
+        'run',
+        join(EXAMPLE, 'applications.csv'),
+        '--pipeline',
+        join(dir, 'ex', 'pipeline.json'),
+        '--home',
+        home,
+        '--json',
+      ],
       io,
     );
     const out = JSON.parse(io.stdout[0] ?? '{}') as { status: string; runId: string; error?: unknown };

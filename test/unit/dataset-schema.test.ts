@@ -30,7 +30,7 @@ describe('dataset rows', () => {
       rawLabel: '1',
       groups: ['female', 'under_25'],
     });
-    expect(validateRow('A1,female,under_25,1,1,1,1,1,1,no'.split(','), index, def, at).label).toBe('0');
+    expect(validateRow('A1,female,under_25,1,1,1,1,1,1,no'.split(','), index, def, at)?.label).toBe('0');
   });
 
   it.each([
@@ -68,10 +68,15 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
   const checked = (labels: string[], sexes = ['male', 'female']) => {
     const checks = new DatasetChecks(def);
     labels.forEach((l, i) => {
-      const row = validateRow(`A${i},${sexes[i % sexes.length]},25_to_60,1,1,1,1,1,1,${l}`.split(','), index, def, {
-        file: 'a.csv',
-        line: i + 2,
-      });
+      const row = validateRow(
+        `A${i},${sexes[i % sexes.length]},25_to_60,1,1,1,1,1,1,${l}`.split(','),
+        index,
+        def,
+        {
+          file: 'a.csv',
+          line: i + 2,
+        },
+      );
       if (row) checks.observe(row, { file: 'a.csv', line: i + 2 });
     });
     checks.finish();
@@ -86,7 +91,9 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
   });
 
   it('refuses a third label value as multi-class, naming the values', () => {
-    expect(() => checked(['1', '0', '2'])).toThrow(/third distinct value \(values found: "0", "1", "2"\).*binary classifiers only/);
+    expect(() => checked(['1', '0', '2'])).toThrow(
+      /third distinct value \(values found: "0", "1", "2"\).*binary classifiers only/,
+    );
   });
 
   it('refuses a single label value', () => {
@@ -94,7 +101,9 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
   });
 
   it('refuses a privileged value that does not occur, listing the values seen', () => {
-    expect(() => checked(['1', '0'], ['Male', 'Female'])).toThrow(/privileged value "male" of protected column sex does not occur.*"Female", "Male"/);
+    expect(() => checked(['1', '0'], ['Male', 'Female'])).toThrow(
+      /privileged value "male" of protected column sex does not occur.*"Female", "Male"/,
+    );
   });
 
   it('refuses duplicate header names', () => {
@@ -103,7 +112,9 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
 
   describe('categorical features and the missing-value policy', () => {
     const cat = parsePipelineDefinition({
-      ...JSON.parse(readFileSync(join(import.meta.dirname, '../../examples/credit-scoring/pipeline.json'), 'utf8')),
+      ...JSON.parse(
+        readFileSync(join(import.meta.dirname, '../../examples/credit-scoring/pipeline.json'), 'utf8'),
+      ),
       dataset: {
         label: { column: 'repaid', positive: '1' },
         protected: [{ column: 'sex', privileged: 'male' }],
@@ -115,7 +126,12 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
     const h = resolveHeader(['sex', 'income', 'housing', 'repaid'], cat, 'c.csv');
 
     it('one-hot encodes a declared categorical feature in the declared order and records the encoding', () => {
-      expect(encodedFeatureColumns(cat)).toEqual(['income', 'housing=rent', 'housing=own', 'housing=mortgage']);
+      expect(encodedFeatureColumns(cat)).toEqual([
+        'income',
+        'housing=rent',
+        'housing=own',
+        'housing=mortgage',
+      ]);
       expect(validateRow(['male', '5', 'own', '1'], h, cat, at)?.features).toEqual(['5', '0', '1', '0']);
       expect(featureEncoding(cat)).toMatchObject({
         categorical: { housing: { method: 'one-hot', values: ['rent', 'own', 'mortgage'] } },
@@ -124,23 +140,37 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
     });
 
     it('refuses an undeclared category, naming the declared ones', () => {
-      expect(() => validateRow(['male', '5', 'boat', '1'], h, cat, at)).toThrow(/"boat", which is not one of its declared values \(rent, own, mortgage\)/);
+      expect(() => validateRow(['male', '5', 'boat', '1'], h, cat, at)).toThrow(
+        /"boat", which is not one of its declared values \(rent, own, mortgage\)/,
+      );
     });
 
     it('imputes the declared value for a missing numeric feature, never for a categorical one', () => {
       expect(validateRow(['male', '', 'rent', '1'], h, cat, at)?.features).toEqual(['0', '1', '0', '0']);
-      expect(() => validateRow(['male', '5', '', '1'], h, cat, at)).toThrow(/categorical feature cannot be imputed/);
+      expect(() => validateRow(['male', '5', '', '1'], h, cat, at)).toThrow(
+        /categorical feature cannot be imputed/,
+      );
     });
 
     it('drops the row under drop-row, and refuses it under refuse (the default)', () => {
-      const drop = parsePipelineDefinition({ ...cat, dataset: { ...cat.dataset, missing: { policy: 'drop-row' } } });
+      const drop = parsePipelineDefinition({
+        ...cat,
+        dataset: { ...cat.dataset, missing: { policy: 'drop-row' } },
+      });
       expect(validateRow(['male', '', 'rent', '1'], h, drop, at)).toBeUndefined();
-      const refuse = parsePipelineDefinition({ ...cat, dataset: { ...cat.dataset, missing: { policy: 'refuse' } } });
-      expect(() => validateRow(['male', '', 'rent', '1'], h, refuse, at)).toThrow(/income is missing a value/);
+      const refuse = parsePipelineDefinition({
+        ...cat,
+        dataset: { ...cat.dataset, missing: { policy: 'refuse' } },
+      });
+      expect(() => validateRow(['male', '', 'rent', '1'], h, refuse, at)).toThrow(
+        /income is missing a value/,
+      );
     });
 
     it('refuses a definition that imputes without a value or declares a categorical column that is not a feature', () => {
-      expect(() => parsePipelineDefinition({ ...cat, dataset: { ...cat.dataset, missing: { policy: 'impute' } } })).toThrow(/needs dataset.missing.value/);
+      expect(() =>
+        parsePipelineDefinition({ ...cat, dataset: { ...cat.dataset, missing: { policy: 'impute' } } }),
+      ).toThrow(/needs dataset.missing.value/);
       expect(() =>
         parsePipelineDefinition({ ...cat, dataset: { ...cat.dataset, categorical: { color: ['a', 'b'] } } }),
       ).toThrow(/dataset.categorical.color is not one of dataset.features/);

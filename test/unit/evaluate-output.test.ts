@@ -92,7 +92,10 @@ const scored: { spec?: ScoringJobSpec } = {};
 const trainer = {
   score: async (spec: ScoringJobSpec) => {
     scored.spec = spec;
-    const features = new TextDecoder().decode(await readObject(objects, 'artifacts', spec.input.key)).trim().split('\n');
+    const features = new TextDecoder()
+      .decode(await readObject(objects, 'artifacts', spec.input.key))
+      .trim()
+      .split('\n');
     const body = ['prediction', ...features.slice(1).map((_, i) => (i % 4 === 0 ? '0' : '1'))].join('\n');
     const key = `${spec.outputPrefix}${spec.jobName}/features.csv.out`;
     await objects.put('artifacts', key, enc(`${body}\n`));
@@ -108,7 +111,9 @@ describe('Evaluate on the output SageMaker writes', () => {
     const out = await evaluate(runtime(), state);
     expect(out.output.headline.rows).toBe(60);
     expect(typeof out.output.headline.accuracy).toBe('number');
-    expect(scored.spec?.input.digest).toBe((state.results?.preprocess as { testFeatures: { digest: string } }).testFeatures.digest);
+    expect(scored.spec?.input.digest).toBe(
+      (state.results?.preprocess as { testFeatures: { digest: string } } | undefined)?.testFeatures.digest,
+    );
     expect(scored.spec?.model.digest).toBe(`sha256:${'9'.repeat(64)}`);
     const predictions = out.output.predictions;
     expect(predictions?.key).toBe(`sha256/${predictions?.digest.slice(7)}`);

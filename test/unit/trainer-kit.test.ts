@@ -9,7 +9,9 @@ const ROOT = join(import.meta.dirname, '..', '..');
 describe('the one-file channel helpers of trainer-kit/', () => {
   it('ship unchanged in the examples that use them', () => {
     const same = (kit: string, copy: string) =>
-      expect(readFileSync(join(ROOT, copy), 'utf8')).toBe(readFileSync(join(ROOT, 'trainer-kit', kit), 'utf8'));
+      expect(readFileSync(join(ROOT, copy), 'utf8')).toBe(
+        readFileSync(join(ROOT, 'trainer-kit', kit), 'utf8'),
+      );
     same('veritrail-channels.mjs', 'examples/credit-scoring/trainer/veritrail-channels.mjs');
     same('veritrail_channels.py', 'examples/sklearn-credit/trainer/veritrail_channels.py');
   });
@@ -32,7 +34,9 @@ describe('the one-file channel helpers of trainer-kit/', () => {
     it('returns the channel file when its bytes hash to the recorded digest (code is skipped)', async () => {
       const { verifyChannels } = await import('../../trainer-kit/veritrail-channels.mjs');
       const env = stage('a\n1\n', digestOf(new TextEncoder().encode('a\n1\n')));
-      expect(await verifyChannels(undefined, env)).toEqual({ train: join(dir, 'input', 'data', 'train', 'train.csv') });
+      expect(await verifyChannels(undefined, env)).toEqual({
+        train: join(dir, 'input', 'data', 'train', 'train.csv'),
+      });
     });
 
     it('throws a ChannelError naming the channel when they do not', async () => {
