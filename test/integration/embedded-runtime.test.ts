@@ -351,6 +351,12 @@ describe('signals and pipes on `veritrail run` (child processes)', () => {
     expect(summary).toMatchObject({ status: 'FAILED', error: { code: 'CANCELLED' } });
     const show = await cli(['audit', 'show', '--json', '--home', ws.home], ws.dir);
     expect(show.stdout).toContain('CANCELLED');
+    // The trainer went with the run: no process of it is left.
+    await waitFor(
+      () => !execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).includes(join('trainer', 'slow.mjs')),
+      5000,
+      'the trainer to be gone',
+    );
   }, 150_000);
 });
 
