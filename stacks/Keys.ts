@@ -3,7 +3,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { type StackContext, use } from 'sst/constructs';
 import { ACCESS, FUNCTION_NAMES, type FunctionName, signers, usesDataKey } from './access.js';
-import { publish, removeUnusedSstHandler } from './common.js';
+import { dataAccessTrailArn, publish, removeUnusedSstHandler } from './common.js';
 import { Identity } from './Identity.js';
 
 /**
@@ -82,7 +82,7 @@ function signingKey(stack: Stack, id: string, purpose: string, signerRoles: iam.
   return key;
 }
 
-export function Keys({ stack }: StackContext) {
+export function Keys({ stack, app }: StackContext) {
   const { functionRoles, sagemakerRoles } = use(Identity);
   const rolesOf = (names: FunctionName[]) => names.map((n) => functionRoles[n]);
 
@@ -179,6 +179,36 @@ export function Keys({ stack }: StackContext) {
       }),
     ],
   });
+  dataKeyPolicy.addStatements(
+    new iam.PolicyStatement({
+      // The data-access trail encrypts its log files (CloudTrail Developer Guide, "Configure AWS KMS
+      // key policies for CloudTrail"): only for this trail, named by ARN before it exists.
+      sid: 'DataAccessTrailEncrypts',
+      principals: [new iam.ServicePrincipal('cloudtrail.amazonaws.com')],
+      actions: ['kms:GenerateDataKey', 'kms:DescribeKey'],
+      resources: ['*'],
+      conditions: {
+        StringEquals: { 'aws:SourceArn': dataAccessTrailArn(app) },
+        StringLike: {
+          'kms:EncryptionContext:aws:cloudtrail:arn': `arn:${Aws.PARTITION}:cloudtrail:*:${Aws.ACCOUNT_ID}:trail/*`,
+        },
+      },
+    }),
+    new iam.PolicyStatement({
+      // The backup vault of the run table is encrypted with this key; AWS Backup uses it through
+      // grants it creates for its recovery points, only when called through AWS Backup.
+      sid: 'BackupThroughAwsBackupOnly',
+      principals: [new iam.AccountRootPrincipal()],
+      actions: ['kms:CreateGrant', 'kms:Decrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+      resources: ['*'],
+      conditions: {
+        StringEquals: {
+          'kms:CallerAccount': Aws.ACCOUNT_ID,
+          'kms:ViaService': `backup.${Aws.REGION}.amazonaws.com`,
+        },
+      },
+    }),
+  );
   const dataKeyResource = new kms.CfnKey(stack, 'DataKey', {
     description: 'veritrail data key: buckets, table, logs, training volumes',
     keySpec: 'SYMMETRIC_DEFAULT',

@@ -22,11 +22,25 @@ import {
 } from './access.js';
 import { cedarWasmCopy, FUNCTIONS_WITH_CEDAR, NODEJS_BUNDLING } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
+import {
+  suppressFunctionFindings,
+  suppressSageMakerRoleFindings,
+  suppressStateMachineFindings,
+  suppressTracingPolicy,
+} from './compliance.js';
 import { Database } from './Database.js';
 import { Identity } from './Identity.js';
 import { Keys } from './Keys.js';
+import { type IsolatedNetwork, isolatedNetwork } from './network.js';
 import { Storage } from './Storage.js';
-import { type DeployedPipeline, LOG_RETENTION_DAYS, loadPipelines, StackSettingsError } from './settings.js';
+import {
+  type DeployedPipeline,
+  LOG_RETENTION_DAYS,
+  loadPipelines,
+  RESERVED_CONCURRENCY,
+  StackSettingsError,
+  vpcMode,
+} from './settings.js';
 
 /** The tags src/aws/sagemaker-trainer.ts puts on a training job (run id, pipeline); a test keeps them equal. */
 export const TRAINING_JOB_TAG_KEYS = ['veritrail:run-id', 'veritrail:pipeline'] as const;
@@ -438,6 +452,38 @@ export function Pipeline({ stack, app }: StackContext) {
     return s;
   };
 
+  const network = vpcMode() === 'isolated' ? isolatedNetwork(stack, dataKey) : undefined;
+  // VPC mode: Lambda creates and removes the functions' network interfaces with the function's role
+  // (Lambda Developer Guide, "Giving Lambda functions access to resources in an Amazon VPC").
+  const vpcStatements = (net: IsolatedNetwork): iam.PolicyStatement[] => {
+    const ec2Arn = (resource: string, id: string) =>
+      Stack.of(stack).formatArn({ service: 'ec2', resource, resourceName: id });
+    return [
+      new iam.PolicyStatement({
+        sid: 'VpcInterfaces',
+        actions: ['ec2:CreateNetworkInterface'],
+        resources: [
+          ...net.vpc.isolatedSubnets.map((subnet) => ec2Arn('subnet', subnet.subnetId)),
+          ec2Arn('security-group', net.functions.securityGroupId),
+          ec2Arn('network-interface', '*'),
+        ],
+      }),
+      new iam.PolicyStatement({
+        sid: 'VpcInterfaceLifecycle',
+        actions: [
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: [ec2Arn('network-interface', '*')],
+      }),
+      new iam.PolicyStatement({
+        sid: 'VpcDescribe',
+        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+        resources: ['*'],
+      }),
+    ];
+  };
   const functions = {} as Record<FunctionName, SstFunction>;
   for (const name of FUNCTION_NAMES) {
     const role = functionRoles[name];
@@ -452,6 +498,10 @@ export function Pipeline({ stack, app }: StackContext) {
       tracing: 'active',
       memorySize: LONG_RUNNING.has(name) ? 1769 : 512,
       timeout: LONG_RUNNING.has(name) ? 900 : 60,
+      reservedConcurrentExecutions: RESERVED_CONCURRENCY[name],
+      ...(network
+        ? { vpc: network.vpc, vpcSubnets: network.subnets, securityGroups: [network.functions] }
+        : {}),
       role,
       environment:
         name === 'start' || name === 'register-run'
@@ -468,10 +518,14 @@ export function Pipeline({ stack, app }: StackContext) {
       SystemLogLevel: 'INFO',
       LogGroup: logGroup.logGroupName,
     });
-    new iam.Policy(stack, `Grants-${name}`, {
+    const grants = new iam.Policy(stack, `Grants-${name}`, {
       roles: [role],
-      statements: statementsFor(ACCESS[name], logGroup),
+      statements: [...statementsFor(ACCESS[name], logGroup), ...(network ? vpcStatements(network) : [])],
     });
+    // Lambda checks at creation that the role may create the function's network interfaces.
+    if (network) fn.node.addDependency(grants);
+    suppressFunctionFindings(name, fn, grants, { inVpc: network !== undefined });
+    suppressTracingPolicy(role);
     functions[name] = fn;
   }
 
@@ -584,7 +638,11 @@ export function Pipeline({ stack, app }: StackContext) {
         }),
       );
     }
-    new iam.Policy(stack, `Grants-sagemaker-${definition.name}`, { roles: [role], statements });
+    const grants = new iam.Policy(stack, `Grants-sagemaker-${definition.name}`, {
+      roles: [role],
+      statements,
+    });
+    suppressSageMakerRoleFindings(grants, definition.name);
   }
 
   // The state machine: the ASL file as is, ARNs substituted, logging ALL to an encrypted group, tracing on.
@@ -645,6 +703,7 @@ export function Pipeline({ stack, app }: StackContext) {
     },
     tracingConfiguration: { enabled: true },
   });
+  suppressStateMachineFindings(stateMachinePolicy);
   // The role must hold its grants before Step Functions validates the logging destination.
   stateMachine.node.addDependency(stateMachinePolicy);
 

@@ -12,6 +12,7 @@ import {
   scheduleInputTransformer,
 } from '../src/core/rules.js';
 import { removeUnusedSstHandler } from './common.js';
+import { suppressTriggerFindings } from './compliance.js';
 import { Pipeline } from './Pipeline.js';
 import { Storage } from './Storage.js';
 import { loadPipelines } from './settings.js';
@@ -144,6 +145,7 @@ export function Triggers({ stack }: StackContext) {
     ['training-callback', callbackDeadLetters],
     ['reconcile', reconcileDeadLetters],
   ] as const;
+  const onFailurePolicies: iam.Policy[] = [];
   for (const [name, queue] of onFailure) {
     const fn = functions[name];
     new lambda.EventInvokeConfig(stack, `AsyncInvoke-${name}`, {
@@ -153,7 +155,7 @@ export function Triggers({ stack }: StackContext) {
       onFailure: queueDestination(queue),
     });
     if (!fn.role) throw new TypeError(`function ${name} has no role`);
-    new iam.Policy(stack, `OnFailure-${name}`, {
+    const policy = new iam.Policy(stack, `OnFailure-${name}`, {
       roles: [fn.role],
       statements: [
         new iam.PolicyStatement({
@@ -163,7 +165,12 @@ export function Triggers({ stack }: StackContext) {
         }),
       ],
     });
+    onFailurePolicies.push(policy);
   }
+  suppressTriggerFindings({
+    queues: [startDeadLetters, callbackDeadLetters, reconcileDeadLetters],
+    onFailurePolicies,
+  });
 
   stack.addOutputs({
     StartDeadLetterQueueUrl: startDeadLetters.queueUrl,

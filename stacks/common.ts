@@ -1,4 +1,4 @@
-import { CfnOutput, type Stack } from 'aws-cdk-lib';
+import { Aws, CfnOutput, type Stack } from 'aws-cdk-lib';
 import * as ssm from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 
@@ -35,4 +35,14 @@ export function publish(
     description,
   });
   new CfnOutput(scope, `Output${id}`, { value, description }).overrideLogicalId(id);
+}
+
+/** The CloudTrail trail recording every object-level read and write of the three data buckets. */
+export function dataAccessTrailName(app: { logicalPrefixedName(name: string): string }): string {
+  return app.logicalPrefixedName('data-access');
+}
+
+/** Its ARN, known before the trail exists (the data key policy in the Keys stack names it). */
+export function dataAccessTrailArn(app: { logicalPrefixedName(name: string): string }): string {
+  return `arn:${Aws.PARTITION}:cloudtrail:${Aws.REGION}:${Aws.ACCOUNT_ID}:trail/${dataAccessTrailName(app)}`;
 }

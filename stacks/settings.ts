@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { landingPrefixOf, type PipelineDefinition, parsePipelineDefinition } from '../src/core/pipeline.js';
+import type { FunctionName } from './access.js';
 
 export type SettingsErrorCode =
   | 'PIPELINES_NOT_FOUND'
@@ -118,6 +119,98 @@ export function auditRetentionDays(
     );
   }
   return days;
+}
+
+/**
+ * Optional copy of the audit log in a second region (VERITRAIL_AUDIT_REPLICA_BUCKET_ARN and
+ * VERITRAIL_AUDIT_REPLICA_KEY_ARN, both or neither). The replica bucket is created beforehand in the
+ * other region with versioning and Object Lock (docs/deploy.md); S3 Replication copies each entry
+ * with its COMPLIANCE retain-until date (S3 User Guide, "Replicating objects": Object Lock).
+ */
+export interface AuditReplica {
+  /** `arn:<partition>:s3:::<bucket>` */
+  bucketArn: string;
+  /** The replica region's KMS key the copies are encrypted with. */
+  keyArn: string;
+  /** The replica's region, read from the key ARN (an S3 bucket ARN carries none). */
+  region: string;
+}
+
+const BUCKET_ARN = /^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const KEY_ARN = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):\d{12}:key\/[0-9a-f-]{36}$/;
+
+/** The audit replica settings, or undefined when replication is off. */
+export function auditReplica(
+  bucketArn: string | undefined = process.env.VERITRAIL_AUDIT_REPLICA_BUCKET_ARN,
+  keyArn: string | undefined = process.env.VERITRAIL_AUDIT_REPLICA_KEY_ARN,
+  deployRegion?: string,
+): AuditReplica | undefined {
+  const bucket = bucketArn || undefined;
+  const key = keyArn || undefined;
+  if (!bucket && !key) return undefined;
+  if (!bucket || !key) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      'set both VERITRAIL_AUDIT_REPLICA_BUCKET_ARN and VERITRAIL_AUDIT_REPLICA_KEY_ARN to replicate the audit log, or neither.',
+    );
+  }
+  if (!BUCKET_ARN.test(bucket)) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_AUDIT_REPLICA_BUCKET_ARN must be an S3 bucket ARN (arn:aws:s3:::<bucket>), got "${bucket}".`,
+    );
+  }
+  const region = KEY_ARN.exec(key)?.[1];
+  if (!region) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_AUDIT_REPLICA_KEY_ARN must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), got "${key}".`,
+    );
+  }
+  if (deployRegion !== undefined && region === deployRegion) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `the audit replica key is in ${region}, the region being deployed: a replica in the same region does not survive a regional outage. Create the replica bucket and key in another region.`,
+    );
+  }
+  return { bucketArn: bucket, keyArn: key, region };
+}
+
+/**
+ * Reserved concurrency per function: a burst of uploads cannot take the whole account's
+ * concurrency, and one function cannot starve the others (issue 15). The sum (81) leaves 919 of
+ * the default account quota of 1,000; Lambda refuses a reservation that leaves less than 100
+ * unreserved (Lambda Developer Guide, "Configuring reserved concurrency"). hash-dataset's share is
+ * the Distributed Map's bound; the state machine retries Lambda.TooManyRequestsException.
+ */
+export const RESERVED_CONCURRENCY = {
+  start: 10,
+  'register-run': 10,
+  'hash-dataset': 10,
+  preprocess: 5,
+  'check-code': 5,
+  train: 5,
+  'training-callback': 5,
+  evaluate: 5,
+  gate: 5,
+  sign: 5,
+  register: 5,
+  finish: 5,
+  'record-failure': 5,
+  reconcile: 1,
+} as const satisfies Record<FunctionName, number>;
+
+/**
+ * VERITRAIL_VPC_MODE=isolated: every function in private isolated subnets of a VPC of its own,
+ * reaching AWS only through VPC endpoints (no NAT, no internet route). Off by default.
+ */
+export function vpcMode(value: string | undefined = process.env.VERITRAIL_VPC_MODE): 'off' | 'isolated' {
+  if (value === undefined || value === '' || value === 'off') return 'off';
+  if (value === 'isolated') return 'isolated';
+  throw new StackSettingsError(
+    'SETTING_INVALID',
+    `VERITRAIL_VPC_MODE must be "isolated" or "off" (default), got "${value}".`,
+  );
 }
 
 /** CloudWatch Logs retention of function and state machine logs, in days. */

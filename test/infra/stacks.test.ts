@@ -30,7 +30,14 @@ import {
   STATE_MACHINE_FILE,
 } from '../../stacks/Pipeline.js';
 import { DENIED_OBJECT_ACTIONS } from '../../stacks/Storage.js';
-import { auditRetentionDays, DEFAULT_AUDIT_RETENTION_DAYS, loadPipelines } from '../../stacks/settings.js';
+import {
+  auditReplica,
+  auditRetentionDays,
+  DEFAULT_AUDIT_RETENTION_DAYS,
+  loadPipelines,
+  RESERVED_CONCURRENCY,
+  vpcMode,
+} from '../../stacks/settings.js';
 import {
   ASYNC_MAX_EVENT_AGE,
   ASYNC_RETRY_ATTEMPTS,
@@ -318,7 +325,8 @@ describe('Storage', () => {
   };
 
   it('versions, blocks public access, encrypts with the data key and a bucket key, and retains every bucket', () => {
-    expect(buckets()).toHaveLength(3);
+    // landing, artifacts, audit, and the data-access trail's bucket.
+    expect(buckets()).toHaveLength(4);
     for (const [id, r] of buckets()) {
       const p = r.Properties ?? {};
       expect(p.VersioningConfiguration, id).toEqual({ Status: 'Enabled' });
@@ -362,7 +370,7 @@ describe('Storage', () => {
 
   it('denies non-TLS access and any delete, bypass or lock change in every bucket policy', () => {
     const policies = resourcesOfType('Storage', 'AWS::S3::BucketPolicy');
-    expect(policies).toHaveLength(3);
+    expect(policies).toHaveLength(4);
     for (const [id, r] of policies) {
       const statements = statementsOf(r.Properties?.PolicyDocument);
       const tls = statements.find(
@@ -385,7 +393,93 @@ describe('Storage', () => {
   });
 });
 
+describe('who read or wrote which object (issue 15)', () => {
+  const trail = () => {
+    const found = resourcesOfType('Storage', 'AWS::CloudTrail::Trail');
+    expect(found).toHaveLength(1);
+    return found[0]?.[1].Properties ?? {};
+  };
+
+  it('records S3 data events of the landing, artifacts and audit buckets, reads and writes', () => {
+    const selectors = listOf(trail().EventSelectors);
+    expect(selectors).toHaveLength(1);
+    expect(selectors[0]?.ReadWriteType).toBe('All');
+    expect(selectors[0]?.IncludeManagementEvents).toBe(false);
+    const data = listOf(selectors[0]?.DataResources);
+    expect(data.map((d) => d.Type)).toEqual(['AWS::S3::Object']);
+    const values = listOf(data[0]?.Values).map((v) => flat(v as Json));
+    for (const role of ['landing', 'artifacts', 'audit'])
+      expect(values.some((v) => v.startsWith(`GetAtt:${role}Bucket`) && v.endsWith('.Arn/'))).toBe(true);
+    expect(values).toHaveLength(3);
+  });
+
+  it('validates log files, encrypts them with the data key, and copies them to an encrypted log group', () => {
+    const p = trail();
+    expect(p.EnableLogFileValidation).toBe(true);
+    expect(p.IsLogging).toBe(true);
+    expect(flat(p.KMSKeyId)).toContain('DataKey');
+    const groupId = flat(p.CloudWatchLogsLogGroupArn)
+      .replace(/^GetAtt:/, '')
+      .replace(/\.Arn$/, '');
+    const group = template('Storage').Resources[groupId]?.Properties ?? {};
+    expect(flat(group.KmsKeyId)).toContain('DataKey');
+    expect(group.RetentionInDays).toBe(365);
+  });
+
+  it('delivers into a bucket of its own, Object Lock COMPLIANCE for the audit retention, writable by this trail only', () => {
+    const bucketId = flat(trail().S3BucketName);
+    expect(bucketId).toMatch(/^trailBucket/);
+    const bucket = template('Storage').Resources[bucketId]?.Properties ?? {};
+    expect(bucket.ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: DEFAULT_AUDIT_RETENTION_DAYS } },
+    });
+    const policy = resourcesOfType('Storage', 'AWS::S3::BucketPolicy').find(
+      ([, r]) => flat(r.Properties?.Bucket) === bucketId,
+    );
+    const statements = statementsOf(policy?.[1].Properties?.PolicyDocument);
+    for (const sid of ['CloudTrailAclCheck', 'CloudTrailWrite']) {
+      const st = statements.find((x) => x.Sid === sid);
+      expect(st?.Principal, sid).toEqual({ Service: 'cloudtrail.amazonaws.com' });
+      expect(flat(st?.Condition), sid).toContain(':trail/test-veritrail-data-access');
+    }
+  });
+
+  it('lets CloudTrail use the data key for this trail only', () => {
+    const key = resourcesOfType('Keys', 'AWS::KMS::Key').find(([id]) => id.startsWith('DataKey'));
+    const st = statementsOf(key?.[1].Properties?.KeyPolicy).find((x) => x.Sid === 'DataAccessTrailEncrypts');
+    expect(actionsOf(st ?? {}).sort()).toEqual(['kms:DescribeKey', 'kms:GenerateDataKey']);
+    expect(flat(st?.Condition)).toContain(':trail/test-veritrail-data-access');
+  });
+});
+
 describe('Database', () => {
+  it('backs the table up daily into a locked, encrypted vault, keeping recovery points as long as the audit log', () => {
+    const [[, plan] = ['', { Type: '', Properties: {} }]] = resourcesOfType(
+      'Database',
+      'AWS::Backup::BackupPlan',
+    );
+    const rules = listOf((plan.Properties?.BackupPlan as Record<string, Json> | undefined)?.BackupPlanRule);
+    expect(rules).toHaveLength(1);
+    expect(rules[0]?.Lifecycle).toEqual({ DeleteAfterDays: DEFAULT_AUDIT_RETENTION_DAYS });
+    const [[, vault] = ['', { Type: '', Properties: {} }]] = resourcesOfType(
+      'Database',
+      'AWS::Backup::BackupVault',
+    );
+    expect(flat(vault.Properties?.EncryptionKeyArn)).toContain('DataKey');
+    expect(vault.Properties?.LockConfiguration).toEqual({ MinRetentionDays: DEFAULT_AUDIT_RETENTION_DAYS });
+    const deny = statementsOf(vault.Properties?.AccessPolicy).find((x) => x.Sid === 'NoManualDeletion');
+    expect(deny?.Effect).toBe('Deny');
+    const [[, selection] = ['', { Type: '', Properties: {} }]] = resourcesOfType(
+      'Database',
+      'AWS::Backup::BackupSelection',
+    );
+    const table = resourcesOfType('Database', 'AWS::DynamoDB::Table')[0]?.[0] ?? '';
+    expect((selection.Properties?.BackupSelection as Record<string, Json> | undefined)?.Resources).toEqual([
+      { 'Fn::GetAtt': [table, 'Arn'] },
+    ]);
+  });
+
   it('is the single table with gsi1, PITR, the data key and deletion protection', () => {
     const [[, table] = ['', { Type: '', Properties: {} }]] = resourcesOfType(
       'Database',
@@ -418,6 +512,23 @@ describe('Database', () => {
 });
 
 describe('Pipeline functions', () => {
+  it.each(FUNCTION_NAMES)(
+    '%s has reserved concurrency (a burst of uploads cannot starve the account)',
+    (name) => {
+      expect(lambdaOf(name).ReservedConcurrentExecutions).toBe(RESERVED_CONCURRENCY[name]);
+    },
+  );
+
+  it('reserves at most 900 in all, leaving the account quota’s unreserved minimum of 100 on 1,000', () => {
+    const total = Object.values(RESERVED_CONCURRENCY).reduce((a, b) => a + b, 0);
+    expect(total).toBeLessThanOrEqual(900);
+  });
+
+  it('puts no function in a VPC unless VPC mode is on', () => {
+    for (const name of FUNCTION_NAMES) expect(lambdaOf(name).VpcConfig, name).toBeUndefined();
+    expect(resourcesOfType('Pipeline', 'AWS::EC2::VPC')).toEqual([]);
+  });
+
   it.each(FUNCTION_NAMES)(
     '%s runs nodejs22.x on arm64, traced, JSON logs in its own encrypted log group',
     (name) => {
@@ -871,6 +982,32 @@ describe('settings', () => {
     for (const bad of ['0', '-1', '1.5', 'ten', '40000']) {
       expect(() => auditRetentionDays(bad)).toThrow(expect.objectContaining({ code: 'SETTING_INVALID' }));
     }
+  });
+
+  it('reads the audit replica settings: both or neither, ARNs, another region', () => {
+    const key = 'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+    expect(auditReplica(undefined, undefined)).toBeUndefined();
+    expect(auditReplica('arn:aws:s3:::replica-bucket', key, 'eu-west-1')).toEqual({
+      bucketArn: 'arn:aws:s3:::replica-bucket',
+      keyArn: key,
+      region: 'eu-central-1',
+    });
+    for (const [bucket, k, region] of [
+      ['arn:aws:s3:::replica-bucket', undefined, 'eu-west-1'],
+      ['replica-bucket', key, 'eu-west-1'],
+      ['arn:aws:s3:::replica-bucket', 'alias/x', 'eu-west-1'],
+      ['arn:aws:s3:::replica-bucket', key, 'eu-central-1'],
+    ] as const) {
+      expect(() => auditReplica(bucket, k, region)).toThrow(
+        expect.objectContaining({ code: 'SETTING_INVALID' }),
+      );
+    }
+  });
+
+  it('reads the VPC mode, refusing anything but off and isolated', () => {
+    expect(vpcMode(undefined)).toBe('off');
+    expect(vpcMode('isolated')).toBe('isolated');
+    expect(() => vpcMode('on')).toThrow(expect.objectContaining({ code: 'SETTING_INVALID' }));
   });
 
   it('deploys the examples by default', () => {

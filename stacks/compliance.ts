@@ -1,0 +1,375 @@
+/**
+ * The findings of the compliance rule packs (cdk-nag: AwsSolutions, HIPAA.Security, NIST.800.53.R5,
+ * PCI.DSS.321) that are design choices or false positives here, each suppressed on the resource it
+ * concerns with the reason that holds for that resource. Wildcard findings (AwsSolutions-IAM5) are
+ * suppressed per resource pattern (`appliesTo`), never for a whole statement or stack, so a new
+ * wildcard fails test/infra/compliance.test.ts until someone writes down why it is needed.
+ * docs/deploy.md "For your security review" prints the same list.
+ */
+
+import { type NagPackSuppression, NagSuppressions } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { ACCESS, type FunctionAccess, type FunctionName } from './access.js';
+
+/** The packs applied by the infra test; a rule id is `<pack>-<rule>`. */
+export const PACKS = ['AwsSolutions', 'HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321'] as const;
+
+/** One suppression of the same rule in every pack that has it. */
+function inPacks(
+  rule: string,
+  packs: readonly (typeof PACKS)[number][],
+  reason: string,
+): NagPackSuppression[] {
+  return packs.map((pack) => ({ id: `${pack}-${rule}`, reason }));
+}
+
+const HNP = ['HIPAA.Security', 'NIST.800.53.R5', 'PCI.DSS.321'] as const;
+const HN = ['HIPAA.Security', 'NIST.800.53.R5'] as const;
+
+/** A finding string of IAM5 matched by a regular expression over the CDK logical id. */
+const res = (pattern: string) => ({ regex: `/^Resource::${pattern}$/` });
+
+const INLINE_POLICY_REASON =
+  'Each role has exactly one policy of its own, generated from its row of grants (stacks/access.ts and ' +
+  'the stack that creates the role). A customer-managed policy could be attached to other roles, which ' +
+  'is what this layout prevents; no role has a managed policy at all (test/infra/stacks.test.ts).';
+
+export const inlinePolicy = (): NagPackSuppression[] =>
+  inPacks('IAMNoInlinePolicy', HNP, INLINE_POLICY_REASON);
+
+/** Storage: data buckets, the trail bucket. */
+export function suppressStorageFindings(b: {
+  landing: IConstruct;
+  artifacts: IConstruct;
+  audit: IConstruct;
+  trailBucket: IConstruct;
+  trailLogsPolicy: IConstruct;
+  replicationPolicy?: IConstruct | undefined;
+}): void {
+  const recordedByTrail =
+    'Every object-level read and write of this bucket is recorded by the data-access CloudTrail trail ' +
+    '(S3 data events, log file validation on, delivered to the Object Lock trail bucket and to an ' +
+    'encrypted log group). S3 server access logs are best-effort and cannot be delivered to an Object ' +
+    'Lock bucket, so the trail is the record.';
+  for (const bucket of [b.landing, b.artifacts, b.audit]) {
+    NagSuppressions.addResourceSuppressions(bucket, [
+      { id: 'AwsSolutions-S1', reason: recordedByTrail },
+      ...inPacks('S3BucketLoggingEnabled', HNP, recordedByTrail),
+    ]);
+  }
+  NagSuppressions.addResourceSuppressions(b.trailBucket, [
+    ...[
+      { id: 'AwsSolutions-S1' },
+      ...inPacks('S3BucketLoggingEnabled', HNP, '').map(({ id }) => ({ id })),
+    ].map(({ id }) => ({
+      id,
+      reason:
+        'This is the data-access trail’s destination: recording its own reads into itself would loop. ' +
+        'Its objects are Object Lock COMPLIANCE for the audit retention, and CloudTrail log file ' +
+        'validation (signed digest files) detects any change or removal of a log file.',
+    })),
+    ...inPacks(
+      'S3BucketReplicationEnabled',
+      HNP,
+      'CloudTrail log files are locked (COMPLIANCE) and validated by signed digests; the copy in ' +
+        'CloudWatch Logs is a second store. Cross-region archiving of trails is the account’s log-archive ' +
+        'practice (an organization trail), outside this app.',
+    ),
+  ]);
+  NagSuppressions.addResourceSuppressions(
+    b.landing,
+    inPacks(
+      'S3BucketReplicationEnabled',
+      HNP,
+      'The landing bucket is an inbox: a run pins the uploaded version by VersionId and digest, and what ' +
+        'the run used is kept content-addressed in the artifacts bucket and named in the audit log.',
+    ),
+  );
+  NagSuppressions.addResourceSuppressions(
+    b.artifacts,
+    inPacks(
+      'S3BucketReplicationEnabled',
+      HNP,
+      'Artifacts are content-addressed (sha256/<hex>) and every digest is in the audit log, which is the ' +
+        'replicated record: a lost or altered artifact is detected by `veritrail verify`, never hidden. ' +
+        'Versioning and the no-delete bucket policy protect them in the region.',
+    ),
+  );
+  if (!b.replicationPolicy) {
+    NagSuppressions.addResourceSuppressions(
+      b.audit,
+      inPacks(
+        'S3BucketReplicationEnabled',
+        HNP,
+        'Second-region replication of the audit log is an option, off in this deployment: set ' +
+          'VERITRAIL_AUDIT_REPLICA_BUCKET_ARN and VERITRAIL_AUDIT_REPLICA_KEY_ARN (docs/deploy.md) and the ' +
+          'rule passes. In the region the entries are Object Lock COMPLIANCE.',
+      ),
+    );
+  } else {
+    NagSuppressions.addResourceSuppressions(b.replicationPolicy, [
+      ...inlinePolicy(),
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'S3 Replication reads every version of every audit entry and writes each replica: the object ' +
+          'ARNs of the two buckets are the narrowest resources (S3 User Guide, replication permissions).',
+        appliesTo: [res('<auditBucket[0-9A-F]{8}\\.Arn>/\\*'), res('arn:aws[a-z-]*:s3:::[a-z0-9.-]+/\\*')],
+      },
+    ]);
+  }
+  NagSuppressions.addResourceSuppressions(b.trailLogsPolicy, inlinePolicy());
+}
+
+export function suppressDatabaseFindings(d: { backupPolicy: IConstruct }): void {
+  NagSuppressions.addResourceSuppressions(d.backupPolicy, [
+    ...inlinePolicy(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'AWS Backup describes and expires the backups of this table only; a backup ARN ends with an id ' +
+        'AWS assigns when the backup is taken, so `<table>/backup/*` is the narrowest resource.',
+      appliesTo: [res('<runsTable[0-9A-F]{8}\\.Arn>/backup/\\*')],
+    },
+  ]);
+}
+
+/** The X-Ray statement Lambda's active tracing adds to each function role's default policy. */
+export function suppressTracingPolicy(role: IConstruct): void {
+  const policy = role.node.tryFindChild('DefaultPolicy');
+  if (!policy) return;
+  NagSuppressions.addResourceSuppressions(
+    policy,
+    [
+      ...inlinePolicy(),
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'xray:PutTraceSegments and xray:PutTelemetryRecords (active tracing) accept no resource ' +
+          '(Service Authorization Reference, AWS X-Ray): "*" is the only value.',
+        appliesTo: ['Resource::*'],
+      },
+    ],
+    true,
+  );
+}
+
+/** The IAM5 patterns a function's grants produce, each with why it cannot be narrower. */
+function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
+  const out: { appliesTo: ReturnType<typeof res>[]; reason: string }[] = [];
+  if (access.auditAppend) {
+    out.push({
+      appliesTo: [res('<auditBucket[0-9A-F]{8}\\.Arn>/\\*')],
+      reason:
+        'Audit entries are appended under keys derived from the log index and the run: the function ' +
+        'cannot know them in advance. Deletion and retention changes are denied to everyone by the bucket ' +
+        'policy, and every entry is Object Lock COMPLIANCE.',
+    });
+  }
+  const prefixes = [...new Set([...(access.artifactsRead ?? []), ...(access.artifactsWrite ?? [])])];
+  if (prefixes.length > 0) {
+    out.push({
+      appliesTo: prefixes.map((p) => res(`<artifactsBucket[0-9A-F]{8}\\.Arn>/${p.replace(/\//g, '\\/')}\\*`)),
+      reason:
+        'Artifacts are content-addressed (`sha256/<hex>`) or written by SageMaker under `training/` with a ' +
+        'job name chosen at run time: the prefix is the narrowest resource, and only the prefixes of the ' +
+        'function’s row in stacks/access.ts are granted.',
+    });
+  }
+  if (access.landingRead) {
+    out.push({
+      appliesTo: [res('<landingBucket[0-9A-F]{8}\\.Arn>/[a-z0-9/_.-]+\\*')],
+      reason:
+        'Datasets are uploaded under each deployed pipeline’s landing prefix with names chosen by the ' +
+        'uploader: read access is limited to exactly those prefixes (and listing to them by s3:prefix).',
+    });
+  }
+  if (access.createTrainingJob || access.describeTrainingJob) {
+    out.push({
+      appliesTo: [res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:training-job/vt-\\*')],
+      reason:
+        'Training job names are `vt-<run>` chosen per run (src/core/rules.ts TRAINING_JOB_NAME_PREFIX): ' +
+        'only veritrail’s own jobs, with encryption conditions on CreateTrainingJob.',
+    });
+  }
+  if (access.registerModel) {
+    out.push({
+      appliesTo: [
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package-group/veritrail-\\*'),
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package/veritrail-\\*/\\*'),
+      ],
+      reason:
+        'Model package groups are named `veritrail-<pipeline>` and package versions are numbered by ' +
+        'SageMaker when registered: only veritrail’s own groups and their versions.',
+    });
+  }
+  if (access.describeExecutions) {
+    out.push({
+      appliesTo: [res('arn:<AWS::Partition>:states:[a-z0-9-]+:\\d{12}:execution:[A-Za-z0-9-]+:\\*')],
+      reason:
+        'Execution names are chosen per run: DescribeExecution is limited to the executions of this ' +
+        'app’s own state machine.',
+    });
+  }
+  return out.map((o) => ({ id: 'AwsSolutions-IAM5', reason: o.reason, appliesTo: o.appliesTo }));
+}
+
+/**
+ * A Lambda function and its grants policy. `asyncDestination` names the on-failure queue of the
+ * functions invoked asynchronously (EventBridge); the others are invoked synchronously by the state
+ * machine. `inVpc` is VERITRAIL_VPC_MODE.
+ */
+export function suppressFunctionFindings(
+  name: FunctionName,
+  fn: IConstruct,
+  grants: IConstruct,
+  options: { inVpc: boolean },
+): void {
+  const asynchronous = name === 'start' || name === 'training-callback' || name === 'reconcile';
+  const suppressions: NagPackSuppression[] = [
+    {
+      id: 'AwsSolutions-L1',
+      reason:
+        'nodejs22.x is the runtime veritrail targets and tests on (package.json node@22, ' +
+        'test/infra/runtimes.test.ts checks AWS still accepts it); moving to a newer runtime is a tested ' +
+        'change of its own, not a deploy setting.',
+    },
+    ...inPacks(
+      'LambdaDLQ',
+      HN,
+      asynchronous
+        ? 'Invoked asynchronously by EventBridge; a failed invocation goes, with its error, to the ' +
+            'function’s on-failure destination, the SQS queue its rule also dead-letters into (Triggers ' +
+            'stack, EventInvokeConfig): a destination supersedes a dead-letter queue and carries more.'
+        : 'Invoked synchronously by the state machine (lambda:invoke): a dead-letter queue applies to ' +
+            'asynchronous invocations only. Failures are retried by the ASL and recorded as a FAILED run ' +
+            'by RecordFailure.',
+    ),
+  ];
+  if (!options.inVpc) {
+    suppressions.push(
+      ...inPacks(
+        'LambdaInsideVPC',
+        HNP,
+        'The function reaches only AWS APIs (S3, DynamoDB, KMS, Step Functions, SageMaker, EventBridge) ' +
+          'over TLS with SigV4 and no private network resource. VPC mode is an option for reviewers who ' +
+          'require it: VERITRAIL_VPC_MODE=isolated puts every function in private subnets with VPC ' +
+          'endpoints, and the rule passes.',
+      ),
+    );
+  }
+  NagSuppressions.addResourceSuppressions(fn, suppressions);
+  const access = ACCESS[name];
+  const vpc: NagPackSuppression[] = options.inVpc
+    ? [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'VPC mode: Lambda creates and deletes the function’s network interfaces, whose ids do not exist ' +
+            'before; creation is limited to the app’s isolated subnets and the functions’ security group, ' +
+            'and ec2:DescribeNetworkInterfaces/DescribeSubnets accept no resource.',
+          appliesTo: [
+            res('arn:<AWS::Partition>:ec2:[a-z0-9-]+:\\d{12}:network-interface/\\*'),
+            'Resource::*',
+          ],
+        },
+      ]
+    : [];
+  NagSuppressions.addResourceSuppressions(grants, [
+    ...inlinePolicy(),
+    ...wildcardSuppressions(access),
+    ...vpc,
+  ]);
+}
+
+/** The state machine's grants: every version of the task functions, log delivery, tracing. */
+export function suppressStateMachineFindings(grants: IConstruct): void {
+  NagSuppressions.addResourceSuppressions(grants, [
+    ...inlinePolicy(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'A Lambda task may be invoked by qualified ARN (`<function>:<version|alias>`), which Step Functions ' +
+        'authorizes against `<function>:*`; only the task functions of this app are named.',
+      appliesTo: [res('<[a-z]+[0-9A-F]{8}\\.Arn>:\\*')],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'CloudWatch Logs log delivery (logs:*LogDelivery*, PutResourcePolicy, Describe*) and X-Ray ' +
+        'accept no resource: Step Functions Developer Guide, "Logging using CloudWatch Logs", requires "*".',
+      appliesTo: ['Resource::*'],
+    },
+  ]);
+}
+
+/** A SageMaker execution role's grants. */
+export function suppressSageMakerRoleFindings(grants: IConstruct, pipeline: string): void {
+  NagSuppressions.addResourceSuppressions(grants, [
+    ...inlinePolicy(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        `The training job of pipeline ${pipeline} reads its content-addressed inputs (sha256/<hex>, chosen ` +
+        `per run) and writes under its own training/${pipeline}/ prefix, job names chosen per run.`,
+      appliesTo: [
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/sha256/\\*'),
+        res(`<artifactsBucket[0-9A-F]{8}\\.Arn>/training/${pipeline}/\\*`),
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'SageMaker names each job’s log streams in /aws/sagemaker/TrainingJobs (SageMaker Developer Guide, ' +
+        '"CloudWatch Logs for SageMaker"): the log group’s streams are the narrowest resource.',
+      appliesTo: [
+        res('arn:<AWS::Partition>:logs:[a-z0-9-]+:\\d{12}:log-group:/aws/sagemaker/TrainingJobs:\\*'),
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'ecr:GetAuthorizationToken, cloudwatch:PutMetricData (namespace-conditioned to /aws/sagemaker/*) and ' +
+        'the EC2 Describe* calls of VPC mode accept no resource (Service Authorization Reference).',
+      appliesTo: ['Resource::*'],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'In VPC mode SageMaker creates the job’s network interfaces, whose ids do not exist before; ' +
+        'creation is limited to the definition’s own subnets and security groups.',
+      appliesTo: [res('arn:<AWS::Partition>:ec2:[a-z0-9-]+:\\d{12}:network-interface/\\*')],
+    },
+  ]);
+}
+
+/** Triggers: the dead-letter queues, the on-failure grants. */
+export function suppressTriggerFindings(t: { queues: IConstruct[]; onFailurePolicies: IConstruct[] }): void {
+  for (const queue of t.queues) {
+    NagSuppressions.addResourceSuppressions(queue, [
+      {
+        id: 'AwsSolutions-SQS3',
+        reason:
+          'This queue is itself the dead-letter queue and on-failure destination of a trigger; ' +
+          'messages stay 14 days for an operator to inspect and redrive.',
+      },
+    ]);
+  }
+  for (const policy of t.onFailurePolicies) NagSuppressions.addResourceSuppressions(policy, inlinePolicy());
+}
+
+/** VPC mode: the default security group, the flow logs' grants. */
+export function suppressNetworkFindings(n: { vpc: IConstruct; flowLogsPolicy: IConstruct }): void {
+  NagSuppressions.addResourceSuppressions(n.flowLogsPolicy, inlinePolicy());
+  NagSuppressions.addResourceSuppressions(
+    n.vpc,
+    inPacks(
+      'VPCDefaultSecurityGroupClosed',
+      HNP,
+      'Nothing is placed in the VPC’s default security group: the functions and the endpoints have ' +
+        'groups of their own (HTTPS only). CloudFormation cannot revoke the default group’s rules; CDK ' +
+        'does it with a custom-resource Lambda, which this app does not deploy. docs/deploy.md gives the ' +
+        'one command that revokes them after the first deploy.',
+    ),
+  );
+}
