@@ -159,6 +159,8 @@ export async function startEmulatedAws(options: {
       credentialsOf,
       // The training image of the example, run as SageMaker runs it: `docker run <image> train`.
       trainer: imageCommand(join(REPO_ROOT, 'examples', 'credit-scoring', 'image', 'Dockerfile')),
+      startAfter: (caller) =>
+        caller.startsWith('fn:') ? fleet.byHandler(caller.slice(3)).idle() : Promise.resolve(),
       onEvent: async (event) => {
         await bus.put(event);
       },

@@ -41,6 +41,8 @@ export interface HostedFunction {
   /** What the process wrote (its logs), for failure reports. */
   logs(): string;
   handlerName: string;
+  /** Resolves when no invocation of this function is running. */
+  idle(): Promise<void>;
 }
 
 export interface HostOptions {
@@ -60,6 +62,14 @@ class Host implements HostedFunction {
   private ready: Promise<void> | undefined;
   private readonly pending = new Map<string, (r: InvokeResult) => void>();
   private output = '';
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+
+  /** Resolves when no invocation of this function is running. */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
 
   constructor(
     readonly name: string,
@@ -129,6 +139,16 @@ class Host implements HostedFunction {
   }
 
   async invoke(event: unknown, timeoutMs = 120_000): Promise<InvokeResult> {
+    this.inFlight += 1;
+    try {
+      return await this.invokeOnce(event, timeoutMs);
+    } finally {
+      this.inFlight -= 1;
+      if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async invokeOnce(event: unknown, timeoutMs: number): Promise<InvokeResult> {
     await this.start();
     const id = randomUUID();
     return new Promise<InvokeResult>((resolve) => {

@@ -55,6 +55,11 @@ export interface SageMakerEmulatorOptions {
   account: string;
   credentialsOf(roleArn: string): { accessKeyId: string; secretAccessKey: string };
   trainer: TrainerCommand;
+  /**
+   * Resolves when the job may start running: SageMaker spends minutes in its Starting phase, so a
+   * job never ends before the invocation that created it has returned. Default: at once.
+   */
+  startAfter?(caller: string): Promise<void>;
   /** EventBridge: receives every state-change event (the harness matches it against the rule). */
   onEvent(event: Record<string, unknown>): Promise<void>;
 }
@@ -171,11 +176,13 @@ export class SageMakerEmulator {
       const opts = this.nextJob;
       this.nextJob = {};
       this.jobs.set(name, job);
-      job.done = this.execute(job, opts).catch((e: unknown) => {
-        job.status = 'Failed';
-        job.failureReason = `InternalServerError: the emulator failed: ${e instanceof Error ? e.message : String(e)}`;
-        job.ended = new Date();
-      });
+      job.done = (this.options.startAfter?.(req.principal) ?? Promise.resolve())
+        .then(() => this.execute(job, opts))
+        .catch((e: unknown) => {
+          job.status = 'Failed';
+          job.failureReason = `InternalServerError: the emulator failed: ${e instanceof Error ? e.message : String(e)}`;
+          job.ended = new Date();
+        });
       return ok({ TrainingJobArn: this.arnOf(name) });
     }
     if (req.operation === 'DescribeTrainingJob') {
