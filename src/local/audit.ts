@@ -1,7 +1,8 @@
 import { dirname, join } from 'node:path';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { witnessesFromFile } from '../audit/witness/config.js';
-import type { ObjectStore } from '../ports.js';
+import { redactValue } from '../core/redact.js';
+import type { AuditEventInput, AuditLog, ObjectStore } from '../ports.js';
 import { openFileSigner } from './file-signer.js';
 
 /**
@@ -12,4 +13,18 @@ import { openFileSigner } from './file-signer.js';
 export async function openLocalAuditLog(objects: ObjectStore, keyPath: string): Promise<ObjectAuditLog> {
   const witnesses = await witnessesFromFile(join(dirname(dirname(keyPath)), 'witnesses.json'));
   return openAuditLog({ store: objects, signer: await openFileSigner(keyPath), bucket: 'audit', witnesses });
+}
+
+/**
+ * The audit log with every appended event redacted first (src/core/redact.ts, invariant 7): the
+ * log is write-once, so a secret that reached it could never be removed. Everything else passes.
+ */
+export function redactingAuditLog<T extends AuditLog>(log: T): T {
+  return new Proxy(log, {
+    get(target, prop) {
+      if (prop === 'append') return (event: AuditEventInput) => target.append(redactValue(event));
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
