@@ -1,11 +1,14 @@
 /** Lambda for the Evaluate state of state-machines/training-pipeline.asl.json. */
-import { AWS_STEP_PORTS, composeAws } from '../src/aws/runtime.js';
+import { AWS_STEP_PORTS, awsTrainer, composeAws } from '../src/aws/runtime.js';
 import { evaluate } from '../src/steps/evaluate.js';
 import { stepHandler } from '../src/steps/handler.js';
 
-/** Composition root: the model and the held-out split (objects), the run and its audit. */
+/**
+ * Composition root: the model and the held-out split (objects), the run and its audit, and the
+ * trainer's inference contract (a SageMaker Batch Transform job of the training image).
+ */
 export const handler = stepHandler(
   'Evaluate',
   evaluate,
-  composeAws('functions/evaluate.ts', { ...AWS_STEP_PORTS }),
+  composeAws('functions/evaluate.ts', { ...AWS_STEP_PORTS, trainer: awsTrainer }),
 );

@@ -27,8 +27,15 @@ import {
 import { hexOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { canonicalJson } from '../core/jcs.js';
-import type { Trainer, TrainingJobResult, TrainingJobSpec } from '../ports.js';
+import type {
+  ScoringJobResult,
+  ScoringJobSpec,
+  Trainer,
+  TrainingJobResult,
+  TrainingJobSpec,
+} from '../ports.js';
 import { awsCall, awsErrorName, translateAwsError } from './errors.js';
+import { scoreWithBatchTransform } from './sagemaker-scorer.js';
 
 /** Hyperparameter carrying the expected digest of every channel. */
 export const CHANNEL_DIGESTS_HYPERPARAMETER = 'veritrail_channel_digests';
@@ -394,6 +401,22 @@ export class SageMakerTrainer implements Trainer {
       }
     }
     return { jobName: spec.jobName };
+  }
+
+  /** The inference contract: a Batch Transform job of the same image (src/aws/sagemaker-scorer.ts). */
+  score(spec: ScoringJobSpec): Promise<ScoringJobResult> {
+    return scoreWithBatchTransform(
+      this.sagemaker,
+      {
+        artifactsBucket: this.config.artifactsBucket,
+        kmsKeyId: this.config.kmsKeyId,
+        roleArnFor: (p) => this.roleArnFor(p),
+        ...(this.config.defaultInstanceType ? { defaultInstanceType: this.config.defaultInstanceType } : {}),
+        ...(this.config.poll ? { poll: this.config.poll } : {}),
+        sleep: this.sleep,
+      },
+      spec,
+    );
   }
 
   /** For the CLI and tests: polls until the job ends. The deployed pipeline waits on the event instead. */
