@@ -89,7 +89,7 @@ describe(`SIGKILL at random moments (${TRIALS} trials)`, () => {
 
       // A last serve, left to finish: every landed file then has exactly one run.
       const last = spawnCli(
-        ['serve', '--home', ws.home, '--pipeline', ws.pipeline, '--poll-ms', '50'],
+        ['serve', '--home', ws.home, '--pipeline', ws.pipeline, '--poll-ms', '50', '--concurrency', '4'],
         ws.dir,
       );
       spawned.push(last);
@@ -103,9 +103,15 @@ describe(`SIGKILL at random moments (${TRIALS} trials)`, () => {
             runs.every((r) => r.status !== 'RUNNING' && r.status !== 'PENDING')
           );
         },
-        120_000,
+        // The files the killed serves never started run now: up to two per serve trial.
+        60_000 + TRIALS * 8_000,
         'every landed file to have an ended run',
-      );
+      ).catch((e: Error) => {
+        const fromLanding = runs.filter((r) => r.dataset.includes('/landing/'));
+        throw new Error(
+          `${e.message}: ${new Set(fromLanding.map((r) => r.dataset)).size} of ${landed.length} landed files have a run; open: ${JSON.stringify(runs.filter((r) => r.status === 'RUNNING' || r.status === 'PENDING'))}`,
+        );
+      });
       last.child.kill('SIGTERM');
       expect((await last.exited).code).toBe(0);
       expect(last.stderr.join('\n')).not.toMatch(CRASH);
@@ -113,6 +119,6 @@ describe(`SIGKILL at random moments (${TRIALS} trials)`, () => {
       expect(fromLanding).toHaveLength(landed.length);
       await auditVerifies(ws);
     },
-    60_000 + TRIALS * 20_000,
+    120_000 + TRIALS * 30_000,
   );
 });
