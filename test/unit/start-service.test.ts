@@ -14,6 +14,7 @@ import {
 import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
 import { putBytesCas } from '../../src/cas.js';
 import {
+  buildGateStatement,
   buildStatement,
   RETRAIN_SKIP_PREDICATE_TYPE,
   resource,
@@ -23,6 +24,7 @@ import {
 } from '../../src/core/attest/index.js';
 import { type Digest, digestOf } from '../../src/core/digest.js';
 import { VeritrailError } from '../../src/core/errors.js';
+import { DEFAULT_POLICY_TEXT } from '../../src/core/gate/default-policy.js';
 import { canonicalDigest } from '../../src/core/jcs.js';
 import { parsePipelineDefinition, trainerCodeBundle } from '../../src/core/pipeline.js';
 import { applyInputTransformer, scheduleInputTransformer } from '../../src/core/rules.js';
@@ -327,7 +329,12 @@ function schedulePayload(force = false, time = '2024-05-06T03:00:00Z'): unknown 
 }
 
 /** A previous SUCCEEDED run with the evidence a skip names: model digest and a signed provenance bundle. */
-async function succeededRun(x: Harness, dataset: PinnedDataset, rawDigest: Digest): Promise<RunRecord> {
+async function succeededRun(
+  x: Harness,
+  dataset: PinnedDataset,
+  rawDigest: Digest,
+  options: { decision?: 'allow' | 'deny'; policyDigest?: Digest | null } = {},
+): Promise<RunRecord> {
   const statement = buildStatement(
     [resource('credit-scoring/model.tar.gz', digestOf('model'))],
     'https://slsa.dev/provenance/v1',
@@ -338,6 +345,23 @@ async function succeededRun(x: Harness, dataset: PinnedDataset, rawDigest: Diges
   const signed = await signStatement(statement, x.signer);
   const bytes = new TextEncoder().encode(serializeBundle(signed.bundle));
   const stored = await putBytesCas(x.objects, bytes, digestOf(bytes));
+  // The signed gate decision of that run: what "SUCCEEDED" must agree with (signed truth).
+  const gate = await signStatement(
+    buildGateStatement({
+      model: { name: 'credit-scoring/model.tar.gz', digest: digestOf('model') },
+      runId: 'r-previousrunaaaaaaaaaaaaaaaa',
+      decision: options.decision ?? 'allow',
+      reasons: [],
+      policy: { digest: digestOf('decision') },
+      fairnessStatement: digestOf('fairness'),
+      decidedOn: '2024-05-01T00:09:00Z',
+    }),
+    x.signer,
+  );
+  const gateBytes = new TextEncoder().encode(serializeBundle(gate.bundle));
+  const gateStored = await putBytesCas(x.objects, gateBytes, digestOf(gateBytes));
+  const policyDigest =
+    options.policyDigest === undefined ? digestOf(DEFAULT_POLICY_TEXT) : options.policyDigest;
   const run: RunRecord = {
     runId: 'r-previousrunaaaaaaaaaaaaaaaa',
     pipeline: 'credit-scoring',
@@ -353,7 +377,8 @@ async function succeededRun(x: Harness, dataset: PinnedDataset, rawDigest: Diges
       rawDigest,
       codeDigest,
       modelDigest: digestOf('model'),
-      bundles: { provenance: stored.key },
+      bundles: { provenance: stored.key, gate: gateStored.key },
+      ...(policyDigest ? { policyDigest } : {}),
       finishedAt: '2024-05-01T00:10:00Z',
     },
   };
@@ -363,6 +388,21 @@ async function succeededRun(x: Harness, dataset: PinnedDataset, rawDigest: Diges
 
 describe('when a schedule fires and nothing changed since the last successful run', () => {
   const latest = { uri: `s3://${BUCKET}/credit-scoring/applications.csv`, versionId: 'v7' };
+
+  it('trains when the last run recorded no gate policy digest (its identity cannot be shown unchanged)', async () => {
+    h.latest = latest;
+    await succeededRun(h, latest, digestOf('raw'), { policyDigest: null });
+    const o = await h.service.handle(schedulePayload());
+    expect(o.status).toBe('started');
+  });
+
+  it('refuses with STATE_TAMPERED when the run store says SUCCEEDED but the signed gate decision was deny', async () => {
+    h.latest = latest;
+    await succeededRun(h, latest, digestOf('raw'), { decision: 'deny' });
+    const o = await h.service.handle(schedulePayload()).catch((e: unknown) => e);
+    const code = (o as { error?: { code?: string } }).error?.code ?? (o as { code?: string }).code;
+    expect(code).toBe('STATE_TAMPERED');
+  });
 
   it('records a signed "no change since run X" statement and an audit entry instead of training', async () => {
     h.latest = latest;
@@ -391,6 +431,7 @@ describe('when a schedule fires and nothing changed since the last successful ru
       'raw-data',
       'training-code',
       'pipeline-definition',
+      'gate-policy',
     ]);
     expect(verified.statement.subject[0]?.digest.sha256).toBe(digestOf('model').slice(7));
 
