@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe as describeOutcome } from '../../src/cli/commands/start.js';
 import { main } from '../../src/cli/main.js';
 import { DEFAULT_POLICY_TEXT } from '../../src/core/gate/default-policy.js';
 import { LocalControlPlane } from '../../src/local/control-plane.js';
@@ -538,4 +539,19 @@ describe('serve whose log pipe closes', () => {
       if (p.child.exitCode === null) p.child.kill('SIGKILL');
     }
   }, 180_000);
+});
+
+describe('veritrail start on content whose run FAILED', () => {
+  it('says how to see why and how to train on it again', () => {
+    const text = describeOutcome({
+      status: 'duplicate',
+      runId: 'r-abc',
+      pipeline: 'credit-scoring',
+      executionName: 'x',
+      runStatus: 'FAILED',
+      relaunched: false,
+    });
+    expect(text).toMatch(/veritrail runs show r-abc/);
+    expect(text).toMatch(/veritrail runs retry r-abc --pipeline/);
+  });
 });

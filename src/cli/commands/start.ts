@@ -58,7 +58,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
         result.status === 'started'
           ? `run ${result.runId} started`
           : result.status === 'duplicate'
-            ? `already started as run ${result.runId} (${result.runStatus ?? 'unknown'}); nothing new started`
+            ? `already started as run ${result.runId} (${result.runStatus ?? 'unknown'}); nothing new started${result.runStatus === 'FAILED' ? `; it FAILED: see \`veritrail runs show ${result.runId} --stage ${values.stage}\`, fix the cause, then start with --force --request-id <new id>` : ''}`
             : `retraining skipped: ${result.reason ?? ''}; use --force to train anyway`;
       io.err(`veritrail start: ${what}${result.executionArn ? ` (${result.executionArn})` : ''}`);
     }
@@ -87,7 +87,9 @@ export function describe(
     case 'started':
       return `run ${o.runId} of ${o.pipeline} started`;
     case 'duplicate':
-      return `already started as run ${o.runId} (${o.runStatus}); nothing new started`;
+      return o.runStatus === 'FAILED'
+        ? `already started as run ${o.runId}, which FAILED (\`veritrail runs show ${o.runId}\` says why); nothing new started. To train on it again once the cause is fixed: \`veritrail runs retry ${o.runId} --pipeline <definition.json>\``
+        : `already started as run ${o.runId} (${o.runStatus}); nothing new started`;
     case 'skipped':
       return `retraining skipped: ${o.reason} (signed statement ${o.bundleKey}); use --force to train anyway`;
     case 'rejected':
