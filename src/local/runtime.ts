@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { DynamoRunStore } from '../aws/dynamo-run-store.js';
 import type { AuditLog } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { openLocalAuditLog, redactingAuditLog } from './audit.js';
+import { openLocalAuditLog } from './audit.js';
 import { LOCAL_TABLE, startLocalDynamo } from './dynamo.js';
 import { openFileSigner } from './file-signer.js';
 import { FsDatasetSource } from './fs-dataset-source.js';
@@ -10,6 +10,7 @@ import { FsObjectStore } from './fs-object-store.js';
 import { assertHomeUsable, homePaths } from './home.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
 import { ProcessTrainer } from './process-trainer.js';
+import { redactingAuditLog } from './redacting-audit.js';
 import { LocalModelRegistry } from './registry.js';
 import { RunOwners, reconcileLostRuns } from './run-owners.js';
 
