@@ -35,7 +35,7 @@ export interface ReportView {
 export const BUNDLE_BLOCK_ID = 'veritrail-report-bundle';
 
 /** The id of the data block holding what the renderer found (verification, audit entries): not signed. */
-export const CONTEXT_BLOCK_ID = 'veritrail-render-context';
+const CONTEXT_BLOCK_ID = 'veritrail-render-context';
 
 /** The two data blocks of a rendered report: the signed bundle and the renderer's context. */
 export function readReportBlocks(
@@ -57,7 +57,7 @@ export function readReportBlocks(
 }
 
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
-export function esc(v: unknown): string {
+function esc(v: unknown): string {
   return String(v).replace(/[&<>"']/g, (c) => ESC[c] as string);
 }
 

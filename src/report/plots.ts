@@ -18,7 +18,7 @@ const CONFIG = {
 };
 
 /** Renders a Vega-Lite spec to an SVG string; `prefix` keeps its element ids unique within the page. */
-export async function renderSvg(spec: TopLevelSpec, prefix: string): Promise<string> {
+async function renderSvg(spec: TopLevelSpec, prefix: string): Promise<string> {
   const view = new vega.View(
     vega.parse(compile({ ...spec, config: { ...CONFIG, ...spec.config } } as TopLevelSpec).spec),
     {

@@ -22,7 +22,7 @@ import type { ObjectStore, RunRecord, RunStore, Signer } from '../ports.js';
 const CAS_KEY = /^sha256\/([0-9a-f]{64})$/;
 
 /** The bundles of a run, in chain order: the fact under `facts.bundles`, the kit's file name. */
-export const REPORT_BUNDLES = [
+const REPORT_BUNDLES = [
   { fact: 'transform', file: 'transform.sigstore.json' },
   { fact: 'provenance', file: 'provenance.sigstore.json' },
   { fact: 'modelSignature', file: 'model-signature.sigstore.json' },
@@ -31,7 +31,7 @@ export const REPORT_BUNDLES = [
 ] as const;
 
 /** The documents of a run: the fact holding its content address, the kit's file name. */
-export const REPORT_DOCUMENTS = [
+const REPORT_DOCUMENTS = [
   { fact: 'rawManifestKey', file: 'manifests/raw.manifest.json' },
   { fact: 'rawPinsKey', file: 'manifests/raw.pins.json' },
   { fact: 'processedManifestKey', file: 'manifests/processed.manifest.json' },
@@ -40,11 +40,8 @@ export const REPORT_DOCUMENTS = [
   { fact: 'modelKey', file: 'model.tar.gz' },
 ] as const;
 
-/** The report bundle's name in the evidence kit. */
-export const REPORT_BUNDLE_FILE = 'report.sigstore.json';
-
 /** The artifacts key of each bundle of the run (a failed run's transform bundle is only in its state). */
-export function bundleKeysOf(run: RunRecord): Record<string, string> {
+function bundleKeysOf(run: RunRecord): Record<string, string> {
   const f = run.facts;
   const keys: Record<string, string> = {};
   for (const [k, v] of Object.entries((f.bundles ?? {}) as Record<string, unknown>))

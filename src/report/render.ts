@@ -16,7 +16,7 @@ import { readReportBlocks, renderReportHtml } from './html.js';
 import type { LocalReport } from './local.js';
 
 /** Verifies a report bundle with any of the trusted signing keys: the statement and the key's id. */
-export function verifyReportBundle(
+function verifyReportBundle(
   bundle: unknown,
   signing: TrustedKeys['signing'],
 ):

@@ -58,7 +58,9 @@ class Cdp {
             params: msg.params ?? {},
             ...(msg.sessionId ? { sessionId: msg.sessionId } : {}),
           });
-          this.waiters = this.waiters.filter((w) => (w.method === msg.method ? (w.resolve(), false) : true));
+          const waiting = this.waiters.filter((w) => w.method === msg.method);
+          this.waiters = this.waiters.filter((w) => w.method !== msg.method);
+          for (const w of waiting) w.resolve();
         }
       }
     });

@@ -470,3 +470,42 @@ describe('veritrail runs', () => {
     expect(t.out).toMatch(/hyperparameter epochs\n {4}a {2}300\n {4}b {2}50/);
   }, 120_000);
 });
+
+describe('the report of a FAILED run', () => {
+  it('is produced too: it says how far the run went and why it failed', async () => {
+    const failing = makeWorkspace({
+      rows: 300,
+      pipeline: (def) => {
+        (def.trainer as { command: string[] }).command = ['node', '-e', 'process.exit(3)'];
+      },
+    });
+    try {
+      const io = captureIo(failing.dir);
+      expect(
+        await main(
+          ['run', failing.dataset, '--pipeline', failing.pipeline, '--home', failing.home, '--json'],
+          io,
+        ),
+      ).toBe(1);
+      const id = (JSON.parse(io.stdout.join('')) as { runId: string }).runId;
+      const out = captureIo(failing.dir);
+      expect(await main(['report', id, '--home', failing.home, '--out', 'failed.html'], out)).toBe(0);
+      const html = readFileSync(join(failing.dir, 'failed.html'), 'utf8');
+      expect(html).toContain('<span class="badge FAILED">FAILED</span>');
+      expect(html).toContain('The run FAILED');
+      expect(html).toContain('The run did not reach evaluation.');
+      const json = captureIo(failing.dir);
+      await main(['report', id, '--home', failing.home, '--json'], json);
+      const st = (
+        JSON.parse(json.stdout.join('')) as {
+          statement: Statement<{ status: string; error?: { code: string } }>;
+        }
+      ).statement;
+      expect(st.subject[0]?.name).toBe('raw-data');
+      expect(st.predicate.status).toBe('FAILED');
+      expect(st.predicate.error?.code).toBeDefined();
+    } finally {
+      failing.cleanup();
+    }
+  }, 120_000);
+});

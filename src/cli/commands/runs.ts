@@ -28,7 +28,7 @@ interface Figures {
   decision?: string;
 }
 
-export function figuresOf(r: RunRecord): Figures {
+function figuresOf(r: RunRecord): Figures {
   const f = (r.facts.fairness ?? {}) as Record<string, unknown>;
   const out: Figures = {};
   if (typeof f.accuracy === 'number') out.accuracy = f.accuracy;

@@ -96,7 +96,7 @@ function num(v: unknown): number | undefined {
 }
 
 /** Per-group rates of the fairness statement's confusion counts, with Wilson intervals. */
-export function reportGroups(
+function reportGroups(
   fairness: FairnessPredicate,
   protectedAttrs: { column: string; privileged: string }[],
 ): ReportGroup[] {
