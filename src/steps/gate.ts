@@ -1,9 +1,19 @@
-import { loadPipeline, putJsonCas, readObject } from '../cas.js';
+import { loadPipeline, putJsonCas, readCasVerified, readObject } from '../cas.js';
 import { isAttestationError, statementCovers, verifyBundle } from '../core/attest/index.js';
-import { digestOf } from '../core/digest.js';
+import { type Digest, digestOf } from '../core/digest.js';
 import { type ErrorCode, isVeritrailError, toErrorInfo } from '../core/errors.js';
+import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
+import {
+  type AttributeEvidence,
+  attributePolicyFor,
+  byAttributeContext,
+  gateSchemaFor,
+  thresholdsFor,
+} from '../core/gate/attributes.js';
 import { evaluateGate, gateFactsFrom } from '../core/gate/index.js';
+import type { PipelineDefinition } from '../core/pipeline.js';
 import type { Runtime } from '../runtime.js';
+import { aggregateKey } from './evaluate.js';
 import { readGatePolicy } from './gate-policy.js';
 import {
   CodeResultSchema,
@@ -77,26 +87,46 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
 
   const { text: policyText, name: policyName } = await readGatePolicy(def, state.pipeline.base);
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
-  const facts = gateFactsFrom({
+  const metricsOf = (column: string) => ({
+    disparateImpact: num(ev.headline[`${column}.disparateImpact`]),
+    demographicParityDifference: num(ev.headline[`${column}.demographicParityDifference`]),
+    equalizedOddsDifference: num(ev.headline[`${column}.equalizedOddsDifference`]),
+  });
+  const all = Object.fromEntries(def.dataset.protected.map((p) => [p.column, metricsOf(p.column)]));
+  const factsInput = {
     accuracy: num(ev.headline.accuracy),
-    attributes: Object.fromEntries(
-      def.dataset.protected.map((p) => [
-        p.column,
-        {
-          disparateImpact: num(ev.headline[`${p.column}.disparateImpact`]),
-          demographicParityDifference: num(ev.headline[`${p.column}.demographicParityDifference`]),
-          equalizedOddsDifference: num(ev.headline[`${p.column}.equalizedOddsDifference`]),
-        },
-      ]),
-    ),
+    attributes: all,
     thresholds: def.gate.thresholds,
     provenanceVerified,
     codeChecksPassed: true,
     minGroupSizeMet: !ev.warnings.some((w) => w.includes('fewer than the minimum')),
-  });
+  };
+  const facts = gateFactsFrom(factsInput);
+  // An attribute with thresholds of its own is judged only by them (the per-attribute rules): the
+  // pipeline-wide "worst" values are taken over the other attributes.
+  const own = new Set(Object.keys(def.gate.thresholds.attributes));
+  if (own.size > 0) {
+    const rest = Object.fromEntries(Object.entries(all).filter(([k]) => !own.has(k)));
+    facts.worst =
+      Object.keys(rest).length > 0
+        ? gateFactsFrom({ ...factsInput, attributes: rest }).worst
+        : {
+            disparateImpactMin: 1,
+            disparateImpactMax: 1,
+            equalizedOddsDifference: 0,
+            demographicParityDifference: 0,
+          };
+  }
+  const evidence = await attributeEvidence(rt, def, ev);
+  const names = def.dataset.protected.map((p) => p.column);
   const train = state.results?.train as { model?: { digest?: string } } | undefined;
   const decision = evaluateGate({
-    policyText,
+    // The default policy gains this pipeline's per-attribute rules; a custom policy is the author's.
+    policyText: def.gate.policy
+      ? policyText
+      : `${policyText}${attributePolicyFor(names, def.gate.thresholds.intervalGroupSize)}`,
+    schemaText: gateSchemaFor(names),
+    extraContext: { byAttribute: byAttributeContext(evidence) },
     policyFile: policyName,
     facts,
     pipeline: def.name,
@@ -112,6 +142,7 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     policies: decision.policies,
     policy: { name: policyName, digest: policyDigest, text: policyText },
     facts,
+    byAttribute: evidence,
   });
   return {
     output: {
@@ -130,4 +161,46 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     },
     detail: { decision: decision.decision, reasons, policies: decision.policies },
   };
+}
+
+/** Each protected attribute's metrics, 95% intervals, smallest group and own thresholds, from the report. */
+async function attributeEvidence(
+  rt: Runtime,
+  def: PipelineDefinition,
+  ev: { reportKey: string; reportDigest: string; headline: Record<string, number | string | null> },
+): Promise<AttributeEvidence[]> {
+  const doc = JSON.parse(
+    new TextDecoder().decode(await readCasVerified(rt.objects, ev.reportDigest as Digest, 'fairness report')),
+  ) as { counts: FairnessCounts; report: FairnessReport };
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  return def.dataset.protected.map((p) => {
+    const i = doc.counts.attributes.indexOf(p.column);
+    const sizes = new Map<string, number>();
+    for (const c of doc.counts.cells) {
+      const v = c.values[i] ?? '';
+      sizes.set(v, (sizes.get(v) ?? 0) + c.tp + c.fp + c.tn + c.fn);
+    }
+    const interval = (m: string) => {
+      const x = doc.report.intervals[aggregateKey(def, p.column, m)];
+      return x && x.low !== null && x.high !== null ? { lower: x.low, upper: x.high } : undefined;
+    };
+    const di = interval('disparateImpact');
+    const eod = interval('equalizedOddsDifference');
+    const dpd = interval('demographicParityDifference');
+    return {
+      name: p.column,
+      smallestGroup: sizes.size > 0 ? Math.min(...sizes.values()) : 0,
+      value: {
+        disparateImpact: num(ev.headline[`${p.column}.disparateImpact`]),
+        equalizedOddsDifference: num(ev.headline[`${p.column}.equalizedOddsDifference`]),
+        demographicParityDifference: num(ev.headline[`${p.column}.demographicParityDifference`]),
+      },
+      interval: {
+        ...(di ? { disparateImpact: di } : {}),
+        ...(eod ? { equalizedOddsDifference: eod } : {}),
+        ...(dpd ? { demographicParityDifference: dpd } : {}),
+      },
+      thresholds: thresholdsFor(def, p.column),
+    };
+  });
 }

@@ -38,6 +38,8 @@ export interface GateRequest {
   model?: string | undefined;
   /** Schema for policy and request validation; default the gate schema; `null` skips validation. */
   schemaText?: string | null | undefined;
+  /** Context entries beside the facts' own (e.g. `byAttribute`, with the schema that declares it). */
+  extraContext?: Record<string, unknown> | undefined;
 }
 
 export const GATE_ACTION = { type: 'Veritrail::Action', id: 'ship' } as const;
@@ -46,7 +48,9 @@ export const GATE_ACTION = { type: 'Veritrail::Action', id: 'ship' } as const;
 export function evaluateGate(input: GateRequest): GateDecision {
   const policy =
     input.policy ?? loadPolicy(input.policyText, { file: input.policyFile, schemaText: input.schemaText });
-  const context = toCedarContext(input.facts);
+  const context = { ...toCedarContext(input.facts), ...(input.extraContext ?? {}) } as ReturnType<
+    typeof toCedarContext
+  >;
   const schema = input.schemaText === undefined ? GATE_SCHEMA_TEXT : input.schemaText;
   const answer = cedar.isAuthorized({
     principal: { type: 'Veritrail::Pipeline', id: input.pipeline ?? 'pipeline' },
@@ -139,7 +143,8 @@ export function interpolate(
 
 function renderValue(v: CedarJson): string {
   if (typeof v === 'string') return v;
-  if (typeof v === 'boolean') return String(v);
+  // Cedar Longs (a group size in byAttribute) are plain JSON numbers.
+  if (typeof v === 'boolean' || typeof v === 'number') return String(v);
   if (Array.isArray(v)) return v.length === 0 ? '(none)' : v.map(renderValue).join(', ');
   if ('__extn' in v && typeof v.__extn === 'object' && v.__extn !== null && 'arg' in v.__extn) {
     return formatDecimal(String(v.__extn.arg));
