@@ -34,6 +34,8 @@ export function makeWorkspace(
     disparateImpact: { min: 0.5, max: 2 },
     maxEqualizedOddsDifference: 0.5,
     minGroupSize: 10,
+    // Judge by point values: intervals of groups this small are too wide for a happy path.
+    intervalGroupSize: 10,
   };
   options.pipeline?.(def);
   const pipeline = join(dir, 'pipeline.json');
