@@ -19,11 +19,22 @@
  *   { ...AWS_STEP_PORTS, signer: awsSigner }, (ctx) => ({ stepFunctions: awsStepFunctions(ctx) })));
  * ```
  *
+ * - `observability`: on AWS only (an invocation that brought no runtime of its own), Powertools
+ *   for AWS Lambda: the Logger with the invocation's Lambda context, the run id, pipeline and
+ *   execution of the event as keys and its correlation id (the run id, else the EventBridge event
+ *   id); Metrics (CloudWatch EMF, namespace `veritrail`): `Invocations` and `InvocationDuration` per
+ *   function, `RunsStarted`/`RunsSucceeded`/`RunsRejected`/`RunsFailed` from the outcome a function
+ *   returns. The embedded runtime passes its runtime and keeps printing progress as before.
+ *
  * Without a composition argument a handler gets `AWS_STEP_PORTS` (objects, runs, audit: what
  * runStep itself needs); using any other port then fails with an INTERNAL error naming it. A
  * bundle's size follows from what it composes: test/infra/bundles.test.ts keeps each ≤ 1 MiB.
  */
-import middy, { type MiddlewareObj } from '@middy/core';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import { AWS_STEP_PORTS, composeAws } from '../aws/runtime.js';
 import { toErrorInfo } from '../core/errors.js';
 import type { Runtime } from '../runtime.js';
@@ -71,6 +82,137 @@ export function taskErrors(): MiddlewareObj<unknown, unknown, Error, PortsContex
   };
 }
 
+/** One Logger and one Metrics per function instance (Powertools keeps them across invocations). */
+export const logger = new Logger({ serviceName: 'veritrail' });
+export const metrics = new Metrics({ namespace: 'veritrail', serviceName: 'veritrail' });
+
+/** The keys a log line of an invocation carries, read from whatever shape its event has. */
+export function invocationKeys(event: unknown): {
+  runId?: string;
+  pipeline?: string;
+  execution?: string;
+  correlationId?: string;
+} {
+  const obj = (v: unknown): Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+  const e = obj(event);
+  // A task gets the execution state, or (RegisterRun) `{ input, executionArn }`; an EventBridge
+  // event has `id` and `detail`; an operator start has the pipeline by name.
+  const candidates = [e, obj(e.input), obj(e.detail)];
+  const first = (pick: (c: Record<string, unknown>) => string | undefined) => {
+    for (const c of candidates) {
+      const v = pick(c);
+      if (v) return v;
+    }
+    return undefined;
+  };
+  const runId = first((c) => str(c.runId));
+  const pipeline = first((c) => str(obj(c.pipeline).name) ?? str(c.pipeline));
+  const execution = first((c) => str(c.executionArn) ?? str(obj(obj(c.results).registerRun).executionArn));
+  const correlationId = runId ?? str(e.id);
+  return {
+    ...(runId ? { runId } : {}),
+    ...(pipeline ? { pipeline } : {}),
+    ...(execution ? { execution } : {}),
+    ...(correlationId ? { correlationId } : {}),
+  };
+}
+
+/** The run outcome a function's result reports, as the metric that counts it. */
+export function runOutcomeMetric(
+  result: unknown,
+): 'RunsStarted' | 'RunsSucceeded' | 'RunsRejected' | 'RunsFailed' | undefined {
+  if (result === null || typeof result !== 'object') return undefined;
+  const r = result as { status?: unknown; recorded?: unknown; runId?: unknown };
+  switch (r.status) {
+    case 'started':
+      return 'RunsStarted';
+    case 'SUCCEEDED':
+      return 'RunsSucceeded';
+    case 'REJECTED':
+    case 'rejected':
+      return 'RunsRejected';
+    case 'FAILED':
+      // RecordFailure reports `recorded: false` when the run had already ended (nothing new).
+      return r.recorded === false ? undefined : 'RunsFailed';
+    default:
+      return undefined;
+  }
+}
+
+const OBSERVED = 'veritrailObserved';
+
+/** Runs a middleware only for invocations on AWS: the embedded runtime passes its own runtime. */
+function onAwsOnly(
+  mw: MiddlewareObj<unknown, unknown, Error, PortsContext>,
+): MiddlewareObj<unknown, unknown, Error, PortsContext> {
+  const observed = (request: Request<unknown, unknown, Error, PortsContext>) =>
+    (request.internal as Record<string, unknown>)[OBSERVED] === true;
+  return {
+    before: (request) => {
+      if (request.context.runtime) return;
+      (request.internal as Record<string, unknown>)[OBSERVED] = true;
+      return mw.before?.(request);
+    },
+    after: (request) => (observed(request) ? mw.after?.(request) : undefined),
+    onError: (request) => (observed(request) ? mw.onError?.(request) : undefined),
+  };
+}
+
+/** Middleware: keys and correlation id on every log line, duration and outcome metrics. */
+function runTelemetry(): MiddlewareObj<unknown, unknown, Error, PortsContext> {
+  const started = new WeakMap<object, number>();
+  const finish = (request: Request<unknown, unknown, Error, PortsContext>) => {
+    const t0 = started.get(request);
+    if (t0 !== undefined)
+      metrics.addMetric('InvocationDuration', MetricUnit.Milliseconds, performance.now() - t0);
+  };
+  return {
+    before: (request) => {
+      const { correlationId, runId, pipeline, execution } = invocationKeys(request.event);
+      logger.appendKeys({ run_id: runId, pipeline, execution });
+      if (correlationId) logger.setCorrelationId(correlationId);
+      metrics.addDimension('function', String(request.context.functionName ?? 'unknown'));
+      metrics.addMetric('Invocations', MetricUnit.Count, 1);
+      started.set(request, performance.now());
+    },
+    after: (request) => {
+      finish(request);
+      const outcome = runOutcomeMetric(request.response);
+      if (outcome) metrics.addMetric(outcome, MetricUnit.Count, 1);
+    },
+    onError: (request) => {
+      finish(request);
+      metrics.addMetric('InvocationErrors', MetricUnit.Count, 1);
+      logger.error('invocation failed', { error: request.error ? toErrorInfo(request.error) : undefined });
+    },
+  };
+}
+
+/** The shared Powertools stack, in order: context and keys into the Logger, metrics flushed last. */
+export function observability(): MiddlewareObj<unknown, unknown, Error, PortsContext>[] {
+  return [
+    onAwsOnly(
+      logMetrics(metrics, { captureColdStartMetric: true }) as MiddlewareObj<
+        unknown,
+        unknown,
+        Error,
+        PortsContext
+      >,
+    ),
+    onAwsOnly(
+      injectLambdaContext(logger, { resetKeys: true }) as MiddlewareObj<
+        unknown,
+        unknown,
+        Error,
+        PortsContext
+      >,
+    ),
+    onAwsOnly(runTelemetry()),
+  ];
+}
+
 function runtimeIn<R extends Runtime>(context: PortsContext<R>): R {
   // `ports` runs first and always sets it.
   return context.runtime as R;
@@ -88,6 +230,7 @@ export function stepHandler<T>(
   compose: Compose = defaultCompose(step),
 ): Handler<T, Runtime> {
   return middy<unknown, T, Error, PortsContext>()
+    .use(observability())
     .use(ports(compose))
     .use(taskErrors())
     .handler(async (event, context) => {
@@ -102,6 +245,7 @@ export function plainHandler<T, R extends Runtime = Runtime>(
   compose: Compose<R> = defaultCompose('a plain handler') as Compose<R>,
 ): Handler<T, R> {
   return middy<unknown, T, Error, PortsContext<R>>()
+    .use(observability() as MiddlewareObj<unknown, unknown, Error, PortsContext<R>>[])
     .use(ports(compose))
     .use(taskErrors() as MiddlewareObj<unknown, unknown, Error, PortsContext<R>>)
     .handler(async (event, context) => fn(runtimeIn(context), event));
@@ -116,6 +260,7 @@ export function eventHandler<T, R extends Runtime>(
   compose: Compose<R>,
 ): Handler<T, R> {
   return middy<unknown, T, Error, PortsContext<R>>()
+    .use(observability() as MiddlewareObj<unknown, unknown, Error, PortsContext<R>>[])
     .use(ports(compose))
     .handler(async (event, context) => fn(runtimeIn(context), event));
 }
