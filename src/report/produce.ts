@@ -16,6 +16,7 @@ import {
   signStatement,
 } from '../core/attest/index.js';
 import { type Digest, digestFromHex, digestOf, isDigest } from '../core/digest.js';
+import { toErrorInfo } from '../core/errors.js';
 import { buildReportFacts, type ReportPipeline } from '../core/report/facts.js';
 import type { ObjectStore, RunRecord, RunStore, Signer } from '../ports.js';
 
@@ -166,4 +167,23 @@ export async function produceRunReport(
   const finishedAt = rt.now().toISOString();
   const r = await produceReport(rt, { ...run, facts: { ...run.facts, finishedAt } }, end);
   return { reportKey: r.key, reportDigest: r.statementDigest };
+}
+
+/**
+ * The facts to record as a run ends: `reportKey` and `reportDigest`, or `reportError` when the
+ * report could not be made. A report never keeps a run from ending (the evidence it would sum up
+ * stays checkable with `veritrail verify`); the error is recorded, and logged, instead.
+ */
+export async function endOfRunReport(
+  rt: Parameters<typeof produceRunReport>[0],
+  runId: string,
+  end: Parameters<typeof produceRunReport>[2],
+): Promise<Record<string, unknown>> {
+  try {
+    return (await produceRunReport(rt, runId, end)) ?? {};
+  } catch (e) {
+    const info = toErrorInfo(e);
+    console.warn(JSON.stringify({ source: 'model-report', runId, error: info }));
+    return { reportError: { code: info.code, message: info.message } };
+  }
 }
