@@ -113,7 +113,7 @@ export function Keys({ stack, app }: StackContext) {
       new iam.PolicyStatement({
         // SageMaker attaches the key to training volumes and output through grants for AWS resources.
         sid: 'TrainingVolumeGrants',
-        principals: roleArns([...trainers, functionRoles.train]),
+        principals: roleArns([...trainers, functionRoles.train, functionRoles.evaluate]),
         actions: ['kms:CreateGrant'],
         resources: ['*'],
         conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },

@@ -8,7 +8,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { type FunctionCopyFilesProps, Function as SstFunction, type StackContext, use } from 'sst/constructs';
 import { useProject } from 'sst/project.js';
 import { trainerCodeBundle } from '../src/core/pipeline.js';
-import { TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
+import { SCORING_JOB_NAME_PREFIX, TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 
 import {
   ACCESS,
@@ -16,6 +16,7 @@ import {
   FUNCTION_NAMES,
   type FunctionAccess,
   type FunctionName,
+  SCORING_PREFIX,
   STATE_MACHINE_TASKS,
   TRAINING_PREFIX,
   usesDataKey,
@@ -396,6 +397,60 @@ export function Pipeline({ stack, app }: StackContext) {
         );
       }
     }
+    if (access.batchTransform) {
+      const vts = (resource: string) =>
+        Stack.of(stack).formatArn({
+          service: 'sagemaker',
+          resource,
+          resourceName: `${SCORING_JOB_NAME_PREFIX}*`,
+        });
+      s.push(
+        new iam.PolicyStatement({
+          // The model serves only inside SageMaker's network isolation (no egress for a model's code).
+          sid: 'CreateScoringModels',
+          actions: ['sagemaker:CreateModel'],
+          resources: [vts('model')],
+          conditions: { Bool: { 'sagemaker:NetworkIsolation': 'true' } },
+        }),
+        new iam.PolicyStatement({
+          // Service Authorization Reference, CreateTransformJob: sagemaker:OutputKmsKeyArn / VolumeKmsKeyArn.
+          sid: 'CreateScoringJobs',
+          actions: ['sagemaker:CreateTransformJob'],
+          resources: [vts('transform-job')],
+          conditions: {
+            ArnEquals: { 'sagemaker:OutputKmsKeyArn': dataKeyArn },
+            ArnEqualsIfExists: { 'sagemaker:VolumeKmsKeyArn': dataKeyArn },
+          },
+        }),
+        new iam.PolicyStatement({
+          sid: 'DescribeScoringJobs',
+          actions: ['sagemaker:DescribeTransformJob'],
+          resources: [vts('transform-job')],
+        }),
+        new iam.PolicyStatement({
+          sid: 'TagScoringOnCreate',
+          actions: ['sagemaker:AddTags'],
+          resources: [vts('model'), vts('transform-job')],
+          conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [...TRAINING_JOB_TAG_KEYS] } },
+        }),
+      );
+      if (sagemakerRoles.size > 0) {
+        s.push(
+          new iam.PolicyStatement({
+            sid: 'PassPipelineSageMakerRolesToModels',
+            actions: ['iam:PassRole'],
+            resources: [...sagemakerRoles.values()].map((r) => r.roleArn),
+            conditions: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } },
+          }),
+          new iam.PolicyStatement({
+            sid: 'ScoringVolumeGrants',
+            actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+            resources: [dataKeyArn],
+            conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+          }),
+        );
+      }
+    }
     if (access.describeTrainingJob) {
       s.push(
         new iam.PolicyStatement({
@@ -535,6 +590,9 @@ export function Pipeline({ stack, app }: StackContext) {
     const aws = definition.trainer.aws;
     if (!role || !aws) continue;
     const outputPrefix = `${TRAINING_PREFIX}${definition.name}/`;
+    // Batch Transform scoring (the same role): reads the model under the training output, writes
+    // the predictions under scoring/<pipeline>/.
+    const scoringPrefix = `${SCORING_PREFIX}${definition.name}/`;
     const statements = [
       new iam.PolicyStatement({
         sid: 'ReadTrainingInputs',
@@ -542,15 +600,27 @@ export function Pipeline({ stack, app }: StackContext) {
         resources: [artifacts.arnForObjects(`${CONTENT_PREFIX}*`)],
       }),
       new iam.PolicyStatement({
+        sid: 'ReadTrainedModelForScoring',
+        actions: ['s3:GetObject', 's3:GetObjectVersion'],
+        resources: [artifacts.arnForObjects(`${outputPrefix}*`)],
+      }),
+      new iam.PolicyStatement({
         sid: 'ListTrainingInputs',
         actions: ['s3:ListBucket'],
         resources: [artifacts.bucketArn],
-        conditions: { StringLike: { 's3:prefix': [`${CONTENT_PREFIX}*`, `${outputPrefix}*`] } },
+        conditions: {
+          StringLike: { 's3:prefix': [`${CONTENT_PREFIX}*`, `${outputPrefix}*`, `${scoringPrefix}*`] },
+        },
       }),
       new iam.PolicyStatement({
         sid: 'WriteTrainingOutput',
         actions: ['s3:PutObject'],
         resources: [artifacts.arnForObjects(`${outputPrefix}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'WriteScoringOutput',
+        actions: ['s3:PutObject'],
+        resources: [artifacts.arnForObjects(`${scoringPrefix}*`)],
       }),
       new iam.PolicyStatement({
         sid: 'DataKeyForVolumesAndOutput',
@@ -576,6 +646,13 @@ export function Pipeline({ stack, app }: StackContext) {
             service: 'logs',
             resource: 'log-group',
             resourceName: '/aws/sagemaker/TrainingJobs:*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+          // Batch Transform scoring jobs log here (SageMaker Developer Guide, "Log groups and streams").
+          Stack.of(stack).formatArn({
+            service: 'logs',
+            resource: 'log-group',
+            resourceName: '/aws/sagemaker/TransformJobs:*',
             arnFormat: ArnFormat.COLON_RESOURCE_NAME,
           }),
         ],

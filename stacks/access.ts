@@ -47,6 +47,8 @@ export const STATE_MACHINE_TASKS = {
 export const CONTENT_PREFIX = 'sha256/';
 /** The start service's record of a skipped retrain, `retrain-skips/<runId>.json` (src/app/start.ts SKIP_RECORD_PREFIX). */
 export const SKIP_RECORD_PREFIX = 'retrain-skips/';
+/** Batch Transform writes the control plane's scoring of the model under `scoring/<pipeline>/<job>/`. */
+export const SCORING_PREFIX = 'scoring/';
 /** SageMaker writes model.tar.gz and output.tar.gz under `training/<pipeline>/<job>/`. */
 export const TRAINING_PREFIX = 'training/';
 
@@ -86,6 +88,12 @@ export interface FunctionAccess {
   describeTrainingJob?: boolean;
   /** states:DescribeExecution on the state machine's executions. */
   describeExecutions?: boolean;
+  /**
+   * Scoring by Batch Transform (src/aws/sagemaker-scorer.ts): sagemaker:CreateModel (network
+   * isolation only), CreateTransformJob (data key), DescribeTransformJob, AddTags on create, on
+   * `vts-*`; iam:PassRole of the pipelines' SageMaker roles; kms:CreateGrant for the job's volume.
+   */
+  batchTransform?: boolean;
   /** sagemaker:CreateModelPackage (+ group create/describe, AddTags). */
   registerModel?: boolean;
   /** events:PutEvents on the default bus (OpenLineage run events). */
@@ -167,9 +175,10 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     taskCallback: true,
   },
   evaluate: {
-    purpose: 'fairness metrics on held-out predictions',
-    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    purpose: 'scores the model itself (Batch Transform on the held-out features), fairness metrics',
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX, SCORING_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
+    batchTransform: true,
     auditAppend: true,
     table: RUN_ITEMS,
   },

@@ -192,6 +192,17 @@ function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
         'only veritrail’s own jobs, with encryption conditions on CreateTrainingJob.',
     });
   }
+  if (access.batchTransform) {
+    out.push({
+      appliesTo: [
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model/vts-\\*'),
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:transform-job/vts-\\*'),
+      ],
+      reason:
+        'Scoring models and Batch Transform jobs are named `vts-<run>` per run (src/core/rules.ts ' +
+        'SCORING_JOB_NAME_PREFIX): only veritrail’s own, with network isolation and the data key required.',
+    });
+  }
   if (access.registerModel) {
     out.push({
       appliesTo: [
@@ -311,10 +322,12 @@ export function suppressSageMakerRoleFindings(grants: IConstruct, pipeline: stri
       id: 'AwsSolutions-IAM5',
       reason:
         `The training job of pipeline ${pipeline} reads its content-addressed inputs (sha256/<hex>, chosen ` +
-        `per run) and writes under its own training/${pipeline}/ prefix, job names chosen per run.`,
+        `per run) and writes under its own training/${pipeline}/ prefix, job names chosen per run; its ` +
+        `Batch Transform scoring job reads the model there and writes under scoring/${pipeline}/.`,
       appliesTo: [
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/sha256/\\*'),
         res(`<artifactsBucket[0-9A-F]{8}\\.Arn>/training/${pipeline}/\\*`),
+        res(`<artifactsBucket[0-9A-F]{8}\\.Arn>/scoring/${pipeline}/\\*`),
       ],
     },
     {
@@ -324,6 +337,7 @@ export function suppressSageMakerRoleFindings(grants: IConstruct, pipeline: stri
         '"CloudWatch Logs for SageMaker"): the log group’s streams are the narrowest resource.',
       appliesTo: [
         res('arn:<AWS::Partition>:logs:[a-z0-9-]+:\\d{12}:log-group:/aws/sagemaker/TrainingJobs:\\*'),
+        res('arn:<AWS::Partition>:logs:[a-z0-9-]+:\\d{12}:log-group:/aws/sagemaker/TransformJobs:\\*'),
       ],
     },
     {

@@ -11,6 +11,8 @@ import { TerminalTrainingJobStatuses } from './events/sagemaker.js';
 
 /** Every SageMaker training job we create is named `vt-…`; the rule ignores everyone else's jobs. */
 export const TRAINING_JOB_NAME_PREFIX = 'vt-';
+/** Names of the control plane's scoring jobs (SageMaker Model and Batch Transform job): `vts-<runId>`. */
+export const SCORING_JOB_NAME_PREFIX = 'vts-';
 
 /** The rule name the embedded scheduler reports for a pipeline (AWS reports the rule ARN). */
 export function localScheduleRule(pipeline: string): string {

@@ -7,6 +7,7 @@ import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
+import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
 import type { Runtime } from '../runtime.js';
 import { readTarMember } from '../tarball.js';
 import {
@@ -41,7 +42,7 @@ export function aggregateKey(def: PipelineDefinition, attribute: string, metric:
 
 /** SageMaker-style name of the scoring job of a run (1-63 of [a-zA-Z0-9-]). */
 export function scoringJobName(runId: string): string {
-  return `vts-${runId.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 63);
+  return `${SCORING_JOB_NAME_PREFIX}${runId.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 63);
 }
 
 /**

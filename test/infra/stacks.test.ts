@@ -602,7 +602,9 @@ describe('Pipeline functions', () => {
         name === 'training-callback' || name === 'reconcile',
       );
       expect(actions.has('sagemaker:CreateTrainingJob'), name).toBe(name === 'train');
-      expect(actions.has('iam:PassRole'), name).toBe(name === 'train');
+      // Train passes the role to the training job, Evaluate to the scoring model (Batch Transform).
+      expect(actions.has('iam:PassRole'), name).toBe(name === 'train' || name === 'evaluate');
+      expect(actions.has('sagemaker:CreateTransformJob'), name).toBe(name === 'evaluate');
       expect(actions.has('sagemaker:CreateModelPackage'), name).toBe(name === 'register');
     }
     const sign = grantsOf('sign').find((s) => s.Sid === 'SignAttestations');
