@@ -71,6 +71,10 @@ export const RESOURCE_STAR_ONLY_ACTIONS = [
   // SageMaker containers pulling from ECR and publishing metrics.
   'ecr:GetAuthorizationToken',
   'cloudwatch:PutMetricData',
+  // Task token callbacks (Step Functions: no resource type).
+  'states:SendTaskSuccess',
+  'states:SendTaskFailure',
+  'states:SendTaskHeartbeat',
   // SageMaker VPC mode: describe calls take no resource.
   'ec2:DescribeNetworkInterfaces',
   'ec2:DescribeVpcs',
@@ -339,7 +343,10 @@ export function Pipeline({ stack, app }: StackContext) {
         new iam.PolicyStatement({
           sid: 'TaskTokenCallback',
           actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
-          resources: [stateMachineArn],
+          // Service Authorization Reference, AWS Step Functions: these actions list no resource type,
+          // so only "*" authorizes them. The task token is the capability: it names one task of one
+          // execution and is held only in the run table's TASK# item.
+          resources: ['*'],
         }),
       );
     }

@@ -214,6 +214,15 @@ function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
         'SageMaker when registered: only veritrail’s own groups and their versions.',
     });
   }
+  if (access.taskCallback) {
+    out.push({
+      appliesTo: ['Resource::*'],
+      reason:
+        'states:SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat list no resource type (Service ' +
+        'Authorization Reference, AWS Step Functions): "*" is the only value. The task token itself names ' +
+        'the one task it resolves.',
+    });
+  }
   if (access.describeExecutions) {
     out.push({
       appliesTo: [res('arn:<AWS::Partition>:states:[a-z0-9-]+:\\d{12}:execution:[A-Za-z0-9-]+:\\*')],

@@ -164,6 +164,12 @@ export async function startEmulatedAws(options: {
       onEvent: async (event) => {
         await bus.put(event);
       },
+      // Every deployed pipeline of this suite is a copy of the example's definition: its inference
+      // contract runs in the example's folder.
+      predictFor: () => ({
+        command: ['node', 'trainer/predict.mjs'],
+        cwd: join(REPO_ROOT, 'examples', 'credit-scoring'),
+      }),
     });
     proxy.addHook(sfn.hook);
     proxy.addHook(sagemaker.hook);

@@ -21,6 +21,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { emulateTransformJob, parseS3Uri } from '../../helpers/batch-transform.js';
 import type { ApiRequest, HookResponse } from '../iam/types.js';
 
 export interface TrainerCommand {
@@ -62,6 +63,22 @@ export interface SageMakerEmulatorOptions {
   startAfter?(caller: string): Promise<void>;
   /** EventBridge: receives every state-change event (the harness matches it against the rule). */
   onEvent(event: Record<string, unknown>): Promise<void>;
+  /**
+   * Batch Transform: the inference contract of a pipeline's model (its trainer.predict, run in its
+   * definition's folder), which the image's `serve` answers in SageMaker.
+   */
+  predictFor(pipeline: string): TrainerCommand;
+}
+
+/** A Batch Transform job as the emulator keeps it. */
+export interface EmulatedTransform {
+  name: string;
+  request: Record<string, unknown>;
+  status: 'InProgress' | 'Completed' | 'Failed';
+  failureReason?: string;
+  created: Date;
+  ended?: Date;
+  done: Promise<void>;
 }
 
 const parseS3 = (uri: string) => {
@@ -87,6 +104,8 @@ function run(
 
 export class SageMakerEmulator {
   readonly jobs = new Map<string, EmulatedJob>();
+  readonly models = new Map<string, Record<string, unknown>>();
+  readonly transforms = new Map<string, EmulatedTransform>();
   /** Options for the next job created (a scenario sets them before it starts its run). */
   nextJob: JobOptions = {};
 
@@ -194,6 +213,61 @@ export class SageMakerEmulator {
         );
       return ok(this.describe(job));
     }
+    if (req.operation === 'CreateModel') {
+      const name = String(input.ModelName);
+      if (this.models.has(name))
+        return fail('ValidationException', `Cannot create already existing model "${name}".`);
+      this.models.set(name, input);
+      return ok({
+        ModelArn: `arn:aws:sagemaker:${this.options.region}:${this.options.account}:model/${name.toLowerCase()}`,
+      });
+    }
+    if (req.operation === 'CreateTransformJob') {
+      const name = String(input.TransformJobName);
+      const arn = `arn:aws:sagemaker:${this.options.region}:${this.options.account}:transform-job/${name.toLowerCase()}`;
+      if (this.transforms.has(name))
+        return fail(
+          'ResourceInUse',
+          `Job name must be unique within an AWS account and region, and a job with this name already exists (${arn})`,
+        );
+      const model = this.models.get(String(input.ModelName));
+      if (!model) return fail('ValidationException', `Could not find model "${String(input.ModelName)}".`);
+      const job: EmulatedTransform = {
+        name,
+        request: input,
+        status: 'InProgress',
+        created: new Date(),
+        done: Promise.resolve(),
+      };
+      this.transforms.set(name, job);
+      job.done = this.transform(job, model).catch((e: unknown) => {
+        job.status = 'Failed';
+        job.failureReason = e instanceof Error ? e.message : String(e);
+        job.ended = new Date();
+      });
+      return ok({ TransformJobArn: arn });
+    }
+    if (req.operation === 'DescribeTransformJob') {
+      const job = this.transforms.get(String(input.TransformJobName));
+      if (!job)
+        return fail(
+          'ValidationException',
+          `Could not find requested job with name ${String(input.TransformJobName)}`,
+        );
+      const t = (d: Date) => d.getTime() / 1000;
+      return ok({
+        TransformJobName: job.name,
+        TransformJobArn: `arn:aws:sagemaker:${this.options.region}:${this.options.account}:transform-job/${job.name.toLowerCase()}`,
+        TransformJobStatus: job.status,
+        ...(job.failureReason ? { FailureReason: job.failureReason } : {}),
+        ModelName: job.request.ModelName,
+        TransformInput: job.request.TransformInput,
+        TransformOutput: job.request.TransformOutput,
+        TransformResources: job.request.TransformResources,
+        CreationTime: t(job.created),
+        ...(job.ended ? { TransformEndTime: t(job.ended) } : {}),
+      });
+    }
     if (req.operation === 'StopTrainingJob') {
       const job = this.jobs.get(String(input.TrainingJobName));
       if (!job) return fail('ValidationException', 'Requested resource not found');
@@ -201,6 +275,56 @@ export class SageMakerEmulator {
     }
     return undefined; // everything else (model packages…) goes to moto
   };
+
+  /**
+   * A Batch Transform job: as the model's execution role (through the proxy, so its grants are
+   * evaluated), read model.tar.gz and the input object, answer it with the pipeline's inference
+   * contract (test/helpers/batch-transform.ts), and write `<input name>.out` under the job's output
+   * path with SSE-KMS under TransformOutput.KmsKeyId, as Batch Transform does with SplitType None.
+   */
+  private async transform(job: EmulatedTransform, model: Record<string, unknown>): Promise<void> {
+    const roleArn = String(model.ExecutionRoleArn);
+    const s3 = new S3Client({
+      endpoint: this.options.endpoint,
+      region: this.options.region,
+      forcePathStyle: true,
+      credentials: this.options.credentialsOf(roleArn),
+      maxAttempts: 1,
+    });
+    const bytesOf = async (uri: string): Promise<Uint8Array> => {
+      const { bucket, key } = parseS3Uri(uri);
+      const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
+    };
+    const container = (model.PrimaryContainer ?? {}) as { ModelDataUrl?: string };
+    const request = job.request as {
+      TransformInput: { DataSource: { S3DataSource: { S3Uri: string } } };
+      TransformOutput: { KmsKeyId?: string };
+      Tags?: { Key: string; Value: string }[];
+    };
+    const pipeline = request.Tags?.find((t) => t.Key === 'veritrail:pipeline')?.Value ?? '';
+    const predict = this.options.predictFor(pipeline);
+    const output = await emulateTransformJob({
+      model: model as never,
+      transform: job.request as never,
+      modelTarGz: await bytesOf(String(container.ModelDataUrl)),
+      input: await bytesOf(request.TransformInput.DataSource.S3DataSource.S3Uri),
+      predict: predict.command,
+      cwd: predict.cwd,
+    });
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: output.bucket,
+        Key: output.key,
+        Body: output.bytes,
+        ...(request.TransformOutput.KmsKeyId
+          ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: request.TransformOutput.KmsKeyId }
+          : {}),
+      }),
+    );
+    job.status = 'Completed';
+    job.ended = new Date();
+  }
 
   private async execute(job: EmulatedJob, opts: JobOptions): Promise<void> {
     const r = job.request as {
