@@ -2,6 +2,7 @@ import { emitRunEnd } from '../app/lineage.js';
 import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
 import type { ExecutionIndex } from '../ports.js';
+import { endOfRunReport } from '../report/produce.js';
 import type { Runtime } from '../runtime.js';
 import { type ExecState, GateResultSchema, resultOf } from './state.js';
 import { errorFromCatch, parseState, unwrapTaskInput } from './step.js';
@@ -49,8 +50,13 @@ export async function finish(rt: Runtime, input: unknown): Promise<FinishOutput>
     detail: { status, reasons: decision.reasons },
   });
   const run = await rt.runs.get(state.runId);
-  if (run?.status !== status)
-    await rt.runs.transition(state.runId, status, { facts: { finishedAt: rt.now().toISOString() } });
+  if (run?.status !== status) {
+    // The signed model report (docs/report.md) is made as the run ends, and named with its status.
+    const report = await endOfRunReport(rt, state.runId, { status });
+    await rt.runs.transition(state.runId, status, {
+      facts: { finishedAt: rt.now().toISOString(), ...report },
+    });
+  }
   await settle(rt, state.runId);
   await checkpoint(rt);
   await emitLineage(rt, state.runId);
@@ -87,9 +93,12 @@ export async function failRun(rt: Runtime, f: RunFailure): Promise<FinishOutput>
   try {
     const run = await rt.runs.get(f.runId);
     if (run && run.status !== 'FAILED') {
+      // A run that already ended keeps its status (below), so it gets no report saying FAILED.
+      const ended = run.status === 'SUCCEEDED' || run.status === 'REJECTED';
+      const report = ended ? {} : await endOfRunReport(rt, f.runId, { status: 'FAILED', error: f.error });
       await rt.runs.transition(f.runId, 'FAILED', {
         error: f.error,
-        facts: { finishedAt: rt.now().toISOString() },
+        facts: { finishedAt: rt.now().toISOString(), ...report },
       });
     }
   } catch (e) {
