@@ -1,10 +1,13 @@
 /** Lambda for the Finish state: SUCCEEDED or REJECTED, then an audit checkpoint. */
-import { AWS_STEP_PORTS, awsLineage, composeAws } from '../src/aws/runtime.js';
+import { AWS_STEP_PORTS, awsLineage, awsSigner, composeAws } from '../src/aws/runtime.js';
 import { finish } from '../src/steps/finish.js';
 import { plainHandler } from '../src/steps/handler.js';
 
-/** Composition root: the run, the audit log (checkpoint) and the OpenLineage sink for the run's end. */
+/**
+ * Composition root: the run, the audit log (checkpoint), the OpenLineage sink for the run's end, and
+ * the attestation signer with the artifacts for the signed model report (src/report/produce.ts).
+ */
 export const handler = plainHandler(
   finish,
-  composeAws('functions/finish.ts', { ...AWS_STEP_PORTS, lineage: awsLineage }),
+  composeAws('functions/finish.ts', { ...AWS_STEP_PORTS, signer: awsSigner, lineage: awsLineage }),
 );

@@ -206,14 +206,22 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     registerModel: true,
   },
   finish: {
-    purpose: 'run status SUCCEEDED | REJECTED, signed checkpoint',
+    // The signed model report sums up the run's evidence (src/report/produce.ts): it reads the
+    // evidence by content address and stores the signed report statement the same way.
+    purpose: 'run status SUCCEEDED | REJECTED, signed model report, signed checkpoint',
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    signAttestations: true,
     auditAppend: true,
     table: RUN_ITEMS,
     signCheckpoints: true,
     putEvents: true,
   },
   'record-failure': {
-    purpose: 'run status FAILED with the reason, signed checkpoint',
+    purpose: 'run status FAILED with the reason, signed model report, signed checkpoint',
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    signAttestations: true,
     auditAppend: true,
     table: RUN_ITEMS,
     signCheckpoints: true,
