@@ -554,6 +554,36 @@ export async function verifyRunWith(
         `run is ${run.status}, but the signed gate decision means ${expected}`,
       );
   }
+  // Signed truth over the registry (issue 11 item 6): the local registry entry's approval must be
+  // what the signed gate decided. A model package on AWS (an ARN) is not readable offline: skipped.
+  const registry = facts.registry as { ref?: unknown } | undefined;
+  const registryKey =
+    typeof registry?.ref === 'string' && registry.ref.startsWith('local:artifacts/')
+      ? registry.ref.slice('local:artifacts/'.length)
+      : undefined;
+  if (registryKey !== undefined && gatePredicate !== undefined && !failed) {
+    const approvalOf = gatePredicate.decision === 'allow' ? 'Approved' : 'Rejected';
+    let stored: unknown;
+    try {
+      stored = (
+        JSON.parse(new TextDecoder().decode(await readObject(deps.objects, 'artifacts', registryKey))) as {
+          approval?: unknown;
+        }
+      ).approval;
+    } catch {
+      stored = undefined;
+    }
+    if (stored === approvalOf)
+      c.pass('record.registry', `the registry entry is ${approvalOf}, as the signed gate decided`);
+    else
+      c.fail(
+        'record.registry',
+        stored === undefined ? 'EVIDENCE_MISSING' : 'RECORD_MISMATCH',
+        stored === undefined
+          ? `the registry entry ${registryKey} cannot be read`
+          : `the registry entry says ${String(stored)}, but the signed gate decision means ${approvalOf}`,
+      );
+  }
   if (typeof facts.signingKey === 'string') {
     const verifying = [...new Set(Object.values(verifiedBy))];
     const trusted = keys.signing.some((k) => digestsEqual(k.id, facts.signingKey as string));

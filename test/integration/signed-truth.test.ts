@@ -3,17 +3,18 @@
  * environment, and a retrain-skip is signed only over a run whose signed gate statement agrees with
  * its stored record (an edited run store is STATE_TAMPERED, never "no change since run X").
  */
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StartOutcome } from '../../src/app/start.js';
+import { main } from '../../src/cli/main.js';
 import { LocalControlPlane } from '../../src/local/control-plane.js';
 import { LOCAL_TABLE } from '../../src/local/dynamo.js';
 import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js';
 import { schedulePayloadAt } from '../../src/local/scheduler.js';
 import { loadPipelineFile } from '../../src/local/start-run.js';
-import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
+import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -30,6 +31,7 @@ describe('retrain identity and signed truth', () => {
   let rt: LocalRuntime;
   let plane: LocalControlPlane;
   let first: string;
+  let tampered = '';
   const at = (day: number) => new Date(`2024-05-${String(day).padStart(2, '0')}T03:00:00Z`);
   const schedule = async (day: number): Promise<StartOutcome> => {
     const def = plane.service.pipelines[0]?.def;
@@ -107,5 +109,33 @@ forbid (principal, action == Veritrail::Action::"ship", resource);
     const code =
       (o as { error?: { code?: string } }).error?.code ?? (o as { code?: string }).code ?? JSON.stringify(o);
     expect(code).toBe('STATE_TAMPERED');
+    tampered = rejected?.runId ?? '';
+  });
+
+  it('runs show reports the edited run as STATE_TAMPERED instead of printing SUCCEEDED', async () => {
+    const io = captureIo(ws.dir);
+    const code = await main(['runs', 'show', tampered, '--home', ws.home], io);
+    expect(code).toBe(1);
+    expect(io.stderr.join('\n')).toMatch(
+      /signed gate decision is "deny" \(REJECTED\): the stored state was altered/,
+    );
+  });
+
+  it('verify fails when the registry entry is flipped from Rejected to Approved', async () => {
+    const key = join(ws.home, 'objects', 'artifacts', 'registry', 'credit-scoring', `${tampered}.json`);
+    const entry = JSON.parse(readFileSync(key, 'utf8')) as { approval: string };
+    expect(entry.approval).toBe('Rejected');
+    chmodSync(key, 0o644);
+    writeFileSync(key, JSON.stringify({ ...entry, approval: 'Approved' }));
+    const io = captureIo(ws.dir);
+    const code = await main(['verify', tampered, '--home', ws.home, '--trust-state-keys', '--json'], io);
+    expect(code).not.toBe(0);
+    const report = JSON.parse(io.stdout.join('')) as {
+      checks: { name: string; ok: boolean; code?: string }[];
+    };
+    expect(report.checks.find((c) => c.name === 'record.registry')).toMatchObject({
+      ok: false,
+      code: 'RECORD_MISMATCH',
+    });
   });
 });

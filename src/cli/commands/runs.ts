@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { signedOutcomeOfRun } from '../../app/signed-truth.js';
 import { loadPipeline } from '../../cas.js';
 import { VeritrailError } from '../../core/errors.js';
 import { homePaths, resolveHome } from '../../local/home.js';
@@ -126,7 +127,14 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   try {
     return await go({
       list: (o) => rt.runs.list(o),
-      get: (id) => rt.runs.get(id),
+      // A finished run's status is what its signed gate statement says: a record that disagrees is
+      // reported as STATE_TAMPERED, never printed as if true (issue 11 item 6).
+      get: async (id) => {
+        const run = await rt.runs.get(id);
+        if (run && (run.status === 'SUCCEEDED' || run.status === 'REJECTED'))
+          await signedOutcomeOfRun(rt.objects, await rt.signer.publicKeyPem(), run);
+        return run;
+      },
       hyperparameters: async (r) => {
         try {
           return (await loadPipeline(rt.objects, r.pipelineDigest)).hyperparameters;
