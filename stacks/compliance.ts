@@ -156,7 +156,7 @@ export function suppressTracingPolicy(role: IConstruct): void {
 
 /** The IAM5 patterns a function's grants produce, each with why it cannot be narrower. */
 function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
-  const out: { appliesTo: ReturnType<typeof res>[]; reason: string }[] = [];
+  const out: { appliesTo: (string | ReturnType<typeof res>)[]; reason: string }[] = [];
   if (access.auditAppend) {
     out.push({
       appliesTo: [res('<auditBucket[0-9A-F]{8}\\.Arn>/\\*')],
