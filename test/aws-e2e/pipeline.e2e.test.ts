@@ -284,13 +284,15 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     for (const r of reconcilers) await aws.bus.fireSchedule(r.logicalId);
     const settled = await Promise.race([
       execution.done,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000)),
+      // After the reconciler resolves the token the rest of the run still goes on (Evaluate waits
+      // at least 10 s on its Batch Transform job): allow what (a) allows a whole run.
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 90_000)),
     ]);
     const run = await runs.get(String(outcome.runId));
     expect(settled?.status ?? 'RUNNING', explain(execution, run)).not.toBe('RUNNING');
     // Any recorded end: the job itself completed, so the run may go on to SUCCEEDED or REJECTED.
     expect(['FAILED', 'SUCCEEDED', 'REJECTED'], explain(execution, run)).toContain(run?.status);
-  }, 120_000);
+  }, 240_000);
 
   it('(f) a pipeline whose gate refuses the model ends REJECTED', async () => {
     const outcome = await deliver(
