@@ -7,6 +7,7 @@ import { scanForSecrets } from '../core/code-scan.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { gateSchemaFor } from '../core/gate/attributes.js';
 import { loadPolicy } from '../core/gate/policy.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
@@ -180,7 +181,11 @@ export async function preflightPipeline(p: LoadedPipeline): Promise<void> {
       );
     }
     try {
-      loadPolicy(text, { file: policyPath });
+      // The schema the Gate step validates with: the gate schema plus this pipeline's byAttribute.
+      loadPolicy(text, {
+        file: policyPath,
+        schemaText: gateSchemaFor(p.def.dataset.protected.map((a) => a.column)),
+      });
     } catch (e) {
       throw new VeritrailError('PIPELINE_INVALID', `pipeline definition ${p.path}: ${(e as Error).message}`, {
         cause: e,

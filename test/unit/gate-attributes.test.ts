@@ -86,3 +86,28 @@ forbid (principal, action, resource) when {
     expect(d.policies).toEqual(['di-lower-bound']);
   });
 });
+
+describe('a custom policy over byAttribute', () => {
+  it('passes the pre-run check (validated against the pipeline schema with byAttribute)', async () => {
+    const { makeWorkspace } = await import('../helpers/workspace.js');
+    const { loadPipelineFile, preflightPipeline } = await import('../../src/local/start-run.js');
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const ws = makeWorkspace({
+      rows: 10,
+      pipeline: (d) => ((d.gate as Record<string, unknown>).policy = 'p.cedar'),
+    });
+    try {
+      writeFileSync(
+        join(ws.dir, 'p.cedar'),
+        `@id("ship") permit (principal, action, resource);
+@id("sex-lower") forbid (principal, action, resource) when {
+  context.byAttribute["sex"] has disparateImpactLower && context.byAttribute["sex"].disparateImpactLower.lessThan(decimal("0.8"))
+};`,
+      );
+      await expect(preflightPipeline(await loadPipelineFile(ws.pipeline, ws.dir))).resolves.toBeUndefined();
+    } finally {
+      ws.cleanup();
+    }
+  });
+});
