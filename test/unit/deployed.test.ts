@@ -117,7 +117,7 @@ describe('findStage', () => {
   it('translates access denied and throttling at the boundary', async () => {
     ssmMock.on(GetParametersByPathCommand).rejects(awsError('AccessDeniedException', 400));
     const e = await errorOf(findStage('prod', ENV, clients()));
-    expect(e).toMatchObject({ code: 'INTERNAL' });
+    expect(e).toMatchObject({ code: 'ACCESS_DENIED' });
     expect((e as Error).message).toContain('ssm:GetParametersByPath');
     ssmMock.on(GetParametersByPathCommand).rejects(awsError('ThrottlingException', 400));
     expect(await codeOf(findStage('prod', ENV, clients()))).toBe('TRANSIENT');

@@ -136,7 +136,7 @@ describe('S3ObjectStore.put', () => {
       s3Mock.on(PutObjectCommand).rejects(s3Exception('AccessDenied', 403));
       const e = await errorOf(store().put('audit', 'log/1', bytes('x')));
       expect(e).toMatchObject({
-        code: 'INTERNAL',
+        code: 'ACCESS_DENIED',
         details: { action: 's3:PutObject', resource: 's3://acme-audit/log/1', awsError: 'AccessDenied' },
       });
       expect((e as Error).message).toContain('s3:PutObject');
@@ -265,7 +265,7 @@ describe('S3ObjectStore.head', () => {
 
   it('translates other errors', async () => {
     s3Mock.on(HeadObjectCommand).rejects(awsError('AccessDenied', 403));
-    expect(await codeOf(store().head('artifacts', 'k'))).toBe('INTERNAL');
+    expect(await codeOf(store().head('artifacts', 'k'))).toBe('ACCESS_DENIED');
   });
 });
 
