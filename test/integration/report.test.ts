@@ -51,6 +51,8 @@ let runId: string;
 let status: string;
 let kit: string;
 let bin: string;
+/** The report the run summary lists: the run signed it as it ended. */
+let summaryReport: { statement: string; bundle: string } | undefined;
 
 async function cli(...args: string[]) {
   const io = captureIo(ws.dir);
@@ -103,7 +105,15 @@ const text = (f: (s: string) => string) => (b: Buffer) => Buffer.from(f(b.toStri
 beforeAll(async () => {
   ws = makeWorkspace({ rows: 300 });
   const run = await cli('run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json');
-  ({ runId, status } = JSON.parse(run.out) as { runId: string; status: string });
+  ({
+    runId,
+    status,
+    report: summaryReport,
+  } = JSON.parse(run.out) as {
+    runId: string;
+    status: string;
+    report?: { statement: string; bundle: string };
+  });
   expect(['SUCCEEDED', 'REJECTED']).toContain(status);
   kit = join(ws.dir, 'kit');
   const ex = await cli('export', runId, '--home', ws.home, '--trust-state-keys', '--out', 'kit');
@@ -159,6 +169,10 @@ describe('veritrail report', () => {
       ]),
     );
     expect(readFileSync(join(ws.dir, 'r.html'), 'utf8')).toContain(j.statementDigest);
+    // The run made and signed it as it ended, and its summary lists it.
+    expect(summaryReport?.statement).toBe(j.statementDigest);
+    expect(existsSync(summaryReport?.bundle ?? '')).toBe(true);
+    expect(r.err).not.toContain('signed now');
   });
 
   it('--check holds for the file as written, and catches an edited figure', async () => {
@@ -487,7 +501,9 @@ describe('the report of a FAILED run', () => {
           io,
         ),
       ).toBe(1);
-      const id = (JSON.parse(io.stdout.join('')) as { runId: string }).runId;
+      const summary = JSON.parse(io.stdout.join('')) as { runId: string; report?: { statement: string } };
+      const id = summary.runId;
+      expect(summary.report?.statement).toMatch(/^sha256:[0-9a-f]{64}$/);
       const out = captureIo(failing.dir);
       expect(await main(['report', id, '--home', failing.home, '--out', 'failed.html'], out)).toBe(0);
       const html = readFileSync(join(failing.dir, 'failed.html'), 'utf8');
