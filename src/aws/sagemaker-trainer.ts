@@ -51,6 +51,8 @@ export const STEP_HYPERPARAMETERS: readonly string[] = [
   'veritrail_features',
   // The trainer command the image's entrypoint runs inside the code channel (JSON array).
   'veritrail_command',
+  // The inference command the image's `serve` runs from the model's copy of the code (JSON array).
+  'veritrail_predict',
 ];
 
 export const RUN_ID_TAG = 'veritrail:run-id';

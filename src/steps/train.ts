@@ -35,6 +35,9 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
   // channel, pinned by digest like the data, and the image's entrypoint runs trainer.command in it.
   const bundle = CodeResultSchema.safeParse(state.results?.code).data?.bundle;
   if (bundle) hyperparameters.veritrail_command = JSON.stringify(def.trainer.command);
+  // The inference contract (trainer.predict) travels inside model.tar.gz with the code it runs, so
+  // the image's `serve` (Batch Transform scoring) answers with exactly the code that was scanned.
+  if (bundle && def.trainer.predict) hyperparameters.veritrail_predict = JSON.stringify(def.trainer.predict);
   hyperparameters.veritrail_channel_digests = JSON.stringify({
     train: pre.train.digest,
     validation: pre.validation.digest,

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -114,7 +115,12 @@ async function processedChannels(def: PipelineDefinition) {
     manifestKey: `sha256/${'3'.repeat(64)}`,
     train: { key: t.key, digest: t.digest, rows: 200, fileName: 'train.csv' },
     validation: { key: v.key, digest: v.digest, rows: 50, fileName: 'validation.csv' },
-    test: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const, rows: 5, fileName: 'test.csv' },
+    test: {
+      key: `sha256/${'6'.repeat(64)}`,
+      digest: `sha256:${'6'.repeat(64)}` as const,
+      rows: 5,
+      fileName: 'test.csv',
+    },
     testFeatures: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const },
     testGroups: { key: `sha256/${'6'.repeat(64)}`, digest: `sha256:${'6'.repeat(64)}` as const },
     columns: [...def.dataset.features, def.dataset.label.column],
@@ -169,6 +175,51 @@ describe('the example training image (plain SageMaker container contract)', () =
       .trim()
       .split('\n');
     expect(predictions).toHaveLength(51);
+  });
+
+  it('serves the trained model for Batch Transform: the model carries the scanned code and answers /ping and /invocations', async () => {
+    const { root, request } = await jobLaidOut(exampleDefinition());
+    expect(JSON.parse(request.HyperParameters?.veritrail_predict ?? '[]')).toEqual([
+      'node',
+      'trainer/predict.mjs',
+    ]);
+    expect((await runTrainingContainer(root)).exitCode).toBe(0);
+    // What model.tar.gz holds: the model, the code it was trained with, and the command that serves it.
+    expect(existsSync(join(root, 'model', 'code', 'trainer', 'predict.mjs'))).toBe(true);
+    const [cmd = '', ...args] = (await trainingCommand()).slice(0, -1);
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const child = spawn(cmd === 'node' ? process.execPath : cmd, [...args, 'serve'], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        VERITRAIL_OPT_ML: root,
+        SAGEMAKER_BIND_TO_PORT: String(port),
+      },
+      stdio: 'ignore',
+    });
+    try {
+      let ping: Response | undefined;
+      for (let i = 0; i < 100 && ping === undefined; i++) {
+        ping = await fetch(`http://127.0.0.1:${port}/ping`).catch(async () => {
+          await new Promise((r) => setTimeout(r, 50));
+          return undefined;
+        });
+      }
+      expect(ping?.status).toBe(200);
+      const channel = join(root, 'input', 'data', 'validation');
+      const [file = ''] = readdirSync(channel);
+      const features = readFileSync(join(channel, file), 'utf8');
+      const answer = await fetch(`http://127.0.0.1:${port}/invocations`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/csv' },
+        body: features,
+      });
+      expect(answer.status).toBe(200);
+      const lines = (await answer.text()).trim().split('\n');
+      expect(lines[0]).toBe('score,prediction');
+      expect(lines).toHaveLength(features.trim().split('\n').length);
+    } finally {
+      child.kill();
+    }
   });
 
   describe('when a channel’s bytes differ from the recorded digest', () => {
