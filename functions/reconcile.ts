@@ -10,17 +10,24 @@ import {
   reconcileOrThrow,
   SageMakerTrainingJobs,
 } from '../src/app/reconcile.js';
-import { AWS_STEP_PORTS, awsLineage, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
+import { AWS_STEP_PORTS, awsLineage, awsSigner, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
 import { eventHandler } from '../src/steps/handler.js';
 
-/** Composition root: the runs and claims, the audit log, Step Functions, SageMaker, lineage for closed runs. */
+/**
+ * Composition root: the runs and claims, the audit log, Step Functions, SageMaker, lineage for closed
+ * runs, and the attestation signer for the model report of a run it closes.
+ */
 export const handler = eventHandler<ReconcileReport, ReconcileRuntime>(
   async (rt) => reconcileOrThrow(rt),
-  composeAws('functions/reconcile.ts', { ...AWS_STEP_PORTS, lineage: awsLineage }, (ctx) => ({
-    stepFunctions: awsStepFunctions(ctx),
-    config: ctx.config,
-    trainingJobs: new SageMakerTrainingJobs(
-      ctx.clients.get('sagemaker', (retry) => new SageMakerClient(retry)),
-    ),
-  })),
+  composeAws(
+    'functions/reconcile.ts',
+    { ...AWS_STEP_PORTS, signer: awsSigner, lineage: awsLineage },
+    (ctx) => ({
+      stepFunctions: awsStepFunctions(ctx),
+      config: ctx.config,
+      trainingJobs: new SageMakerTrainingJobs(
+        ctx.clients.get('sagemaker', (retry) => new SageMakerClient(retry)),
+      ),
+    }),
+  ),
 );

@@ -234,7 +234,10 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     // RUNNING run → FAILED ORCHESTRATOR_LOST (audit, checkpoint, lineage).
     purpose:
       'every 5 min: finish Train steps whose SageMaker event was lost, heartbeat running jobs, fail runs whose execution ended',
-    artifactsRead: [TRAINING_PREFIX],
+    // A run it closes gets its signed model report, as at Finish and RecordFailure.
+    artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+    signAttestations: true,
     auditAppend: true,
     table: [...RUN_ITEMS, 'dynamodb:Query'],
     signCheckpoints: true,

@@ -20,6 +20,7 @@ import { VeritrailError } from '../core/errors.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
+import { secretKindsIn } from '../core/redact.js';
 import { makeSplitter } from '../core/split.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
@@ -102,6 +103,16 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
           return;
         }
         const where = { file: file.path, line: r.line };
+        // A credential in a cell would be copied into the processed data, the group counts and the
+        // signed fairness report, however the run was started (serve, a schedule, AWS): refused
+        // here, named by kind and line only, never echoed (invariant 7).
+        const kinds = secretKindsIn(r.fields.join('\n'));
+        if (kinds.length > 0) {
+          throw new VeritrailError(
+            'DATASET_VALUE',
+            `${file.path}:${r.line}: a cell looks like a credential (${kinds[0]}); remove it from the data`,
+          );
+        }
         const row = validateRow(r.fields, index, def, where);
         if (!row) {
           rows.dropped++;
