@@ -4,9 +4,11 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { escapeControls, redactText, redactValue } from '../../src/core/redact.js';
+import { LocalControlPlane } from '../../src/local/control-plane.js';
 import { toFileUri } from '../../src/local/fs-dataset-source.js';
 import { openLocalRuntime } from '../../src/local/runtime.js';
 import { loadPipelineFile, runOnce } from '../../src/local/start-run.js';
+import type { RunRecord } from '../../src/ports.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 // Built at run time so no credential-looking literal sits in the repository.
@@ -154,6 +156,42 @@ describe('invariant 7: a credential written through each path never reaches the 
     expect(io.stderr.join('\n')).not.toContain(KEY_ID.slice(1));
     expect(leaks(ws.home, [KEY_ID, KEY_ID.slice(1)])).toEqual([]);
   });
+
+  it('a key in a dataset landed through serve (no pre-run check): Preprocess fails the run without echoing it', async () => {
+    const lines = readFileSync(ws.dataset, 'utf8').split('\n');
+    const cells = (lines[9] as string).split(',');
+    cells[1] = KEY_ID; // a protected column: its values would become keys of the fairness report
+    lines[9] = cells.join(',');
+    const rt = await openLocalRuntime(ws.home);
+    const landing = join(ws.dir, 'landing');
+    const plane = new LocalControlPlane({
+      rt,
+      pipelines: [await loadPipelineFile(ws.pipeline, ws.dir)],
+      landingDir: landing,
+      pollMs: 25,
+      concurrency: 1,
+      log: () => {},
+      schedules: false,
+    });
+    await plane.start();
+    try {
+      writeFileSync(join(landing, 'credit-scoring', 'landed.csv'), lines.join('\n'));
+      let failed: RunRecord | undefined;
+      for (let i = 0; i < 600 && !failed; i++) {
+        failed = (await rt.runs.list()).find((r) => r.status === 'FAILED');
+        if (!failed) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(failed?.error?.code).toBe('DATASET_VALUE');
+      expect(failed?.steps.find((st) => st.name === 'Preprocess')?.status).toBe('FAILED');
+      expect(failed?.error?.message).toMatch(/a cell looks like a credential \(aws-access-key-id\)/);
+      await plane.idle();
+    } finally {
+      await plane.stop();
+      await rt.close();
+    }
+    // The landed file itself holds it (the user's own file, outside the state dir).
+    expect(leaks(ws.home, [KEY_ID])).toEqual([]);
+  }, 90_000);
 
   it('a key used as a group value is refused before a run starts, without echoing it', async () => {
     const lines = readFileSync(ws.dataset, 'utf8').split('\n');
