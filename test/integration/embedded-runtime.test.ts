@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -189,6 +189,12 @@ describe('checks made before a run starts: exit 2, one line, nothing recorded', 
       ['run', ws.dataset, '--pipeline', ws.pipeline, '--home', join(ws.dir, 'afile')],
       /state dir .*afile is a file, not a folder/,
     );
+  });
+
+  it('runs list on a missing home: a usage error, and no state dir is created', async () => {
+    const missing = join(ws.dir, 'no-such-home');
+    await refused(['runs', 'list', '--home', missing], /no state dir at .*no-such-home/);
+    expect(existsSync(missing)).toBe(false);
   });
 
   it('serve with an invalid cron exits 2 instead of hanging', async () => {

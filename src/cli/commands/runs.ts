@@ -123,7 +123,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     });
   }
   const home = resolveHome(values.home, io.env, io.cwd);
-  const rt = await openLocalRuntime(home);
+  // Reading runs never creates a state dir: a wrong --home is a usage error, not an empty list.
+  const rt = await openLocalRuntime(home, { mustExist: true });
   try {
     return await go({
       list: (o) => rt.runs.list(o),
