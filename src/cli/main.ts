@@ -26,7 +26,6 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   start: () => import('./commands/start.js'),
   scan: () => import('./commands/scan.js'),
   witness: () => import('./commands/witness.js'),
-  witness: () => import('./commands/witness.js'),
 };
 
 function usage(io: CliIo): void {
@@ -46,7 +45,6 @@ commands:
   serve                             the local control plane: landing folder, schedules, starts
   start --pipeline <name> --dataset <path>  start a run on the control plane
   scan [<file|dir>…] [--staged]     find hard-coded credentials (also a pre-commit hook)
-  witness serve|key                 a tlog-witness that cosigns audit checkpoints
   witness serve|key                 a tlog-witness that cosigns audit checkpoints
 
 Run 'veritrail <command> --help' for a command's options.`);
