@@ -180,7 +180,10 @@ export class ProcessTrainer implements Trainer {
 
     const log = createWriteStream(join(logDir, 'training.log'));
     const run = sandboxCommand(this.isolation.level, cmd === 'node' ? process.execPath : cmd, args, {
-      readOnly: [join(dir, 'input'), ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : [])],
+      readOnly: [
+        join(dir, 'input'),
+        ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : []),
+      ],
       writable: [paths.model, paths.output],
       cwd: spec.workingDir ?? dir,
     });

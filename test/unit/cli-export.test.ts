@@ -25,9 +25,9 @@ beforeAll(async () => {
   // SUCCEEDED or REJECTED on so small a sample: either must export and verify.
   expect(['SUCCEEDED', 'REJECTED']).toContain(status);
   out = join(ws.dir, 'evidence');
-  expect((await cli('export', runId, '--home', ws.home, '--trust-state-keys', '--out', 'evidence')).exit).toBe(
-    0,
-  );
+  expect(
+    (await cli('export', runId, '--home', ws.home, '--trust-state-keys', '--out', 'evidence')).exit,
+  ).toBe(0);
 });
 afterAll(() => ws?.cleanup());
 

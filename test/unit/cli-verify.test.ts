@@ -105,7 +105,14 @@ describe('verify <runId>', () => {
   afterAll(() => ws.cleanup());
 
   it('says KEY_MISSING (exit 2) for a state dir without keys', async () => {
-    const r = await cli(ws.dir, 'verify', 'r-nope', '--home', join(ws.dir, 'empty-home'), '--trust-state-keys');
+    const r = await cli(
+      ws.dir,
+      'verify',
+      'r-nope',
+      '--home',
+      join(ws.dir, 'empty-home'),
+      '--trust-state-keys',
+    );
     expect(r.exit).toBe(2);
     expect(r.err).toContain('KEY_MISSING');
   });

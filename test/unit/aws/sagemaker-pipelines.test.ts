@@ -59,7 +59,12 @@ function state(pipeline = 'credit-scoring'): ExecState {
         manifestKey: `sha256/${'3'.repeat(64)}`,
         train: channel(TRAIN, 'train.csv'),
         validation: channel(VALIDATION, 'validation.csv'),
-        test: { key: `sha256/${'4'.repeat(64)}`, digest: `sha256:${'4'.repeat(64)}`, rows: 5, fileName: 'test.csv' },
+        test: {
+          key: `sha256/${'4'.repeat(64)}`,
+          digest: `sha256:${'4'.repeat(64)}`,
+          rows: 5,
+          fileName: 'test.csv',
+        },
         testFeatures: { key: `sha256/${'4'.repeat(64)}`, digest: `sha256:${'4'.repeat(64)}` },
         testGroups: { key: `sha256/${'4'.repeat(64)}`, digest: `sha256:${'4'.repeat(64)}` },
         columns: ['income'],
