@@ -33,6 +33,8 @@ export const VerifyOwnCodes = [
   'KEY_MISMATCH',
   /** The report statement is absent, altered, or names other files than the evidence. */
   'REPORT_MISMATCH',
+  /** Witnesses were named, but no checkpoint they cosigned covers the run's entries. */
+  'AUDIT_NOT_WITNESSED',
 ] as const;
 
 export type VerifyOwnCode = (typeof VerifyOwnCodes)[number];

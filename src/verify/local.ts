@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises';
 import { openAuditLog } from '../audit/log.js';
 import { parsePublicKey, publicKeyDer } from '../core/attest/index.js';
+import type { WitnessKey } from '../core/cosignature.js';
 import { digestOf } from '../core/digest.js';
 import { openFileSigner } from '../local/file-signer.js';
 import { homePaths } from '../local/home.js';
@@ -18,6 +19,8 @@ export interface LocalVerifyOptions {
   audit?: { pem: string; source: string }[];
   /** Also trust the state dir's own keys (the user said so: `--trust-state-keys`). */
   stateKeys?: boolean;
+  /** Witnesses whose cosignature on a checkpoint covering the run is looked for (`--witness`). */
+  witnesses?: WitnessKey[];
 }
 
 /** The public half of a state dir key, without ever creating one (openFileSigner would). */
@@ -91,7 +94,7 @@ export async function verifyLocalRun(
   runId: string,
   options: LocalVerifyOptions = {},
 ): Promise<{ report: VerifyReport; evidence: Evidence; keys: TrustedKeys }> {
-  const keys = await trustedKeys(home, options);
+  const keys: TrustedKeys = { ...(await trustedKeys(home, options)), witnesses: options.witnesses ?? [] };
   const rt = await openLocalRuntime(home);
   try {
     const { report, evidence } = await verifyRunWith(

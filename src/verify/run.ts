@@ -4,6 +4,7 @@
  * first failing check names the first broken link (DESIGN.md, invariant 3). It only reads: no
  * checkpoint is made, no key is created, and only public keys are needed.
  */
+
 import { fileURLToPath } from 'node:url';
 import type { ObjectAuditLog } from '../audit/log.js';
 import { type ProofBundle, verifyProofBundle } from '../audit/proof.js';
@@ -18,6 +19,7 @@ import {
   statementCovers,
   verifyBundle,
 } from '../core/attest/index.js';
+import type { WitnessKey } from '../core/cosignature.js';
 import { type Digest, digestOf, digestsEqual, isDigest } from '../core/digest.js';
 import { isVeritrailError, toErrorInfo } from '../core/errors.js';
 import {
@@ -54,6 +56,11 @@ export interface TrustedKey {
 export interface TrustedKeys {
   signing: TrustedKey[];
   audit: TrustedKey[];
+  /**
+   * Witnesses (C2SP tlog-cosignature verifier keys) whose cosignature the auditor looks for on a
+   * checkpoint covering the run's entries. Absent or empty: witnessing is reported as not asked.
+   */
+  witnesses?: WitnessKey[];
 }
 
 /** The run's bundles, in chain order: [check name prefix, key in facts.bundles, export file stem]. */
@@ -614,14 +621,21 @@ export async function verifyRunWith(
       /* not this key */
     }
   }
-  await verifyAudit({ log: deps.openAudit(auditKey), key: auditKey }, run, c, evidence, verifiedBy, {
-    raw: actualRaw,
-    processed: actualProcessed,
-    model: actualModel,
-    ...(facts.gateDecisionKey && decisionDoc.ok ? { gateDecision: digestOf(decisionDoc.bytes) } : {}),
-    ...(facts.fairnessReportKey && report.ok ? { fairnessReport: digestOf(report.bytes) } : {}),
-    ...(evidence.rawManifest ? { rawManifest: digestOf(evidence.rawManifest) } : {}),
-  });
+  await verifyAudit(
+    { log: deps.openAudit(auditKey), key: auditKey, witnesses: keys.witnesses ?? [] },
+    run,
+    c,
+    evidence,
+    verifiedBy,
+    {
+      raw: actualRaw,
+      processed: actualProcessed,
+      model: actualModel,
+      ...(facts.gateDecisionKey && decisionDoc.ok ? { gateDecision: digestOf(decisionDoc.bytes) } : {}),
+      ...(facts.fairnessReportKey && report.ok ? { fairnessReport: digestOf(report.bytes) } : {}),
+      ...(evidence.rawManifest ? { rawManifest: digestOf(evidence.rawManifest) } : {}),
+    },
+  );
 
   const checks = c.list;
   return {
@@ -631,7 +645,7 @@ export async function verifyRunWith(
 }
 
 async function verifyAudit(
-  audit: { log: ObjectAuditLog; key: TrustedKey },
+  audit: { log: ObjectAuditLog; key: TrustedKey; witnesses: readonly WitnessKey[] },
   run: RunRecord,
   c: Checks,
   evidence: Evidence,
@@ -706,6 +720,30 @@ async function verifyAudit(
   else if (entries.length > 0)
     c.pass('audit.inclusion', `every entry of the run is included in checkpoint ${checkpoint.size}`);
   if (first !== undefined) return;
+
+  // Is the run under a checkpoint that independent witnesses cosigned (C2SP tlog-witness)? Only a
+  // witness can tell a rolled-back or forked log from the real one: the log's own key cannot.
+  const last = entries.at(-1);
+  if (audit.witnesses.length === 0) {
+    c.pass(
+      'audit.witnessed',
+      'no witness named (--witness): whether the run is under a witnessed checkpoint was not checked',
+    );
+  } else if (last !== undefined) {
+    const witnessed = await log.witnessedAt(last.seq, audit.witnesses, [auditPem]);
+    if (witnessed === undefined) {
+      c.fail(
+        'audit.witnessed',
+        'AUDIT_NOT_WITNESSED',
+        `no checkpoint covering entry ${last.seq} carries a cosignature of ${audit.witnesses.map((w) => w.name).join(', ')}`,
+      );
+    } else {
+      c.pass(
+        'audit.witnessed',
+        `checkpoint ${witnessed.checkpointSize} covers the run and is cosigned by ${witnessed.cosignatures.map((w) => w.witness).join(', ')}`,
+      );
+    }
+  }
 
   const disagreements: string[] = [];
   for (const entry of entries) {

@@ -2,8 +2,10 @@
  * `veritrail verify <runId>`: checks a run's whole chain of custody offline (src/verify/run.ts);
  * `veritrail verify --bundle <file> --key <pem> [--artifact <path>]`: one bundle, no state dir.
  */
+
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { parseVkey } from '../../core/cosignature.js';
 import { isVeritrailError } from '../../core/errors.js';
 import { resolveHome } from '../../local/home.js';
 import { verifySingleBundle } from '../../verify/bundle.js';
@@ -15,7 +17,7 @@ import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'check signatures, digests and links offline';
 
-const USAGE = `usage: veritrail verify <runId> (--key <pem> --audit-key <pem> | --trust <file> | --trust-state-keys) [--json] [--home <dir>]
+const USAGE = `usage: veritrail verify <runId> (--key <pem> --audit-key <pem> | --trust <file> | --trust-state-keys) [--witness <vkey>…] [--json] [--home <dir>]
        veritrail verify --bundle <file> --key <pem> [--artifact <path>] [--json]
 
   <runId>        checks every signature, every digest against the bytes, the links
@@ -23,6 +25,8 @@ const USAGE = `usage: veritrail verify <runId> (--key <pem> --audit-key <pem> | 
                  log's signed checkpoint and that the key the log records for each signature
                  is the key that verifies it; exit 0 only when every check holds
 ${TRUST_USAGE}
+  --witness <vkey>   a witness (C2SP verifier key name+keyid+key, repeatable): reports whether a
+                     checkpoint it cosigned covers the run (audit.witnessed)
   --bundle       a single Sigstore bundle (DSSE, in-toto statement) to check with --key
   --artifact     the file (or folder) the bundle must name as a subject
   --json         prints {"ok", "trusted", "checks": [{"name", "ok", "code", "detail"}]}`;
@@ -34,6 +38,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       json: { type: 'boolean' },
       home: { type: 'string' },
       ...TRUST_OPTIONS,
+      witness: { type: 'string', multiple: true },
       bundle: { type: 'string' },
       artifact: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -86,7 +91,20 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const runId = positionals[0] as string;
   const home = resolveHome(values.home, io.env, io.cwd);
   try {
-    const { report, keys } = await verifyLocalRun(home, runId, await trustOptions(values, io.cwd));
+    const witnesses = (values.witness ?? []).map((v) => {
+      try {
+        return parseVkey(v);
+      } catch (e) {
+        throw usageError(
+          `--witness ${v} is not a verifier key (name+keyid+key): ${(e as Error).message}`,
+          USAGE,
+        );
+      }
+    });
+    const { report, keys } = await verifyLocalRun(home, runId, {
+      ...(await trustOptions(values, io.cwd)),
+      witnesses,
+    });
     print(io, report, values.json === true, `run ${runId} (${report.status})`, describeTrusted(keys));
     return report.ok ? EXIT.OK : EXIT.FAILED;
   } catch (e) {
