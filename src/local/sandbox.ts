@@ -155,13 +155,14 @@ export function sandboxCommand(
   const b: string[] = ['--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL'];
   for (const d of SYSTEM_DIRS) b.push('--ro-bind-try', d, d);
   for (const f of SYSTEM_FILES) b.push('--ro-bind-try', f, f);
-  // The interpreter may live outside the system folders (node from node_modules, a virtualenv).
+  b.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  // The interpreter may live outside the system folders (node from node_modules, a virtualenv),
+  // even under /tmp (a checkout there): bound after the private /tmp, which would hide it.
   const exe = resolveExecutable(cmd);
   if (exe && !SYSTEM_DIRS.some((d) => exe.startsWith(`${d}/`))) {
     const dir = dirname(exe);
     b.push('--ro-bind', dir, dir);
   }
-  b.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
   for (const p of mounts.readOnly) b.push('--ro-bind', p, p);
   for (const p of mounts.writable) b.push('--bind', p, p);
   b.push('--chdir', mounts.cwd, '--setenv', 'HOME', '/tmp', '--', cmd, ...args);
