@@ -1,4 +1,4 @@
-import { appendFileSync, chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { openAuditLog } from '../../src/audit/log.js';
@@ -259,10 +259,12 @@ describe('bad input before a run starts', () => {
     expect(r.err).toMatch(/dataset\.validationFraction/);
   });
 
-  it('no run is recorded for any of them', async () => {
+  it('no run is recorded for any of them: the state dir was never even created', async () => {
+    expect(existsSync(ws.home)).toBe(false);
     const io = captureIo(ws.dir);
-    await main(['runs', 'list', '--home', ws.home, '--json'], io);
-    expect(JSON.parse(io.stdout[0] as string)).toEqual([]);
+    // Reading runs does not create it either: a missing state dir is a usage error.
+    expect(await main(['runs', 'list', '--home', ws.home, '--json'], io)).toBe(2);
+    expect(io.stderr.join('\n')).toMatch(/no state dir at/);
   });
 });
 
