@@ -14,11 +14,9 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateKeyCommand } from '@aws-sdk/client-kms';
 import {
@@ -34,20 +32,7 @@ import { DynamoRunStore, ensureRunTable } from '../../src/aws/dynamo-run-store.j
 import { KMS_RAW_MESSAGE_LIMIT, KmsSigner } from '../../src/aws/kms-signer.js';
 import { S3ObjectStore } from '../../src/aws/s3-object-store.js';
 import { isVeritrailError } from '../../src/core/errors.js';
-
-function onPath(command: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
-    const candidate = join(dir, command);
-    try {
-      accessSync(candidate, constants.X_OK);
-      return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
+import { freePort, onPath } from '../aws-e2e/harness/moto.js';
 
 const externalEndpoint = process.env.AWS_ENDPOINT_URL || undefined;
 const motoServer = externalEndpoint ? undefined : onPath('moto_server');
@@ -56,18 +41,6 @@ if (!available) {
   console.info(
     '[conformance] skipped: AWS_ENDPOINT_URL is not set and moto_server is not on PATH (pip install "moto[server]" to run it)',
   );
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForHttp(url: string, timeoutMs: number): Promise<void> {
