@@ -269,6 +269,12 @@ export interface AuditLog {
   append(event: AuditEventInput): Promise<AuditEntry>;
   /** Signs and stores a checkpoint of the log as it is now (made at the end of every run). */
   checkpoint?(): Promise<{ treeSize: number | bigint }>;
+  /**
+   * Records in the log that statements are now signed with `keyId` (sha256 of its DER
+   * SubjectPublicKeyInfo): nothing when the last key recorded is that key, else a
+   * `signing.key-rotated` entry naming the previous key (none for the first) and the new public key.
+   */
+  noteSigningKey?(keyId: string, publicKeyPem: string): Promise<void>;
 }
 
 // ───────────────────────────── dataset source ─────────────────────────────

@@ -44,6 +44,7 @@ import type {
   Signer,
 } from '../ports.js';
 import type { Runtime } from '../runtime.js';
+import { noteSigningKey } from '../steps/attest.js';
 import { trainingCodeSource } from '../steps/check-code.js';
 import { readGatePolicy } from '../steps/gate-policy.js';
 import type { ExecState } from '../steps/state.js';
@@ -754,6 +755,7 @@ export class StartService {
       previousProvenance: digestOf(provenance.envelope.payload),
       decidedOn: now,
     });
+    const key = await noteSigningKey(this.deps);
     const signed = await signStatement(statement, this.deps.signer);
     const bytes = new TextEncoder().encode(serializeBundle(signed.bundle));
     const stored = await putBytesCas(this.deps.objects, bytes, digestOf(bytes));
@@ -776,6 +778,7 @@ export class StartService {
         sinceRunId: last.runId,
         reason: decision.reason,
         bundleKey: stored.key,
+        key,
         trigger: req.trigger.kind,
         idempotencyKey: plan.idempotencyKey,
       },

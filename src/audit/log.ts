@@ -115,6 +115,9 @@ export type WitnessOutcome =
   | { witness: string; ok: false; status: number; detail: string };
 
 export const DEFAULT_ORIGIN = 'veritrail.local/audit';
+
+/** The eventId of a `signing.key-rotated` entry; group 1 is the key it introduces. */
+const SIGNING_KEY_EVENT = /^signing\/key-rotated\/(?:none|\d+)\/(sha256:[0-9a-f]{64})$/;
 const DEFAULT_RETENTION_DAYS = 7 * 365 + 2;
 
 /**
@@ -767,6 +770,35 @@ export class ObjectAuditLog implements AuditLog {
       outcome: 'info',
       actor: 'veritrail',
       detail: { fromKeyId: previous, toKeyId: current, publicKeyPem },
+    });
+  }
+
+  /**
+   * Signing-key rotation is recorded in the log too. The key history is the chain of
+   * `signing/key-rotated/<seq of the previous record>/<keyId>` events, found through the
+   * idempotency index (no scan beyond what the first append of a process reads anyway): when the
+   * latest one names another key, a `signing.key-rotated` entry names both and the new public key.
+   * Concurrent processes noting the same change derive the same eventId, so one entry is written;
+   * a key that comes back after another is recorded again, since the previous record differs.
+   */
+  async noteSigningKey(keyId: string, publicKeyPem: string): Promise<void> {
+    await this.loadIndex();
+    const index = this.index as Map<string, number>;
+    let latest: { seq: number; keyId: string } | undefined;
+    for (const [eventId, seq] of index) {
+      const m = SIGNING_KEY_EVENT.exec(eventId);
+      if (m?.[1] !== undefined && (latest === undefined || seq > latest.seq)) latest = { seq, keyId: m[1] };
+    }
+    if (latest?.keyId === keyId) return;
+    await this.append({
+      eventId: `signing/key-rotated/${latest?.seq ?? 'none'}/${keyId}`,
+      pipeline: '-',
+      runId: '-',
+      step: 'signing',
+      type: 'signing.key-rotated',
+      outcome: 'info',
+      actor: 'veritrail',
+      detail: { ...(latest ? { fromKeyId: latest.keyId } : {}), toKeyId: keyId, publicKeyPem },
     });
   }
 

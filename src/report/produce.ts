@@ -15,6 +15,7 @@ import {
   serializeBundle,
   signStatement,
 } from '../core/attest/index.js';
+import { signingKeyId } from '../core/attest/keys.js';
 import { type Digest, digestFromHex, digestOf, isDigest } from '../core/digest.js';
 import { toErrorInfo } from '../core/errors.js';
 import { buildReportFacts, type ReportPipeline } from '../core/report/facts.js';
@@ -161,16 +162,20 @@ export async function produceRunReport(
   },
   runId: string,
   end: { status: string; error?: { code: string; message: string } },
-): Promise<{ reportKey: string; reportDigest: Digest } | undefined> {
+): Promise<{ reportKey: string; reportDigest: Digest; reportSigningKey: Digest } | undefined> {
   const run = await rt.runs.get(runId);
   if (run === undefined) return undefined;
   const finishedAt = rt.now().toISOString();
   const r = await produceReport(rt, { ...run, facts: { ...run.facts, finishedAt } }, end);
-  return { reportKey: r.key, reportDigest: r.statementDigest };
+  return {
+    reportKey: r.key,
+    reportDigest: r.statementDigest,
+    reportSigningKey: await signingKeyId(rt.signer),
+  };
 }
 
 /**
- * The facts to record as a run ends: `reportKey` and `reportDigest`, or `reportError` when the
+ * The facts to record as a run ends: `reportKey`, `reportDigest` and `reportSigningKey`, or `reportError` when the
  * report could not be made. A report never keeps a run from ending (the evidence it would sum up
  * stays checkable with `veritrail verify`); the error is recorded, and logged, instead.
  */

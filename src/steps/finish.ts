@@ -1,9 +1,11 @@
 import { emitRunEnd } from '../app/lineage.js';
+import { isDigest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
 import type { ExecutionIndex } from '../ports.js';
 import { endOfRunReport } from '../report/produce.js';
 import type { Runtime } from '../runtime.js';
+import { noteSigningKey } from './attest.js';
 import { type ExecState, GateResultSchema, resultOf } from './state.js';
 import { errorFromCatch, parseState, unwrapTaskInput } from './step.js';
 
@@ -52,11 +54,18 @@ export async function finish(rt: Runtime, input: unknown): Promise<FinishOutput>
   const run = await rt.runs.get(state.runId);
   if (run?.status !== status) {
     // The signed model report (docs/report.md) is made as the run ends, and named with its status.
+    await noteSigningKey(rt);
     const report = await endOfRunReport(rt, state.runId, { status });
     await rt.runs.transition(state.runId, status, {
       facts: { finishedAt: rt.now().toISOString(), ...report },
     });
   }
+  await auditReport(rt, {
+    runId: state.runId,
+    pipeline: state.pipeline.name,
+    step: 'Finish',
+    actor: state.trigger.actor ?? rt.actor,
+  });
   await settle(rt, state.runId);
   await checkpoint(rt);
   await emitLineage(rt, state.runId);
@@ -95,6 +104,7 @@ export async function failRun(rt: Runtime, f: RunFailure): Promise<FinishOutput>
     if (run && run.status !== 'FAILED') {
       // A run that already ended keeps its status (below), so it gets no report saying FAILED.
       const ended = run.status === 'SUCCEEDED' || run.status === 'REJECTED';
+      if (!ended) await noteSigningKey(rt);
       const report = ended ? {} : await endOfRunReport(rt, f.runId, { status: 'FAILED', error: f.error });
       await rt.runs.transition(f.runId, 'FAILED', {
         error: f.error,
@@ -105,10 +115,39 @@ export async function failRun(rt: Runtime, f: RunFailure): Promise<FinishOutput>
     // A run that already ended keeps its status; the failure is still in the audit log.
     if (toErrorInfo(e).code !== 'RUN_TRANSITION_ILLEGAL') throw e;
   }
+  await auditReport(rt, f);
   await settle(rt, f.runId);
   await checkpoint(rt);
   await emitLineage(rt, f.runId);
   return { runId: f.runId, status: 'FAILED', error: f.error };
+}
+
+/**
+ * The log names the run's signed report (its statement digest, content address and signing key),
+ * as the run record recorded it: read back, so a retried Finish names the report the run kept,
+ * and idempotent per run and report. A run whose report could not be made has no such entry (its
+ * `reportError` is in the run record).
+ */
+async function auditReport(
+  rt: Runtime,
+  who: { runId: string; pipeline: string; step: 'Finish' | 'RecordFailure' | 'Reconcile'; actor: string },
+): Promise<void> {
+  const facts = (await rt.runs.get(who.runId))?.facts;
+  const digest = facts?.reportDigest;
+  const key = facts?.reportKey;
+  if (!isDigest(digest) || typeof key !== 'string') return;
+  const signer = facts?.reportSigningKey;
+  await rt.audit.append({
+    eventId: `${who.runId}/report/${digest}`,
+    pipeline: who.pipeline,
+    runId: who.runId,
+    step: who.step,
+    type: 'report.signed',
+    outcome: 'info',
+    actor: who.actor,
+    subjects: { report: digest },
+    detail: { reportKey: key, ...(isDigest(signer) ? { key: signer, bundles: ['report'] } : {}) },
+  });
 }
 
 /** The run's claim leaves the reconciler's work list (a store without claims has no list). */

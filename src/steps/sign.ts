@@ -8,6 +8,7 @@ import {
   type FairnessMetric,
   statementDigest,
 } from '../core/attest/index.js';
+import { signingKeyId } from '../core/attest/keys.js';
 import type { Digest } from '../core/digest.js';
 import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
 import type { Runtime } from '../runtime.js';
@@ -140,11 +141,12 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
   bundles.modelSignature = (await signAndStore(rt, modelSignature)).key;
   bundles.fairness = (await signAndStore(rt, fairness)).key;
   bundles.gate = (await signAndStore(rt, gateStatement)).key;
+  const key = await signingKeyId(rt.signer);
   return {
     output: { bundles },
     digests: { model: model.digest },
-    facts: { bundles, signingKey: rt.signer.keyId },
-    detail: { bundles: Object.keys(bundles), key: rt.signer.keyId },
+    facts: { bundles, signingKey: key },
+    detail: { bundles: Object.keys(bundles), key },
   };
 }
 

@@ -458,6 +458,8 @@ export async function verifyRunWith(
   }
 
   // ───── the model report: signed by a trusted key, about this model, naming these very files ─────
+  /** The report statement's digest and the trusted key that verified it. */
+  let reportSigned: { statement: Digest; key: string } | undefined;
   if (facts.reportKey !== undefined) {
     const r = await readCas(facts.reportKey, 'report statement');
     if (!r.ok) c.fail('report.statement', r.code, r.detail);
@@ -468,7 +470,9 @@ export async function verifyRunWith(
       let code: VerifyCode = 'SIGNATURE_INVALID';
       for (const key of keys.signing) {
         try {
-          st = verifyBundle(r.bytes, key.pem, { predicateType: MODEL_REPORT_PREDICATE_TYPE }).statement;
+          const verified = verifyBundle(r.bytes, key.pem, { predicateType: MODEL_REPORT_PREDICATE_TYPE });
+          st = verified.statement;
+          reportSigned = { statement: verified.payloadDigest, key: key.id };
           break;
         } catch (e) {
           if (!isAttestationError(e)) throw e;
@@ -627,6 +631,7 @@ export async function verifyRunWith(
     c,
     evidence,
     verifiedBy,
+    reportSigned,
     {
       raw: actualRaw,
       processed: actualProcessed,
@@ -650,8 +655,13 @@ async function verifyAudit(
   c: Checks,
   evidence: Evidence,
   verifiedBy: Partial<Record<BundleSlot, string>>,
-  actual: Record<string, Digest>,
+  reportSigned: { statement: Digest; key: string } | undefined,
+  actualDigests: Record<string, Digest>,
 ): Promise<void> {
+  const actual: Record<string, Digest> = {
+    ...actualDigests,
+    ...(reportSigned ? { report: reportSigned.statement } : {}),
+  };
   const log = audit.log;
   const auditPem = audit.key.pem;
   const entries: AuditEntry[] = [];
@@ -760,6 +770,22 @@ async function verifyAudit(
   if (disagreements.length > 0) c.fail('audit.subjects', 'AUDIT_SUBJECT_MISMATCH', disagreements.join('; '));
   else c.pass('audit.subjects', 'the audited digests are the evidence digests');
 
+  // The report is signed as the run ends; the log names it (report.signed), so a report swapped
+  // in the run record for another validly signed one is caught even though its signature holds.
+  if (reportSigned !== undefined) {
+    const named = entries.find(
+      (e) => e.subjects?.report !== undefined && digestsEqual(e.subjects.report, reportSigned.statement),
+    );
+    if (named !== undefined)
+      c.pass('audit.report', `entry ${named.seq} names the signed report ${short(reportSigned.statement)}`);
+    else
+      c.fail(
+        'audit.report',
+        'AUDIT_ENTRY_MISSING',
+        `no audit entry of the run names its signed report ${short(reportSigned.statement)}`,
+      );
+  }
+
   // The log is the record of which key signed what (the run record is not signed): every entry
   // that names a signing key must name the very key that verified the bundles it signed.
   const recorded = entries.flatMap((e) => {
@@ -775,12 +801,19 @@ async function verifyAudit(
         ]
       : [];
   });
-  const slotOf: Record<string, BundleSlot> = Object.fromEntries(BUNDLE_SLOTS.map((b) => [b.fact, b.slot]));
+  const slotOf: Record<string, BundleSlot | 'report'> = {
+    ...Object.fromEntries(BUNDLE_SLOTS.map((b) => [b.fact, b.slot])),
+    report: 'report',
+  };
+  const keyOf: Partial<Record<BundleSlot | 'report', string>> = {
+    ...verifiedBy,
+    ...(reportSigned ? { report: reportSigned.key } : {}),
+  };
   const wrong: string[] = [];
   for (const r of recorded) {
     for (const b of r.bundles) {
       const slot = slotOf[b];
-      const by = slot === undefined ? undefined : verifiedBy[slot];
+      const by = slot === undefined ? undefined : keyOf[slot];
       if (by !== undefined && !digestsEqual(by, r.key))
         wrong.push(
           `entry ${r.seq} (${r.step}) records key ${short(r.key)} for the ${slot} bundle, which verifies with ${short(by)}`,

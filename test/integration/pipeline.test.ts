@@ -165,7 +165,9 @@ describe('invariant 1: no step reports success before its audit entry is durable
         expect(audited, step).toBeLessThan(recorded);
         expect(entries.some((e) => e.step === step && e.type === 'step.succeeded')).toBe(true);
       }
-      expect(entries.at(-1)?.type).toBe('run.finished');
+      // The run ends, then the log names the report signed as it ended.
+      expect(entries.slice(-2).map((e) => e.type)).toEqual(['run.finished', 'report.signed']);
+      expect(entries.at(-1)?.subjects?.report).toBe(run?.facts.reportDigest);
       expect(verify.ok).toBe(true);
     } finally {
       ws.cleanup();
@@ -293,6 +295,7 @@ describe('failures once a run has started', () => {
         'step.succeeded',
         'step.failed',
         'run.failed',
+        'report.signed',
       ]);
       expect(entries[4]?.detail).toMatchObject({ error: { code: 'DIGEST_MISMATCH' } });
       expect(verify.ok).toBe(true);
@@ -323,7 +326,7 @@ describe('failures once a run has started', () => {
       expect(run?.error?.code).toBe('TRAINING_FAILED');
       expect(run?.error?.message).toMatch(/digest mismatch/);
       expect(run?.facts.modelDigest).toBeUndefined();
-      expect(entries.at(-1)?.type).toBe('run.failed');
+      expect(entries.slice(-2).map((e) => e.type)).toEqual(['run.failed', 'report.signed']);
     } finally {
       ws.cleanup();
     }

@@ -190,10 +190,10 @@ describe('when one byte of an attestation changes', () => {
 describe('when one byte of the audit log changes', () => {
   const log = () => join(ws.home, 'objects', 'audit', 'log');
   it('an audit entry of the run: audit.inclusion fails with AUDIT_PROOF_FAILED', async () => {
-    const entry = join(log(), 'entries', '000', '000', '000', '000', '003');
+    const entry = join(log(), 'entries', '000', '000', '000', '000', '004');
     const v = await withByteChanged(entry, digitAfter('"time":"2'), verify);
     expect(firstFailure(v)).toEqual({ name: 'audit.inclusion', code: 'AUDIT_PROOF_FAILED' });
-    expect(v.checks.find((c) => c.name === 'audit.inclusion')?.detail).toContain('entry 3');
+    expect(v.checks.find((c) => c.name === 'audit.inclusion')?.detail).toContain('entry 4');
   });
   it('the checkpoint: audit.checkpoint fails with AUDIT_CHECKPOINT_INVALID', async () => {
     const dir = join(log(), 'checkpoints');

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { sha256Hex } from '../digest.js';
+import type { Signer } from '../../ports.js';
+import { type Digest, digestOf, isDigest, sha256Hex } from '../digest.js';
 import { AttestationError } from './errors.js';
 
 /**
@@ -64,4 +65,13 @@ export function publicKeyHint(pem: string): string {
 /** DER SubjectPublicKeyInfo bytes of a PEM public key. */
 export function publicKeyDer(pem: string): Uint8Array {
   return new Uint8Array(Buffer.from(parsePublicKey(pem).key.export({ type: 'spki', format: 'der' })));
+}
+
+/**
+ * The signing key as an auditor's trust roots name it: sha256 of its DER SubjectPublicKeyInfo.
+ * The local signer's keyId already is that; a KMS signer's keyId is the key ARN, so its public key
+ * is fingerprinted instead (what the log and the run record name must be checkable offline).
+ */
+export async function signingKeyId(signer: Signer): Promise<Digest> {
+  return isDigest(signer.keyId) ? signer.keyId : digestOf(publicKeyDer(await signer.publicKeyPem()));
 }
