@@ -157,6 +157,8 @@ describe('the provenance of a model trained on SageMaker', () => {
       mode: 'aws',
       actor: 'arn:aws:states:eu-west-1:111122223333:stateMachine:training-pipeline',
       signer: await openFileSigner(join(dir, 'signing.key')),
+      // Sign records its key in the log (key rotation) before signing; nothing else is appended here.
+      audit: { append: async () => ({}) },
     } as unknown as Runtime;
     const evaluated = await evaluate(rt, state);
     const code = `sha256:${'c'.repeat(64)}` as const;

@@ -201,9 +201,11 @@ describe('when the execution ended but the run was not closed (RecordFailure fai
         status: 'FAILED',
         error: { code: 'ORCHESTRATOR_LOST' },
       });
-      const last = (await entries()).at(-1);
-      expect(last).toMatchObject({ step: 'Reconcile', type: 'run.failed', outcome: 'failure' });
-      expect(last?.detail).toMatchObject({ error: { code: 'ORCHESTRATOR_LOST' }, executionArn: EXECUTION });
+      // The run's failure, then the report it ended with (report.signed).
+      const [failed, reported] = (await entries()).slice(-2);
+      expect(reported).toMatchObject({ step: 'Reconcile', type: 'report.signed' });
+      expect(failed).toMatchObject({ step: 'Reconcile', type: 'run.failed', outcome: 'failure' });
+      expect(failed?.detail).toMatchObject({ error: { code: 'ORCHESTRATOR_LOST' }, executionArn: EXECUTION });
       // Settled: the next pass does not look at it again.
       expect(await runs.active()).toEqual([]);
       // The token never reaches the audit log.

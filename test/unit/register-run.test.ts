@@ -217,7 +217,10 @@ describe('an execution state (the start function’s input, or a past execution 
     });
     expect(out).toMatchObject({ recorded: true, status: 'FAILED', error: { code: 'TRAINING_FAILED' } });
     expect((await runs.get(state.runId))?.status).toBe('FAILED');
-    expect((await entriesOf(state.runId)).at(-1)?.type).toBe('run.failed');
+    expect((await entriesOf(state.runId)).map((e) => e.type).slice(-2)).toEqual([
+      'run.failed',
+      'report.signed',
+    ]);
     expect((await runs.active()).map((c) => c.runId)).not.toContain(state.runId);
   });
 
