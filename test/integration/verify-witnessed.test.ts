@@ -87,11 +87,16 @@ describe('verify <runId> --witness', () => {
       const second = join(ws.dir, 'second.csv');
       writeFileSync(second, `${data.slice(0, -1).join('\n')}\n`);
       const runId = await runPipeline(second);
-      // The log goes on; its next checkpoint is asked of the witnesses in witnesses.json.
       const log = await openLocalAuditLog(
         new FsObjectStore(homePaths(ws.home).objects),
         homePaths(ws.home).auditKey,
       );
+      // The checkpoint the run ended with is already cosigned by the witness.
+      const ended = await log.latestCheckpoint();
+      const cosignatureOf = (note: string | undefined) =>
+        note?.split('\n').filter((l) => l.startsWith(`\u2014 ${w.vkey.slice(0, w.vkey.indexOf('+'))} `));
+      expect(cosignatureOf(ended?.note)).toHaveLength(1);
+      // The log goes on; its next checkpoint is asked of the witnesses in witnesses.json.
       await log.append({
         eventId: 'after-the-run',
         pipeline: 'credit-scoring',
