@@ -21,7 +21,7 @@ import {
   TRAINING_PREFIX,
   usesDataKey,
 } from './access.js';
-import { cedarWasmCopy, FUNCTIONS_WITH_CEDAR, NODEJS_BUNDLING } from './bundling.js';
+import { cedarWasmCopy, FUNCTIONS_WITH_CEDAR, NODEJS_BUNDLING, powertoolsLayer } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
 import {
   suppressFunctionFindings,
@@ -571,6 +571,7 @@ export function Pipeline({ stack, app }: StackContext) {
           : environment,
       ...copyFilesFor(name, pipelines, useProject().paths.root),
       nodejs: NODEJS_BUNDLING,
+      layers: [powertoolsLayer(stack)],
     });
     const cfn = fn.node.defaultChild as lambda.CfnFunction;
     // LoggingConfig (JSON logs, own log group) is newer than aws-cdk-lib 2.72: set it directly.

@@ -17,6 +17,10 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import { type ILayerVersion, LayerVersion } from 'aws-cdk-lib/aws-lambda';
+import { StringParameter } from 'aws-cdk-lib/aws-ssm';
+import type { Construct } from 'constructs';
 import type { FunctionCopyFilesProps, FunctionProps } from 'sst/constructs';
 
 type NodeJsProps = NonNullable<FunctionProps['nodejs']>;
@@ -99,6 +103,39 @@ export const lambdaCredentialsOnly: EsbuildPlugin = {
     });
   },
 };
+
+/**
+ * The Powertools for AWS Lambda (TypeScript) release the functions run: the version of the
+ * layer, and the version installed in node_modules (what the code is type-checked and tested
+ * with). Upgrade both together.
+ */
+export const POWERTOOLS_VERSION = '2.36.0';
+
+/**
+ * The public SSM parameter AWS publishes for each Powertools release, in every commercial region,
+ * whose value is that release's layer version ARN,
+ * `arn:aws:lambda:<region>:094274105915:layer:AWSLambdaPowertoolsTypeScriptV2:<n>` (Powertools
+ * documentation, "Lambda layers": "Lookup Layer ARN via AWS SSM Parameter Store"). CloudFormation
+ * resolves it at deploy time; layer versions are immutable, so the code is pinned to this release.
+ */
+export const POWERTOOLS_LAYER_PARAMETER = `/aws/service/powertools/typescript/generic/all/${POWERTOOLS_VERSION}`;
+
+/** What the layer provides and the bundles therefore leave out (the layer's `nodejs/node_modules`). */
+export const FROM_POWERTOOLS_LAYER: readonly string[] = ['@aws-lambda-powertools/*'];
+
+/** The Powertools layer, one per stack, for every function's `layers`. */
+export function powertoolsLayer(scope: Construct): ILayerVersion {
+  const stack = Stack.of(scope);
+  const id = 'PowertoolsLayer';
+  return (
+    (stack.node.tryFindChild(id) as ILayerVersion | undefined) ??
+    LayerVersion.fromLayerVersionArn(
+      stack,
+      id,
+      StringParameter.valueForStringParameter(stack, POWERTOOLS_LAYER_PARAMETER),
+    )
+  );
+}
 
 /** The `nodejs` props of every function. */
 export const NODEJS_BUNDLING = {

@@ -181,7 +181,9 @@ describe('synthesis', () => {
 
   it('references only resources that exist in the same template (cross-stack through exports)', () => {
     for (const [stack, t] of Object.entries(templates)) {
-      const names = new Set(Object.keys(t.Resources));
+      // A Ref may also name a parameter of the template (the Powertools layer's SSM parameter).
+      const parameters = (t as { Parameters?: Record<string, unknown> }).Parameters ?? {};
+      const names = new Set([...Object.keys(t.Resources), ...Object.keys(parameters)]);
       const walk = (x: Json): void => {
         if (Array.isArray(x)) {
           x.forEach(walk);
