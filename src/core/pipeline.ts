@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { VeritrailError } from './errors.js';
+import { unitName } from './unit.js';
 
 /**
  * A pipeline definition: what data it takes, how it trains, and what a model must show before it
@@ -91,6 +92,8 @@ export const PipelineDefinitionSchema = z.strictObject({
       'must be 3-40 lowercase letters, digits or dashes, starting with a letter',
     ),
   description: z.string().max(1024).optional(),
+  /** The business unit the pipeline belongs to (src/core/unit.ts); none: the default unit. */
+  unit: unitName.optional(),
   dataset: z.strictObject({
     format: z.literal('csv').default('csv'),
     label: z.strictObject({ column: columnName, positive: z.string().min(1) }),
