@@ -16,8 +16,9 @@ import {
   parseCheckpointText,
   parseSignedNote,
 } from '../../core/checkpoint.js';
-import { addSignatureLines, cosign } from '../../core/cosignature.js';
+import { addSignatureLines, type WitnessKey } from '../../core/cosignature.js';
 import { EMPTY_ROOT, ProofError, verifyConsistencyProof } from '../../core/merkle.js';
+import { type Cosigner, cosignatureLine, ed25519Cosigner } from './cosigner.js';
 
 export interface WitnessRecord {
   size: number;
@@ -27,12 +28,28 @@ export interface WitnessRecord {
   note: string;
 }
 
-/** Where a witness keeps its state: one record per log origin, replaced atomically. */
+/**
+ * Where a witness keeps its state: one record per log origin. `set` is a compare-and-set, so that
+ * witnesses sharing one store (several Lambda instances on one DynamoDB table) check and update
+ * as one step, as tlog-witness requires ("checking the old size against the latest checkpoint and
+ * persisting the new checkpoint must be performed atomically").
+ */
 export interface WitnessStore {
   get(origin: string): Promise<WitnessRecord | undefined>;
-  set(origin: string, record: WitnessRecord): Promise<void>;
+  /**
+   * Stores `record` only if the origin's record is still `previous` (the same size and root; none
+   * at all when `previous` is undefined), atomically, durably, before it returns true. Returns
+   * false, storing nothing, when another writer changed the record in between.
+   */
+  set(origin: string, record: WitnessRecord, previous: WitnessRecord | undefined): Promise<boolean>;
   /** Requests refused after a valid log signature: possible evidence of log misbehaviour. */
   evidence?(origin: string, reason: string, body: string): Promise<void>;
+}
+
+/** The same record for a compare-and-set: one tree (size and root) is one state of a log. */
+export function sameRecord(a: WitnessRecord | undefined, b: WitnessRecord | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.size === b.size && a.root === b.root;
 }
 
 export interface WitnessResponse {
@@ -41,16 +58,20 @@ export interface WitnessResponse {
   body: string;
 }
 
-export interface WitnessOptions {
-  name: string;
-  privateKeyPem: string;
+interface WitnessBaseOptions {
   /** origin → the public keys (PEM, ECDSA P-256) whose signatures the witness trusts for it. */
   logs: ReadonlyMap<string, readonly string[]>;
   store: WitnessStore;
   now?: () => Date;
 }
 
+/** The witness's key: an Ed25519 private key it holds (PKCS#8 PEM), or a cosigner (a KMS key). */
+export type WitnessOptions = WitnessBaseOptions &
+  ({ name: string; privateKeyPem: string } | { cosigner: Cosigner });
+
 const MAX_PROOF_LINES = 63;
+/** Compare-and-set attempts before the witness answers with the size it then holds. */
+const MAX_SET_ATTEMPTS = 3;
 const B64_HASH = /^[A-Za-z0-9+/]{43}=$/;
 
 function reply(status: WitnessResponse['status'], body: string, contentType = 'text/plain; charset=utf-8') {
@@ -58,13 +79,26 @@ function reply(status: WitnessResponse['status'], body: string, contentType = 't
 }
 
 export class Witness {
-  /** Serializes add-checkpoint calls: the check of the old size and the update are one step. */
+  /**
+   * Serializes add-checkpoint calls in this process (fewer lost compare-and-sets); across
+   * processes the store's compare-and-set makes the check and the update one step.
+   */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly cosigner: Cosigner;
 
-  constructor(private readonly options: WitnessOptions) {}
+  constructor(private readonly options: WitnessOptions) {
+    this.cosigner =
+      'cosigner' in options ? options.cosigner : ed25519Cosigner(options.name, options.privateKeyPem);
+  }
 
-  get name(): string {
-    return this.options.name;
+  /** The witness's name and public key. */
+  key(): Promise<WitnessKey> {
+    return this.cosigner.key();
+  }
+
+  /** The origins of the logs this witness cosigns. */
+  get origins(): string[] {
+    return [...this.options.logs.keys()];
   }
 
   /** POST <prefix>/add-checkpoint, body as tlog-witness specifies. */
@@ -118,10 +152,45 @@ export class Witness {
       return reply(400, `old size ${oldSize} is larger than the checkpoint size ${cp.size}`);
 
     const store = this.options.store;
-    const latest = await store.get(cp.origin);
+    for (let attempt = 0; attempt < MAX_SET_ATTEMPTS; attempt++) {
+      const latest = await store.get(cp.origin);
+      const checked = await this.check(cp, oldSize, proof, latest, body);
+      if (checked !== undefined) return checked;
+      const timestamp = Math.max(1, Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000));
+      const line = await cosignatureLine(note, this.cosigner, timestamp);
+      // Persisted before answering (tlog-witness: "MUST persist the new checkpoint before
+      // responding"), and only if no other writer moved the state since it was checked: of two
+      // concurrent requests on diverging checkpoints, one is stored and answered, the other is
+      // checked again against the new state (and refused), its cosignature thrown away.
+      const stored = await store.set(
+        cp.origin,
+        {
+          size: cp.size,
+          root: Buffer.from(cp.root).toString('base64'),
+          note: addSignatureLines(note, [line]),
+        },
+        latest,
+      );
+      if (stored) return reply(200, line, 'text/plain; charset=utf-8');
+    }
+    const now = await store.get(cp.origin);
+    return reply(409, `${now?.size ?? 0}`, 'text/x.tlog.size');
+  }
+
+  /** The refusal `cp` gets against the witness's `latest` record, or undefined when it may be cosigned. */
+  private async check(
+    cp: Checkpoint,
+    oldSize: number,
+    proof: Uint8Array[],
+    latest: WitnessRecord | undefined,
+    body: string,
+  ): Promise<WitnessResponse | undefined> {
+    const store = this.options.store;
     const latestSize = latest?.size ?? 0;
     if (oldSize !== latestSize) {
-      await store.evidence?.(cp.origin, `old size ${oldSize}, witness holds ${latestSize}`, body);
+      // A client without a view sends 0 first (tlog-witness allows it): not evidence of anything.
+      if (oldSize !== 0)
+        await store.evidence?.(cp.origin, `old size ${oldSize}, witness holds ${latestSize}`, body);
       return reply(409, `${latestSize}`, 'text/x.tlog.size');
     }
     const refuse = async (why: string) => {
@@ -153,20 +222,7 @@ export class Witness {
         }
       }
     }
-    const timestamp = Math.max(1, Math.floor((this.options.now?.() ?? new Date()).getTime() / 1000));
-    const text = note.slice(0, note.lastIndexOf('\n\n') + 1);
-    const line = cosign(
-      text,
-      { name: this.options.name, privateKeyPem: this.options.privateKeyPem },
-      timestamp,
-    );
-    // Persisted before answering (tlog-witness: "MUST persist the new checkpoint before responding").
-    await store.set(cp.origin, {
-      size: cp.size,
-      root: Buffer.from(cp.root).toString('base64'),
-      note: addSignatureLines(note, [line]),
-    });
-    return reply(200, line, 'text/plain; charset=utf-8');
+    return undefined;
   }
 }
 

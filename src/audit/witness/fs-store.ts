@@ -2,13 +2,14 @@
  * A witness's state on disk: one JSON file per log origin (named by the SHA-256 of the origin),
  * replaced atomically (temporary file, fsync, rename, fsync of the folder), so a crash leaves the
  * old record or the new one, never a mix. A lock file keeps a second witness process off the
- * same state (two processes could each cosign one branch of a fork).
+ * same state (two processes could each cosign one branch of a fork); within the process the
+ * witness serializes its calls, so the compare in `set` holds until the rename.
  */
 import { createHash } from 'node:crypto';
 import { appendFile, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VeritrailError } from '../../core/errors.js';
-import type { WitnessRecord, WitnessStore } from './core.js';
+import { sameRecord, type WitnessRecord, type WitnessStore } from './core.js';
 
 export function originHash(origin: string): string {
   return createHash('sha256').update(origin).digest('hex');
@@ -86,7 +87,8 @@ export class FsWitnessStore implements WitnessStore {
     return { size: v.size as number, root: v.root, note: v.note };
   }
 
-  async set(origin: string, record: WitnessRecord): Promise<void> {
+  async set(origin: string, record: WitnessRecord, previous: WitnessRecord | undefined): Promise<boolean> {
+    if (!sameRecord(await this.get(origin), previous)) return false;
     const target = this.path(origin);
     const temp = `${target}.${process.pid}.tmp`;
     const fh = await open(temp, 'w', 0o600);
@@ -98,6 +100,7 @@ export class FsWitnessStore implements WitnessStore {
     }
     await rename(temp, target);
     await fsyncPath(join(this.dir, 'logs'));
+    return true;
   }
 
   async evidence(origin: string, reason: string, body: string): Promise<void> {
