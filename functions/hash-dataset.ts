@@ -1,11 +1,14 @@
-/** Lambda for the HashDataset state of state-machines/training-pipeline.asl.json. */
-import { AWS_STEP_PORTS, awsDatasets, composeAws } from '../src/aws/runtime.js';
+/** Lambda for the HashDataset state of state-machines/training-pipeline.asl.json: the fold of HashBatches. */
+import { AWS_STEP_PORTS, composeAws } from '../src/aws/runtime.js';
 import { stepHandler } from '../src/steps/handler.js';
 import { hashDataset } from '../src/steps/hash-dataset.js';
 
-/** Composition root: the landing objects (S3, pinned by VersionId) besides the run and its audit. */
+/**
+ * Composition root: the artifacts (the pinned listing, the hashed batches, the manifest) besides the
+ * run and its audit. It reads no landing object: the HashBatch children did.
+ */
 export const handler = stepHandler(
   'HashDataset',
   hashDataset,
-  composeAws('functions/hash-dataset.ts', { ...AWS_STEP_PORTS, datasets: awsDatasets }),
+  composeAws('functions/hash-dataset.ts', AWS_STEP_PORTS),
 );

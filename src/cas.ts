@@ -27,13 +27,18 @@ export async function hashStream(stream: Readable): Promise<{ hex: string; size:
   return { hex: h.digest('hex'), size };
 }
 
-/** Stores JSON under its content address (RFC 8785 bytes); idempotent. */
+/**
+ * Stores JSON under its content address (RFC 8785 bytes); idempotent. `keyOf` places it under
+ * another prefix than `sha256/` (a dataset listing the state machine itself reads, which may read
+ * nothing else: src/steps/hashing.ts).
+ */
 export async function putJsonCas(
   objects: ObjectStore,
   value: unknown,
+  keyOf: (digest: Digest) => string = casKey,
 ): Promise<{ key: string; digest: Digest }> {
   const digest = canonicalDigest(value);
-  const key = casKey(digest);
+  const key = keyOf(digest);
   await putOnce(objects, key, canonicalBytes(value));
   return { key, digest };
 }

@@ -16,6 +16,7 @@ import {
   FUNCTION_NAMES,
   type FunctionAccess,
   type FunctionName,
+  LISTING_PREFIX,
   SCORING_PREFIX,
   STATE_MACHINE_TASKS,
   TRAINING_PREFIX,
@@ -83,6 +84,18 @@ export const RESOURCE_STAR_ONLY_ACTIONS = [
   'ec2:DescribeSecurityGroups',
 ] as const;
 
+/**
+ * The buckets the ASL names by definition substitution, with the Storage bucket each stands for:
+ * the HashBatches Distributed Map's ItemReader reads the dataset listing from the artifacts bucket.
+ */
+export const STATE_MACHINE_BUCKETS = { ArtifactsBucket: 'artifacts' } as const;
+
+/**
+ * The Distributed Map's label (its `Label` in the ASL): Step Functions names the Map Run and its
+ * child executions `<state machine>/<label>:<id>`.
+ */
+export const HASH_BATCHES_LABEL = 'HashBatches';
+
 /** Reads the ASL file and checks that every `${Var}` in it is one this stack substitutes. */
 export function readStateMachineDefinition(file: string = path.resolve(STATE_MACHINE_FILE)): string {
   if (!existsSync(file)) {
@@ -97,7 +110,10 @@ export function readStateMachineDefinition(file: string = path.resolve(STATE_MAC
   } catch (cause) {
     throw new StackSettingsError('SETTING_INVALID', `${file} is not valid JSON.`, { cause });
   }
-  const known = new Set<string>(Object.values(STATE_MACHINE_TASKS));
+  const known = new Set<string>([
+    ...Object.values(STATE_MACHINE_TASKS),
+    ...Object.keys(STATE_MACHINE_BUCKETS),
+  ]);
   for (const m of text.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)) {
     const name = m[1] as string;
     if (!known.has(name)) {
@@ -165,7 +181,14 @@ function copyFilesFor(
   return files.length > 0 ? { copyFiles: files } : {};
 }
 
-const LONG_RUNNING: ReadonlySet<FunctionName> = new Set(['hash-dataset', 'preprocess', 'evaluate', 'sign']);
+const LONG_RUNNING: ReadonlySet<FunctionName> = new Set([
+  'list-dataset',
+  'hash-batch',
+  'hash-dataset',
+  'preprocess',
+  'evaluate',
+  'sign',
+]);
 
 /**
  * Every Lambda in functions/ on nodejs22.x arm64 with active tracing, JSON logs into its own
@@ -736,6 +759,10 @@ export function Pipeline({ stack, app }: StackContext) {
   for (const [name, variable] of Object.entries(STATE_MACHINE_TASKS)) {
     definitionSubstitutions[variable] = functions[name as FunctionName].functionArn;
   }
+  const buckets = { artifacts, landing, audit };
+  for (const [variable, bucket] of Object.entries(STATE_MACHINE_BUCKETS)) {
+    definitionSubstitutions[variable] = buckets[bucket].bucketName;
+  }
   const stateMachineLogs = new logs.LogGroup(stack, 'Logs-state-machine', {
     retention: LOG_RETENTION_DAYS as logs.RetentionDays,
     encryptionKey: dataKey,
@@ -748,6 +775,39 @@ export function Pipeline({ stack, app }: StackContext) {
         sid: 'InvokeStepFunctions',
         actions: ['lambda:InvokeFunction'],
         resources: [...invoked, ...invoked.map((arn) => `${arn}:*`)],
+      }),
+      // The HashBatches Distributed Map (Step Functions Developer Guide, "IAM policies for using
+      // Distributed Map states"): its ItemReader reads the dataset listing as this role, S3
+      // decrypting it with the data key on the role's behalf (S3 User Guide, "Using SSE-KMS"), and
+      // each batch runs as a child execution of this very state machine, which Step Functions
+      // starts, describes and stops as this role.
+      new iam.PolicyStatement({
+        sid: 'ReadDatasetListings',
+        actions: ['s3:GetObject'],
+        resources: [artifacts.arnForObjects(`${LISTING_PREFIX}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'DecryptDatasetListings',
+        actions: ['kms:Decrypt'],
+        resources: [dataKeyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'StartHashBatches',
+        actions: ['states:StartExecution'],
+        resources: [stateMachineArn],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ManageHashBatches',
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        resources: [
+          Stack.of(stack).formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachineName}/${HASH_BATCHES_LABEL}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
       }),
       new iam.PolicyStatement({
         sid: 'LogDelivery',

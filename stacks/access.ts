@@ -12,6 +12,8 @@
 export const FUNCTION_NAMES = [
   'start',
   'register-run',
+  'list-dataset',
+  'hash-batch',
   'hash-dataset',
   'preprocess',
   'check-code',
@@ -31,6 +33,8 @@ export type FunctionName = (typeof FUNCTION_NAMES)[number];
 /** The functions the state machine invokes, with their definition-substitution variable. */
 export const STATE_MACHINE_TASKS = {
   'register-run': 'RegisterRunFunctionArn',
+  'list-dataset': 'ListDatasetFunctionArn',
+  'hash-batch': 'HashBatchFunctionArn',
   'hash-dataset': 'HashDatasetFunctionArn',
   preprocess: 'PreprocessFunctionArn',
   'check-code': 'CheckCodeFunctionArn',
@@ -45,6 +49,11 @@ export const STATE_MACHINE_TASKS = {
 
 /** Content-addressed objects: `sha256/<hex>` (manifests, processed sets, models, bundles). */
 export const CONTENT_PREFIX = 'sha256/';
+/**
+ * Dataset listings, `listings/<hex>.json` (src/steps/hashing.ts LISTING_PREFIX): the HashBatches
+ * Distributed Map's ItemReader reads them as the state machine's role, which reads nothing else.
+ */
+export const LISTING_PREFIX = 'listings/';
 /** The start service's record of a skipped retrain, `retrain-skips/<runId>.json` (src/app/start.ts SKIP_RECORD_PREFIX). */
 export const SKIP_RECORD_PREFIX = 'retrain-skips/';
 /** Batch Transform writes the control plane's scoring of the model under `scoring/<pipeline>/<job>/`. */
@@ -132,11 +141,24 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     signAttestations: true,
     putEvents: true,
   },
-  'hash-dataset': {
-    purpose: 'streams the pinned landing object(s), writes the manifest',
+  // HashDataset is three states (src/steps/hashing.ts): the listing, one HashBatch per batch of
+  // it, the fold that records the step. Only the fold touches the run and its audit.
+  'list-dataset': {
+    purpose: 'lists the dataset pinned by VersionId, writes the listing the Distributed Map reads',
     landingRead: true,
-    // Create-once writes look first (src/cas.ts) and read the stored definition.
+    // Create-once writes look first (src/cas.ts).
+    artifactsRead: [LISTING_PREFIX],
+    artifactsWrite: [LISTING_PREFIX],
+  },
+  'hash-batch': {
+    purpose: 'streams one batch of the listing, pinned by VersionId, writes the batch’s digests',
+    landingRead: true,
     artifactsRead: [CONTENT_PREFIX],
+    artifactsWrite: [CONTENT_PREFIX],
+  },
+  'hash-dataset': {
+    purpose: 'folds the batches into the manifest and the dataset digest, records the step',
+    artifactsRead: [CONTENT_PREFIX, LISTING_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
     auditAppend: true,
     table: RUN_ITEMS,

@@ -302,7 +302,10 @@ export function suppressFunctionFindings(
   ]);
 }
 
-/** The state machine's grants: every version of the task functions, log delivery, tracing. */
+/**
+ * The state machine's grants: every version of the task functions, the HashBatches Distributed
+ * Map's listing and child executions, log delivery, tracing.
+ */
 export function suppressStateMachineFindings(grants: IConstruct): void {
   NagSuppressions.addResourceSuppressions(grants, [
     ...inlinePolicy(),
@@ -312,6 +315,24 @@ export function suppressStateMachineFindings(grants: IConstruct): void {
         'A Lambda task may be invoked by qualified ARN (`<function>:<version|alias>`), which Step Functions ' +
         'authorizes against `<function>:*`; only the task functions of this app are named.',
       appliesTo: [res('<[a-z]+[0-9A-F]{8}\\.Arn>:\\*')],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'The HashBatches Distributed Map reads the dataset listing ListDataset wrote for the run, named by its ' +
+        'content digest (`listings/<sha256>.json`) at run time: the prefix is the narrowest resource, and the ' +
+        'role may read nothing else of the bucket.',
+      appliesTo: [res('<artifactsBucket[0-9A-F]{8}\\.Arn>/listings/\\*')],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'Step Functions names each Distributed Map child execution `<state machine>/<Map label>:<id>` with an ' +
+        'id it assigns (Step Functions Developer Guide, "IAM policies for using Distributed Map states"): ' +
+        'DescribeExecution and StopExecution are limited to the children of this state machine’s HashBatches Map.',
+      appliesTo: [
+        res('arn:<AWS::Partition>:states:[a-z0-9-]+:\\d{12}:execution:[A-Za-z0-9-]+/HashBatches:\\*'),
+      ],
     },
     {
       id: 'AwsSolutions-IAM5',

@@ -178,15 +178,18 @@ export function auditReplica(
 
 /**
  * Reserved concurrency per function: a burst of uploads cannot take the whole account's
- * concurrency, and one function cannot starve the others (issue 15). The sum (81) leaves 919 of
+ * concurrency, and one function cannot starve the others (issue 15). The sum (91) leaves 909 of
  * the default account quota of 1,000; Lambda refuses a reservation that leaves less than 100
- * unreserved (Lambda Developer Guide, "Configuring reserved concurrency"). hash-dataset's share is
- * the Distributed Map's bound; the state machine retries Lambda.TooManyRequestsException.
+ * unreserved (Lambda Developer Guide, "Configuring reserved concurrency"). hash-batch's share is
+ * the HashBatches Distributed Map's MaxConcurrency (a test keeps them equal); the state machine
+ * retries Lambda.TooManyRequestsException.
  */
 export const RESERVED_CONCURRENCY = {
   start: 10,
   'register-run': 10,
-  'hash-dataset': 10,
+  'list-dataset': 5,
+  'hash-batch': 10,
+  'hash-dataset': 5,
   preprocess: 5,
   'check-code': 5,
   train: 5,

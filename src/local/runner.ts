@@ -2,19 +2,26 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { readObject } from '../cas.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
 import type { ExecState } from '../steps/state.js';
 import { errorFromCatch, StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
+import { emulateDistributedMaps, type ReadObject } from './distributed-map.js';
 import type { LocalRuntime } from './runtime.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STATE_MACHINE_FILE = join(ROOT, 'state-machines', 'training-pipeline.asl.json');
 
-/** The Lambda-backed task states and the handler module each runs (functions/<file>.ts). */
+/**
+ * The Lambda-backed task states and the handler module each runs (functions/<file>.ts). HashBatch
+ * is the task of each child of the HashBatches Distributed Map.
+ */
 export const TASK_FUNCTIONS = {
   RegisterRun: 'register-run',
+  ListDataset: 'list-dataset',
+  HashBatch: 'hash-batch',
   HashDataset: 'hash-dataset',
   Preprocess: 'preprocess',
   CheckCode: 'check-code',
@@ -28,7 +35,16 @@ export const TASK_FUNCTIONS = {
 } as const;
 export type TaskState = keyof typeof TASK_FUNCTIONS;
 
-/** Fills the definition substitutions (`${TrainFunctionArn}`…) with placeholder local ARNs. */
+/**
+ * The bucket the definition names by substitution (`${ArtifactsBucket}`, the HashBatches
+ * ItemReader's): locally, the object store's logical bucket of that name.
+ */
+export const LOCAL_BUCKETS = { ArtifactsBucket: 'artifacts' } as const;
+
+/**
+ * Fills the definition substitutions (`${TrainFunctionArn}`…) with placeholder local ARNs, and
+ * `${ArtifactsBucket}` with the local bucket.
+ */
 export function localDefinition(): Record<string, unknown> {
   let text = readFileSync(STATE_MACHINE_FILE, 'utf8');
   for (const [state, file] of Object.entries(TASK_FUNCTIONS)) {
@@ -37,9 +53,30 @@ export function localDefinition(): Record<string, unknown> {
       `arn:aws:lambda:us-east-1:000000000000:function:veritrail-${file}`,
     );
   }
+  for (const [variable, bucket] of Object.entries(LOCAL_BUCKETS))
+    text = text.replaceAll(`\${${variable}}`, bucket);
   if (text.includes('${'))
     throw new VeritrailError('INTERNAL', 'state machine has an unfilled definition substitution');
   return JSON.parse(text) as Record<string, unknown>;
+}
+
+/**
+ * The states a run passes through when nothing fails, in order, as progress reports them: from
+ * StartAt along each state's Next (a Choice's Default), Choice states left out (they route, they do
+ * no work, and progress does not report them).
+ */
+export function mainPathStates(): string[] {
+  const asl = JSON.parse(readFileSync(STATE_MACHINE_FILE, 'utf8')) as {
+    StartAt: string;
+    States: Record<string, { Type: string; Next?: string; Default?: string }>;
+  };
+  const out: string[] = [];
+  for (let at: string | undefined = asl.StartAt; at !== undefined && !out.includes(at); ) {
+    const state: { Type: string; Next?: string; Default?: string } | undefined = asl.States[at];
+    if (state?.Type !== 'Choice') out.push(at);
+    at = state?.Type === 'Choice' ? state.Default : state?.Next;
+  }
+  return out;
 }
 
 export type ProgressEvent =
@@ -61,6 +98,8 @@ type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 async function loadHandlers(): Promise<Map<string, Handler>> {
   const mods: Record<TaskState, Promise<{ handler: unknown }>> = {
     RegisterRun: import('../../functions/register-run.js'),
+    ListDataset: import('../../functions/list-dataset.js'),
+    HashBatch: import('../../functions/hash-batch.js'),
     HashDataset: import('../../functions/hash-dataset.js'),
     Preprocess: import('../../functions/preprocess.js'),
     CheckCode: import('../../functions/check-code.js'),
@@ -77,12 +116,26 @@ async function loadHandlers(): Promise<Map<string, Handler>> {
   return out;
 }
 
-/** The slice of aws-local-stepfunctions' event log this runner reads (the type is not exported). */
+/**
+ * The slice of aws-local-stepfunctions' event log this runner reads (the type is not exported). A
+ * Map forwards its iterations' state events with the iteration's `index`.
+ */
+type StateEvent = { timestamp: number; state: { name: string }; index?: number };
 type EventLog =
-  | { type: 'StateEntered' | 'StateExited' | 'StateCaught'; timestamp: number; state: { name: string } }
-  | { type: 'StateFailed'; timestamp: number; state: { name: string }; Error: string }
-  | { type: 'StateRetried'; timestamp: number; state: { name: string }; retry: { attempt: number } }
+  | ({ type: 'StateEntered' | 'StateExited' | 'StateCaught' } & StateEvent)
+  | ({ type: 'StateFailed'; Error: string } & StateEvent)
+  | ({ type: 'StateRetried'; retry: { attempt: number } } & StateEvent)
   | { type: 'ExecutionStarted' | 'ExecutionSucceeded' | 'ExecutionFailed'; timestamp: number };
+
+/** The ItemReader of a Distributed Map, locally: `Bucket` is a bucket of the local object store. */
+export function localReader(rt: Pick<LocalRuntime, 'objects'>): ReadObject {
+  return async (bucket, key) => {
+    if (!(Object.values(LOCAL_BUCKETS) as string[]).includes(bucket)) {
+      throw new VeritrailError('INTERNAL', `the local runner reads no bucket "${bucket}"`);
+    }
+    return readObject(rt.objects, bucket as (typeof LOCAL_BUCKETS)['ArtifactsBucket'], key);
+  };
+}
 
 /** The Lambda context of a local invocation; `runtime` is the embedded ports, passed explicitly. */
 const lambdaContext = (name: string, runtime: LocalRuntime) => ({
@@ -98,13 +151,48 @@ const lambdaContext = (name: string, runtime: LocalRuntime) => ({
  * module Lambda runs, invoked with the embedded runtime in its context (src/steps/handler.ts: the
  * `ports` middleware then builds no AWS port). The Train state's task token wait is played by the local trainer: launch via
  * functions/train.ts, wait for the child process, then the same end-of-job code the SageMaker
- * callback runs on AWS.
+ * callback runs on AWS. The Distributed Map's ItemReader and ItemBatcher, which the library lacks,
+ * are emulated (src/local/distributed-map.ts), reading from the local object store.
  */
 export async function executeLocally(
   rt: LocalRuntime,
   input: ExecState,
   onProgress: (e: ProgressEvent) => void = () => {},
 ): Promise<LocalExecution> {
+  let result: LocalExecution;
+  try {
+    const output = (await executeDefinition(rt, localDefinition(), input, onProgress)) as ExecState & {
+      results?: Record<string, { status?: RunStatus }>;
+    };
+    const status = output.results?.finish?.status ?? 'FAILED';
+    result = { runId: input.runId, status, state: output };
+  } catch (e) {
+    // The Fail state after RecordFailure ends the execution; the run record holds the reason.
+    const run = await rt.runs.get(input.runId).catch(() => undefined);
+    const error =
+      run?.error ??
+      errorFromCatch({
+        Error: (e as { name?: string }).name ?? 'Error',
+        Cause: (e as Error).message ?? String(e),
+      });
+    result = { runId: input.runId, status: 'FAILED', error };
+  }
+  return result;
+}
+
+/**
+ * Runs `definition` (the pipeline's, or a part of it: bench/scale.ts runs its hashing states) on
+ * aws-local-stepfunctions with the task states of TASK_FUNCTIONS wired as executeLocally wires
+ * them; resolves with the execution's output, rejects with its error. Progress is reported for the
+ * definition's own states: not for its Choice states (routing), the states the emulation inserts,
+ * nor each Map iteration's.
+ */
+export async function executeDefinition(
+  rt: LocalRuntime,
+  definition: Record<string, unknown>,
+  input: ExecState,
+  onProgress: (e: ProgressEvent) => void = () => {},
+): Promise<unknown> {
   const handlers = await loadHandlers();
   const invoke = (state: string) => async (event: unknown) => {
     const h = handlers.get(state);
@@ -122,10 +210,12 @@ export async function executeLocally(
     return end.output as never;
   };
 
-  const machine = new StateMachine(localDefinition() as never, {
+  const emulated = emulateDistributedMaps(definition, localReader(rt));
+  Object.assign(overrides, emulated.handlers);
+  const machine = new StateMachine(emulated.definition as never, {
     validationOptions: { checkPaths: true, checkArn: true },
   });
-  const retryIntervalOverrides = Object.fromEntries(Object.keys(TASK_FUNCTIONS).map((s) => [s, 50]));
+  const retryIntervalOverrides = Object.fromEntries(Object.keys(overrides).map((s) => [s, 50]));
   const execution = machine.run(input as never, {
     overrides: { taskResourceLocalHandlers: overrides as never, retryIntervalOverrides },
     context: {
@@ -140,11 +230,18 @@ export async function executeLocally(
     } as never,
   });
 
+  const choices = new Set(
+    Object.entries(definition.States as Record<string, { Type: string }>)
+      .filter(([, state]) => state.Type === 'Choice')
+      .map(([name]) => name),
+  );
   const entered = new Map<string, number>();
   const progress = (async () => {
     for await (const ev of execution.eventLogs as unknown as AsyncIterable<EventLog>) {
-      if (!('state' in ev)) continue;
+      if (!('state' in ev) || ev.index !== undefined) continue;
       const name = ev.state.name;
+      if (emulated.inserted.has(name) && ev.type !== 'StateFailed') continue;
+      if (choices.has(name)) continue;
       if (ev.type === 'StateEntered') {
         entered.set(name, ev.timestamp);
         onProgress({ type: 'entered', state: name, at: ev.timestamp });
@@ -171,24 +268,9 @@ export async function executeLocally(
     }
   })();
 
-  let result: LocalExecution;
   try {
-    const output = (await execution.result) as ExecState & {
-      results?: Record<string, { status?: RunStatus }>;
-    };
-    const status = output.results?.finish?.status ?? 'FAILED';
-    result = { runId: input.runId, status, state: output };
-  } catch (e) {
-    // The Fail state after RecordFailure ends the execution; the run record holds the reason.
-    const run = await rt.runs.get(input.runId).catch(() => undefined);
-    const error =
-      run?.error ??
-      errorFromCatch({
-        Error: (e as { name?: string }).name ?? 'Error',
-        Cause: (e as Error).message ?? String(e),
-      });
-    result = { runId: input.runId, status: 'FAILED', error };
+    return (await execution.result) as unknown;
+  } finally {
+    await progress.catch(() => undefined);
   }
-  await progress.catch(() => undefined);
-  return result;
 }

@@ -1,9 +1,12 @@
-import { hashStream, putJsonCas } from '../cas.js';
-import { type Digest, digestFromHex } from '../core/digest.js';
-import { VeritrailError } from '../core/errors.js';
+import { z } from 'zod';
+import { hashStream, putJsonCas, readCasVerified, readObject } from '../cas.js';
+import { type Digest, digestFromHex, digestOf, digestsEqual } from '../core/digest.js';
+import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import { buildManifest, type Manifest, manifestDigest } from '../core/manifest.js';
-import type { DatasetFile } from '../ports.js';
+import { describeIssues } from '../core/pipeline.js';
+import type { DatasetFile, ObjectStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
+import { DatasetFileSchema, HashProgressSchema, type ListingRef, PinnedFileSchema } from './hashing.js';
 import type { ExecState, HashResult } from './state.js';
 import type { StepOutcome } from './step.js';
 
@@ -13,29 +16,37 @@ export interface PinnedFile extends DatasetFile {
 }
 
 /**
- * HashDataset: content addressing of the raw data. Every file is streamed (constant memory) and
- * hashed, files in parallel; a single file's digest is the plain SHA-256 of its bytes (as sha256sum
- * prints it), a folder's is the digest of its canonical manifest. The pinned file list (with
- * VersionIds on S3) is stored content-addressed so later steps read exactly these bytes.
+ * HashDataset: content addressing of the raw data, the fold of a Distributed Map. ListDataset
+ * pinned the listing, each HashBatches child hashed a batch of it (every file streamed in constant
+ * memory; a single file's digest is the plain SHA-256 of its bytes, as sha256sum prints it); here
+ * the batches are read back (content-addressed, verified), checked to cover the listing exactly, in
+ * order, and folded into the pinned file list, the RFC 8785 manifest and the dataset digest (a
+ * folder's is its manifest's). The pinned list (with VersionIds on S3) is stored content-addressed
+ * so later steps read exactly these bytes. The output, digests, facts and audit detail are those of
+ * the one-Lambda HashDataset this replaces: nothing downstream sees how the work was split.
  */
 export async function hashDataset(
-  rt: Runtime,
+  rt: Pick<Runtime, 'objects'>,
   state: ExecState,
 ): Promise<StepOutcome<HashResult & { pinsKey: string }>> {
-  const files = await rt.datasets.list(
-    state.dataset.uri,
-    state.dataset.versionId ? { versionId: state.dataset.versionId } : {},
-  );
-  if (files.length === 0) {
-    throw new VeritrailError('DATASET_EMPTY', `dataset ${state.dataset.uri} holds no files`);
+  const progress = HashProgressSchema.safeParse(state.results?.hash);
+  if (!progress.success) {
+    throw new VeritrailError(
+      'INTERNAL',
+      `results.hash is not ListDataset's listing and HashBatches' results: ${describeIssues(progress.error)}`,
+    );
   }
-  const {
-    pinned,
-    totalSize,
-    manifest,
-    manifestDigest: mDigest,
-    digest,
-  } = foldBatches([await hashBatch(rt, files)]);
+  if ('error' in progress.data) throw refused(progress.data.error);
+  const keys: string[] = [];
+  for (const batch of progress.data.batches) {
+    // The first refusal in listing order, whichever child finished first.
+    if ('error' in batch) throw refused(batch.error);
+    keys.push(batch.key);
+  }
+  const listed = await readListing(rt.objects, progress.data.listing);
+  const hashed = await mapLimit(keys, 8, (key) => readBatch(rt.objects, key));
+  checkCoverage(listed, hashed);
+  const { pinned, totalSize, manifest, manifestDigest: mDigest, digest } = foldBatches(hashed);
   if (totalSize === 0) {
     throw new VeritrailError(
       'DATASET_EMPTY',
@@ -63,6 +74,67 @@ export async function hashDataset(
     },
     detail: { files: pinned.length, size: totalSize },
   };
+}
+
+/** A refusal of ListDataset or HashBatch, thrown as the step's own failure (same code and message). */
+const refused = (error: ErrorInfo) => new VeritrailError(error.code, error.message);
+
+/** The listing ListDataset stored, its bytes checked against the digest it returned. */
+async function readListing(objects: ObjectStore, ref: ListingRef): Promise<DatasetFile[]> {
+  const bytes = await readObject(objects, 'artifacts', ref.key);
+  const actual = digestOf(bytes);
+  if (!digestsEqual(actual, ref.digest)) {
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `dataset listing ${ref.key}: stored bytes hash to ${actual}, ListDataset recorded ${ref.digest}`,
+    );
+  }
+  const parsed = z.array(DatasetFileSchema).safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+  if (!parsed.success || parsed.data.length !== ref.files) {
+    throw new VeritrailError(
+      'INTERNAL',
+      `dataset listing ${ref.key} is not the listing of ${ref.files} files`,
+    );
+  }
+  return parsed.data;
+}
+
+/** One HashBatch child's hashed files, read back by content address and verified. */
+async function readBatch(objects: ObjectStore, key: string): Promise<PinnedFile[]> {
+  const digest = digestFromHex(key.slice(key.lastIndexOf('/') + 1));
+  const bytes = await readCasVerified(objects, digest, `hashed batch ${key}`);
+  const parsed = z.array(PinnedFileSchema).safeParse(JSON.parse(new TextDecoder().decode(bytes)));
+  if (!parsed.success) {
+    throw new VeritrailError('INTERNAL', `hashed batch ${key} is not a list of hashed files`);
+  }
+  return parsed.data as PinnedFile[];
+}
+
+/**
+ * The batches, concatenated in the Map's result order, must be the listing itself: the same files,
+ * pinned to the same versions, with the sizes listed, none lost, repeated or moved. Otherwise the
+ * fold would digest something else than what was listed.
+ */
+export function checkCoverage(
+  listed: readonly DatasetFile[],
+  batches: readonly (readonly PinnedFile[])[],
+): void {
+  const hashed = batches.flat();
+  if (hashed.length !== listed.length) {
+    throw new VeritrailError(
+      'PROVENANCE_BROKEN',
+      `the hashed batches hold ${hashed.length} files, the pinned listing ${listed.length}; start the run again`,
+    );
+  }
+  listed.forEach((f, i) => {
+    const h = hashed[i] as PinnedFile;
+    if (h.uri !== f.uri || h.path !== f.path || h.size !== f.size || h.versionId !== f.versionId) {
+      throw new VeritrailError(
+        'PROVENANCE_BROKEN',
+        `the hashed batches differ from the pinned listing at file ${i} (${f.path}); start the run again`,
+      );
+    }
+  });
 }
 
 /**

@@ -25,8 +25,10 @@ import {
 } from '../../stacks/access.js';
 import {
   BUNDLED_PIPELINES_DIR,
+  HASH_BATCHES_LABEL,
   RESOURCE_STAR_ONLY_ACTIONS,
   readStateMachineDefinition,
+  STATE_MACHINE_BUCKETS,
   STATE_MACHINE_FILE,
 } from '../../stacks/Pipeline.js';
 import { DENIED_OBJECT_ACTIONS } from '../../stacks/Storage.js';
@@ -570,16 +572,16 @@ describe('Pipeline functions', () => {
     expect(new Set(roles).size).toBe(FUNCTION_NAMES.length);
   });
 
-  it('grants hash-dataset exactly its row: landing read, sha256/ write, table items, data key', () => {
+  it('grants hash-dataset exactly its row: reads listings/ and sha256/, writes sha256/, table items, data key', () => {
     const statements = grantsOf('hash-dataset');
     const bySid = (sid: string) => statements.find((s) => s.Sid === sid) ?? {};
-    expect(actionsOf(bySid('ReadLandingPrefixes')).sort()).toEqual(['s3:GetObject', 's3:GetObjectVersion']);
-    const landing = resourcesOf(bySid('ReadLandingPrefixes')).map(flat);
-    expect(landing.map((r) => r.slice(r.lastIndexOf('/', r.length - 3) + 1))).toEqual([
-      'churn/*',
-      'credit-scoring/*',
-      'incoming/*',
-    ]);
+    // The fold reads no landing object: the HashBatch children did.
+    expect(bySid('ReadLandingPrefixes')).toEqual({});
+    expect(
+      resourcesOf(bySid('ReadArtifacts'))
+        .map(flat)
+        .map((r) => r.slice(r.indexOf('/') + 1)),
+    ).toEqual(['sha256/*', 'listings/*']);
     expect(flat(bySid('WriteArtifacts').Resource)).toMatch(/artifactsBucket.*\/sha256\/\*$/);
     expect(actionsOf(bySid('RunTable')).sort()).toEqual([
       'dynamodb:GetItem',
@@ -590,6 +592,28 @@ describe('Pipeline functions', () => {
     expect(actionsOf(bySid('DataKey')).sort()).toEqual(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey']);
     expect(flat(bySid('DataKey').Resource)).toMatch(/DataKey/);
     expect(allowedActions('hash-dataset').has('kms:Sign')).toBe(false);
+  });
+
+  it('grants list-dataset and hash-batch the landing read and their own prefix, nothing of the run', () => {
+    for (const [name, prefix] of [
+      ['list-dataset', 'listings/'],
+      ['hash-batch', 'sha256/'],
+    ] as const) {
+      const statements = grantsOf(name);
+      const bySid = (sid: string) => statements.find((s) => s.Sid === sid) ?? {};
+      const landing = resourcesOf(bySid('ReadLandingPrefixes')).map(flat);
+      expect(
+        landing.map((r) => r.slice(r.lastIndexOf('/', r.length - 3) + 1)),
+        name,
+      ).toEqual(['churn/*', 'credit-scoring/*', 'incoming/*']);
+      expect(flat(bySid('WriteArtifacts').Resource), name).toMatch(
+        new RegExp(`artifactsBucket.*/${prefix}\\*$`),
+      );
+      const actions = allowedActions(name);
+      // No run record, no audit entry: the fold (hash-dataset) records the step.
+      for (const a of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 's3:PutObjectRetention', 'kms:Sign'])
+        expect(actions.has(a), `${name} ${a}`).toBe(false);
+    }
   });
 
   it('lets only the access table’s signers sign, and only start the state machine from start', () => {
@@ -786,11 +810,14 @@ describe('the state machine', () => {
     return r.Properties ?? {};
   };
 
-  it('deploys the ASL file as is with one substitution per task function', () => {
+  it('deploys the ASL file as is with one substitution per task function and per bucket it names', () => {
     const p = machine();
     expect(p.DefinitionString).toBe(readFileSync(path.join(ROOT, STATE_MACHINE_FILE), 'utf8'));
     const subs = p.DefinitionSubstitutions as Record<string, Json>;
-    expect(Object.keys(subs).sort()).toEqual(Object.values(STATE_MACHINE_TASKS).sort());
+    expect(Object.keys(subs).sort()).toEqual(
+      [...Object.values(STATE_MACHINE_TASKS), ...Object.keys(STATE_MACHINE_BUCKETS)].sort(),
+    );
+    expect(flat(subs.ArtifactsBucket)).toMatch(/artifactsBucket/);
     for (const [fn, variable] of Object.entries(STATE_MACHINE_TASKS)) {
       const arn = flat(subs[variable]);
       const lambdaId = resourcesOfType('Pipeline', 'AWS::Lambda::Function').find(([, r]) =>
@@ -798,6 +825,44 @@ describe('the state machine', () => {
       )?.[0];
       expect(arn).toBe(`GetAtt:${lambdaId}.Arn`);
     }
+  });
+
+  it('lets its role run the HashBatches Distributed Map: read the listings, start and stop its own children', () => {
+    const policy = resourcesOfType('Pipeline', 'AWS::IAM::Policy').find(([id]) =>
+      id.startsWith('Grantsstatemachine'),
+    )?.[1];
+    const statements = statementsOf(policy?.Properties?.PolicyDocument);
+    const bySid = (sid: string) => statements.find((s) => s.Sid === sid) ?? {};
+    // Every task function (and its versions), the Map's HashBatch included: the substitutions' ARNs.
+    const subs = machine().DefinitionSubstitutions as Record<string, Json>;
+    const invoked = resourcesOf(bySid('InvokeStepFunctions')).map(flat).sort();
+    const arns = Object.values(STATE_MACHINE_TASKS).map((v) => flat(subs[v]));
+    expect(invoked).toEqual([...arns, ...arns.map((a) => `${a}:*`)].sort());
+    expect(actionsOf(bySid('ReadDatasetListings'))).toEqual(['s3:GetObject']);
+    expect(resourcesOf(bySid('ReadDatasetListings')).map(flat)).toEqual([
+      expect.stringMatching(/artifactsBucket.*\/listings\/\*$/),
+    ]);
+    expect(actionsOf(bySid('DecryptDatasetListings'))).toEqual(['kms:Decrypt']);
+    expect(JSON.stringify(bySid('DecryptDatasetListings').Condition)).toMatch(/"kms:ViaService":\{?.*"s3\./);
+    expect(actionsOf(bySid('StartHashBatches'))).toEqual(['states:StartExecution']);
+    expect(flat(bySid('StartHashBatches').Resource)).toMatch(
+      /:stateMachine:test-veritrail-training-pipeline$/,
+    );
+    expect(actionsOf(bySid('ManageHashBatches')).sort()).toEqual([
+      'states:DescribeExecution',
+      'states:StopExecution',
+    ]);
+    expect(flat(bySid('ManageHashBatches').Resource)).toMatch(
+      /:execution:test-veritrail-training-pipeline\/HashBatches:\*$/,
+    );
+    // The label the grant names is the Map's.
+    const asl = JSON.parse(readFileSync(path.join(ROOT, STATE_MACHINE_FILE), 'utf8')) as {
+      States: Record<string, { Label?: string }>;
+    };
+    expect(asl.States.HashBatches?.Label).toBe(HASH_BATCHES_LABEL);
+    // Nothing else of the buckets: no write, no other prefix.
+    const s3 = statements.filter((st) => actionsOf(st).some((a) => a.startsWith('s3:')));
+    expect(s3).toHaveLength(1);
   });
 
   it('waits for training through a task token', () => {

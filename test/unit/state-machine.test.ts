@@ -2,8 +2,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
-import { localDefinition, STATE_MACHINE_FILE, TASK_FUNCTIONS } from '../../src/local/runner.js';
+import { emulateDistributedMaps, type ReadObject } from '../../src/local/distributed-map.js';
+import {
+  LOCAL_BUCKETS,
+  localDefinition,
+  mainPathStates,
+  STATE_MACHINE_FILE,
+  TASK_FUNCTIONS,
+} from '../../src/local/runner.js';
 import { errorFromCatch } from '../../src/steps/step.js';
+import { RESERVED_CONCURRENCY } from '../../stacks/settings.js';
 
 type State = {
   Type: string;
@@ -19,11 +27,27 @@ type State = {
   Retry?: { ErrorEquals: string[] }[];
   Catch?: { ErrorEquals: string[]; Next: string }[];
   Resource?: string;
+  ResultPath?: string;
+  Label?: string;
+  MaxConcurrency?: number;
+  ItemReader?: {
+    Resource: string;
+    ReaderConfig?: Record<string, unknown>;
+    Parameters?: Record<string, unknown>;
+  };
+  ItemBatcher?: { MaxItemsPerBatch?: number; BatchInput?: Record<string, unknown> };
+  ItemProcessor?: Machine & { ProcessorConfig?: { Mode: string; ExecutionType?: string } };
 };
-const asl = JSON.parse(readFileSync(STATE_MACHINE_FILE, 'utf8')) as {
-  StartAt: string;
-  States: Record<string, State>;
-};
+type Machine = { StartAt: string; States: Record<string, State> };
+const asl = JSON.parse(readFileSync(STATE_MACHINE_FILE, 'utf8')) as Machine;
+
+/** Every state of a machine and of the machines nested in its Maps, by name. */
+function allStates(machine: Machine): [string, State][] {
+  return Object.entries(machine.States).flatMap(([name, state]) => [
+    [name, state] as [string, State],
+    ...(state.ItemProcessor ? allStates(state.ItemProcessor) : []),
+  ]);
+}
 
 describe('state-machines/training-pipeline.asl.json', () => {
   it('runs the states of DESIGN.md in order', () => {
@@ -37,6 +61,8 @@ describe('state-machines/training-pipeline.asl.json', () => {
     }
     expect(order).toEqual([
       'RegisterRun',
+      'ListDataset',
+      'HashBatches',
       'HashDataset',
       'Preprocess',
       'CheckCode',
@@ -47,16 +73,22 @@ describe('state-machines/training-pipeline.asl.json', () => {
       'Register',
       'Finish',
     ]);
+    // What the CLI counts its progress against.
+    expect(mainPathStates()).toEqual(order);
   });
 
   it('retries transient errors and sends every other error of every step to RecordFailure', () => {
-    for (const [name, state] of Object.entries(asl.States)) {
+    for (const [name, state] of allStates(asl)) {
       if (state.Type !== 'Task') continue;
       expect(state.Retry?.[0]?.ErrorEquals, name).toContain('Veritrail.TRANSIENT');
       expect(state.Retry?.[0]?.ErrorEquals, name).toContain('Lambda.TooManyRequestsException');
-      if (name === 'RecordFailure') continue;
+    }
+    for (const [name, state] of Object.entries(asl.States)) {
+      if ((state.Type !== 'Task' && state.Type !== 'Map') || name === 'RecordFailure') continue;
       expect(state.Catch?.[0], name).toMatchObject({ ErrorEquals: ['States.ALL'], Next: 'RecordFailure' });
     }
+    // A HashBatch child that still fails after its retries fails the Map, whose Catch records it.
+    expect(asl.States.HashBatches?.ItemProcessor?.States.HashBatch?.Catch).toBeUndefined();
     expect(asl.States.RecordFailure?.Next).toBe('RunFailed');
     expect(asl.States.RunFailed?.Type).toBe('Fail');
   });
@@ -95,7 +127,7 @@ describe('state-machines/training-pipeline.asl.json', () => {
     expect(asl.States.AdoptStartedRun).toMatchObject({
       Type: 'Pass',
       InputPath: '$.results.registerRun.state',
-      Next: 'HashDataset',
+      Next: 'ListDataset',
     });
   });
 
@@ -107,7 +139,7 @@ describe('state-machines/training-pipeline.asl.json', () => {
   });
 
   it('names one handler module per task, and validates as ASL once ARNs are substituted', () => {
-    const tasks = Object.entries(asl.States)
+    const tasks = allStates(asl)
       .filter(([, s]) => s.Type === 'Task')
       .map(([n]) => n)
       .sort();
@@ -115,12 +147,55 @@ describe('state-machines/training-pipeline.asl.json', () => {
     for (const file of Object.values(TASK_FUNCTIONS)) {
       expect(() => readFileSync(join(import.meta.dirname, '../../functions', `${file}.ts`))).not.toThrow();
     }
-    expect(
-      () =>
-        new StateMachine(localDefinition() as never, {
-          validationOptions: { checkPaths: true, checkArn: true },
-        }),
-    ).not.toThrow();
+    // As deployed (the Distributed Map included), and as the local runner runs it (emulated).
+    const validate = (definition: unknown) =>
+      new StateMachine(definition as never, { validationOptions: { checkPaths: true, checkArn: true } });
+    expect(() => validate(localDefinition())).not.toThrow();
+    const read: ReadObject = async () => new Uint8Array();
+    expect(() => validate(emulateDistributedMaps(localDefinition(), read).definition)).not.toThrow();
+  });
+});
+
+describe('HashDataset as a Distributed Map', () => {
+  const map = asl.States.HashBatches as State;
+  /** `${name}`: a definition substitution the stack (or the local runner) fills. */
+  const substitution = (name: string) => `\${${name}}`;
+
+  it('lists, maps over the pinned listing, then folds, each writing under results.hash', () => {
+    expect(asl.States.ListDataset).toMatchObject({
+      Type: 'Task',
+      ResultPath: '$.results.hash',
+      Next: 'Listed',
+    });
+    expect(asl.States.Listed).toMatchObject({
+      Type: 'Choice',
+      Choices: [{ Variable: '$.results.hash.error', IsPresent: true, Next: 'HashDataset' }],
+      Default: 'HashBatches',
+    });
+    expect(map).toMatchObject({ Type: 'Map', ResultPath: '$.results.hash.batches', Next: 'HashDataset' });
+    // The fold replaces the whole of results.hash: the batch list does not travel on to Preprocess.
+    expect(asl.States.HashDataset).toMatchObject({ ResultPath: '$.results.hash', Next: 'Preprocess' });
+  });
+
+  it('runs each batch as a STANDARD child execution, at most hash-batch’s reserved concurrency at once', () => {
+    expect(map.ItemProcessor?.ProcessorConfig).toEqual({ Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' });
+    expect(map.Label).toBe('HashBatches');
+    expect(map.MaxConcurrency).toBe(RESERVED_CONCURRENCY['hash-batch']);
+    expect(map.ItemBatcher).toEqual({ MaxItemsPerBatch: 100, BatchInput: { 'runId.$': '$.runId' } });
+    expect(map.ItemProcessor?.StartAt).toBe('HashBatch');
+    expect(map.ItemProcessor?.States.HashBatch).toMatchObject({
+      Type: 'Task',
+      Resource: substitution('HashBatchFunctionArn'),
+      End: true,
+    });
+  });
+
+  it('reads the pinned JSON listing from the artifacts bucket, never an S3 listing without VersionIds', () => {
+    expect(map.ItemReader).toEqual({
+      Resource: 'arn:aws:states:::s3:getObject',
+      ReaderConfig: { InputType: 'JSON' },
+      Parameters: { Bucket: substitution('ArtifactsBucket'), 'Key.$': '$.results.hash.listing.key' },
+    });
   });
 });
 
@@ -133,6 +208,14 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
     trigger: { type: 'operator', idempotencyKey: 'k' },
   };
   type Task = (input: unknown) => Promise<unknown>;
+
+  /** The pinned listings the stand-in ListDataset "stored", as the emulated ItemReader reads them. */
+  const listings = new Map<string, unknown>();
+  const read: ReadObject = async (bucket, key) => {
+    if (bucket !== LOCAL_BUCKETS.ArtifactsBucket) throw new Error(`no bucket ${bucket}`);
+    if (!listings.has(key)) throw new Error(`NoSuchKey: ${key}`);
+    return new TextEncoder().encode(JSON.stringify(listings.get(key)));
+  };
 
   async function execute(tasks: Partial<Record<string, Task>>, input: unknown) {
     const seen: { state: string; input: unknown }[] = [];
@@ -147,13 +230,15 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
         },
       ]),
     );
-    const machine = new StateMachine(localDefinition() as never, {
+    const emulated = emulateDistributedMaps(localDefinition(), read);
+    const machine = new StateMachine(emulated.definition as never, {
       validationOptions: { checkPaths: true, checkArn: true },
     });
+    const handlers = { ...overrides, ...emulated.handlers };
     const execution = machine.run(input as never, {
       overrides: {
-        taskResourceLocalHandlers: overrides as never,
-        retryIntervalOverrides: Object.fromEntries(Object.keys(TASK_FUNCTIONS).map((s) => [s, 0])),
+        taskResourceLocalHandlers: handlers as never,
+        retryIntervalOverrides: Object.fromEntries(Object.keys(handlers).map((s) => [s, 0])),
       },
       context: { Execution: { Id: EXECUTION, Name: 'console-1' } } as never,
     });
@@ -179,16 +264,16 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
     const r = await execute(
       {
         RegisterRun: async () => ({ ...registerRun, state: { ...STATE, results: { registerRun } } }),
-        HashDataset: async () => {
-          throw Object.assign(new Error('{"code":"DATASET_EMPTY","message":"empty"}'), {
-            name: 'Veritrail.DATASET_EMPTY',
+        ListDataset: async () => {
+          throw Object.assign(new Error('{"code":"ACCESS_DENIED","message":"no"}'), {
+            name: 'Veritrail.ACCESS_DENIED',
           });
         },
         RecordFailure: async () => ({ runId: STATE.runId, status: 'FAILED' }),
       },
       consoleInput,
     );
-    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun', 'HashDataset', 'RecordFailure']);
+    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun', 'ListDataset', 'RecordFailure']);
     expect(r.seen[1]?.input).toEqual({ ...STATE, results: { registerRun } });
     const failure = r.seen[2]?.input as {
       input: { runId: string; error: { Error: string } };
@@ -196,7 +281,7 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
     };
     expect(failure.executionArn).toBe(EXECUTION);
     expect(failure.input.runId).toBe(STATE.runId);
-    expect(failure.input.error.Error).toBe('Veritrail.DATASET_EMPTY');
+    expect(failure.input.error.Error).toBe('Veritrail.ACCESS_DENIED');
     expect(r.error?.message).toContain(asl.States.RunFailed?.Cause);
   });
 
@@ -229,6 +314,141 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
     // It ends in RunFailed (the Catch), not with RecordFailure's own error escaping the machine.
     expect(r.error?.message).toContain(asl.States.RunFailed?.Cause);
     expect(r.error?.message).not.toContain('ACCESS_DENIED');
+  });
+});
+
+describe('HashDataset on aws-local-stepfunctions, the Distributed Map emulated, with stand-in tasks', () => {
+  const STATE = {
+    runId: 'r-bbbbbbbbbbbbbbbbbbbbbbbbbb',
+    pipeline: { name: 'credit-scoring', digest: `sha256:${'a'.repeat(64)}` },
+    dataset: { uri: 's3://landing/credit-scoring/batch/', versionId: undefined },
+    trigger: { type: 's3', idempotencyKey: 'k' },
+  };
+  const file = (i: number) => ({
+    uri: `s3://landing/credit-scoring/batch/part-${String(i).padStart(4, '0')}.csv`,
+    path: `part-${String(i).padStart(4, '0')}.csv`,
+    size: 10 + i,
+    versionId: `v${i}`,
+  });
+  const LISTING_KEY = `listings/${'c'.repeat(64)}.json`;
+  const listing = { key: LISTING_KEY, digest: `sha256:${'c'.repeat(64)}`, files: 250 };
+  const FOLDED = {
+    digest: `sha256:${'d'.repeat(64)}`,
+    files: 250,
+    size: 1,
+    manifestKey: 'm',
+    manifestDigest: 'x',
+  };
+
+  async function run(tasks: Partial<Record<string, (input: unknown) => Promise<unknown>>>, stored: unknown) {
+    const seen: { state: string; input: unknown }[] = [];
+    const read: ReadObject = async (_bucket, key) => {
+      if (key !== LISTING_KEY || stored === undefined) throw new Error(`NoSuchKey: ${key}`);
+      return new TextEncoder().encode(JSON.stringify(stored));
+    };
+    const emulated = emulateDistributedMaps(localDefinition(), read);
+    const handlers: Record<string, (i: unknown) => Promise<unknown>> = { ...emulated.handlers };
+    for (const name of Object.keys(TASK_FUNCTIONS)) {
+      handlers[name] = async (i) => {
+        seen.push({ state: name, input: i });
+        const task = tasks[name];
+        if (!task) throw new Error(`${name} was not expected to run`);
+        return task(i);
+      };
+    }
+    const machine = new StateMachine(emulated.definition as never, {
+      validationOptions: { checkPaths: true, checkArn: true },
+    });
+    const execution = machine.run(STATE as never, {
+      overrides: {
+        taskResourceLocalHandlers: handlers as never,
+        retryIntervalOverrides: Object.fromEntries(Object.keys(handlers).map((s) => [s, 0])),
+      },
+      context: { Execution: { Id: 'arn:exec', Name: 'e' } } as never,
+    });
+    const output = await execution.result.catch((e: Error) => e);
+    return { seen, output };
+  }
+  const of = (seen: { state: string; input: unknown }[], state: string) =>
+    seen.filter((s) => s.state === state).map((s) => s.input);
+  const stop = async () => {
+    throw Object.assign(new Error('{"code":"INTERNAL","message":"stop here"}'), {
+      name: 'Veritrail.INTERNAL',
+    });
+  };
+
+  it('reads the listing, cuts it into batches of 100 in listing order, and hands the fold every result in order', async () => {
+    const files = Array.from({ length: 250 }, (_, i) => file(i));
+    let n = 0;
+    const r = await run(
+      {
+        RegisterRun: async () => ({ outcome: 'registered', runId: STATE.runId }),
+        ListDataset: async () => ({ listing }),
+        // Children may finish in any order; the Map keeps the results in item order.
+        HashBatch: async (i) => {
+          const items = (i as { Items: { path: string }[] }).Items;
+          await new Promise((res) => setTimeout(res, (3 - n++) * 5));
+          return { key: `sha256/${items[0]?.path}`, files: items.length };
+        },
+        HashDataset: async () => FOLDED,
+        Preprocess: stop,
+        RecordFailure: async () => ({ status: 'FAILED' }),
+      },
+      files,
+    );
+    const batches = of(r.seen, 'HashBatch') as { BatchInput: unknown; Items: unknown[] }[];
+    expect(batches.map((b) => b.Items.length).sort()).toEqual([100, 100, 50]);
+    for (const b of batches) expect(b.BatchInput).toEqual({ runId: STATE.runId });
+    expect(
+      batches.flatMap((b) => b.Items).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
+    ).toEqual(files);
+    const fold = of(r.seen, 'HashDataset')[0] as { results: { hash: unknown } };
+    expect(fold.results.hash).toEqual({
+      listing,
+      batches: [
+        { key: 'sha256/part-0000.csv', files: 100 },
+        { key: 'sha256/part-0100.csv', files: 100 },
+        { key: 'sha256/part-0200.csv', files: 50 },
+      ],
+    });
+    // Preprocess sees the fold's result alone under results.hash, as before the Map existed.
+    const preprocess = of(r.seen, 'Preprocess')[0] as { results: { hash: unknown } };
+    expect(preprocess.results.hash).toEqual(FOLDED);
+  });
+
+  it('sends a refused listing to HashDataset without running the Map', async () => {
+    const refusal = { error: { code: 'DATASET_MISSING', message: 'gone' } };
+    const r = await run(
+      {
+        RegisterRun: async () => ({ outcome: 'registered', runId: STATE.runId }),
+        ListDataset: async () => refusal,
+        HashDataset: stop,
+        RecordFailure: async () => ({ status: 'FAILED' }),
+      },
+      undefined,
+    );
+    expect(r.seen.map((s) => s.state)).toEqual([
+      'RegisterRun',
+      'ListDataset',
+      'HashDataset',
+      'RecordFailure',
+    ]);
+    expect((of(r.seen, 'HashDataset')[0] as { results: { hash: unknown } }).results.hash).toEqual(refusal);
+  });
+
+  it('fails the Map with States.ItemReaderFailed when the listing cannot be read, and records the failure', async () => {
+    const r = await run(
+      {
+        RegisterRun: async () => ({ outcome: 'registered', runId: STATE.runId }),
+        ListDataset: async () => ({ listing }),
+        RecordFailure: async () => ({ status: 'FAILED' }),
+      },
+      undefined,
+    );
+    expect(r.seen.map((s) => s.state)).toEqual(['RegisterRun', 'ListDataset', 'RecordFailure']);
+    const failure = of(r.seen, 'RecordFailure')[0] as { input: { error: { Error: string; Cause: string } } };
+    expect(failure.input.error.Error).toBe('States.ItemReaderFailed');
+    expect(failure.input.error.Cause).toContain(LISTING_KEY);
   });
 });
 

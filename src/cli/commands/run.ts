@@ -4,7 +4,7 @@ import type { RunStatus } from '../../core/run.js';
 import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
 import { assertHomeUsable, resolveHome } from '../../local/home.js';
 import { attemptOf, retryRun } from '../../local/retry.js';
-import type { ProgressEvent } from '../../local/runner.js';
+import { mainPathStates, type ProgressEvent } from '../../local/runner.js';
 import { openLocalRuntime } from '../../local/runtime.js';
 import { loadPipelineFile, preflightDataset, preflightPipeline, runOnce } from '../../local/start-run.js';
 import { parseCli, usageError } from '../args.js';
@@ -203,9 +203,8 @@ export function exitCodeOf(status: RunStatus): number {
   return status === 'SUCCEEDED' ? EXIT.OK : status === 'REJECTED' ? EXIT.REJECTED : EXIT.FAILED;
 }
 
-const TOTAL_STATES = 10;
-
 function progressPrinter(io: CliIo): (e: ProgressEvent) => void {
+  const TOTAL_STATES = mainPathStates().length;
   let n = 0;
   // A state that failed also "exits" in the event log: it was reported FAILED, never "ok".
   const failed = new Set<string>();

@@ -1,0 +1,10 @@
+/** Lambda for the HashBatch task of each HashBatches child execution (state-machines/training-pipeline.asl.json). */
+import { awsDatasets, awsObjects, composeAws } from '../src/aws/runtime.js';
+import { plainHandler } from '../src/steps/handler.js';
+import { hashListedBatch } from '../src/steps/hash-batch.js';
+
+/** Composition root: the landing objects, read by their pinned VersionIds, and the artifacts bucket. */
+export const handler = plainHandler(
+  hashListedBatch,
+  composeAws('functions/hash-batch.ts', { objects: awsObjects, datasets: awsDatasets }),
+);
