@@ -166,14 +166,13 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(Object.keys(bundles).sort(), JSON.stringify(run?.facts)).toEqual(
       expect.arrayContaining(['fairness', 'gate', 'modelSignature', 'provenance']),
     );
-    const pub = await aws.admin.kms.send(new GetPublicKeyCommand({ KeyId: String(run?.facts.signingKey) }));
-    const pem = createPublicKey({
-      key: Buffer.from(pub.PublicKey ?? new Uint8Array()),
-      format: 'der',
-      type: 'spki',
-    })
+    const pub = await aws.admin.kms.send(new GetPublicKeyCommand({ KeyId: aws.names.attestationKeyArn }));
+    const der = Buffer.from(pub.PublicKey ?? new Uint8Array());
+    const pem = createPublicKey({ key: der, format: 'der', type: 'spki' })
       .export({ type: 'spki', format: 'pem' })
       .toString();
+    // The run records the key by the fingerprint an auditor's trust roots carry, not by its ARN.
+    expect(run?.facts.signingKey).toBe(`sha256:${createHash('sha256').update(der).digest('hex')}`);
     for (const [name, key] of Object.entries(bundles)) {
       const got = await aws.admin.s3.send(new GetObjectCommand({ Bucket: aws.names.artifacts, Key: key }));
       const verdict = await verifySingleBundle(await (got.Body?.transformToString() ?? ''), pem);

@@ -43,6 +43,8 @@ export interface EmulatedAws {
     audit: string;
     stateMachineArn: string;
     dataKeyArn: string;
+    /** The KMS key that signs the attestations (its public key verifies every bundle). */
+    attestationKeyArn: string;
   };
   fn(handler: string): HostedFunction;
   /** Functions whose bundle failed to load at the cold start (Runtime.ImportModuleError on Lambda). */
@@ -196,6 +198,7 @@ export async function startEmulatedAws(options: {
         audit: need('VERITRAIL_AUDIT_BUCKET'),
         stateMachineArn: need('VERITRAIL_STATE_MACHINE_ARN'),
         dataKeyArn: need('VERITRAIL_DATA_KEY_ARN'),
+        attestationKeyArn: need('VERITRAIL_SIGNING_KEY_ARN'),
       },
       fn: (h) => fleet.byHandler(h),
       loadFailures,
