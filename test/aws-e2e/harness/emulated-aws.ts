@@ -18,7 +18,7 @@ import { type Moto, startMoto } from './moto.js';
 import { startPassthroughProxy } from './passthrough-proxy.js';
 import { type AdminClients, adminClients, provision } from './provision.js';
 import { SageMakerEmulator } from './sagemaker.js';
-import { LocalStepFunctions } from './state-machine.js';
+import { LocalStepFunctions, s3Reader } from './state-machine.js';
 import { REPO_ROOT, readAssembly, synthesize } from './templates.js';
 import { accessKeysFor, buildWorld } from './world.js';
 
@@ -152,7 +152,10 @@ export async function startEmulatedAws(options: {
       String(sm.properties.DefinitionString),
       (sm.properties.DefinitionSubstitutions as Record<string, string> | undefined) ?? {},
     );
-    const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet);
+    // The Distributed Map's ItemReader reads as the state machine's role, through the IAM proxy.
+    const stateMachineRole = credentialsOf(String(sm.properties.RoleArn));
+    const readObject = s3Reader({ endpoint: proxy.endpoint, region: REGION, credentials: stateMachineRole });
+    const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet, readObject);
     const bus = new EventBus(resources, fleet);
     const sagemaker = new SageMakerEmulator({
       endpoint: proxy.endpoint,

@@ -1,19 +1,47 @@
 /**
  * The deployed state machine on aws-local-stepfunctions: the template's DefinitionString with its
- * DefinitionSubstitutions filled (the function ARNs), every Task invoking the hosted function its
- * ARN names. Lambda errors reach Retry/Catch as the Lambda service integration gives them: Error =
- * errorType, Cause = the JSON of {errorMessage, errorType, trace}. `lambda:invoke.waitForTaskToken`
- * invokes Parameters.FunctionName with the Payload, then waits for SendTaskSuccess/SendTaskFailure
- * with the execution's task token, which reaches the harness through a proxy hook (the Step
- * Functions API: StartExecution, DescribeExecution, SendTask*).
+ * DefinitionSubstitutions filled (the function ARNs, the artifacts bucket's name), every Task (the
+ * tasks of a Map's ItemProcessor too) invoking the hosted function its ARN names. Lambda errors
+ * reach Retry/Catch as the Lambda service integration gives them: Error = errorType, Cause = the
+ * JSON of {errorMessage, errorType, trace}. `lambda:invoke.waitForTaskToken` invokes
+ * Parameters.FunctionName with the Payload, then waits for SendTaskSuccess/SendTaskFailure with the
+ * execution's task token, which reaches the harness through a proxy hook (the Step Functions API:
+ * StartExecution, DescribeExecution, SendTask*).
+ *
+ * The Distributed Map (HashBatches) runs as the local runner runs it (src/local/distributed-map.ts):
+ * ItemReader and ItemBatcher emulated, the children as iterations of the library's Map. The
+ * ItemReader's `s3:getObject` is a real S3 GetObject sent through the IAM proxy signed as the state
+ * machine's role (`s3Reader`), so its grants (the listing, the data key through S3) are checked.
  *
  * Differences from Step Functions: one task token per execution (the pipeline has one callback
- * state); retry intervals shortened to 50 ms; the Task and execution timeouts are not enforced.
+ * state); retry intervals shortened to 50 ms; the Task and execution timeouts are not enforced. The
+ * state machine role's other calls are not replayed against its policy: the Lambda invocations
+ * (`lambda:InvokeFunction`) go straight to the hosted functions, and the Distributed Map's children
+ * are not started as executions (`states:StartExecution`, DescribeExecution, StopExecution on its
+ * own state machine); test/infra/stacks.test.ts asserts those grants on the template instead.
  */
 import { randomUUID } from 'node:crypto';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { emulateDistributedMaps, type ReadObject } from '../../../src/local/distributed-map.js';
 import type { ApiRequest, HookResponse } from '../iam/types.js';
 import type { InvokeResult, LambdaFleet } from './lambda-host.js';
+
+/** The ItemReader's `s3:getObject`, sent to `endpoint` (the IAM proxy) with the given role's key. */
+export function s3Reader(options: {
+  endpoint: string;
+  region: string;
+  credentials: { accessKeyId: string; secretAccessKey: string };
+}): ReadObject {
+  const s3 = new S3Client({ ...options, forcePathStyle: true });
+  return async (bucket, key, versionId) => {
+    const out = await s3.send(
+      new GetObjectCommand({ Bucket: bucket, Key: key, ...(versionId ? { VersionId: versionId } : {}) }),
+    );
+    if (!out.Body) throw new Error(`s3://${bucket}/${key} returned no body`);
+    return out.Body.transformToByteArray();
+  };
+}
 
 export interface ExecutionRecord {
   executionArn: string;
@@ -50,19 +78,37 @@ export function throwIfFailed(r: InvokeResult): unknown {
   );
 }
 
+type Machine = { States: Record<string, { Type: string; Resource?: string; ItemProcessor?: Machine }> };
+
+/** The states of a machine and of the machines nested in its Maps. */
+function allStates(machine: Machine): [string, Machine['States'][string]][] {
+  return Object.entries(machine.States).flatMap(([name, state]) => [
+    [name, state] as [string, Machine['States'][string]],
+    ...(state.ItemProcessor ? allStates(state.ItemProcessor) : []),
+  ]);
+}
+
 export class LocalStepFunctions {
   readonly executions = new Map<string, ExecutionRecord>();
   private readonly waiting = new Map<string, Waiter>();
   private readonly machine: StateMachine;
+  /** The definition as it runs: the Distributed Maps rewritten for aws-local-stepfunctions. */
+  private readonly definition: Record<string, unknown>;
+  /** The handlers of the states the rewrite inserted (the ItemReaders). */
+  private readonly emulated: Record<string, (input: unknown) => Promise<unknown>>;
   /** Tokens for which a waitForTaskToken state is (or was) waiting. */
   readonly taskTokens = new Set<string>();
 
   constructor(
     readonly stateMachineArn: string,
-    private readonly definition: Record<string, unknown>,
+    deployed: Record<string, unknown>,
     private readonly fleet: LambdaFleet,
+    readObject: ReadObject,
     private readonly onTrainInvoked: (token: string) => void = () => {},
   ) {
+    const { definition, handlers } = emulateDistributedMaps(deployed, readObject);
+    this.definition = definition;
+    this.emulated = handlers;
     this.machine = new StateMachine(definition as never, {
       validationOptions: { checkPaths: true, checkArn: true },
     });
@@ -81,10 +127,9 @@ export class LocalStepFunctions {
   }
 
   private handlers(record: ExecutionRecord): Record<string, (input: unknown) => Promise<unknown>> {
-    const out: Record<string, (input: unknown) => Promise<unknown>> = {};
-    const states = this.definition.States as Record<string, { Type: string; Resource?: string }>;
-    for (const [name, state] of Object.entries(states)) {
-      if (state.Type !== 'Task' || !state.Resource) continue;
+    const out: Record<string, (input: unknown) => Promise<unknown>> = { ...this.emulated };
+    for (const [name, state] of allStates(this.definition as Machine)) {
+      if (state.Type !== 'Task' || !state.Resource || out[name]) continue;
       const resource = state.Resource;
       if (resource === 'arn:aws:states:::lambda:invoke.waitForTaskToken') {
         out[name] = async (input) => {
@@ -129,11 +174,11 @@ export class LocalStepFunctions {
     this.executions.set(executionArn, record);
     const input = JSON.parse(inputText) as unknown;
     const handlers = this.handlers(record);
-    const states = Object.keys(this.definition.States as object);
+    const states = allStates(this.definition as Machine).map(([name]) => name);
     const execution = this.machine.run(input as never, {
       overrides: {
         taskResourceLocalHandlers: handlers as never,
-        retryIntervalOverrides: Object.fromEntries(states.map((s) => [s, 50])),
+        retryIntervalOverrides: Object.fromEntries([...states, ...Object.keys(handlers)].map((s) => [s, 50])),
       },
       context: {
         Execution: {
