@@ -1,9 +1,11 @@
 import type { SSTConfig } from 'sst';
 import { Database } from './stacks/Database.js';
+import { Deploy } from './stacks/Deploy.js';
 import { Identity } from './stacks/Identity.js';
 import { Keys } from './stacks/Keys.js';
 import { Pipeline } from './stacks/Pipeline.js';
 import { Storage } from './stacks/Storage.js';
+import { githubDeploy } from './stacks/settings.js';
 import { Triggers } from './stacks/Triggers.js';
 
 /**
@@ -18,5 +20,8 @@ export default {
   },
   stacks(app) {
     app.stack(Identity).stack(Keys).stack(Storage).stack(Database).stack(Pipeline).stack(Triggers);
+    // The GitHub Actions deploy role, only when a repository is named; last, since its grants name
+    // every stack added before it (docs/deploy.md "Deploying from CI with short-lived credentials").
+    if (githubDeploy()) app.stack(Deploy);
   },
 } satisfies SSTConfig;

@@ -417,3 +417,40 @@ export function suppressNetworkFindings(n: { vpc: IConstruct; flowLogsPolicy: IC
     ),
   );
 }
+
+/** The grants of the GitHub Actions deploy role (stacks/Deploy.ts), what `sst deploy` does as its caller. */
+export function suppressDeployRoleFindings(d: { grants: IConstruct }): void {
+  NagSuppressions.addResourceSuppressions(d.grants, [
+    ...inlinePolicy(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'A stack ARN ends with the id CloudFormation assigns when it creates the stack (`stack/<name>/<id>`, ' +
+        'Service Authorization Reference, AWS CloudFormation): the stack name is the narrowest resource. Named: ' +
+        'this app’s stacks at this stage (create and update only with the CDK execution role) and, to read ' +
+        'their status only, the CDK and SST bootstrap stacks.',
+      appliesTo: [
+        res(
+          'arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/(CDKToolkit|SSTBootstrap|[A-Za-z0-9-]+-veritrail-[A-Za-z]+)/\\*',
+        ),
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'CloudFormation reads each stack template from the CDK assets bucket with the caller’s permissions; ' +
+        'templates are named by their content hash at synth time, so the `.json` objects of this account’s ' +
+        'bucket (s3:ResourceAccount) are the narrowest resource. Asset zips (function code) are not readable.',
+      appliesTo: [
+        res('arn:<AWS::Partition>:s3:::cdk-[A-Za-z0-9_-]+-assets-<AWS::AccountId>-<AWS::Region>/\\*\\.json'),
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'cloudformation:ListImports lists no resource type (Service Authorization Reference, AWS ' +
+        'CloudFormation): "*" is the only value. It only reads which stacks import an export SST is about to drop.',
+      appliesTo: ['Resource::*'],
+    },
+  ]);
+}

@@ -216,6 +216,104 @@ export function vpcMode(value: string | undefined = process.env.VERITRAIL_VPC_MO
   );
 }
 
+/**
+ * Deploys from GitHub Actions with short-lived credentials (issue 17, docs/deploy.md "Deploying from
+ * CI with short-lived credentials"): the repository, branch and, optionally, GitHub environment whose
+ * workflow jobs may assume the deploy role through GitHub's OIDC provider. Unset (no
+ * VERITRAIL_CI_GITHUB_REPOSITORY), the app has no deploy role at all.
+ */
+export interface GithubDeploy {
+  /** `owner/name` as GitHub spells it: the token's `sub` claim carries it, compared case-sensitively. */
+  repository: string;
+  /** The one branch whose workflow runs may deploy (default `main`). */
+  branch: string;
+  /** When set, only jobs that run in this GitHub environment (and on `branch`) may deploy. */
+  environment?: string;
+  /** An existing IAM OIDC provider for GitHub in this account (IAM allows one per issuer URL). */
+  providerArn?: string;
+}
+
+export const DEFAULT_CI_BRANCH = 'main';
+
+const GITHUB_REPOSITORY = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}\/[A-Za-z0-9._-]{1,100}$/;
+const GITHUB_OIDC_PROVIDER_ARN =
+  /^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/token\.actions\.githubusercontent\.com$/;
+
+/** Control characters, and what would read as a pattern or end the `sub` claim's field. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
+const ENVIRONMENT_REFUSED = /[\x00-\x1f\x7f:*?]/;
+
+/** A branch name as `git check-ref-format --branch` accepts it, without wildcards or a `refs/` prefix. */
+function isBranchName(name: string): boolean {
+  if (name.length === 0 || name.length > 244 || name === '@') return false;
+  if (name.startsWith('refs/') || name.startsWith('-') || name.startsWith('/')) return false;
+  if (name.endsWith('/') || name.endsWith('.') || name.endsWith('.lock')) return false;
+  if (name.includes('..') || name.includes('//') || name.includes('@{')) return false;
+  // Control characters, space and the characters git refuses in a ref (git-check-ref-format(1)).
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused.
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(name)) return false;
+  return name.split('/').every((part) => !part.startsWith('.'));
+}
+
+/**
+ * The CI deploy settings, or undefined when VERITRAIL_CI_GITHUB_REPOSITORY is unset. Each value
+ * becomes an exact StringEquals value in the role's trust policy, so anything that could read as a
+ * pattern (`*`, `?`) or break the `sub` claim's `:`-separated form is refused with one line.
+ */
+export function githubDeploy(env: NodeJS.ProcessEnv = process.env): GithubDeploy | undefined {
+  const repository = env.VERITRAIL_CI_GITHUB_REPOSITORY || undefined;
+  const branch = env.VERITRAIL_CI_GITHUB_BRANCH || undefined;
+  const environment = env.VERITRAIL_CI_GITHUB_ENVIRONMENT || undefined;
+  const providerArn = env.VERITRAIL_CI_GITHUB_OIDC_PROVIDER_ARN || undefined;
+  if (!repository) {
+    const orphan = [
+      ['VERITRAIL_CI_GITHUB_BRANCH', branch],
+      ['VERITRAIL_CI_GITHUB_ENVIRONMENT', environment],
+      ['VERITRAIL_CI_GITHUB_OIDC_PROVIDER_ARN', providerArn],
+    ].find(([, value]) => value !== undefined);
+    if (orphan) {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        `${orphan[0]} is set but VERITRAIL_CI_GITHUB_REPOSITORY is not: set the repository (owner/name) that may deploy, or unset ${orphan[0]}.`,
+      );
+    }
+    return undefined;
+  }
+  if (!GITHUB_REPOSITORY.test(repository) || /\/\.\.?$/.test(repository)) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_CI_GITHUB_REPOSITORY must be one GitHub repository as owner/name (no wildcard), got "${repository}".`,
+    );
+  }
+  if (branch !== undefined && !isBranchName(branch)) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_CI_GITHUB_BRANCH must be one branch name such as main or release/v2 (no refs/heads/ prefix, no wildcard, space or ':'), got "${branch}".`,
+    );
+  }
+  if (
+    environment !== undefined &&
+    (environment.length > 255 || environment.trim() !== environment || ENVIRONMENT_REFUSED.test(environment))
+  ) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_CI_GITHUB_ENVIRONMENT must be the name of one GitHub environment (at most 255 characters, no ':', '*' or '?', no surrounding spaces), got "${environment}".`,
+    );
+  }
+  if (providerArn !== undefined && !GITHUB_OIDC_PROVIDER_ARN.test(providerArn)) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_CI_GITHUB_OIDC_PROVIDER_ARN must be the ARN of this account's GitHub OIDC provider (arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com), got "${providerArn}".`,
+    );
+  }
+  return {
+    repository,
+    branch: branch ?? DEFAULT_CI_BRANCH,
+    ...(environment !== undefined ? { environment } : {}),
+    ...(providerArn !== undefined ? { providerArn } : {}),
+  };
+}
+
 /** CloudWatch Logs retention of function and state machine logs, in days. */
 export const LOG_RETENTION_DAYS = 365;
 
