@@ -1,3 +1,4 @@
+import { Tags } from 'aws-cdk-lib';
 import type { SSTConfig } from 'sst';
 import { Auditor } from './stacks/Auditor.js';
 import { Database } from './stacks/Database.js';
@@ -8,6 +9,7 @@ import { Pipeline } from './stacks/Pipeline.js';
 import { Storage } from './stacks/Storage.js';
 import { githubDeploy } from './stacks/settings.js';
 import { Triggers } from './stacks/Triggers.js';
+import { deployedUnit, UNIT_TAG } from './stacks/units.js';
 
 /**
  * veritrail on AWS (SST v2 on CDK): `npx sst deploy --stage <name>`; see docs/deploy.md.
@@ -20,6 +22,8 @@ export default {
     return { name: 'veritrail' };
   },
   stacks(app) {
+    // One stage per business unit (VERITRAIL_UNIT, docs/units.md "On AWS"): every resource says whose it is.
+    Tags.of(app).add(UNIT_TAG, deployedUnit().name);
     app
       .stack(Identity)
       .stack(Keys)

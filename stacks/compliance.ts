@@ -206,12 +206,12 @@ function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
   if (access.registerModel) {
     out.push({
       appliesTo: [
-        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package-group/veritrail-\\*'),
-        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package/veritrail-\\*/\\*'),
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package/veritrail-[A-Za-z0-9-]+/\\*'),
       ],
       reason:
-        'Model package groups are named `veritrail-<pipeline>` and package versions are numbered by ' +
-        'SageMaker when registered: only veritrail’s own groups and their versions.',
+        'Model package versions are numbered by SageMaker when registered (`model-package/<group>/<n>`): ' +
+        'only the versions of this stage’s own groups, named exactly (`veritrail-<pipeline>` for each of ' +
+        'its unit’s pipelines).',
     });
   }
   if (access.taskCallback) {

@@ -1037,6 +1037,7 @@ describe('discovery by the CLI', () => {
         'start-function-name',
         'state-machine-arn',
         'table-name',
+        'unit',
       ].map((n) => `/veritrail/${STAGE}/${n}`),
     );
     const outputs = (template('Pipeline') as unknown as { Outputs: Record<string, Json> }).Outputs;
