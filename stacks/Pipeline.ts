@@ -44,6 +44,7 @@ import {
   vpcMode,
 } from './settings.js';
 import { deployedPipelines } from './units.js';
+import { witnessEnvironment } from './Witness.js';
 
 /** The tags src/aws/sagemaker-trainer.ts puts on a training job (run id, pipeline); a test keeps them equal. */
 export const TRAINING_JOB_TAG_KEYS = ['veritrail:run-id', 'veritrail:pipeline'] as const;
@@ -228,6 +229,8 @@ export function Pipeline({ stack, app }: StackContext) {
     // One execution role per pipeline, by pipeline name: a run trains under its own pipeline's role.
     VERITRAIL_SAGEMAKER_ROLE_ARNS: stack.toJsonString(sagemakerRoleArns),
   };
+
+  const witnessesOf = witnessEnvironment(stack);
 
   const objectArns = (bucketArn: string, prefixes: readonly string[]) =>
     prefixes.map((p) => `${bucketArn}/${p}*`);
@@ -589,10 +592,13 @@ export function Pipeline({ stack, app }: StackContext) {
         ? { vpc: network.vpc, vpcSubnets: network.subnets, securityGroups: [network.functions] }
         : {}),
       role,
-      environment:
-        name === 'start' || name === 'register-run'
+      environment: {
+        ...(name === 'start' || name === 'register-run'
           ? { ...environment, VERITRAIL_PIPELINES_DIR: `${LAMBDA_TASK_ROOT}/${BUNDLED_PIPELINES_DIR}` }
-          : environment,
+          : environment),
+        // The witnesses the checkpointing functions ask (stacks/Witness.ts).
+        ...witnessesOf(name),
+      },
       ...copyFilesFor(name, pipelines, useProject().paths.root),
       nodejs: NODEJS_BUNDLING,
       layers: [powertoolsLayer(stack)],
