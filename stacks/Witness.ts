@@ -1,4 +1,4 @@
-import { Aws, RemovalPolicy, type Stack } from 'aws-cdk-lib';
+import { Aws, type CfnResource, RemovalPolicy, type Stack } from 'aws-cdk-lib';
 import * as cloudformation from 'aws-cdk-lib/aws-cloudformation';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -240,6 +240,10 @@ export function Witness({ stack }: StackContext) {
     SystemLogLevel: 'INFO',
     LogGroup: logGroup.logGroupName,
   });
+  // The role is already a dependency through the Role property (cfn-lint W3005): DependsOn keeps
+  // only the X-Ray policy that active tracing adds to it.
+  const tracingPolicy = role.node.tryFindChild('DefaultPolicy')?.node.defaultChild as CfnResource | undefined;
+  if (tracingPolicy) cfn.addOverride('DependsOn', [tracingPolicy.logicalId]);
   const grants = new iam.Policy(stack, 'Grants-witness', {
     roles: [role],
     statements: [

@@ -16,11 +16,12 @@ if (!available) {
 }
 
 /**
- * The default deployment, and the regulated one (audit replica in a second region, VPC mode, the
- * CI deploy role and its OIDC provider, which add the Deploy stack).
+ * The default deployment with the app's own audit log witness (the Witness stack), and the
+ * regulated one (audit replica in a second region, VPC mode, the CI deploy role and its OIDC
+ * provider, which add the Deploy stack).
  */
 const DEPLOYMENTS = {
-  default: {},
+  default: { VERITRAIL_WITNESS: 'stack' },
   regulated: {
     VERITRAIL_AUDIT_REPLICA_BUCKET_ARN: 'arn:aws:s3:::veritrail-audit-replica',
     VERITRAIL_AUDIT_REPLICA_KEY_ARN:
@@ -52,6 +53,7 @@ describe.skipIf(!available)('cfn-lint on the synthesized templates', () => {
       const files = readdirSync(out).filter((f) => f.endsWith('.template.json'));
       expect(files.length).toBeGreaterThanOrEqual(6);
       expect(files.some((f) => f.endsWith('-Deploy.template.json'))).toBe(name === 'regulated');
+      expect(files.some((f) => f.endsWith('-Witness.template.json'))).toBe(name === 'default');
       const lint = spawnSync(
         'cfn-lint',
         files.map((f) => path.join(out, f)),
