@@ -129,10 +129,16 @@ type EventLog =
   | { type: 'ExecutionStarted' | 'ExecutionSucceeded' | 'ExecutionFailed'; timestamp: number };
 
 /** The ItemReader of a Distributed Map, locally: `Bucket` is a bucket of the local object store. */
-export function localReader(rt: Pick<LocalRuntime, 'objects'>): ReadObject {
-  return async (bucket, key) => {
+function localReader(rt: Pick<LocalRuntime, 'objects'>): ReadObject {
+  return async (bucket, key, versionId) => {
     if (!(Object.values(LOCAL_BUCKETS) as string[]).includes(bucket)) {
       throw new VeritrailError('INTERNAL', `the local runner reads no bucket "${bucket}"`);
+    }
+    if (versionId !== undefined) {
+      throw new VeritrailError(
+        'INTERNAL',
+        `the local object store keeps no versions (VersionId ${versionId})`,
+      );
     }
     return readObject(rt.objects, bucket as (typeof LOCAL_BUCKETS)['ArtifactsBucket'], key);
   };

@@ -6,7 +6,7 @@ import { hashBatch } from './hash-dataset.js';
 import { type BatchInput, BatchInputSchema, type BatchResult, refusal } from './hashing.js';
 
 /** Reads one child's input, as the HashBatches Map's ItemBatcher builds it. */
-export function parseBatchInput(event: unknown): BatchInput {
+function parseBatchInput(event: unknown): BatchInput {
   const parsed = BatchInputSchema.safeParse(event);
   if (!parsed.success) {
     throw new VeritrailError(

@@ -115,10 +115,7 @@ async function readBatch(objects: ObjectStore, key: string): Promise<PinnedFile[
  * pinned to the same versions, with the sizes listed, none lost, repeated or moved. Otherwise the
  * fold would digest something else than what was listed.
  */
-export function checkCoverage(
-  listed: readonly DatasetFile[],
-  batches: readonly (readonly PinnedFile[])[],
-): void {
+function checkCoverage(listed: readonly DatasetFile[], batches: readonly (readonly PinnedFile[])[]): void {
   const hashed = batches.flat();
   if (hashed.length !== listed.length) {
     throw new VeritrailError(
