@@ -1,4 +1,5 @@
 import type { SSTConfig } from 'sst';
+import { Auditor } from './stacks/Auditor.js';
 import { Database } from './stacks/Database.js';
 import { Deploy } from './stacks/Deploy.js';
 import { Identity } from './stacks/Identity.js';
@@ -19,7 +20,14 @@ export default {
     return { name: 'veritrail' };
   },
   stacks(app) {
-    app.stack(Identity).stack(Keys).stack(Storage).stack(Database).stack(Pipeline).stack(Triggers);
+    app
+      .stack(Identity)
+      .stack(Keys)
+      .stack(Storage)
+      .stack(Database)
+      .stack(Auditor)
+      .stack(Pipeline)
+      .stack(Triggers);
     // The GitHub Actions deploy role, only when a repository is named; last, since its grants name
     // every stack added before it (docs/deploy.md "Deploying from CI with short-lived credentials").
     if (githubDeploy()) app.stack(Deploy);

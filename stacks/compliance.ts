@@ -454,3 +454,21 @@ export function suppressDeployRoleFindings(d: { grants: IConstruct }): void {
     },
   ]);
 }
+
+/** The auditor's read-only role (stacks/Auditor.ts). */
+export function suppressAuditorFindings(policy: IConstruct): void {
+  NagSuppressions.addResourceSuppressions(policy, [
+    ...inlinePolicy(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'An auditor verifies any run of the stage, so reads every content-addressed artifact, every audit-log ' +
+        'object and every pinned raw-data version: object reads (GetObject, GetObjectVersion) only, on the ' +
+        "stage's three buckets only; no write, no delete, no other bucket.",
+      appliesTo: [
+        res('<(artifacts|audit|landing)Bucket[0-9A-F]{8}\\.Arn>/\\*'),
+        res('arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:parameter/veritrail/[A-Za-z0-9-]+/\\*'),
+      ],
+    },
+  ]);
+}

@@ -20,7 +20,7 @@ import {
   verifyBundle,
 } from '../core/attest/index.js';
 import type { WitnessKey } from '../core/cosignature.js';
-import { type Digest, digestOf, digestsEqual, isDigest } from '../core/digest.js';
+import { type Digest, digestFromHex, digestOf, digestsEqual, isDigest } from '../core/digest.js';
 import { isVeritrailError, toErrorInfo } from '../core/errors.js';
 import {
   buildManifest,
@@ -29,13 +29,18 @@ import {
   manifestDigest,
   parseManifest,
 } from '../core/manifest.js';
-import type { AuditEntry, ObjectStore, RunRecord, RunStore } from '../ports.js';
+import type { AuditEntry, DatasetFile, DatasetSource, ObjectStore, RunRecord, RunStore } from '../ports.js';
 import { type VerifyCheck, type VerifyCode, VerifyError, type VerifyReport } from './codes.js';
 import { hashPath } from './hash-path.js';
 
 export interface VerifyDeps {
   runs: Pick<RunStore, 'get'>;
   objects: ObjectStore;
+  /**
+   * Reads raw data that is not a local path (`s3://…` of a deployed stage): the files the run
+   * pinned (raw.pins.json, VersionIds included) are re-read and re-hashed through it.
+   */
+  datasets?: Pick<DatasetSource, 'open'>;
   /** Opens the audit log with a signer that carries one trusted audit public key. */
   openAudit(key: TrustedKey): ObjectAuditLog;
 }
@@ -204,12 +209,36 @@ export async function verifyRunWith(
   let actualRaw = rawDigest ?? NO_DIGEST;
   if (rawDigest !== undefined) {
     const uri = run.dataset.uri;
-    if (!uri.startsWith('file://')) {
+    if (!uri.startsWith('file://') && deps.datasets === undefined) {
       c.fail(
         'raw.data',
         'EVIDENCE_MISSING',
-        `the raw data is at ${uri}; this verifier reads local datasets only`,
+        `the raw data is at ${uri}; verify a deployed run with --stage <stage> to read it`,
       );
+    } else if (!uri.startsWith('file://') && deps.datasets !== undefined) {
+      const pinned = evidence.rawPins === undefined ? undefined : pinnedFilesOf(evidence.rawPins);
+      if (pinned === undefined)
+        c.fail('raw.data', 'EVIDENCE_MISSING', `the raw data at ${uri} has no readable pinned file list`);
+      else {
+        try {
+          const actual = await rehashPinned(deps.datasets, pinned);
+          actualRaw = actual;
+          if (digestsEqual(actual, rawDigest))
+            c.pass('raw.data', `${uri} (${pinned.length} pinned version(s)) hashes to ${short(rawDigest)}`);
+          else
+            c.fail(
+              'raw.data',
+              'DIGEST_MISMATCH',
+              `the raw data at ${uri}, read at its pinned versions, hashes to ${short(actual)}, the run recorded ${short(rawDigest)}`,
+            );
+        } catch (e) {
+          c.fail(
+            'raw.data',
+            'EVIDENCE_MISSING',
+            `the raw data at ${uri} cannot be read: ${toErrorInfo(e).message}`,
+          );
+        }
+      }
     } else {
       try {
         const actual = await hashPath(fileURLToPath(uri));
@@ -861,4 +890,42 @@ function namesDataset(m: Manifest, digest: Digest): boolean {
   const [only, ...more] = m.files;
   if (only !== undefined && more.length === 0 && digestsEqual(only.digest, digest)) return true;
   return digestsEqual(manifestDigest(m), digest);
+}
+
+/** The pinned files of raw.pins.json (path, size, VersionId), or undefined when it is not that. */
+function pinnedFilesOf(bytes: Uint8Array): DatasetFile[] | undefined {
+  try {
+    const v: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    if (!Array.isArray(v)) return undefined;
+    const out: DatasetFile[] = [];
+    for (const f of v as Record<string, unknown>[]) {
+      if (typeof f?.uri !== 'string' || typeof f.path !== 'string' || typeof f.size !== 'number')
+        return undefined;
+      out.push({
+        uri: f.uri,
+        path: f.path,
+        size: f.size,
+        ...(typeof f.versionId === 'string' ? { versionId: f.versionId } : {}),
+      });
+    }
+    return out.length > 0 ? out : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The dataset digest of `files` as HashDataset computes it (a single file's own SHA-256, else its
+ * manifest's), each file streamed at its pinned version and its size checked.
+ */
+async function rehashPinned(datasets: Pick<DatasetSource, 'open'>, files: DatasetFile[]): Promise<Digest> {
+  const hashed: { path: string; size: number; digest: Digest }[] = [];
+  for (const f of files) {
+    const { hex, size } = await hashStream(await datasets.open(f));
+    if (size !== f.size)
+      throw new Error(`${f.path} is ${size} bytes at its pinned version, the pins say ${f.size}`);
+    hashed.push({ path: f.path, size, digest: digestFromHex(hex) });
+  }
+  const [only, ...more] = hashed;
+  return only !== undefined && more.length === 0 ? only.digest : manifestDigest(buildManifest(hashed));
 }

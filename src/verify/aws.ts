@@ -1,0 +1,134 @@
+/**
+ * Verifies a run of a deployed stage from an auditor's machine (`veritrail verify|export <runId>
+ * --stage <stage>`): the same checks as for the embedded runtime, over the stage's run table, its
+ * artifacts and audit buckets and its landing bucket (the raw data re-hashed at the VersionIds the
+ * run pinned), read with the caller's own credentials from the standard SDK chain (an auditor's
+ * read-only role is enough: docs/verify.md "A deployed stage"). Nothing is trusted by default: the
+ * public keys come from `--key`/`--audit-key`/`--trust`, or, when the auditor says so
+ * (`--trust-stage-keys`), from KMS GetPublicKey on the stage's attestation and checkpoint keys.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import type { SSMClient } from '@aws-sdk/client-ssm';
+import { openAuditLog } from '../audit/log.js';
+import { retryConfig } from '../aws/clients.js';
+import { type DeployedStage, findStage } from '../aws/deployed.js';
+import { DynamoRunStore } from '../aws/dynamo-run-store.js';
+import { awsCall } from '../aws/errors.js';
+import { auditOrigin } from '../aws/runtime.js';
+import { S3DatasetSource } from '../aws/s3-dataset-source.js';
+import { S3ObjectStore } from '../aws/s3-object-store.js';
+import { publicKeyDer } from '../core/attest/keys.js';
+import { digestOf } from '../core/digest.js';
+import { VeritrailError } from '../core/errors.js';
+import type { VerifyReport } from './codes.js';
+import { VerifyError } from './codes.js';
+import { publicOnlySigner } from './local.js';
+import { type Evidence, type TrustedKey, type TrustedKeys, verifyRunWith } from './run.js';
+
+export interface DeployedVerifyOptions {
+  signing?: { pem: string; source: string }[];
+  audit?: { pem: string; source: string }[];
+  /** Also trust the stage's own KMS keys, fetched with GetPublicKey (`--trust-stage-keys`). */
+  stageKeys?: boolean;
+  witnesses?: TrustedKeys['witnesses'];
+}
+
+/** Clients, injected by tests; otherwise built from the standard SDK chain. */
+export interface DeployedVerifyClients {
+  ssm?: SSMClient;
+  s3?: S3Client;
+  kms?: KMSClient;
+  dynamodb?: DynamoDBClient;
+}
+
+function trusted(pem: string, source: string): TrustedKey {
+  return { pem, id: digestOf(publicKeyDer(pem)), source };
+}
+
+async function kmsPublicPem(kms: KMSClient, keyArn: string): Promise<string> {
+  const out = await awsCall({ action: 'kms:GetPublicKey', resource: keyArn }, () =>
+    kms.send(new GetPublicKeyCommand({ KeyId: keyArn })),
+  );
+  const der = Buffer.from(out.PublicKey ?? new Uint8Array()).toString('base64');
+  return `-----BEGIN PUBLIC KEY-----\n${der.replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PUBLIC KEY-----\n`;
+}
+
+/** The stage's names a verification needs, or one line naming what the stage does not publish. */
+function verifiable(
+  stage: DeployedStage,
+): DeployedStage & { artifactsBucket: string; checkpointKeyArn: string } {
+  const missing = [
+    ...(stage.artifactsBucket ? [] : ['artifacts-bucket']),
+    ...(stage.checkpointKeyArn ? [] : ['checkpoint-key-arn']),
+  ];
+  if (missing.length > 0)
+    throw new VeritrailError(
+      'USAGE',
+      `stage "${stage.stage}" does not publish ${missing.map((m) => `/veritrail/${stage.stage}/${m}`).join(', ')}; deploy it again with this version (npx sst deploy --stage ${stage.stage})`,
+    );
+  return stage as DeployedStage & { artifactsBucket: string; checkpointKeyArn: string };
+}
+
+/** The keys to trust for a deployed stage; KEY_MISSING when none of a kind is named. */
+export async function trustedStageKeys(
+  stage: DeployedStage & { checkpointKeyArn: string },
+  kms: KMSClient,
+  options: DeployedVerifyOptions,
+): Promise<TrustedKeys> {
+  const signing = (options.signing ?? []).map((k) => trusted(k.pem, k.source));
+  const audit = (options.audit ?? []).map((k) => trusted(k.pem, k.source));
+  if (options.stageKeys) {
+    signing.push(
+      trusted(
+        await kmsPublicPem(kms, stage.attestationKeyArn),
+        `stage ${stage.stage} KMS ${stage.attestationKeyArn}`,
+      ),
+    );
+    audit.push(
+      trusted(
+        await kmsPublicPem(kms, stage.checkpointKeyArn),
+        `stage ${stage.stage} KMS ${stage.checkpointKeyArn}`,
+      ),
+    );
+  }
+  const say =
+    "name the public keys you trust: --key <pem> and --audit-key <pem> (repeatable), --trust <file>, or --trust-stage-keys to trust the stage's own KMS keys";
+  if (signing.length === 0) throw new VerifyError('KEY_MISSING', `no trusted signing key; ${say}`);
+  if (audit.length === 0) throw new VerifyError('KEY_MISSING', `no trusted audit key; ${say}`);
+  return { signing, audit, witnesses: options.witnesses ?? [] };
+}
+
+/** Verifies run `runId` of deployed stage `stage` with the caller's credentials. */
+export async function verifyDeployedRun(
+  stageName: string,
+  runId: string,
+  options: DeployedVerifyOptions,
+  env: Record<string, string | undefined>,
+  clients: DeployedVerifyClients = {},
+): Promise<{ report: VerifyReport; evidence: Evidence; keys: TrustedKeys }> {
+  const retry = retryConfig(env);
+  const stage = verifiable(await findStage(stageName, env, clients.ssm ? { ssm: clients.ssm } : {}));
+  const s3 = clients.s3 ?? new S3Client({ ...retry });
+  const kms = clients.kms ?? new KMSClient({ ...retry });
+  const keys = await trustedStageKeys(stage, kms, options);
+  const objects = new S3ObjectStore(s3, {
+    buckets: { landing: stage.landingBucket, artifacts: stage.artifactsBucket, audit: stage.auditBucket },
+  });
+  const origin = auditOrigin({
+    buckets: { landing: stage.landingBucket, artifacts: stage.artifactsBucket, audit: stage.auditBucket },
+  });
+  const { report, evidence } = await verifyRunWith(
+    {
+      runs: new DynamoRunStore(clients.dynamodb ?? new DynamoDBClient({ ...retry }), stage.tableName),
+      objects,
+      datasets: new S3DatasetSource(s3),
+      openAudit: (key) =>
+        openAuditLog({ store: objects, signer: publicOnlySigner(key.pem), bucket: 'audit', origin }),
+    },
+    keys,
+    runId,
+  );
+  return { report, evidence, keys };
+}
