@@ -15,6 +15,8 @@ import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { EventBridgeLineageSink } from '../app/lineage.js';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
+import { witnessesFrom } from '../audit/witness/config.js';
+import type { WitnessClient } from '../audit/witness/http.js';
 import { VeritrailError } from '../core/errors.js';
 import { type ComposedPorts, type Runtime, runtimeOf } from '../runtime.js';
 import { type AwsClientOptions, type AwsClients, ClientCache, createAwsClients } from './clients.js';
@@ -234,7 +236,67 @@ export const awsCheckpointSigner: AwsBuilder<KmsSigner> = (ctx) =>
       new KmsSigner(kms(ctx), ctx.config.checkpointKeyArn, { configuredBy: 'VERITRAIL_CHECKPOINT_KEY_ARN' }),
   );
 
-/** WORM log in the audit bucket: every object Object Lock COMPLIANCE for the retention period. */
+/**
+ * VERITRAIL_WITNESSES: the witnesses the audit log asks to cosign every checkpoint, the JSON of a
+ * local `<state dir>/witnesses.json` (`{"witnesses":[{"vkey","url"}]}`, docs/audit-log.md). The
+ * stack sets it on the functions that checkpoint (stacks/Witness.ts `WITNESSED_FUNCTIONS`) from the
+ * Witness stack and VERITRAIL_EXTERNAL_WITNESSES; absent or empty, the log asks none.
+ */
+export function witnessesFromEnv(
+  env: Record<string, string | undefined>,
+  log: (line: string) => void = (line) => console.warn(line),
+): WitnessClient[] {
+  const text = env.VERITRAIL_WITNESSES?.trim();
+  if (!text) return [];
+  try {
+    return witnessesFrom(text, 'VERITRAIL_WITNESSES').map((w) => reportingRefusals(w, log));
+  } catch (e) {
+    throw new VeritrailError(
+      'USAGE',
+      `${e instanceof Error ? e.message : String(e)}. VERITRAIL_WITNESSES must be {"witnesses":[{"vkey":"<name>+<key id>+<key>","url":"https://<witness>/"}]} (the stack sets it from VERITRAIL_WITNESS and VERITRAIL_EXTERNAL_WITNESSES): fix the setting and deploy again, or unset it to checkpoint without witnesses`,
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * The witness client, with each refusal written to the function's log: a witness that refuses a
+ * checkpoint may be seeing a rolled-back or forked log (docs/audit-log.md), and the step goes on
+ * (the checkpoint is stored with the cosignatures it got). A 409 carrying the witness's size is
+ * the protocol's way to tell a new client where it stands, not a refusal.
+ */
+function reportingRefusals(client: WitnessClient, log: (line: string) => void): WitnessClient {
+  const report = (detail: Record<string, unknown>) =>
+    log(
+      JSON.stringify({
+        level: 'WARN',
+        message: 'witness did not cosign',
+        witness: client.key.name,
+        ...detail,
+      }),
+    );
+  return {
+    key: client.key,
+    submit: async (body) => {
+      try {
+        const r = await client.submit(body);
+        const sizeHint = r.status === 409 && /^\d+\n?$/.test(r.body);
+        if (r.status !== 200 && !sizeHint) report({ status: r.status, answer: r.body.trim().slice(0, 500) });
+        return r;
+      } catch (e) {
+        report({ error: e instanceof Error ? e.message : String(e) });
+        throw e;
+      }
+    },
+    ...(client.latest ? { latest: client.latest.bind(client) } : {}),
+  };
+}
+
+/**
+ * WORM log in the audit bucket: every object Object Lock COMPLIANCE for the retention period;
+ * every checkpoint is offered to the witnesses of VERITRAIL_WITNESSES (a refusal is reported in
+ * the checkpoint's `witnessed`, never a failed step).
+ */
 export const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
   ctx.once('audit', () =>
     openAuditLog({
@@ -242,6 +304,7 @@ export const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
       signer: awsCheckpointSigner(ctx),
       origin: auditOrigin(ctx.config),
       retentionDays: ctx.config.auditRetentionDays,
+      witnesses: witnessesFromEnv(ctx.env),
     }),
   );
 

@@ -15,7 +15,10 @@ if (!available) {
   console.warn('cfn-lint is not on PATH: skipping the template lint (pip install cfn-lint to run it).');
 }
 
-/** The default deployment, and the regulated one (audit replica in a second region, VPC mode). */
+/**
+ * The default deployment, and the regulated one (audit replica in a second region, VPC mode, the
+ * CI deploy role and its OIDC provider, which add the Deploy stack).
+ */
 const DEPLOYMENTS = {
   default: {},
   regulated: {
@@ -23,8 +26,10 @@ const DEPLOYMENTS = {
     VERITRAIL_AUDIT_REPLICA_KEY_ARN:
       'arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
     VERITRAIL_VPC_MODE: 'isolated',
+    VERITRAIL_CI_GITHUB_REPOSITORY: 'acme/veritrail-ops',
   },
 } as const;
+const STACKS = { default: 6, regulated: 7 } as const;
 
 describe.skipIf(!available)('cfn-lint on the synthesized templates', () => {
   // Synthesis and cfn-lint take ~30 s alone, several times that on a shared 2-core machine.
@@ -46,7 +51,7 @@ describe.skipIf(!available)('cfn-lint on the synthesized templates', () => {
         },
       );
       const files = readdirSync(out).filter((f) => f.endsWith('.template.json'));
-      expect(files).toHaveLength(6);
+      expect(files).toHaveLength(STACKS[name]);
       const lint = spawnSync(
         'cfn-lint',
         files.map((f) => path.join(out, f)),

@@ -1,7 +1,7 @@
 /**
  * The compliance rule packs security reviewers run (cdk-nag: AwsSolutions, HIPAA.Security,
  * NIST.800.53.R5, PCI.DSS.321) over the synthesized app, in the default deployment and in the
- * regulated one (second-region audit replica, VPC mode). Any unsuppressed finding fails; every
+ * regulated one (second-region audit replica, VPC mode, the CI deploy role). Any unsuppressed finding fails; every
  * suppression sits on a resource with a reason, wildcard suppressions name the resource pattern they
  * cover, and the set of suppressed rules is the one docs/deploy.md explains.
  */
@@ -40,6 +40,10 @@ async function nag(stage: string, env: Record<string, string>): Promise<Run> {
     'VERITRAIL_AUDIT_REPLICA_BUCKET_ARN',
     'VERITRAIL_AUDIT_REPLICA_KEY_ARN',
     'VERITRAIL_VPC_MODE',
+    'VERITRAIL_CI_GITHUB_REPOSITORY',
+    'VERITRAIL_CI_GITHUB_BRANCH',
+    'VERITRAIL_CI_GITHUB_ENVIRONMENT',
+    'VERITRAIL_CI_GITHUB_OIDC_PROVIDER_ARN',
   ])
     delete clean[k];
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'veritrail-nag-')), 'nag.json');
@@ -71,6 +75,8 @@ beforeAll(async () => {
       VERITRAIL_AUDIT_REPLICA_BUCKET_ARN: REPLICA_BUCKET,
       VERITRAIL_AUDIT_REPLICA_KEY_ARN: REPLICA_KEY,
       VERITRAIL_VPC_MODE: 'isolated',
+      // The GitHub Actions deploy role and its OIDC provider (stacks/Deploy.ts).
+      VERITRAIL_CI_GITHUB_REPOSITORY: 'acme/veritrail-ops',
     }),
   ]);
   runs.standard = standard;
@@ -148,6 +154,15 @@ describe('what the packs found and what was fixed rather than suppressed', () =>
         rule.replace(/^(AwsSolutions|HIPAA\.Security|NIST\.800\.53\.R5|PCI\.DSS\.321)-/, ''),
       );
     }
+  });
+
+  it('covers the CI deploy role in the regulated deployment, and only there', () => {
+    const deploy = (name: keyof typeof runs) => run(name).templates.filter((t) => t.name.endsWith('-Deploy'));
+    expect(deploy('standard')).toEqual([]);
+    const [template] = deploy('regulated').map((t) => t.template);
+    const types = Object.values(template?.Resources ?? {}).map((r) => r.Type);
+    expect(types).toContain('AWS::IAM::OIDCProvider');
+    expect(types).toContain('AWS::IAM::Role');
   });
 
   it('in the regulated deployment, audit replication and VPC placement pass instead of being suppressed', () => {

@@ -22,8 +22,11 @@ export function witnessesFrom(text: string, where: string): WitnessClient[] {
     throw new VeritrailError('USAGE', `${where} is not JSON`);
   }
   const parsed = WitnessConfig.safeParse(json);
-  if (!parsed.success)
-    throw new VeritrailError('USAGE', `${where}: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    throw new VeritrailError('USAGE', `${where}: ${at}${issue?.message ?? 'invalid'}`);
+  }
   return parsed.data.witnesses.map((w) => {
     try {
       return new HttpWitnessClient(parseVkey(w.vkey), w.url);

@@ -1,0 +1,115 @@
+/**
+ * The witness's vkey at deploy time: a CloudFormation custom resource served by the witness
+ * function itself (stacks/Witness.ts). The vkey (`<name>+<key id>+<key>`, c2sp.org/signed-note)
+ * hashes the KMS key's public key, which exists only once the key does, and CloudFormation has no
+ * SHA-256: so on Create and Update the function reads its public key (kms:GetPublicKey, which it
+ * may do anyway) and returns `Data.Vkey`. The stack publishes it (output, SSM parameter) and hands
+ * it, with the function URL, to the pipeline's checkpointing functions in VERITRAIL_WITNESSES.
+ *
+ * Protocol: CloudFormation User Guide, "Custom resources": the function answers by an HTTPS PUT of
+ * a JSON document to the request's presigned `ResponseURL` (S3), with an empty content type.
+ * Delete always succeeds (nothing was created); a failure is answered FAILED with the reason, so a
+ * deploy fails at once instead of waiting for the custom resource timeout.
+ */
+import { VeritrailError } from '../core/errors.js';
+
+export interface CustomResourceRequest {
+  RequestType: 'Create' | 'Update' | 'Delete';
+  ResponseURL: string;
+  StackId: string;
+  RequestId: string;
+  LogicalResourceId: string;
+  PhysicalResourceId?: string;
+  ResourceProperties?: Record<string, unknown>;
+}
+
+export function isCustomResourceRequest(event: unknown): event is CustomResourceRequest {
+  const e = event as Partial<CustomResourceRequest> | null;
+  return (
+    typeof e === 'object' &&
+    e !== null &&
+    (e.RequestType === 'Create' || e.RequestType === 'Update' || e.RequestType === 'Delete') &&
+    typeof e.ResponseURL === 'string' &&
+    typeof e.StackId === 'string' &&
+    typeof e.RequestId === 'string' &&
+    typeof e.LogicalResourceId === 'string'
+  );
+}
+
+/**
+ * Where a response may go: S3 over HTTPS (CloudFormation's presigned URLs are on `*.amazonaws.com`,
+ * `*.amazonaws.com.cn` in China), or the S3 endpoint the SDK chain is pointed at
+ * (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: an emulator). Nothing else: the function never
+ * sends to a host a request names.
+ */
+export function responseUrlAllowed(url: string, env: Record<string, string | undefined>): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  if (u.protocol === 'https:' && /^[a-z0-9.-]+\.amazonaws\.com(\.cn)?$/.test(u.hostname)) return true;
+  const configured = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  if (!configured) return false;
+  try {
+    return new URL(configured).origin === u.origin;
+  } catch {
+    return false;
+  }
+}
+
+/** Answers one custom resource request with the vkey (Create, Update) or nothing (Delete). */
+export async function respondWithVkey(
+  request: CustomResourceRequest,
+  vkey: () => Promise<string>,
+  options: { fetch?: typeof fetch; env: Record<string, string | undefined> },
+): Promise<void> {
+  if (!responseUrlAllowed(request.ResponseURL, options.env)) {
+    throw new VeritrailError(
+      'USAGE',
+      'the custom resource response URL is not an S3 URL; the witness answers CloudFormation only',
+    );
+  }
+  const base = {
+    StackId: request.StackId,
+    RequestId: request.RequestId,
+    LogicalResourceId: request.LogicalResourceId,
+  };
+  let response: Record<string, unknown>;
+  if (request.RequestType === 'Delete') {
+    response = {
+      ...base,
+      Status: 'SUCCESS',
+      PhysicalResourceId: request.PhysicalResourceId ?? request.LogicalResourceId,
+    };
+  } else {
+    try {
+      const value = await vkey();
+      response = { ...base, Status: 'SUCCESS', PhysicalResourceId: value, Data: { Vkey: value } };
+    } catch (e) {
+      const reason = e instanceof Error ? e.message : String(e);
+      response = {
+        ...base,
+        Status: 'FAILED',
+        Reason: `the witness could not read its key: ${reason}`.slice(0, 1000),
+        PhysicalResourceId: request.PhysicalResourceId ?? request.LogicalResourceId,
+      };
+    }
+  }
+  const body = JSON.stringify(response);
+  const send = options.fetch ?? fetch;
+  const r = await send(request.ResponseURL, {
+    method: 'PUT',
+    // The presigned URL is signed without a content type: S3 refuses the PUT if one is sent.
+    headers: { 'content-type': '' },
+    body,
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!r.ok) {
+    throw new VeritrailError(
+      'TRANSIENT',
+      `the custom resource response was refused (HTTP ${r.status}); CloudFormation will time the resource out`,
+    );
+  }
+}
