@@ -10,12 +10,15 @@
 import { createHash, createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetPublicKeyCommand } from '@aws-sdk/client-kms';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../src/aws/dynamo-run-store.js';
 import type { RunRecord } from '../../src/ports.js';
+import { verifyDeployedRun } from '../../src/verify/aws.js';
 import { verifySingleBundle } from '../../src/verify/bundle.js';
 import { ACCOUNT, type EmulatedAws, REGION, startEmulatedAws } from './harness/emulated-aws.js';
 import { s3ObjectCreatedEvent } from './harness/events.js';
@@ -53,6 +56,8 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
   let operatorS3: S3Client;
   let runs: DynamoRunStore;
   let denialsBefore = 0;
+  /** The run scenario (a) took to SUCCEEDED, verified again by an auditor in (g). */
+  let succeeded: string | undefined;
 
   beforeAll(async () => {
     aws = await startEmulatedAws({
@@ -158,6 +163,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     const { execution, run } = await finished(outcome);
     expect(execution.status, explain(execution, run)).toBe('SUCCEEDED');
     expect(run?.status, explain(execution, run)).toBe('SUCCEEDED');
+    succeeded = run?.runId;
 
     // The evidence verifies offline, as `veritrail verify --bundle <file> --key <pem>` checks it:
     // every bundle the run recorded, read back from the artifacts bucket, with the signing key's
@@ -300,5 +306,38 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     );
     const { execution, run } = await finished(outcome);
     expect(run?.status, explain(execution, run)).toBe('REJECTED');
+  }, 120_000);
+
+  it('(g) an auditor with only the Auditor role verifies run (a) end to end: raw data re-read at its S3 version, every statement, the log', async () => {
+    expect(succeeded, 'scenario (a) must run first').toBeDefined();
+    const config = {
+      endpoint: aws.proxy.endpoint,
+      region: REGION,
+      credentials: aws.credentialsOfRole('AuditorRole'),
+    };
+    const { report, keys } = await verifyDeployedRun(
+      aws.stage,
+      String(succeeded),
+      { stageKeys: true },
+      { AWS_REGION: REGION },
+      {
+        ssm: new SSMClient(config),
+        s3: new S3Client({ ...config, forcePathStyle: true }),
+        kms: new KMSClient(config),
+        dynamodb: new DynamoDBClient(config),
+      },
+    );
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(report.checks.find((c) => c.name === 'raw.data')?.detail).toContain('pinned version');
+    expect(report.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'raw.data',
+        'model.signature',
+        'report.statement',
+        'audit.inclusion',
+        'audit.report',
+      ]),
+    );
+    expect(keys.signing.map((k) => k.source)).toEqual([expect.stringContaining(aws.names.attestationKeyArn)]);
   }, 120_000);
 });

@@ -47,6 +47,8 @@ export interface EmulatedAws {
     attestationKeyArn: string;
   };
   fn(handler: string): HostedFunction;
+  /** The credentials the IAM replay knows a role by, for the one role whose logical id starts with `prefix`. */
+  credentialsOfRole(prefix: string): { accessKeyId: string; secretAccessKey: string };
   /** Functions whose bundle failed to load at the cold start (Runtime.ImportModuleError on Lambda). */
   loadFailures: { name: string; handler: string; error: string }[];
   close(): Promise<void>;
@@ -204,6 +206,12 @@ export async function startEmulatedAws(options: {
         attestationKeyArn: need('VERITRAIL_SIGNING_KEY_ARN'),
       },
       fn: (h) => fleet.byHandler(h),
+      credentialsOfRole: (prefix) => {
+        const roles = resources.filter((r) => r.type === 'AWS::IAM::Role' && r.logicalId.startsWith(prefix));
+        if (roles.length !== 1 || !roles[0]?.arn)
+          throw new Error(`${roles.length} roles have a logical id starting with ${prefix}`);
+        return credentialsOf(roles[0].arn);
+      },
       loadFailures,
       close,
     };
