@@ -18,6 +18,7 @@ import { type CliIo, EXIT } from '../io.js';
 export const summary = 'check signatures, digests and links offline';
 
 const USAGE = `usage: veritrail verify <runId> (--key <pem> --audit-key <pem> | --trust <file> | --trust-state-keys) [--witness <vkey>…] [--json] [--home <dir>]
+       veritrail verify <runId> --stage <stage> (--key <pem> --audit-key <pem> | --trust <file> | --trust-stage-keys) [--witness <vkey>…] [--json]
        veritrail verify --bundle <file> --key <pem> [--artifact <path>] [--json]
 
   <runId>        checks every signature, every digest against the bytes, the links
@@ -25,6 +26,9 @@ const USAGE = `usage: veritrail verify <runId> (--key <pem> --audit-key <pem> | 
                  log's signed checkpoint and that the key the log records for each signature
                  is the key that verifies it; exit 0 only when every check holds
 ${TRUST_USAGE}
+  --stage <stage>    a run of a deployed stage, read with your AWS credentials (an auditor assumes
+                     the stage's read-only auditor role); the raw data is re-read at its pinned S3 versions
+  --trust-stage-keys with --stage: trust the stage's own KMS attestation and checkpoint keys
   --witness <vkey>   a witness (C2SP verifier key name+keyid+key, repeatable): reports whether a
                      checkpoint it cosigned covers the run (audit.witnessed)
   --bundle       a single Sigstore bundle (DSSE, in-toto statement) to check with --key
@@ -37,6 +41,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     {
       json: { type: 'boolean' },
       home: { type: 'string' },
+      stage: { type: 'string' },
+      'trust-stage-keys': { type: 'boolean' },
       ...TRUST_OPTIONS,
       witness: { type: 'string', multiple: true },
       bundle: { type: 'string' },
@@ -101,10 +107,25 @@ export async function run(args: string[], io: CliIo): Promise<number> {
         );
       }
     });
-    const { report, keys } = await verifyLocalRun(home, runId, {
-      ...(await trustOptions(values, io.cwd)),
-      witnesses,
-    });
+    const trust = await trustOptions(values, io.cwd);
+    if (values.stage === undefined && values['trust-stage-keys'])
+      throw usageError('--trust-stage-keys needs --stage <stage>', USAGE);
+    if (values.stage !== undefined && trust.stateKeys)
+      throw usageError('--trust-state-keys is for a state dir; with --stage, use --trust-stage-keys', USAGE);
+    const { report, keys } =
+      values.stage === undefined
+        ? await verifyLocalRun(home, runId, { ...trust, witnesses })
+        : await (await import('../../verify/aws.js')).verifyDeployedRun(
+            values.stage,
+            runId,
+            {
+              ...(trust.signing ? { signing: trust.signing } : {}),
+              ...(trust.audit ? { audit: trust.audit } : {}),
+              stageKeys: values['trust-stage-keys'] === true,
+              witnesses,
+            },
+            io.env,
+          );
     print(io, report, values.json === true, `run ${runId} (${report.status})`, describeTrusted(keys));
     return report.ok ? EXIT.OK : EXIT.FAILED;
   } catch (e) {
