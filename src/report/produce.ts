@@ -95,7 +95,14 @@ export async function produceReport(
   for (const { fact, file } of REPORT_DOCUMENTS) {
     const key = run.facts[fact];
     // The model is hashed by Train when stored; it is named by its content address, not re-read.
-    const d = fact === 'modelKey' ? keyDigest(key) : (await read(key)) ? keyDigest(key) : undefined;
+    // On SageMaker the model stays where the job wrote it (training/…): named by the digest Train recorded.
+    const recordedModel = isDigest(run.facts.modelDigest) ? run.facts.modelDigest : undefined;
+    const d =
+      fact === 'modelKey'
+        ? (keyDigest(key) ?? recordedModel)
+        : (await read(key))
+          ? keyDigest(key)
+          : undefined;
     if (d !== undefined) files.push({ name: file, digest: d });
   }
   const statements: { name: string; digest: Digest; predicateType: string }[] = [];

@@ -99,6 +99,8 @@ export interface Evidence {
 }
 
 const CAS_KEY = /^sha256\/[0-9a-f]{64}$/;
+/** Where a SageMaker training job writes its model: `training/<pipeline>/<job>/output/model.tar.gz`. */
+const TRAINING_MODEL_KEY = /^training\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*\/)+model\.tar\.gz$/;
 const NO_DIGEST: Digest = `sha256:${'0'.repeat(64)}`;
 
 function short(d: string): string {
@@ -320,11 +322,13 @@ export async function verifyRunWith(
   let actualModel = modelDigest ?? NO_DIGEST;
   if (modelDigest !== undefined) {
     const key = facts.modelKey;
-    if (typeof key !== 'string' || !CAS_KEY.test(key)) {
+    // Content-addressed (the embedded trainer), or where SageMaker wrote it (`training/…`): either
+    // way the bytes are hashed below and must be the recorded digest.
+    if (typeof key !== 'string' || !(CAS_KEY.test(key) || TRAINING_MODEL_KEY.test(key))) {
       c.fail(
         'model.data',
         key === undefined ? 'EVIDENCE_MISSING' : 'RECORD_INVALID',
-        'the run record names no content-addressed model.tar.gz',
+        'the run record names no model.tar.gz in the artifacts bucket (sha256/… or training/…)',
       );
     } else {
       try {
