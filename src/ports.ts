@@ -55,6 +55,11 @@ export interface StepRecord {
 export interface RunRecord {
   runId: string;
   pipeline: string;
+  /**
+   * The business unit of the run's pipeline (src/core/unit.ts), whose keys sign it and whose log
+   * records it. Absent: the default unit (runs recorded before units).
+   */
+  unit?: string;
   pipelineDigest: Digest;
   status: RunStatus;
   trigger: string;
@@ -83,7 +88,8 @@ export interface RunStore {
   ): Promise<RunRecord>;
   /** Appends a step record and merges facts, only while the run is RUNNING. */
   recordStep(runId: string, step: StepRecord, facts?: Record<string, unknown>): Promise<void>;
-  list(options?: { pipeline?: string; limit?: number }): Promise<RunRecord[]>;
+  /** Newest first; `unit` keeps the runs of one business unit (a record without one is the default unit's). */
+  list(options?: { pipeline?: string; unit?: string; limit?: number }): Promise<RunRecord[]>;
 }
 
 /**

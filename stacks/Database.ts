@@ -6,7 +6,7 @@ import { type StackContext, Table, use } from 'sst/constructs';
 import { publish, removeUnusedSstHandler } from './common.js';
 import { suppressDatabaseFindings } from './compliance.js';
 import { Keys } from './Keys.js';
-import { auditRetentionDays } from './settings.js';
+import { deployedUnit } from './units.js';
 
 /** The run table's backups: daily at 03:00 UTC, kept as long as audit entries are locked. */
 export const BACKUP_SCHEDULE = 'cron(0 3 * * ? *)';
@@ -20,7 +20,7 @@ export const BACKUP_SCHEDULE = 'cron(0 3 * * ? *)';
  */
 export function Database({ stack, app }: StackContext) {
   const { dataKey, dataKeyArn } = use(Keys);
-  const retentionDays = auditRetentionDays();
+  const retentionDays = deployedUnit().auditRetentionDays;
   const table = new Table(stack, 'runs', {
     fields: { pk: 'string', sk: 'string', gsi1pk: 'string', gsi1sk: 'string' },
     primaryIndex: { partitionKey: 'pk', sortKey: 'sk' },

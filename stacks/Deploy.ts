@@ -6,15 +6,15 @@ import { suppressDeployRoleFindings } from './compliance.js';
 import { type GithubDeploy, githubDeploy, roleName, StackSettingsError } from './settings.js';
 
 /** GitHub Actions' OIDC issuer, without the scheme: the prefix of its IAM condition keys. */
-export const GITHUB_OIDC_ISSUER = 'token.actions.githubusercontent.com';
+const GITHUB_OIDC_ISSUER = 'token.actions.githubusercontent.com';
 /** The audience aws-actions/configure-aws-credentials requests (its `audience` input's default). */
-export const GITHUB_OIDC_AUDIENCE = 'sts.amazonaws.com';
+const GITHUB_OIDC_AUDIENCE = 'sts.amazonaws.com';
 /** A CI session lasts at most one hour, configure-aws-credentials' default for OIDC. */
-export const DEPLOY_ROLE_MAX_SESSION = Duration.hours(1);
+const DEPLOY_ROLE_MAX_SESSION = Duration.hours(1);
 /** SST v2's own bootstrap stack (sst/bootstrap.js): `sst deploy` reads its outputs before anything else. */
-export const SST_BOOTSTRAP_STACK = 'SSTBootstrap';
+const SST_BOOTSTRAP_STACK = 'SSTBootstrap';
 /** The CDK bootstrap stack SST v2 checks (its `cdk.toolkitStackName` default). */
-export const CDK_TOOLKIT_STACK = 'CDKToolkit';
+const CDK_TOOLKIT_STACK = 'CDKToolkit';
 
 /**
  * The `sub` claim GitHub puts in a job's OIDC token (GitHub Docs, "OpenID Connect", example subject
@@ -22,7 +22,7 @@ export const CDK_TOOLKIT_STACK = 'CDKToolkit';
  * `repo:<owner>/<name>:ref:refs/heads/<branch>` for a run on a branch. Pull requests
  * (`…:pull_request`), tags and forks (another owner) get other subjects.
  */
-export function githubSubject(ci: GithubDeploy): string {
+function githubSubject(ci: GithubDeploy): string {
   return ci.environment !== undefined
     ? `repo:${ci.repository}:environment:${ci.environment}`
     : `repo:${ci.repository}:ref:refs/heads/${ci.branch}`;
@@ -31,10 +31,10 @@ export function githubSubject(ci: GithubDeploy): string {
 /**
  * The trust conditions, every one StringEquals (never StringLike: no pattern can widen them). A job
  * in an environment has a `sub` that names no branch, so the branch is then pinned through the `ref`
- * claim, which STS validates for GitHub since January 2026 (IAM User Guide, "Available keys for OIDC
- * federation"); where a partition does not provide that key the condition fails closed.
+ * claim, which STS validates for GitHub since January 2026 (AWS What's New, "AWS STS supports
+ * validation of identity provider claims"); where that key is not provided the condition fails closed.
  */
-export function githubTrustConditions(ci: GithubDeploy): Record<string, Record<string, string>> {
+function githubTrustConditions(ci: GithubDeploy): Record<string, Record<string, string>> {
   return {
     StringEquals: {
       [`${GITHUB_OIDC_ISSUER}:aud`]: GITHUB_OIDC_AUDIENCE,
@@ -117,7 +117,7 @@ export function Deploy({ stack, app }: StackContext) {
 
   const role = new iam.Role(stack, 'GithubDeployRole', {
     roleName: roleName(app.name, app.stage, stack.region, 'github-deploy'),
-    description: `veritrail ${app.stage}: sst deploy from GitHub Actions (${githubSubject(ci)})`,
+    description: `veritrail ${app.stage}: sst deploy from GitHub Actions of ${ci.repository}`,
     assumedBy: new iam.WebIdentityPrincipal(providerArn, githubTrustConditions(ci)),
     maxSessionDuration: DEPLOY_ROLE_MAX_SESSION,
   });

@@ -1,8 +1,9 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { StackContext } from 'sst/constructs';
 import { FUNCTION_NAMES, type FunctionName } from './access.js';
-import { removeUnusedSstHandler } from './common.js';
-import { loadPipelines } from './settings.js';
+import { modelApprovalRole } from './approval.js';
+import { publish, removeUnusedSstHandler } from './common.js';
+import { checkUnitStage, deployedPipelines, deployedUnit } from './units.js';
 
 /**
  * The roles, created empty, before anything they will be granted. Each function gets its own role;
@@ -13,6 +14,10 @@ import { loadPipelines } from './settings.js';
  */
 export function Identity({ stack }: StackContext) {
   const account = stack.account;
+  // One stage per business unit (stacks/units.ts): this stage's roles serve this unit's pipelines only.
+  const unit = deployedUnit();
+  checkUnitStage(unit, stack.stage);
+  const pipelines = deployedPipelines();
 
   const functionRoles = {} as Record<FunctionName, iam.Role>;
   for (const name of FUNCTION_NAMES) {
@@ -31,7 +36,7 @@ export function Identity({ stack }: StackContext) {
   });
 
   const sagemakerRoles = new Map<string, iam.Role>();
-  for (const { definition } of loadPipelines()) {
+  for (const { definition } of pipelines) {
     if (!definition.trainer.aws) continue;
     sagemakerRoles.set(
       definition.name,
@@ -44,6 +49,28 @@ export function Identity({ stack }: StackContext) {
     );
   }
 
+  const modelApproval = modelApprovalRole(stack, unit, pipelines);
+  // The platform-level view of a stage (docs/units.md "On AWS"): which unit it serves, who approves.
+  publish(stack, stack.stage, 'unit', unit.name, 'Business unit this stage serves (VERITRAIL_UNIT)');
+  if (unit.approvers.length > 0) {
+    publish(
+      stack,
+      stack.stage,
+      'unit-approvers',
+      unit.approvers.join(','),
+      `Approvers of unit ${unit.name}'s models, as declared in the units file`,
+    );
+  }
+  if (modelApproval) {
+    publish(
+      stack,
+      stack.stage,
+      'model-approval-role-arn',
+      modelApproval.roleArn,
+      `Role the approvers of unit ${unit.name} assume to approve its model versions`,
+    );
+  }
+
   removeUnusedSstHandler(stack);
-  return { functionRoles, stateMachineRole, sagemakerRoles };
+  return { functionRoles, stateMachineRole, sagemakerRoles, modelApproval };
 }

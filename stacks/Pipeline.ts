@@ -22,6 +22,7 @@ import {
   TRAINING_PREFIX,
   usesDataKey,
 } from './access.js';
+import { modelPackageArns, modelPackageGroups } from './approval.js';
 import { cedarWasmCopy, FUNCTIONS_WITH_CEDAR, NODEJS_BUNDLING, powertoolsLayer } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
 import {
@@ -38,11 +39,12 @@ import { Storage } from './Storage.js';
 import {
   type DeployedPipeline,
   LOG_RETENTION_DAYS,
-  loadPipelines,
   RESERVED_CONCURRENCY,
   StackSettingsError,
   vpcMode,
 } from './settings.js';
+import { deployedPipelines } from './units.js';
+import { witnessEnvironment } from './Witness.js';
 
 /** The tags src/aws/sagemaker-trainer.ts puts on a training job (run id, pipeline); a test keeps them equal. */
 export const TRAINING_JOB_TAG_KEYS = ['veritrail:run-id', 'veritrail:pipeline'] as const;
@@ -200,7 +202,7 @@ export function Pipeline({ stack, app }: StackContext) {
   const { dataKey, dataKeyArn, attestationKeyArn, checkpointKeyArn } = use(Keys);
   const { landing, artifacts, audit, auditRetentionDays } = use(Storage);
   const { table } = use(Database);
-  const pipelines = loadPipelines();
+  const pipelines = deployedPipelines();
 
   // A fixed name gives a known ARN, so every function can carry it without a circular reference
   // (the state machine depends on the functions' ARNs).
@@ -227,6 +229,8 @@ export function Pipeline({ stack, app }: StackContext) {
     // One execution role per pipeline, by pipeline name: a run trains under its own pipeline's role.
     VERITRAIL_SAGEMAKER_ROLE_ARNS: stack.toJsonString(sagemakerRoleArns),
   };
+
+  const witnessesOf = witnessEnvironment(stack);
 
   const objectArns = (bucketArn: string, prefixes: readonly string[]) =>
     prefixes.map((p) => `${bucketArn}/${p}*`);
@@ -491,8 +495,9 @@ export function Pipeline({ stack, app }: StackContext) {
       );
     }
     if (access.registerModel) {
-      const format = (resource: string, resourceName: string) =>
-        Stack.of(stack).formatArn({ service: 'sagemaker', resource, resourceName });
+      // Only this unit's groups (src/aws/sagemaker-registry.ts defaultGroupName: `veritrail-<pipeline>`,
+      // pipeline names unique in the pipelines folder all units deploy from); packages live in their group.
+      const registry = modelPackageArns(stack, modelPackageGroups(pipelines));
       s.push(
         new iam.PolicyStatement({
           sid: 'RegisterModels',
@@ -502,8 +507,7 @@ export function Pipeline({ stack, app }: StackContext) {
             'sagemaker:DescribeModelPackageGroup',
             'sagemaker:AddTags',
           ],
-          // src/aws/sagemaker-registry.ts defaultGroupName: `veritrail-<pipeline>`; packages live in their group.
-          resources: [format('model-package-group', 'veritrail-*'), format('model-package', 'veritrail-*/*')],
+          resources: [...registry.groups, ...registry.packages],
         }),
       );
     }
@@ -588,10 +592,13 @@ export function Pipeline({ stack, app }: StackContext) {
         ? { vpc: network.vpc, vpcSubnets: network.subnets, securityGroups: [network.functions] }
         : {}),
       role,
-      environment:
-        name === 'start' || name === 'register-run'
+      environment: {
+        ...(name === 'start' || name === 'register-run'
           ? { ...environment, VERITRAIL_PIPELINES_DIR: `${LAMBDA_TASK_ROOT}/${BUNDLED_PIPELINES_DIR}` }
-          : environment,
+          : environment),
+        // The witnesses the checkpointing functions ask (stacks/Witness.ts).
+        ...witnessesOf(name),
+      },
       ...copyFilesFor(name, pipelines, useProject().paths.root),
       nodejs: NODEJS_BUNDLING,
       layers: [powertoolsLayer(stack)],

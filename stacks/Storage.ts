@@ -7,7 +7,8 @@ import { Bucket, type StackContext, use } from 'sst/constructs';
 import { dataAccessTrailArn, dataAccessTrailName, publish, removeUnusedSstHandler } from './common.js';
 import { suppressStorageFindings } from './compliance.js';
 import { Keys } from './Keys.js';
-import { auditReplica, auditRetentionDays, LOG_RETENTION_DAYS } from './settings.js';
+import { auditReplica, LOG_RETENTION_DAYS } from './settings.js';
+import { deployedUnit } from './units.js';
 
 /**
  * Actions nobody may perform on any veritrail bucket, whatever IAM says: an explicit Deny in the
@@ -45,7 +46,8 @@ export function deployRoleArn(stack: Stack): string {
  */
 export function Storage({ stack, app }: StackContext) {
   const { dataKey, dataKeyArn } = use(Keys);
-  const retentionDays = auditRetentionDays();
+  // The unit's auditRetentionDays (units file), else VERITRAIL_AUDIT_RETENTION_DAYS (stacks/units.ts).
+  const retentionDays = deployedUnit().auditRetentionDays;
   const replica = auditReplica(undefined, undefined, stack.region);
 
   const make = (role: BucketRole, extra: Partial<s3.BucketProps>) => {

@@ -15,7 +15,7 @@ import { removeUnusedSstHandler } from './common.js';
 import { suppressTriggerFindings } from './compliance.js';
 import { Pipeline } from './Pipeline.js';
 import { Storage } from './Storage.js';
-import { loadPipelines } from './settings.js';
+import { deployedPipelines } from './units.js';
 
 /** EventBridge retries a failed delivery this often, for at most this long, then dead-letters it. */
 export const TARGET_RETRY_ATTEMPTS = 10;
@@ -67,7 +67,7 @@ function eventBridgeCron(expression: string): `cron(${string})` {
 export function Triggers({ stack }: StackContext) {
   const { functions } = use(Pipeline);
   const { landing } = use(Storage);
-  const pipelines = loadPipelines();
+  const pipelines = deployedPipelines();
 
   const deadLetters = (id: string) =>
     new sqs.Queue(stack, id, {

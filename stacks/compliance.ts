@@ -206,12 +206,12 @@ function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
   if (access.registerModel) {
     out.push({
       appliesTo: [
-        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package-group/veritrail-\\*'),
-        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package/veritrail-\\*/\\*'),
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:model-package/veritrail-[A-Za-z0-9-]+/\\*'),
       ],
       reason:
-        'Model package groups are named `veritrail-<pipeline>` and package versions are numbered by ' +
-        'SageMaker when registered: only veritrail’s own groups and their versions.',
+        'Model package versions are numbered by SageMaker when registered (`model-package/<group>/<n>`): ' +
+        'only the versions of this stage’s own groups, named exactly (`veritrail-<pipeline>` for each of ' +
+        'its unit’s pipelines).',
     });
   }
   if (access.taskCallback) {
@@ -471,4 +471,70 @@ export function suppressAuditorFindings(policy: IConstruct): void {
       ],
     },
   ]);
+}
+
+/**
+ * The Witness stack (stacks/Witness.ts): its function, its grants, its public function URL's
+ * resource policy, its table.
+ */
+export function suppressWitnessFindings(w: {
+  fn: IConstruct;
+  grants: IConstruct;
+  role: IConstruct;
+  table: IConstruct;
+}): void {
+  NagSuppressions.addResourceSuppressions(w.fn, [
+    {
+      id: 'AwsSolutions-L1',
+      reason:
+        'nodejs22.x is the runtime veritrail targets and tests on (package.json node@22, ' +
+        'test/infra/runtimes.test.ts checks AWS still accepts it); moving to a newer runtime is a tested ' +
+        'change of its own, not a deploy setting.',
+    },
+    ...inPacks(
+      'LambdaDLQ',
+      HN,
+      'Invoked synchronously only, through its function URL (the log waits for the cosignature) and by ' +
+        'CloudFormation for its vkey: a dead-letter queue applies to asynchronous invocations only. A log ' +
+        'whose request fails asks again at its next checkpoint.',
+    ),
+    ...inPacks(
+      'LambdaInsideVPC',
+      HNP,
+      'A tlog-witness is a public HTTPS endpoint by design (its function URL); behind it the function ' +
+        'reaches only KMS and DynamoDB over TLS with SigV4, and no private network resource. A VPC would ' +
+        'add no boundary the function URL does not already cross.',
+    ),
+  ]);
+  // CDK puts the NONE function URL's two resource-policy statements under the function.
+  for (const id of ['invoke-function-url', 'invoke-function']) {
+    const permission = w.fn.node.tryFindChild(id);
+    if (!permission) continue;
+    NagSuppressions.addResourceSuppressions(
+      permission,
+      inPacks(
+        'LambdaFunctionPublicAccessProhibited',
+        HNP,
+        'The witness is public as c2sp.org/tlog-witness intends ("no authentication of requests beyond the ' +
+          'validation of the signature on the checkpoint"): it cosigns only checkpoints signed by the log ' +
+          'key it trusts and consistent with what it cosigned before, so a caller without that key can ' +
+          'change nothing; reserved concurrency bounds what a flood of requests can cost. Invocation is ' +
+          'allowed only through the URL (lambda:InvokedViaFunctionUrl).',
+      ),
+    );
+  }
+  NagSuppressions.addResourceSuppressions(w.grants, inlinePolicy());
+  suppressTracingPolicy(w.role);
+  NagSuppressions.addResourceSuppressions(
+    w.table,
+    inPacks(
+      'DynamoDBInBackupPlan',
+      HN,
+      'A witness must never be rolled back: restored from a backup it would cosign a fork of anything the ' +
+        'log signed since that backup. Deletion protection, retention on removal and point-in-time ' +
+        'recovery keep the table; a witness whose state is lost retires its key and starts as a new ' +
+        'witness (docs/audit-log.md, "A witness on AWS").',
+    ),
+    true,
+  );
 }

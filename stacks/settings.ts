@@ -3,8 +3,10 @@
  * how long audit entries are locked, how resources are named. Everything here runs at synth time
  * on the operator's machine, never in a Lambda.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { WITNESS_NAME, witnessesFrom } from '../src/audit/witness/config.js';
 import { landingPrefixOf, type PipelineDefinition, parsePipelineDefinition } from '../src/core/pipeline.js';
 import type { FunctionName } from './access.js';
 
@@ -327,4 +329,157 @@ export function roleName(app: string, stage: string, region: string, purpose: st
     );
   }
   return name;
+}
+
+/**
+ * A c2sp.org/tlog-witness witness for the audit log (docs/audit-log.md, "A witness on AWS"):
+ *
+ * - VERITRAIL_WITNESS: `off` (default); `stack`: this app also deploys a Witness stack (its own
+ *   key, table and function URL) that witnesses this app's log; `only`: this app deploys nothing
+ *   but a Witness stack, for a log in another account (the stronger setup), named by
+ *   VERITRAIL_WITNESS_LOG_ORIGIN and VERITRAIL_WITNESS_LOG_KEYS.
+ * - VERITRAIL_WITNESS_NAME: the witness's key name (default `veritrail.aws/<stage>/witness`).
+ * - VERITRAIL_EXTERNAL_WITNESSES: other witnesses the checkpointing functions ask, as a local
+ *   witnesses.json: `{"witnesses":[{"vkey","url"}]}` (HTTPS).
+ */
+export type WitnessMode = 'off' | 'stack' | 'only';
+
+export interface WitnessSettings {
+  mode: WitnessMode;
+  /** VERITRAIL_WITNESS_NAME, when set. */
+  name?: string;
+  /** `only`: the log this witness cosigns, its origin line and its checkpoint public keys (PEM). */
+  log?: { origin: string; publicKeys: string[] };
+  /** Witnesses outside this app that the checkpointing functions also ask. */
+  external: { vkey: string; url: string }[];
+}
+
+/** Reserved concurrency of the witness function: concurrent checkpoints of one log are few. */
+export const WITNESS_RESERVED_CONCURRENCY = 2;
+
+/** The witness's key name when VERITRAIL_WITNESS_NAME is unset. */
+export function defaultWitnessName(stage: string): string {
+  return `veritrail.aws/${stage}/witness`;
+}
+
+function pemPublicKeys(value: string, cwd: string): string[] {
+  const files = value
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
+  if (files.length === 0) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      'VERITRAIL_WITNESS_LOG_KEYS must name at least one PEM file (comma-separated): the public key(s) the log signs checkpoints with.',
+    );
+  }
+  return files.map((file) => {
+    const full = path.resolve(cwd, file);
+    let key: KeyObject;
+    try {
+      key = createPublicKey(readFileSync(full, 'utf8'));
+    } catch (cause) {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        `VERITRAIL_WITNESS_LOG_KEYS: ${full} is not a readable public key in PEM. Export the log's checkpoint key with: aws kms get-public-key --key-id <checkpoint key ARN> --query PublicKey --output text | base64 -d | openssl pkey -pubin -inform DER -out checkpoint.pem`,
+        { cause },
+      );
+    }
+    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        `VERITRAIL_WITNESS_LOG_KEYS: ${full} is not an ECDSA P-256 public key; veritrail's checkpoint keys are (KMS ECC_NIST_P256).`,
+      );
+    }
+    return key.export({ type: 'spki', format: 'pem' }).toString();
+  });
+}
+
+/** The witness settings, checked; each problem is one line naming the setting and the fix. */
+export function witnessSettings(
+  env: NodeJS.ProcessEnv = process.env,
+  cwd: string = process.cwd(),
+): WitnessSettings {
+  const modeText = env.VERITRAIL_WITNESS || 'off';
+  if (modeText !== 'off' && modeText !== 'stack' && modeText !== 'only') {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_WITNESS must be "off" (default), "stack" (deploy a witness of this app's audit log) or "only" (deploy only a witness, for a log in another account), got "${modeText}".`,
+    );
+  }
+  const mode: WitnessMode = modeText;
+  const name = env.VERITRAIL_WITNESS_NAME || undefined;
+  if (name !== undefined && !WITNESS_NAME.test(name)) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_WITNESS_NAME must be a key name without spaces or "+", such as example.org/veritrail-witness, got "${name}".`,
+    );
+  }
+  if (name !== undefined && mode === 'off') {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      'VERITRAIL_WITNESS_NAME is set but VERITRAIL_WITNESS is off: set VERITRAIL_WITNESS=stack (or only), or unset the name.',
+    );
+  }
+  const origin = env.VERITRAIL_WITNESS_LOG_ORIGIN || undefined;
+  const keys = env.VERITRAIL_WITNESS_LOG_KEYS || undefined;
+  let log: WitnessSettings['log'];
+  if (mode === 'only') {
+    if (!origin || !keys) {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        "VERITRAIL_WITNESS=only needs VERITRAIL_WITNESS_LOG_ORIGIN (the log's origin line, veritrail.aws/<audit bucket> of the other app) and VERITRAIL_WITNESS_LOG_KEYS (its checkpoint public key, PEM file).",
+      );
+    }
+    if (origin.length > 255 || /[\s]/.test(origin)) {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        `VERITRAIL_WITNESS_LOG_ORIGIN must be one origin line without spaces, such as veritrail.aws/prod-veritrail-storage-auditbucket-abc123, got "${origin}".`,
+      );
+    }
+    log = { origin, publicKeys: pemPublicKeys(keys, cwd) };
+  } else if (origin || keys) {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `${origin ? 'VERITRAIL_WITNESS_LOG_ORIGIN' : 'VERITRAIL_WITNESS_LOG_KEYS'} is only read with VERITRAIL_WITNESS=only (a witness of another app's log); with "stack" the witness trusts this app's checkpoint key. Unset it.`,
+    );
+  }
+  const external: WitnessSettings['external'] = [];
+  const text = env.VERITRAIL_EXTERNAL_WITNESSES?.trim();
+  if (text) {
+    if (mode === 'only') {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        'VERITRAIL_EXTERNAL_WITNESSES is set but VERITRAIL_WITNESS=only deploys no pipeline to ask them: unset it.',
+      );
+    }
+    try {
+      witnessesFrom(text, 'VERITRAIL_EXTERNAL_WITNESSES');
+    } catch (cause) {
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        `${cause instanceof Error ? cause.message : String(cause)}. VERITRAIL_EXTERNAL_WITNESSES must be {"witnesses":[{"vkey":"<name>+<key id>+<key>","url":"https://<witness>/"}]}.`,
+        { cause },
+      );
+    }
+    for (const w of (JSON.parse(text) as { witnesses: { vkey: string; url: string }[] }).witnesses) {
+      if (new URL(w.url).protocol !== 'https:') {
+        throw new StackSettingsError(
+          'SETTING_INVALID',
+          `VERITRAIL_EXTERNAL_WITNESSES: witness ${w.vkey.split('+')[0]} must be reached over HTTPS, got "${w.url}".`,
+        );
+      }
+      external.push({ vkey: w.vkey.trim(), url: w.url });
+    }
+  }
+  // A function in VPC mode's isolated subnets has no route to the internet (stacks/network.ts: no
+  // NAT, no internet gateway) and a function URL has no VPC endpoint: every checkpoint would wait
+  // out the HTTP timeout and stay unwitnessed.
+  if ((mode === 'stack' || external.length > 0) && vpcMode(env.VERITRAIL_VPC_MODE) === 'isolated') {
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      'a witness is reached over HTTPS, and VERITRAIL_VPC_MODE=isolated gives the checkpointing functions no route out (no NAT, and a function URL has no VPC endpoint): turn VPC mode off, or leave VERITRAIL_WITNESS and VERITRAIL_EXTERNAL_WITNESSES unset (docs/audit-log.md, "A witness on AWS").',
+    );
+  }
+  return { mode, ...(name !== undefined ? { name } : {}), ...(log ? { log } : {}), external };
 }

@@ -34,6 +34,7 @@ import {
   triggerFromScheduledEvent,
   triggerFromSchedulePayload,
 } from '../core/start.js';
+import { unitOf } from '../core/unit.js';
 import type {
   AuditLog,
   DatasetFile,
@@ -94,6 +95,12 @@ export interface StartDeps {
   landingBucket?: string;
   /** Reports problems that do not change the outcome (a lineage sink that is down). */
   warn?: (message: string) => void;
+  /**
+   * The audit log and signer of a business unit (src/core/unit.ts), for a service that starts
+   * pipelines of several units (the local control plane). Absent: every pipeline's entries go to
+   * `audit` and retrain-skip statements are signed by `signer`.
+   */
+  unitPorts?: (unit: string) => Promise<{ audit: AuditLog; signer: Signer }>;
 }
 
 /** What one trigger came to. Input problems are outcomes, never exceptions. */
@@ -203,6 +210,12 @@ export class StartService {
 
   get pipelines(): readonly StartPipeline[] {
     return this.deps.pipelines;
+  }
+
+  /** The audit log and signer of a pipeline's unit; an input that names no loaded pipeline: the service's own. */
+  private async portsOf(pipeline: StartPipeline | undefined): Promise<{ audit: AuditLog; signer: Signer }> {
+    if (pipeline === undefined || this.deps.unitPorts === undefined) return this.deps;
+    return this.deps.unitPorts(unitOf(pipeline.def));
   }
 
   /**
@@ -461,6 +474,7 @@ export class StartService {
       await this.deps.runs.create({
         runId: plan.runId,
         pipeline: pipeline.def.name,
+        unit: unitOf(pipeline.def),
         pipelineDigest: pipeline.digest,
         trigger: input.trigger.type,
         idempotencyKey: plan.idempotencyKey,
@@ -474,7 +488,7 @@ export class StartService {
       }
       throw e;
     }
-    await this.deps.audit.append({
+    await (await this.portsOf(pipeline)).audit.append({
       eventId: `${plan.runId}/Start/run.requested`,
       pipeline: pipeline.def.name,
       runId: plan.runId,
@@ -559,7 +573,7 @@ export class StartService {
     status: string,
     existing?: RunRecord,
   ): Promise<void> {
-    await this.deps.audit.append({
+    await (await this.portsOf(req.pipeline)).audit.append({
       eventId: `${plan.runId}/Start/duplicate/${req.delivery}`,
       pipeline: req.pipeline.def.name,
       runId: plan.runId,
@@ -590,7 +604,8 @@ export class StartService {
     const detailType =
       typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>)['detail-type'] : undefined;
     const fields = e instanceof VeritrailError ? e.details?.fields : undefined;
-    await this.deps.audit.append({
+    const audit = (await this.portsOf(pipeline === undefined ? undefined : this.byName.get(pipeline))).audit;
+    await audit.append({
       eventId: `trigger-rejected/${delivery}`,
       pipeline: pipeline ?? 'unknown',
       runId: `rejected-${delivery.replace(/^sha256:/, '').slice(0, 16)}`,
@@ -736,7 +751,8 @@ export class StartService {
     if (!isDigest(model) || typeof provenanceKey !== 'string') return undefined;
     // Signed truth: "no change since run X" names X's model only if X's signed gate decision says
     // it shipped; a run record edited to SUCCEEDED is refused as STATE_TAMPERED, never signed over.
-    await signedOutcomeOfRun(this.deps.objects, await this.deps.signer.publicKeyPem(), last);
+    const unit = await this.portsOf(req.pipeline);
+    await signedOutcomeOfRun(this.deps.objects, await unit.signer.publicKeyPem(), last);
     const provenance = parseBundle(await readObject(this.deps.objects, 'artifacts', provenanceKey));
     const name = req.pipeline.def.name;
     const now = this.deps.now();
@@ -755,11 +771,11 @@ export class StartService {
       previousProvenance: digestOf(provenance.envelope.payload),
       decidedOn: now,
     });
-    const key = await noteSigningKey(this.deps);
-    const signed = await signStatement(statement, this.deps.signer);
+    const key = await noteSigningKey(unit);
+    const signed = await signStatement(statement, unit.signer);
     const bytes = new TextEncoder().encode(serializeBundle(signed.bundle));
     const stored = await putBytesCas(this.deps.objects, bytes, digestOf(bytes));
-    const entry = await this.deps.audit.append({
+    const entry = await unit.audit.append({
       eventId: `${plan.runId}/Start/retrain.skipped`,
       pipeline: name,
       runId: plan.runId,

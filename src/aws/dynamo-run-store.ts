@@ -15,6 +15,7 @@ import type { ErrorInfo } from '../core/errors.js';
 import { VeritrailError } from '../core/errors.js';
 import { redactValue } from '../core/redact.js';
 import { assertTransition, legalSourcesOf, type RunStatus } from '../core/run.js';
+import { DEFAULT_UNIT } from '../core/unit.js';
 import type {
   ExecutionClaim,
   ExecutionIndex,
@@ -29,7 +30,7 @@ import type {
  * Run state in one DynamoDB table (single-table design), used on AWS and, unchanged, against the
  * embedded dynalite server.
  *
- *   pk = RUN#<runId>   sk = RUN   the run item: status, dataset, facts (map), steps (map by name)
+ *   pk = RUN#<runId>   sk = RUN   the run item: status, unit, dataset, facts (map), steps (map by name)
  *   gsi1pk = PIPELINE#<name>   gsi1sk = <createdAt>#<runId>   runs of a pipeline, newest first
  *   pk = RUN#<runId>   sk = EXECUTION   the execution that owns the run (first claim wins); while
  *                                       the run is unsettled also gsi1pk = ACTIVE, gsi1sk =
@@ -215,9 +216,21 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
     }
   }
 
-  async list(options: { pipeline?: string; limit?: number } = {}): Promise<RunRecord[]> {
+  async list(options: { pipeline?: string; unit?: string; limit?: number } = {}): Promise<RunRecord[]> {
     const limit = options.limit ?? 50;
     const items: RunItem[] = [];
+    // A run recorded without a unit (before units existed) belongs to the default unit.
+    const byUnit =
+      options.unit === undefined
+        ? undefined
+        : {
+            expression:
+              options.unit === DEFAULT_UNIT
+                ? '(attribute_not_exists(#unit) OR #unit = :unit)'
+                : '#unit = :unit',
+            names: { '#unit': 'unit' },
+            values: { ':unit': options.unit },
+          };
     try {
       if (options.pipeline) {
         let start: Record<string, unknown> | undefined;
@@ -227,7 +240,13 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
               TableName: this.tableName,
               IndexName: TABLE_KEYS.gsi1,
               KeyConditionExpression: 'gsi1pk = :p',
-              ExpressionAttributeValues: marshall({ ':p': `PIPELINE#${options.pipeline}` }),
+              ...(byUnit
+                ? { FilterExpression: byUnit.expression, ExpressionAttributeNames: byUnit.names }
+                : {}),
+              ExpressionAttributeValues: marshall({
+                ':p': `PIPELINE#${options.pipeline}`,
+                ...byUnit?.values,
+              }),
               ScanIndexForward: false,
               ExclusiveStartKey: start ? marshall(start) : undefined,
             }),
@@ -241,8 +260,9 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
           const out = await this.client.send(
             new ScanCommand({
               TableName: this.tableName,
-              FilterExpression: 'sk = :run',
-              ExpressionAttributeValues: marshall({ ':run': RUN_SK }),
+              FilterExpression: byUnit ? `sk = :run AND ${byUnit.expression}` : 'sk = :run',
+              ...(byUnit ? { ExpressionAttributeNames: byUnit.names } : {}),
+              ExpressionAttributeValues: marshall({ ':run': RUN_SK, ...byUnit?.values }),
               ExclusiveStartKey: start ? marshall(start) : undefined,
             }),
           );

@@ -164,7 +164,7 @@ export function actorFrom(
 }
 
 /** The audit log's checkpoint origin on AWS: one log per audit bucket. */
-export function auditOrigin(config: Pick<AwsConfig, 'buckets'>): string {
+export function auditOrigin<C extends { buckets: Pick<AwsConfig['buckets'], 'audit'> }>(config: C): string {
   return `veritrail.aws/${config.buckets.audit}`;
 }
 

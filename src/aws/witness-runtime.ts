@@ -19,6 +19,7 @@ import { createPublicKey } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { z } from 'zod';
+import { WITNESS_NAME } from '../audit/witness/config.js';
 import { Witness } from '../audit/witness/core.js';
 import {
   type FunctionUrlEvent,
@@ -33,12 +34,6 @@ import { DynamoWitnessStore } from './dynamo-witness-store.js';
 import { KmsCosigner } from './kms-cosigner.js';
 import { KmsSigner } from './kms-signer.js';
 import { type CustomResourceRequest, isCustomResourceRequest, respondWithVkey } from './witness-vkey.js';
-
-/**
- * A witness name as signed-note allows a key name: non-empty, no whitespace, no `+` (c2sp.org
- * signed-note); printable ASCII here, a URL-like name such as `example.org/witness` by convention.
- */
-export const WITNESS_NAME = /^[!-*,-~]{1,255}$/;
 
 const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[0-9a-f-]{36}$/;
 

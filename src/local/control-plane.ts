@@ -4,6 +4,7 @@
  * execution on the embedded runner, at most `concurrency` at a time. Stopping refuses new work and
  * waits for the runs under way; runs still queued stay PENDING in the run store and are picked up
  * by the next start, as is anything that landed meanwhile (the landing folders are scanned first).
+ * Pipelines of several business units share the process, each signed and logged as its own unit.
  */
 import { createReadStream } from 'node:fs';
 import { hostname } from 'node:os';
@@ -75,6 +76,9 @@ export class LocalControlPlane {
     });
     this.service = new StartService({
       ...startDepsOf(rt),
+      // Pipelines of several units at once: each start is recorded in its own unit's log (and a
+      // retrain skip signed with its key); executeLocally runs each run as its unit.
+      unitPorts: (unit) => rt.unitPorts(unit),
       pipelines: options.pipelines,
       launch: async (input, name) => this.launchOwned(input, name),
       landing: this.watcher,

@@ -14,6 +14,7 @@ import type { ExecState } from '../steps/state.js';
 import { executeLocally, type LocalExecution, type ProgressEvent } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 import { awaitExecution, type LoadedPipeline } from './start-run.js';
+import { forRun } from './units.js';
 
 const ATTEMPT = /^(.*)-a(\d+)$/;
 
@@ -76,6 +77,7 @@ export async function retryRun(
       created = await rt.runs.create({
         runId: newId,
         pipeline: run.pipeline,
+        ...(run.unit !== undefined ? { unit: run.unit } : {}),
         pipelineDigest: run.pipelineDigest,
         trigger: run.trigger,
         idempotencyKey: run.idempotencyKey,
@@ -88,7 +90,8 @@ export async function retryRun(
       attempt++;
     }
   }
-  await rt.audit.append({
+  // In the log of the run's unit, with every other entry of the attempt.
+  await (await forRun(rt, run)).audit.append({
     eventId: `${newId}/Start/run.requested`,
     pipeline: run.pipeline,
     runId: newId,

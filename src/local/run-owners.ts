@@ -21,8 +21,8 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { ErrorInfo } from '../core/errors.js';
 import { toErrorInfo } from '../core/errors.js';
 import type { RunRecord } from '../ports.js';
-import type { Runtime } from '../runtime.js';
 import { failRun } from '../steps/finish.js';
+import { forRun, type UnitScoped } from './units.js';
 
 /** A lease is renewed this often while its run is under way… */
 export const LEASE_RENEW_MS = 10_000;
@@ -143,11 +143,12 @@ export interface ReconcileResult {
 }
 
 /**
- * Closes every PENDING or RUNNING run whose owner is gone (see above). Idempotent and safe to run
- * from several processes at once: audit entries are keyed by event id, status changes conditional.
+ * Closes every PENDING or RUNNING run whose owner is gone (see above), each in its own unit's log.
+ * Idempotent and safe to run from several processes at once: audit entries are keyed by event id,
+ * status changes conditional.
  */
 export async function reconcileLostRuns(
-  rt: Runtime,
+  rt: UnitScoped,
   owners: RunOwners,
   options: { log?: (line: string) => void } = {},
 ): Promise<ReconcileResult[]> {
@@ -175,7 +176,7 @@ export async function reconcileLostRuns(
   return done;
 }
 
-async function closeLostRun(rt: Runtime, run: RunRecord, reason: string): Promise<void> {
+async function closeLostRun(rt: UnitScoped, run: RunRecord, reason: string): Promise<void> {
   await closeRun(rt, run, {
     error: {
       code: 'ORCHESTRATOR_LOST',
@@ -188,13 +189,15 @@ async function closeLostRun(rt: Runtime, run: RunRecord, reason: string): Promis
 
 /**
  * Ends a run that its own execution will not end (lost, or cancelled): every step still RUNNING
- * ends FAILED with the reason, then the run, with its audit entry (failRun).
+ * ends FAILED with the reason, then the run, with its audit entry (failRun) in the log of the run's
+ * unit, its report signed with that unit's key.
  */
 export async function closeRun(
-  rt: Runtime,
+  base: UnitScoped,
   run: RunRecord,
   f: { error: ErrorInfo; step: 'RecordFailure' | 'Reconcile'; detail?: Record<string, unknown> },
 ): Promise<void> {
+  const rt = await forRun(base, run);
   const { error } = f;
   const at = rt.now().toISOString();
   // Open steps end first (a step can be recorded only while the run is RUNNING).

@@ -10,6 +10,7 @@ import { errorFromCatch, StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
 import { emulateDistributedMaps, type ReadObject } from './distributed-map.js';
 import type { LocalRuntime } from './runtime.js';
+import { forRun } from './units.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STATE_MACHINE_FILE = join(ROOT, 'state-machines', 'training-pipeline.asl.json');
@@ -149,16 +150,20 @@ const lambdaContext = (name: string, runtime: LocalRuntime) => ({
 /**
  * Runs the pipeline's ASL with aws-local-stepfunctions, each task state mapped to the same handler
  * module Lambda runs, invoked with the embedded runtime in its context (src/steps/handler.ts: the
- * `ports` middleware then builds no AWS port). The Train state's task token wait is played by the local trainer: launch via
- * functions/train.ts, wait for the child process, then the same end-of-job code the SageMaker
- * callback runs on AWS. The Distributed Map's ItemReader and ItemBatcher, which the library lacks,
- * are emulated (src/local/distributed-map.ts), reading from the local object store.
+ * `ports` middleware then builds no AWS port): the view of the run's business unit, whose signer
+ * signs and whose log records every step (src/local/units.ts forRun), whichever view `base` is.
+ * The Train state's task token wait is played by the local trainer: launch via functions/train.ts,
+ * wait for the child process, then the same end-of-job code the SageMaker callback runs on AWS.
+ * The Distributed Map's ItemReader and ItemBatcher, which the library lacks, are emulated
+ * (src/local/distributed-map.ts), reading from the local object store.
  */
 export async function executeLocally(
-  rt: LocalRuntime,
+  base: LocalRuntime,
   input: ExecState,
   onProgress: (e: ProgressEvent) => void = () => {},
 ): Promise<LocalExecution> {
+  const unit = (await base.runs.get(input.runId).catch(() => undefined))?.unit;
+  const rt = await forRun(base, { pipelineDigest: input.pipeline.digest, ...(unit ? { unit } : {}) });
   let result: LocalExecution;
   try {
     const output = (await executeDefinition(rt, localDefinition(), input, onProgress)) as ExecState & {

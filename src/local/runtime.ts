@@ -1,20 +1,22 @@
 import { hostname, userInfo } from 'node:os';
 import { DynamoRunStore } from '../aws/dynamo-run-store.js';
+import { DEFAULT_UNIT } from '../core/unit.js';
 import type { AuditLog } from '../ports.js';
-import type { Runtime } from '../runtime.js';
 import { openLocalAuditLog } from './audit.js';
 import { LOCAL_TABLE, startLocalDynamo } from './dynamo.js';
 import { openFileSigner } from './file-signer.js';
 import { FsDatasetSource } from './fs-dataset-source.js';
 import { FsObjectStore } from './fs-object-store.js';
-import { assertHomeUsable, homePaths } from './home.js';
+import { assertHomeUsable, homePaths, unitPaths } from './home.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
 import { ProcessTrainer } from './process-trainer.js';
 import { redactingAuditLog } from './redacting-audit.js';
 import { LocalModelRegistry } from './registry.js';
 import { RunOwners, reconcileLostRuns } from './run-owners.js';
+import type { UnitPorts, UnitScoped } from './units.js';
 
-export interface LocalRuntime extends Runtime {
+/** The embedded runtime, as one business unit sees it (src/local/units.ts: `inUnit` gives another's). */
+export interface LocalRuntime extends UnitScoped {
   mode: 'local';
   home: string;
   trainer: ProcessTrainer;
@@ -35,7 +37,9 @@ function localActor(): string {
 
 /**
  * The embedded runtime: every port backed by something on this machine, under the state dir.
- * Run state goes through the very DynamoDB code used on AWS, against an in-process dynalite.
+ * Run state goes through the very DynamoDB code used on AWS, against an in-process dynalite. The
+ * runtime returned is the default unit's view (`signer`, `audit`); `inUnit` (src/local/units.ts)
+ * gives another unit's, with the keys and log of src/local/home.ts unitPaths.
  */
 export async function openLocalRuntime(
   home: string,
@@ -58,10 +62,29 @@ export async function openLocalRuntime(
   try {
     const signer = await openFileSigner(paths.signingKey);
     const audit = redactingAuditLog(options.audit ?? (await openLocalAuditLog(objects, paths.auditKey)));
+    const units = new Map<string, Promise<UnitPorts>>([[DEFAULT_UNIT, Promise.resolve({ signer, audit })]]);
+    const unitPortsOf = (unit: string): Promise<UnitPorts> => {
+      let ports = units.get(unit);
+      if (ports === undefined) {
+        const p = unitPaths(home, unit);
+        ports = (async () => ({
+          signer: await openFileSigner(p.signingKey),
+          audit: redactingAuditLog(
+            await openLocalAuditLog(objects, p.auditKey, { prefix: p.auditPrefix, origin: p.auditOrigin }),
+          ),
+        }))();
+        units.set(unit, ports);
+        // A failed open (an unreadable key) is not remembered: the next use tries again.
+        ports.catch(() => units.delete(unit));
+      }
+      return ports;
+    };
     const owners = new RunOwners(dynamo.client, LOCAL_TABLE, now);
     const rt: LocalRuntime = {
       mode: 'local',
       home,
+      unit: DEFAULT_UNIT,
+      unitPorts: unitPortsOf,
       objects,
       runs: new DynamoRunStore(dynamo.client, LOCAL_TABLE, now),
       signer,

@@ -15,11 +15,13 @@ import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeli
 import { redactText, secretKindsIn } from '../core/redact.js';
 import { localCron } from '../core/rules.js';
 import { makeSplitter } from '../core/split.js';
+import { unitOf } from '../core/unit.js';
 import type { DatasetSource } from '../ports.js';
 import { streamCsvRecords } from '../steps/csv-stream.js';
 import { closeRun } from './run-owners.js';
 import { executeLocally, type LocalExecution, type ProgressEvent } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
+import { inUnit } from './units.js';
 
 export interface LoadedPipeline {
   def: PipelineDefinition;
@@ -226,8 +228,9 @@ export async function runOnce(
 ): Promise<RunOnce> {
   let execution: Promise<LocalExecution> | undefined;
   let runId: string | undefined;
+  // The run.requested entry goes to the log of the pipeline's unit, as every later one does.
   const service = new StartService({
-    ...startDepsOf(rt),
+    ...startDepsOf(await inUnit(rt, unitOf(pipeline.def))),
     pipelines: [{ def: pipeline.def, digest: pipeline.digest, base: pipeline.base }],
     launch: async (input) => {
       // This process owns the run from now on: if it dies, the next process closes the run.

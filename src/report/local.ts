@@ -1,7 +1,7 @@
 /**
  * The report of a run of a local state dir: the signed statement the run produced at its end
  * (`facts.reportKey`), or, for a run that ended before reports existed, one produced and signed now
- * with the state dir's key, its facts dated at the run's end so the statement is the same each time.
+ * with the state dir's key of the run's unit, its facts dated at the run's end so the statement is the same each time.
  */
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
@@ -10,6 +10,7 @@ import { type ModelReportPredicate, parseBundle, type Statement } from '../core/
 import { type Digest, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { openLocalRuntime } from '../local/runtime.js';
+import { forRun } from '../local/units.js';
 import type { ObjectStore, RunRecord } from '../ports.js';
 import { produceReport } from './produce.js';
 
@@ -37,7 +38,8 @@ export async function loadLocalReport(home: string, runId: string): Promise<Loca
     let producedNow = false;
     if (key === undefined) {
       const at = new Date(typeof run.facts.finishedAt === 'string' ? run.facts.finishedAt : run.updatedAt);
-      key = (await produceReport({ ...rt, now: () => at }, run)).key;
+      // Signed with the key of the run's unit (docs/units.md), like every other statement of it.
+      key = (await produceReport({ ...(await forRun(rt, run)), now: () => at }, run)).key;
       producedNow = true;
     }
     const bundleBytes = await readObject(rt.objects, 'artifacts', key);

@@ -3,9 +3,11 @@ import { openAuditLog } from '../audit/log.js';
 import { parsePublicKey, publicKeyDer } from '../core/attest/index.js';
 import type { WitnessKey } from '../core/cosignature.js';
 import { digestOf } from '../core/digest.js';
+import { DEFAULT_UNIT } from '../core/unit.js';
 import { openFileSigner } from '../local/file-signer.js';
-import { homePaths } from '../local/home.js';
+import { unitPaths } from '../local/home.js';
 import { openLocalRuntime } from '../local/runtime.js';
+import { unitOfRun } from '../local/units.js';
 import type { Signer } from '../ports.js';
 import type { VerifyReport } from './codes.js';
 import { VerifyError } from './codes.js';
@@ -17,7 +19,10 @@ export interface LocalVerifyOptions {
   signing?: { pem: string; source: string }[];
   /** Trusted audit checkpoint keys. */
   audit?: { pem: string; source: string }[];
-  /** Also trust the state dir's own keys (the user said so: `--trust-state-keys`). */
+  /**
+   * Also trust the state dir's own keys (the user said so: `--trust-state-keys`): those of the
+   * run's business unit only (src/local/home.ts unitPaths).
+   */
   stateKeys?: boolean;
   /** Witnesses whose cosignature on a checkpoint covering the run is looked for (`--witness`). */
   witnesses?: WitnessKey[];
@@ -52,15 +57,17 @@ function trusted(pem: string, source: string, what: string): TrustedKey {
 }
 
 /**
- * The keys to trust: the ones given, plus the state dir's own only when `stateKeys` is set.
- * KEY_MISSING when no signing or no audit key is named: verification never trusts a key by default.
+ * The keys to trust: the ones given, plus the state dir's own keys of `unit` only when `stateKeys`
+ * is set. KEY_MISSING when no signing or no audit key is named: verification never trusts a key by
+ * default.
  */
 export async function trustedKeys(
   home: string,
   options: LocalVerifyOptions = {},
   need: { audit: boolean } = { audit: true },
+  unit: string = DEFAULT_UNIT,
 ): Promise<TrustedKeys> {
-  const paths = homePaths(home);
+  const paths = unitPaths(home, unit);
   const signing = (options.signing ?? []).map((k) => trusted(k.pem, k.source, 'signing'));
   const audit = (options.audit ?? []).map((k) => trusted(k.pem, k.source, 'audit'));
   if (options.stateKeys) {
@@ -88,21 +95,35 @@ export function publicOnlySigner(publicKeyPem: string): Signer {
   };
 }
 
-/** Verifies a run of a local state dir (opens its run table: one process at a time). */
+/**
+ * Verifies a run of a local state dir (opens its run table: one process at a time) against the
+ * audit log of the run's business unit, and with `stateKeys` that unit's keys.
+ */
 export async function verifyLocalRun(
   home: string,
   runId: string,
   options: LocalVerifyOptions = {},
 ): Promise<{ report: VerifyReport; evidence: Evidence; keys: TrustedKeys }> {
-  const keys: TrustedKeys = { ...(await trustedKeys(home, options)), witnesses: options.witnesses ?? [] };
+  // Keys named wrongly, or none at all, are said before the state dir is opened.
+  let keys: TrustedKeys = { ...(await trustedKeys(home, options)), witnesses: options.witnesses ?? [] };
   const rt = await openLocalRuntime(home);
   try {
+    const run = await rt.runs.get(runId);
+    const unit = unitPaths(home, run === undefined ? DEFAULT_UNIT : await unitOfRun(rt.objects, run));
+    if (unit.unit !== DEFAULT_UNIT && options.stateKeys)
+      keys = { ...(await trustedKeys(home, options, { audit: true }, unit.unit)), witnesses: keys.witnesses };
     const { report, evidence } = await verifyRunWith(
       {
         runs: rt.runs,
         objects: rt.objects,
         openAudit: (key) =>
-          openAuditLog({ store: rt.objects, signer: publicOnlySigner(key.pem), bucket: 'audit' }),
+          openAuditLog({
+            store: rt.objects,
+            signer: publicOnlySigner(key.pem),
+            bucket: 'audit',
+            prefix: unit.auditPrefix,
+            origin: unit.auditOrigin,
+          }),
       },
       keys,
       runId,

@@ -29,7 +29,6 @@ const DEPLOYMENTS = {
     VERITRAIL_CI_GITHUB_REPOSITORY: 'acme/veritrail-ops',
   },
 } as const;
-const STACKS = { default: 6, regulated: 7 } as const;
 
 describe.skipIf(!available)('cfn-lint on the synthesized templates', () => {
   // Synthesis and cfn-lint take ~30 s alone, several times that on a shared 2-core machine.
@@ -51,7 +50,8 @@ describe.skipIf(!available)('cfn-lint on the synthesized templates', () => {
         },
       );
       const files = readdirSync(out).filter((f) => f.endsWith('.template.json'));
-      expect(files).toHaveLength(STACKS[name]);
+      expect(files.length).toBeGreaterThanOrEqual(6);
+      expect(files.some((f) => f.endsWith('-Deploy.template.json'))).toBe(name === 'regulated');
       const lint = spawnSync(
         'cfn-lint',
         files.map((f) => path.join(out, f)),

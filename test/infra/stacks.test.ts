@@ -75,6 +75,7 @@ let stackFns: {
   Database: typeof import('../../stacks/Database.js').Database;
   Pipeline: typeof import('../../stacks/Pipeline.js').Pipeline;
   Triggers: typeof import('../../stacks/Triggers.js').Triggers;
+  Witness: typeof import('../../stacks/Witness.js').Witness;
 };
 let synthMs = 0;
 
@@ -101,6 +102,9 @@ beforeAll(async () => {
   for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE'])
     delete process.env[k];
   process.env.AWS_EC2_METADATA_DISABLED = 'true';
+  // With the app's own witness (VERITRAIL_WITNESS=stack), so every check below covers its stack too
+  // (test/infra/witness.test.ts checks what is particular to it).
+  process.env.VERITRAIL_WITNESS = 'stack';
   const started = performance.now();
   const { synthesizeApp } = await import('../../stacks/synthesize.js');
   app = await synthesizeApp({
@@ -117,6 +121,7 @@ beforeAll(async () => {
     Database: (await import('../../stacks/Database.js')).Database,
     Pipeline: (await import('../../stacks/Pipeline.js')).Pipeline,
     Triggers: (await import('../../stacks/Triggers.js')).Triggers,
+    Witness: (await import('../../stacks/Witness.js')).Witness,
   };
   for (const [name, fn] of Object.entries(stackFns)) {
     templates[name] = CdkTemplate.fromStack(sst.getStack(fn as never)).toJSON() as Template;
@@ -169,6 +174,7 @@ describe('synthesis', () => {
       'Pipeline',
       'Storage',
       'Triggers',
+      'Witness',
     ]);
     // Generous bound for a shared 2-core machine; it takes ~5 s.
     expect(synthMs).toBeLessThan(60_000);
@@ -177,7 +183,7 @@ describe('synthesis', () => {
   it('leaves no SST custom-resource handler (nodejs16.x, managed policy) in any stack', () => {
     for (const name of Object.keys(templates) as (keyof typeof stackFns)[]) {
       const fns = resourcesOfType(name, 'AWS::Lambda::Function');
-      expect(fns.length).toBe(name === 'Pipeline' ? FUNCTION_NAMES.length : 0);
+      expect(fns.length).toBe(name === 'Pipeline' ? FUNCTION_NAMES.length : name === 'Witness' ? 1 : 0);
     }
   });
 
@@ -1037,6 +1043,10 @@ describe('discovery by the CLI', () => {
         'start-function-name',
         'state-machine-arn',
         'table-name',
+        'unit',
+        'witness-key-arn',
+        'witness-url',
+        'witness-vkey',
       ].map((n) => `/veritrail/${STAGE}/${n}`),
     );
     const outputs = (template('Pipeline') as unknown as { Outputs: Record<string, Json> }).Outputs;

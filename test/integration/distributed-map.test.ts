@@ -44,10 +44,10 @@ function storedBatchSizes(home: string): number[] {
     } catch {
       continue;
     }
-    const hashedFiles =
-      Array.isArray(value) &&
-      value.every((f) => typeof f === 'object' && f !== null && 'digest' in f && 'uri' in f && 'size' in f);
-    if (hashedFiles) sizes.push(value.length);
+    if (!Array.isArray(value)) continue;
+    const list: unknown[] = value;
+    if (list.every((f) => typeof f === 'object' && f !== null && 'digest' in f && 'uri' in f && 'size' in f))
+      sizes.push(list.length);
   }
   return sizes.sort((a, b) => a - b);
 }

@@ -96,7 +96,7 @@ describe('ListDataset', () => {
 
   it('throws a transient error, for the ASL to retry', async () => {
     const flaky: DatasetSource = {
-      ...datasets,
+      open: (f) => datasets.open(f),
       list: async () => {
         throw new VeritrailError('TRANSIENT', 'SlowDown');
       },

@@ -9,6 +9,12 @@ import { parseVkey } from '../../core/cosignature.js';
 import { VeritrailError } from '../../core/errors.js';
 import { HttpWitnessClient, type WitnessClient } from './http.js';
 
+/**
+ * A witness name as signed-note allows a key name: non-empty, no whitespace, no `+` (c2sp.org
+ * signed-note); printable ASCII here, a URL-like name such as `example.org/witness` by convention.
+ */
+export const WITNESS_NAME = /^[!-*,-~]{1,255}$/;
+
 const WitnessConfig = z
   .object({ witnesses: z.array(z.object({ vkey: z.string(), url: z.string().url() }).strict()) })
   .strict();

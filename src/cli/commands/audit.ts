@@ -1,10 +1,11 @@
 /**
  * `veritrail audit verify|show|checkpoint|prove`: the append-only audit log of the local state
- * dir (`--home`, else VERITRAIL_HOME, else ./.veritrail). Formats: docs/audit-log.md.
+ * dir (`--home`, else VERITRAIL_HOME, else ./.veritrail), the default unit's or, with `--unit`,
+ * a business unit's own log (docs/units.md). Formats: docs/audit-log.md.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ObjectAuditLog } from '../../audit/log.js';
@@ -12,19 +13,22 @@ import { witnessesFromFile } from '../../audit/witness/config.js';
 import { HttpWitnessClient } from '../../audit/witness/http.js';
 import { parseVkey, type WitnessKey } from '../../core/cosignature.js';
 import { VeritrailError } from '../../core/errors.js';
+import { DEFAULT_UNIT, parseUnitName } from '../../core/unit.js';
 import { openFileSigner } from '../../local/file-signer.js';
 import { FsObjectStore } from '../../local/fs-object-store.js';
+import { assertUnitKnown, type UnitPaths, unitPaths } from '../../local/home.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'the append-only audit log: verify, show, checkpoint, prove';
 
-const USAGE = `usage: veritrail audit <subcommand> [--home <dir>] [--json]
+const USAGE = `usage: veritrail audit <subcommand> [--unit <unit>] [--home <dir>] [--json]
 
   verify              re-derive the chain and Merkle tree, check every checkpoint; exit 0 only when intact
     --bundles-only    skip comparing each sealed batch copy with its entry bundle (reads a few
                       large objects instead of one per batch; the bundles are what is chained and signed)
     --audit-key <pem> a log public key to trust (repeat for rotated keys); with it, or --trust,
-                      no key of the state dir is used and no private key is needed
+                      no key of the state dir is used and no private key is needed (without
+                      them: the state dir's own key of the unit, and the output says so)
     --trust <file>    a trust file an auditor keeps: {"auditKeys":[pem…],"witnesses":[vkey…],
                       "witnessUrls":{"<name>":"<url>"},"quorum":k}
     --witness <vkey>  a witness whose cosignatures count (name+keyid+key; repeat)
@@ -33,9 +37,11 @@ const USAGE = `usage: veritrail audit <subcommand> [--home <dir>] [--json]
     --quorum <k>      cosignatures the latest checkpoint needs (default 1 with --witness)
   show [--run <id>]   list entries (of one run)
   checkpoint          sign and store a checkpoint of the log as it is now, cosigned by the
-                      witnesses listed in <home>/witnesses.json ({"witnesses":[{"vkey","url"}]})
+                      witnesses listed in <home>/witnesses.json ({"witnesses":[{"vkey","url"}]};
+                      a unit's: <home>/units/<unit>/witnesses.json)
   prove <seq>         a self-contained inclusion proof of entry <seq> for offline verification
 
+  --unit <unit>       the log of that business unit (default: the default unit's log)
   --home <dir>        state dir (default: $VERITRAIL_HOME, else ./.veritrail)
   --json              machine-readable output`;
 
@@ -43,8 +49,9 @@ function usageError(message: string): VeritrailError {
   return new VeritrailError('USAGE', `${message}\n${USAGE}`);
 }
 
-async function openLog(home: string, needSigner: boolean): Promise<ObjectAuditLog> {
-  const keyPath = join(home, 'keys', 'audit.key');
+/** The log of `unit` (src/local/home.ts unitPaths: the default unit's is the one before units). */
+async function openLog(home: string, unit: UnitPaths, needSigner: boolean): Promise<ObjectAuditLog> {
+  const keyPath = unit.auditKey;
   if (needSigner && !existsSync(keyPath)) {
     throw new VeritrailError(
       'USAGE',
@@ -53,8 +60,14 @@ async function openLog(home: string, needSigner: boolean): Promise<ObjectAuditLo
   }
   const store = new FsObjectStore(join(home, 'objects'));
   const signer = existsSync(keyPath) ? await openFileSigner(keyPath) : undefined;
-  const witnesses = await witnessesFromFile(join(home, 'witnesses.json'));
-  return new ObjectAuditLog({ store, witnesses, ...(signer === undefined ? {} : { signer }) });
+  const witnesses = await witnessesFromFile(unit.witnesses);
+  return new ObjectAuditLog({
+    store,
+    witnesses,
+    prefix: unit.auditPrefix,
+    origin: unit.auditOrigin,
+    ...(signer === undefined ? {} : { signer }),
+  });
 }
 
 interface Trust {
@@ -123,11 +136,17 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const [sub, ...rest] = positionals;
   const home = resolve(io.cwd, values.home ?? io.env.VERITRAIL_HOME ?? '.veritrail');
   const json = values.json === true;
+  let unit = unitPaths(home, DEFAULT_UNIT);
+  if (values.unit !== undefined) {
+    unit = unitPaths(home, parseUnitName(values.unit));
+    // A unit this state dir does not hold is a typo, not an empty log.
+    await assertUnitKnown(home, unit.unit);
+  }
   switch (sub) {
     case 'verify': {
       const trust = await trustOf(values, io.cwd);
       const pinned = trust.auditKeys.length > 0;
-      const log = await openLog(home, !pinned);
+      const log = await openLog(home, unit, !pinned);
       const witnesses = trust.witnesses.map((key) => {
         const url = trust.urls.get(key.name);
         return url === undefined ? { key } : new HttpWitnessClient(key, url);
@@ -142,7 +161,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
         if (pinned) io.out(`trusted log keys (key id): ${(report.trustedKeys ?? []).join(', ')}`);
         else
           io.out(
-            "trusted log key: the state dir's own (keys/audit.key), not an independent trust root; pass --audit-key <pem> or --trust <file>",
+            `trusted log key: the state dir's own (${relative(home, unit.auditKey)}), not an independent trust root; pass --audit-key <pem> or --trust <file>`,
           );
         for (const w of report.witnesses ?? []) {
           io.out(
@@ -158,7 +177,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       return report.ok ? EXIT.OK : EXIT.FAILED;
     }
     case 'show': {
-      const log = await openLog(home, false);
+      const log = await openLog(home, unit, false);
       const filter = values.run === undefined ? {} : { runId: values.run };
       for await (const e of log.entries(filter)) {
         if (json) io.out(JSON.stringify(e));
@@ -170,7 +189,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       return EXIT.OK;
     }
     case 'checkpoint': {
-      const log = await openLog(home, true);
+      const log = await openLog(home, unit, true);
       const cp = await log.checkpoint();
       io.out(
         json
@@ -191,7 +210,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       const seqText = rest[0];
       if (seqText === undefined || !/^\d+$/.test(seqText))
         throw usageError('audit prove needs a sequence number');
-      const log = await openLog(home, true);
+      const log = await openLog(home, unit, true);
       const bundle = await log.prove(Number(seqText));
       io.out(json ? JSON.stringify(bundle) : JSON.stringify(bundle, null, 2));
       return EXIT.OK;
@@ -208,6 +227,7 @@ function parse(args: string[]) {
     strict: true,
     options: {
       home: { type: 'string' },
+      unit: { type: 'string' },
       run: { type: 'string' },
       json: { type: 'boolean' },
       'bundles-only': { type: 'boolean' },

@@ -6,7 +6,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { VeritrailError } from '../../core/errors.js';
-import { resolveHome } from '../../local/home.js';
+import { DEFAULT_UNIT, parseUnitName } from '../../core/unit.js';
+import { assertUnitKnown, resolveHome } from '../../local/home.js';
 import { loadLocalReport } from '../../report/local.js';
 import { checkReportHtml, renderRunReport } from '../../report/render.js';
 import { VerifyError } from '../../verify/codes.js';
@@ -18,7 +19,7 @@ import { type CliIo, EXIT } from '../io.js';
 export const summary = 'the model report of a run: one self-contained HTML file';
 
 const USAGE = `usage: veritrail report <runId> [--out <file.html>] [--json] [--home <dir>] [trust options]
-       veritrail report --check <file.html> --key <pem> [--json]
+       veritrail report --check <file.html> (--key <pem> | --trust-state-keys [--unit <unit>]) [--json]
 
   <runId>    renders the run's signed model report (model card / EU AI Act Annex IV sections,
              plots as inline SVG, chain of custody, audit trail) to --out (default
@@ -26,6 +27,8 @@ const USAGE = `usage: veritrail report <runId> [--out <file.html>] [--json] [--h
              shown in the report. --json prints the signed statement instead.
   --check    checks that a report file carries a statement signed by a trusted key and is,
              byte for byte, its rendering; exit 1 otherwise
+  --unit     with --check --trust-state-keys: the business unit whose state key to trust
+             (default: the default unit's; a run id names its unit itself)
 ${TRUST_USAGE}`;
 
 export async function run(args: string[], io: CliIo): Promise<number> {
@@ -36,6 +39,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       json: { type: 'boolean' },
       home: { type: 'string' },
       check: { type: 'string' },
+      unit: { type: 'string' },
       ...TRUST_OPTIONS,
       help: { type: 'boolean', short: 'h' },
     },
@@ -52,10 +56,17 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     values.trust !== undefined ||
     values['trust-state-keys'] === true;
   try {
+    if (values.unit !== undefined && (values.check === undefined || values['trust-state-keys'] !== true))
+      throw usageError('--unit goes with --check --trust-state-keys (a run id names its unit itself)', USAGE);
     if (values.check !== undefined) {
       if (positionals.length > 0) throw usageError('give either a run id or --check <file>, not both', USAGE);
+      let unit = DEFAULT_UNIT;
+      if (values.unit !== undefined) {
+        unit = parseUnitName(values.unit);
+        await assertUnitKnown(home, unit);
+      }
       // Only a signing key is needed: the report file carries no audit checkpoint to check.
-      const keys = await trustedKeys(home, await trustOptions(values, io.cwd), { audit: false });
+      const keys = await trustedKeys(home, await trustOptions(values, io.cwd), { audit: false }, unit);
       let html: string;
       try {
         html = await readFile(resolve(io.cwd, values.check), 'utf8');

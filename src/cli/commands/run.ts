@@ -1,6 +1,7 @@
 import type { Digest } from '../../core/digest.js';
 import { VeritrailError } from '../../core/errors.js';
 import type { RunStatus } from '../../core/run.js';
+import { DEFAULT_UNIT } from '../../core/unit.js';
 import { FsDatasetSource, toFileUri } from '../../local/fs-dataset-source.js';
 import { assertHomeUsable, resolveHome } from '../../local/home.js';
 import { attemptOf, retryRun } from '../../local/retry.js';
@@ -86,7 +87,7 @@ export async function run(
       io.out(JSON.stringify(result));
     } else {
       io.err(`finished in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-      io.out(formatSummary(result, home));
+      io.out(formatSummary(result, home, record?.unit));
     }
     if (signal.aborted && result.error?.code === 'CANCELLED')
       return signal.reason === 'SIGTERM' ? EXIT.TERMINATED : EXIT.INTERRUPTED;
@@ -187,7 +188,7 @@ export async function retry(
     if (values.json) io.out(JSON.stringify(summary));
     else {
       io.err(`attempt ${result.attempt} of run ${attemptOf(result.runId).first}`);
-      io.out(formatSummary(summary, home));
+      io.out(formatSummary(summary, home, record?.unit));
     }
     if (signal.aborted && summary.error?.code === 'CANCELLED')
       return signal.reason === 'SIGTERM' ? EXIT.TERMINATED : EXIT.INTERRUPTED;
@@ -227,8 +228,10 @@ function progressPrinter(io: CliIo): (e: ProgressEvent) => void {
   };
 }
 
-function formatSummary(s: RunSummary, home: string): string {
-  const lines = [`run ${s.runId}  ${s.status}  (pipeline ${s.pipeline})`];
+function formatSummary(s: RunSummary, home: string, unit: string | undefined): string {
+  const lines = [
+    `run ${s.runId}  ${s.status}  (pipeline ${s.pipeline}${unit && unit !== DEFAULT_UNIT ? `, unit ${unit}` : ''})`,
+  ];
   const row = (k: string, v: string | undefined) => {
     if (v) lines.push(`  ${k.padEnd(16)}${v}`);
   };

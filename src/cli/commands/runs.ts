@@ -2,21 +2,24 @@ import { join } from 'node:path';
 import { signedOutcomeOfRun } from '../../app/signed-truth.js';
 import { loadPipeline } from '../../cas.js';
 import { VeritrailError } from '../../core/errors.js';
-import { homePaths, resolveHome } from '../../local/home.js';
+import { DEFAULT_UNIT, parseUnitName } from '../../core/unit.js';
+import { assertHomeUsable, assertUnitKnown, homePaths, resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
+import { forRun } from '../../local/units.js';
 import type { RunRecord } from '../../ports.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'list recorded runs, show one, or compare two';
 
-const USAGE = `usage: veritrail runs list [--pipeline <name>] [--limit <n>] [--json] [--home <dir> | --stage <stage>]
+const USAGE = `usage: veritrail runs list [--pipeline <name>] [--unit <unit>] [--limit <n>] [--json] [--home <dir> | --stage <stage>]
        veritrail runs show <runId> [--json] [--home <dir> | --stage <stage>]
        veritrail runs compare <runA> <runB> [--json] [--home <dir> | --stage <stage>]
        veritrail runs retry <runId> --pipeline <definition.json> [--json] [--home <dir>]
 
   list      accuracy, the worst fairness figure (the lowest disparate impact, four-fifths
-            rule) and the gate decision of each run
+            rule) and the gate decision of each run, with its business unit; --unit keeps
+            one unit's runs (docs/units.md)
   show      metrics, small-group warnings, hyperparameters, steps, and where the training log is
   compare   what changed between two runs: digests, definition, hyperparameters, metrics, decision
   retry     run a FAILED run again as its next attempt (<runId>-a<n>, same trigger identity)`;
@@ -50,7 +53,7 @@ function figuresOf(r: RunRecord): Figures {
 const fmt = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
 
 interface Source {
-  list(o: { limit: number; pipeline?: string }): Promise<RunRecord[]>;
+  list(o: { limit: number; pipeline?: string; unit?: string }): Promise<RunRecord[]>;
   get(id: string): Promise<RunRecord | undefined>;
   /** The pipeline definition a run used (hyperparameters), when this source can read it. */
   hyperparameters(r: RunRecord): Promise<Record<string, unknown> | undefined>;
@@ -67,6 +70,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       json: { type: 'boolean' },
       home: { type: 'string' },
       pipeline: { type: 'string' },
+      unit: { type: 'string' },
       limit: { type: 'string' },
       stage: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -87,12 +91,18 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   const limit = values.limit === undefined ? 50 : Number(values.limit);
   if (!Number.isInteger(limit) || limit < 1)
     throw usageError('--limit must be a positive whole number', USAGE);
+  if (values.unit !== undefined && sub !== 'list') throw usageError('--unit goes with runs list', USAGE);
+  const unit = values.unit === undefined ? undefined : parseUnitName(values.unit);
 
   const go = async (src: Source) => {
     if (sub === 'list')
       return printList(
         io,
-        await src.list({ limit, ...(values.pipeline ? { pipeline: values.pipeline } : {}) }),
+        await src.list({
+          limit,
+          ...(values.pipeline ? { pipeline: values.pipeline } : {}),
+          ...(unit !== undefined ? { unit } : {}),
+        }),
         values.json,
       );
     const found = await Promise.all(ids.map((id) => src.get(id)));
@@ -124,16 +134,21 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   }
   const home = resolveHome(values.home, io.env, io.cwd);
   // Reading runs never creates a state dir: a wrong --home is a usage error, not an empty list.
+  if (unit !== undefined) {
+    await assertHomeUsable(home, { mustExist: true });
+    await assertUnitKnown(home, unit);
+  }
   const rt = await openLocalRuntime(home, { mustExist: true });
   try {
     return await go({
       list: (o) => rt.runs.list(o),
       // A finished run's status is what its signed gate statement says: a record that disagrees is
-      // reported as STATE_TAMPERED, never printed as if true (issue 11 item 6).
+      // reported as STATE_TAMPERED, never printed as if true (issue 11 item 6). Signed with the key
+      // of the run's unit.
       get: async (id) => {
         const run = await rt.runs.get(id);
         if (run && (run.status === 'SUCCEEDED' || run.status === 'REJECTED'))
-          await signedOutcomeOfRun(rt.objects, await rt.signer.publicKeyPem(), run);
+          await signedOutcomeOfRun(rt.objects, await (await forRun(rt, run)).signer.publicKeyPem(), run);
         return run;
       },
       hyperparameters: async (r) => {
@@ -162,6 +177,7 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
           return {
             runId: r.runId,
             pipeline: r.pipeline,
+            unit: r.unit ?? DEFAULT_UNIT,
             status: r.status,
             createdAt: r.createdAt,
             updatedAt: r.updatedAt,
@@ -180,13 +196,13 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
     io.out('no runs recorded yet; start one with: npm start');
     return EXIT.OK;
   }
-  const head = `${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(20)}${'ACCURACY'.padEnd(10)}${'WORST DI'.padEnd(22)}${'GATE'.padEnd(6)}CREATED`;
+  const head = `${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(20)}${'UNIT'.padEnd(12)}${'ACCURACY'.padEnd(10)}${'WORST DI'.padEnd(22)}${'GATE'.padEnd(6)}CREATED`;
   const lines = [head];
   for (const r of runs) {
     const fig = figuresOf(r);
     const worst = fig.worst ? `${fmt(fig.worst.disparateImpact)} (${fig.worst.attribute})` : '-';
     lines.push(
-      `${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(20)}${fmt(fig.accuracy).padEnd(10)}${worst.padEnd(22)}${(fig.decision ?? '-').padEnd(6)}${r.createdAt}`,
+      `${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(20)}${(r.unit ?? DEFAULT_UNIT).padEnd(12)}${fmt(fig.accuracy).padEnd(10)}${worst.padEnd(22)}${(fig.decision ?? '-').padEnd(6)}${r.createdAt}`,
     );
   }
   lines.push(
@@ -212,6 +228,7 @@ async function printShow(io: CliIo, r: RunRecord, src: Source, json: boolean | u
   const lines = [
     `run ${r.runId}  ${r.status}`,
     `  pipeline     ${r.pipeline} (${r.pipelineDigest})`,
+    `  unit         ${r.unit ?? DEFAULT_UNIT}`,
     `  trigger      ${r.trigger}`,
     `  dataset      ${r.dataset.uri}`,
     `  created      ${r.createdAt}`,
@@ -284,6 +301,7 @@ async function printCompare(
     rows.push({ what, a: sx, b: sy });
   };
   add('status', a.status, b.status);
+  add('unit', a.unit ?? DEFAULT_UNIT, b.unit ?? DEFAULT_UNIT);
   add('pipeline definition', a.pipelineDigest, b.pipelineDigest);
   for (const k of ['rawDigest', 'processedDigest', 'codeDigest', 'modelDigest'])
     add(k.replace('Digest', ' digest'), a.facts[k], b.facts[k]);

@@ -2,6 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { StartPipeline } from '../../app/start.js';
 import { VeritrailError } from '../../core/errors.js';
+import { DEFAULT_UNIT, unitOf } from '../../core/unit.js';
 import { LocalControlPlane } from '../../local/control-plane.js';
 import { assertHomeUsable, resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
@@ -110,8 +111,12 @@ export async function run(
   try {
     await plane.start();
     channel = await listenControlChannel(socket, (body) => plane.submit(body));
+    // Each run is signed and logged as its pipeline's unit (docs/units.md); the default unit goes unnamed.
+    const named = pipelines.map((p) =>
+      unitOf(p.def) === DEFAULT_UNIT ? p.def.name : `${p.def.name} (unit ${unitOf(p.def)})`,
+    );
     log(
-      `serving ${pipelines.map((p) => p.def.name).join(', ')}; landing ${landingDir}; control ${socket}; up to ${concurrency} run(s) at once`,
+      `serving ${named.join(', ')}; landing ${landingDir}; control ${socket}; up to ${concurrency} run(s) at once`,
     );
     const why = await untilStopped(options.signal);
     log(`${why}: no new work accepted; waiting for ${plane.load.running} run(s) under way`);
