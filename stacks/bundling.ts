@@ -13,6 +13,13 @@
  *   locale, so the bundle's `z.locales` holds English only (`zodEnglishOnly`); zod's default
  *   messages are English either way (zod/v4/classic/schemas.js registers `en` itself).
  *
+ * - Powertools for AWS Lambda (TypeScript) is not bundled: every function has the official
+ *   Powertools Lambda layer (`powertoolsLayer`), and `@aws-lambda-powertools/*` is external, so the
+ *   bundle imports it from the layer (/opt/nodejs/node_modules, on Lambda's NODE_PATH, which the
+ *   nodejs18.x and later runtimes also use to resolve ES module imports). That keeps the Tracer
+ *   with the X-Ray SDK it loads (≈ 131 KiB minified) out of every bundle, and the Logger and
+ *   Metrics (≈ 32 KiB): measured in docs/deploy.md, "Logs, metrics and traces".
+ *
  * Source maps are built (SST moves them out of the bundle into their own asset).
  */
 import { createRequire } from 'node:module';
@@ -107,7 +114,7 @@ export const lambdaCredentialsOnly: EsbuildPlugin = {
 /**
  * The Powertools for AWS Lambda (TypeScript) release the functions run: the version of the
  * layer, and the version installed in node_modules (what the code is type-checked and tested
- * with). Upgrade both together.
+ * with; test/infra/bundles.test.ts fails when the two differ). Upgrade both together.
  */
 export const POWERTOOLS_VERSION = '2.36.0';
 
@@ -142,7 +149,10 @@ export const NODEJS_BUNDLING = {
   format: 'esm',
   minify: true,
   sourcemap: true,
-  esbuild: { plugins: [zodEnglishOnly, lambdaCredentialsOnly] as never },
+  esbuild: {
+    plugins: [zodEnglishOnly, lambdaCredentialsOnly] as never,
+    external: [...FROM_POWERTOOLS_LAYER],
+  },
 } satisfies NodeJsProps;
 
 /**

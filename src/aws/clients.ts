@@ -18,6 +18,11 @@
  * jitter. veritrail defaults to the `adaptive` mode (client-side rate limiting on throttling, which
  * suits bursts of Distributed Map workers) with 5 attempts; AWS_RETRY_MODE and AWS_MAX_ATTEMPTS,
  * when set, win, as the SDK chain defines.
+ *
+ * Tracing: on Lambda, once the shared middleware stack has started the Powertools Tracer
+ * (src/aws/tracing.ts), every client built here is passed through `captureAWSv3Client`, so each
+ * call is an X-Ray subsegment of the invocation's trace. Anywhere else (CLI, embedded runtime,
+ * tests) there is no Tracer and a client is returned as built.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
@@ -26,6 +31,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { VeritrailError } from '../core/errors.js';
+import { activeTracer } from './tracing.js';
 
 export const DEFAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_RETRY_MODE = 'adaptive';
@@ -67,6 +73,15 @@ export function retryConfig(
   return config;
 }
 
+/**
+ * The client, instrumented for X-Ray when the Tracer traces (on Lambda only): the same object,
+ * with the X-Ray SDK's middleware added to its stack.
+ */
+function traced<C extends { middlewareStack: unknown }>(client: C): C {
+  const tracer = activeTracer();
+  return tracer ? tracer.captureAWSv3Client(client) : client;
+}
+
 export interface AwsClients {
   s3: S3Client;
   kms: KMSClient;
@@ -87,12 +102,12 @@ export function createAwsClients(
 ): AwsClients {
   const retry = retryConfig(env, options);
   return {
-    s3: new S3Client({ ...retry }),
-    kms: new KMSClient({ ...retry }),
-    dynamodb: new DynamoDBClient({ ...retry }),
-    sagemaker: new SageMakerClient({ ...retry }),
-    sfn: new SFNClient({ ...retry }),
-    eventbridge: new EventBridgeClient({ ...retry }),
+    s3: traced(new S3Client({ ...retry })),
+    kms: traced(new KMSClient({ ...retry })),
+    dynamodb: traced(new DynamoDBClient({ ...retry })),
+    sagemaker: traced(new SageMakerClient({ ...retry })),
+    sfn: traced(new SFNClient({ ...retry })),
+    eventbridge: traced(new EventBridgeClient({ ...retry })),
   };
 }
 
@@ -117,7 +132,7 @@ export class ClientCache {
   get<K extends keyof AwsClients>(name: K, make: (retry: RetryConfig) => AwsClients[K]): AwsClients[K] {
     const existing = this.built[name];
     if (existing) return existing as AwsClients[K];
-    const client = make({ ...this.retry });
+    const client = traced(make({ ...this.retry }));
     this.built[name] = client;
     return client;
   }

@@ -20,11 +20,15 @@
  * ```
  *
  * - `observability`: on AWS only (an invocation that brought no runtime of its own), Powertools
- *   for AWS Lambda: the Logger with the invocation's Lambda context, the run id, pipeline and
- *   execution of the event as keys and its correlation id (the run id, else the EventBridge event
- *   id); Metrics (CloudWatch EMF, namespace `veritrail`): `Invocations` and `InvocationDuration` per
- *   function, `RunsStarted`/`RunsSucceeded`/`RunsRejected`/`RunsFailed` from the outcome a function
- *   returns. The embedded runtime passes its runtime and keeps printing progress as before.
+ *   for AWS Lambda: the Tracer (on Lambda: the handler as an X-Ray subsegment `## <handler>`
+ *   annotated with `runId`, `pipeline` and `step` where the event or the handler names them; every
+ *   SDK client built in src/aws/clients.ts records its calls under it); the Logger with the
+ *   invocation's Lambda context, the run id, pipeline and execution of the event as keys and its
+ *   correlation id (the run id, else the EventBridge event id); Metrics (CloudWatch EMF, namespace
+ *   `veritrail`): `Invocations` and `InvocationDuration` per function,
+ *   `RunsStarted`/`RunsSucceeded`/`RunsRejected`/`RunsFailed` from the outcome a function returns.
+ *   The embedded runtime passes its runtime and keeps printing progress as before; the Tracer is
+ *   never even loaded outside Lambda (src/aws/tracing.ts says why).
  *
  * Without a composition argument a handler gets `AWS_STEP_PORTS` (objects, runs, audit: what
  * runStep itself needs); using any other port then fails with an INTERNAL error naming it. A
@@ -34,8 +38,10 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import type { Tracer } from '@aws-lambda-powertools/tracer';
 import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import { AWS_STEP_PORTS, composeAws } from '../aws/runtime.js';
+import { SERVICE_NAME, startTracing } from '../aws/tracing.js';
 import { toErrorInfo } from '../core/errors.js';
 import type { Runtime } from '../runtime.js';
 import type { ExecState } from './state.js';
@@ -83,8 +89,8 @@ export function taskErrors(): MiddlewareObj<unknown, unknown, Error, PortsContex
 }
 
 /** One Logger and one Metrics per function instance (Powertools keeps them across invocations). */
-export const logger = new Logger({ serviceName: 'veritrail' });
-export const metrics = new Metrics({ namespace: 'veritrail', serviceName: 'veritrail' });
+export const logger = new Logger({ serviceName: SERVICE_NAME });
+export const metrics = new Metrics({ namespace: 'veritrail', serviceName: SERVICE_NAME });
 
 /** The keys a log line of an invocation carries, read from whatever shape its event has. */
 export function invocationKeys(event: unknown): {
@@ -190,9 +196,56 @@ function runTelemetry(): MiddlewareObj<unknown, unknown, Error, PortsContext> {
   };
 }
 
-/** The shared Powertools stack, in order: context and keys into the Logger, metrics flushed last. */
-export function observability(): MiddlewareObj<unknown, unknown, Error, PortsContext>[] {
+type AnyMiddleware = MiddlewareObj<unknown, unknown, Error, PortsContext>;
+const TRACING = 'veritrailTracing';
+/** The process's Tracer and its `captureLambdaHandler` middleware, once loaded. */
+interface Traced {
+  tracer: Tracer;
+  capture: AnyMiddleware;
+}
+
+/**
+ * Middleware: on Lambda, Powertools' `captureLambdaHandler` (the `## <handler>` subsegment, the
+ * ColdStart and Service annotations, an error as metadata), then the run's annotations on it.
+ * The response is not recorded (`captureResponse: false`): a task returns the whole execution
+ * state, which Step Functions keeps already and which may not fit a 64 KB segment document.
+ * Tracer and middleware are loaded on the first invocation that traces (src/aws/tracing.ts).
+ */
+function runTracing(step: StepName | undefined): AnyMiddleware {
+  let loading: Promise<Traced | undefined> | undefined;
+  const load = async (): Promise<Traced | undefined> => {
+    const tracer = await startTracing();
+    if (!tracer) return undefined;
+    const { captureLambdaHandler } = await import('@aws-lambda-powertools/tracer/middleware');
+    return { tracer, capture: captureLambdaHandler(tracer, { captureResponse: false }) as AnyMiddleware };
+  };
+  const tracedIn = (request: Request<unknown, unknown, Error, PortsContext>) =>
+    (request.internal as Record<string, unknown>)[TRACING] as Traced | undefined;
+  return {
+    before: async (request) => {
+      loading ??= load();
+      const traced = await loading;
+      if (!traced) return;
+      (request.internal as Record<string, unknown>)[TRACING] = traced;
+      await traced.capture.before?.(request);
+      const { runId, pipeline } = invocationKeys(request.event);
+      if (runId) traced.tracer.putAnnotation('runId', runId);
+      if (pipeline) traced.tracer.putAnnotation('pipeline', pipeline);
+      if (step) traced.tracer.putAnnotation('step', step);
+    },
+    after: (request) => tracedIn(request)?.capture.after?.(request),
+    onError: (request) => tracedIn(request)?.capture.onError?.(request),
+  };
+}
+
+/**
+ * The shared Powertools stack, in order: the trace's handler subsegment first (it spans the
+ * rest, the composition of the ports and their SDK clients included), context and keys into the
+ * Logger, metrics flushed last. `step` names the pipeline step of a `stepHandler` (a trace annotation).
+ */
+export function observability(step?: StepName): MiddlewareObj<unknown, unknown, Error, PortsContext>[] {
   return [
+    onAwsOnly(runTracing(step)),
     onAwsOnly(
       logMetrics(metrics, { captureColdStartMetric: true }) as MiddlewareObj<
         unknown,
@@ -230,7 +283,7 @@ export function stepHandler<T>(
   compose: Compose = defaultCompose(step),
 ): Handler<T, Runtime> {
   return middy<unknown, T, Error, PortsContext>()
-    .use(observability())
+    .use(observability(step))
     .use(ports(compose))
     .use(taskErrors())
     .handler(async (event, context) => {

@@ -3,7 +3,7 @@
  * code from a closed union (docs/verify.md lists them). Tests and scripts branch on `code`, never
  * on `detail`.
  */
-import type { AttestationErrorCode, ChainCheckCode } from '../core/attest/index.js';
+import { AttestationErrorCodes, type ChainCheckCode } from '../core/attest/index.js';
 
 /** Codes of our own, beyond the attestation and chain codes of src/core/attest. */
 export const VerifyOwnCodes = [
@@ -39,27 +39,114 @@ export const VerifyOwnCodes = [
 
 export type VerifyOwnCode = (typeof VerifyOwnCodes)[number];
 
-/** Every code a check can carry. */
-export type VerifyCode = 'OK' | VerifyOwnCode | AttestationErrorCode | Exclude<ChainCheckCode, 'OK'>;
+/**
+ * The codes of src/core/attest's chain checks that are not attestation codes too. Its
+ * `STATEMENT_MISSING` is not one of ours: a slot without a statement always has a failing
+ * `<slot>.signature` check already (src/verify/checks/signatures.ts), so verify never reports it.
+ */
+export const VerifyChainCodes = [
+  'DEPENDENCY_MISMATCH',
+  'LINK_BROKEN',
+  'RUN_MISMATCH',
+] as const satisfies readonly ChainCheckCode[];
 
-export interface VerifyCheck {
+export type VerifyChainCode = (typeof VerifyChainCodes)[number];
+
+/** Every code a check can carry, `OK` first (docs/verify.md lists them; a test holds the two equal). */
+export const VerifyCodes = ['OK', ...VerifyOwnCodes, ...AttestationErrorCodes, ...VerifyChainCodes] as const;
+
+/** Every code a check can carry. */
+export type VerifyCode = (typeof VerifyCodes)[number];
+
+/**
+ * Every check `veritrail verify <runId>` can report, in the order it runs them: one name per link
+ * of the chain of custody. docs/verify.md's table lists exactly these (test/unit/verify-docs.test.ts).
+ * The chain checks of src/core/attest (`<slot>.predicate`, `<slot>.subject`, `transform.raw`,
+ * `provenance.*`, `link.*` but `link.evaluation-data`, `run.id`) are narrowed to this union as
+ * they are recorded; `transform.code` and `provenance.image` are absent because verify never hands
+ * checkChain a transform-code or image digest to compare.
+ */
+export const VerifyCheckNames = [
+  'raw.manifest',
+  'raw.data',
+  'processed.manifest',
+  'processed.data',
+  'model.data',
+  'transform.signature',
+  'provenance.signature',
+  'model-signing.signature',
+  'fairness.signature',
+  'gate.signature',
+  'transform.predicate',
+  'transform.subject',
+  'transform.raw',
+  'provenance.predicate',
+  'provenance.subject',
+  'provenance.raw',
+  'provenance.processed',
+  'provenance.code',
+  'link.raw',
+  'link.processed',
+  'model-signing.predicate',
+  'model-signing.subject',
+  'link.model-signing',
+  'fairness.predicate',
+  'fairness.subject',
+  'link.fairness',
+  'gate.predicate',
+  'gate.subject',
+  'link.gate',
+  'run.id',
+  'link.evaluation-data',
+  'fairness.report',
+  'gate.decision',
+  'report.statement',
+  'record.dataset',
+  'record.gate',
+  'record.status',
+  'record.registry',
+  'record.signing-key',
+  'audit.entries',
+  'audit.checkpoint',
+  'audit.inclusion',
+  'audit.witnessed',
+  'audit.subjects',
+  'audit.report',
+  'audit.signing-key',
+] as const;
+
+export type VerifyCheckName = (typeof VerifyCheckNames)[number];
+
+const CHECK_NAMES: ReadonlySet<string> = new Set(VerifyCheckNames);
+
+/** True when `name` is a check `veritrail verify <runId>` reports. */
+export function isVerifyCheckName(name: string): name is VerifyCheckName {
+  return CHECK_NAMES.has(name);
+}
+
+/**
+ * One check. `Name` is {@link VerifyCheckName} in a run's report; `verify --bundle` and
+ * `report --check` name their few checks (`bundle.signature`, `report.rendering`…) themselves.
+ */
+export interface VerifyCheck<Name extends string = string> {
   /** Stable dotted name of the link, e.g. `raw.data`, `provenance.signature`, `link.processed`. */
-  name: string;
+  name: Name;
   ok: boolean;
   code: VerifyCode;
   detail: string;
 }
 
-export interface VerifyReport {
+/** A verification's result; a run's (`verifyRunWith`) is a `VerifyReport<VerifyCheckName>`. */
+export interface VerifyReport<Name extends string = string> {
   ok: boolean;
   runId: string;
   /** The run's recorded status (SUCCEEDED, REJECTED, FAILED…). */
   status: string;
-  checks: VerifyCheck[];
+  checks: VerifyCheck<Name>[];
 }
 
 /** The first failing check: the first broken link along the chain. */
-export function firstBroken(checks: readonly VerifyCheck[]): VerifyCheck | undefined {
+export function firstBroken<C extends VerifyCheck>(checks: readonly C[]): C | undefined {
   return checks.find((c) => !c.ok);
 }
 

@@ -2,7 +2,14 @@
 // from its task root (a temp folder with no node_modules above it) and runs the handler for each
 // invocation it receives over IPC, one at a time, as a Lambda sandbox does. A thrown error comes
 // back as the Lambda runtime reports it: errorType (the error's name), errorMessage, trace.
+//
+// As Lambda's nodejs22.x runtime: the function's layers are on NODE_PATH (the host sets it to the
+// emulated Powertools layer) and ES module imports resolve through it (lambda-node-path.mjs); each
+// invocation's X-Ray trace header is in process.env._X_AMZN_TRACE_ID while it runs.
+import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
+
+register('./lambda-node-path.mjs', import.meta.url);
 
 if (!process.version.startsWith('v22.')) {
   process.send?.({
@@ -37,6 +44,8 @@ process.on('message', (msg) => {
   if (msg?.type !== 'invoke') return;
   queue = queue.then(async () => {
     const started = Date.now();
+    if (msg.traceId) process.env._X_AMZN_TRACE_ID = msg.traceId;
+    else delete process.env._X_AMZN_TRACE_ID;
     const context = {
       functionName: process.env.AWS_LAMBDA_FUNCTION_NAME,
       functionVersion: '$LATEST',

@@ -5,15 +5,23 @@
  * variables the Lambda service sets (AWS_REGION, AWS_LAMBDA_FUNCTION_NAME, LAMBDA_TASK_ROOT…), plus
  * AWS_ENDPOINT_URL = the IAM proxy and the function role's own access key.
  *
+ * Layers and tracing, as Lambda provides them: the Powertools layer every function has
+ * (powertools-layer.ts, built once per fleet) on NODE_PATH, resolved for ES module imports too
+ * (lambda-node-path.mjs); for a function with active tracing, a sampled X-Ray trace header per
+ * invocation in _X_AMZN_TRACE_ID, AWS_XRAY_CONTEXT_MISSING=LOG_ERROR, and AWS_XRAY_DAEMON_ADDRESS
+ * naming a UDP socket of the host that receives the segments (and drops them: no X-Ray service).
+ *
  * Differences from Lambda: the task root is the temp folder, not /var/task (environment values
  * that name /var/task are rewritten to it); one warm process per function, invocations serialized;
  * no memory or timeout enforcement beyond the timeout given to `invoke`.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createSocket } from 'node:dgram';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildPowertoolsLayer } from './powertools-layer.js';
 import type { ResolvedResource } from './resolve.js';
 
 export interface LambdaError {
@@ -53,9 +61,19 @@ export interface HostOptions {
   credentialsOf(roleArn: string): FunctionCredentials;
   /** Extra variables over the template's (tests only: for example VERITRAIL_PIPELINES_DIR). */
   overrides?(fn: ResolvedResource): Record<string, string>;
+  /** host:port of a UDP socket to receive the X-Ray segments; default: one of the fleet's that drops them. */
+  xrayDaemon?: string;
 }
 
 const CHILD = join(import.meta.dirname, 'lambda-child.mjs');
+
+/** An X-Ray trace header as Lambda passes it to a sampled invocation (X-Ray Developer Guide, "Tracing header"). */
+export function lambdaTraceHeader(now: Date = new Date()): string {
+  const epoch = Math.floor(now.getTime() / 1000)
+    .toString(16)
+    .padStart(8, '0');
+  return `Root=1-${epoch}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=1`;
+}
 
 class Host implements HostedFunction {
   private child: ChildProcess | undefined;
@@ -81,6 +99,10 @@ class Host implements HostedFunction {
     private readonly processEnv: Record<string, string>,
     /** functions/start.handler → "start". */
     readonly handlerName: string,
+    /** TracingConfig Mode Active: each invocation gets a sampled trace header. */
+    private readonly activeTracing: boolean,
+    /** host:port of the fleet's X-Ray daemon socket, once it listens. */
+    private readonly daemonAddress: Promise<string>,
   ) {}
 
   invokeReady(): Promise<void> {
@@ -92,13 +114,18 @@ class Host implements HostedFunction {
   }
 
   private start(): Promise<void> {
-    this.ready ??= new Promise<void>((resolve, reject) => {
+    this.ready ??= this.daemonAddress.then((daemon) => this.spawn(daemon));
+    return this.ready;
+  }
+
+  private spawn(daemon: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       const child = fork(CHILD, [], {
         // The npm script's PATH puts Node 22 first; the child asserts its version itself.
         execPath: process.execPath,
         execArgv: [],
         cwd: this.taskRoot,
-        env: this.processEnv,
+        env: { ...this.processEnv, AWS_XRAY_DAEMON_ADDRESS: daemon },
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
         serialization: 'json',
       });
@@ -135,7 +162,6 @@ class Host implements HostedFunction {
         this.ready = undefined;
       });
     });
-    return this.ready;
   }
 
   async invoke(event: unknown, timeoutMs = 120_000): Promise<InvokeResult> {
@@ -166,7 +192,16 @@ class Host implements HostedFunction {
         clearTimeout(timer);
         resolve(r);
       });
-      this.child?.send({ type: 'invoke', id, requestId: id, event, functionArn: this.arn, timeoutMs });
+      const traceId = this.activeTracing ? lambdaTraceHeader() : undefined;
+      this.child?.send({
+        type: 'invoke',
+        id,
+        requestId: id,
+        event,
+        functionArn: this.arn,
+        timeoutMs,
+        traceId,
+      });
     });
   }
 
@@ -188,6 +223,20 @@ export interface LambdaFleet {
 export function hostFunctions(resources: ResolvedResource[], options: HostOptions): LambdaFleet {
   const hosts: Host[] = [];
   const roots: string[] = [];
+  const layer = mkdtempSync(join(tmpdir(), 'vt-lambda-layer-'));
+  roots.push(layer);
+  const layerModules = buildPowertoolsLayer(layer);
+  // The X-Ray daemon's receiving end, unless the caller listens itself: segments arrive and are
+  // dropped (no X-Ray service here).
+  const daemon = options.xrayDaemon === undefined ? createSocket('udp4') : undefined;
+  daemon?.on('message', () => undefined);
+  const daemonAddress =
+    options.xrayDaemon !== undefined
+      ? Promise.resolve(options.xrayDaemon)
+      : new Promise<string>((resolve, reject) => {
+          daemon?.once('error', reject);
+          daemon?.bind(0, '127.0.0.1', () => resolve(`127.0.0.1:${daemon.address().port}`));
+        });
   for (const fn of resources.filter((r) => r.type === 'AWS::Lambda::Function')) {
     const p = fn.properties as {
       Code: { S3Key: string };
@@ -196,6 +245,7 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
       Environment?: { Variables?: Record<string, string> };
       MemorySize?: number;
       Timeout?: number;
+      TracingConfig?: { Mode?: string };
     };
     const root = mkdtempSync(join(tmpdir(), `vt-lambda-${fn.physicalId.slice(-20)}-`));
     roots.push(root);
@@ -219,17 +269,32 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
       AWS_LAMBDA_FUNCTION_NAME: fn.physicalId,
       AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(p.MemorySize ?? 128),
+      AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
       AWS_REGION: options.region,
       AWS_DEFAULT_REGION: options.region,
       AWS_ENDPOINT_URL: options.endpoint,
       AWS_ACCESS_KEY_ID: creds.accessKeyId,
       AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
       AWS_SESSION_TOKEN: '',
+      // Lambda: /opt/nodejs/node22/node_modules:/opt/nodejs/node_modules:/var/runtime/node_modules:…
+      NODE_PATH: layerModules,
+      AWS_XRAY_CONTEXT_MISSING: 'LOG_ERROR',
     };
     delete env.AWS_SESSION_TOKEN;
     const handlerName = p.Handler.replace(/\.[^.]+$/, '').replace(/^.*\//, '');
     hosts.push(
-      new Host(fn.physicalId, fn.arn ?? '', fn.logicalId, environment, p.Role, root, env, handlerName),
+      new Host(
+        fn.physicalId,
+        fn.arn ?? '',
+        fn.logicalId,
+        environment,
+        p.Role,
+        root,
+        env,
+        handlerName,
+        p.TracingConfig?.Mode === 'Active',
+        daemonAddress,
+      ),
     );
   }
   const find = (what: string, pred: (h: Host) => boolean) => {
@@ -258,6 +323,7 @@ export function hostFunctions(resources: ResolvedResource[], options: HostOption
     },
     close: () => {
       for (const h of hosts) h.stop();
+      daemon?.close();
       for (const r of roots) rmSync(r, { recursive: true, force: true });
     },
   };
