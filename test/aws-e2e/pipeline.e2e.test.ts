@@ -164,6 +164,9 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(execution.status, explain(execution, run)).toBe('SUCCEEDED');
     expect(run?.status, explain(execution, run)).toBe('SUCCEEDED');
     succeeded = run?.runId;
+    // The signed model report is made as the run ends, on AWS as locally.
+    expect(run?.facts.reportError, JSON.stringify(run?.facts.reportError)).toBeUndefined();
+    expect(run?.facts.reportKey).toMatch(/^sha256\/[0-9a-f]{64}$/);
 
     // The evidence verifies offline, as `veritrail verify --bundle <file> --key <pem>` checks it:
     // every bundle the run recorded, read back from the artifacts bucket, with the signing key's
@@ -332,7 +335,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(report.checks.map((c) => c.name)).toEqual(
       expect.arrayContaining([
         'raw.data',
-        'model.signature',
+        'model-signing.signature',
         'report.statement',
         'audit.inclusion',
         'audit.report',

@@ -5,18 +5,23 @@ import { toErrorInfo } from '../../core/errors.js';
 import { short, type VerifyContext } from './context.js';
 import { CAS_KEY } from './read.js';
 
+/** Where a SageMaker training job writes its model: `training/<pipeline>/<job>/output/model.tar.gz`. */
+const TRAINING_MODEL_KEY = /^training\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*\/)+model\.tar\.gz$/;
+
 /**
- * `model.data`: model.tar.gz, read by the content address the run recorded, hashes to the recorded
+ * `model.data`: model.tar.gz, read where the run recorded it (its content address, or the training job output), hashes to the recorded
  * model digest. Returns the digest it has now (the recorded one when it cannot be read).
  */
 export async function checkModelData(ctx: VerifyContext, modelDigest: Digest): Promise<Digest> {
   const c = ctx.checks;
   const key = ctx.facts.modelKey;
-  if (typeof key !== 'string' || !CAS_KEY.test(key)) {
+  // Content-addressed (the embedded trainer), or where SageMaker wrote it (`training/…`): either
+  // way the bytes are hashed below and must be the recorded digest.
+  if (typeof key !== 'string' || !(CAS_KEY.test(key) || TRAINING_MODEL_KEY.test(key))) {
     c.fail(
       'model.data',
       key === undefined ? 'EVIDENCE_MISSING' : 'RECORD_INVALID',
-      'the run record names no content-addressed model.tar.gz',
+      'the run record names no model.tar.gz in the artifacts bucket (sha256/… or training/…)',
     );
     return modelDigest;
   }
