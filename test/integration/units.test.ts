@@ -278,7 +278,8 @@ describe('business units in one state dir', () => {
       const all = JSON.parse((await cli(ws, 'runs', 'list', '--json')).out) as { unit: string }[];
       expect(all.map((x) => x.unit).sort()).toEqual(['credit', 'medical']);
       const text = await cli(ws, 'runs', 'list');
-      expect(text.out.split('\n')[0]).toMatch(/PIPELINE +UNIT +ACCURACY/);
+      expect(text.out.split('\n')[0]).toMatch(/GATE +UNIT +CREATED/);
+      expect(text.out).toMatch(new RegExp(`^${medicalRun} .* medical +\\d{4}-`, 'm'));
     });
 
     it('counts a run recorded before units (no unit) as the default unit’s', async () => {

@@ -196,13 +196,13 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
     io.out('no runs recorded yet; start one with: npm start');
     return EXIT.OK;
   }
-  const head = `${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(20)}${'UNIT'.padEnd(12)}${'ACCURACY'.padEnd(10)}${'WORST DI'.padEnd(22)}${'GATE'.padEnd(6)}CREATED`;
+  const head = `${'RUN'.padEnd(30)}${'STATUS'.padEnd(11)}${'PIPELINE'.padEnd(20)}${'ACCURACY'.padEnd(10)}${'WORST DI'.padEnd(22)}${'GATE'.padEnd(6)}${'UNIT'.padEnd(12)}CREATED`;
   const lines = [head];
   for (const r of runs) {
     const fig = figuresOf(r);
     const worst = fig.worst ? `${fmt(fig.worst.disparateImpact)} (${fig.worst.attribute})` : '-';
     lines.push(
-      `${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(20)}${(r.unit ?? DEFAULT_UNIT).padEnd(12)}${fmt(fig.accuracy).padEnd(10)}${worst.padEnd(22)}${(fig.decision ?? '-').padEnd(6)}${r.createdAt}`,
+      `${r.runId.padEnd(30)}${r.status.padEnd(11)}${r.pipeline.padEnd(20)}${fmt(fig.accuracy).padEnd(10)}${worst.padEnd(22)}${(fig.decision ?? '-').padEnd(6)}${(r.unit ?? DEFAULT_UNIT).padEnd(12)}${r.createdAt}`,
     );
   }
   lines.push(
