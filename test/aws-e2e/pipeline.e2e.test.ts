@@ -133,7 +133,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(execution, `no execution ${outcome.executionName} was started`).toBeDefined();
     const done = await Promise.race([
       (execution as ExecutionRecord).done,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 90_000)),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 180_000)),
     ]);
     if (!done) {
       const e = execution as ExecutionRecord;
@@ -141,7 +141,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
         .filter((d) => JSON.stringify(d.event).includes(String(outcome.runId).slice(2)))
         .map((d) => `${d.rule} → ${d.target}: ${JSON.stringify(d.attempts.at(-1)).slice(0, 1500)}`);
       throw new Error(
-        `execution ${e.name} still RUNNING after 90 s; states: ${e.states.join(' → ')}\ndeliveries:\n${deliveries.join('\n')}\ntraining-callback log:\n${aws.fn('training-callback').logs().slice(-3000)}`,
+        `execution ${e.name} still RUNNING after 180 s; states: ${e.states.join(' → ')}\ndeliveries:\n${deliveries.join('\n')}\ntraining-callback log:\n${aws.fn('training-callback').logs().slice(-3000)}`,
       );
     }
     const run = await runs.get(String(outcome.runId));
@@ -190,7 +190,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
         `bundle ${name} (${key}): ${JSON.stringify(verdict.checks.filter((c) => !c.ok))}`,
       ).toBe(true);
     }
-  }, 120_000);
+  }, 240_000);
 
   it('(b) the same upload event delivered twice starts one run', async () => {
     // EventBridge delivers at least once: the very same event (same id) arrives again.
@@ -203,7 +203,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(again.status, JSON.stringify(again)).toBe('duplicate');
     expect(aws.sfn.executions.size, 'a second execution was started for the same upload').toBe(before);
     await aws.sfn.byName(String(first.executionName))?.done;
-  }, 120_000);
+  }, 240_000);
 
   it('(c) console starts: the documented operator input through the start function, and a Step Functions console re-run', async () => {
     // docs/deploy.md "Manual start from the console", Lambda console Test event.
@@ -264,7 +264,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(run?.status, explain(execution, run)).toBe('FAILED');
     expect(job?.failureReason).toMatch(/digest|refus|mismatch/i);
     expect(JSON.stringify(run?.error ?? {}), explain(execution, run)).toMatch(/digest|refus|mismatch/i);
-  }, 120_000);
+  }, 240_000);
 
   it('(e) a lost SageMaker event: the run still ends within the reconciliation window', async () => {
     aws.sagemaker.nextJob = { loseEvent: true };
@@ -294,7 +294,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
       execution.done,
       // After the reconciler resolves the token the rest of the run still goes on (Evaluate waits
       // at least 10 s on its Batch Transform job): allow what (a) allows a whole run.
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 90_000)),
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 180_000)),
     ]);
     const run = await runs.get(String(outcome.runId));
     expect(settled?.status ?? 'RUNNING', explain(execution, run)).not.toBe('RUNNING');
@@ -309,7 +309,7 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     );
     const { execution, run } = await finished(outcome);
     expect(run?.status, explain(execution, run)).toBe('REJECTED');
-  }, 120_000);
+  }, 240_000);
 
   it('(g) an auditor with only the Auditor role verifies run (a) end to end: raw data re-read at its S3 version, every statement, the log', async () => {
     expect(succeeded, 'scenario (a) must run first').toBeDefined();
@@ -342,5 +342,5 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
       ]),
     );
     expect(keys.signing.map((k) => k.source)).toEqual([expect.stringContaining(aws.names.attestationKeyArn)]);
-  }, 120_000);
+  }, 240_000);
 });
