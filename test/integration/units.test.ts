@@ -305,6 +305,15 @@ describe('business units in one state dir', () => {
       ]);
     });
 
+    it('filters a pipeline’s runs by unit', async () => {
+      const list = async (...args: string[]) =>
+        (JSON.parse((await cli(ws, 'runs', 'list', '--json', ...args)).out) as { runId: string }[]).map(
+          (r) => r.runId,
+        );
+      expect(await list('--pipeline', 'diagnosis', '--unit', 'medical')).toEqual([medicalRun]);
+      expect(await list('--pipeline', 'diagnosis', '--unit', 'credit')).toEqual([]);
+    });
+
     it('refuses a unit the state dir does not hold, in one line naming the units there', async () => {
       const r = await cli(ws, 'runs', 'list', '--unit', 'fraud');
       expect(r.exit).toBe(2);
@@ -321,6 +330,7 @@ describe('business units in one state dir', () => {
   describe('the control plane serving both units at once', () => {
     let landed: Record<'credit' | 'medical', string>;
     let skip: StartOutcome;
+    let refused: StartOutcome[];
 
     beforeAll(async () => {
       const rt = await openLocalRuntime(ws.home);
@@ -350,6 +360,11 @@ describe('business units in one state dir', () => {
         const def = plane.service.pipelines.find((p) => p.def.name === 'diagnosis')?.def;
         if (!def) throw new Error('no diagnosis pipeline');
         skip = await plane.submit(schedulePayloadAt(def, new Date('2024-05-06T03:00:00Z')));
+        // A bad start of a medical pipeline, and one naming no loaded pipeline (no unit at all).
+        refused = [
+          await plane.submit({ pipeline: 'diagnosis', dataset: { uri: 'file://relative/path' } }),
+          await plane.submit({ pipeline: 'nosuch', dataset: { uri: 'file:///data.csv' } }),
+        ];
       } finally {
         await plane.stop();
         await rt.close();
@@ -416,6 +431,15 @@ describe('business units in one state dir', () => {
       const entry = (await logOf(ws, 'medical')).find((e) => e.type === 'retrain.skipped');
       expect(entry?.runId).toBe(skip.runId);
       expect((await logOf(ws)).some((e) => e.type === 'retrain.skipped')).toBe(false);
+    });
+
+    it('records a refused start in the log of the pipeline it names, or the default log when it names none loaded', async () => {
+      expect(refused.map((o) => o.status)).toEqual(['rejected', 'rejected']);
+      const rejected = async (unit?: string) =>
+        (await logOf(ws, unit)).filter((e) => e.type === 'trigger.rejected').map((e) => e.pipeline);
+      expect(await rejected('medical')).toEqual(['diagnosis']);
+      expect(await rejected()).toEqual(['nosuch']);
+      expect(await rejected('credit')).toEqual([]);
     });
   });
 
