@@ -40,6 +40,8 @@ import {
 } from '../../stacks/bundling.js';
 import { buildPowertoolsLayer, powertoolsLayerPackages } from '../aws-e2e/harness/powertools-layer.js';
 
+/** The Witness stack's function (functions/witness.ts). */
+const WITNESS_FUNCTION = 'witness';
 const run = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const STAGE = 'bundles-test';
@@ -172,7 +174,12 @@ beforeAll(async () => {
   await run(
     process.execPath,
     ['--import', 'tsx', 'scripts/synth.ts', '--bundle', '--stage', STAGE, '--out', templates],
-    { cwd: ROOT, maxBuffer: 64 * MIB, env: { ...process.env, NODE_OPTIONS: '' } },
+    // With the audit log's Witness stack, whose function is bundled the same way (stacks/Witness.ts).
+    {
+      cwd: ROOT,
+      maxBuffer: 64 * MIB,
+      env: { ...process.env, NODE_OPTIONS: '', VERITRAIL_WITNESS: 'stack', VERITRAIL_VPC_MODE: '' },
+    },
   );
   rmSync(templates, { recursive: true, force: true });
   work = mkdtempSync(path.join(tmpdir(), 'veritrail-bundles-'));
@@ -191,15 +198,18 @@ afterAll(() => {
   if (layer) rmSync(path.dirname(path.dirname(layer)), { recursive: true, force: true });
 });
 
+/** The Pipeline stack's functions and the Witness stack's. */
+const ALL_FUNCTIONS = [...FUNCTION_NAMES, WITNESS_FUNCTION];
+
 describe('the Lambda bundles as deployed', () => {
-  it('exist for every function of the stack, copied into folders with no node_modules above them', () => {
-    expect([...bundles.keys()].sort()).toEqual([...FUNCTION_NAMES].sort());
+  it('exist for every function of the stacks, copied into folders with no node_modules above them', () => {
+    expect([...bundles.keys()].sort()).toEqual([...ALL_FUNCTIONS].sort());
     for (let dir = work; dir !== path.dirname(dir); dir = path.dirname(dir)) {
       expect(existsSync(path.join(dir, 'node_modules')), `${dir}/node_modules`).toBe(false);
     }
   });
 
-  it.each([...FUNCTION_NAMES])(
+  it.each([...ALL_FUNCTIONS])(
     '%s loads in Node 22 from an empty folder, with the Powertools layer, and exports handler',
     async (name) => {
       const b = bundles.get(name);
@@ -210,7 +220,7 @@ describe('the Lambda bundles as deployed', () => {
     },
   );
 
-  it.each([...FUNCTION_NAMES])('%s: its JS is at most 1 MiB', (name) => {
+  it.each([...ALL_FUNCTIONS])('%s: its JS is at most 1 MiB', (name) => {
     const b = bundles.get(name);
     if (!b) throw new Error(`no bundle for ${name}`);
     const js = readdirSync(path.join(b.dir, 'functions')).filter((f) => /\.(m|c)?js$/.test(f));
@@ -242,6 +252,15 @@ describe('the Lambda bundles as deployed', () => {
     },
   );
 
+  it('the witness uses no Powertools: it has no layer, imports nothing from outside, and loads without one', async () => {
+    const b = bundles.get(WITNESS_FUNCTION);
+    if (!b) throw new Error('no witness bundle');
+    expect(assets.get(WITNESS_FUNCTION)?.layers).toEqual([]);
+    expect(await importedPackages(b.handlerFile)).toEqual([]);
+    const out = JSON.parse(await node(b.dir, importHandler(b.handlerFile), false)) as { handler: string };
+    expect(out.handler).toBe('function');
+  });
+
   it('without the layer, a bundle does not load: Powertools is not in it', async () => {
     const b = bundles.get('finish');
     if (!b) throw new Error('no finish bundle');
@@ -252,7 +271,7 @@ describe('the Lambda bundles as deployed', () => {
     expect(err).toMatch(/ERR_MODULE_NOT_FOUND[\s\S]*@aws-lambda-powertools\//);
   });
 
-  it(`every function has the Powertools layer of release ${POWERTOOLS_VERSION}, the one installed`, () => {
+  it(`every Pipeline function has the Powertools layer of release ${POWERTOOLS_VERSION}, the one installed`, () => {
     for (const pkg of powertoolsLayerPackages().filter((p) => p.includes('@aws-lambda-powertools'))) {
       const { name, version } = JSON.parse(readFileSync(path.join(pkg, 'package.json'), 'utf8')) as {
         name: string;
@@ -260,8 +279,9 @@ describe('the Lambda bundles as deployed', () => {
       };
       expect({ name, version }).toEqual({ name, version: POWERTOOLS_VERSION });
     }
-    expect([...assets.keys()].sort()).toEqual([...FUNCTION_NAMES].sort());
+    expect([...assets.keys()].sort()).toEqual([...ALL_FUNCTIONS].sort());
     for (const [name, { layers, template }] of assets) {
+      if (name === WITNESS_FUNCTION) continue;
       expect(layers, name).toHaveLength(1);
       const ref = (layers[0] as { Ref?: string }).Ref ?? '';
       expect(template.Parameters?.[ref], `${name}: layer parameter ${ref}`).toEqual({
