@@ -12,7 +12,7 @@ import { Identity } from './Identity.js';
  * nor Decrypt. Listed one by one: no `kms:*`, no `kms:Get*` (KMS Developer Guide, "Allows key
  * administrators to administer the KMS key").
  */
-const ADMIN_ACTIONS = [
+export const ADMIN_ACTIONS = [
   'kms:DescribeKey',
   'kms:GetKeyPolicy',
   'kms:PutKeyPolicy',
@@ -34,7 +34,7 @@ const ADMIN_ACTIONS = [
   'kms:CancelKeyDeletion',
 ];
 
-function adminStatement(): iam.PolicyStatement {
+export function adminStatement(): iam.PolicyStatement {
   return new iam.PolicyStatement({
     sid: 'KeyAdministrationByTheAccount',
     principals: [new iam.AccountRootPrincipal()],

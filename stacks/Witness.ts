@@ -13,7 +13,7 @@ import type { FunctionName } from './access.js';
 import { NODEJS_BUNDLING } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
 import { suppressWitnessFindings } from './compliance.js';
-import { Keys } from './Keys.js';
+import { adminStatement, Keys } from './Keys.js';
 import { Storage } from './Storage.js';
 import {
   defaultWitnessName,
@@ -32,41 +32,6 @@ export const WITNESSED_FUNCTIONS = [
   'record-failure',
   'reconcile',
 ] as const satisfies readonly FunctionName[];
-
-/**
- * Key administration without key use, listed one by one (as stacks/Keys.ts does for the app's keys):
- * the account may manage the witness's keys, but nothing here lets it sign or decrypt.
- */
-const ADMIN_ACTIONS = [
-  'kms:DescribeKey',
-  'kms:GetKeyPolicy',
-  'kms:PutKeyPolicy',
-  'kms:GetKeyRotationStatus',
-  'kms:EnableKeyRotation',
-  'kms:DisableKeyRotation',
-  'kms:EnableKey',
-  'kms:DisableKey',
-  'kms:UpdateKeyDescription',
-  'kms:ListResourceTags',
-  'kms:TagResource',
-  'kms:UntagResource',
-  'kms:CreateAlias',
-  'kms:UpdateAlias',
-  'kms:DeleteAlias',
-  'kms:ListGrants',
-  'kms:RevokeGrant',
-  'kms:ScheduleKeyDeletion',
-  'kms:CancelKeyDeletion',
-];
-
-const admin = () =>
-  new iam.PolicyStatement({
-    sid: 'KeyAdministrationByTheAccount',
-    principals: [new iam.AccountRootPrincipal()],
-    actions: ADMIN_ACTIONS,
-    // In a key policy "*" means "this key" (KMS Developer Guide, "Key policies").
-    resources: ['*'],
-  });
 
 /** What the witness cosigns: one log, by origin, with the keys it trusts for it. */
 function witnessedLog(): {
@@ -116,7 +81,7 @@ export function Witness({ stack }: StackContext) {
     enabled: true,
     keyPolicy: new iam.PolicyDocument({
       statements: [
-        admin(),
+        adminStatement(),
         new iam.PolicyStatement({
           sid: 'UseByTheWitness',
           principals: [new iam.ArnPrincipal(role.roleArn)],
@@ -170,7 +135,7 @@ export function Witness({ stack }: StackContext) {
     enabled: true,
     keyPolicy: new iam.PolicyDocument({
       statements: [
-        admin(),
+        adminStatement(),
         new iam.PolicyStatement({
           sid: 'SignOnlyByTheWitness',
           principals: [new iam.ArnPrincipal(role.roleArn)],
