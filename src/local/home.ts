@@ -60,7 +60,7 @@ export function unitPaths(home: string, unit: string): UnitPaths {
 }
 
 /** The units this state dir holds: the default unit, and every unit whose folder has been made. */
-export async function unitsIn(home: string): Promise<string[]> {
+async function unitsIn(home: string): Promise<string[]> {
   const entries = await readdir(join(home, 'units'), { withFileTypes: true }).catch(() => []);
   return [
     DEFAULT_UNIT,

@@ -510,6 +510,28 @@ describe('business units in one state dir', () => {
         (await cli(ws, 'audit', 'verify', '--unit', 'medical', '--audit-key', pub.medical.audit)).exit,
       ).toBe(0);
     });
+
+    it('runs retry drives it again as medical: signed with medical’s key, recorded in medical’s log', async () => {
+      const r = await cli(ws, 'runs', 'retry', lost, '--pipeline', medicalDef, '--json');
+      expect(r.exit, r.err).toBe(0);
+      const attempt = (JSON.parse(r.out) as { runId: string }).runId;
+      expect(attempt).toBe(`${lost}-a2`);
+      const shown = JSON.parse((await cli(ws, 'runs', 'show', attempt, '--json')).out) as RunRecord;
+      expect(shown).toMatchObject({ unit: 'medical', status: 'SUCCEEDED' });
+      const medical = (await logOf(ws, 'medical')).filter((e) => e.runId === attempt);
+      expect(medical.find((e) => e.type === 'run.requested')?.detail?.retryOf).toBe(lost);
+      expect((await logOf(ws)).some((e) => e.runId === attempt)).toBe(false);
+      const v = await cli(
+        ws,
+        'verify',
+        attempt,
+        '--key',
+        pub.medical.signing,
+        '--audit-key',
+        pub.medical.audit,
+      );
+      expect(v.exit, v.out).toBe(0);
+    }, 120_000);
   });
 
   describe('the default unit', () => {
