@@ -104,12 +104,14 @@ export async function verifyLocalRun(
   runId: string,
   options: LocalVerifyOptions = {},
 ): Promise<{ report: VerifyReport; evidence: Evidence; keys: TrustedKeys }> {
-  // Keys named wrongly, or none at all, are said before the state dir is opened.
+  // Keys named wrongly, or none at all, are said before the state dir is opened (as before units:
+  // with --trust-state-keys, a state dir where nothing ran has no default keys either).
   let keys: TrustedKeys = { ...(await trustedKeys(home, options)), witnesses: options.witnesses ?? [] };
   const rt = await openLocalRuntime(home);
   try {
     const run = await rt.runs.get(runId);
     const unit = unitPaths(home, run === undefined ? DEFAULT_UNIT : await unitOfRun(rt.objects, run));
+    // The state dir's keys to trust are those of the run's unit, and no other unit's.
     if (unit.unit !== DEFAULT_UNIT && options.stateKeys)
       keys = { ...(await trustedKeys(home, options, { audit: true }, unit.unit)), witnesses: keys.witnesses };
     const { report, evidence } = await verifyRunWith(

@@ -1,7 +1,7 @@
 /**
  * Trust roots for verification, from outside the state dir: `--key` / `--audit-key` PEM files
  * (repeatable: every key of a rotation), a trust file an auditor keeps, and the state dir's own
- * keys only with `--trust-state-keys`.
+ * keys (those of the run's business unit, docs/units.md) only with `--trust-state-keys`.
  *
  * Trust file (JSON): `{"signing": ["keys/signing-2026.pem", …], "audit": ["keys/audit.pem"]}`;
  * each entry is a path relative to the trust file, or the PEM text itself. Unknown keys are refused.
@@ -28,7 +28,8 @@ export const TRUST_OPTIONS = {
 export const TRUST_USAGE = `  --key <pem>        a trusted attestation public key (repeatable, for rotated keys)
   --audit-key <pem>  a trusted audit checkpoint public key (repeatable)
   --trust <file>     a trust file: {"signing": [<pem path>…], "audit": [<pem path>…]}
-  --trust-state-keys also trust the state dir's own keys (never by default)`;
+  --trust-state-keys also trust the state dir's own keys, of the run's business unit only
+                     (never by default)`;
 
 async function readKey(path: string, flag: string): Promise<{ pem: string; source: string }> {
   try {
