@@ -70,6 +70,7 @@ async function synth(stage: string, settings: Record<string, string>): Promise<T
 
 const synthesized: { branch?: Templates; environment?: Templates; off?: Templates; foreign?: string } = {};
 
+// Four offline syntheses at once: ~1 min alone, several on a shared 2-core machine.
 beforeAll(async () => {
   const [branch, environment, off, foreign] = await Promise.all([
     synth('cibranch', { VERITRAIL_CI_GITHUB_REPOSITORY: REPOSITORY, VERITRAIL_CI_GITHUB_BRANCH: BRANCH }),
@@ -88,7 +89,7 @@ beforeAll(async () => {
     ),
   ]);
   Object.assign(synthesized, { branch, environment, off, foreign });
-}, 300_000);
+}, 600_000);
 
 function templates(name: 'branch' | 'environment' | 'off'): Templates {
   const t = synthesized[name];
