@@ -213,7 +213,7 @@ describe('the Witness stack of this app (VERITRAIL_WITNESS=stack)', () => {
     expect(flat(vkey.Properties?.ServiceToken)).toBe(`GetAtt:${fnId}.Arn`);
     const params = Object.fromEntries(
       resources(witness(), 'AWS::SSM::Parameter')
-        .map(([, r]) => [String(r.Properties?.Name), flat(r.Properties?.Value)])
+        .map(([, r]): [string, string] => [String(r.Properties?.Name), flat(r.Properties?.Value)])
         .filter(([name]) => name.startsWith('/veritrail/')),
     );
     expect(params['/veritrail/wstack/witness-vkey']).toBe('GetAtt:WitnessVkey.Vkey');

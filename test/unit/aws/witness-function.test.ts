@@ -239,14 +239,12 @@ describe('the witness function behind its URL', () => {
 
   it('answers 500 without details when KMS refuses to sign, and logs the details', async () => {
     const handler = handlerFor();
-    kmsMock
-      .on(SignCommand)
-      .rejects(
-        Object.assign(new Error('User is not authorized to perform kms:Sign'), {
-          name: 'AccessDeniedException',
-          $metadata: { httpStatusCode: 400 },
-        }),
-      );
+    kmsMock.on(SignCommand).rejects(
+      Object.assign(new Error('User is not authorized to perform kms:Sign'), {
+        name: 'AccessDeniedException',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
     const log = new ObjectAuditLog({ store: new MemoryObjectStore(), signer: logSigner, origin });
     await log.append(event(1));
     const lines: string[] = [];
