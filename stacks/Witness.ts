@@ -185,8 +185,9 @@ export function Witness({ stack }: StackContext) {
     architecture: 'arm_64',
     tracing: 'active',
     memorySize: 256,
-    // Cold start: two GetPublicKey calls; a request: a GetItem, a Sign and a conditional PutItem.
-    timeout: 15,
+    // A request: a GetItem, a Sign and a conditional PutItem (two GetPublicKey calls at a cold
+    // start); the deploy-time vkey waits up to 20 s for its new grants (src/aws/witness-vkey.ts).
+    timeout: 30,
     reservedConcurrentExecutions: WITNESS_RESERVED_CONCURRENCY,
     role,
     environment: {

@@ -181,7 +181,7 @@ export async function witnessVkey(witness: Witness): Promise<string> {
  */
 export function witnessHandler(
   compose: () => Promise<{ witness: Witness }>,
-  options: { fetch?: typeof fetch; env?: Record<string, string | undefined> } = {},
+  options: { fetch?: typeof fetch; env?: Record<string, string | undefined>; retryForMs?: number } = {},
 ): (event: unknown) => Promise<FunctionUrlResult | undefined> {
   let built: Promise<{ witness: Witness }> | undefined;
   const witness = async () => {
@@ -213,6 +213,7 @@ export function witnessHandler(
     if (isCustomResourceRequest(event)) {
       await respondWithVkey(event as CustomResourceRequest, async () => witnessVkey(await witness()), {
         ...(options.fetch ? { fetch: options.fetch } : {}),
+        ...(options.retryForMs !== undefined ? { retryForMs: options.retryForMs } : {}),
         env: options.env ?? process.env,
       });
       return undefined;

@@ -59,11 +59,35 @@ export function responseUrlAllowed(url: string, env: Record<string, string | und
   }
 }
 
+/**
+ * How long a Create or Update keeps asking while access is denied: the function's role and its
+ * grants are created in the same deployment, and IAM applies a new policy after a few seconds
+ * (IAM User Guide, "Changes that I make are not always immediately visible"). Within the function's
+ * 30-second timeout.
+ */
+export const VKEY_RETRY_MS = 20_000;
+
+/** `read`, again after a growing pause while it fails with ACCESS_DENIED or TRANSIENT, until `budgetMs` is spent. */
+async function patiently<T>(read: () => Promise<T>, budgetMs: number): Promise<T> {
+  const deadline = Date.now() + budgetMs;
+  let pause = 500;
+  for (;;) {
+    try {
+      return await read();
+    } catch (e) {
+      const code = e instanceof VeritrailError ? e.code : undefined;
+      if ((code !== 'ACCESS_DENIED' && code !== 'TRANSIENT') || Date.now() + pause > deadline) throw e;
+      await new Promise((r) => setTimeout(r, pause));
+      pause = Math.min(pause * 2, 4000);
+    }
+  }
+}
+
 /** Answers one custom resource request with the vkey (Create, Update) or nothing (Delete). */
 export async function respondWithVkey(
   request: CustomResourceRequest,
   vkey: () => Promise<string>,
-  options: { fetch?: typeof fetch; env: Record<string, string | undefined> },
+  options: { fetch?: typeof fetch; env: Record<string, string | undefined>; retryForMs?: number },
 ): Promise<void> {
   if (!responseUrlAllowed(request.ResponseURL, options.env)) {
     throw new VeritrailError(
@@ -85,7 +109,7 @@ export async function respondWithVkey(
     };
   } else {
     try {
-      const value = await vkey();
+      const value = await patiently(vkey, options.retryForMs ?? VKEY_RETRY_MS);
       response = { ...base, Status: 'SUCCESS', PhysicalResourceId: value, Data: { Vkey: value } };
     } catch (e) {
       const reason = e instanceof Error ? e.message : String(e);

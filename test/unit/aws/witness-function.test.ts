@@ -50,25 +50,7 @@ let signs: SignCommandInput[];
 function mockKms() {
   kmsMock.reset();
   signs = [];
-  kmsMock.on(GetPublicKeyCommand).callsFake(async (input: GetPublicKeyCommandInput) => {
-    if (input.KeyId === WITNESS_KEY_ARN)
-      return {
-        KeyId: WITNESS_KEY_ARN,
-        KeySpec: 'ECC_NIST_EDWARDS25519',
-        KeyUsage: 'SIGN_VERIFY',
-        SigningAlgorithms: ['ED25519_SHA_512', 'ED25519_PH_SHA_512'],
-        PublicKey: new Uint8Array(witnessKey.publicKey.export({ type: 'spki', format: 'der' })),
-      };
-    if (input.KeyId === LOG_KEY_ARN)
-      return {
-        KeyId: LOG_KEY_ARN,
-        KeySpec: 'ECC_NIST_P256',
-        KeyUsage: 'SIGN_VERIFY',
-        SigningAlgorithms: ['ECDSA_SHA_256'],
-        PublicKey: new Uint8Array(logSpki),
-      };
-    throw Object.assign(new Error('not found'), { name: 'NotFoundException' });
-  });
+  kmsMock.on(GetPublicKeyCommand).callsFake(getPublicKey);
   // KMS signs ED25519_SHA_512 over a RAW message as pure Ed25519; anything else is refused, as KMS does.
   kmsMock.on(SignCommand).callsFake(async (input: SignCommandInput) => {
     signs.push(input);
@@ -83,6 +65,27 @@ function mockKms() {
       Signature: new Uint8Array(sign(null, input.Message as Uint8Array, witnessKey.privateKey)),
     };
   });
+}
+
+/** KMS GetPublicKey of the two keys. */
+async function getPublicKey(input: GetPublicKeyCommandInput) {
+  if (input.KeyId === WITNESS_KEY_ARN)
+    return {
+      KeyId: WITNESS_KEY_ARN,
+      KeySpec: 'ECC_NIST_EDWARDS25519',
+      KeyUsage: 'SIGN_VERIFY',
+      SigningAlgorithms: ['ED25519_SHA_512', 'ED25519_PH_SHA_512'],
+      PublicKey: new Uint8Array(witnessKey.publicKey.export({ type: 'spki', format: 'der' })),
+    };
+  if (input.KeyId === LOG_KEY_ARN)
+    return {
+      KeyId: LOG_KEY_ARN,
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+      SigningAlgorithms: ['ECDSA_SHA_256'],
+      PublicKey: new Uint8Array(logSpki),
+    };
+  throw Object.assign(new Error('not found'), { name: 'NotFoundException' });
 }
 
 const env = () => ({
@@ -301,10 +304,10 @@ describe('the custom resource that publishes the vkey at deploy time', () => {
     }) as unknown as typeof globalThis.fetch;
     return { sent, fetch };
   };
-  const withFetch = (fetch: typeof globalThis.fetch, vars = env()) =>
+  const withFetch = (fetch: typeof globalThis.fetch, vars = env(), retryForMs = 0) =>
     witnessHandler(
       () => composeWitness(vars, { kms: new KMSClient({ region: 'eu-west-1' }), dynamodb: dynamo.client }),
-      { fetch, env: {} },
+      { fetch, env: {}, retryForMs },
     );
 
   it('answers Create with the vkey its cosignatures verify under, PUT to the presigned URL', async () => {
@@ -337,6 +340,27 @@ describe('the custom resource that publishes the vkey at deploy time', () => {
     const failed = JSON.parse(String(sent[1]?.init.body)) as { Status: string; Reason: string };
     expect(failed.Status).toBe('FAILED');
     expect(failed.Reason).toMatch(/ECC_NIST_EDWARDS25519/);
+  });
+
+  it('waits for its new grants (IAM applies them after a few seconds), then answers; FAILED if they never come', async () => {
+    const denied = Object.assign(new Error('not authorized to perform kms:GetPublicKey'), {
+      name: 'AccessDeniedException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    const { sent, fetch } = capture();
+    const real = kmsMock.commandCalls(GetPublicKeyCommand).length;
+    expect(real).toBe(0);
+    // Denied once, then allowed: the grants arrived while it waited.
+    kmsMock.on(GetPublicKeyCommand).rejectsOnce(denied).callsFake(getPublicKey);
+    await withFetch(fetch, env(), 5_000)(request('Create'));
+    expect(JSON.parse(String(sent[0]?.init.body))).toMatchObject({ Status: 'SUCCESS' });
+    expect(kmsMock.commandCalls(GetPublicKeyCommand).length).toBeGreaterThan(2);
+    // Denied for good: FAILED with the reason, once the wait is spent.
+    kmsMock.on(GetPublicKeyCommand).rejects(denied);
+    await withFetch(fetch, env(), 0)(request('Create'));
+    const failed = JSON.parse(String(sent[1]?.init.body)) as { Status: string; Reason: string };
+    expect(failed.Status).toBe('FAILED');
+    expect(failed.Reason).toMatch(/access denied: kms:GetPublicKey/);
   });
 
   it('never sends to a URL that is not S3', async () => {
