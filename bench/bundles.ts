@@ -129,7 +129,9 @@ export async function main(_args: string[]): Promise<void> {
         '(Cedar compiled to wasm: not JS, cannot be minified; above 1 MiB on its own)',
     );
     console.log(`largest JS bundle: ${kib(worst)} (goal ≤ 1024 KiB): ${worst <= MIB ? 'met' : 'NOT met'}`);
-    console.log('(Powertools is not in the bundles: every function has its Lambda layer, stacks/bundling.ts)');
+    console.log(
+      '(Powertools is not in the bundles: every function has its Lambda layer, stacks/bundling.ts)',
+    );
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
