@@ -2,7 +2,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export function onPath(command: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -35,11 +36,21 @@ export interface Moto {
   stop(): Promise<void>;
 }
 
+/** Python start-up patches of the moto_server process (KMS DIGEST signing). */
+const MOTO_PATCHES = join(dirname(fileURLToPath(import.meta.url)), 'moto-patches');
+
 export async function startMoto(binary: string): Promise<Moto> {
   const port = await freePort();
   const child: ChildProcess = spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], {
     stdio: 'ignore',
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' },
+    env: {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'testing',
+      AWS_SECRET_ACCESS_KEY: 'testing',
+      // KMS Sign with MessageType DIGEST as AWS does it (moto 5.2 hashes the digest again):
+      // moto-patches/sitecustomize.py, loaded by Python at start-up in this process only.
+      PYTHONPATH: [MOTO_PATCHES, process.env.PYTHONPATH].filter(Boolean).join(delimiter),
+    },
   });
   const endpoint = `http://127.0.0.1:${port}`;
   const until = Date.now() + 30_000;
