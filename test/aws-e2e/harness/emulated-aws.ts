@@ -10,7 +10,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startIamProxy } from '../iam/proxy.js';
-import type { IamProxy, ResolvedResource } from '../iam/types.js';
+import type { ApiRequest, HookResponse, IamProxy, ResolvedResource } from '../iam/types.js';
 import { EventBus } from './events.js';
 import { imageCommand } from './image.js';
 import { type HostedFunction, hostFunctions, type LambdaFleet } from './lambda-host.js';
@@ -19,7 +19,7 @@ import { startPassthroughProxy } from './passthrough-proxy.js';
 import { type AdminClients, adminClients, provision } from './provision.js';
 import { SageMakerEmulator } from './sagemaker.js';
 import { LocalStepFunctions, s3Reader } from './state-machine.js';
-import { REPO_ROOT, readAssembly, synthesize } from './templates.js';
+import { REPO_ROOT, readAssembly, type SynthesizedApp, synthesize } from './templates.js';
 import { accessKeysFor, buildWorld } from './world.js';
 
 export const ACCOUNT = '123456789012';
@@ -72,49 +72,137 @@ export function pipelinesFolder(): string {
   return dir;
 }
 
+/** One deployment (stage) to synthesize and provision into the emulated account. */
+export interface StageSpec {
+  stage: string;
+  /** VERITRAIL_PIPELINES_DIR of the synth. */
+  pipelinesDir: string;
+  /** Further deploy settings of the synth (VERITRAIL_UNIT, VERITRAIL_UNITS_FILE…). */
+  env?: Record<string, string>;
+}
+
+/** A stage as the emulated account runs it: its resources, functions, state machine and rules. */
+export type EmulatedStage = Omit<EmulatedAws, 'admin' | 'proxy' | 'sagemaker' | 'close'>;
+
+/**
+ * One emulated account holding any number of stages, side by side as `sst deploy` of each would
+ * leave them (e.g. one stage per business unit, docs/units.md): one moto_server, one IAM proxy whose
+ * world holds every stage's roles and resource policies, one SageMaker, and, per stage, its own
+ * function processes, state machine and rules. The default event bus is the account's: every
+ * SageMaker state-change event reaches every stage's rules. With more than one stage, each role's
+ * label (the proxy's principal name) is prefixed with its stage: `<stage>/fn:<name>`.
+ */
+export interface EmulatedAccount {
+  stages: EmulatedStage[];
+  stage(name: string): EmulatedStage;
+  /** Every stage's resources. */
+  resources: ResolvedResource[];
+  admin: AdminClients;
+  proxy: IamProxy;
+  sagemaker: SageMakerEmulator;
+  /** Credentials of a role of any stage, as that role's processes sign with them. */
+  credentialsOf(roleArn: string): { accessKeyId: string; secretAccessKey: string };
+  close(): Promise<void>;
+}
+
 export async function startEmulatedAws(options: {
   motoServer: string;
   stage?: string;
   log?: (line: string) => void;
 }): Promise<EmulatedAws> {
-  const stage = options.stage ?? 'awse2e';
+  const pipelines = pipelinesFolder();
+  let account: EmulatedAccount;
+  try {
+    account = await startEmulatedAccount({
+      motoServer: options.motoServer,
+      stages: [{ stage: options.stage ?? 'awse2e', pipelinesDir: pipelines }],
+      ...(options.log ? { log: options.log } : {}),
+    });
+  } catch (e) {
+    rmSync(pipelines, { recursive: true, force: true });
+    throw e;
+  }
+  const [only] = account.stages as [EmulatedStage];
+  return {
+    ...only,
+    admin: account.admin,
+    proxy: account.proxy,
+    sagemaker: account.sagemaker,
+    close: async () => {
+      await account.close();
+      rmSync(pipelines, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startEmulatedAccount(options: {
+  motoServer: string;
+  stages: StageSpec[];
+  log?: (line: string) => void;
+}): Promise<EmulatedAccount> {
   const log = options.log ?? (() => {});
+  const multi = options.stages.length > 1;
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
     for (const c of cleanups.reverse()) await c();
   };
   try {
-    const pipelines = pipelinesFolder();
-    cleanups.push(() => rmSync(pipelines, { recursive: true, force: true }));
-    const outDir = mkdtempSync(join(tmpdir(), 'vt-e2e-templates-'));
-    cleanups.push(() => rmSync(outDir, { recursive: true, force: true }));
-    let t = Date.now();
-    // VT_E2E_REUSE_SYNTH=1 (debugging the harness only): read the assembly of the previous run as is.
-    const app =
-      process.env.VT_E2E_REUSE_SYNTH === '1'
-        ? {
-            ...readAssembly(join(REPO_ROOT, '.sst', `synth-${stage}`), {
+    // One after the other: two bundling synths at once would share two cores and SST's config file.
+    const apps: (SynthesizedApp & { reused: boolean })[] = [];
+    for (const spec of options.stages) {
+      const { stage } = spec;
+      const outDir = mkdtempSync(join(tmpdir(), 'vt-e2e-templates-'));
+      cleanups.push(() => rmSync(outDir, { recursive: true, force: true }));
+      const t = Date.now();
+      // VT_E2E_REUSE_SYNTH=1 (debugging the harness only): read the assembly of the previous run as is.
+      const app =
+        process.env.VT_E2E_REUSE_SYNTH === '1'
+          ? {
+              ...readAssembly(join(REPO_ROOT, '.sst', `synth-${stage}`), {
+                stage,
+                account: ACCOUNT,
+                region: REGION,
+              }),
+              reused: true,
+            }
+          : await synthesize({
               stage,
               account: ACCOUNT,
               region: REGION,
-            }),
-            reused: true,
-          }
-        : await synthesize({ stage, account: ACCOUNT, region: REGION, outDir, pipelinesDir: pipelines });
-    log(
-      app.reused
-        ? `reused the assembly of the same sources (${app.stacks.size} stacks with bundles)`
-        : `synthesized ${app.stacks.size} stacks with bundles in ${Date.now() - t} ms`,
-    );
+              outDir,
+              pipelinesDir: spec.pipelinesDir,
+              ...(spec.env ? { env: spec.env } : {}),
+            });
+      log(
+        app.reused
+          ? `${stage}: reused the assembly of the same sources (${app.stacks.size} stacks with bundles)`
+          : `${stage}: synthesized ${app.stacks.size} stacks with bundles in ${Date.now() - t} ms`,
+      );
+      apps.push(app);
+    }
 
     const moto: Moto = await startMoto(options.motoServer);
     cleanups.push(() => moto.stop());
-    t = Date.now();
+    let t = Date.now();
     const admin = adminClients(moto.endpoint, REGION);
-    const { resources } = await provision(app, admin);
-    log(`provisioned ${resources.length} resources on moto in ${Date.now() - t} ms`);
+    const provisioned: ResolvedResource[][] = [];
+    for (const app of apps) provisioned.push((await provision(app, admin)).resources);
+    const resources = provisioned.flat();
+    log(
+      `provisioned ${resources.length} resources of ${apps.length} stage(s) on moto in ${Date.now() - t} ms`,
+    );
 
     const keys = accessKeysFor(resources);
+    if (multi) {
+      // The same function name in two stages: the label says whose role signed.
+      provisioned.forEach((stageResources, i) => {
+        const stage = apps[i]?.stage;
+        for (const role of stageResources.filter((r) => r.type === 'AWS::IAM::Role')) {
+          const k = role.arn ? keys.byRole.get(role.arn) : undefined;
+          if (k) k.label = `${stage}/${k.label}`;
+        }
+      });
+    }
     const world = buildWorld(resources, keys, ACCOUNT, REGION);
     const proxy =
       process.env.VT_E2E_PROXY === 'passthrough'
@@ -134,31 +222,80 @@ export async function startEmulatedAws(options: {
       return { accessKeyId: k.accessKeyId, secretAccessKey: k.secretAccessKey };
     };
 
-    const fleet = hostFunctions(resources, {
-      assetDir: app.assetDir,
-      endpoint: proxy.endpoint,
-      region: REGION,
-      credentialsOf,
-    });
-    cleanups.push(() => fleet.close());
-    t = Date.now();
-    const loadFailures = await fleet.warm();
-    log(
-      `${fleet.functions.length - loadFailures.length}/${fleet.functions.length} function processes loaded their bundles in ${Date.now() - t} ms`,
-    );
-    for (const f of loadFailures) log(`LOAD FAILURE fn:${f.handler}: ${f.error.split('\n')[0]}`);
+    const stages: EmulatedStage[] = [];
+    for (const [i, app] of apps.entries()) {
+      const stageResources = provisioned[i] ?? [];
+      const fleet = hostFunctions(stageResources, {
+        assetDir: app.assetDir,
+        endpoint: proxy.endpoint,
+        region: REGION,
+        credentialsOf,
+      });
+      cleanups.push(() => fleet.close());
+      t = Date.now();
+      const loadFailures = await fleet.warm();
+      log(
+        `${app.stage}: ${fleet.functions.length - loadFailures.length}/${fleet.functions.length} function processes loaded their bundles in ${Date.now() - t} ms`,
+      );
+      for (const f of loadFailures)
+        log(`LOAD FAILURE ${app.stage} fn:${f.handler}: ${f.error.split('\n')[0]}`);
 
-    const sm = resources.find((r) => r.type === 'AWS::StepFunctions::StateMachine');
-    if (!sm) throw new Error('the templates have no state machine');
-    const definition = LocalStepFunctions.definitionFrom(
-      String(sm.properties.DefinitionString),
-      (sm.properties.DefinitionSubstitutions as Record<string, string> | undefined) ?? {},
-    );
-    // The Distributed Map's ItemReader reads as the state machine's role, through the IAM proxy.
-    const stateMachineRole = credentialsOf(String(sm.properties.RoleArn));
-    const readObject = s3Reader({ endpoint: proxy.endpoint, region: REGION, credentials: stateMachineRole });
-    const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet, readObject);
-    const bus = new EventBus(resources, fleet);
+      const sm = stageResources.find((r) => r.type === 'AWS::StepFunctions::StateMachine');
+      if (!sm) throw new Error(`the templates of ${app.stage} have no state machine`);
+      const definition = LocalStepFunctions.definitionFrom(
+        String(sm.properties.DefinitionString),
+        (sm.properties.DefinitionSubstitutions as Record<string, string> | undefined) ?? {},
+      );
+      // The Distributed Map's ItemReader reads as the state machine's role, through the IAM proxy.
+      const stateMachineRole = credentialsOf(String(sm.properties.RoleArn));
+      const readObject = s3Reader({
+        endpoint: proxy.endpoint,
+        region: REGION,
+        credentials: stateMachineRole,
+      });
+      const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet, readObject);
+      const bus = new EventBus(stageResources, fleet);
+      const env = fleet.byHandler('start').environment;
+      const need = (k: string) => {
+        const v = env[k];
+        if (!v) throw new Error(`the start function of ${app.stage} has no ${k}`);
+        return v;
+      };
+      stages.push({
+        stage: app.stage,
+        resources: stageResources,
+        fleet,
+        sfn,
+        bus,
+        names: {
+          table: need('VERITRAIL_TABLE'),
+          landing: need('VERITRAIL_LANDING_BUCKET'),
+          artifacts: need('VERITRAIL_ARTIFACTS_BUCKET'),
+          audit: need('VERITRAIL_AUDIT_BUCKET'),
+          stateMachineArn: need('VERITRAIL_STATE_MACHINE_ARN'),
+          dataKeyArn: need('VERITRAIL_DATA_KEY_ARN'),
+          attestationKeyArn: need('VERITRAIL_SIGNING_KEY_ARN'),
+        },
+        fn: (h) => fleet.byHandler(h),
+        credentialsOfRole: (prefix) => {
+          const roles = stageResources.filter(
+            (r) => r.type === 'AWS::IAM::Role' && r.logicalId.startsWith(prefix),
+          );
+          if (roles.length !== 1 || !roles[0]?.arn)
+            throw new Error(
+              `${roles.length} roles of ${app.stage} have a logical id starting with ${prefix}`,
+            );
+          return credentialsOf(roles[0].arn);
+        },
+        loadFailures,
+      });
+    }
+    const stageOf = (name: string) => {
+      const found = stages.find((s) => s.stage === name);
+      if (!found) throw new Error(`no stage ${name} in the emulated account`);
+      return found;
+    };
+
     const sagemaker = new SageMakerEmulator({
       endpoint: proxy.endpoint,
       region: REGION,
@@ -166,10 +303,17 @@ export async function startEmulatedAws(options: {
       credentialsOf,
       // The training image of the example, run as SageMaker runs it: `docker run <image> train`.
       trainer: imageCommand(join(REPO_ROOT, 'examples', 'credit-scoring', 'image', 'Dockerfile')),
-      startAfter: (caller) =>
-        caller.startsWith('fn:') ? fleet.byHandler(caller.slice(3)).idle() : Promise.resolve(),
+      startAfter: (caller) => {
+        const [stage, label] = multi
+          ? (caller.split(/\/(.*)/s) as [string, string])
+          : [stages[0]?.stage ?? '', caller];
+        return label.startsWith('fn:')
+          ? stageOf(stage).fleet.byHandler(label.slice(3)).idle()
+          : Promise.resolve();
+      },
+      // The account's default bus: every stage's rules see every event.
       onEvent: async (event) => {
-        await bus.put(event);
+        for (const s of stages) await s.bus.put(event);
       },
       // Every deployed pipeline of this suite is a copy of the example's definition: its inference
       // contract runs in the example's folder.
@@ -178,45 +322,41 @@ export async function startEmulatedAws(options: {
         cwd: join(REPO_ROOT, 'examples', 'credit-scoring'),
       }),
     });
-    proxy.addHook(sfn.hook);
+    proxy.addHook(multi ? stepFunctionsRouter(stages) : (stages[0] as EmulatedStage).sfn.hook);
     proxy.addHook(sagemaker.hook);
 
-    const env = fleet.byHandler('start').environment;
-    const need = (k: string) => {
-      const v = env[k];
-      if (!v) throw new Error(`the start function has no ${k}`);
-      return v;
-    };
     return {
-      stage,
+      stages,
+      stage: stageOf,
       resources,
       admin,
       proxy,
-      fleet,
-      sfn,
       sagemaker,
-      bus,
-      names: {
-        table: need('VERITRAIL_TABLE'),
-        landing: need('VERITRAIL_LANDING_BUCKET'),
-        artifacts: need('VERITRAIL_ARTIFACTS_BUCKET'),
-        audit: need('VERITRAIL_AUDIT_BUCKET'),
-        stateMachineArn: need('VERITRAIL_STATE_MACHINE_ARN'),
-        dataKeyArn: need('VERITRAIL_DATA_KEY_ARN'),
-        attestationKeyArn: need('VERITRAIL_SIGNING_KEY_ARN'),
-      },
-      fn: (h) => fleet.byHandler(h),
-      credentialsOfRole: (prefix) => {
-        const roles = resources.filter((r) => r.type === 'AWS::IAM::Role' && r.logicalId.startsWith(prefix));
-        if (roles.length !== 1 || !roles[0]?.arn)
-          throw new Error(`${roles.length} roles have a logical id starting with ${prefix}`);
-        return credentialsOf(roles[0].arn);
-      },
-      loadFailures,
+      credentialsOf,
       close,
     };
   } catch (e) {
     await close();
     throw e;
   }
+}
+
+/**
+ * The Step Functions API of several stages: each call goes to the state machine it names (by ARN,
+ * by execution ARN, or by the task token one of them issued); anything else to the first, whose
+ * answer is the service's error.
+ */
+function stepFunctionsRouter(stages: EmulatedStage[]): (req: ApiRequest) => HookResponse | undefined {
+  return (req) => {
+    if (req.service !== 'states') return undefined;
+    const input = req.input ?? {};
+    const owner =
+      stages.find((s) => input.stateMachineArn === s.sfn.stateMachineArn) ??
+      stages.find(
+        (s) => typeof input.executionArn === 'string' && s.sfn.executions.has(input.executionArn),
+      ) ??
+      stages.find((s) => typeof input.taskToken === 'string' && s.sfn.taskTokens.has(input.taskToken)) ??
+      stages[0];
+    return owner?.sfn.hook(req);
+  };
 }

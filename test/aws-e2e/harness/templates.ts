@@ -83,11 +83,20 @@ export async function synthesize(options: {
   region: string;
   outDir: string;
   pipelinesDir: string;
+  /** Further deploy settings (VERITRAIL_UNIT, VERITRAIL_UNITS_FILE…): part of what the assembly depends on. */
+  env?: Record<string, string>;
 }): Promise<SynthesizedApp & { reused: boolean }> {
   const outdir = join(REPO_ROOT, '.sst', `synth-${options.stage}`);
   const stamp = join(outdir, 'aws-e2e-source-digest');
   const digest = sourceDigest(options.pipelinesDir);
-  const key = `${digest} ${options.account} ${options.region}`;
+  const env = options.env ?? {};
+  const unitsFile = env.VERITRAIL_UNITS_FILE;
+  // The units file by its content, not its (temporary) path, so that an unchanged app is reused.
+  const settings = createHash('sha256')
+    .update(JSON.stringify(Object.entries({ ...env, VERITRAIL_UNITS_FILE: '' }).sort()))
+    .update(unitsFile && existsSync(unitsFile) ? readFileSync(unitsFile) : '')
+    .digest('hex');
+  const key = `${digest} ${options.account} ${options.region}${options.env ? ` ${settings}` : ''}`;
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === key)
     return { ...readAssembly(outdir, options), reused: true };
   const run = () =>
@@ -110,7 +119,7 @@ export async function synthesize(options: {
       {
         cwd: REPO_ROOT,
         maxBuffer: 64 * 1024 * 1024,
-        env: { ...process.env, NODE_OPTIONS: '', VERITRAIL_PIPELINES_DIR: options.pipelinesDir },
+        env: { ...process.env, NODE_OPTIONS: '', VERITRAIL_PIPELINES_DIR: options.pipelinesDir, ...env },
       },
     );
   try {
