@@ -1,6 +1,7 @@
 import { Aws, CfnOutput, DefaultStackSynthesizer, Duration, Fn, Stack, Token } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { StackContext } from 'sst/constructs';
+import { POWERTOOLS_LAYER_PARAMETER } from './bundling.js';
 import { removeUnusedSstHandler } from './common.js';
 import { suppressDeployRoleFindings } from './compliance.js';
 import { type GithubDeploy, githubDeploy, roleName, StackSettingsError } from './settings.js';
@@ -177,10 +178,15 @@ export function Deploy({ stack, app }: StackContext) {
         conditions: { StringEquals: { 's3:ResourceAccount': Aws.ACCOUNT_ID } },
       }),
       new iam.PolicyStatement({
-        // Each template's BootstrapVersion parameter is an SSM parameter type.
+        // Each template's BootstrapVersion parameter is an SSM parameter type, and so is every
+        // function's Powertools layer (AWS's public parameter of the pinned release, stacks/bundling.ts):
+        // CloudFormation resolves both with the caller's permissions.
         sid: 'ResolveTheCdkBootstrapVersion',
         actions: ['ssm:GetParameters'],
-        resources: [cdk.versionParameterArn],
+        resources: [
+          cdk.versionParameterArn,
+          `arn:${Aws.PARTITION}:ssm:${Aws.REGION}::parameter${POWERTOOLS_LAYER_PARAMETER}`,
+        ],
       }),
     ],
   });

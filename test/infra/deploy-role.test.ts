@@ -14,6 +14,7 @@ import { allowedContextKeysForRequest, runSimulation } from '@cloud-copilot/iam-
 import { beforeAll, describe, expect, it } from 'vitest';
 // Installed with aws-local-stepfunctions (asl-validator); only this test reads YAML.
 import { parse as parseYaml } from 'yaml';
+import { POWERTOOLS_LAYER_PARAMETER } from '../../stacks/bundling.js';
 import { DEFAULT_CI_BRANCH, githubDeploy, StackSettingsError } from '../../stacks/settings.js';
 import { actionsOf, flat, type Json, resourcesOf, statementsOf } from './helpers.js';
 
@@ -460,7 +461,10 @@ describe('what the deploy role may do', () => {
       'cloudformation:DescribeStackResources': stacks,
       'cloudformation:ListImports': ['*'],
       's3:GetObject': [`arn:aws:s3:::cdk-hnb659fds-assets-${ACCOUNT}-${REGION}/*.json`],
-      'ssm:GetParameters': [`arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/cdk-bootstrap/hnb659fds/version`],
+      'ssm:GetParameters': [
+        `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter/cdk-bootstrap/hnb659fds/version`,
+        `arn:aws:ssm:${REGION}::parameter${POWERTOOLS_LAYER_PARAMETER}`,
+      ],
     });
     // Not its own stack: its trust and permissions change only in an administrator's deploy.
     expect(JSON.stringify(granted)).not.toContain(`${stage}-veritrail-Deploy`);
