@@ -44,6 +44,29 @@ export function adminStatement(): iam.PolicyStatement {
   });
 }
 
+/** Encrypted log groups of this account (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using KMS"). */
+export function cloudWatchLogsStatement(): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'CloudWatchLogsOfThisAccount',
+    principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+    actions: [
+      'kms:Encrypt',
+      'kms:Decrypt',
+      'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+      'kms:GenerateDataKey',
+      'kms:GenerateDataKeyWithoutPlaintext',
+      'kms:DescribeKey',
+    ],
+    resources: ['*'],
+    conditions: {
+      ArnLike: {
+        'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*`,
+      },
+    },
+  });
+}
+
 function roleArns(roles: readonly iam.IRole[]): iam.IPrincipal[] {
   return roles.map((role) => new iam.ArnPrincipal(role.roleArn));
 }
@@ -157,26 +180,7 @@ export function Keys({ stack, app }: StackContext) {
           StringEquals: { 'kms:ViaService': `dynamodb.${Aws.REGION}.amazonaws.com` },
         },
       }),
-      new iam.PolicyStatement({
-        // Encrypted log groups (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using KMS").
-        sid: 'CloudWatchLogsOfThisAccount',
-        principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
-        actions: [
-          'kms:Encrypt',
-          'kms:Decrypt',
-          'kms:ReEncryptFrom',
-          'kms:ReEncryptTo',
-          'kms:GenerateDataKey',
-          'kms:GenerateDataKeyWithoutPlaintext',
-          'kms:DescribeKey',
-        ],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*`,
-          },
-        },
-      }),
+      cloudWatchLogsStatement(),
     ],
   });
   dataKeyPolicy.addStatements(

@@ -13,7 +13,7 @@ import type { FunctionName } from './access.js';
 import { NODEJS_BUNDLING } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
 import { suppressWitnessFindings } from './compliance.js';
-import { adminStatement, Keys } from './Keys.js';
+import { adminStatement, cloudWatchLogsStatement, Keys } from './Keys.js';
 import { Storage } from './Storage.js';
 import {
   defaultWitnessName,
@@ -102,26 +102,7 @@ export function Witness({ stack }: StackContext) {
             },
           },
         }),
-        new iam.PolicyStatement({
-          // Encrypted log groups (CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using KMS").
-          sid: 'CloudWatchLogsOfThisAccount',
-          principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
-          actions: [
-            'kms:Encrypt',
-            'kms:Decrypt',
-            'kms:ReEncryptFrom',
-            'kms:ReEncryptTo',
-            'kms:GenerateDataKey',
-            'kms:GenerateDataKeyWithoutPlaintext',
-            'kms:DescribeKey',
-          ],
-          resources: ['*'],
-          conditions: {
-            ArnLike: {
-              'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:*`,
-            },
-          },
-        }),
+        cloudWatchLogsStatement(),
       ],
     }),
   });
