@@ -19,6 +19,12 @@ import { join } from 'node:path';
 import { DynamoDBClient, PutItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetPublicKeyCommand, KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DescribeModelPackageCommand,
+  DescribeModelPackageGroupCommand,
+  SageMakerClient,
+  UpdateModelPackageCommand,
+} from '@aws-sdk/client-sagemaker';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../src/aws/dynamo-run-store.js';
 import type { RunRecord } from '../../src/ports.js';
@@ -377,4 +383,56 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
       });
     }
   }, 120_000);
+
+  it('credit’s approvers’ role may read and approve credit’s model versions, and nothing of medical’s', async () => {
+    // The version each run registered, by the ARN SageMaker gave it (recorded in the run's facts).
+    const versionOf = (u: Unit) => {
+      const arn = /arn:aws:sagemaker:[^"]*:model-package\/[^"]+/.exec(
+        JSON.stringify(finished[u]?.facts ?? {}),
+      )?.[0];
+      expect(arn, `${u}: no registered model version in ${JSON.stringify(finished[u]?.facts)}`).toBeDefined();
+      return String(arn);
+    };
+    const approver = new SageMakerClient({
+      endpoint: aws.proxy.endpoint,
+      region: REGION,
+      credentials: stageOf('credit').credentialsOfRole('ModelApproval'),
+      maxAttempts: 1,
+    });
+    const group = (u: Unit) => `veritrail-${UNITS[u].pipeline}`;
+    const before = aws.proxy.denials().length;
+    const tried = async (u: Unit) => ({
+      group: await outcome(() =>
+        approver.send(new DescribeModelPackageGroupCommand({ ModelPackageGroupName: group(u) })),
+      ),
+      version: await outcome(() =>
+        approver.send(new DescribeModelPackageCommand({ ModelPackageName: versionOf(u) })),
+      ),
+      approve: await outcome(() =>
+        approver.send(
+          new UpdateModelPackageCommand({ ModelPackageArn: versionOf(u), ModelApprovalStatus: 'Approved' }),
+        ),
+      ),
+    });
+    const medical = await tried('medical');
+    const denials = aws.proxy.denials().slice(before);
+    for (const d of denials) expected.add(d);
+    expect(medical, formatDenials(denials)).toEqual({
+      group: 'AccessDeniedException',
+      version: 'AccessDeniedException',
+      approve: 'AccessDeniedException',
+    });
+    expect(
+      denials.filter((d) => !d.principal.startsWith('e2e-credit/ModelApproval')),
+      formatDenials(denials),
+    ).toEqual([]);
+    expect(denials.length).toBeGreaterThanOrEqual(3);
+    expect(await tried('credit')).toEqual({ group: 'allowed', version: 'allowed', approve: 'allowed' });
+    // medical declares no approver by IAM ARN: recorded only, no approval role in its stage.
+    expect(
+      stageOf('medical').resources.filter(
+        (r) => r.type === 'AWS::IAM::Role' && r.logicalId.startsWith('ModelApproval'),
+      ),
+    ).toEqual([]);
+  }, 60_000);
 });

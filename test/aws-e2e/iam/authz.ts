@@ -793,7 +793,8 @@ function sagemakerRequirements(world: PolicyWorld, req: ParsedRequest, state: Au
       ['ModelName', 'model'],
     ];
     const named = describes.find(([f]) => str(input[f]) !== undefined);
-    const pkg = str(input.ModelPackageName) ?? str(input.ResourceArn);
+    // UpdateModelPackage names its version by ModelPackageArn (SageMaker API Reference).
+    const pkg = str(input.ModelPackageName) ?? str(input.ModelPackageArn) ?? str(input.ResourceArn);
     resource = named ? arn(named[1], str(input[named[0]]) as string) : pkg?.startsWith('arn:') ? pkg : '*';
   }
   const context = req.operation.startsWith('Create') ? sagemakerCreateContext(req.operation, input) : {};
