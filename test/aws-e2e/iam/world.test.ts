@@ -15,6 +15,8 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 interface Template {
   Resources: Record<string, { Type: string; Properties?: Record<string, Json> }>;
   Outputs?: Record<string, { Value: Json; Export?: { Name: string } }>;
+  /** Template parameters: the SSM-parameter-typed ones CDK adds (the Powertools layer, stacks/bundling.ts). */
+  Parameters?: Record<string, { Type: string; Default?: string }>;
 }
 
 /**
@@ -78,6 +80,9 @@ function resolveApp(templates: Record<string, Template>): ResolvedResource[] {
       'AWS::StackName': stack,
     };
     if (pseudo[id]) return pseudo[id];
+    // A template parameter resolves to its default, as the harness's resolver has it (resolve.ts).
+    const parameter = templates[stack]?.Parameters?.[id];
+    if (parameter) return parameter.Default ?? id;
     const t = typeOf(stack, id);
     if (t === 'AWS::StepFunctions::StateMachine' || t === 'AWS::IAM::ManagedPolicy') return arnOf(stack, id);
     if (t === 'AWS::SQS::Queue')
