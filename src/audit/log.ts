@@ -555,6 +555,9 @@ export class ObjectAuditLog implements AuditLog {
   async sealTiles(size: number): Promise<void> {
     const t = size / TILE_WIDTH - 1;
     if (!Number.isInteger(t) || t < 0) return;
+    // A sealed tile implies every tile before it is sealed (the checkpoint's repair relies on it):
+    // a seal lost when its process was killed is made here by whoever seals the next tile.
+    if (t > 0 && !(await this.sealed(t - 1))) await this.sealTiles(t * TILE_WIDTH);
     const entries = this.recentTile(t) ?? (await this.tileEntries(t, size));
     if (entries.some((e) => e === undefined)) return;
     const leaves = (entries as Uint8Array[]).map((e) => hashLeaf(e));
@@ -590,6 +593,14 @@ export class ObjectAuditLog implements AuditLog {
       idx = parent;
       level += 1;
     }
+  }
+
+  /** Tile `t` is sealed: its entry bundle and its level-0 hash tile are both stored. */
+  private async sealed(t: number): Promise<boolean> {
+    return (
+      (await this.exists(`${this.prefix}${entryBundlePath(t)}`)) &&
+      (await this.exists(`${this.prefix}${hashTilePath(0, t)}`))
+    );
   }
 
   private proofNodes: NodeReader | undefined;
@@ -652,7 +663,7 @@ export class ObjectAuditLog implements AuditLog {
     // Repair tile seals lost to a crash (integration runs behind the appends), oldest first.
     const lost: number[] = [];
     for (let t = Math.floor(size / TILE_WIDTH) - 1; t >= 0; t--) {
-      if (await this.exists(`${this.prefix}${entryBundlePath(t)}`)) break;
+      if (await this.sealed(t)) break;
       lost.unshift(t);
     }
     for (const t of lost) await this.sealTiles((t + 1) * TILE_WIDTH).catch(() => undefined);

@@ -208,3 +208,20 @@ describe('when the store ends an object stream early', () => {
     expect(await codeOf(log.readEntry(0))).toBe('TRANSIENT');
   });
 });
+
+describe('a tile seal lost when its process was killed', () => {
+  it('is made by the process that seals the next tile, so the checkpoint covers whole tiles', async () => {
+    const { store, signer, log } = memLog();
+    for (let i = 0; i < 256; i++) await log.append(event(i));
+    await log.settle();
+    // Killed between the entry bundle and the hash tile of tile 0: the bundle is there, the tile is not.
+    expect(store.objects.delete('audit/log/tile/0/000')).toBe(true);
+    // Another process goes on and seals tile 1; nobody appends at the end of tile 0 again.
+    const other = new ObjectAuditLog({ store, signer });
+    for (let i = 256; i < 520; i++) await other.append(event(i));
+    await other.settle();
+    expect(store.objects.has('audit/log/tile/0/000')).toBe(true);
+    await other.checkpoint();
+    expect((await other.verify()).problems).toEqual([]);
+  });
+});
