@@ -234,6 +234,15 @@ function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
   return out.map((o) => ({ id: 'AwsSolutions-IAM5', reason: o.reason, appliesTo: o.appliesTo }));
 }
 
+/** AwsSolutions-L1 (latest runtime) on every function: the runtime is pinned on purpose. */
+const RUNTIME_PINNED: NagPackSuppression = {
+  id: 'AwsSolutions-L1',
+  reason:
+    'nodejs22.x is the runtime veritrail targets and tests on (package.json node@22, ' +
+    'test/infra/runtimes.test.ts checks AWS still accepts it); moving to a newer runtime is a tested ' +
+    'change of its own, not a deploy setting.',
+};
+
 /**
  * A Lambda function and its grants policy. `asyncDestination` names the on-failure queue of the
  * functions invoked asynchronously (EventBridge); the others are invoked synchronously by the state
@@ -247,13 +256,7 @@ export function suppressFunctionFindings(
 ): void {
   const asynchronous = name === 'start' || name === 'training-callback' || name === 'reconcile';
   const suppressions: NagPackSuppression[] = [
-    {
-      id: 'AwsSolutions-L1',
-      reason:
-        'nodejs22.x is the runtime veritrail targets and tests on (package.json node@22, ' +
-        'test/infra/runtimes.test.ts checks AWS still accepts it); moving to a newer runtime is a tested ' +
-        'change of its own, not a deploy setting.',
-    },
+    RUNTIME_PINNED,
     ...inPacks(
       'LambdaDLQ',
       HN,
@@ -484,13 +487,7 @@ export function suppressWitnessFindings(w: {
   table: IConstruct;
 }): void {
   NagSuppressions.addResourceSuppressions(w.fn, [
-    {
-      id: 'AwsSolutions-L1',
-      reason:
-        'nodejs22.x is the runtime veritrail targets and tests on (package.json node@22, ' +
-        'test/infra/runtimes.test.ts checks AWS still accepts it); moving to a newer runtime is a tested ' +
-        'change of its own, not a deploy setting.',
-    },
+    RUNTIME_PINNED,
     ...inPacks(
       'LambdaDLQ',
       HN,

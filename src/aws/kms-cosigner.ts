@@ -9,13 +9,12 @@
  * requires MessageType RAW, and a RAW message is at most 4096 bytes. A cosigned message is the
  * checkpoint's note text plus two short lines, far below that for veritrail's checkpoints.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
-import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { type KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import type { Cosigner } from '../audit/witness/cosigner.js';
 import type { WitnessKey } from '../core/cosignature.js';
 import { VeritrailError } from '../core/errors.js';
 import { awsCall } from './errors.js';
-import { KMS_RAW_MESSAGE_LIMIT } from './kms-signer.js';
+import { KMS_RAW_MESSAGE_LIMIT, kmsPublicKey, wrongKmsKey } from './kms-signer.js';
 
 export const KMS_WITNESS_KEY_SPEC = 'ECC_NIST_EDWARDS25519';
 export const KMS_WITNESS_SIGNING_ALGORITHM = 'ED25519_SHA_512';
@@ -48,33 +47,16 @@ export class KmsCosigner implements Cosigner {
   }
 
   private async fetchKey(): Promise<WitnessKey> {
-    const out = await awsCall(this.ctx('kms:GetPublicKey'), () =>
-      this.kms.send(new GetPublicKeyCommand({ KeyId: this.keyArn })),
-    );
-    const wrongKey = (what: string) =>
-      new VeritrailError(
-        'INTERNAL',
-        `the KMS key ${this.keyArn} (from ${this.configuredBy}) ${what}; a witness needs an asymmetric ${KMS_WITNESS_KEY_SPEC} key with usage SIGN_VERIFY and algorithm ${KMS_WITNESS_SIGNING_ALGORITHM} (c2sp.org/tlog-cosignature is Ed25519)`,
-        { details: { keyId: this.keyArn } },
-      );
-    if (out.KeySpec !== undefined && out.KeySpec !== KMS_WITNESS_KEY_SPEC)
-      throw wrongKey(`has key spec ${out.KeySpec}`);
-    if (out.KeyUsage !== undefined && out.KeyUsage !== 'SIGN_VERIFY')
-      throw wrongKey(`has usage ${out.KeyUsage}`);
-    if (out.SigningAlgorithms && !out.SigningAlgorithms.includes(KMS_WITNESS_SIGNING_ALGORITHM))
-      throw wrongKey(`does not support ${KMS_WITNESS_SIGNING_ALGORITHM}`);
-    if (!out.PublicKey) throw wrongKey('returned no public key');
-    let key: KeyObject;
-    try {
-      key = createPublicKey({ key: Buffer.from(out.PublicKey), format: 'der', type: 'spki' });
-    } catch (e) {
-      throw new VeritrailError(
-        'INTERNAL',
-        `kms:GetPublicKey for ${this.keyArn} returned a public key that is not DER SubjectPublicKeyInfo`,
-        { cause: e },
-      );
-    }
-    if (key.asymmetricKeyType !== 'ed25519') throw wrongKey(`is a ${key.asymmetricKeyType} key`);
+    const expected = {
+      spec: KMS_WITNESS_KEY_SPEC,
+      algorithm: KMS_WITNESS_SIGNING_ALGORITHM,
+      needs: 'a witness needs',
+      note: '(c2sp.org/tlog-cosignature is Ed25519)',
+      configuredBy: this.configuredBy,
+    };
+    const key = await kmsPublicKey(this.kms, this.keyArn, expected);
+    if (key.asymmetricKeyType !== 'ed25519')
+      throw wrongKmsKey(this.keyArn, expected, `is a ${key.asymmetricKeyType} key`);
     // RFC 8410: the SubjectPublicKeyInfo of an Ed25519 key ends with the 32-byte public key.
     const der = key.export({ type: 'spki', format: 'der' });
     return { name: this.name, publicKey: new Uint8Array(der.subarray(der.length - 32)) };

@@ -27,6 +27,59 @@ export interface KmsSignerOptions {
   configuredBy?: string;
 }
 
+/** What a KMS signing key must be, and how an error names it. */
+export interface KmsKeyExpectation {
+  spec: string;
+  algorithm: string;
+  /** Who needs it, in the error: "veritrail needs", "a witness needs". */
+  needs: string;
+  /** Said after the requirement, in the error. */
+  note?: string;
+  /** The environment variable or setting that names the key. */
+  configuredBy?: string;
+}
+
+/** INTERNAL naming the key, what is wrong with it and what it must be. */
+export function wrongKmsKey(keyId: string, e: KmsKeyExpectation, what: string): VeritrailError {
+  return new VeritrailError(
+    'INTERNAL',
+    `the KMS key ${keyId}${e.configuredBy ? ` (from ${e.configuredBy})` : ''} ${what}; ${e.needs} an asymmetric ${e.spec} key with usage SIGN_VERIFY and algorithm ${e.algorithm}${e.note ? ` ${e.note}` : ''}`,
+    { details: { keyId } },
+  );
+}
+
+/**
+ * The public key of a KMS signing key (kms:GetPublicKey), checked against what the caller expects:
+ * key spec, usage and algorithm where KMS says them (some AWS-compatible endpoints leave them out;
+ * the caller's check of the key itself still holds then), and a DER SubjectPublicKeyInfo.
+ */
+export async function kmsPublicKey(kms: KMSClient, keyId: string, e: KmsKeyExpectation): Promise<KeyObject> {
+  const out = await awsCall(
+    {
+      action: 'kms:GetPublicKey',
+      resource: keyId,
+      ...(e.configuredBy ? { configuredBy: e.configuredBy } : {}),
+    },
+    () => kms.send(new GetPublicKeyCommand({ KeyId: keyId })),
+  );
+  if (out.KeySpec !== undefined && out.KeySpec !== e.spec)
+    throw wrongKmsKey(keyId, e, `has key spec ${out.KeySpec}`);
+  if (out.KeyUsage !== undefined && out.KeyUsage !== 'SIGN_VERIFY')
+    throw wrongKmsKey(keyId, e, `has usage ${out.KeyUsage}`);
+  if (out.SigningAlgorithms && !(out.SigningAlgorithms as string[]).includes(e.algorithm))
+    throw wrongKmsKey(keyId, e, `does not support ${e.algorithm}`);
+  if (!out.PublicKey) throw wrongKmsKey(keyId, e, 'returned no public key');
+  try {
+    return createPublicKey({ key: Buffer.from(out.PublicKey), format: 'der', type: 'spki' });
+  } catch (cause) {
+    throw new VeritrailError(
+      'INTERNAL',
+      `kms:GetPublicKey for ${keyId} returned a public key that is not DER SubjectPublicKeyInfo`,
+      { cause },
+    );
+  }
+}
+
 interface PublicKey {
   pem: string;
   key: KeyObject;
@@ -72,36 +125,17 @@ export class KmsSigner implements Signer {
   }
 
   private async fetchPublicKey(): Promise<PublicKey> {
-    const out = await awsCall(this.ctx('kms:GetPublicKey'), () =>
-      this.kms.send(new GetPublicKeyCommand({ KeyId: this.keyId })),
-    );
-    const wrongKey = (what: string) =>
-      new VeritrailError(
-        'INTERNAL',
-        `the KMS key ${this.keyId}${this.configuredBy ? ` (from ${this.configuredBy})` : ''} ${what}; veritrail needs an asymmetric ${KMS_KEY_SPEC} key with usage SIGN_VERIFY and algorithm ${KMS_SIGNING_ALGORITHM}`,
-        { details: { keyId: this.keyId } },
-      );
-    // Some AWS-compatible endpoints leave these out; the curve check below still holds then.
-    if (out.KeySpec !== undefined && out.KeySpec !== KMS_KEY_SPEC)
-      throw wrongKey(`has key spec ${out.KeySpec}`);
-    if (out.KeyUsage !== undefined && out.KeyUsage !== 'SIGN_VERIFY')
-      throw wrongKey(`has usage ${out.KeyUsage}`);
-    if (out.SigningAlgorithms && !out.SigningAlgorithms.includes(KMS_SIGNING_ALGORITHM)) {
-      throw wrongKey(`does not support ${KMS_SIGNING_ALGORITHM}`);
-    }
-    if (!out.PublicKey) throw wrongKey('returned no public key');
-    let key: KeyObject;
-    try {
-      key = createPublicKey({ key: Buffer.from(out.PublicKey), format: 'der', type: 'spki' });
-    } catch (e) {
-      throw new VeritrailError(
-        'INTERNAL',
-        `kms:GetPublicKey for ${this.keyId} returned a public key that is not DER SubjectPublicKeyInfo`,
-        { cause: e },
-      );
-    }
+    const expected: KmsKeyExpectation = {
+      spec: KMS_KEY_SPEC,
+      algorithm: KMS_SIGNING_ALGORITHM,
+      needs: 'veritrail needs',
+      ...(this.configuredBy ? { configuredBy: this.configuredBy } : {}),
+    };
+    const key = await kmsPublicKey(this.kms, this.keyId, expected);
     if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
-      throw wrongKey(
+      throw wrongKmsKey(
+        this.keyId,
+        expected,
         `is a ${key.asymmetricKeyType} key on ${key.asymmetricKeyDetails?.namedCurve ?? 'no curve'}`,
       );
     }

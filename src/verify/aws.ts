@@ -8,14 +8,14 @@
  * (`--trust-stage-keys`), from KMS GetPublicKey on the stage's attestation and checkpoint keys.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { openAuditLog } from '../audit/log.js';
 import { retryConfig } from '../aws/clients.js';
 import { type DeployedStage, findStage } from '../aws/deployed.js';
 import { DynamoRunStore } from '../aws/dynamo-run-store.js';
-import { awsCall } from '../aws/errors.js';
+import { KMS_KEY_SPEC, KMS_SIGNING_ALGORITHM, kmsPublicKey } from '../aws/kms-signer.js';
 import { auditOrigin } from '../aws/runtime.js';
 import { S3DatasetSource } from '../aws/s3-dataset-source.js';
 import { S3ObjectStore } from '../aws/s3-object-store.js';
@@ -47,12 +47,15 @@ function trusted(pem: string, source: string): TrustedKey {
   return { pem, id: digestOf(publicKeyDer(pem)), source };
 }
 
-async function kmsPublicPem(kms: KMSClient, keyArn: string): Promise<string> {
-  const out = await awsCall({ action: 'kms:GetPublicKey', resource: keyArn }, () =>
-    kms.send(new GetPublicKeyCommand({ KeyId: keyArn })),
-  );
-  const der = Buffer.from(out.PublicKey ?? new Uint8Array()).toString('base64');
-  return `-----BEGIN PUBLIC KEY-----\n${der.replace(/.{64}/g, '$&\n').replace(/\n?$/, '\n')}-----END PUBLIC KEY-----\n`;
+/** A stage key's public half, checked to be what veritrail signs with (src/aws/kms-signer.ts). */
+async function kmsPublicPem(kms: KMSClient, keyArn: string, configuredBy: string): Promise<string> {
+  const key = await kmsPublicKey(kms, keyArn, {
+    spec: KMS_KEY_SPEC,
+    algorithm: KMS_SIGNING_ALGORITHM,
+    needs: 'veritrail verifies',
+    configuredBy,
+  });
+  return key.export({ type: 'spki', format: 'pem' }).toString();
 }
 
 /** The stage's names a verification needs, or one line naming what the stage does not publish. */
@@ -82,13 +85,13 @@ export async function trustedStageKeys(
   if (options.stageKeys) {
     signing.push(
       trusted(
-        await kmsPublicPem(kms, stage.attestationKeyArn),
+        await kmsPublicPem(kms, stage.attestationKeyArn, `/veritrail/${stage.stage}/attestation-key-arn`),
         `stage ${stage.stage} KMS ${stage.attestationKeyArn}`,
       ),
     );
     audit.push(
       trusted(
-        await kmsPublicPem(kms, stage.checkpointKeyArn),
+        await kmsPublicPem(kms, stage.checkpointKeyArn, `/veritrail/${stage.stage}/checkpoint-key-arn`),
         `stage ${stage.stage} KMS ${stage.checkpointKeyArn}`,
       ),
     );
