@@ -23,6 +23,15 @@ export async function synthesizeApp(options: SynthOptions): Promise<App> {
   const root = options.root ?? process.cwd();
   const { initProject } = await import('sst/project.js');
   await initProject({ stage: options.stage, root });
+  const outdir = options.outdir ?? path.join(root, '.sst', 'synth');
+  // SST keeps its generated types, build artifacts, cache and debug log under one `.sst` per project,
+  // and `new App` deletes and rewrites `.sst/types`: two synths at once (a test suite's, a CI job's)
+  // removed each other's files (ENOENT on .sst/types/index.ts), and two bundling synths would rebuild
+  // each other's function artifacts. Each cloud assembly gets its own working folder beside it.
+  const { useProject } = await import('sst/project.js');
+  const paths = useProject().paths;
+  paths.out = `${outdir}.work`;
+  paths.artifacts = path.join(paths.out, 'artifacts');
   const { App: SstApp } = await import('sst/constructs');
   if (options.bundle) {
     // SST's own synth registers the runtime handlers before building functions.
@@ -40,7 +49,7 @@ export async function synthesizeApp(options: SynthOptions): Promise<App> {
       // every other property of every resource is the same.
       ...(options.bundle ? {} : { isActiveStack: () => false }),
     },
-    { outdir: options.outdir ?? path.join(root, '.sst', 'synth') },
+    { outdir },
   );
   const config = (await import('../sst.config.js')).default;
   await config.stacks(app);

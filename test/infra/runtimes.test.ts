@@ -71,6 +71,14 @@ describe('Lambda runtimes a fresh deploy asks for', () => {
     expect(found.filter((f) => !ACCEPTED.has(String(f.runtime)))).toEqual([]);
   });
 
+  it("keeps SST's working files (types, artifacts) beside its own assembly, so two synths at once leave each other's alone", async () => {
+    // Two synths shared `.sst/types`, which `new App` deletes and rewrites: one failed with ENOENT in CI.
+    const { useProject } = await import('sst/project.js');
+    const out = path.join(ROOT, '.sst', 'synth-runtimes-test.work');
+    expect(useProject().paths.artifacts).toBe(path.join(out, 'artifacts'));
+    expect(readFileSync(path.join(out, 'types', 'index.ts'), 'utf8')).toContain('ConfigTypes');
+  });
+
   it('the CDK bootstrap template (CDKToolkit) creates no function', () => {
     const file = path.join(
       ROOT,
