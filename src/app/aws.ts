@@ -72,6 +72,13 @@ export interface AwsStartRuntime extends Runtime {
   s3: S3Client;
 }
 
+/**
+ * What a scheduled retrain hashes inside the start function (60 s, 512 MB: about 10 s of S3 reads)
+ * to tell a new object version with the same bytes from new data; a larger new version starts the
+ * run, and its Distributed Map HashDataset records the digest.
+ */
+export const START_RETRAIN_HASH_BUDGET_BYTES = 512 * 1024 * 1024;
+
 /** The start service over the AWS ports (functions/start.ts composes them). */
 export function createAwsStartService(
   rt: AwsStartRuntime,
@@ -82,6 +89,7 @@ export function createAwsStartService(
     pipelines,
     landingBucket: rt.config.buckets.landing,
     landing: new S3LandingIndex(rt.s3, rt.config.buckets.landing),
+    retrainHashBudgetBytes: START_RETRAIN_HASH_BUDGET_BYTES,
     launch: async (input, name) => {
       const started = await rt.stepFunctions.startExecution(rt.config.stateMachineArn, name, input);
       return { alreadyStarted: started.alreadyStarted };

@@ -96,6 +96,12 @@ export interface StartDeps {
   /** Reports problems that do not change the outcome (a lineage sink that is down). */
   warn?: (message: string) => void;
   /**
+   * The most bytes of new data a scheduled retrain hashes to decide whether anything changed.
+   * Above it the run is started and HashDataset (a Distributed Map) settles the digest: the start
+   * function has 60 s. Absent (locally): no limit.
+   */
+  retrainHashBudgetBytes?: number;
+  /**
    * The audit log and signer of a business unit (src/core/unit.ts), for a service that starts
    * pipelines of several units (the local control plane). Absent: every pipeline's entries go to
    * `audit` and retrain-skip statements are signed by `signer`.
@@ -668,21 +674,6 @@ export class StartService {
     if (!isDigest(lastRaw) || !isDigest(lastCode)) return undefined;
     const code = await this.codeDigest(req.pipeline);
     if (code === undefined) return undefined;
-    let data = dataset.digest;
-    if (data === undefined) {
-      // The same S3 object version is the same bytes: no need to read it again.
-      data =
-        dataset.versionId !== undefined &&
-        last.dataset.uri === dataset.uri &&
-        last.dataset.versionId === dataset.versionId
-          ? lastRaw
-          : await this.digestOfFiles(
-              await this.deps.datasets.list(
-                dataset.uri,
-                dataset.versionId !== undefined ? { versionId: dataset.versionId } : {},
-              ),
-            );
-    }
     // The rest of the retrain identity (issue 11): the gate policy's bytes and, locally, the
     // trainer environment; the earlier run recorded both (Gate and CheckCode facts).
     // (A custom policy cannot be read on AWS yet: Gate refuses that run, so it is not compared here.)
@@ -694,7 +685,7 @@ export class StartService {
       ? trainerEnvironment(req.pipeline.def.trainer.command).digest
       : undefined;
     const inputs: RunInputs = {
-      data,
+      data: lastRaw, // compared below, only when everything else is unchanged
       code,
       definition: req.pipeline.digest,
       ...(policy ? { policy } : {}),
@@ -702,21 +693,60 @@ export class StartService {
     };
     const lastPolicy = isDigest(last.facts.policyDigest) ? last.facts.policyDigest : undefined;
     const lastEnvironment = isDigest(last.facts.environmentDigest) ? last.facts.environmentDigest : undefined;
-    const decision = decideRetrain({
-      latestInputs: inputs,
-      lastSuccessfulRun: {
-        runId: last.runId,
-        inputs: {
-          data: lastRaw,
-          code: lastCode,
-          definition: last.pipelineDigest,
-          ...(lastPolicy ? { policy: lastPolicy } : {}),
-          ...(lastEnvironment ? { environment: lastEnvironment } : {}),
-        },
+    const lastSuccessfulRun = {
+      runId: last.runId,
+      inputs: {
+        data: lastRaw,
+        code: lastCode,
+        definition: last.pipelineDigest,
+        ...(lastPolicy ? { policy: lastPolicy } : {}),
+        ...(lastEnvironment ? { environment: lastEnvironment } : {}),
       },
-      force: req.force,
-    });
-    return { decision, inputs, last };
+    };
+    // The cheap inputs first: when the code, definition, policy or environment changed, the run
+    // trains whatever the data is, and the data is not read.
+    const withoutData = decideRetrain({ latestInputs: inputs, lastSuccessfulRun, force: req.force });
+    if (withoutData.action === 'train') return { decision: withoutData, inputs, last };
+    const data = await this.retrainDataDigest(req, dataset, last, lastRaw);
+    if (data === undefined) return undefined;
+    const latestInputs = { ...inputs, data };
+    const decision = decideRetrain({ latestInputs, lastSuccessfulRun, force: req.force });
+    return { decision, inputs: latestInputs, last };
+  }
+
+  /**
+   * The digest HashDataset would record for the dataset a schedule found, or `undefined` when
+   * finding it out would read more than the start function may (then the run starts, and its own
+   * HashDataset settles the digest; a retrain over the same bytes under a new object version then
+   * trains again rather than being skipped).
+   */
+  private async retrainDataDigest(
+    req: Request,
+    dataset: PinnedDataset,
+    last: RunRecord,
+    lastRaw: Digest,
+  ): Promise<Digest | undefined> {
+    if (dataset.digest !== undefined) return dataset.digest;
+    // The same S3 object version is the same bytes: no need to read it again.
+    if (
+      dataset.versionId !== undefined &&
+      last.dataset.uri === dataset.uri &&
+      last.dataset.versionId === dataset.versionId
+    )
+      return lastRaw;
+    const files = await this.deps.datasets.list(
+      dataset.uri,
+      dataset.versionId !== undefined ? { versionId: dataset.versionId } : {},
+    );
+    const size = files.reduce((n, f) => n + f.size, 0);
+    const budget = this.deps.retrainHashBudgetBytes;
+    if (budget !== undefined && size > budget) {
+      this.deps.warn?.(
+        `scheduled retraining of ${req.pipeline.def.name}: ${dataset.uri} is a new version of ${size} bytes, more than the ${budget} the start function hashes; starting the run, whose HashDataset records the digest`,
+      );
+      return undefined;
+    }
+    return this.digestOfFiles(files);
   }
 
   private async readSkipRecord(

@@ -1,6 +1,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -32,7 +33,15 @@ import { assertTransition, type RunStatus } from '../../src/core/run.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
-import type { AuditEntry, NewRun, RunRecord, RunStore, Signer } from '../../src/ports.js';
+import type {
+  AuditEntry,
+  DatasetFile,
+  DatasetSource,
+  NewRun,
+  RunRecord,
+  RunStore,
+  Signer,
+} from '../../src/ports.js';
 import type { ExecState } from '../../src/steps/state.js';
 import { hashPath } from '../../src/verify/hash-path.js';
 import { fixture, withField } from './events/helpers.js';
@@ -492,6 +501,65 @@ describe('when a schedule fires and nothing changed since the last successful ru
     const b = await h.service.handle(schedulePayload(false, '2024-05-06T03:00:59Z'));
     const c = await h.service.handle(schedulePayload(false, '2024-05-06T03:01:00Z'));
     expect([a.status, b.status, c.status]).toEqual(['started', 'duplicate', 'started']);
+  });
+});
+
+describe('when a schedule finds a new version of the dataset (the start function has 60 s)', () => {
+  const previous = { uri: `s3://${BUCKET}/credit-scoring/applications.csv`, versionId: 'v7' };
+  const next = { uri: previous.uri, versionId: 'v8' };
+  const bytes = Buffer.from('age,income,approved\n41,52000,1\n');
+
+  /** One S3 object version of `size` bytes; counts every byte anyone reads. */
+  function oneObject(size: number): DatasetSource & { read: number } {
+    const source = {
+      read: 0,
+      list: async (uri: string, o?: { versionId?: string }): Promise<DatasetFile[]> => [
+        { uri, path: 'applications.csv', size, ...(o?.versionId ? { versionId: o.versionId } : {}) },
+      ],
+      open: async (): Promise<Readable> => {
+        source.read += bytes.length;
+        return Readable.from([bytes]);
+      },
+    };
+    return source;
+  }
+
+  it('starts the run without reading a version larger than the budget, and says why', async () => {
+    const warnings: string[] = [];
+    const datasets = oneObject(50 * 1024 ** 3);
+    const x = await harness(dir, {
+      datasets,
+      retrainHashBudgetBytes: 512 * 1024 ** 2,
+      warn: (m) => warnings.push(m),
+    });
+    x.latest = next;
+    await succeededRun(x, previous, digestOf(bytes));
+    const o = await x.service.handle(schedulePayload());
+    expect(o.status).toBe('started');
+    expect(datasets.read).toBe(0);
+    expect(x.launched[0]?.dataset).toEqual(next);
+    expect(warnings.join('\n')).toMatch(/new version of 53687091200 bytes, more than the 536870912/);
+  });
+
+  it("hashes a version within the budget, and skips when its bytes are the last run's", async () => {
+    const datasets = oneObject(bytes.length);
+    const x = await harness(dir, { datasets, retrainHashBudgetBytes: 512 * 1024 ** 2 });
+    x.latest = next;
+    await succeededRun(x, previous, digestOf(bytes));
+    const o = await x.service.handle(schedulePayload());
+    expect(o.status).toBe('skipped');
+    expect(datasets.read).toBe(bytes.length);
+  });
+
+  it('reads no data at all when the training code changed (the run trains whatever the data is)', async () => {
+    const datasets = oneObject(bytes.length);
+    const x = await harness(dir, { datasets });
+    x.latest = next;
+    await succeededRun(x, previous, digestOf(bytes));
+    const def = x.pipeline.def;
+    writeFileSync(join(dir, 'bundle', 'code', def.name, def.trainer.code, 'extra.mjs'), 'export {};\n');
+    expect((await x.service.handle(schedulePayload())).status).toBe('started');
+    expect(datasets.read).toBe(0);
   });
 });
 
