@@ -183,6 +183,11 @@ function copyFilesFor(
   return files.length > 0 ? { copyFiles: files } : {};
 }
 
+/**
+ * Functions whose work grows with the data: 15 minutes and a full vCPU (1,769 MB). The training
+ * callback and the reconciler finish the Train step, which hashes model.tar.gz and output.tar.gz
+ * (at about 140 MB/s from S3 a 60 s function could not finish a model above some 8 GB).
+ */
 const LONG_RUNNING: ReadonlySet<FunctionName> = new Set([
   'list-dataset',
   'hash-batch',
@@ -190,6 +195,8 @@ const LONG_RUNNING: ReadonlySet<FunctionName> = new Set([
   'preprocess',
   'evaluate',
   'sign',
+  'training-callback',
+  'reconcile',
 ]);
 
 /**
@@ -587,6 +594,9 @@ export function Pipeline({ stack, app }: StackContext) {
       tracing: 'active',
       memorySize: LONG_RUNNING.has(name) ? 1769 : 512,
       timeout: LONG_RUNNING.has(name) ? 900 : 60,
+      // Preprocess writes the processed splits (about the raw size) to /tmp before storing them:
+      // Lambda's largest ephemeral storage, instead of the 512 MB default.
+      ...(name === 'preprocess' ? { diskSize: '10240 MB' as const } : {}),
       reservedConcurrentExecutions: RESERVED_CONCURRENCY[name],
       ...(network
         ? { vpc: network.vpc, vpcSubnets: network.subnets, securityGroups: [network.functions] }

@@ -529,6 +529,18 @@ describe('Pipeline functions', () => {
     },
   );
 
+  it.each(['hash-batch', 'preprocess', 'evaluate', 'training-callback', 'reconcile'] as const)(
+    '%s, whose work grows with the data (it hashes or streams it), may run 15 minutes on a full vCPU',
+    (name) => {
+      expect(lambdaOf(name)).toMatchObject({ Timeout: 900, MemorySize: 1769 });
+    },
+  );
+
+  it('gives preprocess, which writes the processed splits to /tmp, 10 GB of it (the default is 512 MB)', () => {
+    expect(lambdaOf('preprocess').EphemeralStorage).toEqual({ Size: 10240 });
+    expect(lambdaOf('evaluate').EphemeralStorage).toEqual({ Size: 512 });
+  });
+
   it('reserves at most 900 in all, leaving the account quota’s unreserved minimum of 100 on 1,000', () => {
     const total = Object.values(RESERVED_CONCURRENCY).reduce((a, b) => a + b, 0);
     expect(total).toBeLessThanOrEqual(900);
