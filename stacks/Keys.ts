@@ -72,7 +72,7 @@ function roleArns(roles: readonly iam.IRole[]): iam.IPrincipal[] {
 }
 
 /**
- * A P-256 signing key (ECDSA_SHA_256, DER signatures; DESIGN.md "Adapters"). Only the named roles
+ * A P-256 signing key (ECDSA_SHA_256, DER signatures; docs/design.md "Ports"). Only the named roles
  * may Sign; GetPublicKey/Verify are delegated to IAM in the account, so a verifier (CLI, auditor
  * role) needs an IAM grant and no key policy change, and the public key is public anyway.
  */

@@ -3,7 +3,7 @@
  * Functions execution; the local control plane (src/local/control-plane.ts) queues an in-process
  * execution. Everything else is the same code: validate the trigger, resolve the pipeline, pin the
  * dataset, derive the run id from the trigger's content identity, record the run PENDING with a
- * conditional write, launch (DESIGN.md, "One run, as data flows"; invariant 4).
+ * conditional write, launch (docs/design.md, "One run, as data flows"; invariant 4).
  */
 
 import { pathToFileURL } from 'node:url';

@@ -3,7 +3,7 @@
  * is the one place clients are created (at the Lambda cold start or CLI start-up), so tests can
  * inject mocks and nothing deep inside an adapter picks its own configuration.
  *
- * Configuration comes ONLY from the standard SDK chain (DESIGN.md "Adapters"; invariant 7):
+ * Configuration comes ONLY from the standard SDK chain (docs/design.md "Ports"; invariant 7):
  * - credentials: the default provider chain (env, shared config/SSO, web identity, ECS/IMDS role);
  * - region: AWS_REGION (or the shared config profile);
  * - endpoint: AWS_ENDPOINT_URL and the service-specific AWS_ENDPOINT_URL_<SERVICE>

@@ -1,7 +1,7 @@
 /**
  * CheckCode's secret scan: hard-coded credentials in training code, found by file, line and column.
  *
- * A finding never carries the secret or any part of it (DESIGN.md invariant 7: no credential is ever
+ * A finding never carries the secret or any part of it (docs/design.md invariant 7: no credential is ever
  * written to logs or attestations): only where it is and which rule matched. Token formats are the
  * ones their issuers document: AWS access key ids (IAM "Understanding unique ID prefixes": AKIA long
  * term, ASIA temporary), GitHub token prefixes (GitHub docs "About authentication to GitHub": ghp_,

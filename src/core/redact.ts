@@ -1,6 +1,6 @@
 /**
  * Redaction of free text before it is written anywhere that lasts (the run store, the write-once
- * audit log, lineage): DESIGN.md invariant 7, no credential is ever written to logs or attestations.
+ * audit log, lineage): docs/design.md invariant 7, no credential is ever written to logs or attestations.
  *
  * The detector is CheckCode's secret scanner (src/core/code-scan.ts), run over the text as it is
  * and, when the text holds JSON `\uXXXX` escapes, over the decoded text as well (a key spelled

@@ -12,7 +12,7 @@ import { landingPrefixOf, type PipelineDefinition } from './pipeline.js';
  * key, run id and Step Functions execution name derived from it, and whether a scheduled
  * retraining has anything new to learn from. EventBridge delivers at least once and out of order
  * and operators double-click, so everything here is a function of the trigger's content, never
- * of when or how often it arrived (DESIGN.md, invariant 4).
+ * of when or how often it arrived (docs/design.md, invariant 4).
  */
 
 // ───────────────────────────── triggers ─────────────────────────────

@@ -1,7 +1,7 @@
 /**
  * The run verifier: re-derives a run's chain of custody from what is stored and checks every link,
  * in chain order (raw → processed → model → statements → links → run record → audit log), so the
- * first failing check names the first broken link (DESIGN.md, invariant 3). It only reads: no
+ * first failing check names the first broken link (docs/design.md, invariant 3). It only reads: no
  * checkpoint is made, no key is created, and only public keys are needed. Each link is a function
  * of src/verify/checks/; this file composes them, in the order docs/verify.md lists them.
  */

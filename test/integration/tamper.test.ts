@@ -1,5 +1,5 @@
 /**
- * Invariant 3 (DESIGN.md): any change to any byte of data, model, attestation, signature, manifest,
+ * Invariant 3 (docs/design.md): any change to any byte of data, model, attestation, signature, manifest,
  * log entry or checkpoint is detected by `veritrail verify`, which names the broken link.
  * One pipeline run; each case changes one byte, verifies, and puts the byte back.
  */

@@ -50,7 +50,7 @@ function allStates(machine: Machine): [string, State][] {
 }
 
 describe('state-machines/training-pipeline.asl.json', () => {
-  it('runs the states of DESIGN.md in order', () => {
+  it('runs the states of docs/design.md in order', () => {
     const order: string[] = [];
     let at: string | undefined = asl.StartAt;
     while (at) {

@@ -1,7 +1,7 @@
 /**
  * `veritrail scan [path…] [--staged] [--json]`: the secret scanner CheckCode runs on training code
  * (src/core/code-scan.ts), for any folder or for what is about to be committed. Findings name the
- * file, line, column and kind, never the secret (DESIGN.md invariant 7), so the output is safe to
+ * file, line, column and kind, never the secret (docs/design.md invariant 7), so the output is safe to
  * show in a terminal, a CI log or a pre-commit message.
  */
 import { execFileSync } from 'node:child_process';

@@ -2,7 +2,7 @@
  * Safety rules for object keys and dataset paths that arrive in events. An S3 key is
  * attacker-controlled text: it becomes a file path in the embedded runtime and a prefix in the
  * artifacts bucket, so anything that could climb out of a folder or mean two different things on
- * two platforms is refused before it reaches a port (DESIGN.md, invariant 6).
+ * two platforms is refused before it reaches a port (docs/design.md, invariant 6).
  */
 
 /** S3 keys are at most 1024 bytes of UTF-8 (Amazon S3 User Guide, "Naming Amazon S3 objects"). */

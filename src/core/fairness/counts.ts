@@ -1,6 +1,6 @@
 /**
  * Per-group confusion counts: the only sufficient statistic for every metric in this module.
- * Counts from shards merge by addition, which is how evaluation scales out (DESIGN.md "Scale").
+ * Counts from shards merge by addition, which is how evaluation scales out (docs/design.md "Scale").
  */
 import { VeritrailError } from '../errors.js';
 
