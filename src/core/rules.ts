@@ -5,8 +5,8 @@ import { TerminalTrainingJobStatuses } from './events/sagemaker.js';
 
 /**
  * The one definition of every EventBridge rule the control plane uses. The SST stacks deploy
- * these objects; the embedded router evaluates the very same objects with `compilePattern`, so a
- * change here changes both modes at once.
+ * these objects as they are; the tests match them against AWS's documented events with an
+ * EventBridge pattern matcher (test/helpers/event-pattern.ts).
  */
 
 /** Every SageMaker training job we create is named `vt-…`; the rule ignores everyone else's jobs. */

@@ -3,7 +3,7 @@
  * Lambda error → Step Functions error mapping, EventBridge InputTransformer and S3 event shape.
  */
 import { describe, expect, it } from 'vitest';
-import { matchesPattern } from '../../src/core/events/pattern.js';
+import { matchesPattern } from '../helpers/event-pattern.js';
 import { s3ObjectCreatedEvent, transform } from './harness/events.js';
 import { Resolver, UnresolvedError } from './harness/resolve.js';
 import { LambdaTaskError, throwIfFailed } from './harness/state-machine.js';

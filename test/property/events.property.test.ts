@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/core/digest.js';
 import { isVeritrailError } from '../../src/core/errors.js';
 import { objectKeyProblem, parseControlPlaneInput } from '../../src/core/events/index.js';
-import { matchesPattern } from '../../src/core/events/pattern.js';
 import { scheduleExpression } from '../../src/core/rules.js';
 import {
   EXECUTION_NAME_PATTERN,
@@ -13,6 +12,7 @@ import {
   RUN_ID_PATTERN,
   type Trigger,
 } from '../../src/core/start.js';
+import { matchesPattern } from '../helpers/event-pattern.js';
 
 const hex64 = fc.stringMatching(/^[0-9a-f]{64}$/);
 const digest = hex64.map((h): Digest => `sha256:${h}`);

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { parseSchedulePayload } from '../../src/core/events/index.js';
-import { compilePattern, matchesPattern } from '../../src/core/events/pattern.js';
 import {
   applyInputTransformer,
   localCron,
@@ -11,6 +10,7 @@ import {
   scheduleInputTransformer,
   toCdkEventPattern,
 } from '../../src/core/rules.js';
+import { compilePattern, matchesPattern } from '../helpers/event-pattern.js';
 import { fixture, rejection, withField } from './events/helpers.js';
 
 describe('the S3 landing rule', () => {

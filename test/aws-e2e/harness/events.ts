@@ -1,13 +1,14 @@
 /**
  * EventBridge, as far as the templates use it: the rules' EventPatterns (matched with the project's
- * matcher, src/core/events/pattern.ts) and their Lambda targets, invoked asynchronously as the
+ * matcher, test/helpers/event-pattern.ts) and their Lambda targets, invoked asynchronously as the
  * Lambda target is (the rule does not wait for the function; a failed async invocation is retried
  * by Lambda twice; the DLQ of the target and the function's on-failure destination are recorded,
  * not emulated). The events are built as AWS delivers them (shapes from the EventBridge and S3
  * documentation, as test/fixtures/events holds them).
  */
 import { randomUUID } from 'node:crypto';
-import { type EventPattern, matchesPattern } from '../../../src/core/events/pattern.js';
+import type { EventPattern } from '../../../src/core/events/pattern.js';
+import { matchesPattern } from '../../helpers/event-pattern.js';
 import type { InvokeResult, LambdaFleet } from './lambda-host.js';
 import type { ResolvedResource } from './resolve.js';
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { compilePattern, type EventPattern, matchesPattern } from '../../../src/core/events/pattern.js';
+import type { EventPattern } from '../../../src/core/events/pattern.js';
+import { compilePattern, matchesPattern } from '../../helpers/event-pattern.js';
 
 /**
  * Examples typed in from the EventBridge User Guide: "Creating Amazon EventBridge event patterns",
