@@ -1,3 +1,5 @@
+import { functionArnVariable, TASK_STATES, type TaskState } from '../src/core/states.js';
+
 /**
  * Least privilege, written down once: what each Lambda may do, on which resources. The Pipeline
  * stack turns each row into the statements of that function's own role, the Keys stack names the
@@ -30,22 +32,16 @@ export const FUNCTION_NAMES = [
 
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
-/** The functions the state machine invokes, with their definition-substitution variable. */
-export const STATE_MACHINE_TASKS = {
-  'register-run': 'RegisterRunFunctionArn',
-  'list-dataset': 'ListDatasetFunctionArn',
-  'hash-batch': 'HashBatchFunctionArn',
-  'hash-dataset': 'HashDatasetFunctionArn',
-  preprocess: 'PreprocessFunctionArn',
-  'check-code': 'CheckCodeFunctionArn',
-  train: 'TrainFunctionArn',
-  evaluate: 'EvaluateFunctionArn',
-  gate: 'GateFunctionArn',
-  sign: 'SignFunctionArn',
-  register: 'RegisterFunctionArn',
-  finish: 'FinishFunctionArn',
-  'record-failure': 'RecordFailureFunctionArn',
-} as const satisfies Partial<Record<FunctionName, string>>;
+/**
+ * The functions the state machine invokes, with their definition-substitution variable: from the
+ * registry of task states (src/core/states.ts), each task's function checked to be one of ours.
+ */
+export const STATE_MACHINE_TASKS: Readonly<Partial<Record<FunctionName, string>>> = Object.fromEntries(
+  Object.entries(TASK_STATES).map(([state, task]): [FunctionName, string] => [
+    task.function,
+    functionArnVariable(state as TaskState),
+  ]),
+);
 
 /** Content-addressed objects: `sha256/<hex>` (manifests, processed sets, models, bundles). */
 export const CONTENT_PREFIX = 'sha256/';

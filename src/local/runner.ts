@@ -5,6 +5,7 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { readObject } from '../cas.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
+import { TASK_STATES, type TaskState } from '../core/states.js';
 import type { ExecState } from '../steps/state.js';
 import { errorFromCatch, StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
@@ -16,25 +17,13 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const STATE_MACHINE_FILE = join(ROOT, 'state-machines', 'training-pipeline.asl.json');
 
 /**
- * The Lambda-backed task states and the handler module each runs (functions/<file>.ts). HashBatch
- * is the task of each child of the HashBatches Distributed Map.
+ * The Lambda-backed task states and the handler module each runs (functions/<file>.ts), from the
+ * registry of task states (src/core/states.ts). HashBatch is the task of each child of the
+ * HashBatches Distributed Map.
  */
-export const TASK_FUNCTIONS = {
-  RegisterRun: 'register-run',
-  ListDataset: 'list-dataset',
-  HashBatch: 'hash-batch',
-  HashDataset: 'hash-dataset',
-  Preprocess: 'preprocess',
-  CheckCode: 'check-code',
-  Train: 'train',
-  Evaluate: 'evaluate',
-  Gate: 'gate',
-  Sign: 'sign',
-  Register: 'register',
-  Finish: 'finish',
-  RecordFailure: 'record-failure',
-} as const;
-export type TaskState = keyof typeof TASK_FUNCTIONS;
+export const TASK_FUNCTIONS = Object.fromEntries(
+  Object.entries(TASK_STATES).map(([state, task]) => [state, task.function]),
+) as { readonly [S in TaskState]: (typeof TASK_STATES)[S]['function'] };
 
 /**
  * The bucket the definition names by substitution (`${ArtifactsBucket}`, the HashBatches

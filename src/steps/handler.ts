@@ -43,9 +43,10 @@ import middy, { type MiddlewareObj, type Request } from '@middy/core';
 import { AWS_STEP_PORTS, composeAws } from '../aws/runtime.js';
 import { SERVICE_NAME, startTracing } from '../aws/tracing.js';
 import { toErrorInfo } from '../core/errors.js';
+import type { StepName } from '../core/states.js';
 import type { Runtime } from '../runtime.js';
 import type { ExecState } from './state.js';
-import { runStep, StepFailure, type StepName, type StepOutcome } from './step.js';
+import { runStep, StepFailure, type StepOutcome } from './step.js';
 
 export type StepWork<T> = (rt: Runtime, state: ExecState) => Promise<StepOutcome<T>>;
 

@@ -1,24 +1,10 @@
 import type { Digest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { describeIssues } from '../core/pipeline.js';
+import type { StepName } from '../core/states.js';
 import type { ExecutionIndex, RunStore, TaskTokenStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { type ExecState, ExecStateSchema } from './state.js';
-
-export const STEP_NAMES = [
-  'RegisterRun',
-  'HashDataset',
-  'Preprocess',
-  'CheckCode',
-  'Train',
-  'Evaluate',
-  'Gate',
-  'Sign',
-  'Register',
-  'Finish',
-  'RecordFailure',
-] as const;
-export type StepName = (typeof STEP_NAMES)[number];
 
 export interface StepOutcome<T> {
   output: T;
