@@ -12,6 +12,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { type Digest, isDigest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { isImagePinned, unpinnedImage } from '../core/image.js';
 import type { ModelRegistration, ModelRegistry } from '../ports.js';
 import { awsCall, awsErrorName, translateAwsError } from './errors.js';
 
@@ -61,7 +62,6 @@ const MAX_METADATA_ENTRIES = 50;
 const MAX_METADATA_KEY = 128;
 const MAX_METADATA_VALUE = 256;
 const GROUP_NAME_RE = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
-const PINNED_IMAGE_RE = /^[^\s@]+@sha256:[0-9a-f]{64}$/;
 
 export class SageMakerRegistry implements ModelRegistry {
   constructor(
@@ -78,12 +78,7 @@ export class SageMakerRegistry implements ModelRegistry {
         `model package group name "${r.groupName}" is invalid: 1-63 letters, digits and hyphens, starting with a letter or digit`,
       );
     }
-    if (r.image !== undefined && !PINNED_IMAGE_RE.test(r.image)) {
-      throw new VeritrailError(
-        'CODE_IMAGE_UNPINNED',
-        `the inference image "${r.image}" is not pinned by digest; use <repository>@sha256:<64 hex digits>`,
-      );
-    }
+    if (r.image !== undefined && !isImagePinned(r.image)) throw unpinnedImage('the inference image', r.image);
     const metadata: Record<string, string> = {
       'veritrail:run-id': r.runId,
       'veritrail:pipeline': r.pipeline,

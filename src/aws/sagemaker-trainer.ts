@@ -26,6 +26,7 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { hexOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { isImagePinned, unpinnedImage } from '../core/image.js';
 import { canonicalJson } from '../core/jcs.js';
 import type {
   ScoringJobResult,
@@ -65,8 +66,6 @@ const MAX_HYPERPARAMETERS = 100;
 const MAX_HYPERPARAMETER_KEY = 256;
 const MAX_HYPERPARAMETER_VALUE = 2500;
 const MAX_TAG_VALUE = 256;
-/** An image reference pinned by content: `<repository>@sha256:<64 hex>`. */
-const PINNED_IMAGE_RE = /^[^\s@]+@sha256:[0-9a-f]{64}$/;
 
 export interface VpcSettings {
   subnets: readonly string[];
@@ -271,12 +270,8 @@ export class SageMakerTrainer implements Trainer {
         `training job name "${jobName}" is invalid: SageMaker allows 1-63 letters, digits and hyphens, starting with a letter or digit`,
       );
     }
-    if (!spec.image || !PINNED_IMAGE_RE.test(spec.image)) {
-      throw new VeritrailError(
-        'CODE_IMAGE_UNPINNED',
-        `training job ${jobName}: the image "${spec.image ?? ''}" is not pinned by digest; use <repository>@sha256:<64 hex digits>`,
-        { details: { jobName, image: spec.image } },
-      );
+    if (!spec.image || !isImagePinned(spec.image)) {
+      throw unpinnedImage(`training job ${jobName}: the image`, spec.image, { jobName, image: spec.image });
     }
     const channelNames = Object.keys(spec.channels).sort();
     if (channelNames.length === 0) throw invalid(jobName, 'it has no input channel');

@@ -249,11 +249,3 @@ export function scanFilesForSecrets(files: Iterable<SourceFile>): SecretScanResu
 export function describeSecretFinding(f: SecretFinding): string {
   return `${f.file}:${f.line}:${f.column}: ${f.kind}${f.example === true ? ' (a documented example value)' : ''} [${f.rule}]`;
 }
-
-/**
- * An OCI image reference pinned by digest (`…@sha256:<64 hex>`): the only kind that cannot change
- * under the same name (OCI distribution spec, "Pulling manifests": a tag may move, a digest may not).
- */
-export function isImagePinned(image: string): boolean {
-  return /^[^\s@]+@sha256:[0-9a-f]{64}$/.test(image);
-}

@@ -8,6 +8,7 @@ import { hashStream, loadPipeline, putBytesCas, putJsonCas } from '../cas.js';
 import { isProbablyText, type SecretFinding, scanForSecrets } from '../core/code-scan.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { isImagePinned, unpinnedImage } from '../core/image.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import {
   BUNDLED_CODE_DIR,
@@ -52,12 +53,7 @@ export function bundledCodeBase(
 export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutcome<CodeResult>> {
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const image = def.trainer.aws?.image;
-  if (image !== undefined && !/@sha256:[0-9a-f]{64}$/.test(image)) {
-    throw new VeritrailError(
-      'CODE_IMAGE_UNPINNED',
-      `training image ${image} is not pinned by digest; use <repo>@sha256:<digest>`,
-    );
-  }
+  if (image !== undefined && !isImagePinned(image)) throw unpinnedImage('training image', image);
   const onAws = state.pipeline.base === undefined;
   if (onAws && !image) {
     throw new VeritrailError(

@@ -9,8 +9,8 @@ import {
   statementDigest,
 } from '../core/attest/index.js';
 import { signingKeyId } from '../core/attest/keys.js';
-import type { Digest } from '../core/digest.js';
 import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
+import { imageDigestOf } from '../core/image.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
@@ -84,9 +84,7 @@ export async function sign(rt: Runtime, state: ExecState): Promise<StepOutcome<S
             annotations: { delivery: 'sagemaker-input-channel', channel: 'code', bundle: code.bundle.digest },
           }
         : { digest: code.digest },
-      ...(image && rt.mode === 'aws'
-        ? { image: { digest: `sha256:${image.split('@sha256:')[1]}` as Digest, uri: image } }
-        : {}),
+      ...(image && rt.mode === 'aws' ? { image: { digest: imageDigestOf(image), uri: image } } : {}),
     },
     byproducts: [{ name: 'training-output', digest: { sha256: train.output.digest.slice(7) } }],
   });

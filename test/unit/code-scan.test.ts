@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import {
   ALLOW_SECRET_MARKER,
   describeSecretFinding,
-  isImagePinned,
   isProbablyText,
   looksLikeSecret,
   type SecretFinding,
@@ -12,6 +11,7 @@ import {
   scanForSecrets,
   shannonEntropy,
 } from '../../src/core/code-scan.js';
+import { isImagePinned } from '../../src/core/image.js';
 
 const FIXTURES = join(import.meta.dirname, '../fixtures/code-scan');
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
