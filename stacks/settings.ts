@@ -7,6 +7,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WITNESS_NAME, witnessesFrom } from '../src/audit/witness/config.js';
+import { CodedError } from '../src/core/errors.js';
 import { landingPrefixOf, type PipelineDefinition, parsePipelineDefinition } from '../src/core/pipeline.js';
 import type { FunctionName } from './access.js';
 
@@ -17,13 +18,8 @@ export type SettingsErrorCode =
   | 'NAME_TOO_LONG';
 
 /** A deploy setting that cannot be used as given. */
-export class StackSettingsError extends Error {
-  readonly code: SettingsErrorCode;
-  constructor(code: SettingsErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StackSettingsError';
-    this.code = code;
-  }
+export class StackSettingsError extends CodedError<SettingsErrorCode> {
+  override readonly name = 'StackSettingsError';
 }
 
 /** A pipeline definition as deployed: validated, with the file it came from. */

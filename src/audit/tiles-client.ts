@@ -6,6 +6,7 @@
  * what a third party holding only a copy of the tiles can do, and the test of the layout.
  */
 import { CheckpointError, openCheckpoint, type SignedCheckpoint } from '../core/checkpoint.js';
+import { CodedError } from '../core/errors.js';
 import { hashChildren, hashLeaf, rootAt } from '../core/merkle.js';
 import {
   decodeEntryBundle,
@@ -24,14 +25,8 @@ export const TilesClientErrorCodes = [
 ] as const;
 export type TilesClientErrorCode = (typeof TilesClientErrorCodes)[number];
 
-export class TilesClientError extends Error {
+export class TilesClientError extends CodedError<TilesClientErrorCode> {
   override readonly name = 'TilesClientError';
-  constructor(
-    readonly code: TilesClientErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 /** Reads one object of the log by its tlog-tiles path (`checkpoint`, `tile/…`); undefined when absent. */

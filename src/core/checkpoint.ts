@@ -15,6 +15,7 @@
  * deviation is a `CheckpointError`, never a crash.
  */
 import { createPublicKey, hash, verify } from 'node:crypto';
+import { CodedError } from './errors.js';
 
 /** The signed-note signature type byte for ECDSA (C2SP signed-note, "Signature types"). */
 export const SIGNATURE_TYPE_ECDSA = 0x02;
@@ -31,13 +32,8 @@ export const CheckpointErrorCodes = [
 ] as const;
 export type CheckpointErrorCode = (typeof CheckpointErrorCodes)[number];
 
-export class CheckpointError extends Error {
+export class CheckpointError extends CodedError<CheckpointErrorCode> {
   override readonly name = 'CheckpointError';
-  readonly code: CheckpointErrorCode;
-  constructor(code: CheckpointErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-  }
 }
 
 export interface Checkpoint {

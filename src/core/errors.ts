@@ -60,21 +60,24 @@ export const ErrorCodes = [
 
 export type ErrorCode = (typeof ErrorCodes)[number];
 
-export class VeritrailError extends Error {
-  override readonly name: string = 'VeritrailError';
-  readonly code: ErrorCode;
+/**
+ * The one base of every coded error (as sigstore-js has `BaseError<T>`): a closed union of codes
+ * per module, a message for people, optional machine-readable details and the cause.
+ */
+export class CodedError<C extends string> extends Error {
+  readonly code: C;
   /** Extra, machine-readable facts (a field name, a line number, a sequence number…). */
   readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(
-    code: ErrorCode,
-    message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
-  ) {
+  constructor(code: C, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.details = options?.details;
   }
+}
+
+export class VeritrailError extends CodedError<ErrorCode> {
+  override readonly name: string = 'VeritrailError';
 }
 
 export function isVeritrailError(e: unknown, code?: ErrorCode): e is VeritrailError {

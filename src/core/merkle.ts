@@ -12,6 +12,7 @@
  */
 import { hash } from 'node:crypto';
 import { bytesEqual } from './digest.js';
+import { CodedError } from './errors.js';
 
 /** Domain separation of leaves: RFC 6962 §2.1 / RFC 9162 §2.1.1, `MTH({d(0)}) = SHA-256(0x00 || d(0))`. */
 export const LEAF_PREFIX = 0x00;
@@ -285,14 +286,8 @@ export const ProofErrorCodes = [
 ] as const;
 export type ProofErrorCode = (typeof ProofErrorCodes)[number];
 
-export class ProofError extends Error {
+export class ProofError extends CodedError<ProofErrorCode> {
   override readonly name = 'ProofError';
-  readonly code: ProofErrorCode;
-
-  constructor(code: ProofErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-  }
 }
 
 function toSize(v: unknown, what: string): bigint {

@@ -4,6 +4,7 @@
  * on `detail`.
  */
 import { AttestationErrorCodes, type ChainCheckCode } from '../core/attest/index.js';
+import { CodedError } from '../core/errors.js';
 
 /** Codes of our own, beyond the attestation and chain codes of src/core/attest. */
 export const VerifyOwnCodes = [
@@ -153,12 +154,6 @@ export function firstBroken<C extends VerifyCheck>(checks: readonly C[]): C | un
 /** Errors of the verify module that stop it before any check (run unknown, keys unreadable). */
 export type VerifyErrorCode = 'RUN_NOT_FOUND' | 'KEY_MISSING' | 'KEY_INVALID' | 'EXPORT_TARGET';
 
-export class VerifyError extends Error {
+export class VerifyError extends CodedError<VerifyErrorCode> {
   override readonly name = 'VerifyError';
-  readonly code: VerifyErrorCode;
-
-  constructor(code: VerifyErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-  }
 }

@@ -1,5 +1,5 @@
 import type { ErrorCode } from '../errors.js';
-import { VeritrailError } from '../errors.js';
+import { CodedError, VeritrailError } from '../errors.js';
 
 /**
  * Why an attestation was refused. A closed union, stable across releases: callers, tests and the
@@ -38,20 +38,8 @@ export const ATTESTATION_TO_DOMAIN_CODE: Readonly<Record<AttestationErrorCode, E
   SUBJECT_MISMATCH: 'DIGEST_MISMATCH',
 };
 
-export class AttestationError extends Error {
+export class AttestationError extends CodedError<AttestationErrorCode> {
   override readonly name = 'AttestationError';
-  readonly code: AttestationErrorCode;
-  readonly details: Readonly<Record<string, unknown>> | undefined;
-
-  constructor(
-    code: AttestationErrorCode,
-    message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
-  ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.details = options?.details;
-  }
 
   /** The same failure as a domain {@link VeritrailError}, keeping this error as `cause`. */
   toVeritrailError(): VeritrailError {
