@@ -18,3 +18,4 @@ export {
   intersectionKey,
   quantile,
 } from './report.js';
+export { type FairnessRowOptions, FairnessRowSink, readJsonLines } from './rows.js';
