@@ -1,5 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { VeritrailError } from '../core/errors.js';
+import { isVeritrailError, VeritrailError } from '../core/errors.js';
 
 /** node:util parseArgs, with unknown options and bad values turned into USAGE errors (exit 2). */
 export function parseCli<T extends NonNullable<ParseArgsConfig['options']>>(
@@ -18,14 +18,10 @@ export function usageError(message: string, usage: string): VeritrailError {
   return new VeritrailError('USAGE', `${message}\n${usage}`);
 }
 
-/** A problem with the command line itself: the command prints it with its usage and exits 2. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 /**
- * Runs a command's option parser. A usage problem (a UsageError, or node:util parseArgs refusing an
- * option) is printed with the usage and turned into exit code 2; anything else propagates.
+ * Runs a command's option parser for a command that maps its own errors to exit codes: a usage
+ * problem (a USAGE error, or node:util parseArgs refusing an option) is printed with the usage and
+ * turned into exit code 2, as `main` does for every other command; anything else propagates.
  */
 export function parseOrExit<T>(
   io: { err(text: string): void },
@@ -38,8 +34,8 @@ export function parseOrExit<T>(
   } catch (e) {
     const parseArgsRefusal =
       e instanceof TypeError && String((e as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS');
-    if (e instanceof UsageError || parseArgsRefusal) {
-      io.err(`veritrail ${command}: ${(e as Error).message}\n${usage}`);
+    if (isVeritrailError(e, 'USAGE') || parseArgsRefusal) {
+      io.err(`veritrail ${command}: ${(e as Error).message.replace(/\. To specify.*$/, '')}\n${usage}`);
       return { ok: false, exitCode: 2 };
     }
     throw e;

@@ -14,7 +14,7 @@ import {
   fairnessReport,
   readJsonLines,
 } from '../../core/fairness/index.js';
-import { parseOrExit, UsageError } from '../args.js';
+import { parseOrExit } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'fairness metrics of a predictions file';
@@ -110,7 +110,7 @@ function parseOptions(args: string[]): Options | 'help' {
   });
   if (values.help) return 'help';
   const bad = (msg: string): never => {
-    throw new UsageError(msg);
+    throw new VeritrailError('USAGE', msg);
   };
   if (positionals.length !== 1) bad('give exactly one input file');
   if (values.label === undefined) bad('--label is required');

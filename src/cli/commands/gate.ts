@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { isVeritrailError } from '../../core/errors.js';
+import { isVeritrailError, VeritrailError } from '../../core/errors.js';
 import {
   DEFAULT_POLICY_TEXT,
   evaluateGate,
@@ -14,7 +14,7 @@ import {
   gateFactsFrom,
   parseGateFacts,
 } from '../../core/gate/index.js';
-import { parseOrExit, UsageError } from '../args.js';
+import { parseOrExit } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
 
 export const summary = 'evaluate a gate policy offline';
@@ -53,8 +53,9 @@ function parseOptions(args: string[]): Options | 'help' {
     },
   });
   if (values.help === true) return 'help';
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0] as string}"`);
-  if (values.input === undefined) throw new UsageError('--input <facts.json> is required');
+  if (positionals.length > 0)
+    throw new VeritrailError('USAGE', `unexpected argument "${positionals[0] as string}"`);
+  if (values.input === undefined) throw new VeritrailError('USAGE', '--input <facts.json> is required');
   return {
     input: values.input,
     policy: values.policy,
@@ -96,7 +97,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     }
     return decision.decision === 'allow' ? EXIT.OK : EXIT.REJECTED;
   } catch (e) {
-    if (e instanceof UsageError || isVeritrailError(e, 'POLICY_INVALID')) {
+    if (isVeritrailError(e, 'USAGE') || isVeritrailError(e, 'POLICY_INVALID')) {
       io.err(`veritrail gate: ${e.message}`);
       return EXIT.USAGE;
     }
@@ -109,7 +110,10 @@ async function readText(io: CliIo, file: string, what: string): Promise<string> 
     return await readFile(resolve(io.cwd, file), 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read the ${what} file ${file}${code === undefined ? '' : ` (${code})`}`);
+    throw new VeritrailError(
+      'USAGE',
+      `cannot read the ${what} file ${file}${code === undefined ? '' : ` (${code})`}`,
+    );
   }
 }
 
@@ -117,7 +121,7 @@ function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
+    throw new VeritrailError('USAGE', `${file} is not valid JSON: ${(e as Error).message}`);
   }
 }
 
