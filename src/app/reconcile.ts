@@ -25,6 +25,7 @@ import type { EndedTrainingJob } from '../aws/sagemaker-trainer.js';
 import type { ExecutionStatus, StepFunctions } from '../aws/sfn.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { isTerminal, type RunStatus } from '../core/run.js';
+import { factsOf } from '../core/run-facts.js';
 import type { ExecutionClaim } from '../ports.js';
 import { failRun } from '../steps/finish.js';
 import { executionsOf, taskTokensOf } from '../steps/step.js';
@@ -175,8 +176,8 @@ async function reconcileOne(
     return { runId, action: 'failed', executionStatus: execution.status, error };
   }
   const train = run.steps.find((s) => s.name === 'Train');
-  const jobName = (run.facts.training as { jobName?: unknown } | undefined)?.jobName;
-  if (train?.status !== 'RUNNING' || typeof jobName !== 'string') {
+  const jobName = factsOf(run).training?.jobName;
+  if (train?.status !== 'RUNNING' || jobName === undefined) {
     return { runId, action: 'unchanged', reason: 'running, not waiting on a training job' };
   }
   const job = await rt.trainingJobs.describe(jobName);

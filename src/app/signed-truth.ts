@@ -1,6 +1,6 @@
 import { readObject } from '../cas.js';
-import { isDigest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { factsOf } from '../core/run-facts.js';
 import { assertAgrees, type SignedOutcome, signedOutcomeOf } from '../core/signed-truth.js';
 import type { ObjectStore, RunRecord } from '../ports.js';
 
@@ -15,8 +15,9 @@ export async function signedOutcomeOfRun(
   publicKeyPem: string,
   run: RunRecord,
 ): Promise<SignedOutcome> {
-  const key = (run.facts.bundles as Record<string, unknown> | undefined)?.gate;
-  if (typeof key !== 'string') {
+  const facts = factsOf(run);
+  const key = facts.bundles?.gate;
+  if (key === undefined) {
     throw new VeritrailError(
       'STATE_TAMPERED',
       `run ${run.runId} is recorded ${run.status} but names no signed gate statement: the stored run cannot be trusted`,
@@ -34,7 +35,7 @@ export async function signedOutcomeOfRun(
       { cause: e, details: { runId: run.runId } },
     );
   }
-  const model = isDigest(run.facts.modelDigest) ? run.facts.modelDigest : undefined;
+  const model = facts.modelDigest;
   const outcome = signedOutcomeOf(bundle, publicKeyPem, { runId: run.runId, ...(model ? { model } : {}) });
   if (run.status === 'SUCCEEDED' || run.status === 'REJECTED')
     assertAgrees(outcome, { status: run.status }, 'the run store');

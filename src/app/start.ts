@@ -14,13 +14,14 @@ import {
   serializeBundle,
   signStatement,
 } from '../core/attest/index.js';
-import { type Digest, digestFromHex, digestOf, isDigest } from '../core/digest.js';
+import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { type ErrorCode, type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { type ControlPlaneInput, parseControlPlaneInput, ruleOf } from '../core/events/index.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildRunEvent, datasetNameOf } from '../core/lineage.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
+import { factsOf } from '../core/run-facts.js';
 import {
   decideRetrain,
   planStart,
@@ -634,8 +635,7 @@ export class StartService {
 
   private async lastSucceeded(pipeline: string): Promise<RunRecord | undefined> {
     const runs = await this.deps.runs.list({ pipeline, limit: 200 });
-    const when = (r: RunRecord) =>
-      typeof r.facts.finishedAt === 'string' ? r.facts.finishedAt : r.updatedAt;
+    const when = (r: RunRecord) => factsOf(r).finishedAt ?? r.updatedAt;
     return runs
       .filter((r) => r.status === 'SUCCEEDED')
       .sort((a, b) => (when(a) < when(b) ? 1 : when(a) > when(b) ? -1 : 0))[0];
@@ -669,9 +669,10 @@ export class StartService {
     if (req.force) return undefined;
     const last = await this.lastSucceeded(req.pipeline.def.name);
     if (last === undefined) return undefined;
-    const lastRaw = last.facts.rawDigest;
-    const lastCode = last.facts.codeDigest;
-    if (!isDigest(lastRaw) || !isDigest(lastCode)) return undefined;
+    const lastFacts = factsOf(last);
+    const lastRaw = lastFacts.rawDigest;
+    const lastCode = lastFacts.codeDigest;
+    if (lastRaw === undefined || lastCode === undefined) return undefined;
     const code = await this.codeDigest(req.pipeline);
     if (code === undefined) return undefined;
     // The rest of the retrain identity (issue 11): the gate policy's bytes and, locally, the
@@ -691,8 +692,8 @@ export class StartService {
       ...(policy ? { policy } : {}),
       ...(environment ? { environment } : {}),
     };
-    const lastPolicy = isDigest(last.facts.policyDigest) ? last.facts.policyDigest : undefined;
-    const lastEnvironment = isDigest(last.facts.environmentDigest) ? last.facts.environmentDigest : undefined;
+    const lastPolicy = lastFacts.policyDigest;
+    const lastEnvironment = lastFacts.environmentDigest;
     const lastSuccessfulRun = {
       runId: last.runId,
       inputs: {
@@ -776,9 +777,9 @@ export class StartService {
     inputs: RunInputs,
     last: RunRecord,
   ): Promise<StartOutcome | undefined> {
-    const model = last.facts.modelDigest;
-    const provenanceKey = (last.facts.bundles as Record<string, unknown> | undefined)?.provenance;
-    if (!isDigest(model) || typeof provenanceKey !== 'string') return undefined;
+    const { modelDigest: model, bundles } = factsOf(last);
+    const provenanceKey = bundles?.provenance;
+    if (model === undefined || provenanceKey === undefined) return undefined;
     // Signed truth: "no change since run X" names X's model only if X's signed gate decision says
     // it shipped; a run record edited to SUCCEEDED is refused as STATE_TAMPERED, never signed over.
     const unit = await this.portsOf(req.pipeline);

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { ErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
+import { factsOf } from '../core/run-facts.js';
 import { homePaths } from '../local/home.js';
 import type { RunRecord } from '../ports.js';
 
@@ -40,16 +41,7 @@ export function runSummary(
       error: fallbackError ?? { code: 'INTERNAL', message: 'the run was not recorded' },
     };
   }
-  const f = run.facts as {
-    rawDigest?: string;
-    processedDigest?: string;
-    modelDigest?: string;
-    fairness?: Record<string, unknown>;
-    gate?: { decision: string; reasons: string[] };
-    bundles?: Record<string, string>;
-    reportKey?: string;
-    reportDigest?: string;
-  };
+  const f = factsOf(run);
   const artifacts = join(homePaths(home).objects, 'artifacts');
   const attestations = Object.fromEntries(
     Object.entries(f.bundles ?? {}).map(([k, key]) => [k, join(artifacts, key)]),

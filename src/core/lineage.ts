@@ -1,4 +1,5 @@
 import { type Digest, hexOf, isDigest, sha256 } from './digest.js';
+import { factsOf } from './run-facts.js';
 
 /**
  * OpenLineage RunEvents (https://openlineage.io/spec/2-0-2/OpenLineage.json, `$defs/RunEvent`) for
@@ -204,11 +205,6 @@ export function buildRunEvent(input: RunEventInput): RunEvent {
 }
 
 /** Fact digests of a run record, when they are well-formed. */
-function fact(facts: Record<string, unknown>, name: string): Digest | undefined {
-  const v = facts[name];
-  return typeof v === 'string' && isDigest(v) ? v : undefined;
-}
-
 /**
  * The end event of a run from its record: COMPLETE for SUCCEEDED or REJECTED (the run completed;
  * the gate's refusal is a result, not a failure), FAIL for FAILED. Inputs are the raw data and the
@@ -230,10 +226,7 @@ export function runEndEvent(args: {
   eventTime: Date | string;
 }): RunEvent {
   const { run } = args;
-  const raw = fact(run.facts, 'rawDigest');
-  const code = fact(run.facts, 'codeDigest');
-  const processed = fact(run.facts, 'processedDigest');
-  const model = fact(run.facts, 'modelDigest');
+  const { rawDigest: raw, codeDigest: code, processedDigest: processed, modelDigest: model } = factsOf(run);
   const inputs: LineageDataset[] = [
     {
       ...datasetNameOf(run.dataset.uri),

@@ -9,6 +9,7 @@ import { readObject } from '../cas.js';
 import { type ModelReportPredicate, parseBundle, type Statement } from '../core/attest/index.js';
 import { type Digest, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { factsOf } from '../core/run-facts.js';
 import { openLocalRuntime } from '../local/runtime.js';
 import { forRun } from '../local/units.js';
 import type { ObjectStore, RunRecord } from '../ports.js';
@@ -34,10 +35,11 @@ export async function loadLocalReport(home: string, runId: string): Promise<Loca
         'RUN_NOT_FOUND',
         `no run ${runId} is recorded here; list runs with: veritrail runs list`,
       );
-    let key = typeof run.facts.reportKey === 'string' ? run.facts.reportKey : undefined;
+    const facts = factsOf(run);
+    let key = facts.reportKey;
     let producedNow = false;
     if (key === undefined) {
-      const at = new Date(typeof run.facts.finishedAt === 'string' ? run.facts.finishedAt : run.updatedAt);
+      const at = new Date(facts.finishedAt ?? run.updatedAt);
       // Signed with the key of the run's unit (docs/units.md), like every other statement of it.
       key = (await produceReport({ ...(await forRun(rt, run)), now: () => at }, run)).key;
       producedNow = true;
@@ -59,8 +61,8 @@ export async function loadLocalReport(home: string, runId: string): Promise<Loca
 
 /** Copies the run's stored model.tar.gz to `dest` (a new file) and returns the digest of what was written. */
 export async function copyModel(objects: ObjectStore, run: RunRecord, dest: string): Promise<Digest> {
-  const key = run.facts.modelKey;
-  if (typeof key !== 'string')
+  const key = factsOf(run).modelKey;
+  if (key === undefined)
     throw new VeritrailError('OBJECT_NOT_FOUND', `run ${run.runId} has no model: it ended before training`);
   const { createHash } = await import('node:crypto');
   const h = createHash('sha256');

@@ -19,6 +19,7 @@ import { signingKeyId } from '../core/attest/keys.js';
 import { type Digest, digestFromHex, digestOf, isDigest } from '../core/digest.js';
 import { toErrorInfo } from '../core/errors.js';
 import { buildReportFacts, type ReportPipeline } from '../core/report/facts.js';
+import { factsOf } from '../core/run-facts.js';
 import type { ObjectStore, RunRecord, RunStore, Signer } from '../ports.js';
 
 const CAS_KEY = /^sha256\/([0-9a-f]{64})$/;
@@ -42,18 +43,15 @@ const REPORT_DOCUMENTS = [
   { fact: 'modelKey', file: 'model.tar.gz' },
 ] as const;
 
-/** The artifacts key of each bundle of the run (a failed run's transform bundle is only in its state). */
+/**
+ * The artifacts key of each bundle of the run: Sign's `bundles`, and for a run that never reached
+ * Sign the transform bundle Preprocess recorded.
+ */
 function bundleKeysOf(run: RunRecord): Record<string, string> {
-  const f = run.facts;
-  const keys: Record<string, string> = {};
-  for (const [k, v] of Object.entries((f.bundles ?? {}) as Record<string, unknown>))
-    if (typeof v === 'string') keys[k] = v;
-  const pre = (f.training as { state?: { results?: { preprocess?: { bundleKey?: unknown } } } } | undefined)
-    ?.state?.results?.preprocess;
-  if (keys.transform === undefined) {
-    const t = typeof f.transformBundleKey === 'string' ? f.transformBundleKey : pre?.bundleKey;
-    if (typeof t === 'string') keys.transform = t;
-  }
+  const f = factsOf(run);
+  const keys: Record<string, string> = { ...f.bundles };
+  if (keys.transform === undefined && f.transformBundleKey !== undefined)
+    keys.transform = f.transformBundleKey;
   return keys;
 }
 
@@ -92,11 +90,12 @@ export async function produceReport(
     }
   };
   const files: { name: string; digest: Digest }[] = [];
+  const recorded = factsOf(run);
   for (const { fact, file } of REPORT_DOCUMENTS) {
-    const key = run.facts[fact];
+    const key = recorded[fact];
     // The model is hashed by Train when stored; it is named by its content address, not re-read.
     // On SageMaker the model stays where the job wrote it (training/…): named by the digest Train recorded.
-    const recordedModel = isDigest(run.facts.modelDigest) ? run.facts.modelDigest : undefined;
+    const recordedModel = recorded.modelDigest;
     const d =
       fact === 'modelKey'
         ? (keyDigest(key) ?? recordedModel)
@@ -122,7 +121,7 @@ export async function produceReport(
     }
   }
   let gateDecision: Parameters<typeof buildReportFacts>[0]['gateDecision'];
-  const gateBytes = await read(run.facts.gateDecisionKey);
+  const gateBytes = await read(recorded.gateDecisionKey);
   if (gateBytes !== undefined) {
     try {
       gateDecision = { digest: digestOf(gateBytes), doc: JSON.parse(new TextDecoder().decode(gateBytes)) };

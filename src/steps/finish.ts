@@ -2,6 +2,7 @@ import { emitRunEnd } from '../app/lineage.js';
 import { isDigest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
 import type { RunStatus } from '../core/run.js';
+import { factsOf } from '../core/run-facts.js';
 import type { ExecutionIndex } from '../ports.js';
 import { endOfRunReport } from '../report/produce.js';
 import type { Runtime } from '../runtime.js';
@@ -132,11 +133,12 @@ async function auditReport(
   rt: Runtime,
   who: { runId: string; pipeline: string; step: 'Finish' | 'RecordFailure' | 'Reconcile'; actor: string },
 ): Promise<void> {
-  const facts = (await rt.runs.get(who.runId))?.facts;
-  const digest = facts?.reportDigest;
-  const key = facts?.reportKey;
-  if (!isDigest(digest) || typeof key !== 'string') return;
-  const signer = facts?.reportSigningKey;
+  const run = await rt.runs.get(who.runId);
+  const facts = run ? factsOf(run) : {};
+  const digest = facts.reportDigest;
+  const key = facts.reportKey;
+  if (digest === undefined || key === undefined) return;
+  const signer = facts.reportSigningKey;
   await rt.audit.append({
     eventId: `${who.runId}/report/${digest}`,
     pipeline: who.pipeline,

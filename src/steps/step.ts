@@ -1,6 +1,7 @@
 import type { Digest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { describeIssues } from '../core/pipeline.js';
+import type { RunFactsPatch } from '../core/run-facts.js';
 import type { StepName } from '../core/states.js';
 import type { ExecutionIndex, RunStore, TaskTokenStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
@@ -10,8 +11,8 @@ export interface StepOutcome<T> {
   output: T;
   /** Digests this step produced or checked, by role: recorded in the run and the audit entry. */
   digests?: Record<string, Digest>;
-  /** Facts merged into the run record (summary fields shown by `runs show`). */
-  facts?: Record<string, unknown>;
+  /** Facts merged into the run record: this step's fields of the run facts schema (./facts.ts). */
+  facts?: RunFactsPatch;
   /** Small detail recorded in the audit entry. */
   detail?: Record<string, unknown>;
   /** When the step really began, if before this invocation (training: the job's launch). */

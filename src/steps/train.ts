@@ -5,6 +5,7 @@ import { encodedFeatureColumns } from '../core/dataset-schema.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
+import { factsOf } from '../core/run-facts.js';
 import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import {
@@ -174,9 +175,7 @@ export async function handleTrainingEnd(
   job: TrainingJobResult,
 ): Promise<TrainingEnd> {
   const run = await rt.runs.get(runId);
-  const training = run?.facts.training as
-    | { jobName?: string; startedAt?: string; state?: unknown }
-    | undefined;
+  const training = run ? factsOf(run).training : undefined;
   if (!run || !training?.state || training.jobName !== job.jobName) {
     throw new VeritrailError(
       'RUN_NOT_FOUND',

@@ -1,6 +1,7 @@
 /** `veritrail export <runId> --out <dir>`: an evidence folder for auditors (src/verify/export.ts). */
 import { resolve } from 'node:path';
 import { VeritrailError } from '../../core/errors.js';
+import { factsOf } from '../../core/run-facts.js';
 import { resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
 import { copyModel, loadLocalReport } from '../../report/local.js';
@@ -51,8 +52,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     const { report, evidence, keys } = await verifyLocalRun(home, runId, await trustOptions(values, io.cwd));
     const local = await loadLocalReport(home, runId);
     const html = await renderRunReport(local, { report, evidence, keys });
-    const modelDigest = evidence.run.facts.modelDigest;
-    const hasModel = typeof evidence.run.facts.modelKey === 'string';
+    const { modelDigest, modelKey } = factsOf(evidence.run);
+    const hasModel = modelKey !== undefined;
     const rt = hasModel && !values['without-model'] ? await openLocalRuntime(home) : undefined;
     let files: string[];
     try {

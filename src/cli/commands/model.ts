@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import * as tar from 'tar';
 import { digestsEqual } from '../../core/digest.js';
 import { VeritrailError } from '../../core/errors.js';
+import { factsOf } from '../../core/run-facts.js';
 import { resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
 import { copyModel } from '../../report/local.js';
@@ -51,8 +52,8 @@ export async function run(args: string[], io: CliIo): Promise<number> {
   try {
     const { report, evidence, keys } = await verifyLocalRun(home, runId, await trustOptions(values, io.cwd));
     const run = evidence.run;
-    const modelDigest = run.facts.modelDigest;
-    if (typeof modelDigest !== 'string' || typeof run.facts.modelKey !== 'string') {
+    const { modelDigest, modelKey } = factsOf(run);
+    if (modelDigest === undefined || modelKey === undefined) {
       io.err(`veritrail model: run ${runId} has no model: it ended (${run.status}) before training`);
       return EXIT.FAILED;
     }

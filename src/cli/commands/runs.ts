@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { signedOutcomeOfRun } from '../../app/signed-truth.js';
 import { loadPipeline } from '../../cas.js';
 import { VeritrailError } from '../../core/errors.js';
+import { factsOf } from '../../core/run-facts.js';
 import { DEFAULT_UNIT, parseUnitName } from '../../core/unit.js';
 import { assertHomeUsable, assertUnitKnown, homePaths, resolveHome } from '../../local/home.js';
 import { openLocalRuntime } from '../../local/runtime.js';
@@ -33,7 +34,8 @@ interface Figures {
 }
 
 function figuresOf(r: RunRecord): Figures {
-  const f = (r.facts.fairness ?? {}) as Record<string, unknown>;
+  const facts = factsOf(r);
+  const f = facts.fairness ?? {};
   const out: Figures = {};
   if (typeof f.accuracy === 'number') out.accuracy = f.accuracy;
   for (const [k, v] of Object.entries(f)) {
@@ -45,8 +47,8 @@ function figuresOf(r: RunRecord): Figures {
       : Number.POSITIVE_INFINITY;
     if (far < cur) out.worst = { attribute: k.slice(0, -'.disparateImpact'.length), disparateImpact: v };
   }
-  const decision = (r.facts.gate as { decision?: unknown } | undefined)?.decision;
-  if (typeof decision === 'string') out.decision = decision;
+  const decision = facts.gate?.decision;
+  if (decision !== undefined) out.decision = decision;
   return out;
 }
 
@@ -126,10 +128,12 @@ export async function run(args: string[], io: CliIo): Promise<number> {
       get: (id) => store.get(id),
       // The deployed store reads the run table only; the definition is in the artifacts bucket.
       hyperparameters: async () => undefined,
-      trainingLog: (r) =>
-        typeof r.facts.trainingJob === 'string'
-          ? `CloudWatch Logs: log group /aws/sagemaker/TrainingJobs, streams ${r.facts.trainingJob}/algo-*`
-          : undefined,
+      trainingLog: (r) => {
+        const job = factsOf(r).trainingJob;
+        return job === undefined
+          ? undefined
+          : `CloudWatch Logs: log group /aws/sagemaker/TrainingJobs, streams ${job}/algo-*`;
+      },
     });
   }
   const home = resolveHome(values.home, io.env, io.cwd);
@@ -158,10 +162,10 @@ export async function run(args: string[], io: CliIo): Promise<number> {
           return undefined;
         }
       },
-      trainingLog: (r) =>
-        typeof r.facts.trainingJob === 'string'
-          ? join(homePaths(home).jobs, r.facts.trainingJob, 'training.log')
-          : undefined,
+      trainingLog: (r) => {
+        const job = factsOf(r).trainingJob;
+        return job === undefined ? undefined : join(homePaths(home).jobs, job, 'training.log');
+      },
     });
   } finally {
     await rt.close();
@@ -215,8 +219,7 @@ function printList(io: CliIo, runs: RunRecord[], json: boolean | undefined): num
 
 /** Small-group warnings: the groups under the pipeline's minimum size, as Evaluate recorded them. */
 function smallGroups(r: RunRecord): string[] {
-  const w = Array.isArray(r.facts.fairnessWarnings) ? r.facts.fairnessWarnings : [];
-  return w.filter((x): x is string => typeof x === 'string' && x.startsWith('group '));
+  return (factsOf(r).fairnessWarnings ?? []).filter((x) => x.startsWith('group '));
 }
 
 async function printShow(io: CliIo, r: RunRecord, src: Source, json: boolean | undefined): Promise<number> {
@@ -303,18 +306,19 @@ async function printCompare(
   add('status', a.status, b.status);
   add('unit', a.unit ?? DEFAULT_UNIT, b.unit ?? DEFAULT_UNIT);
   add('pipeline definition', a.pipelineDigest, b.pipelineDigest);
-  for (const k of ['rawDigest', 'processedDigest', 'codeDigest', 'modelDigest'])
-    add(k.replace('Digest', ' digest'), a.facts[k], b.facts[k]);
+  const [xa, xb] = [factsOf(a), factsOf(b)];
+  for (const k of ['rawDigest', 'processedDigest', 'codeDigest', 'modelDigest'] as const)
+    add(k.replace('Digest', ' digest'), xa[k], xb[k]);
   const [ha, hb] = await Promise.all([src.hyperparameters(a), src.hyperparameters(b)]);
   for (const k of [...new Set([...Object.keys(ha ?? {}), ...Object.keys(hb ?? {})])].sort())
     add(`hyperparameter ${k}`, ha?.[k], hb?.[k]);
-  const fa = (a.facts.fairness ?? {}) as Record<string, unknown>;
-  const fb = (b.facts.fairness ?? {}) as Record<string, unknown>;
+  const fa = xa.fairness ?? {};
+  const fb = xb.fairness ?? {};
   for (const k of [...new Set([...Object.keys(fa), ...Object.keys(fb)])].sort())
     add(`metric ${k}`, fa[k], fb[k]);
   add('gate decision', figuresOf(a).decision, figuresOf(b).decision);
-  const ra = ((a.facts.gate as { reasons?: string[] } | undefined)?.reasons ?? []).join('; ');
-  const rb = ((b.facts.gate as { reasons?: string[] } | undefined)?.reasons ?? []).join('; ');
+  const ra = (xa.gate?.reasons ?? []).join('; ');
+  const rb = (xb.gate?.reasons ?? []).join('; ');
   add('gate reasons', ra || undefined, rb || undefined);
   const changed = rows.filter((r) => r.a !== r.b);
   if (json) {

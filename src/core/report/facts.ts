@@ -15,6 +15,7 @@ import type {
   Sha256Resource,
 } from '../attest/predicates.js';
 import { type Digest, hexOf, isDigest } from '../digest.js';
+import { factsOf } from '../run-facts.js';
 
 /** z for a two-sided interval at `level` (only the levels veritrail uses; 0.95 by default). */
 const Z: Readonly<Record<string, number>> = {
@@ -86,11 +87,6 @@ function res(name: string, digest: Digest, extra: Record<string, unknown> = {}):
   return { name, digest: { sha256: hexOf(digest) }, ...extra };
 }
 
-function digestFact(facts: Record<string, unknown>, name: string): Digest | undefined {
-  const v = facts[name];
-  return isDigest(v) ? v : undefined;
-}
-
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
@@ -122,20 +118,18 @@ export function buildReportFacts(e: ReportEvidence): {
   predicate: ModelReportPredicate;
 } {
   const { run } = e;
-  const f = run.facts;
+  const f = factsOf(run);
   const def = e.pipeline;
-  const raw = digestFact(f, 'rawDigest');
-  const processed = digestFact(f, 'processedDigest');
-  const model = digestFact(f, 'modelDigest');
-  const code = digestFact(f, 'codeDigest');
+  const { rawDigest: raw, processedDigest: processed, modelDigest: model, codeDigest: code } = f;
+  // The transform's digests are in Preprocess's result, carried in the state saved at the launch.
   const transform = (
-    f.training as
-      | { state?: { results?: { preprocess?: { transform?: { digest?: unknown; codeDigest?: unknown } } } } }
+    f.training?.state as
+      | { results?: { preprocess?: { transform?: { digest?: unknown; codeDigest?: unknown } } } }
       | undefined
-  )?.state?.results?.preprocess?.transform;
-  const training = f.training as { jobName?: unknown; startedAt?: unknown } | undefined;
+  )?.results?.preprocess?.transform;
+  const training = f.training;
   const trainStep = run.steps.find((s) => s.name === 'Train');
-  const finished = typeof f.finishedAt === 'string' ? f.finishedAt : undefined;
+  const finished = f.finishedAt;
 
   const predicate: ModelReportPredicate = {
     runId: run.runId,
@@ -231,9 +225,7 @@ export function buildReportFacts(e: ReportEvidence): {
       });
     const acc = fair.metrics.find((m) => m.name === 'accuracy' && m.attribute === undefined);
     const rows = c.tp + c.fp + c.tn + c.fn;
-    const warnings = Array.isArray(f.fairnessWarnings)
-      ? f.fairnessWarnings.filter((w): w is string => typeof w === 'string')
-      : [];
+    const warnings = f.fairnessWarnings ?? [];
     predicate.evaluation = {
       evaluationData: fair.evaluationData,
       rows,

@@ -41,16 +41,15 @@ export async function checkSignatures(ctx: VerifyContext): Promise<SignedStateme
 }
 
 /**
- * Where the run record names its bundles. A run that failed after Preprocess never reached Sign,
- * which is where facts.bundles is written; the transform bundle is then only named in the
- * execution state saved with the training launch.
+ * Where the run record names its bundles: Sign's `bundles`. A run that failed after Preprocess
+ * never reached Sign; its transform bundle is then named by Preprocess's own fact,
+ * `transformBundleKey`. Values are checked, not trusted: a key that is not a content address is
+ * the check's RECORD_INVALID.
  */
 function bundleKeysOf(facts: VerifyContext['facts']): Record<string, unknown> {
   const keys = { ...((facts.bundles ?? {}) as Record<string, unknown>) };
-  const pre = (
-    facts.training as { state?: { results?: { preprocess?: { bundleKey?: unknown } } } } | undefined
-  )?.state?.results?.preprocess;
-  if (keys.transform === undefined && pre?.bundleKey !== undefined) keys.transform = pre.bundleKey;
+  if (keys.transform === undefined && facts.transformBundleKey !== undefined)
+    keys.transform = facts.transformBundleKey;
   return keys;
 }
 
