@@ -1,8 +1,8 @@
 /**
- * Least privilege, written down once: what each Lambda may do, on which resources. The Pipeline
- * stack turns each row into the statements of that function's own role, the Keys stack names the
- * signing roles in the key policies, and docs/deploy.md prints the same table. Nothing is granted
- * through SST `bind` (it grants `dynamodb:*`, `s3:*`).
+ * Least privilege, written down once: what each Lambda may do, on which resources. stacks/grants.ts
+ * turns each row into the statements of that function's own role, which the Pipeline stack
+ * attaches; the Keys stack names the signing roles in the key policies, and docs/deploy.md prints
+ * the same table. Nothing is granted through SST `bind` (it grants `dynamodb:*`, `s3:*`).
  *
  * Artifact key layout (shared with src/aws adapters): content-addressed blobs under `sha256/`,
  * SageMaker training output under `training/<pipeline>/`, the audit log in its own bucket.
