@@ -7,7 +7,7 @@ import { ArnFormat, Aws, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Stack as SstStack } from 'sst/constructs';
-import { CONTENT_PREFIX, SCORING_PREFIX, TRAINING_PREFIX } from './access.js';
+import { CONTENT_PREFIX, SCORING_PREFIX, TRAINING_PREFIX } from '../src/core/layout.js';
 import { suppressSageMakerRoleFindings } from './compliance.js';
 import type { DeployedPipeline } from './settings.js';
 

@@ -12,7 +12,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Function as SstFunction } from 'sst/constructs';
-import { type FunctionName, LISTING_PREFIX, STATE_MACHINE_TASKS } from './access.js';
+import { LISTING_PREFIX } from '../src/core/layout.js';
+import { type FunctionName, STATE_MACHINE_TASKS } from './access.js';
 import { suppressStateMachineFindings } from './compliance.js';
 import { LOG_RETENTION_DAYS, StackSettingsError } from './settings.js';
 

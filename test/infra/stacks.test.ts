@@ -10,6 +10,7 @@ import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import type { App } from 'sst/constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from '../../src/core/layout.js';
 import {
   s3ObjectCreatedPattern,
   sagemakerTrainingStateChangePattern,
@@ -29,7 +30,6 @@ import { DENIED_OBJECT_ACTIONS } from '../../stacks/Storage.js';
 import {
   auditReplica,
   auditRetentionDays,
-  DEFAULT_AUDIT_RETENTION_DAYS,
   loadPipelines,
   RESERVED_CONCURRENCY,
   vpcMode,
@@ -1137,7 +1137,7 @@ it('keeps the synthesized app', () => expect(app).toBeDefined());
 
 describe('stacks/access.ts', () => {
   it('names the artifact prefixes the code writes under', async () => {
-    const { SKIP_RECORD_PREFIX } = await import('../../src/app/start.js');
+    const { SKIP_RECORD_PREFIX } = await import('../../src/core/layout.js');
     const access = await import('../../stacks/access.js');
     expect(access.SKIP_RECORD_PREFIX).toBe(SKIP_RECORD_PREFIX);
     const { TRAINING_JOB_TAG_KEYS } = await import('../../stacks/grants.js');
