@@ -3,6 +3,7 @@ import type { StackContext } from 'sst/constructs';
 import { FUNCTION_NAMES, type FunctionName } from './access.js';
 import { modelApprovalRole } from './approval.js';
 import { publish, removeUnusedSstHandler } from './common.js';
+import { sagemakerExecutionRoles } from './sagemaker-roles.js';
 import { checkUnitStage, deployedPipelines, deployedUnit } from './units.js';
 
 /**
@@ -35,19 +36,7 @@ export function Identity({ stack }: StackContext) {
     description: `veritrail ${stack.stage}: training pipeline state machine`,
   });
 
-  const sagemakerRoles = new Map<string, iam.Role>();
-  for (const { definition } of pipelines) {
-    if (!definition.trainer.aws) continue;
-    sagemakerRoles.set(
-      definition.name,
-      new iam.Role(stack, `SageMaker-${definition.name}`, {
-        assumedBy: new iam.ServicePrincipal('sagemaker.amazonaws.com', {
-          conditions: { StringEquals: { 'aws:SourceAccount': account } },
-        }),
-        description: `veritrail ${stack.stage}: SageMaker training jobs of pipeline ${definition.name}`,
-      }),
-    );
-  }
+  const sagemakerRoles = sagemakerExecutionRoles(stack, pipelines);
 
   const modelApproval = modelApprovalRole(stack, unit, pipelines);
   // The platform-level view of a stage (docs/units.md "On AWS"): which unit it serves, who approves.

@@ -1,14 +1,22 @@
+/**
+ * Least privilege, written down once: what each Lambda may do, on which resources. stacks/grants.ts
+ * turns each row into the statements of that function's own role, which the Pipeline stack
+ * attaches; the Keys stack names the signing roles in the key policies, and docs/deploy.md prints
+ * the same table. Nothing is granted through SST `bind` (it grants `dynamodb:*`, `s3:*`).
+ *
+ * Artifact key layout (shared with the code): src/core/layout.ts.
+ */
+import {
+  CONTENT_PREFIX,
+  LISTING_PREFIX,
+  SCORING_PREFIX,
+  SKIP_RECORD_PREFIX,
+  TRAINING_PREFIX,
+} from '../src/core/layout.js';
 import { functionArnVariable, TASK_STATES, type TaskState } from '../src/core/states.js';
 
-/**
- * Least privilege, written down once: what each Lambda may do, on which resources. The Pipeline
- * stack turns each row into the statements of that function's own role, the Keys stack names the
- * signing roles in the key policies, and docs/deploy.md prints the same table. Nothing is granted
- * through SST `bind` (it grants `dynamodb:*`, `s3:*`).
- *
- * Artifact key layout (shared with src/aws adapters): content-addressed blobs under `sha256/`,
- * SageMaker training output under `training/<pipeline>/`, the audit log in its own bucket.
- */
+// The artifact prefixes the rows below name: defined once, in src/core/layout.ts, for the code too.
+export { CONTENT_PREFIX, LISTING_PREFIX, SCORING_PREFIX, SKIP_RECORD_PREFIX, TRAINING_PREFIX };
 
 /** Every handler in functions/, one Lambda each (functions/<name>.ts exporting `handler`). */
 export const FUNCTION_NAMES = [
@@ -42,20 +50,6 @@ export const STATE_MACHINE_TASKS: Readonly<Partial<Record<FunctionName, string>>
     functionArnVariable(state as TaskState),
   ]),
 );
-
-/** Content-addressed objects: `sha256/<hex>` (manifests, processed sets, models, bundles). */
-export const CONTENT_PREFIX = 'sha256/';
-/**
- * Dataset listings, `listings/<hex>.json` (src/steps/hashing.ts LISTING_PREFIX): the HashBatches
- * Distributed Map's ItemReader reads them as the state machine's role, which reads nothing else.
- */
-export const LISTING_PREFIX = 'listings/';
-/** The start service's record of a skipped retrain, `retrain-skips/<runId>.json` (src/app/start.ts SKIP_RECORD_PREFIX). */
-export const SKIP_RECORD_PREFIX = 'retrain-skips/';
-/** Batch Transform writes the control plane's scoring of the model under `scoring/<pipeline>/<job>/`. */
-export const SCORING_PREFIX = 'scoring/';
-/** SageMaker writes model.tar.gz and output.tar.gz under `training/<pipeline>/<job>/`. */
-export const TRAINING_PREFIX = 'training/';
 
 export type TableAction =
   | 'dynamodb:GetItem'

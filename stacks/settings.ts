@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WITNESS_NAME, witnessesFrom } from '../src/audit/witness/config.js';
 import { CodedError } from '../src/core/errors.js';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from '../src/core/layout.js';
 import { landingPrefixOf, type PipelineDefinition, parsePipelineDefinition } from '../src/core/pipeline.js';
 import type { FunctionName } from './access.js';
 
@@ -100,9 +101,6 @@ export function loadPipelines(
   }
   return pipelines;
 }
-
-/** Default Object Lock COMPLIANCE retention of audit entries (issue 4: "default 7 years"). */
-export const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
 
 /** VERITRAIL_AUDIT_RETENTION_DAYS at deploy time, 1..36500 days. */
 export function auditRetentionDays(

@@ -18,6 +18,7 @@ import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { type ErrorCode, type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { type ControlPlaneInput, parseControlPlaneInput, ruleOf } from '../core/events/index.js';
 import { canonicalDigest } from '../core/jcs.js';
+import { SKIP_RECORD_PREFIX } from '../core/layout.js';
 import { buildRunEvent, datasetNameOf } from '../core/lineage.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
@@ -160,9 +161,6 @@ const INPUT_CODES: ReadonlySet<ErrorCode> = new Set([
   'DATASET_UNREADABLE',
   'USAGE',
 ]);
-
-/** Where retrain-skip decisions are remembered, so a redelivered schedule finds its decision. */
-export const SKIP_RECORD_PREFIX = 'retrain-skips/';
 
 type ExecTriggerType = ExecState['trigger']['type'];
 

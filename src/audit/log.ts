@@ -39,6 +39,7 @@ import {
 import { addSignatureLines, verifyCosignatures, type WitnessKey } from '../core/cosignature.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import { canonicalBytes } from '../core/jcs.js';
+import { DEFAULT_AUDIT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS } from '../core/layout.js';
 import {
   consistencyProof,
   hashChildren,
@@ -118,7 +119,6 @@ export const DEFAULT_ORIGIN = 'veritrail.local/audit';
 
 /** The eventId of a `signing.key-rotated` entry; group 1 is the key it introduces. */
 const SIGNING_KEY_EVENT = /^signing\/key-rotated\/(?:none|\d+)\/(sha256:[0-9a-f]{64})$/;
-const DEFAULT_RETENTION_DAYS = 7 * 365 + 2;
 
 /**
  * An object's bytes in memory of their own, copied once: verification writes over them and moves

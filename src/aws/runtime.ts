@@ -18,6 +18,7 @@ import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { witnessesFrom } from '../audit/witness/config.js';
 import type { WitnessClient } from '../audit/witness/http.js';
 import { VeritrailError } from '../core/errors.js';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from '../core/layout.js';
 import { type ComposedPorts, type Runtime, runtimeOf } from '../runtime.js';
 import { type AwsClientOptions, type AwsClients, ClientCache, createAwsClients } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
@@ -28,9 +29,6 @@ import { S3ObjectStore } from './s3-object-store.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
 import { SageMakerTrainer } from './sagemaker-trainer.js';
 import { StepFunctions } from './sfn.js';
-
-/** Seven years (7 × 365 + 2 leap days), a common record-keeping period for regulated models. */
-export const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
 
 /** Environment variables the stack sets on every function. */
 export const REQUIRED_ENV = [

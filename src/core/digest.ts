@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { VeritrailError } from './errors.js';
+import { CONTENT_PREFIX } from './layout.js';
 
 /** A content digest in its text form: `sha256:<64 lowercase hex>`. */
 export type Digest = `sha256:${string}`;
@@ -49,7 +50,7 @@ export function toDigestSet(d: Digest): { sha256: string } {
 
 /** Content-addressed object key for a digest: `sha256/<hex>`. */
 export function casKey(d: Digest): string {
-  return `sha256/${hexOf(d)}`;
+  return `${CONTENT_PREFIX}${hexOf(d)}`;
 }
 
 /** Constant-time equality of two byte strings (digests, roots): no early exit an attacker could time. */

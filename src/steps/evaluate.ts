@@ -6,6 +6,7 @@ import { CsvParser } from '../core/csv.js';
 import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
+import { SCORING_PREFIX } from '../core/layout.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
 import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
 import type { Runtime } from '../runtime.js';
@@ -171,7 +172,7 @@ async function scoreModel(
           networkIsolation: def.trainer.aws.networkIsolation,
         }
       : {}),
-    outputPrefix: `scoring/${state.pipeline.name}/`,
+    outputPrefix: `${SCORING_PREFIX}${state.pipeline.name}/`,
     maxRuntimeSeconds: def.trainer.aws?.maxRuntimeSeconds ?? 3600,
   });
   const bytes = await readObject(rt.objects, 'artifacts', result.predictionsKey);

@@ -16,13 +16,7 @@
 import { z } from 'zod';
 import { type Digest, hexOf, isDigest } from '../core/digest.js';
 import { ErrorCodes, type ErrorInfo, toErrorInfo } from '../core/errors.js';
-
-/**
- * Where the dataset listing lives in the artifacts bucket: `listings/<sha256 hex>.json`. The state
- * machine's role may read this prefix and nothing else of the bucket (stacks/Pipeline.ts); a test
- * keeps stacks/access.ts LISTING_PREFIX equal.
- */
-export const LISTING_PREFIX = 'listings/';
+import { CONTENT_PREFIX, LISTING_PREFIX } from '../core/layout.js';
 
 /** The key of a listing whose RFC 8785 bytes hash to `digest`. */
 export const listingKey = (digest: Digest): string => `${LISTING_PREFIX}${hexOf(digest)}.json`;
@@ -62,7 +56,7 @@ export type BatchInput = z.infer<typeof BatchInputSchema>;
 
 /** One HashBatch child's result: where its hashed files are stored (content-addressed), or why not. */
 export const BatchResultSchema = z.union([
-  z.strictObject({ key: z.string().startsWith('sha256/'), files: z.number().int().positive() }),
+  z.strictObject({ key: z.string().startsWith(CONTENT_PREFIX), files: z.number().int().positive() }),
   z.strictObject({ error: ErrorInfoSchema, files: z.number().int().positive() }),
 ]);
 export type BatchResult = z.infer<typeof BatchResultSchema>;

@@ -4,6 +4,7 @@ import { hashStream, loadPipeline } from '../cas.js';
 import { encodedFeatureColumns } from '../core/dataset-schema.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
+import { CONTENT_PREFIX, TRAINING_PREFIX } from '../core/layout.js';
 import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
 import { factsOf } from '../core/run-facts.js';
 import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
@@ -79,7 +80,7 @@ export function trainingSpec(state: ExecState, def: PipelineDefinition, taskToke
       ...(bundle ? { [CODE_CHANNEL]: bundle } : {}),
     },
     // Each pipeline's SageMaker role may write only under its own training/<pipeline>/ prefix.
-    outputPrefix: `training/${state.pipeline.name}/`,
+    outputPrefix: `${TRAINING_PREFIX}${state.pipeline.name}/`,
     maxRuntimeSeconds: def.trainer.aws?.maxRuntimeSeconds ?? 3600,
     ...(taskToken ? { taskToken } : {}),
   };
@@ -123,7 +124,7 @@ export async function completeTraining(
   const output = await hashStream(await rt.objects.open('artifacts', job.outputKey));
   const modelDigest = digestFromHex(model.hex);
   const outputDigest = digestFromHex(output.hex);
-  if (job.modelKey.startsWith('sha256/') && job.modelKey !== casKey(modelDigest)) {
+  if (job.modelKey.startsWith(CONTENT_PREFIX) && job.modelKey !== casKey(modelDigest)) {
     throw new VeritrailError(
       'DIGEST_MISMATCH',
       `model.tar.gz at ${job.modelKey} does not hash to its address (${modelDigest})`,

@@ -10,6 +10,7 @@ import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Template as CdkTemplate } from 'aws-cdk-lib/assertions';
 import type { App } from 'sst/constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_AUDIT_RETENTION_DAYS } from '../../src/core/layout.js';
 import {
   s3ObjectCreatedPattern,
   sagemakerTrainingStateChangePattern,
@@ -23,23 +24,22 @@ import {
   STATE_MACHINE_TASKS,
   signers,
 } from '../../stacks/access.js';
-import {
-  BUNDLED_PIPELINES_DIR,
-  HASH_BATCHES_LABEL,
-  RESOURCE_STAR_ONLY_ACTIONS,
-  readStateMachineDefinition,
-  STATE_MACHINE_BUCKETS,
-  STATE_MACHINE_FILE,
-} from '../../stacks/Pipeline.js';
+import { RESOURCE_STAR_ONLY_ACTIONS } from '../../stacks/grants.js';
+import { BUNDLED_PIPELINES_DIR } from '../../stacks/Pipeline.js';
 import { DENIED_OBJECT_ACTIONS } from '../../stacks/Storage.js';
 import {
   auditReplica,
   auditRetentionDays,
-  DEFAULT_AUDIT_RETENTION_DAYS,
   loadPipelines,
   RESERVED_CONCURRENCY,
   vpcMode,
 } from '../../stacks/settings.js';
+import {
+  HASH_BATCHES_LABEL,
+  readStateMachineDefinition,
+  STATE_MACHINE_BUCKETS,
+  STATE_MACHINE_FILE,
+} from '../../stacks/state-machine.js';
 import {
   ASYNC_MAX_EVENT_AGE,
   ASYNC_RETRY_ATTEMPTS,
@@ -1137,10 +1137,10 @@ it('keeps the synthesized app', () => expect(app).toBeDefined());
 
 describe('stacks/access.ts', () => {
   it('names the artifact prefixes the code writes under', async () => {
-    const { SKIP_RECORD_PREFIX } = await import('../../src/app/start.js');
+    const { SKIP_RECORD_PREFIX } = await import('../../src/core/layout.js');
     const access = await import('../../stacks/access.js');
     expect(access.SKIP_RECORD_PREFIX).toBe(SKIP_RECORD_PREFIX);
-    const { TRAINING_JOB_TAG_KEYS } = await import('../../stacks/Pipeline.js');
+    const { TRAINING_JOB_TAG_KEYS } = await import('../../stacks/grants.js');
     const { RUN_ID_TAG, PIPELINE_TAG } = await import('../../src/aws/sagemaker-trainer.js');
     expect([...TRAINING_JOB_TAG_KEYS].sort()).toEqual([RUN_ID_TAG, PIPELINE_TAG].sort());
   });

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { formatVkey, witnessKeyOf } from '../../src/core/cosignature.js';
 import { FUNCTION_NAMES } from '../../stacks/access.js';
-import { RESOURCE_STAR_ONLY_ACTIONS } from '../../stacks/Pipeline.js';
+import { RESOURCE_STAR_ONLY_ACTIONS } from '../../stacks/grants.js';
 import { StackSettingsError, WITNESS_RESERVED_CONCURRENCY, witnessSettings } from '../../stacks/settings.js';
 import { WITNESSED_FUNCTIONS } from '../../stacks/Witness.js';
 import {

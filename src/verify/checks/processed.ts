@@ -5,6 +5,7 @@
 import { hashStream } from '../../cas.js';
 import { type Digest, digestsEqual } from '../../core/digest.js';
 import { toErrorInfo } from '../../core/errors.js';
+import { CONTENT_PREFIX } from '../../core/layout.js';
 import { buildManifest, type Manifest, type ManifestEntry, manifestDigest } from '../../core/manifest.js';
 import { altered, type FailCode, short, type VerifyContext } from './context.js';
 import { manifestOf, readCas } from './read.js';
@@ -50,7 +51,7 @@ export async function checkProcessedData(ctx: VerifyContext, processed: Manifest
   for (const f of processed.files) {
     try {
       const { hex, size } = await hashStream(
-        await ctx.deps.objects.open('artifacts', `sha256/${f.digest.slice(7)}`),
+        await ctx.deps.objects.open('artifacts', `${CONTENT_PREFIX}${f.digest.slice(7)}`),
       );
       actual.push({ path: f.path, size, digest: `sha256:${hex}` });
       if (hex !== f.digest.slice(7) || size !== f.size) {

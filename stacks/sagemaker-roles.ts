@@ -1,0 +1,190 @@
+/**
+ * The SageMaker execution roles: one per pipeline that trains on SageMaker (`trainer.aws`), created
+ * empty in the Identity stack with their trust, and granted in the Pipeline stack what that
+ * pipeline's training and scoring jobs need (`Grants-sagemaker-<pipeline>`).
+ */
+import { ArnFormat, Aws, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type { Stack as SstStack } from 'sst/constructs';
+import { CONTENT_PREFIX, SCORING_PREFIX, TRAINING_PREFIX } from '../src/core/layout.js';
+import { suppressSageMakerRoleFindings } from './compliance.js';
+import type { DeployedPipeline } from './settings.js';
+
+/** One execution role per pipeline with `trainer.aws`, by pipeline name; trusted by SageMaker for this account only. */
+export function sagemakerExecutionRoles(
+  stack: SstStack,
+  pipelines: readonly DeployedPipeline[],
+): Map<string, iam.Role> {
+  const account = stack.account;
+  const sagemakerRoles = new Map<string, iam.Role>();
+  for (const { definition } of pipelines) {
+    if (!definition.trainer.aws) continue;
+    sagemakerRoles.set(
+      definition.name,
+      new iam.Role(stack, `SageMaker-${definition.name}`, {
+        assumedBy: new iam.ServicePrincipal('sagemaker.amazonaws.com', {
+          conditions: { StringEquals: { 'aws:SourceAccount': account } },
+        }),
+        description: `veritrail ${stack.stage}: SageMaker training jobs of pipeline ${definition.name}`,
+      }),
+    );
+  }
+  return sagemakerRoles;
+}
+
+/** What the roles' statements name. */
+export interface SageMakerGrantTargets {
+  stack: Stack;
+  pipelines: readonly DeployedPipeline[];
+  sagemakerRoles: ReadonlyMap<string, iam.IRole>;
+  artifacts: s3.IBucket;
+  dataKeyArn: string;
+}
+
+/** Attaches each SageMaker execution role's grants (`Grants-sagemaker-<pipeline>`). */
+export function grantSageMakerRoles({
+  stack,
+  pipelines,
+  sagemakerRoles,
+  artifacts,
+  dataKeyArn,
+}: SageMakerGrantTargets): void {
+  // SageMaker execution roles: the pipeline's data (content-addressed inputs) and its own output prefix.
+  for (const { definition } of pipelines) {
+    const role = sagemakerRoles.get(definition.name);
+    const aws = definition.trainer.aws;
+    if (!role || !aws) continue;
+    const outputPrefix = `${TRAINING_PREFIX}${definition.name}/`;
+    // Batch Transform scoring (the same role): reads the model under the training output, writes
+    // the predictions under scoring/<pipeline>/.
+    const scoringPrefix = `${SCORING_PREFIX}${definition.name}/`;
+    const statements = [
+      new iam.PolicyStatement({
+        sid: 'ReadTrainingInputs',
+        actions: ['s3:GetObject', 's3:GetObjectVersion'],
+        resources: [artifacts.arnForObjects(`${CONTENT_PREFIX}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadTrainedModelForScoring',
+        actions: ['s3:GetObject', 's3:GetObjectVersion'],
+        resources: [artifacts.arnForObjects(`${outputPrefix}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ListTrainingInputs',
+        actions: ['s3:ListBucket'],
+        resources: [artifacts.bucketArn],
+        conditions: {
+          StringLike: { 's3:prefix': [`${CONTENT_PREFIX}*`, `${outputPrefix}*`, `${scoringPrefix}*`] },
+        },
+      }),
+      new iam.PolicyStatement({
+        sid: 'WriteTrainingOutput',
+        actions: ['s3:PutObject'],
+        resources: [artifacts.arnForObjects(`${outputPrefix}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'WriteScoringOutput',
+        actions: ['s3:PutObject'],
+        resources: [artifacts.arnForObjects(`${scoringPrefix}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'DataKeyForVolumesAndOutput',
+        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+        resources: [dataKeyArn],
+      }),
+      new iam.PolicyStatement({
+        sid: 'DataKeyGrants',
+        actions: ['kms:CreateGrant'],
+        resources: [dataKeyArn],
+        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'TrainingLogs',
+        actions: [
+          'logs:CreateLogGroup',
+          'logs:CreateLogStream',
+          'logs:PutLogEvents',
+          'logs:DescribeLogStreams',
+        ],
+        resources: [
+          Stack.of(stack).formatArn({
+            service: 'logs',
+            resource: 'log-group',
+            resourceName: '/aws/sagemaker/TrainingJobs:*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+          // Batch Transform scoring jobs log here (SageMaker Developer Guide, "Log groups and streams").
+          Stack.of(stack).formatArn({
+            service: 'logs',
+            resource: 'log-group',
+            resourceName: '/aws/sagemaker/TransformJobs:*',
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+      new iam.PolicyStatement({
+        sid: 'TrainingMetrics',
+        actions: ['cloudwatch:PutMetricData'],
+        resources: ['*'],
+        conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+      }),
+    ];
+    const ecr = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^@]+)@/.exec(aws.image);
+    if (ecr) {
+      const [, account, region, repository] = ecr;
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'EcrLogin',
+          actions: ['ecr:GetAuthorizationToken'],
+          resources: ['*'],
+        }),
+        new iam.PolicyStatement({
+          sid: 'PullPinnedImage',
+          actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+          resources: [`arn:${Aws.PARTITION}:ecr:${region}:${account}:repository/${repository}`],
+        }),
+      );
+    }
+    if (aws.vpc) {
+      const ec2Arn = (resource: string, id: string) =>
+        Stack.of(stack).formatArn({ service: 'ec2', resource, resourceName: id });
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'VpcInterfaces',
+          actions: ['ec2:CreateNetworkInterface'],
+          resources: [
+            ...aws.vpc.subnets.map((id) => ec2Arn('subnet', id)),
+            ...aws.vpc.securityGroups.map((id) => ec2Arn('security-group', id)),
+            ec2Arn('network-interface', '*'),
+          ],
+        }),
+        new iam.PolicyStatement({
+          sid: 'VpcInterfaceLifecycle',
+          actions: [
+            'ec2:CreateNetworkInterfacePermission',
+            'ec2:DeleteNetworkInterface',
+            'ec2:DeleteNetworkInterfacePermission',
+          ],
+          resources: [ec2Arn('network-interface', '*')],
+        }),
+        new iam.PolicyStatement({
+          sid: 'VpcDescribe',
+          actions: [
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeVpcs',
+            'ec2:DescribeDhcpOptions',
+            'ec2:DescribeSubnets',
+            'ec2:DescribeSecurityGroups',
+          ],
+          resources: ['*'],
+        }),
+      );
+    }
+    const grants = new iam.Policy(stack, `Grants-sagemaker-${definition.name}`, {
+      roles: [role],
+      statements,
+    });
+    suppressSageMakerRoleFindings(grants, definition.name);
+  }
+}
