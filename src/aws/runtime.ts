@@ -306,7 +306,7 @@ export const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
     }),
   );
 
-/** SageMaker training jobs; each run trains under its own pipeline's role (stacks/Pipeline.ts). */
+/** SageMaker training jobs; each run trains under its own pipeline's role (stacks/sagemaker-roles.ts). */
 export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
   ctx.once(
     'trainer',
