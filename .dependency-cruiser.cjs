@@ -14,8 +14,9 @@ const LAYERS = [
   { name: 'core', path: '^src/core/' },
   // The interfaces the pipeline needs (ports.ts) and the bundle of them a handler runs with.
   { name: 'ports', path: '^src/(ports|runtime)\\.ts$' },
-  // Helpers over the ObjectStore port and the file system: content-addressed reads and writes, tarballs.
-  { name: 'storage', path: '^src/(cas|tarball)\\.ts$' },
+  // Helpers over the ObjectStore port and the file system: content-addressed reads and writes,
+  // tarballs, the worker-thread pool that hashes files.
+  { name: 'storage', path: '^src/((cas|tarball|hash-pool)\\.ts|hash-worker\\.mjs)$' },
   // The WORM audit log and its witnesses, over the ObjectStore port.
   { name: 'audit', path: '^src/audit/' },
   // Offline verification of a run's evidence.

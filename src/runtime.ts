@@ -3,13 +3,13 @@
  * the ports it needs and hands them in. On Lambda, each functions/<name>.ts names its ports and
  * src/aws/runtime.ts builds them from the environment (so a bundle carries only the SDK clients
  * those ports use); the local runner passes the embedded runtime (src/local/runtime.ts) with each
- * invocation. The wiring is src/steps/handler.ts.
+ * invocation. The wiring is src/aws/handler.ts.
  */
-import type { LineageSink } from './app/lineage.js';
 import { VeritrailError } from './core/errors.js';
 import type {
   AuditLog,
   DatasetSource,
+  LineageSink,
   ModelRegistry,
   ObjectStore,
   RunStore,

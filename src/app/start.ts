@@ -15,8 +15,9 @@ import {
   signStatement,
 } from '../core/attest/index.js';
 import { type Digest, digestFromHex, digestOf, isDigest } from '../core/digest.js';
-import { type ErrorCode, type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
+import { type ErrorCode, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { type ControlPlaneInput, parseControlPlaneInput, ruleOf } from '../core/events/index.js';
+import type { ExecState } from '../core/exec-state.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildRunEvent, datasetNameOf } from '../core/lineage.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
@@ -27,6 +28,7 @@ import {
   type RetrainDecision,
   type RunInputs,
   resolvePipelineForKey,
+  type StartOutcome,
   type StartPlan,
   type Trigger,
   triggerFromOperatorStart,
@@ -39,7 +41,11 @@ import type {
   AuditLog,
   DatasetFile,
   DatasetSource,
+  LandingIndex,
+  Launch,
+  LineageSink,
   ObjectStore,
+  PinnedDataset,
   RunRecord,
   RunStore,
   Signer,
@@ -48,9 +54,7 @@ import type { Runtime } from '../runtime.js';
 import { noteSigningKey } from '../steps/attest.js';
 import { trainingCodeSource } from '../steps/check-code.js';
 import { readGatePolicy } from '../steps/gate-policy.js';
-import type { ExecState } from '../steps/state.js';
 import { trainerEnvironment } from '../steps/trainer-env.js';
-import type { LineageSink } from './lineage.js';
 import { signedOutcomeOfRun } from './signed-truth.js';
 
 /** A pipeline definition as the start path needs it. `base` only locally (AWS runs the image). */
@@ -61,21 +65,6 @@ export interface StartPipeline {
   /** file: URI of the definition's folder; absent on AWS, where the training code is the image. */
   base?: string;
 }
-
-/** A dataset pinned to exact bytes: an S3 VersionId, or (locally) the content digest. */
-export interface PinnedDataset {
-  uri: string;
-  versionId?: string;
-  digest?: Digest;
-}
-
-/** Finds the newest dataset a pipeline has received (scheduled retraining trains on it). */
-export interface LandingIndex {
-  latest(def: PipelineDefinition): Promise<PinnedDataset | undefined>;
-}
-
-/** Hands a recorded run to the orchestrator. Idempotent per execution name. */
-export type Launch = (input: ExecState, executionName: string) => Promise<{ alreadyStarted: boolean }>;
 
 export interface StartDeps {
   runs: RunStore;
@@ -102,38 +91,6 @@ export interface StartDeps {
    */
   unitPorts?: (unit: string) => Promise<{ audit: AuditLog; signer: Signer }>;
 }
-
-/** What one trigger came to. Input problems are outcomes, never exceptions. */
-export type StartOutcome =
-  | {
-      status: 'started';
-      runId: string;
-      pipeline: string;
-      executionName: string;
-      idempotencyKey: string;
-      trigger: Trigger['kind'];
-    }
-  | {
-      /** The same trigger (or the same content) was started before: nothing new was started. */
-      status: 'duplicate';
-      runId: string;
-      pipeline: string;
-      executionName: string;
-      runStatus: RunRecord['status'] | 'SKIPPED';
-      /** A PENDING run was handed to the orchestrator again (it never started, e.g. after a crash). */
-      relaunched: boolean;
-    }
-  | {
-      status: 'skipped';
-      runId: string;
-      pipeline: string;
-      sinceRunId: string;
-      reason: string;
-      /** Artifacts key of the signed retrain-skip/v1 bundle. */
-      bundleKey: string;
-    }
-  | { status: 'rejected'; error: ErrorInfo; pipeline?: string }
-  | { status: 'ignored'; reason: string };
 
 /** A file that landed in a local landing folder, complete and hashed. */
 export interface LandedFile {

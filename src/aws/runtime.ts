@@ -13,16 +13,17 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { EventBridgeLineageSink } from '../app/lineage.js';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { witnessesFrom } from '../audit/witness/config.js';
 import type { WitnessClient } from '../audit/witness/http.js';
+import { auditOrigin } from '../core/deployment.js';
 import { VeritrailError } from '../core/errors.js';
 import { type ComposedPorts, type Runtime, runtimeOf } from '../runtime.js';
 import { type AwsClientOptions, type AwsClients, ClientCache, createAwsClients } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
 import { EventPublisher } from './events.js';
 import { KmsSigner } from './kms-signer.js';
+import { EventBridgeLineageSink } from './lineage.js';
 import { S3DatasetSource } from './s3-dataset-source.js';
 import { S3ObjectStore } from './s3-object-store.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
@@ -161,11 +162,6 @@ export function actorFrom(
   const region = env.AWS_REGION;
   if (!partition || !account || !region) return fn;
   return `arn:${partition}:lambda:${region}:${account}:function:${fn}`;
-}
-
-/** The audit log's checkpoint origin on AWS: one log per audit bucket. */
-export function auditOrigin<C extends { buckets: Pick<AwsConfig['buckets'], 'audit'> }>(config: C): string {
-  return `veritrail.aws/${config.buckets.audit}`;
 }
 
 /**

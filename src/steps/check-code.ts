@@ -8,6 +8,7 @@ import { hashStream, loadPipeline, putBytesCas, putJsonCas } from '../cas.js';
 import { isProbablyText, type SecretFinding, scanForSecrets } from '../core/code-scan.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import type { CodeResult, ExecState } from '../core/exec-state.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import {
   BUNDLED_CODE_DIR,
@@ -18,7 +19,6 @@ import {
 import { failingFindings, parseVulnReport } from '../core/vuln-report.js';
 import type { DatasetFile, DatasetSource } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import type { CodeResult, ExecState } from './state.js';
 import type { StepOutcome } from './step.js';
 import { assertConfinedToCode, trainerEnvironment } from './trainer-env.js';
 

@@ -5,11 +5,6 @@ import { loadPipeline, putBytesCas, putJsonCas, readCasVerified, readObject } fr
 import { CsvParser } from '../core/csv.js';
 import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
-import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
-import type { PipelineDefinition } from '../core/pipeline.js';
-import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
-import type { Runtime } from '../runtime.js';
-import { readTarMember } from '../tarball.js';
 import {
   type EvaluateResult,
   type ExecState,
@@ -18,7 +13,12 @@ import {
   resultOf,
   type TrainResult,
   TrainResultSchema,
-} from './state.js';
+} from '../core/exec-state.js';
+import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
+import type { PipelineDefinition } from '../core/pipeline.js';
+import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
+import type { Runtime } from '../runtime.js';
+import { readTarMember } from '../tarball.js';
 import type { StepOutcome } from './step.js';
 
 /** Bootstrap settings for the run's fairness intervals: seeded, so a re-evaluation reproduces them. */

@@ -17,6 +17,7 @@ import {
 } from '../core/dataset-schema.js';
 import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from '../core/exec-state.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
@@ -26,7 +27,6 @@ import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
-import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from './state.js';
 import type { StepOutcome } from './step.js';
 
 export const TRANSFORM_NAME = 'veritrail/preprocess';

@@ -10,10 +10,6 @@ import {
 } from '../core/attest/index.js';
 import { signingKeyId } from '../core/attest/keys.js';
 import type { Digest } from '../core/digest.js';
-import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
-import type { Runtime } from '../runtime.js';
-import { signAndStore } from './attest.js';
-import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
 import {
   CodeResultSchema,
   EvaluateResultSchema,
@@ -24,7 +20,11 @@ import {
   resultOf,
   type SignResult,
   TrainResultSchema,
-} from './state.js';
+} from '../core/exec-state.js';
+import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
+import type { Runtime } from '../runtime.js';
+import { signAndStore } from './attest.js';
+import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
 import type { StepOutcome } from './step.js';
 
 export const LOCAL_BUILDER_ID = 'https://veritrail.dev/builders/local/v1';

@@ -4,16 +4,16 @@ import { hashStream, loadPipeline } from '../cas.js';
 import { encodedFeatureColumns } from '../core/dataset-schema.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
-import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
-import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
-import type { Runtime } from '../runtime.js';
 import {
   CodeResultSchema,
   type ExecState,
   PreprocessResultSchema,
   resultOf,
   type TrainResult,
-} from './state.js';
+} from '../core/exec-state.js';
+import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
+import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
+import type { Runtime } from '../runtime.js';
 import { runStep, StepFailure, type StepOutcome, taskTokensOf } from './step.js';
 
 /** SageMaker job names: 1-63 of [a-zA-Z0-9-], unique per run. The `vt-` prefix scopes our rules. */

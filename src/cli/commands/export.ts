@@ -2,12 +2,12 @@
 import { resolve } from 'node:path';
 import { VeritrailError } from '../../core/errors.js';
 import { resolveHome } from '../../local/home.js';
+import { copyModel, loadLocalReport } from '../../local/report.js';
 import { openLocalRuntime } from '../../local/runtime.js';
-import { copyModel, loadLocalReport } from '../../report/local.js';
+import { verifyLocalRun } from '../../local/verify.js';
 import { renderRunReport } from '../../report/render.js';
 import { firstBroken, VerifyError } from '../../verify/codes.js';
 import { writeEvidenceFolder } from '../../verify/export.js';
-import { verifyLocalRun } from '../../verify/local.js';
 import { describeTrusted, TRUST_OPTIONS, TRUST_USAGE, trustOptions } from '../../verify/trust.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';

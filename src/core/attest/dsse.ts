@@ -1,8 +1,7 @@
 import { verify as cryptoVerify } from 'node:crypto';
-import type { Signer } from '../../ports.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { AttestationError } from './errors.js';
-import type { VerificationKey } from './keys.js';
+import type { Signer, VerificationKey } from './keys.js';
 
 /**
  * DSSE v1 (https://github.com/secure-systems-lab/dsse, protocol.md v1.0.2 and envelope.md).

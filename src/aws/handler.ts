@@ -40,12 +40,12 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import middy, { type MiddlewareObj, type Request } from '@middy/core';
-import { AWS_STEP_PORTS, composeAws } from '../aws/runtime.js';
-import { SERVICE_NAME, startTracing } from '../aws/tracing.js';
 import { toErrorInfo } from '../core/errors.js';
+import type { ExecState } from '../core/exec-state.js';
 import type { Runtime } from '../runtime.js';
-import type { ExecState } from './state.js';
-import { runStep, StepFailure, type StepName, type StepOutcome } from './step.js';
+import { runStep, StepFailure, type StepName, type StepOutcome } from '../steps/step.js';
+import { AWS_STEP_PORTS, composeAws } from './runtime.js';
+import { SERVICE_NAME, startTracing } from './tracing.js';
 
 export type StepWork<T> = (rt: Runtime, state: ExecState) => Promise<StepOutcome<T>>;
 

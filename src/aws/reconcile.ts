@@ -20,14 +20,14 @@ import {
   type DescribeTrainingJobCommandOutput,
   type SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
-import { awsErrorName, translateAwsError } from '../aws/errors.js';
-import type { EndedTrainingJob } from '../aws/sagemaker-trainer.js';
-import type { ExecutionStatus, StepFunctions } from '../aws/sfn.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { isTerminal, type RunStatus } from '../core/run.js';
 import type { ExecutionClaim } from '../ports.js';
 import { failRun } from '../steps/finish.js';
 import { executionsOf, taskTokensOf } from '../steps/step.js';
+import { awsErrorName, translateAwsError } from './errors.js';
+import type { EndedTrainingJob } from './sagemaker-trainer.js';
+import type { ExecutionStatus, StepFunctions } from './sfn.js';
 import { type CallbackOutcome, type CallbackRuntime, finishTrainingStep } from './training-callback.js';
 
 /** A training job as DescribeTrainingJob reports it. */
