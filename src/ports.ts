@@ -107,7 +107,7 @@ export type { Signer } from './core/attest/keys.js';
 
 // ───────────────────────────── trainer ─────────────────────────────
 
-export interface TrainingChannel {
+interface TrainingChannel {
   /** Where the bytes are: an object key in the artifacts bucket. */
   key: string;
   /** The digest the trainer must verify before reading a single row (invariant 2). */
@@ -198,7 +198,7 @@ export interface ScoringJobResult {
 }
 
 /** Runs the inference contract. A Trainer adapter implements it next to training (same code, same image). */
-export interface Scorer {
+interface Scorer {
   score(spec: ScoringJobSpec): Promise<ScoringJobResult>;
 }
 

@@ -138,7 +138,7 @@ function reject(code: ErrorCode, message: string, details?: Record<string, unkno
 }
 
 /** sha256 of the canonical JSON of anything a caller sent, for idempotent audit entries. */
-export function deliveryDigest(raw: unknown): Digest {
+function deliveryDigest(raw: unknown): Digest {
   try {
     return canonicalDigest(raw);
   } catch {

@@ -19,7 +19,7 @@ export interface ConsoleLanding {
 }
 
 /** Where the deployed definitions are: VERITRAIL_PIPELINES_DIR, else `pipelines/` at the task root. */
-export function pipelinesDirOf(env: Record<string, string | undefined>): string {
+function pipelinesDirOf(env: Record<string, string | undefined>): string {
   return (
     env.VERITRAIL_PIPELINES_DIR ??
     join(env.LAMBDA_TASK_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'pipelines')

@@ -21,7 +21,7 @@ import { executionArnOf } from './sfn.js';
 const STAGE_RE = /^[A-Za-z][A-Za-z0-9-]{0,63}$/;
 
 /** The parameters a usable stage has (stacks/{Database,Pipeline,Storage,Keys}.ts). */
-export const REQUIRED_PARAMETERS = [
+const REQUIRED_PARAMETERS = [
   'table-name',
   'state-machine-arn',
   'start-function-name',
@@ -52,7 +52,7 @@ export interface DeployedClients {
   dynamodb?: DynamoDBClient;
 }
 
-export function stagePath(stage: string): string {
+function stagePath(stage: string): string {
   if (!STAGE_RE.test(stage)) {
     throw new VeritrailError(
       'USAGE',

@@ -37,7 +37,7 @@ export type TrainingJobState =
   | { status: 'missing' };
 
 /** Reads a training job's status (SageMaker on AWS). */
-export interface TrainingJobs {
+interface TrainingJobs {
   describe(jobName: string): Promise<TrainingJobState>;
 }
 
@@ -92,7 +92,7 @@ export interface ReconcileRuntime extends CallbackRuntime {
   trainingJobs: TrainingJobs;
 }
 
-export type ReconcileAction =
+type ReconcileAction =
   | { runId: string; action: 'settled'; runStatus: RunStatus | 'MISSING' }
   | { runId: string; action: 'failed'; executionStatus: ExecutionStatus; error: ErrorInfo }
   | { runId: string; action: 'training-ended'; outcome: CallbackOutcome }

@@ -31,7 +31,7 @@ import { SageMakerTrainer } from './sagemaker-trainer.js';
 import { StepFunctions } from './sfn.js';
 
 /** Seven years (7 × 365 + 2 leap days), a common record-keeping period for regulated models. */
-export const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
+const DEFAULT_AUDIT_RETENTION_DAYS = 2557;
 
 /** Environment variables the stack sets on every function. */
 export const REQUIRED_ENV = [
@@ -44,7 +44,7 @@ export const REQUIRED_ENV = [
   'VERITRAIL_CHECKPOINT_KEY_ARN',
   'VERITRAIL_STATE_MACHINE_ARN',
 ] as const;
-export type RequiredEnv = (typeof REQUIRED_ENV)[number];
+type RequiredEnv = (typeof REQUIRED_ENV)[number];
 
 export interface AwsConfig {
   table: string;
@@ -207,7 +207,7 @@ export const awsObjects: AwsBuilder<S3ObjectStore> = (ctx) =>
   );
 
 /** Run records in the DynamoDB table. */
-export const awsRuns: AwsBuilder<DynamoRunStore> = (ctx) =>
+const awsRuns: AwsBuilder<DynamoRunStore> = (ctx) =>
   ctx.once(
     'runs',
     () =>
@@ -225,7 +225,7 @@ export const awsSigner: AwsBuilder<KmsSigner> = (ctx) =>
   );
 
 /** Signs audit log checkpoints (a separate KMS key from attestations). */
-export const awsCheckpointSigner: AwsBuilder<KmsSigner> = (ctx) =>
+const awsCheckpointSigner: AwsBuilder<KmsSigner> = (ctx) =>
   ctx.once(
     'checkpointSigner',
     () =>
@@ -293,7 +293,7 @@ function reportingRefusals(client: WitnessClient, log: (line: string) => void): 
  * every checkpoint is offered to the witnesses of VERITRAIL_WITNESSES (a refusal is reported in
  * the checkpoint's `witnessed`, never a failed step).
  */
-export const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
+const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
   ctx.once('audit', () =>
     openAuditLog({
       store: awsObjects(ctx),
@@ -336,7 +336,7 @@ export const awsRegistry: AwsBuilder<SageMakerRegistry> = (ctx) =>
   );
 
 /** Events on the default bus (START events, lineage). */
-export const awsEvents: AwsBuilder<EventPublisher> = (ctx) =>
+const awsEvents: AwsBuilder<EventPublisher> = (ctx) =>
   ctx.once(
     'events',
     () => new EventPublisher(ctx.clients.get('eventbridge', (retry) => new EventBridgeClient(retry))),

@@ -12,7 +12,7 @@ import { type Digest, hexOf, isDigest, sha256 } from './digest.js';
 
 export const OPENLINEAGE_SCHEMA_URL = 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent';
 /** `producer` / `_producer`: a URI naming the software that wrote the metadata (spec: BaseEvent). */
-export const LINEAGE_PRODUCER = 'https://veritrail.dev/openlineage/producer/v1';
+const LINEAGE_PRODUCER = 'https://veritrail.dev/openlineage/producer/v1';
 
 const FACET_SCHEMAS = {
   version:
@@ -26,7 +26,7 @@ const FACET_SCHEMAS = {
   run: 'https://veritrail.dev/spec/openlineage/1-0-0/VeritrailRunFacet.json#/$defs/VeritrailRunFacet',
 } as const;
 
-export type LineageEventType = 'START' | 'COMPLETE' | 'FAIL';
+type LineageEventType = 'START' | 'COMPLETE' | 'FAIL';
 
 interface Facet {
   _producer: string;
@@ -34,7 +34,7 @@ interface Facet {
   [k: string]: unknown;
 }
 
-export interface LineageDatasetJson {
+interface LineageDatasetJson {
   namespace: string;
   name: string;
   facets?: Record<string, Facet>;
@@ -53,7 +53,7 @@ export interface RunEvent {
 }
 
 /** A dataset a run read or wrote, by where it is and (when known) what bytes it is. */
-export interface LineageDataset {
+interface LineageDataset {
   namespace: string;
   name: string;
   digest?: Digest;
@@ -99,12 +99,7 @@ export function datasetNameOf(uri: string): { namespace: string; name: string } 
  * `veritrail://<namespace>`, so each run is a new version of the same dataset, the version being
  * the content digest.
  */
-export function artifactDataset(
-  namespace: string,
-  pipeline: string,
-  role: string,
-  digest: Digest,
-): LineageDataset {
+function artifactDataset(namespace: string, pipeline: string, role: string, digest: Digest): LineageDataset {
   return { namespace: `veritrail://${namespace}`, name: `${pipeline}/${role}`, digest };
 }
 

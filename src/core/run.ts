@@ -24,7 +24,7 @@ export const LEGAL_TRANSITIONS: Readonly<Record<RunStatus, readonly RunStatus[]>
   FAILED: [],
 };
 
-export const TERMINAL_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'REJECTED', 'FAILED'];
+const TERMINAL_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'REJECTED', 'FAILED'];
 
 export function isTerminal(s: RunStatus): boolean {
   return TERMINAL_STATUSES.includes(s);

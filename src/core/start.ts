@@ -33,7 +33,7 @@ export interface S3Trigger {
 }
 
 /** A complete file in the local landing folder, already hashed. */
-export interface LocalFileTrigger {
+interface LocalFileTrigger {
   kind: 'local';
   pipeline: string;
   /** Where it landed; recorded, not part of the identity. */
@@ -147,7 +147,7 @@ export function resolvePipelineForKey(
 // ───────────────────────────── identity and idempotency ─────────────────────────────
 
 /** Version of the identity rules below; bump it if they ever change, so old and new keys never collide. */
-export const IDENTITY_VERSION = 1;
+const IDENTITY_VERSION = 1;
 
 /** The JSON object an idempotency key is the RFC 8785 digest of. */
 export type TriggerIdentity = Readonly<Record<string, string | number | boolean | null>>;

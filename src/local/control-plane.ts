@@ -23,8 +23,6 @@ import { executeLocally, type LocalExecution } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 import { LocalScheduler } from './scheduler.js';
 
-export { LOCAL_LINEAGE_NAMESPACE };
-
 export interface ControlPlaneOptions {
   rt: LocalRuntime;
   pipelines: readonly StartPipeline[];

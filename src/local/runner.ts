@@ -34,7 +34,7 @@ export const TASK_FUNCTIONS = {
   Finish: 'finish',
   RecordFailure: 'record-failure',
 } as const;
-export type TaskState = keyof typeof TASK_FUNCTIONS;
+type TaskState = keyof typeof TASK_FUNCTIONS;
 
 /**
  * The bucket the definition names by substitution (`${ArtifactsBucket}`, the HashBatches

@@ -29,10 +29,7 @@ const MAX_SCAN_BYTES = 2 * 1024 * 1024;
  * `trainerCodeBundle`): `<bundle root>/code/<pipeline>/`, the bundle root being LAMBDA_TASK_ROOT on
  * Lambda. VERITRAIL_CODE_DIR overrides `<bundle root>/code` (tests, the emulated-AWS suite).
  */
-export function bundledCodeBase(
-  pipeline: string,
-  env: Record<string, string | undefined> = process.env,
-): string {
+function bundledCodeBase(pipeline: string, env: Record<string, string | undefined> = process.env): string {
   const dir = env.VERITRAIL_CODE_DIR ?? join(env.LAMBDA_TASK_ROOT ?? process.cwd(), BUNDLED_CODE_DIR);
   return pathToFileURL(join(dir, pipeline, '/')).href;
 }

@@ -41,7 +41,7 @@ export function aggregateKey(def: PipelineDefinition, attribute: string, metric:
 }
 
 /** SageMaker-style name of the scoring job of a run (1-63 of [a-zA-Z0-9-]). */
-export function scoringJobName(runId: string): string {
+function scoringJobName(runId: string): string {
   return `${SCORING_JOB_NAME_PREFIX}${runId.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 63);
 }
 
@@ -185,7 +185,7 @@ async function scoreModel(
 }
 
 /** The `prediction` column of a predictions CSV as booleans; SCORING_FAILED says what is wrong. */
-export function predictionColumn(table: string[][], n: number, who: string): boolean[] {
+function predictionColumn(table: string[][], n: number, who: string): boolean[] {
   const idx = table[0]?.map((h) => h.trim()).indexOf('prediction') ?? -1;
   if (idx < 0) {
     throw new VeritrailError(
@@ -269,7 +269,7 @@ async function selfReportedCheck(
  * the key is content-addressed (`sha256/<hex>`); on AWS it is SageMaker's own
  * `<S3OutputPath>/<job>/output/output.tar.gz`, which nothing else addresses by content.
  */
-export async function readTrainingOutput(
+async function readTrainingOutput(
   rt: Pick<Runtime, 'objects'>,
   output: { key: string; digest: Digest },
 ): Promise<Uint8Array> {

@@ -29,11 +29,11 @@ import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
 import type { StepOutcome } from './step.js';
 
-export const TRANSFORM_NAME = 'veritrail/preprocess';
-export const TRANSFORM_VERSION = '1';
+const TRANSFORM_NAME = 'veritrail/preprocess';
+const TRANSFORM_VERSION = '1';
 
 /** The column layout of the processed channels, fixed by the definition. */
-export function processedColumns(def: PipelineDefinition): {
+function processedColumns(def: PipelineDefinition): {
   channel: string[];
   features: string[];
   groups: string[];

@@ -27,7 +27,7 @@ import { signAndStore } from './attest.js';
 import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
 import type { StepOutcome } from './step.js';
 
-export const LOCAL_BUILDER_ID = 'https://veritrail.dev/builders/local/v1';
+const LOCAL_BUILDER_ID = 'https://veritrail.dev/builders/local/v1';
 
 /**
  * Sign: the model's evidence as in-toto statements in DSSE envelopes (Sigstore bundles), signed

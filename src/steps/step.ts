@@ -5,7 +5,7 @@ import { describeIssues } from '../core/pipeline.js';
 import type { ExecutionIndex, RunStore, TaskTokenStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 
-export const STEP_NAMES = [
+const STEP_NAMES = [
   'RegisterRun',
   'HashDataset',
   'Preprocess',

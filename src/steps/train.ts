@@ -106,7 +106,7 @@ export async function launchTraining(
 }
 
 /** Train, second half: the job ended; hash what it produced. */
-export async function completeTraining(
+async function completeTraining(
   rt: Runtime,
   _state: ExecState,
   job: TrainingJobResult,

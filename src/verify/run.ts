@@ -44,7 +44,7 @@ import { type VerifyCheckName, VerifyError, type VerifyReport } from './codes.js
 
 // What verifying takes and gives, defined with the context every check shares.
 export type { Evidence, TrustedKey, TrustedKeys, VerifyDeps } from './checks/context.js';
-export { BUNDLE_SLOTS, type BundleSlot } from './checks/slots.js';
+export { BUNDLE_SLOTS } from './checks/slots.js';
 
 /**
  * Verifies one run against the trusted keys. Throws VerifyError RUN_NOT_FOUND for an unknown run;

@@ -14,7 +14,7 @@ export interface DsseEnvelope {
   signatures: DsseSignature[];
 }
 
-export interface DsseSignature {
+interface DsseSignature {
   /** Unauthenticated hint naming the key (protocol.md: MUST NOT be used for security decisions). */
   keyid?: string;
   /** base64 of the ASN.1 DER ECDSA signature. */

@@ -20,7 +20,7 @@
  * event. A malformed event never throws: it just does not match.
  */
 
-export type PatternScalar = string | number | boolean | null;
+type PatternScalar = string | number | boolean | null;
 
 export type Matcher =
   | PatternScalar
@@ -48,10 +48,10 @@ export interface EventPattern {
   readonly [field: string]: readonly Matcher[] | EventPattern | readonly EventPattern[];
 }
 
-export type EventPatternErrorCode = 'PATTERN_INVALID';
+type EventPatternErrorCode = 'PATTERN_INVALID';
 
 /** A pattern EventBridge would refuse (or one this matcher does not support); names the field. */
-export class EventPatternError extends Error {
+class EventPatternError extends Error {
   override readonly name = 'EventPatternError';
   readonly code: EventPatternErrorCode = 'PATTERN_INVALID';
   readonly field: string;
