@@ -194,7 +194,7 @@ export interface DeployedStartResult {
   sinceRunId?: string;
 }
 
-/** The start function's answer (src/app/start.ts StartOutcome), checked at this boundary. */
+/** The start function's answer (src/core/start.ts StartOutcome), checked at this boundary. */
 const StartOutcomeSchema = z.discriminatedUnion('status', [
   z.looseObject({ status: z.literal('started'), runId: z.string().min(1), executionName: z.string().min(1) }),
   z.looseObject({
