@@ -17,7 +17,7 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from '
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { hashPool } from '../src/local/hash-pool.js';
+import { hashPool } from '../src/hash-pool.js';
 import { hashPath } from '../src/verify/hash-path.js';
 
 const run = promisify(execFile);

@@ -26,12 +26,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { digestFromHex } from '../src/core/digest.js';
+import type { ExecState, HashResult } from '../src/core/exec-state.js';
+import { hashPool } from '../src/hash-pool.js';
 import { FsDatasetSource } from '../src/local/fs-dataset-source.js';
-import { hashPool } from '../src/local/hash-pool.js';
 import { executeDefinition, localDefinition, type ProgressEvent } from '../src/local/runner.js';
 import { openLocalRuntime } from '../src/local/runtime.js';
 import { foldBatches, type PinnedFile } from '../src/steps/hash-dataset.js';
-import type { ExecState, HashResult } from '../src/steps/state.js';
 
 function option(args: string[], name: string, fallback: number): number {
   const eq = args.find((a) => a.startsWith(`${name}=`));

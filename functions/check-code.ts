@@ -1,7 +1,8 @@
 /** Lambda for the CheckCode state of state-machines/training-pipeline.asl.json. */
+
+import { stepHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsDatasets, composeAws } from '../src/aws/runtime.js';
 import { checkCode } from '../src/steps/check-code.js';
-import { stepHandler } from '../src/steps/handler.js';
 
 /** Composition root: the training code's objects besides the run and its audit. */
 export const handler = stepHandler(

@@ -1,7 +1,8 @@
 /** Lambda for the Evaluate state of state-machines/training-pipeline.asl.json. */
+
+import { stepHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsTrainer, composeAws } from '../src/aws/runtime.js';
 import { evaluate } from '../src/steps/evaluate.js';
-import { stepHandler } from '../src/steps/handler.js';
 
 /**
  * Composition root: the model and the held-out split (objects), the run and its audit, and the

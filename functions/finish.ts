@@ -1,7 +1,8 @@
 /** Lambda for the Finish state: SUCCEEDED or REJECTED, then an audit checkpoint. */
+
+import { plainHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsLineage, awsSigner, composeAws } from '../src/aws/runtime.js';
 import { finish } from '../src/steps/finish.js';
-import { plainHandler } from '../src/steps/handler.js';
 
 /**
  * Composition root: the run, the audit log (checkpoint), the OpenLineage sink for the run's end, and

@@ -1,6 +1,7 @@
 /** Lambda for the HashDataset state of state-machines/training-pipeline.asl.json: the fold of HashBatches. */
+
+import { stepHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, composeAws } from '../src/aws/runtime.js';
-import { stepHandler } from '../src/steps/handler.js';
 import { hashDataset } from '../src/steps/hash-dataset.js';
 
 /**

@@ -1,6 +1,7 @@
 /** Lambda for the Preprocess state of state-machines/training-pipeline.asl.json. */
+
+import { stepHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsDatasets, awsSigner, composeAws } from '../src/aws/runtime.js';
-import { stepHandler } from '../src/steps/handler.js';
 import { preprocess } from '../src/steps/preprocess.js';
 
 /** Composition root: the raw dataset, and the KMS signer for the transform statement. */

@@ -1,17 +1,17 @@
 /**
  * Lambda on an EventBridge schedule (every 5 minutes, stacks/Triggers.ts): closes runs whose
  * execution ended without recording it, finishes Train steps whose SageMaker event never came, and
- * keeps waiting Train states alive with heartbeats. The work is src/app/reconcile.ts.
+ * keeps waiting Train states alive with heartbeats. The work is src/aws/reconcile.ts.
  */
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { eventHandler } from '../src/aws/handler.js';
 import {
   type ReconcileReport,
   type ReconcileRuntime,
   reconcileOrThrow,
   SageMakerTrainingJobs,
-} from '../src/app/reconcile.js';
+} from '../src/aws/reconcile.js';
 import { AWS_STEP_PORTS, awsLineage, awsSigner, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
-import { eventHandler } from '../src/steps/handler.js';
 
 /**
  * Composition root: the runs and claims, the audit log, Step Functions, SageMaker, lineage for closed

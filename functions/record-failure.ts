@@ -1,7 +1,8 @@
 /** Lambda for the RecordFailure state (every Catch leads here): the run ends FAILED with its reason. */
+
+import { plainHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsLineage, awsSigner, composeAws } from '../src/aws/runtime.js';
 import { recordFailure } from '../src/steps/finish.js';
-import { plainHandler } from '../src/steps/handler.js';
 
 /**
  * Composition root: the run, the audit log, the OpenLineage sink for the run's end, and the

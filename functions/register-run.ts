@@ -1,8 +1,8 @@
 /** Lambda for the RegisterRun state of state-machines/training-pipeline.asl.json. */
-import { type ConsoleLanding, consoleStarter } from '../src/app/console-start.js';
+import { type ConsoleLanding, consoleStarter } from '../src/aws/console-start.js';
+import { plainHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsDatasets, awsLineage, awsSigner, composeAws } from '../src/aws/runtime.js';
 import type { Runtime } from '../src/runtime.js';
-import { plainHandler } from '../src/steps/handler.js';
 import { type ConsoleStarter, registerRun } from '../src/steps/register-run.js';
 
 let starter: ConsoleStarter | undefined;

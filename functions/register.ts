@@ -1,6 +1,7 @@
 /** Lambda for the Register state of state-machines/training-pipeline.asl.json. */
+
+import { stepHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsRegistry, composeAws } from '../src/aws/runtime.js';
-import { stepHandler } from '../src/steps/handler.js';
 import { register } from '../src/steps/register.js';
 
 /** Composition root: the SageMaker model registry. */

@@ -5,9 +5,9 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type AwsStartRuntime, createAwsStartService } from '../src/app/aws.js';
 import { loadPipelinesForAws } from '../src/app/pipelines.js';
-import type { StartOutcome, StartService } from '../src/app/start.js';
+import type { StartService } from '../src/app/start.js';
+import { eventHandler } from '../src/aws/handler.js';
 import {
   AWS_STEP_PORTS,
   awsDatasets,
@@ -16,7 +16,8 @@ import {
   awsStepFunctions,
   composeAws,
 } from '../src/aws/runtime.js';
-import { eventHandler } from '../src/steps/handler.js';
+import { type AwsStartRuntime, createAwsStartService } from '../src/aws/start.js';
+import type { StartOutcome } from '../src/core/start.js';
 
 let service: Promise<StartService> | undefined;
 

@@ -3,8 +3,8 @@
  * and returns. The execution resumes when functions/training-callback.ts reports the job's end.
  */
 import { z } from 'zod';
+import { plainHandler } from '../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsTrainer, composeAws } from '../src/aws/runtime.js';
-import { plainHandler } from '../src/steps/handler.js';
 import { runStep } from '../src/steps/step.js';
 import { launchTraining } from '../src/steps/train.js';
 

@@ -1,15 +1,16 @@
 /**
  * Lambda for the EventBridge rule on "SageMaker Training Job State Change" (stacks/Triggers.ts): the
- * second half of the Train state. The work is src/app/training-callback.ts.
+ * second half of the Train state. The work is src/aws/training-callback.ts.
  */
+
+import { eventHandler } from '../src/aws/handler.js';
+import { AWS_STEP_PORTS, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
 import {
   type CallbackOutcome,
   type CallbackRuntime,
   handleTrainingJobEvent,
-} from '../src/app/training-callback.js';
-import { AWS_STEP_PORTS, awsStepFunctions, composeAws } from '../src/aws/runtime.js';
+} from '../src/aws/training-callback.js';
 import { VeritrailError } from '../src/core/errors.js';
-import { eventHandler } from '../src/steps/handler.js';
 
 /** The callback needs the task-token API and the artifacts bucket, which only the AWS side has. */
 function callbackRuntime(rt: unknown): CallbackRuntime {
@@ -31,4 +32,4 @@ export const handler = eventHandler(
   })),
 );
 
-export { type CallbackRuntime, handleTrainingJobEvent, runIdOfJob } from '../src/app/training-callback.js';
+export { type CallbackRuntime, handleTrainingJobEvent, runIdOfJob } from '../src/aws/training-callback.js';

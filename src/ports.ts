@@ -3,9 +3,13 @@
  * (src/aws) and an embedded one (src/local); both pass the same contract tests.
  */
 import type { Readable } from 'node:stream';
+import type { AuditEntry, AuditEventInput } from './core/audit-entry.js';
 import type { Digest } from './core/digest.js';
 import type { ErrorInfo } from './core/errors.js';
-import type { RunStatus } from './core/run.js';
+import type { ExecState } from './core/exec-state.js';
+import type { RunEvent } from './core/lineage.js';
+import type { PipelineDefinition } from './core/pipeline.js';
+import type { RunRecord, RunStatus, StepRecord } from './core/run.js';
 
 // ───────────────────────────── object store ─────────────────────────────
 
@@ -41,38 +45,8 @@ export interface ObjectStore {
 
 // ───────────────────────────── run store ─────────────────────────────
 
-export interface StepRecord {
-  name: string;
-  /** RUNNING while an asynchronous step (training) is under way. */
-  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
-  startedAt: string;
-  endedAt?: string;
-  /** Content digests this step produced or checked, by role (raw, processed, model…). */
-  digests?: Record<string, Digest>;
-  error?: ErrorInfo;
-}
-
-export interface RunRecord {
-  runId: string;
-  pipeline: string;
-  /**
-   * The business unit of the run's pipeline (src/core/unit.ts), whose keys sign it and whose log
-   * records it. Absent: the default unit (runs recorded before units).
-   */
-  unit?: string;
-  pipelineDigest: Digest;
-  status: RunStatus;
-  trigger: string;
-  /** Idempotency key: the content identity of the trigger (invariant 4). */
-  idempotencyKey: string;
-  dataset: { uri: string; digest?: Digest; versionId?: string };
-  createdAt: string;
-  updatedAt: string;
-  steps: StepRecord[];
-  /** Summary facts filled in as the run goes: digests, fairness headline, gate decision, bundles. */
-  facts: Record<string, unknown>;
-  error?: ErrorInfo;
-}
+/** A run's record, as src/core reads it (reports, signed truth): defined in src/core/run.ts. */
+export type { RunRecord, StepRecord } from './core/run.js';
 
 export type NewRun = Omit<RunRecord, 'status' | 'updatedAt' | 'steps' | 'facts' | 'error'>;
 
@@ -128,19 +102,12 @@ export interface ExecutionIndex {
 
 // ───────────────────────────── signer ─────────────────────────────
 
-/** ECDSA P-256 with SHA-256; signatures are ASN.1 DER, as KMS and openssl produce them. */
-export interface Signer {
-  /** A stable hint naming the key (KMS key ARN, or the local key's fingerprint). */
-  readonly keyId: string;
-  /** SubjectPublicKeyInfo PEM, for offline verification with openssl. */
-  publicKeyPem(): Promise<string>;
-  /** Signs sha256(message). */
-  sign(message: Uint8Array): Promise<Uint8Array>;
-}
+/** The attestation and checkpoint signer: src/core/attest signs with it, so it is defined there. */
+export type { Signer } from './core/attest/keys.js';
 
 // ───────────────────────────── trainer ─────────────────────────────
 
-export interface TrainingChannel {
+interface TrainingChannel {
   /** Where the bytes are: an object key in the artifacts bucket. */
   key: string;
   /** The digest the trainer must verify before reading a single row (invariant 2). */
@@ -231,7 +198,7 @@ export interface ScoringJobResult {
 }
 
 /** Runs the inference contract. A Trainer adapter implements it next to training (same code, same image). */
-export interface Scorer {
+interface Scorer {
   score(spec: ScoringJobSpec): Promise<ScoringJobResult>;
 }
 
@@ -245,30 +212,8 @@ export interface Trainer {
 
 // ───────────────────────────── audit log ─────────────────────────────
 
-/** What a step records. The log adds seq, time and the previous entry's hash. */
-export interface AuditEventInput {
-  /** Idempotency key: appending the same eventId twice returns the first entry and adds nothing. */
-  eventId: string;
-  pipeline: string;
-  runId: string;
-  step: string;
-  /** e.g. `run.registered`, `step.succeeded`, `step.failed`, `gate.decided`, `run.finished`. */
-  type: string;
-  outcome: 'success' | 'failure' | 'refused' | 'info';
-  /** Principal or execution ARN on AWS; `user@host` locally. */
-  actor: string;
-  /** Content digests this event is about, by role. */
-  subjects?: Record<string, Digest>;
-  /** Small JSON facts (an error code and message, a decision…). Never a credential. */
-  detail?: Record<string, unknown>;
-}
-
-export interface AuditEntry extends AuditEventInput {
-  seq: number;
-  time: string;
-  /** Hex leaf hash of entry seq-1 (64 zeros for seq 0): the hash chain. */
-  prev: string;
-}
+/** Audit entries, as src/core/audit-entry.ts encodes and hashes them. */
+export type { AuditEntry, AuditEventInput } from './core/audit-entry.js';
 
 /** The append-only audit log. `append` resolves only once the entry is durable (invariant 1). */
 export interface AuditLog {
@@ -322,4 +267,27 @@ export interface ModelRegistration {
 export interface ModelRegistry {
   /** Idempotent per (pipeline, modelDigest, runId); returns a reference (ARN or key). */
   register(entry: ModelRegistration): Promise<{ ref: string }>;
+}
+
+// ───────────────────────────── start and lineage ─────────────────────────────
+
+/** A dataset pinned to exact bytes: an S3 VersionId, or (locally) the content digest. */
+export interface PinnedDataset {
+  uri: string;
+  versionId?: string;
+  digest?: Digest;
+}
+
+/** Finds the newest dataset a pipeline has received (scheduled retraining trains on it). */
+export interface LandingIndex {
+  latest(def: PipelineDefinition): Promise<PinnedDataset | undefined>;
+}
+
+/** Hands a recorded run to the orchestrator. Idempotent per execution name. */
+export type Launch = (input: ExecState, executionName: string) => Promise<{ alreadyStarted: boolean }>;
+
+/** Where OpenLineage RunEvents go: files under the state dir locally, the EventBridge bus on AWS. */
+export interface LineageSink {
+  /** Idempotent per (run, eventType): emitting the same event twice is harmless. */
+  emit(event: RunEvent): Promise<void>;
 }

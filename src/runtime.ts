@@ -3,13 +3,13 @@
  * the ports it needs and hands them in. On Lambda, each functions/<name>.ts names its ports and
  * src/aws/runtime.ts builds them from the environment (so a bundle carries only the SDK clients
  * those ports use); the local runner passes the embedded runtime (src/local/runtime.ts) with each
- * invocation. The wiring is src/steps/handler.ts.
+ * invocation. The wiring is src/aws/handler.ts.
  */
-import type { LineageSink } from './app/lineage.js';
 import { VeritrailError } from './core/errors.js';
 import type {
   AuditLog,
   DatasetSource,
+  LineageSink,
   ModelRegistry,
   ObjectStore,
   RunStore,
@@ -36,7 +36,7 @@ export interface Runtime {
 }
 
 /** The ports a composition root may build; the rest of a Runtime (actor, mode, now) is always there. */
-export const PORT_NAMES = [
+const PORT_NAMES = [
   'objects',
   'runs',
   'signer',
@@ -46,7 +46,7 @@ export const PORT_NAMES = [
   'registry',
   'lineage',
 ] as const;
-export type PortName = (typeof PORT_NAMES)[number];
+type PortName = (typeof PORT_NAMES)[number];
 
 /** The ports a function was composed with; `lineage` is optional in a Runtime and simply absent. */
 export type ComposedPorts = Partial<Pick<Runtime, PortName>>;
@@ -56,7 +56,7 @@ export type ComposedPorts = Partial<Pick<Runtime, PortName>>;
  * it, instead of an `undefined is not a function` deep inside a step. Reading the property itself
  * (spreading a runtime, passing it on) is fine; only touching a member throws.
  */
-export function missingPort<T extends object>(port: PortName, entry: string): T {
+function missingPort<T extends object>(port: PortName, entry: string): T {
   const fail = (): never => {
     throw new VeritrailError(
       'INTERNAL',

@@ -6,9 +6,12 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Function as SstFunction, type StackContext, use } from 'sst/constructs';
-import { WITNESS_TABLE_KEY } from '../src/aws/dynamo-witness-store.js';
-import { KMS_WITNESS_KEY_SPEC, KMS_WITNESS_SIGNING_ALGORITHM } from '../src/aws/kms-cosigner.js';
-import { auditOrigin } from '../src/aws/runtime.js';
+import {
+  auditOrigin,
+  KMS_WITNESS_KEY_SPEC,
+  KMS_WITNESS_SIGNING_ALGORITHM,
+  WITNESS_TABLE_KEY,
+} from '../src/core/deployment.js';
 import type { FunctionName } from './access.js';
 import { NODEJS_BUNDLING } from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
@@ -25,7 +28,7 @@ import {
 /**
  * The functions that checkpoint the audit log, and so ask the witnesses (src/steps/finish.ts
  * `checkpoint`): Finish and RecordFailure at the end of every run, and the reconciler, which closes
- * runs through the same code (src/app/reconcile.ts → failRun). They get VERITRAIL_WITNESSES.
+ * runs through the same code (src/aws/reconcile.ts → failRun). They get VERITRAIL_WITNESSES.
  */
 export const WITNESSED_FUNCTIONS = [
   'finish',
@@ -42,7 +45,7 @@ function witnessedLog(): {
   if (settings.mode === 'only' && settings.log) {
     return { logs: [{ origin: settings.log.origin, publicKeys: settings.log.publicKeys }], logKeyArns: [] };
   }
-  // This app's log: the origin its functions sign (src/aws/runtime.ts auditOrigin) and its
+  // This app's log: the origin its functions sign (src/core/deployment.ts auditOrigin) and its
   // checkpoint key, read with kms:GetPublicKey at cold start.
   const { checkpointKeyArn } = use(Keys);
   const { audit } = use(Storage);

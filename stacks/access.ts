@@ -119,7 +119,7 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
   },
   'register-run': {
     // A Step Functions console start is an operator start: RegisterRun runs the start service on it
-    // (src/app/console-start.ts), so it may do what start does except StartExecution (it already
+    // (src/aws/console-start.ts), so it may do what start does except StartExecution (it already
     // is the execution). The definitions are bundled with it as with start.
     purpose:
       'claims the run for this execution (conditional writes); a console start goes through the start service',
@@ -240,7 +240,7 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     putEvents: true,
   },
   reconcile: {
-    // Every 5 minutes (src/app/reconcile.ts): unsettled runs (Query on gsi1) → DescribeExecution;
+    // Every 5 minutes (src/aws/reconcile.ts): unsettled runs (Query on gsi1) → DescribeExecution;
     // a Train step whose job ended → finish it as training-callback does (hash under training/) and
     // resolve the token; a job still running → SendTaskHeartbeat; an execution that ended under a
     // RUNNING run → FAILED ORCHESTRATOR_LOST (audit, checkpoint, lineage).

@@ -1,12 +1,12 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { NagSuppressions } from 'cdk-nag';
-import { defaultGroupName } from '../src/aws/sagemaker-registry.js';
+import { defaultGroupName } from '../src/core/deployment.js';
 import { inlinePolicy } from './compliance.js';
 import type { DeployedPipeline } from './settings.js';
 import type { DeployedUnit } from './units.js';
 
-/** The model package groups of these pipelines (src/aws/sagemaker-registry.ts defaultGroupName). */
+/** The model package groups of these pipelines (src/core/deployment.ts defaultGroupName). */
 export function modelPackageGroups(pipelines: readonly DeployedPipeline[]): string[] {
   return pipelines.map((p) => defaultGroupName(p.definition.name));
 }

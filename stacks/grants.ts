@@ -348,7 +348,7 @@ export function functionStatements(
       );
     }
     if (access.registerModel) {
-      // Only this unit's groups (src/aws/sagemaker-registry.ts defaultGroupName: `veritrail-<pipeline>`,
+      // Only this unit's groups (src/core/deployment.ts defaultGroupName: `veritrail-<pipeline>`,
       // pipeline names unique in the pipelines folder all units deploy from); packages live in their group.
       const registry = modelPackageArns(stack, modelPackageGroups(pipelines));
       s.push(

@@ -15,8 +15,9 @@ import {
   signStatement,
 } from '../core/attest/index.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
-import { type ErrorCode, type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
+import { type ErrorCode, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { type ControlPlaneInput, parseControlPlaneInput, ruleOf } from '../core/events/index.js';
+import type { ExecState } from '../core/exec-state.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { SKIP_RECORD_PREFIX } from '../core/layout.js';
 import { buildRunEvent, datasetNameOf } from '../core/lineage.js';
@@ -29,6 +30,7 @@ import {
   type RetrainDecision,
   type RunInputs,
   resolvePipelineForKey,
+  type StartOutcome,
   type StartPlan,
   type Trigger,
   triggerFromOperatorStart,
@@ -41,7 +43,11 @@ import type {
   AuditLog,
   DatasetFile,
   DatasetSource,
+  LandingIndex,
+  Launch,
+  LineageSink,
   ObjectStore,
+  PinnedDataset,
   RunRecord,
   RunStore,
   Signer,
@@ -50,9 +56,7 @@ import type { Runtime } from '../runtime.js';
 import { noteSigningKey } from '../steps/attest.js';
 import { trainingCodeSource } from '../steps/check-code.js';
 import { readGatePolicy } from '../steps/gate-policy.js';
-import type { ExecState } from '../steps/state.js';
 import { trainerEnvironment } from '../steps/trainer-env.js';
-import type { LineageSink } from './lineage.js';
 import { signedOutcomeOfRun } from './signed-truth.js';
 
 /** A pipeline definition as the start path needs it. `base` only locally (AWS runs the image). */
@@ -63,21 +67,6 @@ export interface StartPipeline {
   /** file: URI of the definition's folder; absent on AWS, where the training code is the image. */
   base?: string;
 }
-
-/** A dataset pinned to exact bytes: an S3 VersionId, or (locally) the content digest. */
-export interface PinnedDataset {
-  uri: string;
-  versionId?: string;
-  digest?: Digest;
-}
-
-/** Finds the newest dataset a pipeline has received (scheduled retraining trains on it). */
-export interface LandingIndex {
-  latest(def: PipelineDefinition): Promise<PinnedDataset | undefined>;
-}
-
-/** Hands a recorded run to the orchestrator. Idempotent per execution name. */
-export type Launch = (input: ExecState, executionName: string) => Promise<{ alreadyStarted: boolean }>;
 
 export interface StartDeps {
   runs: RunStore;
@@ -110,38 +99,6 @@ export interface StartDeps {
    */
   unitPorts?: (unit: string) => Promise<{ audit: AuditLog; signer: Signer }>;
 }
-
-/** What one trigger came to. Input problems are outcomes, never exceptions. */
-export type StartOutcome =
-  | {
-      status: 'started';
-      runId: string;
-      pipeline: string;
-      executionName: string;
-      idempotencyKey: string;
-      trigger: Trigger['kind'];
-    }
-  | {
-      /** The same trigger (or the same content) was started before: nothing new was started. */
-      status: 'duplicate';
-      runId: string;
-      pipeline: string;
-      executionName: string;
-      runStatus: RunRecord['status'] | 'SKIPPED';
-      /** A PENDING run was handed to the orchestrator again (it never started, e.g. after a crash). */
-      relaunched: boolean;
-    }
-  | {
-      status: 'skipped';
-      runId: string;
-      pipeline: string;
-      sinceRunId: string;
-      reason: string;
-      /** Artifacts key of the signed retrain-skip/v1 bundle. */
-      bundleKey: string;
-    }
-  | { status: 'rejected'; error: ErrorInfo; pipeline?: string }
-  | { status: 'ignored'; reason: string };
 
 /** A file that landed in a local landing folder, complete and hashed. */
 export interface LandedFile {
@@ -186,7 +143,7 @@ function reject(code: ErrorCode, message: string, details?: Record<string, unkno
 }
 
 /** sha256 of the canonical JSON of anything a caller sent, for idempotent audit entries. */
-export function deliveryDigest(raw: unknown): Digest {
+function deliveryDigest(raw: unknown): Digest {
   try {
     return canonicalDigest(raw);
   } catch {

@@ -35,7 +35,7 @@ export interface TileHashes {
  * (at least (2n − 1) × 32 bytes). The chain fields are found as
  * `chainFields` (src/core/audit-entry.ts) finds them.
  */
-export function hashTile(
+function hashTile(
   sha256: (data: Uint8Array) => string,
   bytes: Uint8Array,
   starts: Uint32Array,

@@ -161,7 +161,7 @@ function readAll(r: Readable, into?: (size: number) => Buffer | undefined): Prom
 }
 
 /** A batch object: the canonical bytes of its entries, one per line (RFC 8785 output has no raw newline). */
-export function splitBatch(bytes: Uint8Array): Uint8Array[] {
+function splitBatch(bytes: Uint8Array): Uint8Array[] {
   const out: Uint8Array[] = [];
   let at = 0;
   for (;;) {

@@ -16,7 +16,7 @@ import {
   TILE_WIDTH,
 } from '../core/tiles.js';
 
-export const TilesClientErrorCodes = [
+const TilesClientErrorCodes = [
   'CHECKPOINT_INVALID',
   'TILE_MISSING',
   'BUNDLE_MISSING',

@@ -25,7 +25,7 @@ import { bytesEqual } from '../core/digest.js';
 import { TreeBuilder } from '../core/merkle.js';
 import { type TileHashes, tilePrefix, tileRoot } from './leaf-pool.js';
 
-export const AuditProblemCodes = [
+const AuditProblemCodes = [
   'ENTRY_MISSING',
   'ENTRY_ALTERED',
   'ENTRY_REORDERED',

@@ -36,7 +36,7 @@ import { activeTracer } from './tracing.js';
 export const DEFAULT_MAX_ATTEMPTS = 5;
 export const DEFAULT_RETRY_MODE = 'adaptive';
 
-export type RetryMode = 'standard' | 'adaptive';
+type RetryMode = 'standard' | 'adaptive';
 
 export interface AwsClientOptions {
   /** Total attempts per call, first one included. Default: AWS_MAX_ATTEMPTS, else 5. */

@@ -9,10 +9,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetParametersByPathCommand, type Parameter, SSMClient } from '@aws-sdk/client-ssm';
 import { z } from 'zod';
-import { ErrorCodes, VeritrailError } from '../core/errors.js';
+import { ErrorCodes, errorFromCatch, VeritrailError } from '../core/errors.js';
 import { type OperatorStartInput, parseOperatorStart } from '../core/events/operator.js';
 import type { RunStore } from '../ports.js';
-import { errorFromCatch } from '../steps/step.js';
 import { retryConfig } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
 import { awsCall } from './errors.js';
@@ -22,7 +21,7 @@ import { executionArnOf } from './sfn.js';
 const STAGE_RE = /^[A-Za-z][A-Za-z0-9-]{0,63}$/;
 
 /** The parameters a usable stage has (stacks/{Database,Pipeline,Storage,Keys}.ts). */
-export const REQUIRED_PARAMETERS = [
+const REQUIRED_PARAMETERS = [
   'table-name',
   'state-machine-arn',
   'start-function-name',
@@ -53,7 +52,7 @@ export interface DeployedClients {
   dynamodb?: DynamoDBClient;
 }
 
-export function stagePath(stage: string): string {
+function stagePath(stage: string): string {
   if (!STAGE_RE.test(stage)) {
     throw new VeritrailError(
       'USAGE',
@@ -195,7 +194,7 @@ export interface DeployedStartResult {
   sinceRunId?: string;
 }
 
-/** The start function's answer (src/app/start.ts StartOutcome), checked at this boundary. */
+/** The start function's answer (src/core/start.ts StartOutcome), checked at this boundary. */
 const StartOutcomeSchema = z.discriminatedUnion('status', [
   z.looseObject({ status: z.literal('started'), runId: z.string().min(1), executionName: z.string().min(1) }),
   z.looseObject({

@@ -42,7 +42,7 @@ import type {
  * Every status change is a conditional update whose condition lists the statuses it may come from
  * (src/core/run.ts), so an illegal transition is refused by the store itself, even under races.
  */
-export const TABLE_KEYS = { pk: 'pk', sk: 'sk', gsi1: 'gsi1', gsi1pk: 'gsi1pk', gsi1sk: 'gsi1sk' } as const;
+const TABLE_KEYS = { pk: 'pk', sk: 'sk', gsi1: 'gsi1', gsi1pk: 'gsi1pk', gsi1sk: 'gsi1sk' } as const;
 
 const RUN_SK = 'RUN';
 const runPk = (runId: string) => `RUN#${runId}`;

@@ -26,11 +26,9 @@ import {
   type PutItemCommandInput,
 } from '@aws-sdk/client-dynamodb';
 import type { WitnessRecord, WitnessStore } from '../audit/witness/core.js';
+import { WITNESS_TABLE_KEY } from '../core/deployment.js';
 import { VeritrailError } from '../core/errors.js';
 import { awsCall, translateAwsError } from './errors.js';
-
-/** The table's only key attribute. */
-export const WITNESS_TABLE_KEY = 'origin';
 
 export interface DynamoWitnessStoreOptions {
   /** Where refused requests are written (default: one JSON line on stderr, the function's log). */

@@ -14,7 +14,7 @@ import {
 import { VeritrailError } from '../core/errors.js';
 import { awsCall } from './errors.js';
 
-export const EVENT_SOURCE = 'veritrail';
+const EVENT_SOURCE = 'veritrail';
 
 export const DetailType = {
   RUN_STATUS_CHANGE: 'Run Status Change',

@@ -12,12 +12,10 @@
 import { type KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import type { Cosigner } from '../audit/witness/cosigner.js';
 import type { WitnessKey } from '../core/cosignature.js';
+import { KMS_WITNESS_KEY_SPEC, KMS_WITNESS_SIGNING_ALGORITHM } from '../core/deployment.js';
 import { VeritrailError } from '../core/errors.js';
 import { awsCall } from './errors.js';
 import { KMS_RAW_MESSAGE_LIMIT, kmsPublicKey, wrongKmsKey } from './kms-signer.js';
-
-export const KMS_WITNESS_KEY_SPEC = 'ECC_NIST_EDWARDS25519';
-export const KMS_WITNESS_SIGNING_ALGORITHM = 'ED25519_SHA_512';
 
 export class KmsCosigner implements Cosigner {
   private publicKey: Promise<WitnessKey> | undefined;

@@ -13,10 +13,10 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { EventBridgeLineageSink } from '../app/lineage.js';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { witnessesFrom } from '../audit/witness/config.js';
 import type { WitnessClient } from '../audit/witness/http.js';
+import { auditOrigin } from '../core/deployment.js';
 import { VeritrailError } from '../core/errors.js';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from '../core/layout.js';
 import { type ComposedPorts, type Runtime, runtimeOf } from '../runtime.js';
@@ -24,6 +24,7 @@ import { type AwsClientOptions, type AwsClients, ClientCache, createAwsClients }
 import { DynamoRunStore } from './dynamo-run-store.js';
 import { EventPublisher } from './events.js';
 import { KmsSigner } from './kms-signer.js';
+import { EventBridgeLineageSink } from './lineage.js';
 import { S3DatasetSource } from './s3-dataset-source.js';
 import { S3ObjectStore } from './s3-object-store.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
@@ -41,7 +42,7 @@ export const REQUIRED_ENV = [
   'VERITRAIL_CHECKPOINT_KEY_ARN',
   'VERITRAIL_STATE_MACHINE_ARN',
 ] as const;
-export type RequiredEnv = (typeof REQUIRED_ENV)[number];
+type RequiredEnv = (typeof REQUIRED_ENV)[number];
 
 export interface AwsConfig {
   table: string;
@@ -161,11 +162,6 @@ export function actorFrom(
   return `arn:${partition}:lambda:${region}:${account}:function:${fn}`;
 }
 
-/** The audit log's checkpoint origin on AWS: one log per audit bucket. */
-export function auditOrigin<C extends { buckets: Pick<AwsConfig['buckets'], 'audit'> }>(config: C): string {
-  return `veritrail.aws/${config.buckets.audit}`;
-}
-
 /**
  * What port builders share within one cold start: the configuration, the clients (each built on
  * first use) and the ports already built (the audit log and the object store share one S3 store).
@@ -209,7 +205,7 @@ export const awsObjects: AwsBuilder<S3ObjectStore> = (ctx) =>
   );
 
 /** Run records in the DynamoDB table. */
-export const awsRuns: AwsBuilder<DynamoRunStore> = (ctx) =>
+const awsRuns: AwsBuilder<DynamoRunStore> = (ctx) =>
   ctx.once(
     'runs',
     () =>
@@ -227,7 +223,7 @@ export const awsSigner: AwsBuilder<KmsSigner> = (ctx) =>
   );
 
 /** Signs audit log checkpoints (a separate KMS key from attestations). */
-export const awsCheckpointSigner: AwsBuilder<KmsSigner> = (ctx) =>
+const awsCheckpointSigner: AwsBuilder<KmsSigner> = (ctx) =>
   ctx.once(
     'checkpointSigner',
     () =>
@@ -295,7 +291,7 @@ function reportingRefusals(client: WitnessClient, log: (line: string) => void): 
  * every checkpoint is offered to the witnesses of VERITRAIL_WITNESSES (a refusal is reported in
  * the checkpoint's `witnessed`, never a failed step).
  */
-export const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
+const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
   ctx.once('audit', () =>
     openAuditLog({
       store: awsObjects(ctx),
@@ -338,7 +334,7 @@ export const awsRegistry: AwsBuilder<SageMakerRegistry> = (ctx) =>
   );
 
 /** Events on the default bus (START events, lineage). */
-export const awsEvents: AwsBuilder<EventPublisher> = (ctx) =>
+const awsEvents: AwsBuilder<EventPublisher> = (ctx) =>
   ctx.once(
     'events',
     () => new EventPublisher(ctx.clients.get('eventbridge', (retry) => new EventBridgeClient(retry))),

@@ -10,6 +10,7 @@ import {
   type CreateModelPackageInput,
   type SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
+import { defaultGroupName } from '../core/deployment.js';
 import { type Digest, isDigest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { isImagePinned, unpinnedImage } from '../core/image.js';
@@ -47,14 +48,6 @@ export interface SageMakerRegistryConfig {
   kmsKeyId?: string;
   /** Model package group of a pipeline. Default: `veritrail-<pipeline>`, cut to SageMaker's rules. */
   groupNameOf?: (pipeline: string) => string;
-}
-
-/** `veritrail-<pipeline>` with every character SageMaker refuses turned into a hyphen. */
-export function defaultGroupName(pipeline: string): string {
-  return `veritrail-${pipeline}`
-    .replace(/[^a-zA-Z0-9-]/g, '-')
-    .replace(/-+$/, '')
-    .slice(0, 63);
 }
 
 /** CustomerMetadataProperties limits (CreateModelPackage API reference). */

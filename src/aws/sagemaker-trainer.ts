@@ -39,15 +39,15 @@ import { awsCall, awsErrorName, translateAwsError } from './errors.js';
 import { scoreWithBatchTransform } from './sagemaker-scorer.js';
 
 /** Hyperparameter carrying the expected digest of every channel. */
-export const CHANNEL_DIGESTS_HYPERPARAMETER = 'veritrail_channel_digests';
+const CHANNEL_DIGESTS_HYPERPARAMETER = 'veritrail_channel_digests';
 /** Hyperparameters starting with this are veritrail's own; a pipeline may not set them. */
-export const RESERVED_HYPERPARAMETER_PREFIX = 'veritrail_';
+const RESERVED_HYPERPARAMETER_PREFIX = 'veritrail_';
 /**
  * Reserved hyperparameters the Train step itself sets (src/steps/train.ts `trainingSpec`): the
  * label column and the feature list, which tell the container what to read. Any other key in the
  * reserved namespace is refused; the channel digests are always recomputed here from the channels.
  */
-export const STEP_HYPERPARAMETERS: readonly string[] = [
+const STEP_HYPERPARAMETERS: readonly string[] = [
   'veritrail_label',
   'veritrail_features',
   // The trainer command the image's entrypoint runs inside the code channel (JSON array).
@@ -67,7 +67,7 @@ const MAX_HYPERPARAMETER_KEY = 256;
 const MAX_HYPERPARAMETER_VALUE = 2500;
 const MAX_TAG_VALUE = 256;
 
-export interface VpcSettings {
+interface VpcSettings {
   subnets: readonly string[];
   securityGroupIds: readonly string[];
 }
@@ -130,7 +130,7 @@ const INSTANCE_STORE_FAMILIES: ReadonlySet<string> = new Set([
  * The family is `ml.<family>.<size>`; `<letters><generation><attributes>`, where a `d` among the
  * attributes means instance store (EC2 instance type naming conventions).
  */
-export function hasInstanceStorage(instanceType: string): boolean {
+function hasInstanceStorage(instanceType: string): boolean {
   const family = instanceType.split('.')[1] ?? '';
   if (INSTANCE_STORE_FAMILIES.has(family)) return true;
   const m = /^[a-z]+[0-9]+([a-z-]*)$/.exec(family);

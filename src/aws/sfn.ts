@@ -60,7 +60,7 @@ export function truncate(s: string, max: number): string {
   return cut;
 }
 
-export function checkExecutionName(name: string): void {
+function checkExecutionName(name: string): void {
   if (name.length === 0 || name.length > SFN_LIMITS.executionName || NAME_FORBIDDEN.test(name)) {
     throw new VeritrailError(
       'USAGE',

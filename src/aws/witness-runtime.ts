@@ -68,7 +68,7 @@ const REQUIRED = [
 ] as const;
 
 /** Reads and checks the witness function's configuration; names each missing or malformed variable. */
-export function readWitnessConfig(env: Record<string, string | undefined>): WitnessConfig {
+function readWitnessConfig(env: Record<string, string | undefined>): WitnessConfig {
   const missing = REQUIRED.filter((n) => !env[n]?.trim());
   if (missing.length > 0) {
     throw new VeritrailError(
@@ -170,7 +170,7 @@ export async function composeWitness(
 }
 
 /** The vkey (`<name>+<key id>+<key>`) the witness's cosignatures verify under. */
-export async function witnessVkey(witness: Witness): Promise<string> {
+async function witnessVkey(witness: Witness): Promise<string> {
   return formatVkey(await witness.key());
 }
 

@@ -42,7 +42,7 @@ export function isCustomResourceRequest(event: unknown): event is CustomResource
  * (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: an emulator). Nothing else: the function never
  * sends to a host a request names.
  */
-export function responseUrlAllowed(url: string, env: Record<string, string | undefined>): boolean {
+function responseUrlAllowed(url: string, env: Record<string, string | undefined>): boolean {
   let u: URL;
   try {
     u = new URL(url);
@@ -65,7 +65,7 @@ export function responseUrlAllowed(url: string, env: Record<string, string | und
  * (IAM User Guide, "Changes that I make are not always immediately visible"). Within the function's
  * 30-second timeout.
  */
-export const VKEY_RETRY_MS = 20_000;
+const VKEY_RETRY_MS = 20_000;
 
 /** `read`, again after a growing pause while it fails with ACCESS_DENIED or TRANSIENT, until `budgetMs` is spent. */
 async function patiently<T>(read: () => Promise<T>, budgetMs: number): Promise<T> {

@@ -5,7 +5,7 @@
  * the tree gives compact proofs.
  */
 
-import type { AuditEntry, AuditEventInput } from '../ports.js';
+import type { Digest } from './digest.js';
 import { canonicalBytes } from './jcs.js';
 import { hashLeaf } from './merkle.js';
 
@@ -151,4 +151,29 @@ export function chainFields(bytes: Uint8Array): { prevAt: number; seq: number } 
   // RFC 8785 numbers have no leading zeros; the next token must be the next key.
   if (j === start || (b[start] === 0x30 && j - start > 1) || b[j] !== 0x2c) return undefined;
   return { prevAt, seq };
+}
+
+/** What a step records. The log adds seq, time and the previous entry's hash. */
+export interface AuditEventInput {
+  /** Idempotency key: appending the same eventId twice returns the first entry and adds nothing. */
+  eventId: string;
+  pipeline: string;
+  runId: string;
+  step: string;
+  /** e.g. `run.registered`, `step.succeeded`, `step.failed`, `gate.decided`, `run.finished`. */
+  type: string;
+  outcome: 'success' | 'failure' | 'refused' | 'info';
+  /** Principal or execution ARN on AWS; `user@host` locally. */
+  actor: string;
+  /** Content digests this event is about, by role. */
+  subjects?: Record<string, Digest>;
+  /** Small JSON facts (an error code and message, a decision…). Never a credential. */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditEntry extends AuditEventInput {
+  seq: number;
+  time: string;
+  /** Hex leaf hash of entry seq-1 (64 zeros for seq 0): the hash chain. */
+  prev: string;
 }

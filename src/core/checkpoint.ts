@@ -17,12 +17,10 @@
 import { createPublicKey, hash, verify } from 'node:crypto';
 import { CodedError } from './errors.js';
 
-/** The signed-note signature type byte for ECDSA (C2SP signed-note, "Signature types"). */
-export const SIGNATURE_TYPE_ECDSA = 0x02;
 const EM_DASH = '\u2014';
 const MAX_NOTE_BYTES = 1 << 20;
 
-export const CheckpointErrorCodes = [
+const CheckpointErrorCodes = [
   /** The text is not a well-formed signed checkpoint. */
   'CHECKPOINT_MALFORMED',
   /** No signature line from the expected key (name and key ID). */

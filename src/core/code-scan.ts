@@ -134,8 +134,8 @@ export function shannonEntropy(s: string): number {
 }
 
 /** Minimum length and entropy of a generic secret literal; a 16-char random base64 string has ~3.7-4 bits/char. */
-export const GENERIC_MIN_LENGTH = 12;
-export const GENERIC_MIN_ENTROPY = 3.0;
+const GENERIC_MIN_LENGTH = 12;
+const GENERIC_MIN_ENTROPY = 3.0;
 
 const PLACEHOLDER =
   /^(?:\$\{.*\}|\$[A-Z_][A-Z0-9_]*|\{\{.*\}\}|<[^>]*>|%\(?[a-z_]*\)?s|\*+|x+|\.+|-+|_+|#+)$|changeme|change_me|placeholder|example|dummy|redacted|your[_-]|xxxx|<|>|\{\{|\$\{|process\.env|os\.environ|getenv/i;

@@ -9,11 +9,11 @@
  *
  * Ed25519, not ML-DSA-44 (which the spec recommends for new deployments): Node 22 has no ML-DSA.
  */
-import { createPrivateKey, createPublicKey, hash, type KeyObject, sign, verify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, hash, type KeyObject, verify } from 'node:crypto';
 import { CheckpointError, parseCheckpointText, parseSignedNote } from './checkpoint.js';
 
 /** The signed-note signature type of Ed25519 cosignatures. */
-export const COSIGNATURE_TYPE_ED25519 = 0x04;
+const COSIGNATURE_TYPE_ED25519 = 0x04;
 const EM_DASH = '\u2014';
 /** DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), followed by the 32-byte key. */
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
@@ -79,21 +79,6 @@ export function witnessKeyOf(name: string, privateKeyPem: string): WitnessKey {
   }
   const der = createPublicKey(priv).export({ type: 'spki', format: 'der' });
   return { name, publicKey: new Uint8Array(der.subarray(der.length - 32)) };
-}
-
-/** One cosignature line (with its final newline) over the note text of a checkpoint. */
-export function cosign(
-  noteText: string,
-  key: { name: string; privateKeyPem: string },
-  timestamp: number,
-): string {
-  if (!Number.isSafeInteger(timestamp) || timestamp <= 0) throw new RangeError('timestamp must be positive');
-  const pub = witnessKeyOf(key.name, key.privateKeyPem);
-  const sig = sign(null, cosignedMessage(noteText, timestamp), createPrivateKey(key.privateKeyPem));
-  const ts = Buffer.alloc(8);
-  ts.writeBigUInt64BE(BigInt(timestamp));
-  const blob = Buffer.concat([cosignerKeyId(pub), ts, sig]).toString('base64');
-  return `${EM_DASH} ${key.name} ${blob}\n`;
 }
 
 export interface Cosignature {

@@ -117,7 +117,7 @@ export function parseCsv(text: string): CsvRecord[] {
 }
 
 /** Quotes a field when RFC 4180 requires it. */
-export function csvField(value: string): string {
+function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
 }
 

@@ -12,16 +12,6 @@ export function isDigest(s: unknown): s is Digest {
   return typeof s === 'string' && DIGEST_RE.test(s);
 }
 
-export function parseDigest(s: string, what = 'digest'): Digest {
-  if (!isDigest(s)) {
-    throw new VeritrailError(
-      'DIGEST_MISMATCH',
-      `${what} "${s}" is not of the form sha256:<64 lowercase hex digits>`,
-    );
-  }
-  return s;
-}
-
 export function digestFromHex(hex: string): Digest {
   if (!HEX_RE.test(hex)) throw new VeritrailError('INTERNAL', `not a sha256 hex string: ${hex}`);
   return `sha256:${hex}`;
@@ -41,11 +31,6 @@ export function sha256Hex(data: Uint8Array | string): string {
 
 export function digestOf(data: Uint8Array | string): Digest {
   return `sha256:${sha256Hex(data)}`;
-}
-
-/** in-toto DigestSet form: `{"sha256": "<hex>"}`. */
-export function toDigestSet(d: Digest): { sha256: string } {
-  return { sha256: hexOf(d) };
 }
 
 /** Content-addressed object key for a digest: `sha256/<hex>`. */

@@ -13,7 +13,7 @@ import { factsOf } from './run-facts.js';
 
 export const OPENLINEAGE_SCHEMA_URL = 'https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent';
 /** `producer` / `_producer`: a URI naming the software that wrote the metadata (spec: BaseEvent). */
-export const LINEAGE_PRODUCER = 'https://veritrail.dev/openlineage/producer/v1';
+const LINEAGE_PRODUCER = 'https://veritrail.dev/openlineage/producer/v1';
 
 const FACET_SCHEMAS = {
   version:
@@ -27,7 +27,7 @@ const FACET_SCHEMAS = {
   run: 'https://veritrail.dev/spec/openlineage/1-0-0/VeritrailRunFacet.json#/$defs/VeritrailRunFacet',
 } as const;
 
-export type LineageEventType = 'START' | 'COMPLETE' | 'FAIL';
+type LineageEventType = 'START' | 'COMPLETE' | 'FAIL';
 
 interface Facet {
   _producer: string;
@@ -35,7 +35,7 @@ interface Facet {
   [k: string]: unknown;
 }
 
-export interface LineageDatasetJson {
+interface LineageDatasetJson {
   namespace: string;
   name: string;
   facets?: Record<string, Facet>;
@@ -54,7 +54,7 @@ export interface RunEvent {
 }
 
 /** A dataset a run read or wrote, by where it is and (when known) what bytes it is. */
-export interface LineageDataset {
+interface LineageDataset {
   namespace: string;
   name: string;
   digest?: Digest;
@@ -100,12 +100,7 @@ export function datasetNameOf(uri: string): { namespace: string; name: string } 
  * `veritrail://<namespace>`, so each run is a new version of the same dataset, the version being
  * the content digest.
  */
-export function artifactDataset(
-  namespace: string,
-  pipeline: string,
-  role: string,
-  digest: Digest,
-): LineageDataset {
+function artifactDataset(namespace: string, pipeline: string, role: string, digest: Digest): LineageDataset {
   return { namespace: `veritrail://${namespace}`, name: `${pipeline}/${role}`, digest };
 }
 

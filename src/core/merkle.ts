@@ -15,11 +15,11 @@ import { bytesEqual } from './digest.js';
 import { CodedError } from './errors.js';
 
 /** Domain separation of leaves: RFC 6962 §2.1 / RFC 9162 §2.1.1, `MTH({d(0)}) = SHA-256(0x00 || d(0))`. */
-export const LEAF_PREFIX = 0x00;
+const LEAF_PREFIX = 0x00;
 /** Domain separation of interior nodes: RFC 9162 §2.1.1, `SHA-256(0x01 || MTH(left) || MTH(right))`. */
-export const NODE_PREFIX = 0x01;
+const NODE_PREFIX = 0x01;
 /** SHA-256 output length. */
-export const HASH_SIZE = 32;
+const HASH_SIZE = 32;
 
 function sha256(data: Uint8Array): Uint8Array {
   return hash('sha256', data, 'buffer');
@@ -68,7 +68,7 @@ export class TreeBuilder {
   private count = 0;
 
   /**
-   * `onTileNode` sees every completed perfect subtree whose level is a multiple of `TILE_HEIGHT`
+   * `onTileNode` sees every completed perfect subtree whose level is a multiple of the tile height
    * (8) above 0, i.e. every hash a c2sp.org/tlog-tiles hash tile above level 0 stores, so a
    * reader can check stored tiles against the hashes it recomputed.
    */
@@ -134,7 +134,7 @@ export function rootOf(leafHashes: readonly Uint8Array[]): Uint8Array {
 // ───────────────────────────── generation ─────────────────────────────
 
 /** A perfect subtree: `2^level` leaves starting at leaf `index * 2^level`. */
-export interface NodeId {
+interface NodeId {
   level: number;
   index: number;
 }
@@ -157,7 +157,7 @@ function checkSize(n: number, what: string): void {
  * The perfect subtrees that make up leaves [begin, end), largest first. For the ranges RFC 9162
  * recursion produces (begin aligned to the range's split), MTH is these folded right to left.
  */
-export function perfectSubtrees(begin: number, end: number): NodeId[] {
+function perfectSubtrees(begin: number, end: number): NodeId[] {
   checkSize(begin, 'begin');
   checkSize(end, 'end');
   const out: NodeId[] = [];
@@ -176,7 +176,7 @@ export function perfectSubtrees(begin: number, end: number): NodeId[] {
 }
 
 /** MTH(D[begin:end]) from perfect-subtree hashes. */
-export async function subtreeHash(begin: number, end: number, node: NodeHash): Promise<Uint8Array> {
+async function subtreeHash(begin: number, end: number, node: NodeHash): Promise<Uint8Array> {
   if (begin >= end) return EMPTY_ROOT;
   const parts = perfectSubtrees(begin, end);
   const last = parts[parts.length - 1] as NodeId;
@@ -194,7 +194,7 @@ export function rootAt(size: number, node: NodeHash): Promise<Uint8Array> {
 }
 
 /** RFC 9162 §2.1.3.1 PATH(m, D[n]): the ranges whose MTHs form the inclusion proof, deepest first. */
-export function inclusionRanges(index: number, size: number): [number, number][] {
+function inclusionRanges(index: number, size: number): [number, number][] {
   checkSize(index, 'index');
   checkSize(size, 'size');
   if (index >= size) throw new RangeError(`leaf ${index} is not in a tree of size ${size}`);
@@ -215,7 +215,7 @@ export function inclusionRanges(index: number, size: number): [number, number][]
 }
 
 /** RFC 9162 §2.1.4.1 PROOF(m, D[n]) = SUBPROOF(m, D[n], true): the ranges, deepest first. */
-export function consistencyRanges(size1: number, size2: number): [number, number][] {
+function consistencyRanges(size1: number, size2: number): [number, number][] {
   checkSize(size1, 'size1');
   checkSize(size2, 'size2');
   if (size1 > size2) throw new RangeError(`size1 ${size1} is larger than size2 ${size2}`);
@@ -271,7 +271,7 @@ export function memoryNodes(leafHashes: readonly Uint8Array[]): NodeHash {
 
 // ───────────────────────────── verification ─────────────────────────────
 
-export const ProofErrorCodes = [
+const ProofErrorCodes = [
   /** An argument has the wrong type, a hash is not 32 bytes, a size is negative… */
   'PROOF_MALFORMED',
   'INCLUSION_INDEX_OUT_OF_RANGE',

@@ -38,7 +38,7 @@ const attributeThresholds = z.strictObject({
  * Below this many rows in a group, the default policy judges a metric by the bound of its 95%
  * interval nearest to failing instead of its point value (docs/gates.md).
  */
-export const DEFAULT_INTERVAL_GROUP_SIZE = 200;
+const DEFAULT_INTERVAL_GROUP_SIZE = 200;
 
 const gateThresholds = z.strictObject({
   minAccuracy: z.number().min(0).max(1).default(0.7),
@@ -83,7 +83,7 @@ const awsTrainer = z.strictObject({
     .optional(),
 });
 
-export const PipelineDefinitionSchema = z.strictObject({
+const PipelineDefinitionSchema = z.strictObject({
   apiVersion: z.literal('veritrail.dev/v1'),
   name: z
     .string()
@@ -182,7 +182,6 @@ export const PipelineDefinitionSchema = z.strictObject({
 });
 
 export type PipelineDefinition = z.infer<typeof PipelineDefinitionSchema>;
-export type PipelineDefinitionInput = z.input<typeof PipelineDefinitionSchema>;
 
 /** Formats zod issues as `field.path: problem` lines, the path naming the bad field. */
 export function describeIssues(error: z.ZodError): string {

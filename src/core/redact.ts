@@ -11,9 +11,9 @@
  */
 import { ALLOW_SECRET_MARKER, type SecretKind, scanForSecrets } from './code-scan.js';
 
-export const REDACTED_PREFIX = '[REDACTED:';
+const REDACTED_PREFIX = '[REDACTED:';
 
-export function redactionMarker(kind: SecretKind): string {
+function redactionMarker(kind: SecretKind): string {
   return `${REDACTED_PREFIX}${kind}]`;
 }
 

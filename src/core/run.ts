@@ -1,4 +1,5 @@
-import { VeritrailError } from './errors.js';
+import type { Digest } from './digest.js';
+import { type ErrorInfo, VeritrailError } from './errors.js';
 
 /** Run statuses. `as const` rather than an enum so the values are plain strings in JSON and DynamoDB. */
 export const RunStatus = {
@@ -23,7 +24,7 @@ export const LEGAL_TRANSITIONS: Readonly<Record<RunStatus, readonly RunStatus[]>
   FAILED: [],
 };
 
-export const TERMINAL_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'REJECTED', 'FAILED'];
+const TERMINAL_STATUSES: readonly RunStatus[] = ['SUCCEEDED', 'REJECTED', 'FAILED'];
 
 export function isTerminal(s: RunStatus): boolean {
   return TERMINAL_STATUSES.includes(s);
@@ -44,4 +45,39 @@ export function assertTransition(runId: string, from: RunStatus, to: RunStatus):
       { details: { runId, from, to } },
     );
   }
+}
+
+// The record of a run, as the run store (src/ports.ts RunStore) keeps it.
+
+export interface StepRecord {
+  name: string;
+  /** RUNNING while an asynchronous step (training) is under way. */
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED';
+  startedAt: string;
+  endedAt?: string;
+  /** Content digests this step produced or checked, by role (raw, processed, model…). */
+  digests?: Record<string, Digest>;
+  error?: ErrorInfo;
+}
+
+export interface RunRecord {
+  runId: string;
+  pipeline: string;
+  /**
+   * The business unit of the run's pipeline (src/core/unit.ts), whose keys sign it and whose log
+   * records it. Absent: the default unit (runs recorded before units).
+   */
+  unit?: string;
+  pipelineDigest: Digest;
+  status: RunStatus;
+  trigger: string;
+  /** Idempotency key: the content identity of the trigger (invariant 4). */
+  idempotencyKey: string;
+  dataset: { uri: string; digest?: Digest; versionId?: string };
+  createdAt: string;
+  updatedAt: string;
+  steps: StepRecord[];
+  /** Summary facts filled in as the run goes: digests, fairness headline, gate decision, bundles. */
+  facts: Record<string, unknown>;
+  error?: ErrorInfo;
 }

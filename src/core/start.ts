@@ -1,11 +1,12 @@
 import { type Digest, digestsEqual, sha256 } from './digest.js';
-import { VeritrailError } from './errors.js';
+import { type ErrorInfo, VeritrailError } from './errors.js';
 import type { OperatorStart } from './events/operator.js';
 import { datasetLocationOf } from './events/operator.js';
 import type { S3ObjectCreatedEvent } from './events/s3.js';
 import { ruleOf, type ScheduledEvent, type SchedulePayload } from './events/schedule.js';
 import { canonicalDigest } from './jcs.js';
 import { landingPrefixOf, type PipelineDefinition } from './pipeline.js';
+import type { RunRecord } from './run.js';
 
 /**
  * The pure half of the start path: what a trigger *is* (its content identity), the idempotency
@@ -32,7 +33,7 @@ export interface S3Trigger {
 }
 
 /** A complete file in the local landing folder, already hashed. */
-export interface LocalFileTrigger {
+interface LocalFileTrigger {
   kind: 'local';
   pipeline: string;
   /** Where it landed; recorded, not part of the identity. */
@@ -146,7 +147,7 @@ export function resolvePipelineForKey(
 // ───────────────────────────── identity and idempotency ─────────────────────────────
 
 /** Version of the identity rules below; bump it if they ever change, so old and new keys never collide. */
-export const IDENTITY_VERSION = 1;
+const IDENTITY_VERSION = 1;
 
 /** The JSON object an idempotency key is the RFC 8785 digest of. */
 export type TriggerIdentity = Readonly<Record<string, string | number | boolean | null>>;
@@ -352,3 +353,35 @@ export function decideRetrain(args: {
     reason: `no change since run ${lastSuccessfulRun.runId}: ${fields.join(', ')} digests are identical`,
   };
 }
+
+/** What one trigger came to. Input problems are outcomes, never exceptions. */
+export type StartOutcome =
+  | {
+      status: 'started';
+      runId: string;
+      pipeline: string;
+      executionName: string;
+      idempotencyKey: string;
+      trigger: Trigger['kind'];
+    }
+  | {
+      /** The same trigger (or the same content) was started before: nothing new was started. */
+      status: 'duplicate';
+      runId: string;
+      pipeline: string;
+      executionName: string;
+      runStatus: RunRecord['status'] | 'SKIPPED';
+      /** A PENDING run was handed to the orchestrator again (it never started, e.g. after a crash). */
+      relaunched: boolean;
+    }
+  | {
+      status: 'skipped';
+      runId: string;
+      pipeline: string;
+      sinceRunId: string;
+      reason: string;
+      /** Artifacts key of the signed retrain-skip/v1 bundle. */
+      bundleKey: string;
+    }
+  | { status: 'rejected'; error: ErrorInfo; pipeline?: string }
+  | { status: 'ignored'; reason: string };

@@ -24,9 +24,6 @@ export const TASK_STATES = {
 
 export type TaskState = keyof typeof TASK_STATES;
 
-/** The Lambda a task state invokes. */
-export type TaskFunction = (typeof TASK_STATES)[TaskState]['function'];
-
 /** A state that records a step of its own (run record, audit entry). */
 export type StepName = {
   [S in TaskState]: (typeof TASK_STATES)[S]['step'] extends true ? S : never;

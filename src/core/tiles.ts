@@ -9,7 +9,6 @@
  * - `<N>` is written in groups of three decimal digits, every group but the last prefixed by "x":
  *   1234067 → `x001/x234/067`.
  */
-export const TILE_HEIGHT = 8;
 export const TILE_WIDTH = 256;
 
 /** The "tlog-tiles" path encoding of a tile index. */

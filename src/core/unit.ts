@@ -21,7 +21,7 @@ export const unitName = z
   );
 
 /** One unit's own settings, declared by the platform team (units.json). */
-export const UnitSettingsSchema = z.strictObject({
+const UnitSettingsSchema = z.strictObject({
   name: unitName,
   description: z.string().max(1024).optional(),
   /** How long the unit's audit entries are locked (S3 Object Lock, COMPLIANCE), in days. */

@@ -17,7 +17,7 @@ import { z } from 'zod';
 import { VeritrailError } from './errors.js';
 import { describeIssues } from './pipeline.js';
 
-export const SEVERITIES = ['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
+const SEVERITIES = ['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 export interface VulnFinding {
@@ -171,7 +171,7 @@ function fromLevel(level: 'none' | 'note' | 'warning' | 'error'): Severity {
 }
 
 /** Rank of a severity, UNKNOWN lowest as in Trivy's ordering. */
-export function severityRank(s: Severity): number {
+function severityRank(s: Severity): number {
   return SEVERITIES.indexOf(s);
 }
 

@@ -1,8 +1,7 @@
 import { dirname, join } from 'node:path';
 import { type ObjectAuditLog, openAuditLog } from '../audit/log.js';
 import { witnessesFromFile } from '../audit/witness/config.js';
-import { redactValue } from '../core/redact.js';
-import type { AuditEventInput, AuditLog, ObjectStore } from '../ports.js';
+import type { ObjectStore } from '../ports.js';
 import { openFileSigner } from './file-signer.js';
 
 /**
@@ -24,19 +23,5 @@ export async function openLocalAuditLog(
     witnesses,
     ...(identity.prefix !== undefined ? { prefix: identity.prefix } : {}),
     ...(identity.origin !== undefined ? { origin: identity.origin } : {}),
-  });
-}
-
-/**
- * The audit log with every appended event redacted first (src/core/redact.ts, invariant 7): the
- * log is write-once, so a secret that reached it could never be removed. Everything else passes.
- */
-export function redactingAuditLog<T extends AuditLog>(log: T): T {
-  return new Proxy(log, {
-    get(target, prop) {
-      if (prop === 'append') return (event: AuditEventInput) => target.append(redactValue(event));
-      const v: unknown = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
   });
 }

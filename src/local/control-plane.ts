@@ -9,20 +9,19 @@
 import { createReadStream } from 'node:fs';
 import { hostname } from 'node:os';
 import { relative } from 'node:path';
-import { emitRunEnd } from '../app/lineage.js';
-import { type StartOutcome, type StartPipeline, StartService, startDepsOf } from '../app/start.js';
+import { type StartPipeline, StartService, startDepsOf } from '../app/start.js';
 import { hashStream } from '../cas.js';
 import { digestFromHex } from '../core/digest.js';
 import { toErrorInfo } from '../core/errors.js';
-import type { ExecState } from '../steps/state.js';
+import type { ExecState } from '../core/exec-state.js';
+import type { StartOutcome } from '../core/start.js';
+import { emitRunEnd } from '../steps/lineage.js';
 import { type LandedCandidate, LandingWatcher } from './landing-watcher.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
 import { ownerGone } from './run-owners.js';
 import { executeLocally, type LocalExecution } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 import { LocalScheduler } from './scheduler.js';
-
-export { LOCAL_LINEAGE_NAMESPACE };
 
 export interface ControlPlaneOptions {
   rt: LocalRuntime;

@@ -57,21 +57,21 @@ export interface LocalDynamo {
 }
 
 /** What the host publishes in the state dir. */
-export interface PublishedEndpoint {
+interface PublishedEndpoint {
   endpoint: string;
   pid: number;
   hostname: string;
   since: string;
 }
 
-export function endpointFile(dir: string): string {
+function endpointFile(dir: string): string {
   return `${dir}.endpoint.json`;
 }
 
 const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT']);
 
 /** The request never reached a live host (or the host went away under it). */
-export function isConnectionError(e: unknown): boolean {
+function isConnectionError(e: unknown): boolean {
   for (let cur: unknown = e, depth = 0; cur && depth < 4; depth++) {
     const c = cur as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
     if (typeof c.code === 'string' && CONNECTION_ERRORS.has(c.code)) return true;

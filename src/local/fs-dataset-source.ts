@@ -4,8 +4,8 @@ import { basename, join, resolve, sep } from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { VeritrailError } from '../core/errors.js';
+import { hashPool } from '../hash-pool.js';
 import type { DatasetFile, DatasetSource } from '../ports.js';
-import { hashPool } from './hash-pool.js';
 
 /** Turns a user's path or a file: URI into an absolute file: URI. */
 export function toFileUri(pathOrUri: string, cwd = process.cwd()): string {

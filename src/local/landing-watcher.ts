@@ -10,10 +10,10 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { LandingIndex, PinnedDataset } from '../app/start.js';
 import { hashStream } from '../cas.js';
 import { digestFromHex } from '../core/digest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
+import type { LandingIndex, PinnedDataset } from '../ports.js';
 
 /** Dotfiles and the temporary names of partial downloads and editors. */
 export function isTemporaryName(name: string): boolean {

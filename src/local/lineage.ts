@@ -4,9 +4,9 @@
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LineageSink } from '../app/lineage.js';
 import type { RunEvent } from '../core/lineage.js';
 import { redactValue } from '../core/redact.js';
+import type { LineageSink } from '../ports.js';
 import { homePaths } from './home.js';
 
 /** Job namespace of the embedded runtime's lineage events. */

@@ -9,8 +9,8 @@
  */
 import type { Digest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import type { ExecState } from '../core/exec-state.js';
 import type { RunRecord } from '../ports.js';
-import type { ExecState } from '../steps/state.js';
 import { executeLocally, type LocalExecution, type ProgressEvent } from './runner.js';
 import type { LocalRuntime } from './runtime.js';
 import { awaitExecution, type LoadedPipeline } from './start-run.js';

@@ -25,11 +25,11 @@ import { failRun } from '../steps/finish.js';
 import { forRun, type UnitScoped } from './units.js';
 
 /** A lease is renewed this often while its run is under way… */
-export const LEASE_RENEW_MS = 10_000;
+const LEASE_RENEW_MS = 10_000;
 /** …and is stale once this long has passed without a renewal. */
-export const LEASE_TTL_MS = 60_000;
+const LEASE_TTL_MS = 60_000;
 /** A PENDING or RUNNING run with no owner item at all is left alone this long (it may be starting). */
-export const UNOWNED_GRACE_MS = 60_000;
+const UNOWNED_GRACE_MS = 60_000;
 
 const OWNER_SK = 'OWNER';
 
@@ -51,7 +51,7 @@ export function ownerGone(owner: RunOwner, now: Date, host = hostname()): string
   return undefined;
 }
 
-export function pidAlive(pid: number): boolean {
+function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -3,11 +3,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { readObject } from '../cas.js';
-import { type ErrorInfo, VeritrailError } from '../core/errors.js';
+import { type ErrorInfo, errorFromCatch, VeritrailError } from '../core/errors.js';
+import type { ExecState } from '../core/exec-state.js';
 import type { RunStatus } from '../core/run.js';
 import { TASK_STATES, type TaskState } from '../core/states.js';
-import type { ExecState } from '../steps/state.js';
-import { errorFromCatch, StepFailure } from '../steps/step.js';
+import { StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
 import { emulateDistributedMaps, type ReadObject } from './distributed-map.js';
 import type { LocalRuntime } from './runtime.js';
@@ -144,7 +144,7 @@ const lambdaContext = (name: string, runtime: LocalRuntime) => ({
 
 /**
  * Runs the pipeline's ASL with aws-local-stepfunctions, each task state mapped to the same handler
- * module Lambda runs, invoked with the embedded runtime in its context (src/steps/handler.ts: the
+ * module Lambda runs, invoked with the embedded runtime in its context (src/aws/handler.ts: the
  * `ports` middleware then builds no AWS port): the view of the run's business unit, whose signer
  * signs and whose log records every step (src/local/units.ts forRun), whichever view `base` is.
  * The Train state's task token wait is played by the local trainer: launch via functions/train.ts,

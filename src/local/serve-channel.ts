@@ -7,8 +7,8 @@
 import { chmod, unlink } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { join } from 'node:path';
-import type { StartOutcome } from '../app/start.js';
 import { VeritrailError } from '../core/errors.js';
+import type { StartOutcome } from '../core/start.js';
 
 /** Request bodies above this are refused: an operator start is a few hundred bytes. */
 const MAX_BODY_BYTES = 64 * 1024;

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type StartOutcome, StartService, startDepsOf } from '../app/start.js';
+import { StartService, startDepsOf } from '../app/start.js';
 import { scanForSecrets } from '../core/code-scan.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
@@ -15,6 +15,7 @@ import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeli
 import { redactText, secretKindsIn } from '../core/redact.js';
 import { localCron } from '../core/rules.js';
 import { makeSplitter } from '../core/split.js';
+import type { StartOutcome } from '../core/start.js';
 import { unitOf } from '../core/unit.js';
 import type { DatasetSource } from '../ports.js';
 import { streamCsvRecords } from '../steps/csv-stream.js';

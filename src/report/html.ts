@@ -12,7 +12,7 @@ import type { AuditEntry } from '../ports.js';
 import type { VerifyCheck } from '../verify/codes.js';
 import { confusionPlot, disparateImpactPlot, ratesPlot } from './plots.js';
 
-export interface ReportVerification {
+interface ReportVerification {
   ok: boolean;
   checks: VerifyCheck[];
   /** Which public keys were trusted, as `sha256:<hex of DER>` with where each came from. */
@@ -32,7 +32,7 @@ export interface ReportView {
 }
 
 /** The id of the data block holding the signed bundle; `verify.sh` and VERIFY.md find it by this line. */
-export const BUNDLE_BLOCK_ID = 'veritrail-report-bundle';
+const BUNDLE_BLOCK_ID = 'veritrail-report-bundle';
 
 /** The id of the data block holding what the renderer found (verification, audit entries): not signed. */
 const CONTEXT_BLOCK_ID = 'veritrail-render-context';

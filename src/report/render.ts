@@ -9,11 +9,12 @@ import {
   type Statement,
   verifyBundle,
 } from '../core/attest/index.js';
+import type { Digest } from '../core/digest.js';
+import type { RunRecord } from '../ports.js';
 import type { VerifyCheck, VerifyReport } from '../verify/codes.js';
 import type { Evidence, TrustedKeys } from '../verify/run.js';
 import { describeTrusted } from '../verify/trust.js';
 import { readReportBlocks, renderReportHtml } from './html.js';
-import type { LocalReport } from './local.js';
 
 /** Verifies a report bundle with any of the trusted signing keys: the statement and the key's id. */
 function verifyReportBundle(
@@ -43,6 +44,17 @@ function verifyReportBundle(
     ok: false,
     check: { name: 'report.signature', ok: false, code, detail: `the report statement: ${last}` },
   };
+}
+
+/** A run's signed report statement, as read from where the run's evidence is (src/local/report.ts). */
+export interface LocalReport {
+  run: RunRecord;
+  bundleBytes: Uint8Array;
+  bundle: unknown;
+  statement: Statement<ModelReportPredicate>;
+  statementDigest: Digest;
+  /** True when the run had no report statement and one was signed now with the state dir's key. */
+  producedNow: boolean;
 }
 
 /** The HTML of a run's report; with a verification, its result and the audit entries are shown too. */

@@ -8,6 +8,7 @@ import { hashStream, loadPipeline, putBytesCas, putJsonCas } from '../cas.js';
 import { isProbablyText, type SecretFinding, scanForSecrets } from '../core/code-scan.js';
 import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import type { CodeResult, ExecState } from '../core/exec-state.js';
 import { isImagePinned, unpinnedImage } from '../core/image.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import {
@@ -19,7 +20,6 @@ import {
 import { failingFindings, parseVulnReport } from '../core/vuln-report.js';
 import type { DatasetFile, DatasetSource } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import type { CodeResult, ExecState } from './state.js';
 import type { StepOutcome } from './step.js';
 import { assertConfinedToCode, trainerEnvironment } from './trainer-env.js';
 
@@ -30,10 +30,7 @@ const MAX_SCAN_BYTES = 2 * 1024 * 1024;
  * `trainerCodeBundle`): `<bundle root>/code/<pipeline>/`, the bundle root being LAMBDA_TASK_ROOT on
  * Lambda. VERITRAIL_CODE_DIR overrides `<bundle root>/code` (tests, the emulated-AWS suite).
  */
-export function bundledCodeBase(
-  pipeline: string,
-  env: Record<string, string | undefined> = process.env,
-): string {
+function bundledCodeBase(pipeline: string, env: Record<string, string | undefined> = process.env): string {
   const dir = env.VERITRAIL_CODE_DIR ?? join(env.LAMBDA_TASK_ROOT ?? process.cwd(), BUNDLED_CODE_DIR);
   return pathToFileURL(join(dir, pipeline, '/')).href;
 }

@@ -5,12 +5,6 @@ import { loadPipeline, putBytesCas, putJsonCas, readCasVerified, readObject } fr
 import { CsvParser } from '../core/csv.js';
 import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
-import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
-import { SCORING_PREFIX } from '../core/layout.js';
-import type { PipelineDefinition } from '../core/pipeline.js';
-import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
-import type { Runtime } from '../runtime.js';
-import { readTarMember } from '../tarball.js';
 import {
   type EvaluateResult,
   type ExecState,
@@ -19,7 +13,13 @@ import {
   resultOf,
   type TrainResult,
   TrainResultSchema,
-} from './state.js';
+} from '../core/exec-state.js';
+import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
+import { SCORING_PREFIX } from '../core/layout.js';
+import type { PipelineDefinition } from '../core/pipeline.js';
+import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
+import type { Runtime } from '../runtime.js';
+import { readTarMember } from '../tarball.js';
 import type { StepOutcome } from './step.js';
 
 /** Bootstrap settings for the run's fairness intervals: seeded, so a re-evaluation reproduces them. */
@@ -42,7 +42,7 @@ export function aggregateKey(def: PipelineDefinition, attribute: string, metric:
 }
 
 /** SageMaker-style name of the scoring job of a run (1-63 of [a-zA-Z0-9-]). */
-export function scoringJobName(runId: string): string {
+function scoringJobName(runId: string): string {
   return `${SCORING_JOB_NAME_PREFIX}${runId.replace(/[^A-Za-z0-9-]/g, '-')}`.slice(0, 63);
 }
 
@@ -186,7 +186,7 @@ async function scoreModel(
 }
 
 /** The `prediction` column of a predictions CSV as booleans; SCORING_FAILED says what is wrong. */
-export function predictionColumn(table: string[][], n: number, who: string): boolean[] {
+function predictionColumn(table: string[][], n: number, who: string): boolean[] {
   const idx = table[0]?.map((h) => h.trim()).indexOf('prediction') ?? -1;
   if (idx < 0) {
     throw new VeritrailError(
@@ -270,7 +270,7 @@ async function selfReportedCheck(
  * the key is content-addressed (`sha256/<hex>`); on AWS it is SageMaker's own
  * `<S3OutputPath>/<job>/output/output.tar.gz`, which nothing else addresses by content.
  */
-export async function readTrainingOutput(
+async function readTrainingOutput(
   rt: Pick<Runtime, 'objects'>,
   output: { key: string; digest: Digest },
 ): Promise<Uint8Array> {

@@ -1,14 +1,14 @@
-import { emitRunEnd } from '../app/lineage.js';
 import { isDigest } from '../core/digest.js';
-import { type ErrorInfo, toErrorInfo } from '../core/errors.js';
+import { type ErrorInfo, errorFromCatch, toErrorInfo } from '../core/errors.js';
+import { type ExecState, GateResultSchema, resultOf } from '../core/exec-state.js';
 import type { RunStatus } from '../core/run.js';
 import { factsOf } from '../core/run-facts.js';
 import type { ExecutionIndex } from '../ports.js';
 import { endOfRunReport } from '../report/produce.js';
 import type { Runtime } from '../runtime.js';
 import { noteSigningKey } from './attest.js';
-import { type ExecState, GateResultSchema, resultOf } from './state.js';
-import { errorFromCatch, parseState, unwrapTaskInput } from './step.js';
+import { emitRunEnd } from './lineage.js';
+import { parseState, unwrapTaskInput } from './step.js';
 
 export interface FinishOutput {
   runId: string;

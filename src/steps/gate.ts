@@ -2,6 +2,14 @@ import { loadPipeline, putJsonCas, readCasVerified, readObject } from '../cas.js
 import { isAttestationError, statementCovers, verifyBundle } from '../core/attest/index.js';
 import { type Digest, digestOf } from '../core/digest.js';
 import { type ErrorCode, isVeritrailError, toErrorInfo } from '../core/errors.js';
+import {
+  CodeResultSchema,
+  EvaluateResultSchema,
+  type ExecState,
+  type GateResult,
+  PreprocessResultSchema,
+  resultOf,
+} from '../core/exec-state.js';
 import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
 import {
   type AttributeEvidence,
@@ -15,14 +23,6 @@ import type { PipelineDefinition } from '../core/pipeline.js';
 import type { Runtime } from '../runtime.js';
 import { aggregateKey } from './evaluate.js';
 import { readGatePolicy } from './gate-policy.js';
-import {
-  CodeResultSchema,
-  EvaluateResultSchema,
-  type ExecState,
-  type GateResult,
-  PreprocessResultSchema,
-  resultOf,
-} from './state.js';
 import type { StepOutcome } from './step.js';
 
 /** Codes that describe the evidence (what was read), as opposed to the reading of it. */

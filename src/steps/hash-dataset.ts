@@ -2,12 +2,12 @@ import { z } from 'zod';
 import { hashStream, putJsonCas, readCasVerified, readObject } from '../cas.js';
 import { type Digest, digestFromHex, digestOf, digestsEqual } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
+import type { ExecState, HashResult } from '../core/exec-state.js';
 import { buildManifest, type Manifest, manifestDigest } from '../core/manifest.js';
 import { describeIssues } from '../core/pipeline.js';
 import type { DatasetFile, ObjectStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { DatasetFileSchema, HashProgressSchema, type ListingRef, PinnedFileSchema } from './hashing.js';
-import type { ExecState, HashResult } from './state.js';
 import type { StepOutcome } from './step.js';
 
 /** A pinned dataset file with its digest: the list Preprocess re-reads, byte for byte. */
@@ -181,11 +181,7 @@ export function foldBatches(batches: readonly (readonly PinnedFile[])[]): {
 }
 
 /** Maps with at most `limit` promises in flight, keeping order. */
-export async function mapLimit<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (t: T) => Promise<R>,
-): Promise<R[]> {
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {

@@ -35,7 +35,7 @@ export const DatasetFileSchema = z.strictObject({
 /** A hashed file: the listed file and its digest (hash-dataset.ts PinnedFile). */
 export const PinnedFileSchema = z.strictObject({ ...DatasetFileSchema.shape, digest });
 
-export const ListingRefSchema = z.strictObject({
+const ListingRefSchema = z.strictObject({
   key: z.string().startsWith(LISTING_PREFIX),
   digest,
   files: z.number().int().positive(),
@@ -55,7 +55,7 @@ export const BatchInputSchema = z.object({
 export type BatchInput = z.infer<typeof BatchInputSchema>;
 
 /** One HashBatch child's result: where its hashed files are stored (content-addressed), or why not. */
-export const BatchResultSchema = z.union([
+const BatchResultSchema = z.union([
   z.strictObject({ key: z.string().startsWith(CONTENT_PREFIX), files: z.number().int().positive() }),
   z.strictObject({ error: ErrorInfoSchema, files: z.number().int().positive() }),
 ]);
@@ -66,7 +66,6 @@ export const HashProgressSchema = z.union([
   z.strictObject({ error: ErrorInfoSchema }),
   z.strictObject({ listing: ListingRefSchema, batches: z.array(BatchResultSchema).min(1) }),
 ]);
-export type HashProgress = z.infer<typeof HashProgressSchema>;
 
 /**
  * The result a hashing task returns for a failure: the error as data, or the error itself thrown

@@ -17,6 +17,7 @@ import {
 } from '../core/dataset-schema.js';
 import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
+import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from '../core/exec-state.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
@@ -26,14 +27,13 @@ import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
-import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from './state.js';
 import type { StepOutcome } from './step.js';
 
-export const TRANSFORM_NAME = 'veritrail/preprocess';
-export const TRANSFORM_VERSION = '1';
+const TRANSFORM_NAME = 'veritrail/preprocess';
+const TRANSFORM_VERSION = '1';
 
 /** The column layout of the processed channels, fixed by the definition. */
-export function processedColumns(def: PipelineDefinition): {
+function processedColumns(def: PipelineDefinition): {
   channel: string[];
   features: string[];
   groups: string[];

@@ -1,10 +1,10 @@
-import type { Launch, StartOutcome } from '../app/start.js';
 import { loadPipeline } from '../cas.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
+import { type ExecState, ExecStateSchema } from '../core/exec-state.js';
 import { isTerminal, type RunStatus } from '../core/run.js';
-import type { ExecutionIndex, RunRecord } from '../ports.js';
+import type { StartOutcome } from '../core/start.js';
+import type { ExecutionIndex, Launch, RunRecord } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { type ExecState, ExecStateSchema } from './state.js';
 import { executionsOf, runStep, StepFailure, type StepOutcome, unwrapTaskInput } from './step.js';
 
 /**

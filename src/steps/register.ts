@@ -1,5 +1,4 @@
 import { loadPipeline } from '../cas.js';
-import type { Runtime } from '../runtime.js';
 import {
   type ExecState,
   GateResultSchema,
@@ -8,7 +7,8 @@ import {
   resultOf,
   SignResultSchema,
   TrainResultSchema,
-} from './state.js';
+} from '../core/exec-state.js';
+import type { Runtime } from '../runtime.js';
 import type { StepOutcome } from './step.js';
 
 /** Register: a model registry entry whose approval status is the gate's decision. */

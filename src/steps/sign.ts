@@ -9,11 +9,6 @@ import {
   statementDigest,
 } from '../core/attest/index.js';
 import { signingKeyId } from '../core/attest/keys.js';
-import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
-import { imageDigestOf } from '../core/image.js';
-import type { Runtime } from '../runtime.js';
-import { signAndStore } from './attest.js';
-import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
 import {
   CodeResultSchema,
   EvaluateResultSchema,
@@ -24,10 +19,15 @@ import {
   resultOf,
   type SignResult,
   TrainResultSchema,
-} from './state.js';
+} from '../core/exec-state.js';
+import type { FairnessCounts, FairnessReport } from '../core/fairness/index.js';
+import { imageDigestOf } from '../core/image.js';
+import type { Runtime } from '../runtime.js';
+import { signAndStore } from './attest.js';
+import { aggregateKey, EVALUATION_BOOTSTRAP, HEADLINE_METRICS } from './evaluate.js';
 import type { StepOutcome } from './step.js';
 
-export const LOCAL_BUILDER_ID = 'https://veritrail.dev/builders/local/v1';
+const LOCAL_BUILDER_ID = 'https://veritrail.dev/builders/local/v1';
 
 /**
  * Sign: the model's evidence as in-toto statements in DSSE envelopes (Sigstore bundles), signed

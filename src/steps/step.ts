@@ -1,11 +1,11 @@
 import type { Digest } from '../core/digest.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
+import { type ExecState, ExecStateSchema } from '../core/exec-state.js';
 import { describeIssues } from '../core/pipeline.js';
 import type { RunFactsPatch } from '../core/run-facts.js';
 import type { StepName } from '../core/states.js';
 import type { ExecutionIndex, RunStore, TaskTokenStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import { type ExecState, ExecStateSchema } from './state.js';
 
 export interface StepOutcome<T> {
   output: T;
@@ -145,17 +145,6 @@ export function executionsOf(runs: RunStore): ExecutionIndex {
   return store as ExecutionIndex;
 }
 
-/**
- * Step Functions' own errors that mean the orchestrator stopped hearing about the work: the Train
- * state's heartbeat (no callback and no reconciler within HeartbeatSeconds) or its timeout.
- */
-const ORCHESTRATOR_ERRORS: Readonly<Record<string, string>> = {
-  'States.HeartbeatTimeout':
-    'no word on the training job within the heartbeat period: neither its state-change event nor the reconciler reported; check the job vt-<runId> in SageMaker and start the run again',
-  'States.Timeout':
-    'the step did not end within its timeout; check the training job vt-<runId> in SageMaker and start the run again',
-};
-
 /** The Task states that need their execution pass `{input: $, executionArn: $$.Execution.Id}`. */
 export function unwrapTaskInput(event: unknown): { input: unknown; executionArn?: string } {
   if (typeof event === 'object' && event !== null && 'input' in event && 'executionArn' in event) {
@@ -163,27 +152,4 @@ export function unwrapTaskInput(event: unknown): { input: unknown; executionArn?
     return { input, ...(typeof executionArn === 'string' ? { executionArn } : {}) };
   }
   return { input: event };
-}
-
-/** Parses the Error/Cause pair Step Functions hands to a Catch target, locally or on AWS. */
-export function errorFromCatch(caught: { Error?: string; Cause?: string } | undefined): ErrorInfo {
-  if (!caught) return { code: 'INTERNAL', message: 'the run failed without an error record' };
-  const lost = caught.Error !== undefined ? ORCHESTRATOR_ERRORS[caught.Error] : undefined;
-  if (lost !== undefined) return { code: 'ORCHESTRATOR_LOST', message: `${caught.Error}: ${lost}` };
-  let text = caught.Cause ?? '';
-  // On AWS, Cause is the Lambda error JSON {errorType, errorMessage, trace}; locally it is the message.
-  try {
-    const lambda = JSON.parse(text) as { errorMessage?: string };
-    if (typeof lambda.errorMessage === 'string') text = lambda.errorMessage;
-  } catch {
-    /* not JSON: keep the text */
-  }
-  try {
-    const info = JSON.parse(text) as Partial<ErrorInfo>;
-    if (typeof info.code === 'string' && typeof info.message === 'string') return info as ErrorInfo;
-  } catch {
-    /* not our StepFailure */
-  }
-  const code = caught.Error?.startsWith('Veritrail.') ? caught.Error.slice('Veritrail.'.length) : 'INTERNAL';
-  return toErrorInfo(new VeritrailError(code as ErrorInfo['code'], `${caught.Error ?? 'Error'}: ${text}`));
 }

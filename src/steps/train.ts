@@ -4,18 +4,18 @@ import { hashStream, loadPipeline } from '../cas.js';
 import { encodedFeatureColumns } from '../core/dataset-schema.js';
 import { casKey, digestFromHex } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
-import { CONTENT_PREFIX, TRAINING_PREFIX } from '../core/layout.js';
-import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
-import { factsOf } from '../core/run-facts.js';
-import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
-import type { Runtime } from '../runtime.js';
 import {
   CodeResultSchema,
   type ExecState,
   PreprocessResultSchema,
   resultOf,
   type TrainResult,
-} from './state.js';
+} from '../core/exec-state.js';
+import { CONTENT_PREFIX, TRAINING_PREFIX } from '../core/layout.js';
+import { CODE_CHANNEL, type PipelineDefinition } from '../core/pipeline.js';
+import { factsOf } from '../core/run-facts.js';
+import type { TrainingJobResult, TrainingJobSpec } from '../ports.js';
+import type { Runtime } from '../runtime.js';
 import { runStep, StepFailure, type StepOutcome, taskTokensOf } from './step.js';
 
 /** SageMaker job names: 1-63 of [a-zA-Z0-9-], unique per run. The `vt-` prefix scopes our rules. */
@@ -108,7 +108,7 @@ export async function launchTraining(
 }
 
 /** Train, second half: the job ended; hash what it produced. */
-export async function completeTraining(
+async function completeTraining(
   rt: Runtime,
   _state: ExecState,
   job: TrainingJobResult,

@@ -7,7 +7,7 @@ import { AttestationErrorCodes, type ChainCheckCode } from '../core/attest/index
 import { CodedError } from '../core/errors.js';
 
 /** Codes of our own, beyond the attestation and chain codes of src/core/attest. */
-export const VerifyOwnCodes = [
+const VerifyOwnCodes = [
   /** A piece of evidence the run should have (an object, a fact, a key) is absent. */
   'EVIDENCE_MISSING',
   /** A fact of the run record is malformed (not a digest, not a content address…). */
@@ -38,20 +38,16 @@ export const VerifyOwnCodes = [
   'AUDIT_NOT_WITNESSED',
 ] as const;
 
-export type VerifyOwnCode = (typeof VerifyOwnCodes)[number];
-
 /**
  * The codes of src/core/attest's chain checks that are not attestation codes too. Its
  * `STATEMENT_MISSING` is not one of ours: a slot without a statement always has a failing
  * `<slot>.signature` check already (src/verify/checks/signatures.ts), so verify never reports it.
  */
-export const VerifyChainCodes = [
+const VerifyChainCodes = [
   'DEPENDENCY_MISMATCH',
   'LINK_BROKEN',
   'RUN_MISMATCH',
 ] as const satisfies readonly ChainCheckCode[];
-
-export type VerifyChainCode = (typeof VerifyChainCodes)[number];
 
 /** Every code a check can carry, `OK` first (docs/verify.md lists them; a test holds the two equal). */
 export const VerifyCodes = ['OK', ...VerifyOwnCodes, ...AttestationErrorCodes, ...VerifyChainCodes] as const;

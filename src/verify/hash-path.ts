@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import { type Digest, digestFromHex } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { buildManifest, type Manifest, manifestDigest } from '../core/manifest.js';
-import { hashPool } from '../local/hash-pool.js';
+import { hashPool } from '../hash-pool.js';
 
 export interface PathDigest {
   kind: 'file' | 'dir';

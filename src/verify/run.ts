@@ -6,11 +6,7 @@
  * of src/verify/checks/; this file composes them, in the order docs/verify.md lists them.
  */
 
-import type { ObjectAuditLog } from '../audit/log.js';
-import type { ProofBundle } from '../audit/proof.js';
-import type { WitnessKey } from '../core/cosignature.js';
 import { type Digest, digestOf } from '../core/digest.js';
-import type { AuditEntry, DatasetSource, ObjectStore, RunRecord, RunStore } from '../ports.js';
 import { checkAuditReport, checkAuditSigningKey, checkAuditSubjects } from './checks/audit-claims.js';
 import {
   checkAuditCheckpoint,
@@ -20,7 +16,15 @@ import {
   openTrustedAudit,
 } from './checks/audit-log.js';
 import { checkChainLinks, checkEvaluationData } from './checks/chain.js';
-import { createContext, digestFact, NO_DIGEST, type VerifyContext } from './checks/context.js';
+import {
+  createContext,
+  digestFact,
+  type Evidence,
+  NO_DIGEST,
+  type TrustedKeys,
+  type VerifyContext,
+  type VerifyDeps,
+} from './checks/context.js';
 import { checkFairnessReport } from './checks/fairness-report.js';
 import { checkGateDecision, gateClaimOf } from './checks/gate-decision.js';
 import { checkModelData } from './checks/model.js';
@@ -38,61 +42,9 @@ import { checkSignatures } from './checks/signatures.js';
 import type { BundleSlot } from './checks/slots.js';
 import { type VerifyCheckName, VerifyError, type VerifyReport } from './codes.js';
 
-export { BUNDLE_SLOTS, type BundleSlot } from './checks/slots.js';
-
-export interface VerifyDeps {
-  runs: Pick<RunStore, 'get'>;
-  objects: ObjectStore;
-  /**
-   * Reads raw data that is not a local path (`s3://…` of a deployed stage): the files the run
-   * pinned (raw.pins.json, VersionIds included) are re-read and re-hashed through it.
-   */
-  datasets?: Pick<DatasetSource, 'open'>;
-  /** Opens the audit log with a signer that carries one trusted audit public key. */
-  openAudit(key: TrustedKey): ObjectAuditLog;
-}
-
-/** One public key an auditor trusts: PEM SubjectPublicKeyInfo, its id, and where it came from. */
-export interface TrustedKey {
-  pem: string;
-  /** sha256 of the DER SubjectPublicKeyInfo: the key id the audit log and the run record carry. */
-  id: string;
-  /** e.g. `--key ./signing.pub.pem`, `trust file ./trust.json`, `state dir .veritrail/keys/signing.key`. */
-  source: string;
-}
-
-/**
- * The public keys an auditor trusts, several of each kind when keys were rotated. The first of each
- * list is the one written into an evidence folder when none verified.
- */
-export interface TrustedKeys {
-  signing: TrustedKey[];
-  audit: TrustedKey[];
-  /**
-   * Witnesses (C2SP tlog-cosignature verifier keys) whose cosignature the auditor looks for on a
-   * checkpoint covering the run's entries. Absent or empty: witnessing is reported as not asked.
-   */
-  witnesses?: WitnessKey[];
-}
-
-/** The evidence read while verifying: what `veritrail export` writes out, byte for byte. */
-export interface Evidence {
-  run: RunRecord;
-  bundles: Partial<Record<BundleSlot, Uint8Array>>;
-  rawManifest?: Uint8Array;
-  rawPins?: Uint8Array;
-  processedManifest?: Uint8Array;
-  fairnessReport?: Uint8Array;
-  gateDecision?: Uint8Array;
-  auditEntries: AuditEntry[];
-  proofs: ProofBundle[];
-  checkpoint?: string;
-  /** The run's signed report statement (Sigstore bundle), when the run recorded one. */
-  reportBundle?: Uint8Array;
-  /** The trusted keys that verified the bundles and the checkpoint (absent when none did). */
-  signingKey?: TrustedKey;
-  auditKey?: TrustedKey;
-}
+// What verifying takes and gives, defined with the context every check shares.
+export type { Evidence, TrustedKey, TrustedKeys, VerifyDeps } from './checks/context.js';
+export { BUNDLE_SLOTS } from './checks/slots.js';
 
 /**
  * Verifies one run against the trusted keys. Throws VerifyError RUN_NOT_FOUND for an unknown run;

@@ -9,13 +9,31 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
+import { parsePublicKey } from '../core/attest/index.js';
+import type { WitnessKey } from '../core/cosignature.js';
+import { digestOf } from '../core/digest.js';
+import type { Signer } from '../ports.js';
 import { VerifyError } from './codes.js';
-import type { LocalVerifyOptions } from './local.js';
 
 const TrustFileSchema = z.strictObject({
   signing: z.array(z.string().min(1)).default([]),
   audit: z.array(z.string().min(1)).default([]),
 });
+
+/** Where the trusted keys come from. Nothing is trusted by default: an auditor names the keys. */
+export interface LocalVerifyOptions {
+  /** Trusted attestation keys (PEM text, with where each came from). */
+  signing?: { pem: string; source: string }[];
+  /** Trusted audit checkpoint keys. */
+  audit?: { pem: string; source: string }[];
+  /**
+   * Also trust the state dir's own keys (the user said so: `--trust-state-keys`): those of the
+   * run's business unit only (src/local/home.ts unitPaths).
+   */
+  stateKeys?: boolean;
+  /** Witnesses whose cosignature on a checkpoint covering the run is looked for (`--witness`). */
+  witnesses?: WitnessKey[];
+}
 
 /** The options every verifying command shares (parseArgs definitions). */
 export const TRUST_OPTIONS = {
@@ -81,4 +99,15 @@ export function describeTrusted(keys: {
     ...keys.signing.map((k) => `signing ${k.id} (${k.source})`),
     ...keys.audit.map((k) => `audit   ${k.id} (${k.source})`),
   ];
+}
+
+/** A signer that only knows its public key: verification never signs. */
+export function publicOnlySigner(publicKeyPem: string): Signer {
+  return {
+    keyId: digestOf(new Uint8Array(parsePublicKey(publicKeyPem).key.export({ type: 'spki', format: 'der' }))),
+    publicKeyPem: async () => publicKeyPem,
+    sign: async () => {
+      throw new VerifyError('KEY_MISSING', 'verification never signs');
+    },
+  };
 }

@@ -1,5 +1,5 @@
 /**
- * src/steps/handler.ts observability: the Powertools stack shared by every function. On AWS (an
+ * src/aws/handler.ts observability: the Powertools stack shared by every function. On AWS (an
  * invocation without a runtime of its own) each log line carries the run, the pipeline, the
  * execution and the correlation id, and the run outcome is counted in EMF; the embedded runtime
  * (which passes its runtime) prints nothing new. The Tracer is loaded on Lambda only (its traces
@@ -10,9 +10,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { invocationKeys, logger, plainHandler, runOutcomeMetric } from '../../src/aws/handler.js';
 import { tracingWanted } from '../../src/aws/tracing.js';
 import type { Runtime } from '../../src/runtime.js';
-import { invocationKeys, logger, plainHandler, runOutcomeMetric } from '../../src/steps/handler.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -171,7 +171,7 @@ describe('the Tracer', () => {
     const url = (file: string) => JSON.stringify(pathToFileURL(path.join(ROOT, file)).href);
     const code = [
       "import { createRequire } from 'node:module';",
-      `import { plainHandler } from ${url('src/steps/handler.ts')};`,
+      `import { plainHandler } from ${url('src/aws/handler.ts')};`,
       `import { activeTracer } from ${url('src/aws/tracing.ts')};`,
       'const handler = plainHandler(async () => ({ status: "SUCCEEDED" }), () => ({}));',
       'const out = await handler({ runId: "run-probe" }, { functionName: "test-veritrail-finish", awsRequestId: "r1", getRemainingTimeInMillis: () => 30000 });',

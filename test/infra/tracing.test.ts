@@ -7,7 +7,7 @@
  * AWS_ENDPOINT_URL naming a local HTTP server that answers the SDK calls.
  *
  * What must arrive: the handler's subsegment `## functions/<name>.handler` from the shared
- * middleware stack (captureLambdaHandler, src/steps/handler.ts) in the invocation's trace, with the
+ * middleware stack (captureLambdaHandler, src/aws/handler.ts) in the invocation's trace, with the
  * ColdStart and Service annotations and the run's (runId, pipeline, step); and under it one
  * subsegment per AWS SDK call, recorded by the client src/aws/clients.ts captured.
  */

@@ -25,9 +25,10 @@ import { parseBundle, type Statement, serializeBundle, signStatement } from '../
 import { digestOf } from '../../src/core/digest.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { openLocalRuntime } from '../../src/local/runtime.js';
+import { trustedKeys } from '../../src/local/verify.js';
 import type { VerifyCheck } from '../../src/verify/codes.js';
-import { publicOnlySigner, trustedKeys } from '../../src/verify/local.js';
 import { verifyRunWith } from '../../src/verify/run.js';
+import { publicOnlySigner } from '../../src/verify/trust.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;

@@ -7,8 +7,8 @@ import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StartOutcome } from '../../src/app/start.js';
 import { main } from '../../src/cli/main.js';
+import type { StartOutcome } from '../../src/core/start.js';
 import { LocalControlPlane } from '../../src/local/control-plane.js';
 import { LOCAL_TABLE } from '../../src/local/dynamo.js';
 import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js';

@@ -1,10 +1,11 @@
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { StartOutcome } from '../../src/app/start.js';
 import type { ObjectAuditLog } from '../../src/audit/log.js';
 import { RETRAIN_SKIP_PREDICATE_TYPE, verifyBundle } from '../../src/core/attest/index.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
+import type { StartOutcome } from '../../src/core/start.js';
 import { LocalControlPlane } from '../../src/local/control-plane.js';
 import { isTemporaryName, type LandedCandidate, LandingWatcher } from '../../src/local/landing-watcher.js';
 import type { LocalExecution } from '../../src/local/runner.js';
@@ -12,7 +13,6 @@ import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js'
 import { LocalScheduler, schedulePayloadAt } from '../../src/local/scheduler.js';
 import { loadPipelineFile } from '../../src/local/start-run.js';
 import type { AuditEntry } from '../../src/ports.js';
-import type { ExecState } from '../../src/steps/state.js';
 import { makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 async function entries(rt: LocalRuntime): Promise<AuditEntry[]> {

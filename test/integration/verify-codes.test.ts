@@ -37,8 +37,8 @@ import { openFileSigner } from '../../src/local/file-signer.js';
 import { openLocalRuntime } from '../../src/local/runtime.js';
 import type { RunRecord } from '../../src/ports.js';
 import type { VerifyCheck, VerifyCheckName, VerifyCode } from '../../src/verify/codes.js';
-import { publicOnlySigner } from '../../src/verify/local.js';
 import { verifyRunWith } from '../../src/verify/run.js';
+import { publicOnlySigner } from '../../src/verify/trust.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 interface Verified {

@@ -6,8 +6,8 @@
 import { GetParametersByPathCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
+import { verifyDeployedRun } from '../../src/aws/verify.js';
 import { main } from '../../src/cli/main.js';
-import { verifyDeployedRun } from '../../src/verify/aws.js';
 import { captureIo } from '../helpers/workspace.js';
 
 async function cli(...args: string[]) {

@@ -1,14 +1,14 @@
 /**
  * The composition roots (src/aws/runtime.ts `composeAws`) and the middlewares every Lambda shares
- * (src/steps/handler.ts): a function gets exactly the ports it names, a port it did not name fails
+ * (src/aws/handler.ts): a function gets exactly the ports it names, a port it did not name fails
  * loudly, the runtime is composed once per cold start unless the invocation brings its own, and a
  * state-machine task's errors reach Step Functions under the names the ASL matches.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { plainHandler } from '../../src/aws/handler.js';
 import { AWS_STEP_PORTS, awsSigner, composeAws } from '../../src/aws/runtime.js';
 import { VeritrailError } from '../../src/core/errors.js';
 import { type Runtime, runtimeOf } from '../../src/runtime.js';
-import { plainHandler } from '../../src/steps/handler.js';
 
 const ENV: Record<string, string> = {
   VERITRAIL_TABLE: 'veritrail-dev-runs',

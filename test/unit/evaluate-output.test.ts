@@ -6,6 +6,7 @@ import { trainingOutputKeys } from '../../src/aws/sagemaker-trainer.js';
 import { putBytesCas, putJsonCas, readObject } from '../../src/cas.js';
 import { digestOf } from '../../src/core/digest.js';
 import { isVeritrailError } from '../../src/core/errors.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
@@ -13,7 +14,6 @@ import type { ScoringJobSpec } from '../../src/ports.js';
 import type { Runtime } from '../../src/runtime.js';
 import { evaluate } from '../../src/steps/evaluate.js';
 import { sign } from '../../src/steps/sign.js';
-import type { ExecState } from '../../src/steps/state.js';
 import { packDeterministic } from '../../src/tarball.js';
 
 const EXAMPLE = join(import.meta.dirname, '../../examples/credit-scoring/pipeline.json');

@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { putJsonCas, readObject } from '../../src/cas.js';
 import { digestOf } from '../../src/core/digest.js';
 import { VeritrailError } from '../../src/core/errors.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { LISTING_PREFIX } from '../../src/core/layout.js';
 import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
@@ -20,7 +21,6 @@ import { hashListedBatch } from '../../src/steps/hash-batch.js';
 import { foldBatches, hashBatch, hashDataset } from '../../src/steps/hash-dataset.js';
 import type { BatchResult } from '../../src/steps/hashing.js';
 import { listDataset } from '../../src/steps/list-dataset.js';
-import type { ExecState } from '../../src/steps/state.js';
 import { LISTING_PREFIX as GRANTED_LISTING_PREFIX } from '../../stacks/access.js';
 
 let dir: string;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule, { type FormatsPlugin } from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
-import { EventBridgeLineageSink } from '../../src/app/lineage.js';
+import { EventBridgeLineageSink } from '../../src/aws/lineage.js';
 import { digestOf } from '../../src/core/digest.js';
 import {
   buildRunEvent,

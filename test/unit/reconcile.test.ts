@@ -16,21 +16,21 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
+import { DynamoRunStore, ensureRunTable } from '../../src/aws/dynamo-run-store.js';
 import {
   type ReconcileRuntime,
   reconcile,
   reconcileOrThrow,
   type TrainingJobState,
-} from '../../src/app/reconcile.js';
-import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
-import { DynamoRunStore, ensureRunTable } from '../../src/aws/dynamo-run-store.js';
+} from '../../src/aws/reconcile.js';
 import { StepFunctions } from '../../src/aws/sfn.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { type LocalDynamo, startLocalDynamo } from '../../src/local/dynamo.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { AuditEntry } from '../../src/ports.js';
 import type { Runtime } from '../../src/runtime.js';
-import type { ExecState } from '../../src/steps/state.js';
 import { trainingJobName } from '../../src/steps/train.js';
 
 const sfnMock = mockClient(SFNClient);
@@ -260,7 +260,7 @@ describe('when one run cannot be reconciled', () => {
 describe('DescribeTrainingJob over the SageMaker client', () => {
   it('reads an ended job, a running one, and an unknown one', async () => {
     const { SageMakerClient, DescribeTrainingJobCommand } = await import('@aws-sdk/client-sagemaker');
-    const { SageMakerTrainingJobs } = await import('../../src/app/reconcile.js');
+    const { SageMakerTrainingJobs } = await import('../../src/aws/reconcile.js');
     const sm = mockClient(SageMakerClient);
     try {
       const jobsOf = new SageMakerTrainingJobs(new SageMakerClient({ region: 'eu-west-1' }));

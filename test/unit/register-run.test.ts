@@ -11,6 +11,7 @@ import { type StartPipeline, StartService, startDepsOf } from '../../src/app/sta
 import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
 import { DynamoRunStore, ensureRunTable } from '../../src/aws/dynamo-run-store.js';
 import { putJsonCas } from '../../src/cas.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { canonicalDigest } from '../../src/core/jcs.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
 import { type LocalDynamo, startLocalDynamo } from '../../src/local/dynamo.js';
@@ -21,7 +22,6 @@ import type { AuditEntry } from '../../src/ports.js';
 import type { Runtime } from '../../src/runtime.js';
 import { recordFailure } from '../../src/steps/finish.js';
 import { type ConsoleStarter, type Registration, registerRun } from '../../src/steps/register-run.js';
-import type { ExecState } from '../../src/steps/state.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'credit-scoring', 'pipeline.json');
 const BUCKET = 'veritrail-landing-test';

@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { isVeritrailError } from '../../src/core/errors.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { canonicalBytes, canonicalDigest } from '../../src/core/jcs.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
 import type { ModelRegistration, ObjectStore } from '../../src/ports.js';
 import type { Runtime } from '../../src/runtime.js';
 import { register } from '../../src/steps/register.js';
-import type { ExecState } from '../../src/steps/state.js';
 
 const d = (c: string): `sha256:${string}` => `sha256:${c.repeat(64)}`;
 const TRAINING_IMAGE = `111122223333.dkr.ecr.eu-west-1.amazonaws.com/veritrail-node-trainer@sha256:${'a'.repeat(64)}`;

@@ -4,14 +4,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  type LandingIndex,
-  type PinnedDataset,
-  type StartDeps,
-  type StartOutcome,
-  type StartPipeline,
-  StartService,
-} from '../../src/app/start.js';
+import { type StartDeps, type StartPipeline, StartService } from '../../src/app/start.js';
 import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
 import { putBytesCas } from '../../src/cas.js';
 import {
@@ -25,11 +18,13 @@ import {
 } from '../../src/core/attest/index.js';
 import { type Digest, digestOf } from '../../src/core/digest.js';
 import { VeritrailError } from '../../src/core/errors.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { DEFAULT_POLICY_TEXT } from '../../src/core/gate/default-policy.js';
 import { canonicalDigest } from '../../src/core/jcs.js';
 import { parsePipelineDefinition, trainerCodeBundle } from '../../src/core/pipeline.js';
 import { applyInputTransformer, scheduleInputTransformer } from '../../src/core/rules.js';
 import { assertTransition, type RunStatus } from '../../src/core/run.js';
+import type { StartOutcome } from '../../src/core/start.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
@@ -37,12 +32,13 @@ import type {
   AuditEntry,
   DatasetFile,
   DatasetSource,
+  LandingIndex,
   NewRun,
+  PinnedDataset,
   RunRecord,
   RunStore,
   Signer,
 } from '../../src/ports.js';
-import type { ExecState } from '../../src/steps/state.js';
 import { hashPath } from '../../src/verify/hash-path.js';
 import { fixture, withField } from './events/helpers.js';
 

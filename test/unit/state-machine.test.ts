@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
+import { errorFromCatch } from '../../src/core/errors.js';
 import { emulateDistributedMaps, type ReadObject } from '../../src/local/distributed-map.js';
 import {
   LOCAL_BUCKETS,
@@ -10,7 +11,6 @@ import {
   STATE_MACHINE_FILE,
   TASK_FUNCTIONS,
 } from '../../src/local/runner.js';
-import { errorFromCatch } from '../../src/steps/step.js';
 import { RESERVED_CONCURRENCY } from '../../stacks/settings.js';
 
 type State = {

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { ExecState } from '../../src/core/exec-state.js';
 import { parsePipelineDefinition } from '../../src/core/pipeline.js';
-import type { ExecState } from '../../src/steps/state.js';
 import { trainingJobName, trainingSpec } from '../../src/steps/train.js';
 
 const d = (c: string): `sha256:${string}` => `sha256:${c.repeat(64)}`;

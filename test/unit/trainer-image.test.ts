@@ -18,6 +18,7 @@ import { SageMakerTrainer } from '../../src/aws/sagemaker-trainer.js';
 import { putBytesCas, putJsonCas, readObject } from '../../src/cas.js';
 import { digestOf } from '../../src/core/digest.js';
 import { isVeritrailError } from '../../src/core/errors.js';
+import type { CodeResult, ExecState } from '../../src/core/exec-state.js';
 import {
   CODE_CHANNEL,
   type PipelineDefinition,
@@ -28,7 +29,6 @@ import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
 import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { Runtime } from '../../src/runtime.js';
 import { checkCode } from '../../src/steps/check-code.js';
-import type { CodeResult, ExecState } from '../../src/steps/state.js';
 import { trainingSpec } from '../../src/steps/train.js';
 import {
   EXAMPLE_DOCKERFILE,

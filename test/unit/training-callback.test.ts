@@ -21,12 +21,11 @@ import {
 } from '../../functions/training-callback.js';
 import { StepFunctions } from '../../src/aws/sfn.js';
 import type { Digest } from '../../src/core/digest.js';
-import { VeritrailError } from '../../src/core/errors.js';
+import { errorFromCatch, VeritrailError } from '../../src/core/errors.js';
 import { parseTrainingJobStateChangeEvent } from '../../src/core/events/index.js';
+import type { ExecState } from '../../src/core/exec-state.js';
 import type { RunStatus } from '../../src/core/run.js';
 import type { AuditEventInput, Bucket, RunRecord, StepRecord } from '../../src/ports.js';
-import type { ExecState } from '../../src/steps/state.js';
-import { errorFromCatch } from '../../src/steps/step.js';
 import { trainingJobName } from '../../src/steps/train.js';
 
 const sfnMock = mockClient(SFNClient);

@@ -16,7 +16,7 @@ import type { Witness } from './core.js';
 import { originHash } from './fs-store.js';
 
 /** The same bound as the HTTP server: a checkpoint and 63 proof lines fit many times over. */
-export const MAX_BODY_BYTES = 64 * 1024;
+const MAX_BODY_BYTES = 64 * 1024;
 
 export interface FunctionUrlEvent {
   rawPath?: string;

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
-import type { StartOutcome } from '../../app/start.js';
 import { startDeployed } from '../../aws/deployed.js';
+import type { StartOutcome } from '../../core/start.js';
 import { toFileUri } from '../../local/fs-dataset-source.js';
 import { resolveHome } from '../../local/home.js';
 import { controlSocketPath, sendStart } from '../../local/serve-channel.js';

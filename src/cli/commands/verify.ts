@@ -8,9 +8,9 @@ import { resolve } from 'node:path';
 import { parseVkey } from '../../core/cosignature.js';
 import { isVeritrailError } from '../../core/errors.js';
 import { resolveHome } from '../../local/home.js';
+import { verifyLocalRun } from '../../local/verify.js';
 import { verifySingleBundle } from '../../verify/bundle.js';
 import { firstBroken, type VerifyCheck, VerifyError, type VerifyReport } from '../../verify/codes.js';
-import { verifyLocalRun } from '../../verify/local.js';
 import { describeTrusted, TRUST_OPTIONS, TRUST_USAGE, trustOptions } from '../../verify/trust.js';
 import { parseCli, usageError } from '../args.js';
 import { type CliIo, EXIT } from '../io.js';
@@ -115,7 +115,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
     const { report, keys } =
       values.stage === undefined
         ? await verifyLocalRun(home, runId, { ...trust, witnesses })
-        : await (await import('../../verify/aws.js')).verifyDeployedRun(
+        : await (await import('../../aws/verify.js')).verifyDeployedRun(
             values.stage,
             runId,
             {

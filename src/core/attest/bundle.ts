@@ -1,9 +1,9 @@
 import { Buffer } from 'node:buffer';
-import type { Signer } from '../../ports.js';
 import type { Digest } from '../digest.js';
 import { canonicalDigest } from '../jcs.js';
 import { type DecodedEnvelope, type DsseEnvelope, decodeEnvelope, signEnvelope, verifyPae } from './dsse.js';
 import { AttestationError } from './errors.js';
+import type { Signer } from './keys.js';
 import { parsePublicKey } from './keys.js';
 import { IN_TOTO_PAYLOAD_TYPE, type Statement, statementPayload } from './statement.js';
 

@@ -1,8 +1,7 @@
 import { verify as cryptoVerify } from 'node:crypto';
-import type { Signer } from '../../ports.js';
 import { decodeBase64, encodeBase64 } from './base64.js';
 import { AttestationError } from './errors.js';
-import type { VerificationKey } from './keys.js';
+import type { Signer, VerificationKey } from './keys.js';
 
 /**
  * DSSE v1 (https://github.com/secure-systems-lab/dsse, protocol.md v1.0.2 and envelope.md).
@@ -15,7 +14,7 @@ export interface DsseEnvelope {
   signatures: DsseSignature[];
 }
 
-export interface DsseSignature {
+interface DsseSignature {
   /** Unauthenticated hint naming the key (protocol.md: MUST NOT be used for security decisions). */
   keyid?: string;
   /** base64 of the ASN.1 DER ECDSA signature. */

@@ -27,7 +27,7 @@ export const AttestationErrorCodes = [
 export type AttestationErrorCode = (typeof AttestationErrorCodes)[number];
 
 /** How each attestation code maps onto the domain-wide {@link ErrorCode} (run records, CLI exit). */
-export const ATTESTATION_TO_DOMAIN_CODE: Readonly<Record<AttestationErrorCode, ErrorCode>> = {
+const ATTESTATION_TO_DOMAIN_CODE: Readonly<Record<AttestationErrorCode, ErrorCode>> = {
   BUNDLE_MALFORMED: 'ATTESTATION_INVALID',
   KEY_INVALID: 'USAGE',
   SIGNATURE_INVALID: 'SIGNATURE_INVALID',

@@ -1,6 +1,5 @@
 import { Buffer } from 'node:buffer';
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import type { Signer } from '../../ports.js';
 import { type Digest, digestOf, isDigest, sha256Hex } from '../digest.js';
 import { AttestationError } from './errors.js';
 
@@ -74,4 +73,14 @@ export function publicKeyDer(pem: string): Uint8Array {
  */
 export async function signingKeyId(signer: Signer): Promise<Digest> {
   return isDigest(signer.keyId) ? signer.keyId : digestOf(publicKeyDer(await signer.publicKeyPem()));
+}
+
+/** ECDSA P-256 with SHA-256; signatures are ASN.1 DER, as KMS and openssl produce them. */
+export interface Signer {
+  /** A stable hint naming the key (KMS key ARN, or the local key's fingerprint). */
+  readonly keyId: string;
+  /** SubjectPublicKeyInfo PEM, for offline verification with openssl. */
+  publicKeyPem(): Promise<string>;
+  /** Signs sha256(message). */
+  sign(message: Uint8Array): Promise<Uint8Array>;
 }

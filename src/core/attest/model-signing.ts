@@ -21,21 +21,21 @@ import { buildStatement, type Statement } from './statement.js';
  */
 export const MODEL_SIGNING_PREDICATE_TYPE = 'https://model_signing/signature/v1.0';
 
-export interface ModelSigningResource {
+interface ModelSigningResource {
   name: string;
   algorithm: 'sha256';
   /** lowercase hex, no `sha256:` prefix */
   digest: string;
 }
 
-export interface ModelSigningSerialization {
+interface ModelSigningSerialization {
   method: 'files';
   hash_type: 'sha256';
   allow_symlinks: boolean;
   ignore_paths?: string[];
 }
 
-export interface ModelSigningPredicate {
+interface ModelSigningPredicate {
   serialization: ModelSigningSerialization;
   resources: ModelSigningResource[];
 }

@@ -21,7 +21,7 @@ export const SLSA_PROVENANCE_PREDICATE_TYPE = 'https://slsa.dev/provenance/v1';
  * trainer command or image); internalParameters are what the platform chose (trainer kind, job
  * name, instance type). resolvedDependencies are always named with {@link DEPENDENCY_NAMES}.
  */
-export const VERITRAIL_BUILD_TYPE = 'https://veritrail.dev/buildtypes/training/v1';
+const VERITRAIL_BUILD_TYPE = 'https://veritrail.dev/buildtypes/training/v1';
 
 /** Fixed `name`s of the resolvedDependencies, so a verifier finds each link without guessing. */
 export const DEPENDENCY_NAMES = {
@@ -31,7 +31,7 @@ export const DEPENDENCY_NAMES = {
   image: 'training-image',
 } as const;
 
-export interface SlsaProvenancePredicate {
+interface SlsaProvenancePredicate {
   buildDefinition: {
     buildType: string;
     externalParameters: Record<string, unknown>;
@@ -48,7 +48,7 @@ export interface SlsaProvenancePredicate {
 export type ProvenanceStatement = Statement<SlsaProvenancePredicate, typeof SLSA_PROVENANCE_PREDICATE_TYPE>;
 
 /** A dependency of the build: its digest, plus where it lives when that helps a reader. */
-export interface DependencyRef {
+interface DependencyRef {
   digest: Digest;
   uri?: string;
   /** e.g. the manifest media type when `digest` is a dataset manifest digest. */

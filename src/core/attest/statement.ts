@@ -6,7 +6,7 @@ import { canonicalBytes } from '../jcs.js';
  * in-toto Statement v1 (https://github.com/in-toto/attestation, spec/v1/statement.md) and
  * ResourceDescriptor (spec/v1/resource_descriptor.md).
  */
-export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
+const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
 /** DSSE payloadType for in-toto statements (spec/v1/envelope.md). */
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 
@@ -64,7 +64,7 @@ export function statementPayload(statement: Statement): Uint8Array {
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
 /** DigestSet with hex values; a `sha256` entry must be 64 lowercase hex digits. */
-export const DigestSetSchema = z
+const DigestSetSchema = z
   .record(z.string().min(1), z.string().regex(/^[0-9a-fA-F]+$/, 'digest values are hex'))
   .refine(
     (d) => d.sha256 === undefined || HEX_SHA256.test(d.sha256),
@@ -75,7 +75,7 @@ export const DigestSetSchema = z
  * ResourceDescriptor: all fields optional, but one of uri, digest, content must be set.
  * Unknown fields are kept and ignored (spec/v1/README.md "Parsing rules").
  */
-export const ResourceDescriptorSchema = z
+const ResourceDescriptorSchema = z
   .looseObject({
     name: z.string().optional(),
     uri: z.string().optional(),
@@ -108,8 +108,3 @@ export const StatementSchema = z.looseObject({
   // statement.md: "Unset is treated the same as set-but-empty."
   predicate: z.record(z.string(), z.unknown()).optional(),
 });
-
-/** sha256 hex values of every subject that has one. */
-export function subjectSha256s(statement: Pick<Statement, 'subject'>): string[] {
-  return statement.subject.flatMap((s) => (typeof s.digest.sha256 === 'string' ? [s.digest.sha256] : []));
-}

@@ -26,7 +26,7 @@ export const eventTime = z.iso.datetime({
 });
 
 /** 12-digit AWS account id. */
-export const accountId = z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id');
+const accountId = z.string().regex(/^\d{12}$/, 'must be a 12-digit AWS account id');
 
 /** The pipeline name rule of src/core/pipeline.ts, repeated so events validate without a definition. */
 export const pipelineName = z
@@ -60,7 +60,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 }
 
 /** `field.path: problem` for each issue, joined with `; `. */
-export function describeEventIssues(error: z.ZodError): string {
+function describeEventIssues(error: z.ZodError): string {
   return error.issues.map(describeIssue).join('; ');
 }
 

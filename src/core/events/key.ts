@@ -6,7 +6,7 @@
  */
 
 /** S3 keys are at most 1024 bytes of UTF-8 (Amazon S3 User Guide, "Naming Amazon S3 objects"). */
-export const MAX_OBJECT_KEY_BYTES = 1024;
+const MAX_OBJECT_KEY_BYTES = 1024;
 
 /**
  * Why a key is unsafe, or `undefined` when it is safe. The key is taken as is: EventBridge
@@ -37,9 +37,4 @@ export function objectKeyProblem(key: string, options: { prefix?: boolean } = {}
   if (segments.includes(''))
     return 'contains an empty segment ("//"), which collapses to another path on disk';
   return undefined;
-}
-
-/** True when `key` passes {@link objectKeyProblem}. */
-export function isSafeObjectKey(key: string): boolean {
-  return objectKeyProblem(key) === undefined;
 }

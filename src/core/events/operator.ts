@@ -77,7 +77,7 @@ const datasetRef = z
     }
   });
 
-export const OperatorStartSchema = z.strictObject({
+const OperatorStartSchema = z.strictObject({
   pipeline: pipelineName,
   dataset: datasetRef,
   /** Retrain even when nothing changed since the last successful run. */

@@ -12,7 +12,7 @@ const bucketName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/, 'must be an S3 bucket name');
 
-export const S3ObjectCreatedEventSchema = z.looseObject({
+const S3ObjectCreatedEventSchema = z.looseObject({
   ...envelopeShape,
   'detail-type': z.literal('Object Created'),
   source: z.literal('aws.s3'),

@@ -16,11 +16,10 @@ const trainingJobName = z
     'must be a SageMaker training job name (1-63 letters, digits, -)',
   );
 
-export const TrainingJobStatuses = ['InProgress', 'Completed', 'Failed', 'Stopping', 'Stopped'] as const;
+const TrainingJobStatuses = ['InProgress', 'Completed', 'Failed', 'Stopping', 'Stopped'] as const;
 export const TerminalTrainingJobStatuses = ['Completed', 'Failed', 'Stopped'] as const;
-export type TrainingJobStatus = (typeof TrainingJobStatuses)[number];
 
-export const TrainingJobStateChangeEventSchema = z.looseObject({
+const TrainingJobStateChangeEventSchema = z.looseObject({
   ...envelopeShape,
   'detail-type': z.literal('SageMaker Training Job State Change'),
   source: z.literal('aws.sagemaker'),

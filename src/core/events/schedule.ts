@@ -12,14 +12,14 @@ import { envelopeShape, eventTime, parseWith, pipelineName } from './common.js';
  */
 
 /** `arn:<partition>:events:<region>:<account>:rule/[<bus>/]<name>`. */
-export const ruleArn = z
+const ruleArn = z
   .string()
   .regex(
     /^arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:rule\/[A-Za-z0-9._\-/]+$/,
     'must be an EventBridge rule ARN (arn:aws:events:<region>:<account>:rule/<name>)',
   );
 
-export const ScheduledEventSchema = z.looseObject({
+const ScheduledEventSchema = z.looseObject({
   ...envelopeShape,
   'detail-type': z.literal('Scheduled Event'),
   source: z.literal('aws.events'),
@@ -29,7 +29,7 @@ export const ScheduledEventSchema = z.looseObject({
 
 export type ScheduledEvent = z.infer<typeof ScheduledEventSchema>;
 
-export const SchedulePayloadSchema = z.strictObject({
+const SchedulePayloadSchema = z.strictObject({
   pipeline: pipelineName,
   /** Retrain even when data, code and definition are unchanged since the last successful run. */
   force: z.boolean().default(false),
@@ -42,7 +42,6 @@ export const SchedulePayloadSchema = z.strictObject({
 });
 
 export type SchedulePayload = z.output<typeof SchedulePayloadSchema>;
-export type SchedulePayloadInput = z.input<typeof SchedulePayloadSchema>;
 
 export function parseScheduledEvent(value: unknown): ScheduledEvent {
   return parseWith(ScheduledEventSchema, value, 'EventBridge "Scheduled Event"');

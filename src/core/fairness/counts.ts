@@ -290,7 +290,7 @@ export function mergeCounts(a: FairnessCounts, b: FairnessCounts): FairnessCount
   return acc.toCounts();
 }
 
-export function compareTuples(a: readonly string[], b: readonly string[]): number {
+function compareTuples(a: readonly string[], b: readonly string[]): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) {
     const x = a[i] as string;
     const y = b[i] as string;

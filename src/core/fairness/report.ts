@@ -24,7 +24,7 @@ import {
 } from './metrics.js';
 import { resampleCells, Xoshiro128 } from './random.js';
 
-export interface BootstrapOptions {
+interface BootstrapOptions {
   /** Number of bootstrap replicates; 0 disables intervals. */
   samples: number;
   seed: number;
@@ -46,7 +46,7 @@ export interface FairnessReportOptions {
   minGroupSize: number;
 }
 
-export interface Interval {
+interface Interval {
   low: number | null;
   high: number | null;
   /** Replicates in which the aggregate was defined (not null). */
@@ -140,7 +140,7 @@ export function fairnessReport(counts: FairnessCounts, options: FairnessReportOp
 }
 
 /** Escapes `\` and `|` so that intersection keys split back unambiguously. */
-export function intersectionKey(values: readonly string[]): string {
+function intersectionKey(values: readonly string[]): string {
   return values.map((v) => v.replaceAll('\\', '\\\\').replaceAll('|', '\\|')).join('|');
 }
 

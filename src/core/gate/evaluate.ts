@@ -42,7 +42,7 @@ export interface GateRequest {
   extraContext?: Record<string, unknown> | undefined;
 }
 
-export const GATE_ACTION = { type: 'Veritrail::Action', id: 'ship' } as const;
+const GATE_ACTION = { type: 'Veritrail::Action', id: 'ship' } as const;
 
 /** Decides allow / deny with reasons. Throws POLICY_INVALID for a malformed policy (with its line). */
 export function evaluateGate(input: GateRequest): GateDecision {
@@ -113,7 +113,7 @@ export function evaluateGate(input: GateRequest): GateDecision {
  * "0.80", sets joined with ", "). `{context.x}` and `{x}` are the same. A policy without a reason
  * gets a generic one naming it.
  */
-export function interpolate(
+function interpolate(
   template: string | undefined,
   context: Record<string, CedarJson>,
   diagnostics: string[],

@@ -9,13 +9,13 @@ import { describeIssues } from '../pipeline.js';
 import { type CedarDecimalJson, type Rounding, toCedarDecimal } from './decimal.js';
 
 /** Between-group fairness metrics of one protected attribute; `null` = undefined (division by zero…). */
-export interface AttributeMetrics {
+interface AttributeMetrics {
   disparateImpact: number | null;
   demographicParityDifference: number | null;
   equalizedOddsDifference: number | null;
 }
 
-export interface GateThresholds {
+interface GateThresholds {
   minAccuracy: number;
   disparateImpactMin: number;
   disparateImpactMax: number;
@@ -24,7 +24,7 @@ export interface GateThresholds {
 }
 
 /** The worst value of each metric over all protected attributes; `null` when any is undefined. */
-export interface WorstMetrics {
+interface WorstMetrics {
   disparateImpactMin: number | null;
   disparateImpactMax: number | null;
   equalizedOddsDifference: number | null;
@@ -51,7 +51,7 @@ const attributeMetrics = z.strictObject({
 });
 
 /** Schema of GateFacts as JSON; unknown keys are refused so that a misspelt fact is never ignored. */
-export const GateFactsSchema = z.strictObject({
+const GateFactsSchema = z.strictObject({
   accuracy: metric,
   provenanceVerified: z.boolean(),
   codeChecksPassed: z.boolean(),
@@ -86,7 +86,7 @@ export function parseGateFacts(value: unknown, source = 'gate facts'): GateFacts
 }
 
 /** Thresholds as a pipeline definition spells them (`gate.thresholds` of src/core/pipeline.ts). */
-export interface PipelineGateThresholds {
+interface PipelineGateThresholds {
   minAccuracy: number;
   disparateImpact: { min: number; max: number };
   maxEqualizedOddsDifference: number;

@@ -145,7 +145,7 @@ function utf8Length(s: string): number {
 }
 
 /** 1-based line and column (in characters) of a UTF-8 byte offset, as Cedar reports source spans. */
-export function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
+function lineColumn(text: string, byteOffset: number): { line: number; column: number } {
   const bytes = new TextEncoder().encode(text);
   const prefix = new TextDecoder().decode(bytes.subarray(0, Math.max(0, Math.min(byteOffset, bytes.length))));
   const lines = prefix.split('\n');

@@ -5,7 +5,6 @@
  * never invents a figure the evidence does not hold.
  */
 
-import type { RunRecord } from '../../ports.js';
 import type {
   FairnessMetric,
   FairnessPredicate,
@@ -15,6 +14,7 @@ import type {
   Sha256Resource,
 } from '../attest/predicates.js';
 import { type Digest, hexOf, isDigest } from '../digest.js';
+import type { RunRecord } from '../run.js';
 import { factsOf } from '../run-facts.js';
 
 /** z for a two-sided interval at `level` (only the levels veritrail uses; 0.95 by default). */

@@ -8,8 +8,7 @@ import type { ObjectAuditLog } from '../../audit/log.js';
 import { verifyProofBundle } from '../../audit/proof.js';
 import { isVeritrailError, toErrorInfo } from '../../core/errors.js';
 import type { AuditEntry } from '../../ports.js';
-import type { TrustedKey } from '../run.js';
-import type { FailCode, VerifyContext } from './context.js';
+import type { FailCode, TrustedKey, VerifyContext } from './context.js';
 
 /** The audit log opened with the trusted audit key that verifies its latest checkpoint. */
 export interface TrustedAudit {

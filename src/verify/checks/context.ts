@@ -2,11 +2,69 @@
  * What every check of `veritrail verify <runId>` shares: the run, the trusted keys, the ports it
  * reads through, the evidence read so far and the list of checks, in the order they ran.
  */
+
+import type { ObjectAuditLog } from '../../audit/log.js';
+import type { ProofBundle } from '../../audit/proof.js';
+import type { WitnessKey } from '../../core/cosignature.js';
 import type { Digest } from '../../core/digest.js';
 import { isDigest } from '../../core/digest.js';
-import type { RunRecord } from '../../ports.js';
+import type { AuditEntry, DatasetSource, ObjectStore, RunRecord, RunStore } from '../../ports.js';
 import type { VerifyCheck, VerifyCheckName, VerifyCode } from '../codes.js';
-import type { Evidence, TrustedKeys, VerifyDeps } from '../run.js';
+import type { BundleSlot } from './slots.js';
+
+export interface VerifyDeps {
+  runs: Pick<RunStore, 'get'>;
+  objects: ObjectStore;
+  /**
+   * Reads raw data that is not a local path (`s3://…` of a deployed stage): the files the run
+   * pinned (raw.pins.json, VersionIds included) are re-read and re-hashed through it.
+   */
+  datasets?: Pick<DatasetSource, 'open'>;
+  /** Opens the audit log with a signer that carries one trusted audit public key. */
+  openAudit(key: TrustedKey): ObjectAuditLog;
+}
+
+/** One public key an auditor trusts: PEM SubjectPublicKeyInfo, its id, and where it came from. */
+export interface TrustedKey {
+  pem: string;
+  /** sha256 of the DER SubjectPublicKeyInfo: the key id the audit log and the run record carry. */
+  id: string;
+  /** e.g. `--key ./signing.pub.pem`, `trust file ./trust.json`, `state dir .veritrail/keys/signing.key`. */
+  source: string;
+}
+
+/**
+ * The public keys an auditor trusts, several of each kind when keys were rotated. The first of each
+ * list is the one written into an evidence folder when none verified.
+ */
+export interface TrustedKeys {
+  signing: TrustedKey[];
+  audit: TrustedKey[];
+  /**
+   * Witnesses (C2SP tlog-cosignature verifier keys) whose cosignature the auditor looks for on a
+   * checkpoint covering the run's entries. Absent or empty: witnessing is reported as not asked.
+   */
+  witnesses?: WitnessKey[];
+}
+
+/** The evidence read while verifying: what `veritrail export` writes out, byte for byte. */
+export interface Evidence {
+  run: RunRecord;
+  bundles: Partial<Record<BundleSlot, Uint8Array>>;
+  rawManifest?: Uint8Array;
+  rawPins?: Uint8Array;
+  processedManifest?: Uint8Array;
+  fairnessReport?: Uint8Array;
+  gateDecision?: Uint8Array;
+  auditEntries: AuditEntry[];
+  proofs: ProofBundle[];
+  checkpoint?: string;
+  /** The run's signed report statement (Sigstore bundle), when the run recorded one. */
+  reportBundle?: Uint8Array;
+  /** The trusted keys that verified the bundles and the checkpoint (absent when none did). */
+  signingKey?: TrustedKey;
+  auditKey?: TrustedKey;
+}
 
 /** A code a failing check carries. */
 export type FailCode = Exclude<VerifyCode, 'OK'>;

@@ -11,14 +11,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ObjectAuditLog } from '../../../src/audit/log.js';
 import { createAwsClients } from '../../../src/aws/clients.js';
-import {
-  actorFrom,
-  auditOrigin,
-  createAwsRuntime,
-  REQUIRED_ENV,
-  readAwsConfig,
-} from '../../../src/aws/runtime.js';
+import { actorFrom, createAwsRuntime, REQUIRED_ENV, readAwsConfig } from '../../../src/aws/runtime.js';
 import { parseS3Uri, S3DatasetSource } from '../../../src/aws/s3-dataset-source.js';
+import { auditOrigin } from '../../../src/core/deployment.js';
 import { awsError, codeOf, errorOf, readAll } from './helpers.js';
 
 const ENV: Record<string, string> = {

@@ -20,8 +20,8 @@ import {
   trainingOutputKeys,
 } from '../../../src/aws/sagemaker-trainer.js';
 import type { Digest } from '../../../src/core/digest.js';
+import type { ExecState } from '../../../src/core/exec-state.js';
 import { parsePipelineDefinition } from '../../../src/core/pipeline.js';
-import type { ExecState } from '../../../src/steps/state.js';
 import { trainingSpec } from '../../../src/steps/train.js';
 import { codeOf } from './helpers.js';
 

@@ -8,8 +8,9 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { defaultGroupName, SageMakerRegistry } from '../../../src/aws/sagemaker-registry.js';
+import { SageMakerRegistry } from '../../../src/aws/sagemaker-registry.js';
 import { type SageMakerJobSpec, SageMakerTrainer } from '../../../src/aws/sagemaker-trainer.js';
+import { defaultGroupName } from '../../../src/core/deployment.js';
 import type { Digest } from '../../../src/core/digest.js';
 import { awsError, codeOf, errorOf } from './helpers.js';
 

@@ -1,32 +1,16 @@
 import { access } from 'node:fs/promises';
 import { openAuditLog } from '../audit/log.js';
-import { parsePublicKey, publicKeyDer } from '../core/attest/index.js';
-import type { WitnessKey } from '../core/cosignature.js';
+import { publicKeyDer } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
 import { DEFAULT_UNIT } from '../core/unit.js';
-import { openFileSigner } from '../local/file-signer.js';
-import { unitPaths } from '../local/home.js';
-import { openLocalRuntime } from '../local/runtime.js';
-import { unitOfRun } from '../local/units.js';
-import type { Signer } from '../ports.js';
-import type { VerifyReport } from './codes.js';
-import { VerifyError } from './codes.js';
-import { type Evidence, type TrustedKey, type TrustedKeys, verifyRunWith } from './run.js';
-
-/** Where the trusted keys come from. Nothing is trusted by default: an auditor names the keys. */
-export interface LocalVerifyOptions {
-  /** Trusted attestation keys (PEM text, with where each came from). */
-  signing?: { pem: string; source: string }[];
-  /** Trusted audit checkpoint keys. */
-  audit?: { pem: string; source: string }[];
-  /**
-   * Also trust the state dir's own keys (the user said so: `--trust-state-keys`): those of the
-   * run's business unit only (src/local/home.ts unitPaths).
-   */
-  stateKeys?: boolean;
-  /** Witnesses whose cosignature on a checkpoint covering the run is looked for (`--witness`). */
-  witnesses?: WitnessKey[];
-}
+import type { VerifyReport } from '../verify/codes.js';
+import { VerifyError } from '../verify/codes.js';
+import { type Evidence, type TrustedKey, type TrustedKeys, verifyRunWith } from '../verify/run.js';
+import { type LocalVerifyOptions, publicOnlySigner } from '../verify/trust.js';
+import { openFileSigner } from './file-signer.js';
+import { unitPaths } from './home.js';
+import { openLocalRuntime } from './runtime.js';
+import { unitOfRun } from './units.js';
 
 /** The public half of a state dir key, without ever creating one (openFileSigner would). */
 async function publicPemOf(path: string, what: string): Promise<string> {
@@ -82,17 +66,6 @@ export async function trustedKeys(
   if (signing.length === 0) throw new VerifyError('KEY_MISSING', `no trusted signing key; ${say}`);
   if (need.audit && audit.length === 0) throw new VerifyError('KEY_MISSING', `no trusted audit key; ${say}`);
   return { signing, audit };
-}
-
-/** A signer that only knows its public key: verification never signs. */
-export function publicOnlySigner(publicKeyPem: string): Signer {
-  return {
-    keyId: digestOf(new Uint8Array(parsePublicKey(publicKeyPem).key.export({ type: 'spki', format: 'der' }))),
-    publicKeyPem: async () => publicKeyPem,
-    sign: async () => {
-      throw new VerifyError('KEY_MISSING', 'verification never signs');
-    },
-  };
 }
 
 /**

@@ -40,20 +40,23 @@ import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import type { Tracer } from '@aws-lambda-powertools/tracer';
 import middy, { type MiddlewareObj, type Request } from '@middy/core';
-import { AWS_STEP_PORTS, composeAws } from '../aws/runtime.js';
-import { SERVICE_NAME, startTracing } from '../aws/tracing.js';
 import { toErrorInfo } from '../core/errors.js';
+import type { ExecState } from '../core/exec-state.js';
 import type { StepName } from '../core/states.js';
 import type { Runtime } from '../runtime.js';
-import type { ExecState } from './state.js';
-import { runStep, StepFailure, type StepOutcome } from './step.js';
+import { runStep, StepFailure, type StepOutcome } from '../steps/step.js';
+import { AWS_STEP_PORTS, composeAws } from './runtime.js';
+import { SERVICE_NAME, startTracing } from './tracing.js';
 
 export type StepWork<T> = (rt: Runtime, state: ExecState) => Promise<StepOutcome<T>>;
 
 /** Builds a function's runtime from its environment (once per cold start). */
 export type Compose<R extends Runtime = Runtime> = (env: Record<string, string | undefined>) => R;
 
-/** The Lambda context, plus the runtime the `ports` middleware puts there (or the caller passed). */
+/**
+ * The Lambda context, plus the runtime the `ports` middleware puts there (or the caller passed).
+ * @public Exported for declaration emit: each functions/<name>.ts `handler`'s inferred type names it.
+ */
 export interface PortsContext<R extends Runtime = Runtime> {
   runtime?: R;
   [key: string]: unknown;
@@ -66,7 +69,7 @@ type Handler<T, R extends Runtime> = middy.MiddyfiedHandler<unknown, T, Error, P
  * `process.env`, unless the invocation brought its own. A composition that fails (a missing
  * environment variable) is retried on the next invocation rather than cached.
  */
-export function ports<R extends Runtime>(
+function ports<R extends Runtime>(
   compose: Compose<R>,
 ): MiddlewareObj<unknown, unknown, Error, PortsContext<R>> {
   let built: R | undefined;
@@ -80,7 +83,7 @@ export function ports<R extends Runtime>(
 }
 
 /** Middleware: any error of a state-machine task leaves as a StepFailure (`Veritrail.<CODE>`). */
-export function taskErrors(): MiddlewareObj<unknown, unknown, Error, PortsContext> {
+function taskErrors(): MiddlewareObj<unknown, unknown, Error, PortsContext> {
   return {
     onError: (request) => {
       const e = request.error;
@@ -91,7 +94,7 @@ export function taskErrors(): MiddlewareObj<unknown, unknown, Error, PortsContex
 
 /** One Logger and one Metrics per function instance (Powertools keeps them across invocations). */
 export const logger = new Logger({ serviceName: SERVICE_NAME });
-export const metrics = new Metrics({ namespace: 'veritrail', serviceName: SERVICE_NAME });
+const metrics = new Metrics({ namespace: 'veritrail', serviceName: SERVICE_NAME });
 
 /** The keys a log line of an invocation carries, read from whatever shape its event has. */
 export function invocationKeys(event: unknown): {
@@ -244,7 +247,7 @@ function runTracing(step: StepName | undefined): AnyMiddleware {
  * rest, the composition of the ports and their SDK clients included), context and keys into the
  * Logger, metrics flushed last. `step` names the pipeline step of a `stepHandler` (a trace annotation).
  */
-export function observability(step?: StepName): MiddlewareObj<unknown, unknown, Error, PortsContext>[] {
+function observability(step?: StepName): MiddlewareObj<unknown, unknown, Error, PortsContext>[] {
   return [
     onAwsOnly(runTracing(step)),
     onAwsOnly(

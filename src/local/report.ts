@@ -10,20 +10,11 @@ import { type ModelReportPredicate, parseBundle, type Statement } from '../core/
 import { type Digest, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { factsOf } from '../core/run-facts.js';
-import { openLocalRuntime } from '../local/runtime.js';
-import { forRun } from '../local/units.js';
 import type { ObjectStore, RunRecord } from '../ports.js';
-import { produceReport } from './produce.js';
-
-export interface LocalReport {
-  run: RunRecord;
-  bundleBytes: Uint8Array;
-  bundle: unknown;
-  statement: Statement<ModelReportPredicate>;
-  statementDigest: Digest;
-  /** True when the run had no report statement and one was signed now with the state dir's key. */
-  producedNow: boolean;
-}
+import { produceReport } from '../report/produce.js';
+import type { LocalReport } from '../report/render.js';
+import { openLocalRuntime } from './runtime.js';
+import { forRun } from './units.js';
 
 /** Reads (or, for an older run, produces) the run's signed report statement. RUN_NOT_FOUND otherwise. */
 export async function loadLocalReport(home: string, runId: string): Promise<LocalReport> {

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { VeritrailError } from '../core/errors.js';
+import { VeritrailError } from './core/errors.js';
 
 interface Pending {
   resolve(v: { hex: string; size: number }[]): void;

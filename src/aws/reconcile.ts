@@ -20,15 +20,15 @@ import {
   type DescribeTrainingJobCommandOutput,
   type SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
-import { awsErrorName, translateAwsError } from '../aws/errors.js';
-import type { EndedTrainingJob } from '../aws/sagemaker-trainer.js';
-import type { ExecutionStatus, StepFunctions } from '../aws/sfn.js';
 import { type ErrorInfo, toErrorInfo, VeritrailError } from '../core/errors.js';
 import { isTerminal, type RunStatus } from '../core/run.js';
 import { factsOf } from '../core/run-facts.js';
 import type { ExecutionClaim } from '../ports.js';
 import { failRun } from '../steps/finish.js';
 import { executionsOf, taskTokensOf } from '../steps/step.js';
+import { awsErrorName, translateAwsError } from './errors.js';
+import type { EndedTrainingJob } from './sagemaker-trainer.js';
+import type { ExecutionStatus, StepFunctions } from './sfn.js';
 import { type CallbackOutcome, type CallbackRuntime, finishTrainingStep } from './training-callback.js';
 
 /** A training job as DescribeTrainingJob reports it. */
@@ -38,7 +38,7 @@ export type TrainingJobState =
   | { status: 'missing' };
 
 /** Reads a training job's status (SageMaker on AWS). */
-export interface TrainingJobs {
+interface TrainingJobs {
   describe(jobName: string): Promise<TrainingJobState>;
 }
 
@@ -93,7 +93,7 @@ export interface ReconcileRuntime extends CallbackRuntime {
   trainingJobs: TrainingJobs;
 }
 
-export type ReconcileAction =
+type ReconcileAction =
   | { runId: string; action: 'settled'; runStatus: RunStatus | 'MISSING' }
   | { runId: string; action: 'failed'; executionStatus: ExecutionStatus; error: ErrorInfo }
   | { runId: string; action: 'training-ended'; outcome: CallbackOutcome }

@@ -4,18 +4,13 @@
  * object versions, lineage on EventBridge.
  */
 import { ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { awsCall } from '../aws/errors.js';
-import type { AwsConfig } from '../aws/runtime.js';
-import type { StepFunctions } from '../aws/sfn.js';
+import { type StartPipeline, StartService, startDepsOf } from '../app/start.js';
 import { landingPrefixOf, type PipelineDefinition } from '../core/pipeline.js';
+import type { LandingIndex, PinnedDataset } from '../ports.js';
 import type { Runtime } from '../runtime.js';
-import {
-  type LandingIndex,
-  type PinnedDataset,
-  type StartPipeline,
-  StartService,
-  startDepsOf,
-} from './start.js';
+import { awsCall } from './errors.js';
+import type { AwsConfig } from './runtime.js';
+import type { StepFunctions } from './sfn.js';
 
 /** The newest current object version under a pipeline's landing prefix, pinned by VersionId. */
 export class S3LandingIndex implements LandingIndex {
@@ -77,7 +72,7 @@ export interface AwsStartRuntime extends Runtime {
  * to tell a new object version with the same bytes from new data; a larger new version starts the
  * run, and its Distributed Map HashDataset records the digest.
  */
-export const START_RETRAIN_HASH_BUDGET_BYTES = 512 * 1024 * 1024;
+const START_RETRAIN_HASH_BUDGET_BYTES = 512 * 1024 * 1024;
 
 /** The start service over the AWS ports (functions/start.ts composes them). */
 export function createAwsStartService(

@@ -7,11 +7,11 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { loadPipelinesForAws } from '../app/pipelines.js';
+import { type StartPipeline, StartService, startDepsOf } from '../app/start.js';
 import type { Runtime } from '../runtime.js';
 import type { ConsoleStarter } from '../steps/register-run.js';
-import { S3LandingIndex } from './aws.js';
-import { loadPipelinesForAws } from './pipelines.js';
-import { type StartPipeline, StartService, startDepsOf } from './start.js';
+import { S3LandingIndex } from './start.js';
 
 /** What a console start needs beyond the shared ports: the landing bucket (AWS only). */
 export interface ConsoleLanding {
@@ -19,7 +19,7 @@ export interface ConsoleLanding {
 }
 
 /** Where the deployed definitions are: VERITRAIL_PIPELINES_DIR, else `pipelines/` at the task root. */
-export function pipelinesDirOf(env: Record<string, string | undefined>): string {
+function pipelinesDirOf(env: Record<string, string | undefined>): string {
   return (
     env.VERITRAIL_PIPELINES_DIR ??
     join(env.LAMBDA_TASK_ROOT ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..'), 'pipelines')

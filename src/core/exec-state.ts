@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isDigest } from '../core/digest.js';
+import { isDigest } from './digest.js';
 
 /**
  * The execution state passed between states of the state machine. It carries identities and

@@ -9,8 +9,7 @@
  * stages too), so every path is idempotent: a job of no run in this table, a run that already
  * ended, or a token already used or timed out is logged and dropped, never an error.
  */
-import { type EndedTrainingJob, RUN_ID_TAG, trainingJobResultOf } from '../aws/sagemaker-trainer.js';
-import type { StepFunctions, TaskResult } from '../aws/sfn.js';
+
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import {
   parseTrainingJobStateChangeEvent,
@@ -21,6 +20,8 @@ import {
 import { TRAINING_JOB_NAME_PREFIX } from '../core/rules.js';
 import type { Runtime } from '../runtime.js';
 import { handleTrainingEnd } from '../steps/train.js';
+import { type EndedTrainingJob, RUN_ID_TAG, trainingJobResultOf } from './sagemaker-trainer.js';
+import type { StepFunctions, TaskResult } from './sfn.js';
 
 /** What the callback needs beyond the shared ports: the task-token API and the artifacts bucket. */
 export interface CallbackRuntime extends Runtime {
@@ -123,7 +124,7 @@ export async function finishTrainingStep(
       throw new VeritrailError('TRANSIENT', `finishing training job ${jobName}: ${end.error.message}`);
     }
     log({ message: 'training step failed', jobName, runId, error: end.error });
-    // Error and Cause as RecordFailure reads them (src/steps/step.ts errorFromCatch): Cause is {code, message}.
+    // Error and Cause as RecordFailure reads them (src/core/errors.ts errorFromCatch): Cause is {code, message}.
     const result = await rt.stepFunctions.sendTaskFailure(
       end.taskToken,
       `Veritrail.${end.error.code}`,

@@ -1,31 +1,10 @@
 /**
- * Where OpenLineage RunEvents go: files under the state dir locally (src/local/lineage.ts), the
- * EventBridge bus on AWS (detail type `OpenLineage RunEvent`), for any consumer such as Marquez.
+ * The end of a run as lineage: the Finish step (and the local control plane, for a run that ends
+ * without reaching Finish) emit it to the runtime's LineageSink (src/ports.ts): files under the state
+ * dir locally (src/local/lineage.ts), the EventBridge bus on AWS (src/aws/lineage.ts).
  */
-import type { EventPublisher } from '../aws/events.js';
-import { DetailType } from '../aws/events.js';
 import { type RunEvent, runEndEvent } from '../core/lineage.js';
-import type { RunRecord } from '../ports.js';
-
-export interface LineageSink {
-  /** Idempotent per (run, eventType): emitting the same event twice is harmless. */
-  emit(event: RunEvent): Promise<void>;
-}
-
-/** Lineage on the EventBridge bus: one `OpenLineage RunEvent` per event, `detail` = the RunEvent. */
-export class EventBridgeLineageSink implements LineageSink {
-  constructor(private readonly events: Pick<EventPublisher, 'publish'>) {}
-
-  async emit(event: RunEvent): Promise<void> {
-    await this.events.publish([
-      {
-        detailType: DetailType.OPENLINEAGE_RUN_EVENT,
-        detail: event as unknown as Record<string, unknown>,
-        time: new Date(event.eventTime),
-      },
-    ]);
-  }
-}
+import type { LineageSink, RunRecord } from '../ports.js';
 
 /**
  * Emits the COMPLETE (SUCCEEDED, REJECTED) or FAIL (FAILED) event of an ended run from its record.
