@@ -17,6 +17,18 @@ import type { DeployedPipeline } from './settings.js';
 /** The tags src/aws/sagemaker-trainer.ts puts on a training job (run id, pipeline); a test keeps them equal. */
 export const TRAINING_JOB_TAG_KEYS = ['veritrail:run-id', 'veritrail:pipeline'] as const;
 
+/** What Step Functions needs to deliver its logs to CloudWatch Logs (Developer Guide, "Logging"). */
+export const LOG_DELIVERY_ACTIONS = [
+  'logs:CreateLogDelivery',
+  'logs:GetLogDelivery',
+  'logs:UpdateLogDelivery',
+  'logs:DeleteLogDelivery',
+  'logs:ListLogDeliveries',
+  'logs:PutResourcePolicy',
+  'logs:DescribeResourcePolicies',
+  'logs:DescribeLogGroups',
+] as const;
+
 /**
  * Actions that only accept `"Resource": "*"` (Service Authorization Reference: these list no
  * resource type). The wildcard test allows `*` for exactly these and nothing else.
@@ -27,15 +39,8 @@ export const RESOURCE_STAR_ONLY_ACTIONS = [
   'xray:PutTelemetryRecords',
   'xray:GetSamplingRules',
   'xray:GetSamplingTargets',
-  // Step Functions log delivery to CloudWatch Logs (Step Functions Developer Guide, "Logging").
-  'logs:CreateLogDelivery',
-  'logs:GetLogDelivery',
-  'logs:UpdateLogDelivery',
-  'logs:DeleteLogDelivery',
-  'logs:ListLogDeliveries',
-  'logs:PutResourcePolicy',
-  'logs:DescribeResourcePolicies',
-  'logs:DescribeLogGroups',
+  // Step Functions log delivery to CloudWatch Logs.
+  ...LOG_DELIVERY_ACTIONS,
   // SageMaker containers pulling from ECR and publishing metrics.
   'ecr:GetAuthorizationToken',
   'cloudwatch:PutMetricData',

@@ -15,6 +15,7 @@ import type { Function as SstFunction } from 'sst/constructs';
 import { LISTING_PREFIX } from '../src/core/layout.js';
 import { type FunctionName, STATE_MACHINE_TASKS } from './access.js';
 import { suppressStateMachineFindings } from './compliance.js';
+import { LOG_DELIVERY_ACTIONS } from './grants.js';
 import { LOG_RETENTION_DAYS, StackSettingsError } from './settings.js';
 
 /** The ASL definition deployed as is; ARNs come in through definition substitutions. */
@@ -166,16 +167,7 @@ export function trainingStateMachine({
       }),
       new iam.PolicyStatement({
         sid: 'LogDelivery',
-        actions: [
-          'logs:CreateLogDelivery',
-          'logs:GetLogDelivery',
-          'logs:UpdateLogDelivery',
-          'logs:DeleteLogDelivery',
-          'logs:ListLogDeliveries',
-          'logs:PutResourcePolicy',
-          'logs:DescribeResourcePolicies',
-          'logs:DescribeLogGroups',
-        ],
+        actions: [...LOG_DELIVERY_ACTIONS],
         resources: ['*'],
       }),
       new iam.PolicyStatement({

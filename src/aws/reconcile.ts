@@ -27,7 +27,7 @@ import type { ExecutionClaim } from '../ports.js';
 import { failRun } from '../steps/finish.js';
 import { executionsOf, taskTokensOf } from '../steps/step.js';
 import { awsErrorName, translateAwsError } from './errors.js';
-import type { EndedTrainingJob } from './sagemaker-trainer.js';
+import { type EndedTrainingJob, endedTrainingJobOf } from './sagemaker-trainer.js';
 import type { ExecutionStatus, StepFunctions } from './sfn.js';
 import { type CallbackOutcome, type CallbackRuntime, finishTrainingStep } from './training-callback.js';
 
@@ -65,22 +65,9 @@ export class SageMakerTrainingJobs implements TrainingJobs {
         resource: `training-job/${jobName}`,
       });
     }
-    const status = job.TrainingJobStatus;
-    if (status === 'Completed' || status === 'Failed' || status === 'Stopped') {
-      return {
-        status: 'ended',
-        job: {
-          jobName,
-          status,
-          ...(job.FailureReason ? { failureReason: job.FailureReason } : {}),
-          ...(job.ModelArtifacts?.S3ModelArtifacts
-            ? { modelArtifactsUri: job.ModelArtifacts.S3ModelArtifacts }
-            : {}),
-          ...(job.OutputDataConfig?.S3OutputPath ? { outputPath: job.OutputDataConfig.S3OutputPath } : {}),
-        },
-      };
-    }
-    return { status: 'running', sagemakerStatus: status ?? 'unknown' };
+    const ended = endedTrainingJobOf(jobName, job);
+    if (ended) return { status: 'ended', job: ended };
+    return { status: 'running', sagemakerStatus: job.TrainingJobStatus ?? 'unknown' };
   }
 }
 

@@ -21,6 +21,7 @@ import {
   CreateTrainingJobCommand,
   type CreateTrainingJobRequest,
   DescribeTrainingJobCommand,
+  type DescribeTrainingJobCommandOutput,
   type SageMakerClient,
   type TrainingInstanceType,
 } from '@aws-sdk/client-sagemaker';
@@ -197,6 +198,27 @@ export interface EndedTrainingJob {
   modelArtifactsUri?: string;
   /** `OutputDataConfig.S3OutputPath`, used when the model URI is not reported. */
   outputPath?: string;
+}
+
+/**
+ * A DescribeTrainingJob answer as an ended job, or undefined while the job has not reached a
+ * terminal status (the trainer's wait and the reconciler read it the same way).
+ */
+export function endedTrainingJobOf(
+  jobName: string,
+  job: DescribeTrainingJobCommandOutput,
+): EndedTrainingJob | undefined {
+  const status = job.TrainingJobStatus;
+  if (status !== 'Completed' && status !== 'Failed' && status !== 'Stopped') return undefined;
+  return {
+    jobName,
+    status,
+    ...(job.FailureReason ? { failureReason: job.FailureReason } : {}),
+    ...(job.ModelArtifacts?.S3ModelArtifacts
+      ? { modelArtifactsUri: job.ModelArtifacts.S3ModelArtifacts }
+      : {}),
+    ...(job.OutputDataConfig?.S3OutputPath ? { outputPath: job.OutputDataConfig.S3OutputPath } : {}),
+  };
 }
 
 /**
@@ -429,20 +451,8 @@ export class SageMakerTrainer implements Trainer {
         () => this.sagemaker.send(new DescribeTrainingJobCommand({ TrainingJobName: jobName })),
       );
       const status = job.TrainingJobStatus;
-      if (status === 'Completed' || status === 'Failed' || status === 'Stopped') {
-        return trainingJobResultOf(
-          {
-            jobName,
-            status,
-            ...(job.FailureReason ? { failureReason: job.FailureReason } : {}),
-            ...(job.ModelArtifacts?.S3ModelArtifacts
-              ? { modelArtifactsUri: job.ModelArtifacts.S3ModelArtifacts }
-              : {}),
-            ...(job.OutputDataConfig?.S3OutputPath ? { outputPath: job.OutputDataConfig.S3OutputPath } : {}),
-          },
-          this.config.artifactsBucket,
-        );
-      }
+      const ended = endedTrainingJobOf(jobName, job);
+      if (ended) return trainingJobResultOf(ended, this.config.artifactsBucket);
       if (waited >= timeout) {
         throw new VeritrailError(
           'TRANSIENT',
