@@ -24,7 +24,7 @@ import { DEFAULT_POLICY_TEXT } from '../../src/core/gate/default-policy.js';
 import { canonicalDigest } from '../../src/core/jcs.js';
 import { parsePipelineDefinition, trainerCodeBundle } from '../../src/core/pipeline.js';
 import { applyInputTransformer, scheduleInputTransformer } from '../../src/core/rules.js';
-import { assertTransition, type RunStatus } from '../../src/core/run.js';
+import { assertTransition, RunExistsError, type RunStatus } from '../../src/core/run.js';
 import type { StartOutcome } from '../../src/core/start.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
@@ -58,7 +58,8 @@ class MemRunStore implements RunStore {
   async create(run: NewRun): Promise<RunRecord> {
     // Yield first, as a network store would: concurrent creates really race.
     await Promise.resolve();
-    if (this.items.has(run.runId)) throw new VeritrailError('RUN_EXISTS', `run ${run.runId} exists`);
+    const existing = this.items.get(run.runId);
+    if (existing !== undefined) throw new RunExistsError(structuredClone(existing));
     const rec: RunRecord = { ...run, status: 'PENDING', updatedAt: run.createdAt, steps: [], facts: {} };
     this.items.set(run.runId, rec);
     return structuredClone(rec);
@@ -243,6 +244,20 @@ describe('when deliveries arrive out of order or late', () => {
     await h.runs.transition(first.runId, 'SUCCEEDED');
     const late = await h.service.handle(s3Event());
     expect(late).toMatchObject({ status: 'duplicate', runStatus: 'SUCCEEDED', relaunched: false });
+    expect(h.launched).toHaveLength(1);
+  });
+
+  it('answers a delivery that lost the race to record the run from the run the refusal carries', async () => {
+    const first = await h.service.handle(s3Event());
+    if (first.status !== 'started') throw new Error('not started');
+    await h.runs.transition(first.runId, 'RUNNING');
+    // This delivery read before the first one recorded the run: it finds out from the refusal.
+    const read = h.runs.get.bind(h.runs);
+    let reads = 0;
+    h.runs.get = async (runId) => (++reads === 1 ? undefined : read(runId));
+    const late = await h.service.handle(s3Event());
+    expect(late).toMatchObject({ status: 'duplicate', runId: first.runId, runStatus: 'RUNNING' });
+    expect(reads).toBe(1);
     expect(h.launched).toHaveLength(1);
   });
 

@@ -13,6 +13,7 @@ import { type ErrorCode, toErrorInfo, VeritrailError } from '../../core/errors.j
 import { type ControlPlaneInput, parseControlPlaneInput } from '../../core/events/index.js';
 import type { ExecState } from '../../core/exec-state.js';
 import { buildRunEvent, datasetNameOf } from '../../core/lineage.js';
+import { RunExistsError } from '../../core/run.js';
 import { planStart, type StartOutcome, type StartPlan } from '../../core/start.js';
 import { unitOf } from '../../core/unit.js';
 import type {
@@ -214,10 +215,8 @@ export class StartService {
         createdAt: this.deps.now().toISOString(),
       });
     } catch (e) {
-      if (e instanceof VeritrailError && e.code === 'RUN_EXISTS') {
-        const existing = await this.deps.runs.get(plan.runId);
-        if (existing !== undefined) return this.duplicate(req, plan, existing, input);
-      }
+      // A concurrent delivery recorded it first: answer from the run the refusal carries.
+      if (e instanceof RunExistsError) return this.duplicate(req, plan, e.existing, input);
       throw e;
     }
     await (await this.portsOf(pipeline)).audit.append({
