@@ -28,7 +28,7 @@ export interface RetrainDeps {
    * function has 60 s. Absent (locally): no limit.
    */
   retrainHashBudgetBytes?: number;
-  /** Reports problems that do not change the outcome (a lineage sink that is down). */
+  /** Reports what does not change the outcome (a new version too large to hash here). */
   warn?: (message: string) => void;
 }
 

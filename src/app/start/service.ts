@@ -43,6 +43,7 @@ import { readSkipRecord, recordSkip, type SkipDeps } from './skip.js';
 /** The pipeline shape callers compose the service with (src/aws/start.ts, src/local/control-plane.ts). */
 export type { StartPipeline } from './routing.js';
 
+/** The ports and settings of a start service: those of its parts, and what recording and launching need. */
 export interface StartDeps extends RoutingDeps, RetrainDeps, SkipDeps {
   audit: AuditLog;
   signer: Signer;
