@@ -6,7 +6,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipelinesForAws } from '../src/app/pipelines.js';
-import type { StartService } from '../src/app/start.js';
+import type { StartService } from '../src/app/start/service.js';
 import { eventHandler } from '../src/aws/handler.js';
 import {
   AWS_STEP_PORTS,

@@ -51,7 +51,10 @@ export type { RunRecord, StepRecord } from './core/run.js';
 export type NewRun = Omit<RunRecord, 'status' | 'updatedAt' | 'steps' | 'facts' | 'error'>;
 
 export interface RunStore {
-  /** Conditional create: RUN_EXISTS when a run with this id is already recorded. */
+  /**
+   * Conditional create: when a run with this id is already recorded, RunExistsError (RUN_EXISTS)
+   * carrying that run.
+   */
   create(run: NewRun): Promise<RunRecord>;
   get(runId: string): Promise<RunRecord | undefined>;
   /** Conditional status change: RUN_TRANSITION_ILLEGAL unless `to` is legal from the stored status. */

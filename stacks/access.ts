@@ -104,7 +104,7 @@ const RUN_ITEMS: readonly TableAction[] = ['dynamodb:GetItem', 'dynamodb:PutItem
 /** The table of grants. Keep docs/deploy.md in step (a test compares them). */
 export const ACCESS: Record<FunctionName, FunctionAccess> = {
   start: {
-    // src/app/start.ts stores the definition content-addressed, reads the last run's signed
+    // src/app/start/ stores the definition content-addressed, reads the last run's signed
     // provenance to decide a retrain, and signs the retrain-skip statement.
     purpose: 'validates a trigger, pins the dataset version, dedupes, StartExecution',
     landingRead: true,

@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import { VeritrailError } from '../core/errors.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { parsePipelineDefinition } from '../core/pipeline.js';
-import type { StartPipeline } from './start.js';
+import type { StartPipeline } from './start/service.js';
 
 /**
  * Reads the definitions in `dir` without a `base`: the AWS form, where the training code is the

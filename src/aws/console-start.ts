@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { loadPipelinesForAws } from '../app/pipelines.js';
-import { type StartPipeline, StartService, startDepsOf } from '../app/start.js';
+import { type StartPipeline, StartService, startDepsOf } from '../app/start/service.js';
 import type { Runtime } from '../runtime.js';
 import type { ConsoleStarter } from '../steps/register-run.js';
 import { S3LandingIndex } from './start.js';

@@ -1,4 +1,5 @@
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   CreateTableCommand,
   DescribeTableCommand,
@@ -14,7 +15,7 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { ErrorInfo } from '../core/errors.js';
 import { VeritrailError } from '../core/errors.js';
 import { redactValue } from '../core/redact.js';
-import { assertTransition, legalSourcesOf, type RunStatus } from '../core/run.js';
+import { assertTransition, legalSourcesOf, RunExistsError, type RunStatus } from '../core/run.js';
 import { DEFAULT_UNIT } from '../core/unit.js';
 import type {
   ExecutionClaim,
@@ -97,18 +98,33 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
           TableName: this.tableName,
           Item: marshall(item, { removeUndefinedValues: true }),
           ConditionExpression: 'attribute_not_exists(pk)',
+          // The refusal carries the run already recorded: no second request to name it.
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
     } catch (e) {
-      if (isConditionalFailure(e)) {
-        throw new VeritrailError('RUN_EXISTS', `run ${run.runId} is already recorded`, {
-          cause: e,
-          details: { runId: run.runId },
-        });
-      }
+      if (isConditionalFailure(e)) throw await this.runExists(run.runId, e);
       throw translate(e, 'PutItem');
     }
     return toRecord(item);
+  }
+
+  /**
+   * RUN_EXISTS with the run that is recorded, taken from the refused PutItem itself (DynamoDB
+   * returns the item under ReturnValuesOnConditionCheckFailure ALL_OLD). dynalite, the embedded
+   * runtime's DynamoDB, ignores that parameter and returns no item (github.com/architect/dynalite
+   * issue 182): only then is the run read, once.
+   */
+  private async runExists(runId: string, refusal: unknown): Promise<VeritrailError> {
+    const old = oldItemOf(refusal);
+    const existing = old !== undefined ? toRecord(unmarshall(old) as RunItem) : await this.get(runId);
+    if (existing === undefined) {
+      // Runs are never deleted: a refusal for an absent run is a read that raced something odd.
+      return new VeritrailError('TRANSIENT', `run ${runId} was refused as recorded but is not there; retry`, {
+        cause: refusal,
+      });
+    }
+    return new RunExistsError(existing, { cause: refusal });
   }
 
   async get(runId: string): Promise<RunRecord | undefined> {
@@ -338,11 +354,18 @@ export class DynamoRunStore implements RunStore, TaskTokenStore, ExecutionIndex 
           TableName: this.tableName,
           Item: marshall(item),
           ConditionExpression: 'attribute_not_exists(pk)',
+          ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
         }),
       );
       return { runId, executionArn, claimedAt };
     } catch (e) {
       if (!isConditionalFailure(e)) throw translate(e, 'PutItem');
+      // The holder, from the refusal itself; read only where the server does not return it (dynalite).
+      const old = oldItemOf(e);
+      if (old !== undefined) {
+        const { executionArn: holderArn, claimedAt: heldSince } = unmarshall(old) as ClaimItem;
+        return { runId, executionArn: holderArn, claimedAt: heldSince };
+      }
     }
     const held = await this.holder(runId);
     if (!held) {
@@ -454,6 +477,12 @@ function toRecord(item: RunItem): RunRecord {
       a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0,
     ),
   };
+}
+
+/** The item a refused conditional write returned (ReturnValuesOnConditionCheckFailure ALL_OLD), if any. */
+function oldItemOf(e: unknown): Record<string, AttributeValue> | undefined {
+  const item = (e as { Item?: Record<string, AttributeValue> } | null)?.Item;
+  return item !== undefined && Object.keys(item).length > 0 ? item : undefined;
 }
 
 function isConditionalFailure(e: unknown): boolean {

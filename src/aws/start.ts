@@ -4,7 +4,7 @@
  * object versions, lineage on EventBridge.
  */
 import { ListObjectVersionsCommand, type S3Client } from '@aws-sdk/client-s3';
-import { type StartPipeline, StartService, startDepsOf } from '../app/start.js';
+import { type StartPipeline, StartService, startDepsOf } from '../app/start/service.js';
 import { landingPrefixOf, type PipelineDefinition } from '../core/pipeline.js';
 import type { LandingIndex, PinnedDataset } from '../ports.js';
 import type { Runtime } from '../runtime.js';

@@ -23,7 +23,7 @@ export const CONTENT_PREFIX = 'sha256/';
 export const LISTING_PREFIX = 'listings/';
 
 /**
- * Where retrain-skip decisions are remembered, `retrain-skips/<runId>.json` (src/app/start.ts), so a
+ * Where retrain-skip decisions are remembered, `retrain-skips/<runId>.json` (src/app/start/skip.ts), so a
  * redelivered schedule finds its decision.
  */
 export const SKIP_RECORD_PREFIX = 'retrain-skips/';

@@ -127,6 +127,16 @@ export function manifestDigest(manifest: Manifest): Digest {
   return canonicalDigest({ mediaType: manifest.mediaType, files: manifest.files });
 }
 
+/**
+ * The digest that names a dataset (docs/attestations.md, "Dataset manifest"): a single file's own
+ * sha256, as sha256sum prints it; several files', their manifest's. The one rule HashDataset, the
+ * start service, `veritrail run` and `veritrail verify` apply.
+ */
+export function datasetDigest(manifest: Manifest): Digest {
+  const [only, ...more] = manifest.files;
+  return only !== undefined && more.length === 0 ? only.digest : manifestDigest(manifest);
+}
+
 const ManifestSchema = z.strictObject({
   mediaType: z.literal(MANIFEST_MEDIA_TYPE),
   files: z.array(

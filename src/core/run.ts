@@ -81,3 +81,19 @@ export interface RunRecord {
   facts: Record<string, unknown>;
   error?: ErrorInfo;
 }
+
+/**
+ * The run store's refusal to create a run whose id is already recorded (RUN_EXISTS), carrying that
+ * run as the store found it, so a caller answering a duplicate needs no second read.
+ */
+export class RunExistsError extends VeritrailError {
+  constructor(
+    readonly existing: RunRecord,
+    options?: { cause?: unknown },
+  ) {
+    super('RUN_EXISTS', `run ${existing.runId} is already recorded`, {
+      ...options,
+      details: { runId: existing.runId },
+    });
+  }
+}

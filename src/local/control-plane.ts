@@ -1,6 +1,6 @@
 /**
  * The local control plane (`veritrail serve`): the landing-folder watcher, the cron scheduler and
- * operator starts all feed the one start service (src/app/start.ts); started runs queue for
+ * operator starts all feed the one start service (src/app/start/service.ts); started runs queue for
  * execution on the embedded runner, at most `concurrency` at a time. Stopping refuses new work and
  * waits for the runs under way; runs still queued stay PENDING in the run store and are picked up
  * by the next start, as is anything that landed meanwhile (the landing folders are scanned first).
@@ -9,7 +9,7 @@
 import { createReadStream } from 'node:fs';
 import { hostname } from 'node:os';
 import { relative } from 'node:path';
-import { type StartPipeline, StartService, startDepsOf } from '../app/start.js';
+import { type StartPipeline, StartService, startDepsOf } from '../app/start/service.js';
 import { hashStream } from '../cas.js';
 import { digestFromHex } from '../core/digest.js';
 import { toErrorInfo } from '../core/errors.js';

@@ -2,7 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { StartService, startDepsOf } from '../app/start.js';
+import { StartService, startDepsOf } from '../app/start/service.js';
 import { scanForSecrets } from '../core/code-scan.js';
 import { resolveHeader, validateRow } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
@@ -10,7 +10,7 @@ import { VeritrailError } from '../core/errors.js';
 import { gateSchemaFor } from '../core/gate/attributes.js';
 import { loadPolicy } from '../core/gate/policy.js';
 import { canonicalDigest } from '../core/jcs.js';
-import { buildManifest, manifestDigest } from '../core/manifest.js';
+import { buildManifest, datasetDigest } from '../core/manifest.js';
 import { type PipelineDefinition, parsePipelineDefinition } from '../core/pipeline.js';
 import { redactText, secretKindsIn } from '../core/redact.js';
 import { localCron } from '../core/rules.js';
@@ -140,8 +140,7 @@ export async function preflightDataset(
     );
   }
   // The content identity the trigger is pinned to (HashDataset re-derives and records it).
-  const only = entries[0];
-  const digest = entries.length === 1 && only ? only.digest : manifestDigest(buildManifest(entries));
+  const digest = datasetDigest(buildManifest(entries));
   // The very split Preprocess will make (seeded by this digest), so its row minimum is checked now.
   const side = makeSplitter(digest, def.dataset.validationFraction, def.dataset.testFraction);
   const split = { train: 0, validation: 0, test: 0 };

@@ -10,7 +10,7 @@ import { type Digest, digestFromHex, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import type { CodeResult, ExecState } from '../core/exec-state.js';
 import { isImagePinned, unpinnedImage } from '../core/image.js';
-import { buildManifest, manifestDigest } from '../core/manifest.js';
+import { buildManifest, type Manifest, type ManifestEntry, manifestDigest } from '../core/manifest.js';
 import {
   BUNDLED_CODE_DIR,
   CODE_BUNDLE_FILE,
@@ -63,24 +63,17 @@ export async function checkCode(rt: Runtime, state: ExecState): Promise<StepOutc
   const local = state.pipeline.base?.startsWith('file:') === true ? state.pipeline.base : undefined;
   if (local !== undefined) assertConfinedToCode(def, local);
   const environment = local !== undefined ? trainerEnvironment(def.trainer.command) : undefined;
-  const { source, uri: codeUri } = trainingCodeSource(def, state.pipeline.base, rt.datasets);
   const base = state.pipeline.base ?? bundledCodeBase(def.name);
-  const files = await source.list(codeUri);
   const findings: SecretFinding[] = [];
-  const entries: { path: string; size: number; digest: Digest }[] = [];
-  for (const f of files) {
-    if (f.size <= MAX_SCAN_BYTES) {
-      const bytes = new Uint8Array(await streamToBuffer(await source.open(f)));
-      entries.push({ path: f.path, size: bytes.length, digest: digestOf(bytes) });
-      if (isProbablyText(bytes)) findings.push(...scanForSecrets(f.path, new TextDecoder().decode(bytes)));
-    } else {
-      const { hex, size } = await hashStream(await source.open(f));
-      entries.push({ path: f.path, size, digest: digestFromHex(hex) });
-    }
-  }
+  const { entries, manifest, digest } = await hashTrainingCode(
+    def,
+    state.pipeline.base,
+    rt.datasets,
+    (path, bytes) => {
+      if (isProbablyText(bytes)) findings.push(...scanForSecrets(path, new TextDecoder().decode(bytes)));
+    },
+  );
   const vuln = await checkVulnerabilities(def, base);
-  const manifest = buildManifest(entries);
-  const digest = manifestDigest(manifest);
   await putJsonCas(rt.objects, manifest);
   if (findings.length > 0) {
     const where = findings
@@ -157,15 +150,40 @@ async function storeCodeBundle(
 }
 
 /**
- * The training code as bundled with the function: regular files under a folder, sorted by path.
- * Symlinks and special files are refused, as for datasets: the bytes shipped are the bytes hashed.
+ * The training code of a definition, hashed as CheckCode records it: every file under
+ * `trainer.code` where trainingCodeSource finds it, its size and sha256, and the digest of their
+ * manifest (the training-code digest). `scan` sees the bytes of every file of at most
+ * MAX_SCAN_BYTES (CheckCode's secret scan); larger files are streamed. The start service's retrain
+ * decision (src/app/start/retrain.ts) calls this very function, so the digest it compares with the
+ * last run's is the one CheckCode records (test/unit/start-service.test.ts).
  */
+export async function hashTrainingCode(
+  def: PipelineDefinition,
+  base: string | undefined,
+  datasets: DatasetSource,
+  scan?: (path: string, bytes: Uint8Array) => void,
+): Promise<{ entries: ManifestEntry[]; manifest: Manifest; digest: Digest }> {
+  const { source, uri } = trainingCodeSource(def, base, datasets);
+  const entries: ManifestEntry[] = [];
+  for (const f of await source.list(uri)) {
+    if (f.size <= MAX_SCAN_BYTES) {
+      const bytes = new Uint8Array(await streamToBuffer(await source.open(f)));
+      entries.push({ path: f.path, size: bytes.length, digest: digestOf(bytes) });
+      scan?.(f.path, bytes);
+    } else {
+      const { hex, size } = await hashStream(await source.open(f));
+      entries.push({ path: f.path, size, digest: digestFromHex(hex) });
+    }
+  }
+  const manifest = buildManifest(entries);
+  return { entries, manifest, digest: manifestDigest(manifest) };
+}
+
 /**
- * Where the training code of a definition is read from, the one rule CheckCode and the start
- * service's retrain decision share: locally the `trainer.code` folder next to the definition
- * (`base`), on AWS (no base) the copy the deployment bundled into the function.
+ * Where the training code of a definition is read from: locally the `trainer.code` folder next to
+ * the definition (`base`), on AWS (no base) the copy the deployment bundled into the function.
  */
-export function trainingCodeSource(
+function trainingCodeSource(
   def: PipelineDefinition,
   base: string | undefined,
   datasets: DatasetSource,
@@ -179,7 +197,10 @@ export function trainingCodeSource(
   return { source: base === undefined ? new BundledFiles(def.name) : datasets, uri };
 }
 
-/** The files of a pipeline's training code as the deployment bundled them into this function. */
+/**
+ * The training code as bundled with the function: regular files under a folder, sorted by path.
+ * Symlinks and special files are refused, as for datasets: the bytes shipped are the bytes hashed.
+ */
 class BundledFiles implements DatasetSource {
   constructor(private readonly pipeline: string) {}
 

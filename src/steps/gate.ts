@@ -156,7 +156,7 @@ export async function gate(rt: Runtime, state: ExecState): Promise<StepOutcome<G
     facts: {
       gate: { decision: decision.decision, reasons, policies: decision.policies },
       gateDecisionKey: stored.key,
-      // Part of the retrain identity: a changed policy file is a changed pipeline (src/app/start.ts).
+      // Part of the retrain identity: a changed policy file is a changed pipeline (src/app/start/retrain.ts).
       policyDigest,
     },
     detail: { decision: decision.decision, reasons, policies: decision.policies },

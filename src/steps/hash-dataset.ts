@@ -3,9 +3,9 @@ import { hashStream, putJsonCas, readCasVerified, readObject } from '../cas.js';
 import { type Digest, digestFromHex, digestOf, digestsEqual } from '../core/digest.js';
 import { type ErrorInfo, VeritrailError } from '../core/errors.js';
 import type { ExecState, HashResult } from '../core/exec-state.js';
-import { buildManifest, type Manifest, manifestDigest } from '../core/manifest.js';
+import { buildManifest, datasetDigest, type Manifest, manifestDigest } from '../core/manifest.js';
 import { describeIssues } from '../core/pipeline.js';
-import type { DatasetFile, ObjectStore } from '../ports.js';
+import type { DatasetFile, DatasetSource, ObjectStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { DatasetFileSchema, HashProgressSchema, type ListingRef, PinnedFileSchema } from './hashing.js';
 import type { StepOutcome } from './step.js';
@@ -174,10 +174,27 @@ export function foldBatches(batches: readonly (readonly PinnedFile[])[]): {
   const pinned = batches.flat();
   const totalSize = pinned.reduce((n, f) => n + f.size, 0);
   const manifest = buildManifest(pinned.map((f) => ({ path: f.path, size: f.size, digest: f.digest })));
-  const mDigest = manifestDigest(manifest);
-  const first = pinned[0];
-  const digest: Digest = pinned.length === 1 && first ? first.digest : mDigest;
-  return { pinned, totalSize, manifest, manifestDigest: mDigest, digest };
+  return {
+    pinned,
+    totalSize,
+    manifest,
+    manifestDigest: manifestDigest(manifest),
+    digest: datasetDigest(manifest),
+  };
+}
+
+/**
+ * The dataset digest HashDataset records for a listing, computed in one pass with the very hashing
+ * (hashBatch) and fold (foldBatches) of the Distributed Map. The start service needs it before a
+ * run exists: to pin an operator's local dataset, and when a scheduled retrain compares the newest
+ * data with the last successful run's (src/app/start/retrain.ts). test/unit/start-service.test.ts
+ * holds the two to the same value.
+ */
+export async function datasetDigestOf(
+  datasets: DatasetSource,
+  files: readonly DatasetFile[],
+): Promise<Digest> {
+  return foldBatches([await hashBatch({ datasets }, files)]).digest;
 }
 
 /** Maps with at most `limit` promises in flight, keeping order. */

@@ -1,5 +1,6 @@
 import { putJsonCas } from '../cas.js';
 import { VeritrailError } from '../core/errors.js';
+import type { DatasetFile, DatasetSource } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { type ListResult, listingKey, refusal } from './hashing.js';
 import { parseState } from './step.js';
@@ -20,10 +21,7 @@ export async function listDataset(
 ): Promise<ListResult> {
   const state = parseState(event);
   try {
-    const files = await rt.datasets.list(
-      state.dataset.uri,
-      state.dataset.versionId ? { versionId: state.dataset.versionId } : {},
-    );
+    const files = await listPinned(rt.datasets, state.dataset);
     if (files.length === 0) {
       throw new VeritrailError('DATASET_EMPTY', `dataset ${state.dataset.uri} holds no files`);
     }
@@ -32,4 +30,15 @@ export async function listDataset(
   } catch (e) {
     return refusal(e);
   }
+}
+
+/**
+ * The files of a dataset, each pinned to its version, as ListDataset lists them: the listing the
+ * dataset digest is taken over, here and in the start service's retrain decision.
+ */
+export function listPinned(
+  datasets: Pick<DatasetSource, 'list'>,
+  dataset: { uri: string; versionId?: string },
+): Promise<DatasetFile[]> {
+  return datasets.list(dataset.uri, dataset.versionId ? { versionId: dataset.versionId } : {});
 }

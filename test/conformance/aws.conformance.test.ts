@@ -32,6 +32,7 @@ import { DynamoRunStore, ensureRunTable } from '../../src/aws/dynamo-run-store.j
 import { KMS_RAW_MESSAGE_LIMIT, KmsSigner } from '../../src/aws/kms-signer.js';
 import { S3ObjectStore } from '../../src/aws/s3-object-store.js';
 import { isVeritrailError } from '../../src/core/errors.js';
+import { RunExistsError } from '../../src/core/run.js';
 import { freePort, onPath } from '../aws-e2e/harness/moto.js';
 
 const externalEndpoint = process.env.AWS_ENDPOINT_URL || undefined;
@@ -294,6 +295,18 @@ describe.skipIf(!available)('AWS adapters against an AWS-compatible endpoint', (
       };
       expect((await store().create(run)).status).toBe('PENDING');
       expect(await codeOf(store().create(run))).toBe('RUN_EXISTS');
+      // The refusal itself carries the recorded run (ReturnValuesOnConditionCheckFailure): no read.
+      const sent: string[] = [];
+      const counting = {
+        send: (command: { constructor: { name: string } }) => {
+          sent.push(command.constructor.name);
+          return clients.dynamodb.send(command as never);
+        },
+      } as unknown as typeof clients.dynamodb;
+      const refusal = await new DynamoRunStore(counting, table).create(run).catch((e: unknown) => e);
+      expect(refusal).toBeInstanceOf(RunExistsError);
+      expect((refusal as RunExistsError).existing).toMatchObject({ runId: run.runId, status: 'PENDING' });
+      expect(sent).toEqual(['PutItemCommand']);
       await store().transition(run.runId, 'RUNNING');
       await store().recordStep(
         run.runId,

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type StartPipeline, StartService, startDepsOf } from '../../src/app/start.js';
+import { type StartPipeline, StartService, startDepsOf } from '../../src/app/start/service.js';
 import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
 import { DynamoRunStore, ensureRunTable } from '../../src/aws/dynamo-run-store.js';
 import { putJsonCas } from '../../src/cas.js';

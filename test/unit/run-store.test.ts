@@ -1,8 +1,16 @@
+import {
+  ConditionalCheckFailedException,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import { marshall } from '@aws-sdk/util-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../src/aws/dynamo-run-store.js';
 import { isVeritrailError } from '../../src/core/errors.js';
-import { LEGAL_TRANSITIONS, RunStatus } from '../../src/core/run.js';
+import { LEGAL_TRANSITIONS, RunExistsError, RunStatus } from '../../src/core/run.js';
 import { LOCAL_TABLE, type LocalDynamo, startLocalDynamo } from '../../src/local/dynamo.js';
 import type { NewRun } from '../../src/ports.js';
 
@@ -34,6 +42,21 @@ describe('the DynamoDB run store', () => {
     const run = newRun();
     expect((await store.create(run)).status).toBe('PENDING');
     await expect(store.create(run)).rejects.toSatisfy((e) => isVeritrailError(e, 'RUN_EXISTS'));
+  });
+
+  it('refuses a second create with the run already recorded (on dynalite, read once)', async () => {
+    const run = newRun();
+    await store.create(run);
+    await store.transition(run.runId, 'RUNNING');
+    const sent = countingClient(dynamo.client);
+    const refusal = await new DynamoRunStore(sent.client, LOCAL_TABLE)
+      .create({ ...run, createdAt: new Date().toISOString() })
+      .catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(RunExistsError);
+    expect((refusal as RunExistsError).existing).toEqual(await store.get(run.runId));
+    expect((refusal as RunExistsError).existing.status).toBe('RUNNING');
+    // dynalite ignores ReturnValuesOnConditionCheckFailure: the store reads the run, once.
+    expect(sent.names).toEqual(['PutItemCommand', 'GetItemCommand']);
   });
 
   it('refuses, in the store itself, every transition the table does not allow', async () => {
@@ -133,6 +156,68 @@ describe('the DynamoDB run store', () => {
     const odd = await store.list({ pipeline: 'p-odd', limit: 3 });
     expect(odd).toHaveLength(3);
     expect(odd.every((r) => r.pipeline === 'p-odd')).toBe(true);
+  });
+});
+
+/** The client, with the name of every command sent through it recorded. */
+function countingClient(client: DynamoDBClient): { client: DynamoDBClient; names: string[] } {
+  const names: string[] = [];
+  const send = (command: { constructor: { name: string } }) => {
+    names.push(command.constructor.name);
+    return client.send(command as never);
+  };
+  return { client: { send } as unknown as DynamoDBClient, names };
+}
+
+describe('where DynamoDB returns the refused item (ReturnValuesOnConditionCheckFailure)', () => {
+  // This one client only: the dynalite client of the other tests stays real.
+  const client = new DynamoDBClient({ region: 'eu-west-1' });
+  const ddb = mockClient(client);
+  afterEach(() => ddb.reset());
+  const refused = (item: Record<string, unknown>) =>
+    new ConditionalCheckFailedException({
+      message: 'The conditional request failed',
+      $metadata: {},
+      Item: marshall(item, { removeUndefinedValues: true }),
+    });
+
+  it('answers a second create with the recorded run from the refusal, without reading it', async () => {
+    const run = newRun();
+    const recorded = {
+      ...run,
+      pk: `RUN#${run.runId}`,
+      sk: 'RUN',
+      gsi1pk: `PIPELINE#${run.pipeline}`,
+      gsi1sk: `${run.createdAt}#${run.runId}`,
+      status: 'SUCCEEDED',
+      updatedAt: '2026-01-01T01:00:00.000Z',
+      steps: { HashDataset: { name: 'HashDataset', status: 'SUCCEEDED', startedAt: 'a', endedAt: 'b' } },
+      facts: { rawDigest: 'x' },
+    };
+    ddb.on(PutItemCommand).rejects(refused(recorded));
+    const refusal = await new DynamoRunStore(client, LOCAL_TABLE).create(run).catch((e: unknown) => e);
+    expect(refusal).toBeInstanceOf(RunExistsError);
+    expect((refusal as RunExistsError).existing).toMatchObject({
+      runId: run.runId,
+      status: 'SUCCEEDED',
+      facts: { rawDigest: 'x' },
+      steps: [{ name: 'HashDataset' }],
+    });
+    expect(ddb.commandCalls(PutItemCommand)[0]?.args[0].input.ReturnValuesOnConditionCheckFailure).toBe(
+      'ALL_OLD',
+    );
+    expect(ddb.commandCalls(GetItemCommand)).toHaveLength(0);
+  });
+
+  it('names the execution holding a claim from the refusal, without reading it', async () => {
+    const A = 'arn:aws:states:eu-west-1:111122223333:execution:training-pipeline:a';
+    const B = 'arn:aws:states:eu-west-1:111122223333:execution:training-pipeline:b';
+    ddb
+      .on(PutItemCommand)
+      .rejects(refused({ pk: 'RUN#r-1', sk: 'EXECUTION', runId: 'r-1', executionArn: A, claimedAt: 't0' }));
+    const store = new DynamoRunStore(client, LOCAL_TABLE);
+    expect(await store.claim('r-1', B)).toEqual({ runId: 'r-1', executionArn: A, claimedAt: 't0' });
+    expect(ddb.commandCalls(GetItemCommand)).toHaveLength(0);
   });
 });
 

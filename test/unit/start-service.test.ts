@@ -1,12 +1,13 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type StartDeps, type StartPipeline, StartService } from '../../src/app/start.js';
+import { codeDigestOf } from '../../src/app/start/retrain.js';
+import { type StartDeps, type StartPipeline, StartService } from '../../src/app/start/service.js';
 import { type ObjectAuditLog, openAuditLog } from '../../src/audit/log.js';
-import { putBytesCas } from '../../src/cas.js';
+import { putBytesCas, putJsonCas, readObject } from '../../src/cas.js';
 import {
   buildGateStatement,
   buildStatement,
@@ -23,7 +24,7 @@ import { DEFAULT_POLICY_TEXT } from '../../src/core/gate/default-policy.js';
 import { canonicalDigest } from '../../src/core/jcs.js';
 import { parsePipelineDefinition, trainerCodeBundle } from '../../src/core/pipeline.js';
 import { applyInputTransformer, scheduleInputTransformer } from '../../src/core/rules.js';
-import { assertTransition, type RunStatus } from '../../src/core/run.js';
+import { assertTransition, RunExistsError, type RunStatus } from '../../src/core/run.js';
 import type { StartOutcome } from '../../src/core/start.js';
 import { openFileSigner } from '../../src/local/file-signer.js';
 import { FsDatasetSource } from '../../src/local/fs-dataset-source.js';
@@ -39,6 +40,11 @@ import type {
   RunStore,
   Signer,
 } from '../../src/ports.js';
+import type { Runtime } from '../../src/runtime.js';
+import { checkCode } from '../../src/steps/check-code.js';
+import { hashListedBatch } from '../../src/steps/hash-batch.js';
+import { hashDataset } from '../../src/steps/hash-dataset.js';
+import { listDataset } from '../../src/steps/list-dataset.js';
 import { hashPath } from '../../src/verify/hash-path.js';
 import { fixture, withField } from './events/helpers.js';
 
@@ -52,7 +58,8 @@ class MemRunStore implements RunStore {
   async create(run: NewRun): Promise<RunRecord> {
     // Yield first, as a network store would: concurrent creates really race.
     await Promise.resolve();
-    if (this.items.has(run.runId)) throw new VeritrailError('RUN_EXISTS', `run ${run.runId} exists`);
+    const existing = this.items.get(run.runId);
+    if (existing !== undefined) throw new RunExistsError(structuredClone(existing));
     const rec: RunRecord = { ...run, status: 'PENDING', updatedAt: run.createdAt, steps: [], facts: {} };
     this.items.set(run.runId, rec);
     return structuredClone(rec);
@@ -237,6 +244,20 @@ describe('when deliveries arrive out of order or late', () => {
     await h.runs.transition(first.runId, 'SUCCEEDED');
     const late = await h.service.handle(s3Event());
     expect(late).toMatchObject({ status: 'duplicate', runStatus: 'SUCCEEDED', relaunched: false });
+    expect(h.launched).toHaveLength(1);
+  });
+
+  it('answers a delivery that lost the race to record the run from the run the refusal carries', async () => {
+    const first = await h.service.handle(s3Event());
+    if (first.status !== 'started') throw new Error('not started');
+    await h.runs.transition(first.runId, 'RUNNING');
+    // This delivery read before the first one recorded the run: it finds out from the refusal.
+    const read = h.runs.get.bind(h.runs);
+    let reads = 0;
+    h.runs.get = async (runId) => (++reads === 1 ? undefined : read(runId));
+    const late = await h.service.handle(s3Event());
+    expect(late).toMatchObject({ status: 'duplicate', runId: first.runId, runStatus: 'RUNNING' });
+    expect(reads).toBe(1);
     expect(h.launched).toHaveLength(1);
   });
 
@@ -556,6 +577,97 @@ describe('when a schedule finds a new version of the dataset (the start function
     writeFileSync(join(dir, 'bundle', 'code', def.name, def.trainer.code, 'extra.mjs'), 'export {};\n');
     expect((await x.service.handle(schedulePayload())).status).toBe('started');
     expect(datasets.read).toBe(0);
+  });
+});
+
+// ─────────────── the digests the start compares are the ones the steps record ───────────────
+
+/** The dataset digest of `uri` as a run records it: ListDataset, HashBatch (2 files a child), HashDataset. */
+async function hashedBySteps(x: Harness, uri: string): Promise<Digest> {
+  const state: ExecState = {
+    runId: 'r-digests',
+    pipeline: { name: 'credit-scoring', digest: x.pipeline.digest },
+    dataset: { uri },
+    trigger: { type: 'landing', idempotencyKey: 'k' },
+  };
+  const rt = { objects: x.objects, datasets: new FsDatasetSource() };
+  const listed = await listDataset(rt, state);
+  if (!('listing' in listed)) throw new Error(`ListDataset refused: ${listed.error.message}`);
+  const items = JSON.parse(
+    new TextDecoder().decode(await readObject(x.objects, 'artifacts', listed.listing.key)),
+  ) as DatasetFile[];
+  const batches = [];
+  for (let i = 0; i < items.length; i += 2) {
+    batches.push(
+      await hashListedBatch(rt, { BatchInput: { runId: state.runId }, Items: items.slice(i, i + 2) }),
+    );
+  }
+  const hashed = await hashDataset(rt, { ...state, results: { hash: { listing: listed.listing, batches } } });
+  return hashed.output.digest;
+}
+
+/** The training-code digest CheckCode records for a pipeline (on AWS: the bundled copy). */
+async function checkedCode(x: Harness, p: StartPipeline, datasets: DatasetSource): Promise<Digest> {
+  const stored = await putJsonCas(x.objects, p.def);
+  const rt = { objects: x.objects, datasets, mode: p.base ? 'local' : 'aws' } as unknown as Runtime;
+  const state: ExecState = {
+    runId: 'r-digests',
+    pipeline: { name: p.def.name, digest: stored.digest, ...(p.base ? { base: p.base } : {}) },
+    dataset: { uri: 's3://landing/credit-scoring/a.csv', versionId: 'v1' },
+    trigger: { type: 's3', idempotencyKey: 'k' },
+  };
+  return (await checkCode(rt, state)).output.digest;
+}
+
+describe('when the start compares digests with a run, they are the ones that run’s steps recorded', () => {
+  /** Three files in two folders (a manifest digest) and a single file (its own sha256). */
+  function datasets(): { folder: string; file: string } {
+    const folder = join(dir, 'data', 'applications');
+    mkdirSync(join(folder, 'eu'), { recursive: true });
+    writeFileSync(join(folder, 'eu', 'a.csv'), 'age,income,approved\n41,52000,1\n');
+    writeFileSync(join(folder, 'eu', 'b.csv'), 'age,income,approved\n29,31000,0\n');
+    writeFileSync(join(folder, 'us.csv'), 'age,income,approved\n55,88000,1\n');
+    const file = join(dir, 'data', 'one.csv');
+    writeFileSync(file, 'age,income,approved\n33,47000,1\n');
+    return { folder: pathToFileURL(folder).href, file: pathToFileURL(file).href };
+  }
+
+  it('skips a schedule over data and code that HashDataset and CheckCode digested the same', async () => {
+    const { folder, file } = datasets();
+    const code = await checkedCode(h, h.pipeline, new FsDatasetSource());
+    const times = ['2024-05-06T03:00:00Z', '2024-05-06T04:00:00Z'];
+    for (const [i, uri] of [folder, file].entries()) {
+      h.latest = { uri };
+      const prev = await succeededRun(h, h.latest, await hashedBySteps(h, uri));
+      prev.facts.codeDigest = code;
+      const o = await h.service.handle(schedulePayload(false, times[i]));
+      expect(o, uri).toMatchObject({ status: 'skipped', sinceRunId: prev.runId });
+    }
+    expect(h.launched).toHaveLength(0);
+  });
+
+  it('pins an operator’s local dataset to the digest HashDataset records', async () => {
+    const { folder, file } = datasets();
+    for (const uri of [folder, file]) {
+      const o = await h.service.handle({ pipeline: 'credit-scoring', dataset: { uri } });
+      if (o.status !== 'started') throw new Error(`not started: ${JSON.stringify(o)}`);
+      expect(h.runs.items.get(o.runId)?.dataset.digest, uri).toBe(await hashedBySteps(h, uri));
+    }
+  });
+
+  it('hashes the training code as CheckCode does, locally and as bundled on AWS, large files too', async () => {
+    const folder = join(dir, 'pipeline');
+    cpSync(dirname(EXAMPLE), folder, { recursive: true });
+    const def = h.pipeline.def;
+    // Above CheckCode's 2 MiB scan limit, a file is streamed rather than read whole.
+    const large = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+    writeFileSync(join(folder, def.trainer.code, 'weights.bin'), large);
+    writeFileSync(join(dir, 'bundle', 'code', def.name, def.trainer.code, 'weights.bin'), large);
+    const fs = new FsDatasetSource();
+    const local = { ...h.pipeline, base: pathToFileURL(join(folder, '/')).href };
+    expect(await codeDigestOf(local, fs)).toBe(await checkedCode(h, local, fs));
+    expect(await codeDigestOf(h.pipeline, fs)).toBe(await checkedCode(h, h.pipeline, fs));
+    expect(await codeDigestOf(local, fs)).toBe(await codeDigestOf(h.pipeline, fs));
   });
 });
 

@@ -1,6 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { StartPipeline } from '../../app/start.js';
+import type { StartPipeline } from '../../app/start/service.js';
 import { VeritrailError } from '../../core/errors.js';
 import { DEFAULT_UNIT, unitOf } from '../../core/unit.js';
 import { LocalControlPlane } from '../../local/control-plane.js';

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { hashStream } from '../../cas.js';
 import { type Digest, digestFromHex, digestsEqual } from '../../core/digest.js';
 import { toErrorInfo } from '../../core/errors.js';
-import { buildManifest, type Manifest, manifestDigest } from '../../core/manifest.js';
+import { buildManifest, datasetDigest, type Manifest, manifestDigest } from '../../core/manifest.js';
 import type { DatasetFile, DatasetSource } from '../../ports.js';
 import { hashPath } from '../hash-path.js';
 import { altered, short, type VerifyContext } from './context.js';
@@ -144,6 +144,5 @@ async function rehashPinned(datasets: Pick<DatasetSource, 'open'>, files: Datase
       throw new Error(`${f.path} is ${size} bytes at its pinned version, the pins say ${f.size}`);
     hashed.push({ path: f.path, size, digest: digestFromHex(hex) });
   }
-  const [only, ...more] = hashed;
-  return only !== undefined && more.length === 0 ? only.digest : manifestDigest(buildManifest(hashed));
+  return datasetDigest(buildManifest(hashed));
 }
