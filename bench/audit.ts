@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectAuditLog } from '../src/audit/log.js';
-import { verifyProofBundle } from '../src/audit/proof.js';
+import { verifyProofBundle } from '../src/audit/verify/proof.js';
 import { entryBytes, entryLeafHash, makeEntry, toHex, ZERO_HASH_HEX } from '../src/core/audit-entry.js';
 import { rootOf } from '../src/core/merkle.js';
 import { encodeEntryBundle, encodeHashTile, entryBundlePath, hashTilePath } from '../src/core/tiles.js';

@@ -62,16 +62,11 @@ import {
 } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
 import { type AppenderOptions, BatchAppender } from './appender.js';
-import { hashTileHere, LeafPool, type TileHashes } from './leaf-pool.js';
-import { PROOF_MEDIA_TYPE, type ProofBundle } from './proof.js';
-import {
-  type AuditProblem,
-  type AuditProblemCode,
-  ChainVerifier,
-  type CheckpointInput,
-  FastChainCheck,
-  type VerifyReport,
-} from './verifier.js';
+import { ChainVerifier } from './verify/chain-verifier.js';
+import { FastChainCheck } from './verify/fast-chain-check.js';
+import { hashTileHere, LeafPool, type TileHashes } from './verify/leaf-pool.js';
+import { PROOF_MEDIA_TYPE, type ProofBundle } from './verify/proof.js';
+import type { AuditProblem, AuditProblemCode, CheckpointInput, VerifyReport } from './verify/report.js';
 import { addCheckpointBody } from './witness/core.js';
 import { openWitnessView, type WitnessClient } from './witness/http.js';
 

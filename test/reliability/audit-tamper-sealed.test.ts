@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ObjectAuditLog } from '../../src/audit/log.js';
-import { verifyProofBundle } from '../../src/audit/proof.js';
+import { verifyProofBundle } from '../../src/audit/verify/proof.js';
 import { encodeEntryBundle } from '../../src/core/tiles.js';
 import type { AuditEntry } from '../../src/ports.js';
 import { event, MemoryObjectStore, testSigner } from './helpers.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ObjectAuditLog } from '../../src/audit/log.js';
-import { verifyProofBundle } from '../../src/audit/proof.js';
+import { verifyProofBundle } from '../../src/audit/verify/proof.js';
 import { entryLeafHash, toHex, ZERO_HASH_HEX } from '../../src/core/audit-entry.js';
 import { canonicalBytes } from '../../src/core/jcs.js';
 import { rootOf, verifyConsistencyProof } from '../../src/core/merkle.js';

@@ -5,7 +5,7 @@
  * (a checkpoint covering the run carries the cosignature of a named witness).
  */
 import type { ObjectAuditLog } from '../../audit/log.js';
-import { verifyProofBundle } from '../../audit/proof.js';
+import { verifyProofBundle } from '../../audit/verify/proof.js';
 import { isVeritrailError, toErrorInfo } from '../../core/errors.js';
 import type { AuditEntry } from '../../ports.js';
 import type { FailCode, TrustedKey, VerifyContext } from './context.js';

@@ -4,7 +4,7 @@
  */
 
 import type { ObjectAuditLog } from '../../audit/log.js';
-import type { ProofBundle } from '../../audit/proof.js';
+import type { ProofBundle } from '../../audit/verify/proof.js';
 import type { WitnessKey } from '../../core/cosignature.js';
 import type { Digest } from '../../core/digest.js';
 import { isDigest } from '../../core/digest.js';
