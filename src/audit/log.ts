@@ -18,7 +18,6 @@
  * every entry it collides with) by eventId. A crash between an entry and its marker thus never
  * lets the same event in twice.
  */
-import type { Readable } from 'node:stream';
 import {
   entryBytes,
   eventProblem,
@@ -38,8 +37,6 @@ import {
 } from '../core/checkpoint.js';
 import { addSignatureLines, verifyCosignatures, type WitnessKey } from '../core/cosignature.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
-import { canonicalBytes } from '../core/jcs.js';
-import { DEFAULT_AUDIT_RETENTION_DAYS as DEFAULT_RETENTION_DAYS } from '../core/layout.js';
 import {
   consistencyProof,
   hashChildren,
@@ -55,13 +52,14 @@ import {
   decodeHashTile,
   encodeEntryBundle,
   encodeHashTile,
-  encodeTileIndex,
   entryBundlePath,
   hashTilePath,
   TILE_WIDTH,
 } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
 import { type AppenderOptions, BatchAppender } from './appender.js';
+import { DEFAULT_ORIGIN, joinBatch, type LogLayout, splitBatch } from './layout.js';
+import { LogObjects } from './objects.js';
 import { ChainVerifier } from './verify/chain-verifier.js';
 import { FastChainCheck } from './verify/fast-chain-check.js';
 import { hashTileHere, LeafPool, type TileHashes } from './verify/leaf-pool.js';
@@ -110,76 +108,8 @@ export type WitnessOutcome =
   | { witness: string; ok: true; line: string }
   | { witness: string; ok: false; status: number; detail: string };
 
-export const DEFAULT_ORIGIN = 'veritrail.local/audit';
-
 /** The eventId of a `signing.key-rotated` entry; group 1 is the key it introduces. */
 const SIGNING_KEY_EVENT = /^signing\/key-rotated\/(?:none|\d+)\/(sha256:[0-9a-f]{64})$/;
-
-/**
- * An object's bytes in memory of their own, copied once: verification writes over them and moves
- * them to worker threads, which a store's own buffers must not see. Large objects (entry bundles)
- * get an ArrayBuffer of exactly their size, or the memory `into` gives for their size.
- */
-function readAll(r: Readable, into?: (size: number) => Buffer | undefined): Promise<Buffer> {
-  // Events, not `for await`: the async iterator costs several ticks per object, and the entry
-  // cross-check of `verify` reads one object per entry.
-  return new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    r.on('data', (c: unknown) => {
-      const chunk = typeof c === 'string' ? Buffer.from(c) : (c as Uint8Array);
-      chunks.push(chunk);
-      total += chunk.length;
-    });
-    let ended = false;
-    r.once('error', reject);
-    // A stream destroyed without an error never ends: the read must fail, not hang.
-    r.once('close', () => {
-      if (!ended) reject(new VeritrailError('TRANSIENT', 'an object stream closed before its end; retry'));
-    });
-    r.once('end', () => {
-      ended = true;
-      const given = into?.(total);
-      if (given === undefined && total < 4096) {
-        resolve(Buffer.concat(chunks, total));
-        return;
-      }
-      const out = given ?? Buffer.allocUnsafeSlow(total);
-      let at = 0;
-      for (const c of chunks) {
-        out.set(c, at);
-        at += c.length;
-      }
-      resolve(out);
-    });
-  });
-}
-
-/** A batch object: the canonical bytes of its entries, one per line (RFC 8785 output has no raw newline). */
-function splitBatch(bytes: Uint8Array): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  let at = 0;
-  for (;;) {
-    const nl = bytes.indexOf(0x0a, at);
-    if (nl < 0) {
-      out.push(bytes.subarray(at));
-      return out;
-    }
-    out.push(bytes.subarray(at, nl));
-    at = nl + 1;
-  }
-}
-
-function joinBatch(items: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(items.reduce((n, e) => n + e.length + 1, -1));
-  let at = 0;
-  for (const [i, e] of items.entries()) {
-    if (i > 0) out[at++] = 0x0a;
-    out.set(e, at);
-    at += e.length;
-  }
-  return out;
-}
 
 const EVENT_ID_KEY = Buffer.from('"eventId":"');
 
@@ -206,17 +136,11 @@ function eventIdOf(bytes: Uint8Array): string | undefined {
   }
 }
 
-function pad15(n: number): string {
-  return String(n).padStart(15, '0');
-}
-
 export class ObjectAuditLog implements AuditLog {
   readonly origin: string;
-  private readonly store: ObjectStore;
+  private readonly objects: LogObjects;
+  private readonly layout: LogLayout;
   private readonly signer: Signer | undefined;
-  private readonly bucket: Bucket;
-  private readonly prefix: string;
-  private readonly retentionMs: number;
   private readonly now: () => Date;
   /** A count of entries known to exist: a local lower bound, never trusted without a check. */
   private known = 0;
@@ -226,13 +150,11 @@ export class ObjectAuditLog implements AuditLog {
   private readonly witnessSizes = new Map<string, number>();
 
   constructor(options: AuditLogOptions) {
-    this.store = options.store;
     this.signer = options.signer;
     this.origin = options.origin ?? DEFAULT_ORIGIN;
-    this.bucket = options.bucket ?? 'audit';
-    this.prefix = options.prefix ?? 'log/';
-    this.retentionMs = (options.retentionDays ?? DEFAULT_RETENTION_DAYS) * 86_400_000;
     this.now = options.now ?? (() => new Date());
+    this.objects = new LogObjects({ ...options, now: this.now });
+    this.layout = this.objects.layout;
     this.witnesses = options.witnesses ?? [];
     this.appender = new BatchAppender({ sequence: (events) => this.sequence(events) }, options.batching);
   }
@@ -240,47 +162,11 @@ export class ObjectAuditLog implements AuditLog {
   // ───────────── keys and raw access ─────────────
 
   entryKey(seq: number): string {
-    return `${this.prefix}entries/${pad15(seq).replace(/(\d{3})(?=\d)/g, '$1/')}`;
-  }
-
-  private entryGroupPrefix(group: number): string {
-    return `${this.entryKey(group * 1000).slice(0, -3)}`;
+    return this.layout.entryKey(seq);
   }
 
   checkpointKey(size: number): string {
-    return `${this.prefix}checkpoints/${pad15(size)}`;
-  }
-
-  private get headKey(): string {
-    return `${this.prefix}head`;
-  }
-
-  private async read(key: string, into?: (size: number) => Buffer | undefined): Promise<Buffer | undefined> {
-    try {
-      return await readAll(await this.store.open(this.bucket, `${key}`), into);
-    } catch (e) {
-      if (isVeritrailError(e, 'OBJECT_NOT_FOUND')) return undefined;
-      throw e;
-    }
-  }
-
-  private async exists(key: string): Promise<boolean> {
-    return (await this.store.head(this.bucket, key)) !== undefined;
-  }
-
-  /** Creates a WORM object; false when it already existed. */
-  private async putOnce(key: string, body: Uint8Array): Promise<boolean> {
-    try {
-      await this.store.put(this.bucket, key, body, {
-        ifAbsent: true,
-        retainUntil: new Date(this.now().getTime() + this.retentionMs),
-        size: body.length,
-      });
-      return true;
-    } catch (e) {
-      if (isVeritrailError(e, 'OBJECT_EXISTS')) return false;
-      throw e;
-    }
+    return this.layout.checkpointKey(size);
   }
 
   // ───────────── the tail ─────────────
@@ -291,7 +177,7 @@ export class ObjectAuditLog implements AuditLog {
    */
   async size(): Promise<number> {
     if (this.head === undefined) {
-      const sealed = (t: number) => this.exists(`${this.prefix}${entryBundlePath(t)}`);
+      const sealed = (t: number) => this.objects.exists(this.layout.entryBundleKey(t));
       let full = 0;
       if (await sealed(0)) {
         let step = 1;
@@ -310,7 +196,7 @@ export class ObjectAuditLog implements AuditLog {
       }
       let leaf = ZERO_HASH_HEX;
       if (full > 0) {
-        const b = await this.read(`${this.prefix}${entryBundlePath(full - 1)}`);
+        const b = await this.objects.read(this.layout.entryBundleKey(full - 1));
         const last = b === undefined ? undefined : decodeEntryBundle(b)?.[TILE_WIDTH - 1];
         if (last !== undefined) leaf = toHex(hashLeaf(last));
         else full = 0;
@@ -319,24 +205,6 @@ export class ObjectAuditLog implements AuditLog {
     }
     return (await this.follow()).size;
   }
-
-  private async readHint(): Promise<number> {
-    try {
-      const b = await this.read(this.headKey);
-      if (b === undefined) return 0;
-      const v: unknown = JSON.parse(Buffer.from(b).toString('utf8'));
-      const size = typeof v === 'object' && v !== null && 'size' in v ? v.size : undefined;
-      return Number.isSafeInteger(size) && (size as number) > 0 ? (size as number) : 0;
-    } catch {
-      return 0;
-    }
-  }
-
-  private async writeHint(size: number): Promise<void> {
-    await this.store.put(this.bucket, this.headKey, canonicalBytes({ size })).catch(() => undefined);
-  }
-
-  // ───────────── append ─────────────
 
   // ───────────── append ─────────────
 
@@ -351,7 +219,7 @@ export class ObjectAuditLog implements AuditLog {
 
   /** Reads batch object `start` (its entries, one per line); undefined when absent. */
   private async readBatch(start: number): Promise<Uint8Array[] | undefined> {
-    const b = await this.read(this.entryKey(start));
+    const b = await this.objects.read(this.layout.entryKey(start));
     return b === undefined ? undefined : splitBatch(b);
   }
 
@@ -395,12 +263,12 @@ export class ObjectAuditLog implements AuditLog {
     if (this.index !== undefined) return;
     this.index = new Map();
     this.head = { size: 0, leaf: ZERO_HASH_HEX };
-    let next = this.read(`${this.prefix}${entryBundlePath(0)}`);
+    let next = this.objects.read(this.layout.entryBundleKey(0));
     for (let t = 0; ; t++) {
       const b = await next;
       const items = b === undefined ? undefined : decodeEntryBundle(b);
       if (items === undefined || items.length !== TILE_WIDTH) break;
-      next = this.read(`${this.prefix}${entryBundlePath(t + 1)}`);
+      next = this.objects.read(this.layout.entryBundleKey(t + 1));
       this.absorb(t * TILE_WIDTH, items);
     }
     await this.follow();
@@ -459,7 +327,10 @@ export class ObjectAuditLog implements AuditLog {
         inBatch.set(event.eventId, entry);
         taken.push(entry);
       }
-      if (fresh.length > 0 && !(await this.putOnce(this.entryKey(head.size), joinBatch(bytes)))) {
+      if (
+        fresh.length > 0 &&
+        !(await this.objects.putOnce(this.layout.entryKey(head.size), joinBatch(bytes)))
+      ) {
         // Lost the race for this position: learn the winner's batch and chain after it.
         const winner = await this.readBatch(head.size);
         if (winner === undefined)
@@ -505,14 +376,14 @@ export class ObjectAuditLog implements AuditLog {
    * a batch deleted from the middle leaves a gap instead of hiding the batches after it.
    */
   async *batchesIn(from: number, to: number): AsyncGenerator<{ start: number; items: Uint8Array[] }> {
-    const base = `${this.prefix}entries/`;
+    const base = this.layout.entriesPrefix;
     for (let g = Math.floor(from / 1000); g * 1000 < to; g++) {
-      for await (const o of this.store.list(this.bucket, this.entryGroupPrefix(g))) {
+      for await (const o of this.objects.list(this.layout.entryGroupPrefix(g))) {
         const digits = o.key.slice(base.length).replaceAll('/', '');
         if (!/^\d{15}$/.test(digits)) continue;
         const start = Number(digits);
         if (start < from || start >= to) continue;
-        const b = await this.read(o.key);
+        const b = await this.objects.read(o.key);
         if (b !== undefined) yield { start, items: splitBatch(b) };
       }
     }
@@ -557,8 +428,8 @@ export class ObjectAuditLog implements AuditLog {
     if (entries.some((e) => e === undefined)) return;
     const leaves = (entries as Uint8Array[]).map((e) => hashLeaf(e));
     await Promise.all([
-      this.putOnce(`${this.prefix}${entryBundlePath(t)}`, encodeEntryBundle(entries as Uint8Array[])),
-      this.putOnce(`${this.prefix}${hashTilePath(0, t)}`, encodeHashTile(leaves)),
+      this.objects.putOnce(this.layout.entryBundleKey(t), encodeEntryBundle(entries as Uint8Array[])),
+      this.objects.putOnce(this.layout.hashTileKey(0, t), encodeHashTile(leaves)),
     ]);
     // Each tile above is the one written at the previous seal plus one hash: the root of the
     // tile just completed below it. Read that one tile instead of recomputing the level.
@@ -571,7 +442,7 @@ export class ObjectAuditLog implements AuditLog {
       let hashes: Uint8Array[] | undefined;
       if (width === 1) hashes = [];
       else {
-        const prev = await this.read(`${this.prefix}${hashTilePath(level, parent, width - 1)}`);
+        const prev = await this.objects.read(this.layout.hashTileKey(level, parent, width - 1));
         hashes = prev === undefined ? undefined : decodeHashTile(prev);
         if (hashes?.length !== width - 1) hashes = undefined;
       }
@@ -582,7 +453,7 @@ export class ObjectAuditLog implements AuditLog {
         for (let i = 0; i < width - 1; i++) hashes.push(await nodes.node(level * 8, parent * TILE_WIDTH + i));
       }
       hashes.push(rootOf(below));
-      await this.putOnce(`${this.prefix}${hashTilePath(level, parent, width)}`, encodeHashTile(hashes));
+      await this.objects.putOnce(this.layout.hashTileKey(level, parent, width), encodeHashTile(hashes));
       if (width < TILE_WIDTH) break;
       below = hashes;
       idx = parent;
@@ -593,8 +464,8 @@ export class ObjectAuditLog implements AuditLog {
   /** Tile `t` is sealed: its entry bundle and its level-0 hash tile are both stored. */
   private async sealed(t: number): Promise<boolean> {
     return (
-      (await this.exists(`${this.prefix}${entryBundlePath(t)}`)) &&
-      (await this.exists(`${this.prefix}${hashTilePath(0, t)}`))
+      (await this.objects.exists(this.layout.entryBundleKey(t))) &&
+      (await this.objects.exists(this.layout.hashTileKey(0, t)))
     );
   }
 
@@ -614,7 +485,7 @@ export class ObjectAuditLog implements AuditLog {
   nodes(size: number): NodeReader {
     return new NodeReader(
       size,
-      (k) => this.read(`${this.prefix}${k}`),
+      (k) => this.objects.read(this.layout.key(k)),
       (t, end) => this.tileEntries(t, end),
     );
   }
@@ -671,12 +542,14 @@ export class ObjectAuditLog implements AuditLog {
     const witnessed = await this.askWitnesses(signed);
     const lines = witnessed.flatMap((w) => (w.ok ? [w.line] : []));
     if (lines.length > 0) signed = { ...signed, note: addSignatureLines(signed.note, lines) };
-    if (!(await this.putOnce(this.checkpointKey(size), new TextEncoder().encode(signed.note)))) {
+    if (
+      !(await this.objects.putOnce(this.layout.checkpointKey(size), new TextEncoder().encode(signed.note)))
+    ) {
       const other = await this.readCheckpoint(size, trusted.publicKeyPem);
       if (other !== undefined) return { ...other, treeSize: size, witnessed };
     }
-    await this.store.put(this.bucket, `${this.prefix}checkpoint`, new TextEncoder().encode(signed.note));
-    await this.writeHint(size);
+    await this.objects.put(this.layout.checkpointObjectKey, new TextEncoder().encode(signed.note));
+    await this.objects.writeHint(size);
     return { ...signed, treeSize: size, witnessed };
   }
 
@@ -688,9 +561,9 @@ export class ObjectAuditLog implements AuditLog {
     const entries = await this.tileEntries(t, size);
     if (entries.some((e) => e === undefined)) return;
     const items = entries as Uint8Array[];
-    await this.putOnce(`${this.prefix}${entryBundlePath(t, w)}`, encodeEntryBundle(items));
-    await this.putOnce(
-      `${this.prefix}${hashTilePath(0, t, w)}`,
+    await this.objects.putOnce(this.layout.entryBundleKey(t, w), encodeEntryBundle(items));
+    await this.objects.putOnce(
+      this.layout.hashTileKey(0, t, w),
       encodeHashTile(items.map((e) => hashLeaf(e))),
     );
   }
@@ -754,7 +627,7 @@ export class ObjectAuditLog implements AuditLog {
     let last: number | undefined;
     for await (const s of this.checkpointSizes()) last = s;
     if (last === undefined) return;
-    const b = await this.read(this.checkpointKey(last));
+    const b = await this.objects.read(this.layout.checkpointKey(last));
     if (b === undefined) return;
     let previous: string | undefined;
     try {
@@ -809,7 +682,7 @@ export class ObjectAuditLog implements AuditLog {
   }
 
   private async readCheckpoint(size: number, publicKeyPem: string): Promise<SignedCheckpoint | undefined> {
-    const b = await this.read(this.checkpointKey(size));
+    const b = await this.objects.read(this.layout.checkpointKey(size));
     if (b === undefined) return undefined;
     try {
       return openCheckpoint(Buffer.from(b).toString('utf8'), { name: this.origin, publicKeyPem });
@@ -827,7 +700,7 @@ export class ObjectAuditLog implements AuditLog {
 
   /** Stored checkpoint sizes, in increasing order. */
   async *checkpointSizes(): AsyncIterable<number> {
-    for await (const o of this.store.list(this.bucket, `${this.prefix}checkpoints/`)) {
+    for await (const o of this.objects.list(this.layout.checkpointsPrefix)) {
       const name = o.key.slice(o.key.lastIndexOf('/') + 1);
       if (/^\d{15}$/.test(name)) yield Number(name);
     }
@@ -855,7 +728,7 @@ export class ObjectAuditLog implements AuditLog {
     const sizes: number[] = [];
     for await (const s of this.checkpointSizes()) if (s > seq) sizes.push(s);
     for (const size of sizes.reverse()) {
-      const b = await this.read(this.checkpointKey(size));
+      const b = await this.objects.read(this.layout.checkpointKey(size));
       if (b === undefined) continue;
       const note = Buffer.from(b).toString('utf8');
       const signed = keys.some((publicKeyPem) => {
@@ -930,7 +803,7 @@ export class ObjectAuditLog implements AuditLog {
    */
   async readEntry(seq: number): Promise<{ bytes: Uint8Array; entry: AuditEntry }> {
     const t = Math.floor(seq / TILE_WIDTH);
-    const b = await this.read(`${this.prefix}${entryBundlePath(t)}`);
+    const b = await this.objects.read(this.layout.entryBundleKey(t));
     const items = b === undefined ? undefined : decodeEntryBundle(b);
     const sealed = items !== undefined && items.length === TILE_WIDTH ? items[seq % TILE_WIDTH] : undefined;
     const object = (await this.tileEntries(t, seq + 1))[seq % TILE_WIDTH];
@@ -963,8 +836,8 @@ export class ObjectAuditLog implements AuditLog {
   async *segments(until = 0, into?: (size: number) => Buffer | undefined): AsyncGenerator<Segment> {
     const fetchBundle = async (t: number): Promise<Segment | undefined> => {
       const [b, tile] = await Promise.all([
-        this.read(`${this.prefix}${entryBundlePath(t)}`, into),
-        this.read(`${this.prefix}${hashTilePath(0, t)}`),
+        this.objects.read(this.layout.entryBundleKey(t), into),
+        this.objects.read(this.layout.hashTileKey(0, t)),
       ]);
       if (b === undefined) return undefined;
       // `read` made a private copy: verification may write the leaf prefix over each entry's
@@ -997,16 +870,16 @@ export class ObjectAuditLog implements AuditLog {
       t += 1;
     }
     const start = t * TILE_WIDTH;
-    const limit = Math.max(until, this.known, await this.readHint());
+    const limit = Math.max(until, this.known, await this.objects.readHint());
     for (let g = Math.floor(start / 1000); ; g++) {
       let any = false;
-      for await (const o of this.store.list(this.bucket, this.entryGroupPrefix(g))) {
-        const digits = o.key.slice(`${this.prefix}entries/`.length).replaceAll('/', '');
+      for await (const o of this.objects.list(this.layout.entryGroupPrefix(g))) {
+        const digits = o.key.slice(this.layout.entriesPrefix.length).replaceAll('/', '');
         if (!/^\d{15}$/.test(digits)) continue;
         const seq = Number(digits);
         if (seq < start) continue;
         any = true;
-        const bytes = await this.read(o.key);
+        const bytes = await this.objects.read(o.key);
         if (bytes === undefined) continue;
         const items = splitBatch(bytes);
         for (let i = 0; i < items.length; i++) yield { start: seq + i, entry: items[i] as Uint8Array };
@@ -1074,7 +947,7 @@ export class ObjectAuditLog implements AuditLog {
     };
     const checkpoints: CheckpointInput[] = [];
     for await (const size of this.checkpointSizes()) {
-      const b = await this.read(this.checkpointKey(size));
+      const b = await this.objects.read(this.layout.checkpointKey(size));
       if (b === undefined) continue;
       try {
         checkpoints.push({ size, checkpoint: open(Buffer.from(b).toString('utf8')) });
@@ -1359,14 +1232,14 @@ export class ObjectAuditLog implements AuditLog {
     group: number,
   ): Promise<{ key: string; width: number; bytes: Uint8Array }[]> {
     const out: { key: string; width: number; bytes: Uint8Array }[] = [];
-    const fullKey = `${this.prefix}${hashTilePath(level, group)}`;
-    const full = await this.read(fullKey);
+    const fullKey = this.layout.hashTileKey(level, group);
+    const full = await this.objects.read(fullKey);
     if (full !== undefined) out.push({ key: fullKey, width: TILE_WIDTH, bytes: full });
-    const partials = `${this.prefix}tile/${level}/${encodeTileIndex(group)}.p/`;
-    for await (const o of this.store.list(this.bucket, partials)) {
+    const partials = this.layout.partialTilesPrefix(level, group);
+    for await (const o of this.objects.list(partials)) {
       const width = Number(o.key.slice(partials.length));
       if (!Number.isInteger(width) || width < 1 || width >= TILE_WIDTH) continue;
-      const bytes = await this.read(o.key);
+      const bytes = await this.objects.read(o.key);
       if (bytes !== undefined) out.push({ key: o.key, width, bytes });
     }
     return out;
@@ -1395,8 +1268,8 @@ export class ObjectAuditLog implements AuditLog {
     const problems: AuditProblem[] = [];
     if (size === 0) return problems;
     const present = new Set<string>();
-    for await (const o of this.store.list(this.bucket, `${this.prefix}tile/`))
-      present.add(o.key.slice(this.prefix.length));
+    for await (const o of this.objects.list(this.layout.tilesPrefix))
+      present.add(o.key.slice(this.layout.prefix.length));
     const missing = (path: string, seq: number, what: string) => {
       if (!present.has(path))
         problems.push({ seq, code: 'TILE_MISSING', detail: `${what} ${path} is missing` });
@@ -1410,7 +1283,7 @@ export class ObjectAuditLog implements AuditLog {
         if (level === 0) missing(entryBundlePath(n, w), n * TILE_WIDTH, 'entry bundle');
       }
     }
-    if (!(await this.exists(`${this.prefix}checkpoint`))) {
+    if (!(await this.objects.exists(this.layout.checkpointObjectKey))) {
       problems.push({
         seq: size - 1,
         code: 'TILE_MISSING',
