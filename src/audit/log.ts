@@ -18,12 +18,13 @@
  * every entry it collides with) by eventId. A crash between an entry and its marker thus never
  * lets the same event in twice.
  */
+
+import type { KeyObject } from 'node:crypto';
 import {
   entryBytes,
   eventProblem,
   MAX_ENTRY_BYTES,
   makeEntry,
-  parseEntry,
   toHex,
   ZERO_HASH_HEX,
 } from '../core/audit-entry.js';
@@ -39,9 +40,7 @@ import { addSignatureLines, verifyCosignatures, type WitnessKey } from '../core/
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import {
   consistencyProof,
-  hashChildren,
   hashLeaf,
-  inclusionProof,
   ProofError,
   rootAt,
   rootOf,
@@ -60,18 +59,21 @@ import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer
 import { type AppenderOptions, BatchAppender } from './appender.js';
 import { DEFAULT_ORIGIN, joinBatch, type LogLayout, splitBatch } from './layout.js';
 import { LogObjects } from './objects.js';
+import { bundleItem, LogReader, type Segment } from './reader.js';
 import { ChainVerifier } from './verify/chain-verifier.js';
 import { FastChainCheck } from './verify/fast-chain-check.js';
 import { hashTileHere, LeafPool, type TileHashes } from './verify/leaf-pool.js';
-import { PROOF_MEDIA_TYPE, type ProofBundle } from './verify/proof.js';
-import type { AuditProblem, AuditProblemCode, CheckpointInput, VerifyReport } from './verify/report.js';
+import type { ProofBundle } from './verify/proof.js';
+import type { AuditProblem, CheckpointInput, VerifyReport } from './verify/report.js';
 import { addCheckpointBody } from './witness/core.js';
 import { openWitnessView, type WitnessClient } from './witness/http.js';
 
 export interface AuditLogOptions {
   store: ObjectStore;
-  /** Signs checkpoints; needed by `checkpoint`, `prove` and (for its public key) `verify`. */
+  /** Signs checkpoints; needed by `checkpoint`, and by `prove` when no checkpoint covers the entry. */
   signer?: Signer;
+  /** The log key that reading and `verify` check checkpoints with (default: the signer's public key). */
+  publicKey?: string | KeyObject;
   /** The log's identity: first line of every checkpoint and the signature's key name. */
   origin?: string;
   bucket?: Bucket;
@@ -141,6 +143,7 @@ export class ObjectAuditLog implements AuditLog {
   private readonly objects: LogObjects;
   private readonly layout: LogLayout;
   private readonly signer: Signer | undefined;
+  private readonly reader: LogReader;
   private readonly now: () => Date;
   /** A count of entries known to exist: a local lower bound, never trusted without a check. */
   private known = 0;
@@ -155,6 +158,19 @@ export class ObjectAuditLog implements AuditLog {
     this.now = options.now ?? (() => new Date());
     this.objects = new LogObjects({ ...options, now: this.now });
     this.layout = this.objects.layout;
+    const signer = options.signer;
+    this.reader = new LogReader({
+      objects: this.objects,
+      origin: this.origin,
+      // The signer's public half only: reading never signs.
+      publicKey:
+        options.publicKey ??
+        (signer === undefined
+          ? undefined
+          : { keyId: signer.keyId, publicKeyPem: () => signer.publicKeyPem() }),
+      known: () => this.known,
+      checkpoint: () => this.checkpoint(),
+    });
     this.witnesses = options.witnesses ?? [];
     this.appender = new BatchAppender({ sequence: (events) => this.sequence(events) }, options.batching);
   }
@@ -167,6 +183,42 @@ export class ObjectAuditLog implements AuditLog {
 
   checkpointKey(size: number): string {
     return this.layout.checkpointKey(size);
+  }
+
+  // ───────────── reading (reader.ts) ─────────────
+
+  latestCheckpoint(): Promise<SignedCheckpoint | undefined> {
+    return this.reader.latestCheckpoint();
+  }
+
+  /** See `LogReader.witnessedAt`. */
+  witnessedAt(
+    seq: number,
+    witnesses: readonly WitnessKey[],
+    trustedKeys?: readonly string[],
+  ): Promise<{ checkpointSize: number; cosignatures: { witness: string; timestamp: number }[] } | undefined> {
+    return this.reader.witnessedAt(seq, witnesses, trustedKeys);
+  }
+
+  /** See `LogReader.prove`: made from a new checkpoint when none covers `seq`. */
+  prove(seq: number, options: { checkpointSize?: number } = {}): Promise<ProofBundle> {
+    return this.reader.prove(seq, options);
+  }
+
+  proveConsistency(size1: number, size2: number): Promise<string[]> {
+    return this.reader.proveConsistency(size1, size2);
+  }
+
+  readEntry(seq: number): Promise<{ bytes: Uint8Array; entry: AuditEntry }> {
+    return this.reader.readEntry(seq);
+  }
+
+  entries(filter: { runId?: string } = {}): AsyncGenerator<AuditEntry> {
+    return this.reader.entries(filter);
+  }
+
+  entriesOf(runId: string): AsyncGenerator<AuditEntry> {
+    return this.reader.entriesOf(runId);
   }
 
   // ───────────── the tail ─────────────
@@ -276,7 +328,7 @@ export class ObjectAuditLog implements AuditLog {
 
   /** The entry stored at `seq` (sealed copy first), for an event appended before. */
   private async entryOf(seq: number): Promise<AuditEntry> {
-    return (await this.readEntry(seq)).entry;
+    return (await this.reader.readEntry(seq)).entry;
   }
 
   /**
@@ -369,36 +421,6 @@ export class ObjectAuditLog implements AuditLog {
     await this.sealing;
   }
 
-  // ───────────── batches ─────────────
-
-  /**
-   * The batch objects starting in [from, to), in order, each split into its entries: listed, so
-   * a batch deleted from the middle leaves a gap instead of hiding the batches after it.
-   */
-  async *batchesIn(from: number, to: number): AsyncGenerator<{ start: number; items: Uint8Array[] }> {
-    const base = this.layout.entriesPrefix;
-    for (let g = Math.floor(from / 1000); g * 1000 < to; g++) {
-      for await (const o of this.objects.list(this.layout.entryGroupPrefix(g))) {
-        const digits = o.key.slice(base.length).replaceAll('/', '');
-        if (!/^\d{15}$/.test(digits)) continue;
-        const start = Number(digits);
-        if (start < from || start >= to) continue;
-        const b = await this.objects.read(o.key);
-        if (b !== undefined) yield { start, items: splitBatch(b) };
-      }
-    }
-  }
-
-  /** The stored batch copies of entries [256·t, end) (undefined where none), end ≤ 256·(t+1). */
-  async tileEntries(t: number, end: number): Promise<(Uint8Array | undefined)[]> {
-    const from = t * TILE_WIDTH;
-    const out: (Uint8Array | undefined)[] = new Array(Math.max(0, end - from)).fill(undefined);
-    for await (const { start, items } of this.batchesIn(from, end)) {
-      for (let i = 0; i < items.length && start + i < end; i++) out[start + i - from] ??= items[i];
-    }
-    return out;
-  }
-
   // ───────────── tiles ─────────────
 
   /** Entries of full tile `t` from the batches in memory, when they cover all of it (and are dropped). */
@@ -424,7 +446,7 @@ export class ObjectAuditLog implements AuditLog {
     // A sealed tile implies every tile before it is sealed (the checkpoint's repair relies on it):
     // a seal lost when its process was killed is made here by whoever seals the next tile.
     if (t > 0 && !(await this.sealed(t - 1))) await this.sealTiles(t * TILE_WIDTH);
-    const entries = this.recentTile(t) ?? (await this.tileEntries(t, size));
+    const entries = this.recentTile(t) ?? (await this.reader.tileEntries(t, size));
     if (entries.some((e) => e === undefined)) return;
     const leaves = (entries as Uint8Array[]).map((e) => hashLeaf(e));
     await Promise.all([
@@ -448,7 +470,7 @@ export class ObjectAuditLog implements AuditLog {
       }
       if (hashes === undefined) {
         // The previous partial tile is missing (a seal lost to a crash): from the levels below.
-        const nodes = this.nodes(size);
+        const nodes = this.reader.nodes(size);
         hashes = [];
         for (let i = 0; i < width - 1; i++) hashes.push(await nodes.node(level * 8, parent * TILE_WIDTH + i));
       }
@@ -466,27 +488,6 @@ export class ObjectAuditLog implements AuditLog {
     return (
       (await this.objects.exists(this.layout.entryBundleKey(t))) &&
       (await this.objects.exists(this.layout.hashTileKey(0, t)))
-    );
-  }
-
-  private proofNodes: NodeReader | undefined;
-
-  /**
-   * The node reader proofs at `size` use, kept between calls: a tree of a given size never
-   * changes (every tile and entry is WORM), so successive proofs against one checkpoint, as
-   * `veritrail verify <runId>` makes them, read each tile once.
-   */
-  private proofReader(size: number): NodeReader {
-    if (this.proofNodes?.treeSize !== size) this.proofNodes = this.nodes(size);
-    return this.proofNodes;
-  }
-
-  /** Perfect-subtree hashes of the tree of `size` leaves, from tiles where they exist. */
-  nodes(size: number): NodeReader {
-    return new NodeReader(
-      size,
-      (k) => this.objects.read(this.layout.key(k)),
-      (t, end) => this.tileEntries(t, end),
     );
   }
 
@@ -524,7 +525,7 @@ export class ObjectAuditLog implements AuditLog {
     await this.recordKeyRotation(trusted.publicKeyPem);
     await this.sealing;
     const size = await this.size();
-    const stored = await this.readCheckpoint(size, trusted.publicKeyPem);
+    const stored = await this.reader.readCheckpoint(size, trusted.publicKeyPem);
     if (stored !== undefined) return { ...stored, treeSize: size, witnessed: [] };
     // Repair tile seals lost to a crash (integration runs behind the appends), oldest first.
     const lost: number[] = [];
@@ -534,7 +535,7 @@ export class ObjectAuditLog implements AuditLog {
     }
     for (const t of lost) await this.sealTiles((t + 1) * TILE_WIDTH).catch(() => undefined);
     await this.writePartials(size);
-    const root = await rootAt(size, this.nodes(size).hash);
+    const root = await rootAt(size, this.reader.nodes(size).hash);
     let signed = await signCheckpoint(
       { origin: this.origin, size, root, extensions: [] },
       { name: this.origin, publicKeyPem: trusted.publicKeyPem, sign: (m) => signer.sign(m) },
@@ -545,7 +546,7 @@ export class ObjectAuditLog implements AuditLog {
     if (
       !(await this.objects.putOnce(this.layout.checkpointKey(size), new TextEncoder().encode(signed.note)))
     ) {
-      const other = await this.readCheckpoint(size, trusted.publicKeyPem);
+      const other = await this.reader.readCheckpoint(size, trusted.publicKeyPem);
       if (other !== undefined) return { ...other, treeSize: size, witnessed };
     }
     await this.objects.put(this.layout.checkpointObjectKey, new TextEncoder().encode(signed.note));
@@ -558,7 +559,7 @@ export class ObjectAuditLog implements AuditLog {
     const t = Math.floor(size / TILE_WIDTH);
     const w = size % TILE_WIDTH;
     if (w === 0) return;
-    const entries = await this.tileEntries(t, size);
+    const entries = await this.reader.tileEntries(t, size);
     if (entries.some((e) => e === undefined)) return;
     const items = entries as Uint8Array[];
     await this.objects.putOnce(this.layout.entryBundleKey(t, w), encodeEntryBundle(items));
@@ -587,7 +588,7 @@ export class ObjectAuditLog implements AuditLog {
             const proof =
               old === 0 || old === signed.size
                 ? []
-                : await consistencyProof(old, signed.size, this.nodes(signed.size).hash);
+                : await consistencyProof(old, signed.size, this.reader.nodes(signed.size).hash);
             const r = await w.submit(addCheckpointBody(old, proof, signed.note));
             if (r.status === 409 && /^\d+\n?$/.test(r.body)) {
               old = Number(r.body.trim());
@@ -625,7 +626,7 @@ export class ObjectAuditLog implements AuditLog {
    */
   private async recordKeyRotation(publicKeyPem: string): Promise<void> {
     let last: number | undefined;
-    for await (const s of this.checkpointSizes()) last = s;
+    for await (const s of this.reader.checkpointSizes()) last = s;
     if (last === undefined) return;
     const b = await this.objects.read(this.layout.checkpointKey(last));
     if (b === undefined) return;
@@ -681,243 +682,6 @@ export class ObjectAuditLog implements AuditLog {
     });
   }
 
-  private async readCheckpoint(size: number, publicKeyPem: string): Promise<SignedCheckpoint | undefined> {
-    const b = await this.objects.read(this.layout.checkpointKey(size));
-    if (b === undefined) return undefined;
-    try {
-      return openCheckpoint(Buffer.from(b).toString('utf8'), { name: this.origin, publicKeyPem });
-    } catch (e) {
-      throw new VeritrailError(
-        'SIGNATURE_INVALID',
-        `the stored checkpoint at size ${size} does not verify; run: veritrail audit verify`,
-        {
-          cause: e,
-          details: { size },
-        },
-      );
-    }
-  }
-
-  /** Stored checkpoint sizes, in increasing order. */
-  async *checkpointSizes(): AsyncIterable<number> {
-    for await (const o of this.objects.list(this.layout.checkpointsPrefix)) {
-      const name = o.key.slice(o.key.lastIndexOf('/') + 1);
-      if (/^\d{15}$/.test(name)) yield Number(name);
-    }
-  }
-
-  async latestCheckpoint(): Promise<SignedCheckpoint | undefined> {
-    let last: number | undefined;
-    for await (const s of this.checkpointSizes()) last = s;
-    return last === undefined ? undefined : this.readCheckpoint(last, (await this.trusted()).publicKeyPem);
-  }
-
-  /**
-   * For `veritrail verify <runId>`: is entry `seq` under a checkpoint cosigned by the given
-   * witnesses? Returns the largest checkpoint covering it (size > seq) that carries at least one
-   * valid cosignature from them, with who cosigned it and when (POSIX seconds); undefined when none
-   * does. Checkpoint signatures are checked with `trustedKeys` (default: the signer's key). That
-   * the checkpoints extend one another is `verify`'s check, not this one's.
-   */
-  async witnessedAt(
-    seq: number,
-    witnesses: readonly WitnessKey[],
-    trustedKeys?: readonly string[],
-  ): Promise<{ checkpointSize: number; cosignatures: { witness: string; timestamp: number }[] } | undefined> {
-    const keys = trustedKeys ?? [(await this.trusted()).publicKeyPem];
-    const sizes: number[] = [];
-    for await (const s of this.checkpointSizes()) if (s > seq) sizes.push(s);
-    for (const size of sizes.reverse()) {
-      const b = await this.objects.read(this.layout.checkpointKey(size));
-      if (b === undefined) continue;
-      const note = Buffer.from(b).toString('utf8');
-      const signed = keys.some((publicKeyPem) => {
-        try {
-          return openCheckpoint(note, { name: this.origin, publicKeyPem }).size === size;
-        } catch {
-          return false;
-        }
-      });
-      if (!signed) continue;
-      let cosignatures: { witness: string; timestamp: number }[];
-      try {
-        cosignatures = verifyCosignatures(note, witnesses);
-      } catch {
-        continue;
-      }
-      if (cosignatures.length > 0) return { checkpointSize: size, cosignatures };
-    }
-    return undefined;
-  }
-
-  // ───────────── proofs ─────────────
-
-  /**
-   * A self-contained proof that entry `seq` is in the log: the entry, its inclusion proof and the
-   * signed checkpoint it leads to (the latest one covering `seq`, made now if none does).
-   */
-  async prove(seq: number, options: { checkpointSize?: number } = {}): Promise<ProofBundle> {
-    const trusted = await this.trusted();
-    let cp: SignedCheckpoint | undefined;
-    if (options.checkpointSize !== undefined) {
-      cp = await this.readCheckpoint(options.checkpointSize, trusted.publicKeyPem);
-      if (cp === undefined)
-        throw new VeritrailError('OBJECT_NOT_FOUND', `no checkpoint at size ${options.checkpointSize}`);
-    } else {
-      cp = await this.latestCheckpoint();
-      if (cp === undefined || cp.size <= seq) cp = await this.checkpoint();
-    }
-    if (!Number.isSafeInteger(seq) || seq < 0 || seq >= cp.size) {
-      throw new VeritrailError(
-        'USAGE',
-        `entry ${seq} is not in the log (size ${cp.size}); pick 0..${cp.size - 1}`,
-      );
-    }
-    const found = await this.readEntry(seq);
-    const proof = await inclusionProof(seq, cp.size, this.proofReader(cp.size).hash);
-    return {
-      mediaType: PROOF_MEDIA_TYPE,
-      origin: this.origin,
-      keyId: this.requireSigner().keyId,
-      publicKeyPem: trusted.publicKeyPem,
-      entry: found.entry,
-      leafIndex: seq,
-      treeSize: cp.size,
-      inclusionProof: proof.map((h) => Buffer.from(h).toString('base64')),
-      checkpoint: cp.note,
-    };
-  }
-
-  /** RFC 9162 consistency proof between two sizes of this log (base64 hashes). */
-  async proveConsistency(size1: number, size2: number): Promise<string[]> {
-    const proof = await consistencyProof(size1, size2, this.proofReader(size2).hash);
-    return proof.map((h) => Buffer.from(h).toString('base64'));
-  }
-
-  // ───────────── reading ─────────────
-
-  /**
-   * Entry `seq` as the log holds it. Once sealed, an entry's bundle is the log's copy (it is what
-   * `verify` chains and hashes); the entry object must still agree with it, else AUDIT_CORRUPT
-   * with `details.problem` ENTRY_ALTERED (or ENTRY_MISSING): invariant 3 holds for every read.
-   */
-  async readEntry(seq: number): Promise<{ bytes: Uint8Array; entry: AuditEntry }> {
-    const t = Math.floor(seq / TILE_WIDTH);
-    const b = await this.objects.read(this.layout.entryBundleKey(t));
-    const items = b === undefined ? undefined : decodeEntryBundle(b);
-    const sealed = items !== undefined && items.length === TILE_WIDTH ? items[seq % TILE_WIDTH] : undefined;
-    const object = (await this.tileEntries(t, seq + 1))[seq % TILE_WIDTH];
-    const corrupt = (problem: AuditProblemCode, why: string) =>
-      new VeritrailError('AUDIT_CORRUPT', `audit entry ${seq} ${why}; run: veritrail audit verify`, {
-        details: { seq, problem },
-      });
-    if (sealed !== undefined && object !== undefined && !Buffer.from(object).equals(sealed)) {
-      throw corrupt(
-        'ENTRY_ALTERED',
-        `was altered: its object differs from its sealed copy in entry bundle ${t}`,
-      );
-    }
-    const bytes = sealed ?? object;
-    if (bytes === undefined) throw corrupt('ENTRY_MISSING', 'is missing');
-    if (object === undefined)
-      throw corrupt('ENTRY_MISSING', `was deleted (its copy in entry bundle ${t} remains)`);
-    const parsed = parseEntry(bytes);
-    if (!parsed.ok || parsed.entry.seq !== seq) throw corrupt('ENTRY_ALTERED', 'is unreadable');
-    return { bytes, entry: parsed.entry };
-  }
-
-  /**
-   * The stored log in sequence order: full entry bundles first (a few large reads, each with its
-   * level-0 hash tile), then the tail entry by entry. `until` is a size the caller expects at least
-   * (from checkpoints), so a deleted run of entries below it is still walked past. The next bundle
-   * is fetched while the caller works on the current one. `into` may give the memory a bundle is
-   * read into (shared memory for worker threads).
-   */
-  async *segments(until = 0, into?: (size: number) => Buffer | undefined): AsyncGenerator<Segment> {
-    const fetchBundle = async (t: number): Promise<Segment | undefined> => {
-      const [b, tile] = await Promise.all([
-        this.objects.read(this.layout.entryBundleKey(t), into),
-        this.objects.read(this.layout.hashTileKey(0, t)),
-      ]);
-      if (b === undefined) return undefined;
-      // `read` made a private copy: verification may write the leaf prefix over each entry's
-      // length bytes and move the memory to a worker and back.
-      const buf = b;
-      const starts = new Uint32Array(TILE_WIDTH);
-      const lens = new Uint32Array(TILE_WIDTH);
-      let at = 0;
-      let n = 0;
-      while (at + 2 <= buf.length && n < TILE_WIDTH) {
-        const len = ((buf[at] as number) << 8) | (buf[at + 1] as number);
-        if (at + 2 + len > buf.length) break;
-        starts[n] = at;
-        lens[n] = len;
-        n += 1;
-        at += 2 + len;
-      }
-      if (n !== TILE_WIDTH || at !== buf.length) return undefined;
-      const seg: Segment = { start: t * TILE_WIDTH, bundle: { index: t, buf, starts, lens } };
-      if (tile !== undefined) seg.tile = tile;
-      return seg;
-    };
-    let t = 0;
-    let next = fetchBundle(0);
-    for (;;) {
-      const seg = await next;
-      if (seg === undefined) break;
-      next = fetchBundle(t + 1);
-      yield seg;
-      t += 1;
-    }
-    const start = t * TILE_WIDTH;
-    const limit = Math.max(until, this.known, await this.objects.readHint());
-    for (let g = Math.floor(start / 1000); ; g++) {
-      let any = false;
-      for await (const o of this.objects.list(this.layout.entryGroupPrefix(g))) {
-        const digits = o.key.slice(this.layout.entriesPrefix.length).replaceAll('/', '');
-        if (!/^\d{15}$/.test(digits)) continue;
-        const seq = Number(digits);
-        if (seq < start) continue;
-        any = true;
-        const bytes = await this.objects.read(o.key);
-        if (bytes === undefined) continue;
-        const items = splitBatch(bytes);
-        for (let i = 0; i < items.length; i++) yield { start: seq + i, entry: items[i] as Uint8Array };
-      }
-      if (!any && (g + 1) * 1000 > limit) break;
-    }
-  }
-
-  /** Every stored entry in sequence order (bundles for sealed entries, objects for the tail). */
-  async *stored(until = 0): AsyncGenerator<{ seq: number; bytes: Uint8Array }> {
-    for await (const seg of this.segments(until)) {
-      if (seg.entry !== undefined) yield { seq: seg.start, bytes: seg.entry };
-      else if (seg.bundle !== undefined) {
-        const bundle = seg.bundle;
-        for (let i = 0; i < bundle.starts.length; i++)
-          yield { seq: seg.start + i, bytes: bundleItem(bundle, i) };
-      }
-    }
-  }
-
-  /** Entries in order, optionally only those of one run. */
-  async *entries(filter: { runId?: string } = {}): AsyncGenerator<AuditEntry> {
-    for await (const { seq, bytes } of this.stored()) {
-      const parsed = parseEntry(bytes);
-      if (!parsed.ok) {
-        throw new VeritrailError(
-          'AUDIT_CORRUPT',
-          `audit entry ${seq} is unreadable; run: veritrail audit verify`,
-        );
-      }
-      if (filter.runId === undefined || parsed.entry.runId === filter.runId) yield parsed.entry;
-    }
-  }
-
-  entriesOf(runId: string): AsyncGenerator<AuditEntry> {
-    return this.entries({ runId });
-  }
-
   /**
    * Re-derives the chain and the tree from the stored entries, checks every checkpoint's
    * signature and root, the RFC 9162 §2.1.4 consistency of each checkpoint with the one before,
@@ -932,7 +696,7 @@ export class ObjectAuditLog implements AuditLog {
     const keys =
       options.trustedKeys !== undefined && options.trustedKeys.length > 0
         ? options.trustedKeys
-        : [(await this.trusted(options.publicKeyPem)).publicKeyPem];
+        : [(await this.reader.trusted(options.publicKeyPem)).publicKeyPem];
     const open = (note: string): SignedCheckpoint => {
       let first: unknown;
       for (const publicKeyPem of keys) {
@@ -946,7 +710,7 @@ export class ObjectAuditLog implements AuditLog {
       throw first;
     };
     const checkpoints: CheckpointInput[] = [];
-    for await (const size of this.checkpointSizes()) {
+    for await (const size of this.reader.checkpointSizes()) {
       const b = await this.objects.read(this.layout.checkpointKey(size));
       if (b === undefined) continue;
       try {
@@ -962,7 +726,7 @@ export class ObjectAuditLog implements AuditLog {
     const entryObjects = options.entryObjects !== false;
 
     let judge = new ChainVerifier(options.maxProblems);
-    let tiles = new TileAudit(this);
+    let tiles = new TileAudit(this.reader);
     const fast = new FastChainCheck(checkpoints, tiles.onNode);
     const clean = await this.walk(maxSize, entryObjects, judge, tiles, {
       entry: (seq, bytes, leaf) => fast.push(seq, bytes, leaf),
@@ -972,7 +736,7 @@ export class ObjectAuditLog implements AuditLog {
       judge.absorbClean(fast.size, checkpoints.length);
     } else {
       judge = new ChainVerifier(options.maxProblems, (l, i, h) => tiles.onNode(l, i, h));
-      tiles = new TileAudit(this);
+      tiles = new TileAudit(this.reader);
       for (const c of checkpoints) judge.addCheckpoint(c);
       const slow = judge;
       await this.walk(maxSize, entryObjects, judge, tiles, {
@@ -1076,7 +840,7 @@ export class ObjectAuditLog implements AuditLog {
       }
       let root: Uint8Array | undefined;
       try {
-        root = await rootAt(view.size, this.nodes(size).hash);
+        root = await rootAt(view.size, this.reader.nodes(size).hash);
       } catch {
         root = undefined;
       }
@@ -1112,7 +876,7 @@ export class ObjectAuditLog implements AuditLog {
     // (~30 ms to start); the tree here then takes one hash per 256 entries. Once they run,
     // bundles are read straight into the pool's shared memory.
     let pool: LeafPool | undefined;
-    const it = this.segments(until, (size) => pool?.take(size))[Symbol.asyncIterator]();
+    const it = this.reader.segments(until, (size) => pool?.take(size))[Symbol.asyncIterator]();
     const ahead: { seg: Segment; hashed?: Promise<TileHashes | undefined> }[] = [];
     let bundles = 0;
     let done = false;
@@ -1223,26 +987,7 @@ export class ObjectAuditLog implements AuditLog {
   }
 
   private readObjects(start: number): Promise<(Uint8Array | undefined)[]> {
-    return this.tileEntries(start / TILE_WIDTH, start + TILE_WIDTH);
-  }
-
-  /** Full and partial hash tiles stored for tile `group` of tile level `level` (≥ 1). */
-  async hashTiles(
-    level: number,
-    group: number,
-  ): Promise<{ key: string; width: number; bytes: Uint8Array }[]> {
-    const out: { key: string; width: number; bytes: Uint8Array }[] = [];
-    const fullKey = this.layout.hashTileKey(level, group);
-    const full = await this.objects.read(fullKey);
-    if (full !== undefined) out.push({ key: fullKey, width: TILE_WIDTH, bytes: full });
-    const partials = this.layout.partialTilesPrefix(level, group);
-    for await (const o of this.objects.list(partials)) {
-      const width = Number(o.key.slice(partials.length));
-      if (!Number.isInteger(width) || width < 1 || width >= TILE_WIDTH) continue;
-      const bytes = await this.objects.read(o.key);
-      if (bytes !== undefined) out.push({ key: o.key, width, bytes });
-    }
-    return out;
+    return this.reader.tileEntries(start / TILE_WIDTH, start + TILE_WIDTH);
   }
 
   /**
@@ -1309,7 +1054,7 @@ export class ObjectAuditLog implements AuditLog {
       if (cp === undefined || cp.size !== c.size) continue;
       if (before !== undefined && before.size > 0) {
         try {
-          const proof = await consistencyProof(before.size, cp.size, this.nodes(cp.size).hash);
+          const proof = await consistencyProof(before.size, cp.size, this.reader.nodes(cp.size).hash);
           verifyConsistencyProof({
             size1: BigInt(before.size),
             size2: BigInt(cp.size),
@@ -1347,20 +1092,6 @@ function startPool(): LeafPool | undefined {
   }
 }
 
-/** A stretch of the stored log: one full entry bundle, or one tail entry. */
-export interface Segment {
-  start: number;
-  bundle?: { index: number; buf: Buffer; starts: Uint32Array; lens: Uint32Array };
-  tile?: Uint8Array;
-  entry?: Uint8Array;
-}
-
-/** Entry `i` of a decoded bundle (its framing may since have been overwritten by hashing). */
-function bundleItem(b: { buf: Buffer; starts: Uint32Array; lens: Uint32Array }, i: number): Buffer {
-  const at = b.starts[i] as number;
-  return b.buf.subarray(at + 2, at + 2 + (b.lens[i] as number));
-}
-
 /**
  * Checks stored hash tiles above level 0 (full and partial, c2sp.org/tlog-tiles) against the
  * hashes recomputed from the entries, one tile group at a time: memory is ≤ 256 hashes a level.
@@ -1370,7 +1101,7 @@ class TileAudit {
   private readonly done: { level: number; group: number; hashes: Uint8Array[] }[] = [];
   private readonly suspects: { seq: number; span: number; detail: string }[] = [];
 
-  constructor(private readonly log: ObjectAuditLog) {}
+  constructor(private readonly log: LogReader) {}
 
   /** A tile hash over entries [seq, seq + span) disagrees with the recomputed one. */
   suspect(seq: number, span: number, detail: string): void {
@@ -1435,79 +1166,6 @@ class TileAudit {
         }
       }
     }
-  }
-}
-
-/**
- * Perfect-subtree hashes from the hash tiles (full, or the partial one of the width this tree
- * size implies), computed from the level below when a tile is missing, down to the entries.
- */
-export class NodeReader {
-  private readonly tiles = new Map<string, Uint8Array[] | null>();
-  private readonly tails = new Map<number, Promise<(Uint8Array | undefined)[]>>();
-
-  constructor(
-    readonly treeSize: number,
-    private readonly readKey: (key: string) => Promise<Uint8Array | undefined>,
-    private readonly readTile: (t: number, end: number) => Promise<(Uint8Array | undefined)[]>,
-  ) {}
-
-  readonly hash = (level: number, index: number): Promise<Uint8Array> => this.node(level, index);
-
-  private async tile(level: number, index: number, need: number): Promise<Uint8Array[] | undefined> {
-    const id = `${level}/${index}`;
-    const cached = this.tiles.get(id);
-    if (cached !== undefined) return cached !== null && cached.length >= need ? cached : undefined;
-    let hashes: Uint8Array[] | undefined;
-    const full = await this.readKey(hashTilePath(level, index));
-    if (full !== undefined) hashes = decodeHashTile(full);
-    if (hashes === undefined && level > 0) {
-      const complete = Math.floor(this.treeSize / TILE_WIDTH ** level);
-      const width = Math.min(TILE_WIDTH, complete - index * TILE_WIDTH);
-      if (width >= 1 && width < TILE_WIDTH) {
-        const partial = await this.readKey(hashTilePath(level, index, width));
-        if (partial !== undefined) hashes = decodeHashTile(partial);
-      }
-    }
-    this.tiles.set(id, hashes ?? null);
-    return hashes !== undefined && hashes.length >= need ? hashes : undefined;
-  }
-
-  /**
-   * A leaf not covered by a hash tile (the tail of the log): the entries of its tile-sized group
-   * up to the tree size are read together, in parallel, and hashed once.
-   */
-  private async tailLeaf(index: number): Promise<Uint8Array> {
-    const group = Math.floor(index / TILE_WIDTH);
-    let leaves = this.tails.get(group);
-    if (leaves === undefined) {
-      const start = group * TILE_WIDTH;
-      const end = Math.min(this.treeSize, start + TILE_WIDTH);
-      leaves = this.readTile(group, end).then((items) =>
-        items.map((bytes) => (bytes === undefined ? undefined : hashLeaf(bytes))),
-      );
-      this.tails.set(group, leaves);
-    }
-    const leaf = (await leaves)[index % TILE_WIDTH];
-    if (leaf === undefined) {
-      throw new VeritrailError(
-        'AUDIT_CORRUPT',
-        `audit entry ${index} is missing; run: veritrail audit verify`,
-      );
-    }
-    return leaf;
-  }
-
-  async node(level: number, index: number): Promise<Uint8Array> {
-    if (level % 8 === 0) {
-      const tl = level / 8;
-      const i = index % TILE_WIDTH;
-      const hs = await this.tile(tl, Math.floor(index / TILE_WIDTH), i + 1);
-      const h = hs?.[i];
-      if (h !== undefined) return h;
-      if (level === 0) return this.tailLeaf(index);
-    }
-    return hashChildren(await this.node(level - 1, index * 2), await this.node(level - 1, index * 2 + 1));
   }
 }
 
