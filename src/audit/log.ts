@@ -31,16 +31,11 @@ import {
 import { keyIdOf, parseSignedNote, type SignedCheckpoint, signCheckpoint } from '../core/checkpoint.js';
 import { addSignatureLines, verifyCosignatures, type WitnessKey } from '../core/cosignature.js';
 import { VeritrailError } from '../core/errors.js';
-import { consistencyProof, hashLeaf, rootAt, rootOf } from '../core/merkle.js';
-import {
-  decodeEntryBundle,
-  decodeHashTile,
-  encodeEntryBundle,
-  encodeHashTile,
-  TILE_WIDTH,
-} from '../core/tiles.js';
+import { consistencyProof, hashLeaf, rootAt } from '../core/merkle.js';
+import { decodeEntryBundle, TILE_WIDTH } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
 import { type AppenderOptions, BatchAppender } from './appender.js';
+import { Integrator } from './integrate.js';
 import { DEFAULT_ORIGIN, joinBatch, type LogLayout, splitBatch } from './layout.js';
 import { LogObjects } from './objects.js';
 import { LogReader } from './reader.js';
@@ -108,6 +103,7 @@ export class ObjectAuditLog implements AuditLog {
   private readonly layout: LogLayout;
   private readonly signer: Signer | undefined;
   private readonly reader: LogReader;
+  private readonly integrator: Integrator;
   private readonly now: () => Date;
   /** A count of entries known to exist: a local lower bound, never trusted without a check. */
   private known = 0;
@@ -135,6 +131,7 @@ export class ObjectAuditLog implements AuditLog {
       known: () => this.known,
       checkpoint: () => this.checkpoint(),
     });
+    this.integrator = new Integrator(this.objects, this.reader, (t) => this.recentTile(t));
     this.witnesses = options.witnesses ?? [];
     this.appender = new BatchAppender({ sequence: (events) => this.sequence(events) }, options.batching);
   }
@@ -365,7 +362,7 @@ export class ObjectAuditLog implements AuditLog {
         if (end % TILE_WIDTH === 0) {
           // Integration lags the appends: tiles only speed reading up, and the next checkpoint
           // repairs a seal lost to a crash.
-          this.sealing = this.sealing.then(() => this.sealTiles(end).catch(() => undefined));
+          this.sealing = this.sealing.then(() => this.integrator.sealTiles(end).catch(() => undefined));
         }
       }
       return Promise.all(taken.map((t) => (typeof t === 'number' ? this.entryOf(t) : t)));
@@ -408,58 +405,6 @@ export class ObjectAuditLog implements AuditLog {
     return out;
   }
 
-  /** Writes the entry bundle and hash tiles completed when the log reached `size` (a multiple of 256). */
-  async sealTiles(size: number): Promise<void> {
-    const t = size / TILE_WIDTH - 1;
-    if (!Number.isInteger(t) || t < 0) return;
-    // A sealed tile implies every tile before it is sealed (the checkpoint's repair relies on it):
-    // a seal lost when its process was killed is made here by whoever seals the next tile.
-    if (t > 0 && !(await this.sealed(t - 1))) await this.sealTiles(t * TILE_WIDTH);
-    const entries = this.recentTile(t) ?? (await this.reader.tileEntries(t, size));
-    if (entries.some((e) => e === undefined)) return;
-    const leaves = (entries as Uint8Array[]).map((e) => hashLeaf(e));
-    await Promise.all([
-      this.objects.putOnce(this.layout.entryBundleKey(t), encodeEntryBundle(entries as Uint8Array[])),
-      this.objects.putOnce(this.layout.hashTileKey(0, t), encodeHashTile(leaves)),
-    ]);
-    // Each tile above is the one written at the previous seal plus one hash: the root of the
-    // tile just completed below it. Read that one tile instead of recomputing the level.
-    let below = leaves;
-    let level = 1;
-    let idx = t;
-    for (;;) {
-      const parent = Math.floor(idx / TILE_WIDTH);
-      const width = (idx % TILE_WIDTH) + 1;
-      let hashes: Uint8Array[] | undefined;
-      if (width === 1) hashes = [];
-      else {
-        const prev = await this.objects.read(this.layout.hashTileKey(level, parent, width - 1));
-        hashes = prev === undefined ? undefined : decodeHashTile(prev);
-        if (hashes?.length !== width - 1) hashes = undefined;
-      }
-      if (hashes === undefined) {
-        // The previous partial tile is missing (a seal lost to a crash): from the levels below.
-        const nodes = this.reader.nodes(size);
-        hashes = [];
-        for (let i = 0; i < width - 1; i++) hashes.push(await nodes.node(level * 8, parent * TILE_WIDTH + i));
-      }
-      hashes.push(rootOf(below));
-      await this.objects.putOnce(this.layout.hashTileKey(level, parent, width), encodeHashTile(hashes));
-      if (width < TILE_WIDTH) break;
-      below = hashes;
-      idx = parent;
-      level += 1;
-    }
-  }
-
-  /** Tile `t` is sealed: its entry bundle and its level-0 hash tile are both stored. */
-  private async sealed(t: number): Promise<boolean> {
-    return (
-      (await this.objects.exists(this.layout.entryBundleKey(t))) &&
-      (await this.objects.exists(this.layout.hashTileKey(0, t)))
-    );
-  }
-
   // ───────────── checkpoints ─────────────
 
   private requireSigner(): Signer {
@@ -499,11 +444,11 @@ export class ObjectAuditLog implements AuditLog {
     // Repair tile seals lost to a crash (integration runs behind the appends), oldest first.
     const lost: number[] = [];
     for (let t = Math.floor(size / TILE_WIDTH) - 1; t >= 0; t--) {
-      if (await this.sealed(t)) break;
+      if (await this.integrator.sealed(t)) break;
       lost.unshift(t);
     }
-    for (const t of lost) await this.sealTiles((t + 1) * TILE_WIDTH).catch(() => undefined);
-    await this.writePartials(size);
+    for (const t of lost) await this.integrator.sealTiles((t + 1) * TILE_WIDTH).catch(() => undefined);
+    await this.integrator.writePartials(size);
     const root = await rootAt(size, this.reader.nodes(size).hash);
     let signed = await signCheckpoint(
       { origin: this.origin, size, root, extensions: [] },
@@ -521,21 +466,6 @@ export class ObjectAuditLog implements AuditLog {
     await this.objects.put(this.layout.checkpointObjectKey, new TextEncoder().encode(signed.note));
     await this.objects.writeHint(size);
     return { ...signed, treeSize: size, witnessed };
-  }
-
-  /** tlog-tiles partial level-0 tile and partial entry bundle for a size that is not a multiple of 256. */
-  private async writePartials(size: number): Promise<void> {
-    const t = Math.floor(size / TILE_WIDTH);
-    const w = size % TILE_WIDTH;
-    if (w === 0) return;
-    const entries = await this.reader.tileEntries(t, size);
-    if (entries.some((e) => e === undefined)) return;
-    const items = entries as Uint8Array[];
-    await this.objects.putOnce(this.layout.entryBundleKey(t, w), encodeEntryBundle(items));
-    await this.objects.putOnce(
-      this.layout.hashTileKey(0, t, w),
-      encodeHashTile(items.map((e) => hashLeaf(e))),
-    );
   }
 
   /** What each witness said: `line` is its cosignature, else why not. */
