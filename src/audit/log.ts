@@ -28,13 +28,14 @@ import {
   toHex,
   ZERO_HASH_HEX,
 } from '../core/audit-entry.js';
-import { keyIdOf, parseSignedNote, type SignedCheckpoint, signCheckpoint } from '../core/checkpoint.js';
-import { addSignatureLines, verifyCosignatures, type WitnessKey } from '../core/cosignature.js';
+import type { SignedCheckpoint } from '../core/checkpoint.js';
+import type { WitnessKey } from '../core/cosignature.js';
 import { VeritrailError } from '../core/errors.js';
-import { consistencyProof, hashLeaf, rootAt } from '../core/merkle.js';
+import { hashLeaf } from '../core/merkle.js';
 import { decodeEntryBundle, TILE_WIDTH } from '../core/tiles.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
 import { type AppenderOptions, BatchAppender } from './appender.js';
+import { Checkpointer, type WitnessOutcome } from './checkpoints.js';
 import { Integrator } from './integrate.js';
 import { DEFAULT_ORIGIN, joinBatch, type LogLayout, splitBatch } from './layout.js';
 import { LogObjects } from './objects.js';
@@ -42,7 +43,6 @@ import { LogReader } from './reader.js';
 import { LogVerifier, type VerifyOptions } from './verify/log-verifier.js';
 import type { ProofBundle } from './verify/proof.js';
 import type { VerifyReport } from './verify/report.js';
-import { addCheckpointBody } from './witness/core.js';
 import type { WitnessClient } from './witness/http.js';
 
 export interface AuditLogOptions {
@@ -63,11 +63,6 @@ export interface AuditLogOptions {
   /** Witnesses asked to cosign every checkpoint (c2sp.org/tlog-witness). */
   witnesses?: readonly WitnessClient[];
 }
-
-/** One witness's answer to a checkpoint. */
-export type WitnessOutcome =
-  | { witness: string; ok: true; line: string }
-  | { witness: string; ok: false; status: number; detail: string };
 
 /** The eventId of a `signing.key-rotated` entry; group 1 is the key it introduces. */
 const SIGNING_KEY_EVENT = /^signing\/key-rotated\/(?:none|\d+)\/(sha256:[0-9a-f]{64})$/;
@@ -101,19 +96,15 @@ export class ObjectAuditLog implements AuditLog {
   readonly origin: string;
   private readonly objects: LogObjects;
   private readonly layout: LogLayout;
-  private readonly signer: Signer | undefined;
   private readonly reader: LogReader;
   private readonly integrator: Integrator;
   private readonly now: () => Date;
   /** A count of entries known to exist: a local lower bound, never trusted without a check. */
   private known = 0;
   private readonly appender: BatchAppender;
-  private readonly witnesses: readonly WitnessClient[];
-  /** The size each witness last cosigned, as this process knows it (else learnt from a 409). */
-  private readonly witnessSizes = new Map<string, number>();
+  private readonly checkpointer: Checkpointer;
 
   constructor(options: AuditLogOptions) {
-    this.signer = options.signer;
     this.origin = options.origin ?? DEFAULT_ORIGIN;
     this.now = options.now ?? (() => new Date());
     this.objects = new LogObjects({ ...options, now: this.now });
@@ -132,7 +123,15 @@ export class ObjectAuditLog implements AuditLog {
       checkpoint: () => this.checkpoint(),
     });
     this.integrator = new Integrator(this.objects, this.reader, (t) => this.recentTile(t));
-    this.witnesses = options.witnesses ?? [];
+    this.checkpointer = new Checkpointer({
+      objects: this.objects,
+      reader: this.reader,
+      integrator: this.integrator,
+      tail: this,
+      origin: this.origin,
+      signer: options.signer,
+      witnesses: options.witnesses,
+    });
     this.appender = new BatchAppender({ sequence: (events) => this.sequence(events) }, options.batching);
   }
 
@@ -407,149 +406,9 @@ export class ObjectAuditLog implements AuditLog {
 
   // ───────────── checkpoints ─────────────
 
-  private requireSigner(): Signer {
-    if (this.signer === undefined) {
-      throw new VeritrailError(
-        'USAGE',
-        'this audit log was opened without a signer; checkpoints need the audit key',
-      );
-    }
-    return this.signer;
-  }
-
-  private async trusted(publicKeyPem?: string): Promise<{ name: string; publicKeyPem: string }> {
-    return { name: this.origin, publicKeyPem: publicKeyPem ?? (await this.requireSigner().publicKeyPem()) };
-  }
-
-  /**
-   * Signs and stores (WORM) a checkpoint of the whole log as it is now, after asking the
-   * configured witnesses to cosign it (their cosignatures are stored in the note). Also writes
-   * what c2sp.org/tlog-tiles requires for a client that reads only tiles: the partial level-0 tile
-   * and partial entry bundle of the last, incomplete tile, and `<prefix>checkpoint`.
-   */
-  async checkpoint(): Promise<SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }> {
-    return this.makeCheckpoint();
-  }
-
-  private async makeCheckpoint(): Promise<
-    SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }
-  > {
-    const signer = this.requireSigner();
-    const trusted = await this.trusted();
-    await this.recordKeyRotation(trusted.publicKeyPem);
-    await this.sealing;
-    const size = await this.size();
-    const stored = await this.reader.readCheckpoint(size, trusted.publicKeyPem);
-    if (stored !== undefined) return { ...stored, treeSize: size, witnessed: [] };
-    // Repair tile seals lost to a crash (integration runs behind the appends), oldest first.
-    const lost: number[] = [];
-    for (let t = Math.floor(size / TILE_WIDTH) - 1; t >= 0; t--) {
-      if (await this.integrator.sealed(t)) break;
-      lost.unshift(t);
-    }
-    for (const t of lost) await this.integrator.sealTiles((t + 1) * TILE_WIDTH).catch(() => undefined);
-    await this.integrator.writePartials(size);
-    const root = await rootAt(size, this.reader.nodes(size).hash);
-    let signed = await signCheckpoint(
-      { origin: this.origin, size, root, extensions: [] },
-      { name: this.origin, publicKeyPem: trusted.publicKeyPem, sign: (m) => signer.sign(m) },
-    );
-    const witnessed = await this.askWitnesses(signed);
-    const lines = witnessed.flatMap((w) => (w.ok ? [w.line] : []));
-    if (lines.length > 0) signed = { ...signed, note: addSignatureLines(signed.note, lines) };
-    if (
-      !(await this.objects.putOnce(this.layout.checkpointKey(size), new TextEncoder().encode(signed.note)))
-    ) {
-      const other = await this.reader.readCheckpoint(size, trusted.publicKeyPem);
-      if (other !== undefined) return { ...other, treeSize: size, witnessed };
-    }
-    await this.objects.put(this.layout.checkpointObjectKey, new TextEncoder().encode(signed.note));
-    await this.objects.writeHint(size);
-    return { ...signed, treeSize: size, witnessed };
-  }
-
-  /** What each witness said: `line` is its cosignature, else why not. */
-  private async askWitnesses(signed: SignedCheckpoint): Promise<WitnessOutcome[]> {
-    return Promise.all(
-      this.witnesses.map(async (w): Promise<WitnessOutcome> => {
-        const name = w.key.name;
-        let old = this.witnessSizes.get(name) ?? 0;
-        try {
-          for (let attempt = 0; attempt < 3; attempt++) {
-            if (old > signed.size) {
-              return {
-                witness: name,
-                ok: false,
-                status: 409,
-                detail: `the witness has seen size ${old}, larger than this log's ${signed.size}: the log was truncated or rolled back`,
-              };
-            }
-            const proof =
-              old === 0 || old === signed.size
-                ? []
-                : await consistencyProof(old, signed.size, this.reader.nodes(signed.size).hash);
-            const r = await w.submit(addCheckpointBody(old, proof, signed.note));
-            if (r.status === 409 && /^\d+\n?$/.test(r.body)) {
-              old = Number(r.body.trim());
-              continue;
-            }
-            if (r.status !== 200)
-              return { witness: name, ok: false, status: r.status, detail: r.body.trim() };
-            const line = r.body.split('\n').find((l) => l.startsWith(`\u2014 ${name} `));
-            if (
-              line === undefined ||
-              verifyCosignatures(addSignatureLines(signed.note, [line]), [w.key]).length !== 1
-            ) {
-              return {
-                witness: name,
-                ok: false,
-                status: r.status,
-                detail: 'the answer carries no valid cosignature',
-              };
-            }
-            this.witnessSizes.set(name, signed.size);
-            return { witness: name, ok: true, line };
-          }
-          return { witness: name, ok: false, status: 409, detail: 'the witness kept changing its size' };
-        } catch (e) {
-          return { witness: name, ok: false, status: 0, detail: e instanceof Error ? e.message : String(e) };
-        }
-      }),
-    );
-  }
-
-  /**
-   * Key rotation is recorded in the log itself: when the checkpoint key differs from the key that
-   * signed the latest stored checkpoint, an `audit.key-rotated` entry names both key IDs before
-   * the first checkpoint under the new key.
-   */
-  private async recordKeyRotation(publicKeyPem: string): Promise<void> {
-    let last: number | undefined;
-    for await (const s of this.reader.checkpointSizes()) last = s;
-    if (last === undefined) return;
-    const b = await this.objects.read(this.layout.checkpointKey(last));
-    if (b === undefined) return;
-    let previous: string | undefined;
-    try {
-      const sig = parseSignedNote(Buffer.from(b).toString('utf8')).signatures.find(
-        (x) => x.name === this.origin,
-      );
-      previous = sig === undefined ? undefined : Buffer.from(sig.keyId).toString('hex');
-    } catch {
-      return;
-    }
-    const current = Buffer.from(keyIdOf(publicKeyPem)).toString('hex');
-    if (previous === undefined || previous === current) return;
-    await this.append({
-      eventId: `audit/key-rotated/${previous}/${current}`,
-      pipeline: '-',
-      runId: '-',
-      step: 'audit',
-      type: 'audit.key-rotated',
-      outcome: 'info',
-      actor: 'veritrail',
-      detail: { fromKeyId: previous, toKeyId: current, publicKeyPem },
-    });
+  /** See `Checkpointer.checkpoint`. */
+  checkpoint(): Promise<SignedCheckpoint & { treeSize: number; witnessed: WitnessOutcome[] }> {
+    return this.checkpointer.checkpoint();
   }
 
   /**
