@@ -13,7 +13,6 @@
  *   verify/             `audit verify` (log-verifier.ts) and the offline verifiers (proof
  *                       bundles, tiles-only client)
  */
-import type { KeyObject } from 'node:crypto';
 import type { SignedCheckpoint } from '../core/checkpoint.js';
 import type { WitnessKey } from '../core/cosignature.js';
 import type { AuditEntry, AuditEventInput, AuditLog, Bucket, ObjectStore, Signer } from '../ports.js';
@@ -31,10 +30,11 @@ import type { WitnessClient } from './witness/http.js';
 
 export interface AuditLogOptions {
   store: ObjectStore;
-  /** Signs checkpoints; needed by `checkpoint`, and by `prove` when no checkpoint covers the entry. */
+  /**
+   * Signs checkpoints (`checkpoint`, and `prove` when no checkpoint covers the entry); its public
+   * half, and only that, is the key reading and `verify` check checkpoints with by default.
+   */
   signer?: Signer;
-  /** The log key that reading and `verify` check checkpoints with (default: the signer's public key). */
-  publicKey?: string | KeyObject;
   /** The log's identity: first line of every checkpoint and the signature's key name. */
   origin?: string;
   bucket?: Bucket;
@@ -68,10 +68,7 @@ export class ObjectAuditLog implements AuditLog {
       origin: this.origin,
       // The signer's public half only: reading never signs.
       publicKey:
-        options.publicKey ??
-        (signer === undefined
-          ? undefined
-          : { keyId: signer.keyId, publicKeyPem: () => signer.publicKeyPem() }),
+        signer === undefined ? undefined : { keyId: signer.keyId, publicKeyPem: () => signer.publicKeyPem() },
       known: () => this.sequencer.knownSize(),
       checkpoint: () => this.checkpoint(),
     });

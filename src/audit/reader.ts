@@ -4,7 +4,7 @@
  * tile is missing), and inclusion and consistency proofs. A reader checks checkpoints with the
  * log's public key (PEM or KeyObject) and never signs: it is given no Signer.
  */
-import { createPublicKey, KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { publicKeyDer } from '../core/attest/keys.js';
 import { parseEntry } from '../core/audit-entry.js';
 import { openCheckpoint, type SignedCheckpoint } from '../core/checkpoint.js';
@@ -29,10 +29,10 @@ export interface LogPublicKey {
   publicKeyPem(): Promise<string>;
 }
 
-/** A PEM public key, a KeyObject (its public half is taken), or a log key as above. */
-export type PublicKeyInput = string | KeyObject | LogPublicKey;
-
-/** The log key of a PEM or a KeyObject; its key ID is sha256 of its DER SubjectPublicKeyInfo. */
+/**
+ * The log key of a PEM or a KeyObject (its public half is taken); its key ID is sha256 of its DER
+ * SubjectPublicKeyInfo.
+ */
 export function logPublicKey(key: string | KeyObject): LogPublicKey {
   const pem =
     typeof key === 'string' ? key : createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString();
@@ -52,8 +52,8 @@ export interface LogReaderOptions {
   objects: LogObjects;
   /** The log's identity: first line of every checkpoint and the signature's key name. */
   origin?: string;
-  /** The log key checkpoints are checked with. */
-  publicKey?: PublicKeyInput;
+  /** The log key checkpoints are checked with (`logPublicKey` of a PEM or KeyObject). */
+  publicKey?: LogPublicKey;
   /** Entries this process knows exist (its appends): reading the tail never stops below them. */
   known?: () => number;
   /** Makes a checkpoint when `prove` finds none covering the entry (a log that can sign). */
@@ -72,8 +72,7 @@ export class LogReader {
     this.objects = options.objects;
     this.layout = options.objects.layout;
     this.origin = options.origin ?? DEFAULT_ORIGIN;
-    const k = options.publicKey;
-    this.publicKey = typeof k === 'string' || k instanceof KeyObject ? logPublicKey(k) : k;
+    this.publicKey = options.publicKey;
     this.knownSize = options.known ?? (() => 0);
     this.makeCheckpoint = options.checkpoint;
   }
@@ -497,7 +496,7 @@ export function openLogReader(options: {
 }): LogReader {
   return new LogReader({
     objects: new LogObjects(options),
-    publicKey: options.publicKey,
+    publicKey: logPublicKey(options.publicKey),
     ...(options.origin === undefined ? {} : { origin: options.origin }),
   });
 }
