@@ -34,8 +34,8 @@ export interface LogPublicKey {
  * SubjectPublicKeyInfo.
  */
 export function logPublicKey(key: string | KeyObject): LogPublicKey {
-  const pem =
-    typeof key === 'string' ? key : createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString();
+  const pub = typeof key === 'string' || key.type === 'public' ? key : createPublicKey(key);
+  const pem = typeof pub === 'string' ? pub : pub.export({ type: 'spki', format: 'pem' }).toString();
   const keyId = digestOf(publicKeyDer(pem));
   return { keyId, publicKeyPem: async () => pem };
 }
