@@ -1,10 +1,10 @@
 /**
- * Making the log's checkpoints: the one part of the log that signs. A checkpoint first repairs
- * the tile seals a crash lost (oldest first), writes the partial tiles of its size, records a
- * change of the log key in the log (`audit.key-rotated`), signs the C2SP checkpoint with the
- * signer, asks the witnesses to cosign it (c2sp.org/tlog-witness, with a consistency proof from
- * the size each last cosigned) and stores it (WORM) with their cosignatures, then `checkpoint`
- * and the `head` hint.
+ * Making the log's checkpoints: the one part of the log that holds the signer. A checkpoint first
+ * records a change of the log key in the log (`audit.key-rotated`), then, unless one is stored at
+ * that size already, repairs the tile seals a crash lost (oldest first), writes the partial tiles
+ * of its size, signs the C2SP checkpoint, asks the witnesses to cosign it (c2sp.org/tlog-witness,
+ * with a consistency proof from the size each last cosigned) and stores it (WORM) with their
+ * cosignatures, then `checkpoint` and the `head` hint.
  */
 import { keyIdOf, parseSignedNote, type SignedCheckpoint, signCheckpoint } from '../core/checkpoint.js';
 import { addSignatureLines, verifyCosignatures } from '../core/cosignature.js';
