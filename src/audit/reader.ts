@@ -33,7 +33,7 @@ export interface LogPublicKey {
  * The log key of a PEM or a KeyObject (its public half is taken); its key ID is sha256 of its DER
  * SubjectPublicKeyInfo.
  */
-export function logPublicKey(key: string | KeyObject): LogPublicKey {
+function logPublicKey(key: string | KeyObject): LogPublicKey {
   const pub = typeof key === 'string' || key.type === 'public' ? key : createPublicKey(key);
   const pem = typeof pub === 'string' ? pub : pub.export({ type: 'spki', format: 'pem' }).toString();
   const keyId = digestOf(publicKeyDer(pem));
