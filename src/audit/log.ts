@@ -10,8 +10,10 @@
  *   integrate.ts        sealing entry bundles and hash tiles behind the appends
  *   checkpoints.ts      making, signing and cosigning checkpoints, repairing lost seals
  *   reader.ts           entries, checkpoints and proofs, read with the log's public key
- *   verify/             `audit verify` (log-verifier.ts) and the offline verifiers (proof
- *                       bundles, tiles-only client)
+ *   verify/             `audit verify` (log-verifier.ts: `verifyLog(log.reader)`) and the
+ *                       offline verifiers (proof bundles, tiles-only client); log-verifier.ts is
+ *                       not imported here, so what appends and checkpoints (every Lambda) does
+ *                       not carry the verifier
  */
 import type { SignedCheckpoint } from '../core/checkpoint.js';
 import type { WitnessKey } from '../core/cosignature.js';
@@ -23,9 +25,7 @@ import { DEFAULT_ORIGIN, type LogLayout } from './layout.js';
 import { LogObjects } from './objects.js';
 import { LogReader } from './reader.js';
 import { LogSequencer } from './sequencer.js';
-import { LogVerifier, type VerifyOptions } from './verify/log-verifier.js';
 import type { ProofBundle } from './verify/proof.js';
-import type { VerifyReport } from './verify/report.js';
 import type { WitnessClient } from './witness/http.js';
 
 export interface AuditLogOptions {
@@ -52,7 +52,12 @@ export class ObjectAuditLog implements AuditLog {
   readonly origin: string;
   private readonly objects: LogObjects;
   private readonly layout: LogLayout;
-  private readonly reader: LogReader;
+  /**
+   * Reads the log with the signer's public half only: what `audit verify` reads through
+   * (`verifyLog`, verify/log-verifier.ts), so that appending and checkpointing, the Lambdas' use,
+   * do not carry the verifier.
+   */
+  readonly reader: LogReader;
   private readonly integrator: Integrator;
   private readonly sequencer: LogSequencer;
   private readonly checkpointer: Checkpointer;
@@ -135,11 +140,6 @@ export class ObjectAuditLog implements AuditLog {
 
   entriesOf(runId: string): AsyncGenerator<AuditEntry> {
     return this.reader.entriesOf(runId);
-  }
-
-  /** `audit verify`: see `LogVerifier.verify`. Reads with the log's public key only. */
-  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
-    return new LogVerifier(this.reader).verify(options);
   }
 
   // ───────────── appending (sequencer.ts) ─────────────

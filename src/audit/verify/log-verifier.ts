@@ -37,6 +37,11 @@ export interface WitnessView {
   latest?(origin: string): Promise<string | undefined>;
 }
 
+/** `audit verify` of the log `reader` reads: see `LogVerifier.verify`. */
+export function verifyLog(reader: LogReader, options: VerifyOptions = {}): Promise<VerifyReport> {
+  return new LogVerifier(reader).verify(options);
+}
+
 export class LogVerifier {
   constructor(private readonly log: LogReader) {}
 
