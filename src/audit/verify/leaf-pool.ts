@@ -12,8 +12,8 @@
  * Why not a worker module that imports `hashLeaf` (src/core/merkle.ts) and `chainFields`
  * (src/core/audit-entry.ts): a worker gets no TypeScript loader under vitest or plain `node`
  * (`../core/*.js` does not resolve to the .ts sources there; only `node --import tsx` passes its
- * loader on), and each Lambda is one bundled file with no second module to start a worker from
- * (test/infra/bundles.test.ts). `hashTile` is held to core by tests instead:
+ * loader on). src/hash-worker.mjs is a plain-JS module because it needs nothing of src/core; this
+ * worker would need both. `hashTile` is held to core by tests instead:
  * test/unit/audit-leaf-pool.test.ts (its leaves are `entryLeafHash`, its tile root `rootOf`), and
  * test/reliability/audit-tamper*.test.ts, where sealed bundles go through `hashTile` and the tail
  * through `chainFields` (FastChainCheck.push) with the same verdicts expected.
