@@ -32,7 +32,8 @@ export interface AuditLogOptions {
   store: ObjectStore;
   /**
    * Signs checkpoints (`checkpoint`, and `prove` when no checkpoint covers the entry); its public
-   * half, and only that, is the key reading and `verify` check checkpoints with by default.
+   * half, and only that, is the key `reader` (and so `verifyLog(log.reader)`) checks checkpoints
+   * with by default.
    */
   signer?: Signer;
   /** The log's identity: first line of every checkpoint and the signature's key name. */
