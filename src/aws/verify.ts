@@ -11,7 +11,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import { openAuditLog } from '../audit/log.js';
+import { openLogReader } from '../audit/reader.js';
 import { publicKeyDer } from '../core/attest/keys.js';
 import { auditOrigin } from '../core/deployment.js';
 import { digestOf } from '../core/digest.js';
@@ -19,7 +19,6 @@ import { VeritrailError } from '../core/errors.js';
 import type { VerifyReport } from '../verify/codes.js';
 import { VerifyError } from '../verify/codes.js';
 import { type Evidence, type TrustedKey, type TrustedKeys, verifyRunWith } from '../verify/run.js';
-import { publicOnlySigner } from '../verify/trust.js';
 import { retryConfig } from './clients.js';
 import { type DeployedStage, findStage } from './deployed.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
@@ -127,8 +126,7 @@ export async function verifyDeployedRun(
       runs: new DynamoRunStore(clients.dynamodb ?? new DynamoDBClient({ ...retry }), stage.tableName),
       objects,
       datasets: new S3DatasetSource(s3),
-      openAudit: (key) =>
-        openAuditLog({ store: objects, signer: publicOnlySigner(key.pem), bucket: 'audit', origin }),
+      openAudit: (key) => openLogReader({ store: objects, publicKey: key.pem, bucket: 'audit', origin }),
     },
     keys,
     runId,

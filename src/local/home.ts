@@ -1,6 +1,6 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { DEFAULT_ORIGIN } from '../audit/log.js';
+import { DEFAULT_ORIGIN } from '../audit/layout.js';
 import { VeritrailError } from '../core/errors.js';
 import { DEFAULT_UNIT } from '../core/unit.js';
 

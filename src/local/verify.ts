@@ -1,12 +1,12 @@
 import { access } from 'node:fs/promises';
-import { openAuditLog } from '../audit/log.js';
+import { openLogReader } from '../audit/reader.js';
 import { publicKeyDer } from '../core/attest/index.js';
 import { digestOf } from '../core/digest.js';
 import { DEFAULT_UNIT } from '../core/unit.js';
 import type { VerifyReport } from '../verify/codes.js';
 import { VerifyError } from '../verify/codes.js';
 import { type Evidence, type TrustedKey, type TrustedKeys, verifyRunWith } from '../verify/run.js';
-import { type LocalVerifyOptions, publicOnlySigner } from '../verify/trust.js';
+import type { LocalVerifyOptions } from '../verify/trust.js';
 import { openFileSigner } from './file-signer.js';
 import { unitPaths } from './home.js';
 import { openLocalRuntime } from './runtime.js';
@@ -92,9 +92,9 @@ export async function verifyLocalRun(
         runs: rt.runs,
         objects: rt.objects,
         openAudit: (key) =>
-          openAuditLog({
+          openLogReader({
             store: rt.objects,
-            signer: publicOnlySigner(key.pem),
+            publicKey: key.pem,
             bucket: 'audit',
             prefix: unit.auditPrefix,
             origin: unit.auditOrigin,

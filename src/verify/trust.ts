@@ -9,10 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { z } from 'zod';
-import { parsePublicKey } from '../core/attest/index.js';
 import type { WitnessKey } from '../core/cosignature.js';
-import { digestOf } from '../core/digest.js';
-import type { Signer } from '../ports.js';
 import { VerifyError } from './codes.js';
 
 const TrustFileSchema = z.strictObject({
@@ -99,15 +96,4 @@ export function describeTrusted(keys: {
     ...keys.signing.map((k) => `signing ${k.id} (${k.source})`),
     ...keys.audit.map((k) => `audit   ${k.id} (${k.source})`),
   ];
-}
-
-/** A signer that only knows its public key: verification never signs. */
-export function publicOnlySigner(publicKeyPem: string): Signer {
-  return {
-    keyId: digestOf(new Uint8Array(parsePublicKey(publicKeyPem).key.export({ type: 'spki', format: 'der' }))),
-    publicKeyPem: async () => publicKeyPem,
-    sign: async () => {
-      throw new VerifyError('KEY_MISSING', 'verification never signs');
-    },
-  };
 }

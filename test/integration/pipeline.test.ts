@@ -2,6 +2,7 @@ import { appendFileSync, chmodSync, existsSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { openAuditLog } from '../../src/audit/log.js';
+import { verifyLog } from '../../src/audit/verify/log-verifier.js';
 import { main } from '../../src/cli/main.js';
 import { hexOf } from '../../src/core/digest.js';
 import { VeritrailError } from '../../src/core/errors.js';
@@ -42,7 +43,7 @@ async function runWith(ws: Workspace, wrap: (rt: LocalRuntime) => LocalRuntime =
     const exec = execution;
     const run = await rt.runs.get(exec.runId);
     const entries = await entriesOf(base, exec.runId);
-    const verify = await (base.audit as ReturnType<typeof openAuditLog>).verify({});
+    const verify = await verifyLog((base.audit as ReturnType<typeof openAuditLog>).reader, {});
     return { exec, run, entries, verify };
   } finally {
     await base.close();

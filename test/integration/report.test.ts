@@ -18,7 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAuditLog } from '../../src/audit/log.js';
+import { openLogReader } from '../../src/audit/reader.js';
 import { putBytesCas, readObject } from '../../src/cas.js';
 import { main } from '../../src/cli/main.js';
 import { parseBundle, type Statement, serializeBundle, signStatement } from '../../src/core/attest/index.js';
@@ -28,7 +28,6 @@ import { openLocalRuntime } from '../../src/local/runtime.js';
 import { trustedKeys } from '../../src/local/verify.js';
 import type { VerifyCheck } from '../../src/verify/codes.js';
 import { verifyRunWith } from '../../src/verify/run.js';
-import { publicOnlySigner } from '../../src/verify/trust.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
@@ -384,8 +383,7 @@ describe('pinned keys', () => {
         {
           runs: { get: async () => forged },
           objects: rt.objects,
-          openAudit: (k) =>
-            openAuditLog({ store: rt.objects, signer: publicOnlySigner(k.pem), bucket: 'audit' }),
+          openAudit: (k) => openLogReader({ store: rt.objects, publicKey: k.pem, bucket: 'audit' }),
         },
         keys,
         runId,

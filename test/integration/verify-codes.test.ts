@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { convertToAttr } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAuditLog } from '../../src/audit/log.js';
+import { openLogReader } from '../../src/audit/reader.js';
 import { putBytesCas, putJsonCas } from '../../src/cas.js';
 import { main } from '../../src/cli/main.js';
 import {
@@ -38,7 +38,6 @@ import { openLocalRuntime } from '../../src/local/runtime.js';
 import type { RunRecord } from '../../src/ports.js';
 import type { VerifyCheck, VerifyCheckName, VerifyCode } from '../../src/verify/codes.js';
 import { verifyRunWith } from '../../src/verify/run.js';
-import { publicOnlySigner } from '../../src/verify/trust.js';
 import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
 
 interface Verified {
@@ -373,8 +372,7 @@ describe('when the auditor hands verify a key it cannot use', () => {
         {
           runs: rt.runs,
           objects: rt.objects,
-          openAudit: (k) =>
-            openAuditLog({ store: rt.objects, signer: publicOnlySigner(k.pem), bucket: 'audit' }),
+          openAudit: (k) => openLogReader({ store: rt.objects, publicKey: k.pem, bucket: 'audit' }),
         },
         {
           signing: [{ pem: rsa, id: digestOf(rsa), source: 'an RSA key' }],

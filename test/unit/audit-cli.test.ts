@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ObjectAuditLog } from '../../src/audit/log.js';
-import { verifyProofBundle } from '../../src/audit/proof.js';
+import { verifyProofBundle } from '../../src/audit/verify/proof.js';
 import { run } from '../../src/cli/commands/audit.js';
 import type { CliIo } from '../../src/cli/io.js';
 import { openFileSigner } from '../../src/local/file-signer.js';

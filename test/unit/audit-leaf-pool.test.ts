@@ -5,7 +5,7 @@
  * corrupting what a caller copied out of them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashTileHere, LeafPool, tilePrefix, tileRoot } from '../../src/audit/leaf-pool.js';
+import { hashTileHere, LeafPool, tilePrefix, tileRoot } from '../../src/audit/verify/leaf-pool.js';
 import { entryBytes, entryLeafHash, makeEntry, toHex, ZERO_HASH_HEX } from '../../src/core/audit-entry.js';
 import { rootOf } from '../../src/core/merkle.js';
 import { encodeEntryBundle } from '../../src/core/tiles.js';

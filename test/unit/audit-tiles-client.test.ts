@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ObjectAuditLog } from '../../src/audit/log.js';
-import { TilesClientError, verifyFromTiles } from '../../src/audit/tiles-client.js';
+import { TilesClientError, verifyFromTiles } from '../../src/audit/verify/tiles-client.js';
 import { event, MemoryObjectStore, testSigner } from '../reliability/helpers.js';
 
 function setup() {

@@ -9,6 +9,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { ObjectAuditLog } from '../../audit/log.js';
+import { verifyLog } from '../../audit/verify/log-verifier.js';
 import { witnessesFromFile } from '../../audit/witness/config.js';
 import { HttpWitnessClient } from '../../audit/witness/http.js';
 import { parseVkey, type WitnessKey } from '../../core/cosignature.js';
@@ -151,7 +152,7 @@ export async function run(args: string[], io: CliIo): Promise<number> {
         const url = trust.urls.get(key.name);
         return url === undefined ? { key } : new HttpWitnessClient(key, url);
       });
-      const report = await log.verify({
+      const report = await verifyLog(log.reader, {
         entryObjects: values['bundles-only'] !== true,
         ...(pinned ? { trustedKeys: trust.auditKeys } : {}),
         ...(witnesses.length > 0 ? { witnesses, quorum: trust.quorum ?? 1 } : {}),

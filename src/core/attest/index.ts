@@ -23,7 +23,7 @@ export {
   AttestationErrorCodes,
   isAttestationError,
 } from './errors.js';
-export { parsePublicKey, publicKeyDer, publicKeyHint } from './keys.js';
+export { publicKeyDer, publicKeyHint } from './keys.js';
 export { buildSingleFileModelSigningStatement } from './model-signing.js';
 export {
   buildFairnessStatement,

@@ -4,19 +4,19 @@
  * `audit.inclusion` (RFC 9162 inclusion proof of every entry in it) and `audit.witnessed`
  * (a checkpoint covering the run carries the cosignature of a named witness).
  */
-import type { ObjectAuditLog } from '../../audit/log.js';
-import { verifyProofBundle } from '../../audit/proof.js';
+import type { LogReader } from '../../audit/reader.js';
+import { verifyProofBundle } from '../../audit/verify/proof.js';
 import { isVeritrailError, toErrorInfo } from '../../core/errors.js';
 import type { AuditEntry } from '../../ports.js';
 import type { FailCode, TrustedKey, VerifyContext } from './context.js';
 
 /** The audit log opened with the trusted audit key that verifies its latest checkpoint. */
 export interface TrustedAudit {
-  log: ObjectAuditLog;
+  log: LogReader;
   key: TrustedKey;
 }
 
-type SignedCheckpoint = NonNullable<Awaited<ReturnType<ObjectAuditLog['latestCheckpoint']>>>;
+type SignedCheckpoint = NonNullable<Awaited<ReturnType<LogReader['latestCheckpoint']>>>;
 
 /**
  * With rotated audit keys, the latest checkpoint is signed by one of them: the log is opened with
@@ -41,7 +41,7 @@ export async function openTrustedAudit(ctx: VerifyContext): Promise<TrustedAudit
 /** `audit.entries`. Returns the run's entries; undefined when the log cannot be read (nothing after it can be checked). */
 export async function checkAuditEntries(
   ctx: VerifyContext,
-  log: ObjectAuditLog,
+  log: LogReader,
 ): Promise<AuditEntry[] | undefined> {
   const c = ctx.checks;
   const run = ctx.run;
@@ -70,7 +70,7 @@ export async function checkAuditEntries(
 /** `audit.checkpoint`. Returns the latest signed checkpoint; undefined when there is none that verifies. */
 export async function checkAuditCheckpoint(
   ctx: VerifyContext,
-  log: ObjectAuditLog,
+  log: LogReader,
 ): Promise<SignedCheckpoint | undefined> {
   let checkpoint: SignedCheckpoint | undefined;
   try {

@@ -3,8 +3,8 @@
  * reads through, the evidence read so far and the list of checks, in the order they ran.
  */
 
-import type { ObjectAuditLog } from '../../audit/log.js';
-import type { ProofBundle } from '../../audit/proof.js';
+import type { LogReader } from '../../audit/reader.js';
+import type { ProofBundle } from '../../audit/verify/proof.js';
 import type { WitnessKey } from '../../core/cosignature.js';
 import type { Digest } from '../../core/digest.js';
 import { isDigest } from '../../core/digest.js';
@@ -20,8 +20,8 @@ export interface VerifyDeps {
    * pinned (raw.pins.json, VersionIds included) are re-read and re-hashed through it.
    */
   datasets?: Pick<DatasetSource, 'open'>;
-  /** Opens the audit log with a signer that carries one trusted audit public key. */
-  openAudit(key: TrustedKey): ObjectAuditLog;
+  /** Opens a reader of the audit log that checks its checkpoints with one trusted audit public key. */
+  openAudit(key: TrustedKey): LogReader;
 }
 
 /** One public key an auditor trusts: PEM SubjectPublicKeyInfo, its id, and where it came from. */

@@ -8,6 +8,15 @@
  * `hashTile` is the one implementation, used in place for small logs and sent as source text to
  * the workers (evaluated, so it runs the same from TypeScript sources and the built package): it
  * must use nothing but its arguments and globals.
+ *
+ * Why not a worker module that imports `hashLeaf` (src/core/merkle.ts) and `chainFields`
+ * (src/core/audit-entry.ts): a worker gets no TypeScript loader under vitest or plain `node`
+ * (`../core/*.js` does not resolve to the .ts sources there; only `node --import tsx` passes its
+ * loader on). src/hash-worker.mjs is a plain-JS module because it needs nothing of src/core; this
+ * worker would need both. `hashTile` is held to core by tests instead:
+ * test/unit/audit-leaf-pool.test.ts (its leaves are `entryLeafHash`, its tile root `rootOf`), and
+ * test/reliability/audit-tamper*.test.ts, where sealed bundles go through `hashTile` and the tail
+ * through `chainFields` (FastChainCheck.push) with the same verdicts expected.
  */
 import { hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';

@@ -5,16 +5,16 @@
  * included), and checks every entry bundle (full and partial) against its level-0 tile. This is
  * what a third party holding only a copy of the tiles can do, and the test of the layout.
  */
-import { CheckpointError, openCheckpoint, type SignedCheckpoint } from '../core/checkpoint.js';
-import { CodedError } from '../core/errors.js';
-import { hashChildren, hashLeaf, rootAt } from '../core/merkle.js';
+import { CheckpointError, openCheckpoint, type SignedCheckpoint } from '../../core/checkpoint.js';
+import { CodedError } from '../../core/errors.js';
+import { hashChildren, hashLeaf, rootAt } from '../../core/merkle.js';
 import {
   decodeEntryBundle,
   decodeHashTile,
   entryBundlePath,
   hashTilePath,
   TILE_WIDTH,
-} from '../core/tiles.js';
+} from '../../core/tiles.js';
 
 const TilesClientErrorCodes = [
   'CHECKPOINT_INVALID',

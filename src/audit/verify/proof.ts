@@ -17,12 +17,12 @@
  * root, after the checkpoint's signature verifies under the trusted key.
  */
 
-import { parseEntry } from '../core/audit-entry.js';
-import { CheckpointError, openCheckpoint, type SignedCheckpoint } from '../core/checkpoint.js';
-import { VeritrailError } from '../core/errors.js';
-import { canonicalBytes } from '../core/jcs.js';
-import { hashLeaf, ProofError, verifyInclusionProof } from '../core/merkle.js';
-import type { AuditEntry } from '../ports.js';
+import { parseEntry } from '../../core/audit-entry.js';
+import { CheckpointError, openCheckpoint, type SignedCheckpoint } from '../../core/checkpoint.js';
+import { VeritrailError } from '../../core/errors.js';
+import { canonicalBytes } from '../../core/jcs.js';
+import { hashLeaf, ProofError, verifyInclusionProof } from '../../core/merkle.js';
+import type { AuditEntry } from '../../ports.js';
 
 export const PROOF_MEDIA_TYPE = 'application/vnd.veritrail.audit-proof.v1+json';
 
