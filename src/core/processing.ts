@@ -44,7 +44,11 @@ export const PreprocessJobConfigSchema = z.object({
 });
 export type PreprocessJobConfig = z.infer<typeof PreprocessJobConfigSchema>;
 
-const fileClaim = z.object({ digest, size: z.number().int().nonnegative(), rows: z.number().int().nonnegative() });
+const fileClaim = z.object({
+  digest,
+  size: z.number().int().nonnegative(),
+  rows: z.number().int().nonnegative(),
+});
 
 /** output/result/result.json: what the job claims it wrote; every claim is re-checked before signing. */
 export const PreprocessJobOutputSchema = z.object({
@@ -73,7 +77,10 @@ export function jobPipeline(config: PreprocessJobConfig) {
 
 /** SageMaker job names: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}. */
 export function preprocessJobName(runId: string): string {
-  const id = runId.replace(/[^a-zA-Z0-9-]/g, '-').replace(/-+/g, '-').replace(/^-|-$/g, '');
+  const id = runId
+    .replace(/[^a-zA-Z0-9-]/g, '-')
+    .replace(/-+/g, '-')
+    .replace(/^-|-$/g, '');
   return `veritrail-pre-${id}`.slice(0, 63).replace(/-+$/, '');
 }
 

@@ -186,7 +186,9 @@ async function transformByJob(
   const processor = rt.processor;
   if (!processor) throw new VeritrailError('INTERNAL', 'transformByJob without a processor');
   const storedDefinition = JSON.parse(
-    new TextDecoder().decode(await readObject(rt.objects, 'artifacts', casKey(state.pipeline.digest as Digest))),
+    new TextDecoder().decode(
+      await readObject(rt.objects, 'artifacts', casKey(state.pipeline.digest as Digest)),
+    ),
   ) as unknown;
   const config: PreprocessJobConfig = {
     kind: 'veritrail/preprocess-job@1',
