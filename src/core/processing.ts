@@ -26,6 +26,12 @@ export const PROCESSING_PATHS = {
   result: 'output/result',
 } as const;
 export const PROCESSING_CONFIG_FILE = 'job.json';
+/** The job program's file: next to the Preprocess function's bundle, and in the job's code input. */
+export const PROCESSING_PROGRAM = 'processing.mjs';
+/** Deployments preprocess datasets above this many bytes with a job (VERITRAIL_PROCESSING_THRESHOLD_BYTES). */
+export const DEFAULT_PROCESSING_THRESHOLD_BYTES = 8 * 1024 ** 3;
+/** The prefix of every job name (the stacks grant CreateProcessingJob on it). */
+export const PREPROCESS_JOB_NAME_PREFIX = 'veritrail-pre-';
 export const PROCESSING_RESULT_FILE = 'result.json';
 
 /** The raw file as the job finds it: its path under input/raw, and the digest HashDataset recorded. */
@@ -81,7 +87,7 @@ export function preprocessJobName(runId: string): string {
     .replace(/[^a-zA-Z0-9-]/g, '-')
     .replace(/-+/g, '-')
     .replace(/^-|-$/g, '');
-  return `veritrail-pre-${id}`.slice(0, 63).replace(/-+$/, '');
+  return `${PREPROCESS_JOB_NAME_PREFIX}${id}`.slice(0, 63).replace(/-+$/, '');
 }
 
 /**

@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { readObject } from '../cas.js';
 import { digestOf } from '../core/digest.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
+import { CONTENT_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
 import {
   errorOfFailedJob,
   PROCESSING_CONFIG_FILE,
@@ -94,9 +95,9 @@ export class LocalProcessor implements Processor {
       const processed = at(PROCESSING_PATHS.processed);
       for (const name of await readdir(processed).catch(() => [] as string[])) {
         const path = join(processed, name);
-        await this.upload(`sha256/${name}`, path);
+        await this.upload(`${CONTENT_PREFIX}${name}`, path);
       }
-      const resultKey = `processing/${spec.jobName}/${PROCESSING_RESULT_FILE}`;
+      const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
       const result = join(at(PROCESSING_PATHS.result), PROCESSING_RESULT_FILE);
       if (existsSync(result)) await this.upload(resultKey, result, true);
       return {
