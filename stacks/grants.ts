@@ -353,9 +353,13 @@ export function functionStatements(
           resources: [artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`)],
         }),
         new iam.PolicyStatement({
-          sid: 'ReadProcessingResults',
+          // The program's create-once write looks first (HeadObject is authorized as s3:GetObject).
+          sid: 'ReadProcessingProgramAndResults',
           actions: ['s3:GetObject'],
-          resources: [artifacts.arnForObjects(`${PROCESSING_PREFIX}*`)],
+          resources: [
+            artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`),
+            artifacts.arnForObjects(`${PROCESSING_PREFIX}*`),
+          ],
         }),
       );
     }

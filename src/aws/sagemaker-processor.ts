@@ -9,9 +9,11 @@
  * against the digest HashDataset recorded). Outputs: the processed files at their content
  * addresses (`sha256/`), result.json under `processing/<job>/`.
  *
- * Like the Batch Transform scorer, the Preprocess invocation creates the job (idempotent by name),
- * polls it, and past its poll budget throws TRANSIENT: the state machine retries Preprocess, which
- * finds the job by name and waits on.
+ * Like the Batch Transform scorer, the Preprocess invocation creates the job (idempotent by name)
+ * and polls it; past its poll budget (8 minutes, leaving the rest of the 15-minute invocation to
+ * re-hash what the job wrote) it throws PROCESSING_RUNNING, which Preprocess's own retrier in the
+ * ASL answers by invoking it again (99 times: longer than the job's 12-hour MaxRuntime), and the
+ * next invocation finds the job by name and waits on.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +42,8 @@ import { awsCall, awsErrorName, translateAwsError } from './errors.js';
 /** Processing supports these; m5.xlarge: 4 vCPU, 16 GiB, for a single-threaded streaming transform. */
 const DEFAULT_PROCESSING_INSTANCE = 'ml.m5.xlarge';
 const GiB = 1024 ** 3;
+/** A job that completes after this much polling is verified by a fresh invocation (15 minutes of re-hashing). */
+const FRESH_INVOCATION_AFTER_MS = 60_000;
 
 export interface ProcessingConfig {
   /** A Node 22 image in ECR, pinned by digest (`…@sha256:…`): VERITRAIL_PROCESSING_IMAGE. */
@@ -263,6 +267,14 @@ export class SageMakerProcessor implements Processor {
         );
       }
       const status = job.ProcessingJobStatus;
+      if (status === 'Completed' && waited > FRESH_INVOCATION_AFTER_MS) {
+        // The step re-hashes everything the job wrote next: it gets an invocation of its own.
+        throw new VeritrailError(
+          'PROCESSING_RUNNING',
+          `processing job ${spec.jobName} completed; Preprocess is invoked again to verify its output with a whole invocation`,
+          { details: { jobName: spec.jobName, status } },
+        );
+      }
       if (status === 'Completed') {
         return {
           resultKey: `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`,
@@ -280,8 +292,8 @@ export class SageMakerProcessor implements Processor {
       }
       if (waited >= timeout) {
         throw new VeritrailError(
-          'TRANSIENT',
-          `processing job ${spec.jobName} is still ${status ?? 'unknown'} after ${Math.round(waited / 1000)} s; Preprocess is retried and waits on`,
+          'PROCESSING_RUNNING',
+          `processing job ${spec.jobName} is still ${status ?? 'unknown'} after ${Math.round(waited / 1000)} s; Preprocess is invoked again and waits on`,
           { details: { jobName: spec.jobName, status } },
         );
       }

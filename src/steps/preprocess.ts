@@ -206,7 +206,9 @@ async function transformByJob(
     config: storedConfig,
     raw: pins,
     sizeBytes: hash.size,
-    maxRuntimeSeconds: 24 * 3600,
+    // Shorter than Preprocess's retrier waits (state-machines/training-pipeline.asl.json): a job that
+    // runs too long ends Failed, with its reason, before the state machine stops asking.
+    maxRuntimeSeconds: 12 * 3600,
   });
   const claimed = await readJobOutput(rt, job.resultKey, state.runId);
   const files = {} as StoredFiles;

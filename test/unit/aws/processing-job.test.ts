@@ -42,11 +42,11 @@ function memoryObjects(): ObjectStore & { keys: string[] } {
   const keys: string[] = [];
   return {
     keys,
-    put: async (_b, key) => {
+    put: async (_b: string, key: string) => {
       keys.push(key);
       return { key, size: 0 };
     },
-    head: async (_b, key) => (keys.includes(key) ? { key, size: 0 } : undefined),
+    head: async (_b: string, key: string) => (keys.includes(key) ? { key, size: 0 } : undefined),
     open: async () => {
       throw new Error('not used');
     },
@@ -151,7 +151,35 @@ describe('Preprocess as a SageMaker Processing job', () => {
       .preprocess(spec)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(VeritrailError);
-    expect((err as VeritrailError).code).toBe('TRANSIENT');
+    expect((err as VeritrailError).code).toBe('PROCESSING_RUNNING');
+  });
+
+  it('a job that completes late in an invocation is verified by the next one, with a whole invocation', async () => {
+    let request: Record<string, unknown> = {};
+    sm.on(CreateProcessingJobCommand).callsFake((input) => {
+      request = input;
+      return {};
+    });
+    let polls = 0;
+    sm.on(DescribeProcessingJobCommand).callsFake(() => ({
+      ...request,
+      ProcessingJobStatus: polls++ < 3 ? 'InProgress' : 'Completed',
+    }));
+    const late = new SageMakerProcessor(sm as unknown as SageMakerClient, memoryObjects(), {
+      image: IMAGE,
+      roleArn: ROLE,
+      thresholdBytes: 1,
+      artifactsBucket: 'artifacts',
+      kmsKeyId: KEY,
+      poll: { initialDelayMs: 30_000, maxDelayMs: 30_000, timeoutMs: 8 * 60_000 },
+      sleep: async () => {},
+      program: async () => PROGRAM,
+    });
+    await expect(late.preprocess(spec)).rejects.toMatchObject({ code: 'PROCESSING_RUNNING' });
+    // The retried invocation finds it completed at once and goes on to verify.
+    await expect(late.preprocess(spec)).resolves.toMatchObject({
+      resultKey: 'processing/veritrail-pre-r-1/result.json',
+    });
   });
 
   it('refuses a job of the same name that is not the one this run asks for', async () => {
