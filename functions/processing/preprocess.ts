@@ -1,7 +1,7 @@
 /**
  * The program a Preprocess processing job runs (SageMaker Processing on AWS, a child process
  * locally: src/local/process-processor.ts). It follows the processing container contract
- * (src/core/processing.ts): the job config at input/config/job.json, the raw files at
+ * (src/core/processing.ts): the job config, the one file in input/config, the raw files at
  * input/raw/<path>, the processed files written to output/processed/ each named by its own SHA-256
  * (so the job's output lands at their content addresses), the claims to output/result/result.json,
  * and on failure `<CODE>: <message>` in /opt/ml/output/message (DescribeProcessingJob's
@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,7 +22,6 @@ import { canonicalDigest } from '../../src/core/jcs.js';
 import {
   exitMessageOf,
   jobPipeline,
-  PROCESSING_CONFIG_FILE,
   PROCESSING_EXIT_MESSAGE,
   PROCESSING_PATHS,
   PROCESSING_RESULT_FILE,
@@ -48,16 +47,18 @@ async function sha256File(path: string): Promise<{ hex: string; size: number }> 
 
 export async function runPreprocessJob(root: string): Promise<PreprocessJobOutput> {
   const at = (p: string) => join(root, p);
+  // The config input holds one file: SageMaker names it after its S3 key (its content address).
+  const configDir = at(PROCESSING_PATHS.config);
+  const names = await readdir(configDir).catch(() => [] as string[]);
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(join(at(PROCESSING_PATHS.config), PROCESSING_CONFIG_FILE), 'utf8'));
+    if (names.length !== 1) throw new Error(`${names.length} files in ${PROCESSING_PATHS.config}`);
+    raw = JSON.parse(await readFile(join(configDir, names[0] as string), 'utf8'));
   } catch (e) {
     throw new VeritrailError(
       'PROCESSING_FAILED',
-      `the job config ${PROCESSING_CONFIG_FILE} is missing or not JSON`,
-      {
-        cause: e,
-      },
+      `the job config (one file in ${PROCESSING_PATHS.config}) is missing or not JSON`,
+      { cause: e },
     );
   }
   const parsed = PreprocessJobConfigSchema.safeParse(raw);

@@ -17,6 +17,7 @@ export const PROCESSING_ROOT = '/opt/ml/processing';
 export const PROCESSING_EXIT_MESSAGE = '/opt/ml/output/message';
 /** Input and output names, relative to the root: `input/<name>`, `output/<name>`. */
 export const PROCESSING_PATHS = {
+  /** The job config: one file, named after its content address. */
   config: 'input/config',
   code: 'input/code',
   raw: 'input/raw',
@@ -25,7 +26,6 @@ export const PROCESSING_PATHS = {
   /** result.json (PreprocessJobOutput). */
   result: 'output/result',
 } as const;
-export const PROCESSING_CONFIG_FILE = 'job.json';
 /** The job program's file: next to the Preprocess function's bundle, and in the job's code input. */
 export const PROCESSING_PROGRAM = 'processing.mjs';
 /** Deployments preprocess datasets above this many bytes with a job (VERITRAIL_PROCESSING_THRESHOLD_BYTES). */
@@ -37,7 +37,7 @@ export const PROCESSING_RESULT_FILE = 'result.json';
 /** The raw file as the job finds it: its path under input/raw, and the digest HashDataset recorded. */
 const jobFile = z.object({ path: z.string().min(1), size: z.number().int().nonnegative(), digest });
 
-/** input/config/job.json: everything the transform needs, stored content-addressed by the control plane. */
+/** The one file of input/config: everything the transform needs, stored content-addressed by the control plane. */
 export const PreprocessJobConfigSchema = z.object({
   kind: z.literal('veritrail/preprocess-job@1'),
   runId: z.string().min(1),

@@ -21,12 +21,7 @@ import { readObject } from '../cas.js';
 import { digestOf } from '../core/digest.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import { CONTENT_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
-import {
-  errorOfFailedJob,
-  PROCESSING_CONFIG_FILE,
-  PROCESSING_PATHS,
-  PROCESSING_RESULT_FILE,
-} from '../core/processing.js';
+import { errorOfFailedJob, PROCESSING_PATHS, PROCESSING_RESULT_FILE } from '../core/processing.js';
 import type {
   DatasetSource,
   ObjectStore,
@@ -67,8 +62,9 @@ export class LocalProcessor implements Processor {
     try {
       const at = (p: string) => join(root, p);
       await mkdir(at(PROCESSING_PATHS.config), { recursive: true });
+      // As the S3Prefix input of the config object lays it out: one file, named as its key ends.
       await writeFile(
-        join(at(PROCESSING_PATHS.config), PROCESSING_CONFIG_FILE),
+        join(at(PROCESSING_PATHS.config), spec.config.key.split('/').pop() ?? 'config.json'),
         await readObject(this.objects, 'artifacts', spec.config.key),
       );
       for (const file of spec.raw) {
