@@ -213,6 +213,42 @@ export interface Trainer {
   score?: Scorer['score'];
 }
 
+// ───────────────────────────── processing ─────────────────────────────
+
+/**
+ * Preprocess as a job (src/core/processing.ts): the job reads the raw dataset and the content-
+ * addressed job config, runs veritrail's transform, writes the processed files to the artifacts
+ * bucket under their content addresses and its claims to `resultKey`.
+ */
+export interface PreprocessJobSpec {
+  jobName: string;
+  runId: string;
+  pipeline: string;
+  /** The job config (PreprocessJobConfig), content-addressed in the artifacts bucket. */
+  config: { key: string; digest: Digest };
+  /** The raw files, as HashDataset pinned them (the job is handed them at `input/raw/<path>`). */
+  raw: readonly DatasetFile[];
+  /** Total raw bytes (sizes the job's volume). */
+  sizeBytes: number;
+  maxRuntimeSeconds: number;
+}
+
+export interface PreprocessJobResult {
+  /** Artifacts bucket key of the job's result.json (PreprocessJobOutput). */
+  resultKey: string;
+  /** The program the job ran, as the transform statement names it. */
+  code: { digest: Digest };
+  /** Where it ran, for the run record and the audit detail. */
+  executor: { kind: 'sagemaker-processing' | 'local-process'; jobName: string; image?: string };
+}
+
+export interface Processor {
+  /** Datasets larger than this many bytes are preprocessed by a job. */
+  thresholdBytes: number;
+  /** Starts the job (idempotent by name) and resolves when it has completed; a failed job throws. */
+  preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult>;
+}
+
 // ───────────────────────────── audit log ─────────────────────────────
 
 /** Audit entries, as src/core/audit-entry.ts encodes and hashes them. */

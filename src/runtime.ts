@@ -12,6 +12,7 @@ import type {
   LineageSink,
   ModelRegistry,
   ObjectStore,
+  Processor,
   RunStore,
   Signer,
   Trainer,
@@ -33,6 +34,11 @@ export interface Runtime {
   now(): Date;
   /** Where OpenLineage RunEvents go (files locally, EventBridge on AWS), and their job namespace. */
   lineage?: { sink: LineageSink; namespace: string };
+  /**
+   * Preprocess above a size: a SageMaker Processing job on AWS, a child process under the same
+   * container contract locally. Absent: Preprocess always runs in its own function.
+   */
+  processor?: Processor;
 }
 
 /** The ports a composition root may build; the rest of a Runtime (actor, mode, now) is always there. */
@@ -45,10 +51,11 @@ const PORT_NAMES = [
   'datasets',
   'registry',
   'lineage',
+  'processor',
 ] as const;
 type PortName = (typeof PORT_NAMES)[number];
 
-/** The ports a function was composed with; `lineage` is optional in a Runtime and simply absent. */
+/** The ports a function was composed with; `lineage` and `processor` are optional in a Runtime and simply absent. */
 export type ComposedPorts = Partial<Pick<Runtime, PortName>>;
 
 /**
@@ -73,7 +80,7 @@ function missingPort<T extends object>(port: PortName, entry: string): T {
 
 /**
  * A Runtime from the ports an entry point composed: the ones it did not compose are `missingPort`
- * guards (lineage, optional, stays absent).
+ * guards (lineage and processor, optional, stay absent).
  */
 export function runtimeOf<X extends object = object>(
   entry: string,
@@ -81,7 +88,7 @@ export function runtimeOf<X extends object = object>(
   ports: ComposedPorts,
   extras?: X,
 ): Runtime & X {
-  const guard = <K extends Exclude<PortName, 'lineage'>>(k: K): Runtime[K] =>
+  const guard = <K extends Exclude<PortName, 'lineage' | 'processor'>>(k: K): Runtime[K] =>
     ports[k] ?? missingPort<Runtime[K]>(k, entry);
   return {
     ...(extras as X),
@@ -94,5 +101,6 @@ export function runtimeOf<X extends object = object>(
     datasets: guard('datasets'),
     registry: guard('registry'),
     ...(ports.lineage ? { lineage: ports.lineage } : {}),
+    ...(ports.processor ? { processor: ports.processor } : {}),
   };
 }

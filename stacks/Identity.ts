@@ -3,7 +3,8 @@ import type { StackContext } from 'sst/constructs';
 import { FUNCTION_NAMES, type FunctionName } from './access.js';
 import { modelApprovalRole } from './approval.js';
 import { publish, removeUnusedSstHandler } from './common.js';
-import { sagemakerExecutionRoles } from './sagemaker-roles.js';
+import { processingJobRole, sagemakerExecutionRoles } from './sagemaker-roles.js';
+import { processingSettings } from './settings.js';
 import { checkUnitStage, deployedPipelines, deployedUnit } from './units.js';
 
 /**
@@ -37,6 +38,8 @@ export function Identity({ stack }: StackContext) {
   });
 
   const sagemakerRoles = sagemakerExecutionRoles(stack, pipelines);
+  // Preprocess's processing jobs, only when the deployment enables them (VERITRAIL_PROCESSING_IMAGE).
+  const processingRole = processingJobRole(stack, processingSettings());
 
   const modelApproval = modelApprovalRole(stack, unit, pipelines);
   // The platform-level view of a stage (docs/units.md "On AWS"): which unit it serves, who approves.
@@ -61,5 +64,5 @@ export function Identity({ stack }: StackContext) {
   }
 
   removeUnusedSstHandler(stack);
-  return { functionRoles, stateMachineRole, sagemakerRoles, modelApproval };
+  return { functionRoles, stateMachineRole, sagemakerRoles, processingRole, modelApproval };
 }

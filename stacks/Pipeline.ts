@@ -11,7 +11,13 @@ import { type FunctionCopyFilesProps, Function as SstFunction, type StackContext
 import { useProject } from 'sst/project.js';
 import { trainerCodeBundle } from '../src/core/pipeline.js';
 import { ACCESS, FUNCTION_NAMES, type FunctionName } from './access.js';
-import { cedarWasmCopy, FUNCTIONS_WITH_CEDAR, NODEJS_BUNDLING, powertoolsLayer } from './bundling.js';
+import {
+  cedarWasmCopy,
+  FUNCTIONS_WITH_CEDAR,
+  NODEJS_BUNDLING,
+  powertoolsLayer,
+  processingProgramCopy,
+} from './bundling.js';
 import { publish, removeUnusedSstHandler } from './common.js';
 import { suppressFunctionFindings, suppressTracingPolicy } from './compliance.js';
 import { Database } from './Database.js';
@@ -20,8 +26,14 @@ import { Identity } from './Identity.js';
 import { Keys } from './Keys.js';
 import { isolatedNetwork } from './network.js';
 import { Storage } from './Storage.js';
-import { grantSageMakerRoles } from './sagemaker-roles.js';
-import { type DeployedPipeline, LOG_RETENTION_DAYS, RESERVED_CONCURRENCY, vpcMode } from './settings.js';
+import { grantProcessingRole, grantSageMakerRoles } from './sagemaker-roles.js';
+import {
+  type DeployedPipeline,
+  LOG_RETENTION_DAYS,
+  processingSettings,
+  RESERVED_CONCURRENCY,
+  vpcMode,
+} from './settings.js';
 import { stateMachineIdentity, trainingStateMachine } from './state-machine.js';
 import { deployedPipelines } from './units.js';
 import { witnessEnvironment } from './Witness.js';
@@ -71,8 +83,11 @@ function copyFilesFor(
   name: FunctionName,
   pipelines: readonly DeployedPipeline[],
   root: string,
+  processing: boolean,
 ): { copyFiles?: FunctionCopyFilesProps[] } {
   const files: FunctionCopyFilesProps[] = [];
+  // Preprocess hands its processing jobs the job program, built next to its own bundle.
+  if (name === 'preprocess' && processing) files.push(processingProgramCopy(root, useProject().paths.out));
   // start, and RegisterRun for a Step Functions console start, run the start service on them.
   if (name === 'start' || name === 'register-run') files.push(...pipelineBundleFiles(pipelines, root));
   if (name === 'start' || name === 'check-code') files.push(...trainingCodeBundleFiles(pipelines, root));
@@ -103,7 +118,8 @@ const LONG_RUNNING: ReadonlySet<FunctionName> = new Set([
  * its row in stacks/access.ts; the training pipeline state machine from the ASL file.
  */
 export function Pipeline({ stack, app }: StackContext) {
-  const { functionRoles, stateMachineRole, sagemakerRoles } = use(Identity);
+  const { functionRoles, stateMachineRole, sagemakerRoles, processingRole } = use(Identity);
+  const processing = processingRole ? processingSettings() : undefined;
   const { dataKey, dataKeyArn, attestationKeyArn, checkpointKeyArn } = use(Keys);
   const { landing, artifacts, audit, auditRetentionDays } = use(Storage);
   const { table } = use(Database);
@@ -144,6 +160,7 @@ export function Pipeline({ stack, app }: StackContext) {
     stateMachineName,
     stateMachineArn,
     sagemakerRoles,
+    ...(processingRole ? { processingRole } : {}),
   });
 
   const network = vpcMode() === 'isolated' ? isolatedNetwork(stack, dataKey) : undefined;
@@ -175,8 +192,18 @@ export function Pipeline({ stack, app }: StackContext) {
           : environment),
         // The witnesses the checkpointing functions ask (stacks/Witness.ts).
         ...witnessesOf(name),
+        ...(name === 'preprocess' && processing && processingRole
+          ? {
+              VERITRAIL_PROCESSING_IMAGE: processing.image,
+              VERITRAIL_PROCESSING_ROLE_ARN: processingRole.roleArn,
+              VERITRAIL_PROCESSING_THRESHOLD_BYTES: String(processing.thresholdBytes),
+              ...(processing.instanceType
+                ? { VERITRAIL_PROCESSING_INSTANCE_TYPE: processing.instanceType }
+                : {}),
+            }
+          : {}),
       },
-      ...copyFilesFor(name, pipelines, useProject().paths.root),
+      ...copyFilesFor(name, pipelines, useProject().paths.root, processing !== undefined),
       nodejs: NODEJS_BUNDLING,
       layers: [powertoolsLayer(stack)],
     });
@@ -197,13 +224,27 @@ export function Pipeline({ stack, app }: StackContext) {
     });
     // Lambda checks at creation that the role may create the function's network interfaces.
     if (network) fn.node.addDependency(grants);
-    suppressFunctionFindings(name, fn, grants, { inVpc: network !== undefined });
+    suppressFunctionFindings(name, fn, grants, {
+      inVpc: network !== undefined,
+      processing: processing !== undefined,
+    });
     suppressTracingPolicy(role);
     functions[name] = fn;
   }
 
   // SageMaker execution roles: the pipeline's data and its own output prefix (stacks/sagemaker-roles.ts).
   grantSageMakerRoles({ stack, pipelines, sagemakerRoles, artifacts, dataKeyArn });
+  if (processing && processingRole) {
+    grantProcessingRole({
+      stack,
+      role: processingRole,
+      settings: processing,
+      pipelines,
+      landing,
+      artifacts,
+      dataKeyArn,
+    });
+  }
 
   // The state machine: the ASL file as is, ARNs substituted, its role's grants (stacks/state-machine.ts).
   const stateMachine = trainingStateMachine({

@@ -93,6 +93,13 @@ export interface FunctionAccess {
    * `vts-*`; iam:PassRole of the pipelines' SageMaker roles; kms:CreateGrant for the job's volume.
    */
   batchTransform?: boolean;
+  /**
+   * Preprocess's SageMaker Processing jobs, when the deployment enables them (VERITRAIL_PROCESSING_IMAGE):
+   * CreateProcessingJob (network isolation, inter-container encryption, the data key) and
+   * DescribeProcessingJob on `veritrail-pre-*`, PassRole of the processing role, the job program
+   * written under processing-code/ and the jobs' results read under processing/.
+   */
+  processingJobs?: boolean;
   /** sagemaker:CreateModelPackage (+ group create/describe, AddTags). */
   registerModel?: boolean;
   /** events:PutEvents on the default bus (OpenLineage run events). */
@@ -156,6 +163,7 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
   preprocess: {
     purpose: 'schema check, deterministic split, processed set, signed transform statement',
     landingRead: true,
+    processingJobs: true,
     artifactsRead: [CONTENT_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
     signAttestations: true,

@@ -28,7 +28,9 @@ import { Stack } from 'aws-cdk-lib';
 import { type ILayerVersion, LayerVersion } from 'aws-cdk-lib/aws-lambda';
 import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
+import { buildSync } from 'esbuild';
 import type { FunctionCopyFilesProps, FunctionProps } from 'sst/constructs';
+import { PROCESSING_PROGRAM } from '../src/core/processing.js';
 
 type NodeJsProps = NonNullable<FunctionProps['nodejs']>;
 /** The esbuild plugin shape (esbuild's own type, not imported: SST's esbuild is 0.18, ours 0.28). */
@@ -167,6 +169,32 @@ export const CEDAR_WASM_FILE = 'cedar_wasm_bg.wasm';
 export function cedarWasmCopy(root: string): FunctionCopyFilesProps {
   const wasm = path.join(path.dirname(require.resolve('@cedar-policy/cedar-wasm/nodejs')), CEDAR_WASM_FILE);
   return { from: path.relative(root, wasm), to: `functions/${CEDAR_WASM_FILE}` };
+}
+
+/**
+ * Preprocess's processing job program (functions/processing/preprocess.ts), built into one ES
+ * module beside the Preprocess handler (`functions/processing.mjs` in its asset, which
+ * src/aws/sagemaker-processor.ts reads from next to its own bundle and stores content-addressed for
+ * each job). It runs on the processing image's Node 22 with nothing installed, so everything is
+ * bundled; CommonJS dependencies get a `require` for Node's built-ins.
+ */
+export function processingProgramCopy(root: string, outDir: string): FunctionCopyFilesProps {
+  const outfile = path.join(outDir, 'processing', PROCESSING_PROGRAM);
+  buildSync({
+    entryPoints: [path.join(root, 'functions', 'processing', 'preprocess.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node22',
+    minify: true,
+    legalComments: 'none',
+    banner: {
+      js: "import { createRequire as __veritrailRequire } from 'node:module'; const require = __veritrailRequire(import.meta.url);",
+    },
+    logLevel: 'error',
+  });
+  return { from: path.relative(root, outfile), to: `functions/${PROCESSING_PROGRAM}` };
 }
 
 /** The functions whose bundle imports Cedar (test/infra/bundles.test.ts checks the list against the bundles). */

@@ -155,7 +155,7 @@ export function suppressTracingPolicy(role: IConstruct): void {
 }
 
 /** The IAM5 patterns a function's grants produce, each with why it cannot be narrower. */
-function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
+function wildcardSuppressions(access: FunctionAccess, processing: boolean): NagPackSuppression[] {
   const out: { appliesTo: (string | ReturnType<typeof res>)[]; reason: string }[] = [];
   if (access.auditAppend) {
     out.push({
@@ -190,6 +190,19 @@ function wildcardSuppressions(access: FunctionAccess): NagPackSuppression[] {
       reason:
         'Training job names are `vt-<run>` chosen per run (src/core/rules.ts TRAINING_JOB_NAME_PREFIX): ' +
         'only veritrail’s own jobs, with encryption conditions on CreateTrainingJob.',
+    });
+  }
+  if (access.processingJobs && processing) {
+    out.push({
+      appliesTo: [
+        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:processing-job/veritrail-pre-\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-code\\/\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing\\/\\*'),
+      ],
+      reason:
+        'Preprocess’s processing jobs are named `veritrail-pre-<run>` per run (src/core/processing.ts), with ' +
+        'network isolation, inter-container encryption and the data key required; the job program is stored ' +
+        'under processing-code/ by its content address and each job’s result under processing/<job>/.',
     });
   }
   if (access.batchTransform) {
@@ -252,7 +265,7 @@ export function suppressFunctionFindings(
   name: FunctionName,
   fn: IConstruct,
   grants: IConstruct,
-  options: { inVpc: boolean },
+  options: { inVpc: boolean; processing?: boolean },
 ): void {
   const asynchronous = name === 'start' || name === 'training-callback' || name === 'reconcile';
   const suppressions: NagPackSuppression[] = [
@@ -300,7 +313,7 @@ export function suppressFunctionFindings(
     : [];
   NagSuppressions.addResourceSuppressions(grants, [
     ...inlinePolicy(),
-    ...wildcardSuppressions(access),
+    ...wildcardSuppressions(access, options.processing === true),
     ...vpc,
   ]);
 }
@@ -386,6 +399,44 @@ export function suppressSageMakerRoleFindings(grants: IConstruct, pipeline: stri
         'In VPC mode SageMaker creates the job’s network interfaces, whose ids do not exist before; ' +
         'creation is limited to the definition’s own subnets and security groups.',
       appliesTo: [res('arn:<AWS::Partition>:ec2:[a-z0-9-]+:\\d{12}:network-interface/\\*')],
+    },
+  ]);
+}
+
+/** The processing role's grants (stacks/sagemaker-roles.ts grantProcessingRole). */
+export function suppressProcessingRoleFindings(grants: IConstruct): void {
+  NagSuppressions.addResourceSuppressions(grants, [
+    ...inlinePolicy(),
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'A Preprocess processing job reads the raw files under the deployed pipelines’ landing prefixes ' +
+        '(object keys chosen by uploaders), its content-addressed job config (sha256/<hex>) and program ' +
+        '(processing-code/sha256/<hex>/), and writes the processed files at their content addresses and ' +
+        'its result under processing/<job>/, job names chosen per run. The Preprocess step re-hashes every ' +
+        'object it wrote before signing anything about them.',
+      appliesTo: [
+        res('<landingBucket[0-9A-F]{8}\\.Arn>/.+\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/sha256/\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-code/\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing/\\*'),
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'SageMaker names each job’s log streams in /aws/sagemaker/ProcessingJobs (SageMaker Developer Guide, ' +
+        '"CloudWatch Logs for SageMaker"): the log group’s streams are the narrowest resource.',
+      appliesTo: [
+        res('arn:<AWS::Partition>:logs:[a-z0-9-]+:\\d{12}:log-group:/aws/sagemaker/ProcessingJobs:\\*'),
+      ],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace-conditioned to /aws/sagemaker/*) ' +
+        'accept no resource (Service Authorization Reference).',
+      appliesTo: ['Resource::*'],
     },
   ]);
 }

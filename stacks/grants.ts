@@ -8,6 +8,8 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
+import { PROCESSING_CODE_PREFIX, PROCESSING_PREFIX } from '../src/core/layout.js';
+import { PREPROCESS_JOB_NAME_PREFIX } from '../src/core/processing.js';
 import { SCORING_JOB_NAME_PREFIX, TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 import { type FunctionAccess, usesDataKey } from './access.js';
 import { modelPackageArns, modelPackageGroups } from './approval.js';
@@ -70,6 +72,8 @@ export interface GrantTargets {
   stateMachineName: string;
   stateMachineArn: string;
   sagemakerRoles: ReadonlyMap<string, iam.IRole>;
+  /** Preprocess's processing jobs' role, when the deployment enables them (stacks/settings.ts processingSettings). */
+  processingRole?: iam.IRole;
 }
 
 /** The statements of one function's row of stacks/access.ts, its own log group first. */
@@ -89,6 +93,7 @@ export function functionStatements(
     stateMachineName,
     stateMachineArn,
     sagemakerRoles,
+    processingRole,
   } = targets;
   const objectArns = (bucketArn: string, prefixes: readonly string[]) =>
     prefixes.map((p) => `${bucketArn}/${p}*`);
@@ -288,6 +293,75 @@ export function functionStatements(
           }),
         );
       }
+    }
+    if (access.processingJobs && processingRole) {
+      const jobs = Stack.of(stack).formatArn({
+        service: 'sagemaker',
+        resource: 'processing-job',
+        resourceName: `${PREPROCESS_JOB_NAME_PREFIX}*`,
+      });
+      s.push(
+        new iam.PolicyStatement({
+          // Service Authorization Reference, CreateProcessingJob: the request must isolate the
+          // container's network, encrypt between instances and encrypt its outputs with the data key.
+          sid: 'CreateProcessingJobs',
+          actions: ['sagemaker:CreateProcessingJob'],
+          resources: [jobs],
+          conditions: {
+            Bool: {
+              'sagemaker:NetworkIsolation': 'true',
+              'sagemaker:InterContainerTrafficEncryption': 'true',
+            },
+            ArnEquals: { 'sagemaker:OutputKmsKeyArn': dataKeyArn },
+            ArnEqualsIfExists: { 'sagemaker:VolumeKmsKeyArn': dataKeyArn },
+          },
+        }),
+        new iam.PolicyStatement({
+          sid: 'TagProcessingJobsOnCreate',
+          actions: ['sagemaker:AddTags'],
+          resources: [jobs],
+          conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [...TRAINING_JOB_TAG_KEYS] } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'DescribeProcessingJobs',
+          actions: ['sagemaker:DescribeProcessingJob'],
+          resources: [jobs],
+        }),
+        new iam.PolicyStatement({
+          sid: 'PassProcessingRole',
+          actions: ['iam:PassRole'],
+          resources: [processingRole.roleArn],
+          conditions: { StringEquals: { 'iam:PassedToService': 'sagemaker.amazonaws.com' } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'ProcessingVolumeGrants',
+          actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+          resources: [dataKeyArn],
+          conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'ProcessingProgramAndResults',
+          actions: ['s3:ListBucket'],
+          resources: [artifacts.bucketArn],
+          conditions: {
+            StringLike: { 's3:prefix': [`${PROCESSING_CODE_PREFIX}*`, `${PROCESSING_PREFIX}*`] },
+          },
+        }),
+        new iam.PolicyStatement({
+          sid: 'WriteProcessingProgram',
+          actions: ['s3:PutObject'],
+          resources: [artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`)],
+        }),
+        new iam.PolicyStatement({
+          // The program's create-once write looks first (HeadObject is authorized as s3:GetObject).
+          sid: 'ReadProcessingProgramAndResults',
+          actions: ['s3:GetObject'],
+          resources: [
+            artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`),
+            artifacts.arnForObjects(`${PROCESSING_PREFIX}*`),
+          ],
+        }),
+      );
     }
     if (access.batchTransform) {
       const vts = (resource: string) =>

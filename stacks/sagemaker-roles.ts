@@ -7,9 +7,15 @@ import { ArnFormat, Aws, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Stack as SstStack } from 'sst/constructs';
-import { CONTENT_PREFIX, SCORING_PREFIX, TRAINING_PREFIX } from '../src/core/layout.js';
-import { suppressSageMakerRoleFindings } from './compliance.js';
-import type { DeployedPipeline } from './settings.js';
+import {
+  CONTENT_PREFIX,
+  PROCESSING_CODE_PREFIX,
+  PROCESSING_PREFIX,
+  SCORING_PREFIX,
+  TRAINING_PREFIX,
+} from '../src/core/layout.js';
+import { suppressProcessingRoleFindings, suppressSageMakerRoleFindings } from './compliance.js';
+import type { DeployedPipeline, ProcessingSettings } from './settings.js';
 
 /** One execution role per pipeline with `trainer.aws`, by pipeline name; trusted by SageMaker for this account only. */
 export function sagemakerExecutionRoles(
@@ -187,4 +193,117 @@ export function grantSageMakerRoles({
     });
     suppressSageMakerRoleFindings(grants, definition.name);
   }
+}
+
+/** The role of Preprocess's processing jobs (only with VERITRAIL_PROCESSING_IMAGE): trusted by SageMaker for this account only. */
+export function processingJobRole(
+  stack: SstStack,
+  settings: ProcessingSettings | undefined,
+): iam.Role | undefined {
+  if (!settings) return undefined;
+  return new iam.Role(stack, 'SageMaker-processing', {
+    assumedBy: new iam.ServicePrincipal('sagemaker.amazonaws.com', {
+      conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+    }),
+    description: `veritrail ${stack.stage}: Preprocess processing jobs (veritrail's own program)`,
+  });
+}
+
+/**
+ * The processing role's grants (`Grants-sagemaker-processing`): read the deployed pipelines'
+ * landing prefixes (the raw files), the job config (`sha256/`) and the job program
+ * (`processing-code/`); write the processed files at their content addresses (`sha256/`) and
+ * result.json under `processing/`; the data key for its volume and outputs; its own log group; pull
+ * the one pinned image's repository.
+ */
+export function grantProcessingRole(t: {
+  stack: Stack;
+  role: iam.IRole;
+  settings: ProcessingSettings;
+  pipelines: readonly DeployedPipeline[];
+  landing: s3.IBucket;
+  artifacts: s3.IBucket;
+  dataKeyArn: string;
+}): void {
+  const landingPrefixes = t.pipelines.map((p) => p.landingPrefix);
+  const { repository } = t.settings;
+  const statements = [
+    new iam.PolicyStatement({
+      sid: 'ReadRawData',
+      actions: ['s3:GetObject'],
+      resources: landingPrefixes.map((p) => t.landing.arnForObjects(`${p}*`)),
+    }),
+    new iam.PolicyStatement({
+      sid: 'ListRawData',
+      actions: ['s3:ListBucket'],
+      resources: [t.landing.bucketArn],
+      conditions: { StringLike: { 's3:prefix': landingPrefixes.map((p) => `${p}*`) } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'ReadJobInputs',
+      actions: ['s3:GetObject'],
+      resources: [
+        t.artifacts.arnForObjects(`${CONTENT_PREFIX}*`),
+        t.artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`),
+      ],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ListJobInputs',
+      actions: ['s3:ListBucket'],
+      resources: [t.artifacts.bucketArn],
+      conditions: { StringLike: { 's3:prefix': [`${CONTENT_PREFIX}*`, `${PROCESSING_CODE_PREFIX}*`] } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'WriteJobOutputs',
+      actions: ['s3:PutObject'],
+      resources: [
+        t.artifacts.arnForObjects(`${CONTENT_PREFIX}*`),
+        t.artifacts.arnForObjects(`${PROCESSING_PREFIX}*`),
+      ],
+    }),
+    new iam.PolicyStatement({
+      sid: 'DataKeyForVolumeAndOutput',
+      actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+      resources: [t.dataKeyArn],
+    }),
+    new iam.PolicyStatement({
+      sid: 'DataKeyGrants',
+      actions: ['kms:CreateGrant'],
+      resources: [t.dataKeyArn],
+      conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    }),
+    new iam.PolicyStatement({
+      sid: 'ProcessingLogs',
+      actions: [
+        'logs:CreateLogGroup',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'logs:DescribeLogStreams',
+      ],
+      resources: [
+        Stack.of(t.stack).formatArn({
+          service: 'logs',
+          resource: 'log-group',
+          resourceName: '/aws/sagemaker/ProcessingJobs:*',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ProcessingMetrics',
+      actions: ['cloudwatch:PutMetricData'],
+      resources: ['*'],
+      conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+    }),
+    new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+    new iam.PolicyStatement({
+      sid: 'PullPinnedImage',
+      actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+      resources: [
+        `arn:${Aws.PARTITION}:ecr:${repository.region}:${repository.account}:repository/${repository.name}`,
+      ],
+    }),
+  ];
+  const grants = new iam.Policy(t.stack, 'Grants-sagemaker-processing', { roles: [t.role], statements });
+  suppressProcessingRoleFindings(grants);
 }

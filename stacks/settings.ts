@@ -8,8 +8,10 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { WITNESS_NAME, witnessesFrom } from '../src/audit/witness/config.js';
 import { CodedError } from '../src/core/errors.js';
+import { isImagePinned } from '../src/core/image.js';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from '../src/core/layout.js';
 import { landingPrefixOf, type PipelineDefinition, parsePipelineDefinition } from '../src/core/pipeline.js';
+import { DEFAULT_PROCESSING_THRESHOLD_BYTES } from '../src/core/processing.js';
 import type { FunctionName } from './access.js';
 
 export type SettingsErrorCode =
@@ -210,6 +212,58 @@ export function vpcMode(value: string | undefined = process.env.VERITRAIL_VPC_MO
     'SETTING_INVALID',
     `VERITRAIL_VPC_MODE must be "isolated" or "off" (default), got "${value}".`,
   );
+}
+
+/**
+ * Preprocess as a SageMaker Processing job above a size (docs/scale-cost-model.md, "Preprocess as a
+ * SageMaker Processing job"). Off unless VERITRAIL_PROCESSING_IMAGE names a Node.js 22 image in
+ * ECR pinned by digest (the job runs veritrail's own program on it, with network isolation);
+ * VERITRAIL_PROCESSING_THRESHOLD_BYTES (default 8 GiB) is the dataset size above which Preprocess
+ * uses it, VERITRAIL_PROCESSING_INSTANCE_TYPE the instance (default ml.m5.xlarge).
+ */
+export interface ProcessingSettings {
+  image: string;
+  thresholdBytes: number;
+  instanceType?: string;
+  /** The image's ECR repository, which the processing role may pull from. */
+  repository: { account: string; region: string; name: string };
+}
+
+export function processingSettings(env: NodeJS.ProcessEnv = process.env): ProcessingSettings | undefined {
+  const image = env.VERITRAIL_PROCESSING_IMAGE || undefined;
+  const threshold = env.VERITRAIL_PROCESSING_THRESHOLD_BYTES || undefined;
+  const instanceType = env.VERITRAIL_PROCESSING_INSTANCE_TYPE || undefined;
+  if (image === undefined) {
+    if (threshold !== undefined || instanceType !== undefined)
+      throw new StackSettingsError(
+        'SETTING_INVALID',
+        'VERITRAIL_PROCESSING_THRESHOLD_BYTES and VERITRAIL_PROCESSING_INSTANCE_TYPE need VERITRAIL_PROCESSING_IMAGE (a Node.js 22 image in ECR pinned by digest); set it, or unset them to preprocess every dataset in the Lambda.',
+      );
+    return undefined;
+  }
+  const ecr =
+    /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^@:]+)@sha256:[0-9a-f]{64}$/.exec(image);
+  if (!isImagePinned(image) || !ecr?.[1] || !ecr[2] || !ecr[3])
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_PROCESSING_IMAGE must be an ECR image pinned by digest, <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:<digest> (SageMaker Processing pulls from ECR only), got "${image}".`,
+    );
+  if (threshold !== undefined && !/^\d+$/.test(threshold))
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_PROCESSING_THRESHOLD_BYTES must be a whole number of bytes, got "${threshold}".`,
+    );
+  if (instanceType !== undefined && !/^ml\.[a-z0-9]+\.[a-z0-9]+$/.test(instanceType))
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_PROCESSING_INSTANCE_TYPE must be a SageMaker instance type such as ml.m5.xlarge, got "${instanceType}".`,
+    );
+  return {
+    image,
+    thresholdBytes: threshold === undefined ? DEFAULT_PROCESSING_THRESHOLD_BYTES : Number(threshold),
+    ...(instanceType ? { instanceType } : {}),
+    repository: { account: ecr[1], region: ecr[2], name: ecr[3] },
+  };
 }
 
 /**

@@ -27,6 +27,7 @@ import { KmsSigner } from './kms-signer.js';
 import { EventBridgeLineageSink } from './lineage.js';
 import { S3DatasetSource } from './s3-dataset-source.js';
 import { S3ObjectStore } from './s3-object-store.js';
+import { SageMakerProcessor } from './sagemaker-processor.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
 import { SageMakerTrainer } from './sagemaker-trainer.js';
 import { StepFunctions } from './sfn.js';
@@ -318,6 +319,36 @@ export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
 const sagemaker = (ctx: AwsContext): SageMakerClient =>
   ctx.clients.get('sagemaker', (retry) => new SageMakerClient(retry));
 
+/**
+ * Preprocess's SageMaker Processing jobs, when the stack enabled them: VERITRAIL_PROCESSING_IMAGE
+ * (pinned by digest), VERITRAIL_PROCESSING_ROLE_ARN, VERITRAIL_PROCESSING_THRESHOLD_BYTES and
+ * optionally VERITRAIL_PROCESSING_INSTANCE_TYPE (stacks/settings.ts processingSettings). Absent:
+ * every dataset is preprocessed in the function.
+ */
+export const awsProcessor: AwsBuilder<SageMakerProcessor | undefined> = (ctx) =>
+  ctx.once('processor', () => {
+    const image = ctx.env.VERITRAIL_PROCESSING_IMAGE?.trim();
+    if (!image) return undefined;
+    const roleArn = ctx.env.VERITRAIL_PROCESSING_ROLE_ARN?.trim() ?? '';
+    const threshold = ctx.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES?.trim() ?? '';
+    if (!/^arn:[a-z-]+:iam::\d{12}:role\/\S+$/.test(roleArn) || !/^\d+$/.test(threshold)) {
+      throw new VeritrailError(
+        'PIPELINE_INVALID',
+        'VERITRAIL_PROCESSING_IMAGE is set but VERITRAIL_PROCESSING_ROLE_ARN is not an IAM role ARN or VERITRAIL_PROCESSING_THRESHOLD_BYTES not a whole number of bytes; deploy with the stack, which sets all three',
+      );
+    }
+    const instanceType = ctx.env.VERITRAIL_PROCESSING_INSTANCE_TYPE?.trim();
+    return new SageMakerProcessor(sagemaker(ctx), awsObjects(ctx), {
+      image,
+      roleArn,
+      thresholdBytes: Number(threshold),
+      ...(instanceType ? { instanceType } : {}),
+      artifactsBucket: ctx.config.buckets.artifacts,
+      kmsKeyId: ctx.config.dataKeyArn,
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+  });
+
 /** Datasets read from S3, pinned by VersionId. */
 export const awsDatasets: AwsBuilder<S3DatasetSource> = (ctx) =>
   ctx.once('datasets', () => new S3DatasetSource(ctx.s3()));
@@ -352,7 +383,11 @@ export const awsStepFunctions: AwsBuilder<StepFunctions> = (ctx) =>
   ctx.once('stepFunctions', () => new StepFunctions(ctx.clients.get('sfn', (retry) => new SFNClient(retry))));
 
 /** The builders a Lambda names: one per port it uses. */
-export type AwsPorts = { [K in keyof ComposedPorts]?: AwsBuilder<NonNullable<ComposedPorts[K]>> };
+export type AwsPorts = {
+  [K in keyof ComposedPorts]?: AwsBuilder<
+    K extends 'processor' ? ComposedPorts[K] : NonNullable<ComposedPorts[K]>
+  >;
+};
 
 /** What every state-machine task needs: runStep reads and updates the run and audits each step. */
 export const AWS_STEP_PORTS = { objects: awsObjects, runs: awsRuns, audit: awsAudit } satisfies AwsPorts;

@@ -40,6 +40,10 @@ export const ErrorCodes = [
   'CHANNEL_TAMPERED',
   // the control plane could not score the model through the inference contract (predict / Batch Transform)
   'SCORING_FAILED',
+  // Preprocess's SageMaker Processing job (or its local emulation) failed without a reason of its own
+  'PROCESSING_FAILED',
+  // Preprocess's processing job is still running: the state machine invokes Preprocess again (its own retrier)
+  'PROCESSING_RUNNING',
   // stored state (run record, registry entry) disagrees with the signed statements and the audit log
   'STATE_TAMPERED',
   // audit log

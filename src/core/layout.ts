@@ -5,7 +5,8 @@
  *
  * Artifacts bucket: content-addressed objects under `sha256/`, dataset listings under `listings/`,
  * retrain-skip records under `retrain-skips/`, SageMaker training output under
- * `training/<pipeline>/` and Batch Transform scoring under `scoring/<pipeline>/`. The audit log
+ * `training/<pipeline>/`, Batch Transform scoring under `scoring/<pipeline>/` and Preprocess's
+ * processing jobs under `processing/` and `processing-code/`. The audit log
  * lives in a bucket of its own (src/audit/log.ts has its layout).
  */
 
@@ -36,6 +37,14 @@ export const SCORING_PREFIX = 'scoring/';
  * pipeline's SageMaker role may write only under its own `training/<pipeline>/`.
  */
 export const TRAINING_PREFIX = 'training/';
+
+/**
+ * Preprocess's processing jobs (src/aws/sagemaker-processor.ts): each job's result.json under
+ * `processing/<job>/`, and the job program, content-addressed with its file name, under
+ * `processing-code/sha256/<hex>/processing.mjs`.
+ */
+export const PROCESSING_PREFIX = 'processing/';
+export const PROCESSING_CODE_PREFIX = 'processing-code/';
 
 /**
  * Default Object Lock COMPLIANCE retention of audit entries (issue 4: "default 7 years"): seven

@@ -9,6 +9,7 @@ import { FsDatasetSource } from './fs-dataset-source.js';
 import { FsObjectStore } from './fs-object-store.js';
 import { assertHomeUsable, homePaths, unitPaths } from './home.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
+import { LocalProcessor, processingThresholdFromEnv } from './process-processor.js';
 import { ProcessTrainer } from './process-trainer.js';
 import { redactingAuditLog } from './redacting-audit.js';
 import { LocalModelRegistry } from './registry.js';
@@ -52,12 +53,19 @@ export async function openLocalRuntime(
     log?: (line: string) => void;
     /** Read-only commands: a missing state dir is a usage error, not created. */
     mustExist?: boolean;
+    /**
+     * Datasets larger than this are preprocessed by a local processing job (src/local/process-processor.ts);
+     * default VERITRAIL_PROCESSING_THRESHOLD_BYTES, unset: always in-process.
+     */
+    processingThresholdBytes?: number;
   } = {},
 ): Promise<LocalRuntime> {
+  const threshold = options.processingThresholdBytes ?? processingThresholdFromEnv();
   await assertHomeUsable(home, options.mustExist ? { mustExist: true } : {});
   const paths = homePaths(home);
   const now = options.now ?? (() => new Date());
   const objects = new FsObjectStore(paths.objects);
+  const datasets = new FsDatasetSource();
   const dynamo = await startLocalDynamo(paths.dynamodb);
   try {
     const signer = await openFileSigner(paths.signingKey);
@@ -90,7 +98,8 @@ export async function openLocalRuntime(
       signer,
       audit,
       trainer: new ProcessTrainer(paths.jobs, objects),
-      datasets: new FsDatasetSource(),
+      datasets,
+      ...(threshold !== undefined ? { processor: new LocalProcessor(threshold, objects, datasets) } : {}),
       registry: new LocalModelRegistry(objects),
       lineage: { sink: new FsLineageSink(home), namespace: LOCAL_LINEAGE_NAMESPACE },
       actor: localActor(),

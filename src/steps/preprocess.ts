@@ -1,59 +1,49 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline, putFileCas, putJsonCas, readObject } from '../cas.js';
 import { buildTransformStatement } from '../core/attest/index.js';
-import { type CsvRecord, csvLine } from '../core/csv.js';
-import {
-  type ColumnIndex,
-  DatasetChecks,
-  encodedFeatureColumns,
-  featureEncoding,
-  resolveHeader,
-  validateRow,
-} from '../core/dataset-schema.js';
-import { type Digest, digestOf, digestsEqual } from '../core/digest.js';
+import { featureEncoding } from '../core/dataset-schema.js';
+import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from '../core/exec-state.js';
 import { canonicalDigest } from '../core/jcs.js';
 import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
-import { secretKindsIn } from '../core/redact.js';
-import { makeSplitter } from '../core/split.js';
+import {
+  type PreprocessJobConfig,
+  type PreprocessJobOutput,
+  PreprocessJobOutputSchema,
+  preprocessJobName,
+} from '../core/processing.js';
+import type { PreprocessJobResult } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
+import {
+  PROCESSED_FILES,
+  type ProcessedFile,
+  processedColumns,
+  type SplitRows,
+  transformDataset,
+} from './preprocess-transform.js';
 import type { StepOutcome } from './step.js';
 
 const TRANSFORM_NAME = 'veritrail/preprocess';
 const TRANSFORM_VERSION = '1';
 
-/** The column layout of the processed channels, fixed by the definition. */
-function processedColumns(def: PipelineDefinition): {
-  channel: string[];
-  features: string[];
-  groups: string[];
-} {
-  const features = encodedFeatureColumns(def);
-  return {
-    channel: [...features, def.dataset.label.column],
-    features,
-    groups: def.dataset.protected.map((p) => p.column),
-  };
-}
+type StoredFiles = Record<ProcessedFile, { key: string; digest: Digest; size: number }>;
 
 /**
- * Preprocess: re-reads exactly the pinned raw bytes (refusing them if their digest moved), validates
- * the schema row by row (two label values, privileged values present, declared categories and
- * missing-value policy), encodes the features, and writes a deterministic train/validation/test
- * split seeded by the raw digest. The train and validation channels carry features and a 0/1 label
- * only: the trainer never sees protected attributes, and never receives the test split at all. The
- * test split is kept as test.csv (features and label, the control plane's), test-features.csv
- * (what the inference contract is given) and test-groups.csv (protected attributes, row-aligned).
+ * Preprocess: the raw data, re-read exactly as pinned, validated, encoded and split
+ * (src/steps/preprocess-transform.ts), then published content-addressed with a manifest and a
+ * signed transform statement. Up to the processor's threshold (or with no processor) the transform
+ * runs here, on this function's /tmp; above it a processing job runs the same transform
+ * (SageMaker Processing on AWS, a child process locally) and this step re-hashes and counts every
+ * file the job wrote before it signs anything about them.
  */
 export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOutcome<PreprocessResult>> {
   const startedOn = rt.now();
@@ -66,192 +56,247 @@ export async function preprocess(rt: Runtime, state: ExecState): Promise<StepOut
   const pins = JSON.parse(
     new TextDecoder().decode(await readObject(rt.objects, 'artifacts', hash.pinsKey)),
   ) as PinnedFile[];
-  const cols = processedColumns(def);
-  const split = makeSplitter(hash.digest, def.dataset.validationFraction, def.dataset.testFraction);
-  const checks = new DatasetChecks(def);
 
+  const byJob = rt.processor !== undefined && hash.size > rt.processor.thresholdBytes;
+  const done = byJob
+    ? await transformByJob(rt, state, pins, hash)
+    : await transformHere(rt, def, pins, hash.digest);
+
+  const { files, rows, codeDigest } = done;
+  const manifest = buildManifest(
+    (Object.keys(PROCESSED_FILES) as ProcessedFile[])
+      .map((f) => ({ path: PROCESSED_FILES[f], size: files[f].size, digest: files[f].digest }))
+      .sort((a, b) => (a.path < b.path ? -1 : 1)),
+  );
+  const processedDigest = manifestDigest(manifest);
+  const storedManifest = await putJsonCas(rt.objects, manifest);
+
+  const cols = processedColumns(def);
+  const parameters = {
+    validationFraction: def.dataset.validationFraction,
+    testFraction: def.dataset.testFraction,
+    splitSeed: hash.digest,
+    label: def.dataset.label,
+    features: def.dataset.features,
+    protected: cols.groups,
+    encoding: featureEncoding(def),
+    droppedRows: rows.dropped,
+  };
+  const transform = { name: TRANSFORM_NAME, version: TRANSFORM_VERSION, codeDigest, parameters };
+  const transformDigest = canonicalDigest(transform);
+  // The processed data's own statement: subject = processed digest, inputs = raw digest, plus the
+  // transform code and its parameters (the split seed among them), so the link can be re-derived.
+  const bundle = await signAndStore(
+    rt,
+    buildTransformStatement({
+      runId: state.runId,
+      processed: { digest: processedDigest, mediaType: 'application/vnd.veritrail.manifest.v1+json' },
+      raw: { digest: hash.digest, uri: state.dataset.uri },
+      code: { digest: codeDigest, uri: `${TRANSFORM_NAME}@${TRANSFORM_VERSION}` },
+      parameters,
+      startedOn,
+      finishedOn: rt.now(),
+    }),
+  );
+
+  const channel = (f: 'train' | 'validation' | 'test') => ({
+    key: files[f].key,
+    digest: files[f].digest,
+    rows: rows[f],
+    fileName: PROCESSED_FILES[f],
+  });
+  const result: PreprocessResult = {
+    digest: processedDigest,
+    manifestKey: storedManifest.key,
+    train: channel('train'),
+    validation: channel('validation'),
+    test: channel('test'),
+    testFeatures: { key: files.testFeatures.key, digest: files.testFeatures.digest },
+    testGroups: { key: files.testGroups.key, digest: files.testGroups.digest },
+    columns: cols.channel,
+    transform: { digest: transformDigest, codeDigest },
+    bundleKey: bundle.key,
+  };
+  return {
+    output: result,
+    digests: { raw: hash.digest, processed: processedDigest, transform: transformDigest },
+    facts: {
+      processedDigest,
+      processedManifestKey: storedManifest.key,
+      transformBundleKey: bundle.key,
+      trainRows: rows.train,
+      validationRows: rows.validation,
+      testRows: rows.test,
+    },
+    detail: {
+      trainRows: rows.train,
+      validationRows: rows.validation,
+      testRows: rows.test,
+      ...(done.executor ? { executor: done.executor } : {}),
+    },
+  };
+}
+
+interface Transformed {
+  files: StoredFiles;
+  rows: SplitRows;
+  codeDigest: Digest;
+  executor?: PreprocessJobResult['executor'];
+}
+
+/** The transform on this function's own /tmp, its files stored content-addressed. */
+async function transformHere(
+  rt: Runtime,
+  def: PipelineDefinition,
+  pins: readonly PinnedFile[],
+  rawDigest: Digest,
+): Promise<Transformed> {
   const dir = await mkdtemp(join(tmpdir(), 'veritrail-pre-'));
   try {
-    const out = {
-      train: createWriteStream(join(dir, 'train.csv')),
-      validation: createWriteStream(join(dir, 'validation.csv')),
-      test: createWriteStream(join(dir, 'test.csv')),
-      testFeatures: createWriteStream(join(dir, 'test-features.csv')),
-      testGroups: createWriteStream(join(dir, 'test-groups.csv')),
-    };
-    await write(out.train, csvLine(cols.channel));
-    await write(out.validation, csvLine(cols.channel));
-    await write(out.test, csvLine(cols.channel));
-    await write(out.testFeatures, csvLine(cols.features));
-    await write(out.testGroups, csvLine(cols.groups));
-    const rows = { train: 0, validation: 0, test: 0, dropped: 0 };
-    let header: string[] | undefined;
-
-    for (const file of pins) {
-      const hasher = createHash('sha256');
-      let index: ColumnIndex | undefined;
-      const onRecord = async (r: CsvRecord) => {
-        if (!index) {
-          index = resolveHeader(r.fields, def, file.path);
-          if (header && header.join(',') !== r.fields.join(',')) {
-            throw new VeritrailError(
-              'DATASET_SCHEMA',
-              `${file.path}: header differs from the first file's; all files of a dataset must share one header`,
-            );
-          }
-          header = r.fields;
-          return;
-        }
-        const where = { file: file.path, line: r.line };
-        // A credential in a cell would be copied into the processed data, the group counts and the
-        // signed fairness report, however the run was started (serve, a schedule, AWS): refused
-        // here, named by kind and line only, never echoed (invariant 7).
-        const kinds = secretKindsIn(r.fields.join('\n'));
-        if (kinds.length > 0) {
-          throw new VeritrailError(
-            'DATASET_VALUE',
-            `${file.path}:${r.line}: a cell looks like a credential (${kinds[0]}); remove it from the data`,
-          );
-        }
-        const row = validateRow(r.fields, index, def, where);
-        if (!row) {
-          rows.dropped++;
-          return;
-        }
-        checks.observe(row, where);
-        const side = split();
-        rows[side]++;
-        await write(out[side], csvLine([...row.features, row.label]));
-        if (side === 'test') {
-          await write(out.testFeatures, csvLine(row.features));
-          await write(out.testGroups, csvLine(row.groups));
-        }
-      };
-      const stream = await rt.datasets.open(file);
-      const checkDigest = () => {
-        // Invariant 2: what was processed is byte for byte what HashDataset recorded.
-        const actual: Digest = `sha256:${hasher.digest('hex')}`;
-        if (!digestsEqual(actual, file.digest)) {
-          throw new VeritrailError(
-            'DIGEST_MISMATCH',
-            `raw file ${file.path} changed after it was hashed (recorded ${file.digest}, now ${actual}); start a new run for the new data`,
-          );
-        }
-      };
-      try {
-        await streamCsvRecords(stream, file.path, onRecord, hasher);
-      } catch (e) {
-        // Bytes that changed after hashing explain any parse error: report the mismatch, not its symptom.
-        const again = createHash('sha256');
-        for await (const chunk of await rt.datasets.open(file)) again.update(chunk as Buffer);
-        const now: Digest = `sha256:${again.digest('hex')}`;
-        if (!digestsEqual(now, file.digest)) {
-          throw new VeritrailError(
-            'DIGEST_MISMATCH',
-            `raw file ${file.path} changed after it was hashed (recorded ${file.digest}, now ${now}); start a new run for the new data`,
-            { cause: e },
-          );
-        }
-        throw e;
-      }
-      checkDigest();
-      if (!index)
-        throw new VeritrailError(
-          'DATASET_EMPTY',
-          `${file.path} has no header row; the first row must name the columns`,
-        );
-    }
-    await Promise.all(
-      Object.values(out).map(
-        (s) => new Promise<void>((res, rej) => s.end((e?: Error | null) => (e ? rej(e) : res()))),
-      ),
-    );
-    checks.finish();
-    if (rows.train < 2 || rows.validation < 1 || rows.test < 1) {
-      throw new VeritrailError(
-        'DATASET_EMPTY',
-        `dataset has too few rows to train, validate and test (${rows.train} train, ${rows.validation} validation, ${rows.test} test${rows.dropped ? `, ${rows.dropped} dropped for missing values` : ''}); supply more data`,
-      );
-    }
-
-    const train = await putFileCas(rt.objects, join(dir, 'train.csv'));
-    const validation = await putFileCas(rt.objects, join(dir, 'validation.csv'));
-    const test = await putFileCas(rt.objects, join(dir, 'test.csv'));
-    const testFeatures = await putFileCas(rt.objects, join(dir, 'test-features.csv'));
-    const testGroups = await putFileCas(rt.objects, join(dir, 'test-groups.csv'));
-    const manifest = buildManifest([
-      { path: 'test-features.csv', size: testFeatures.size, digest: testFeatures.digest },
-      { path: 'test-groups.csv', size: testGroups.size, digest: testGroups.digest },
-      { path: 'test.csv', size: test.size, digest: test.digest },
-      { path: 'train.csv', size: train.size, digest: train.digest },
-      { path: 'validation.csv', size: validation.size, digest: validation.digest },
-    ]);
-    const processedDigest = manifestDigest(manifest);
-    const storedManifest = await putJsonCas(rt.objects, manifest);
-
+    const rows = await transformDataset({
+      def,
+      pins,
+      splitSeed: rawDigest,
+      open: (file) => rt.datasets.open(file),
+      dir,
+    });
+    const files = {} as StoredFiles;
+    for (const f of Object.keys(PROCESSED_FILES) as ProcessedFile[])
+      files[f] = await putFileCas(rt.objects, join(dir, PROCESSED_FILES[f]));
     const codeDigest = digestOf(await readFile(fileURLToPath(import.meta.url)));
-    const parameters = {
-      validationFraction: def.dataset.validationFraction,
-      testFraction: def.dataset.testFraction,
-      splitSeed: hash.digest,
-      label: def.dataset.label,
-      features: def.dataset.features,
-      protected: cols.groups,
-      encoding: featureEncoding(def),
-      droppedRows: rows.dropped,
-    };
-    const transform = { name: TRANSFORM_NAME, version: TRANSFORM_VERSION, codeDigest, parameters };
-    const transformDigest = canonicalDigest(transform);
-    // The processed data's own statement: subject = processed digest, inputs = raw digest, plus the
-    // transform code and its parameters (the split seed among them), so the link can be re-derived.
-    const bundle = await signAndStore(
-      rt,
-      buildTransformStatement({
-        runId: state.runId,
-        processed: { digest: processedDigest, mediaType: 'application/vnd.veritrail.manifest.v1+json' },
-        raw: { digest: hash.digest, uri: state.dataset.uri },
-        code: { digest: codeDigest, uri: `${TRANSFORM_NAME}@${TRANSFORM_VERSION}` },
-        parameters,
-        startedOn,
-        finishedOn: rt.now(),
-      }),
-    );
-
-    const result: PreprocessResult = {
-      digest: processedDigest,
-      manifestKey: storedManifest.key,
-      train: { key: train.key, digest: train.digest, rows: rows.train, fileName: 'train.csv' },
-      validation: {
-        key: validation.key,
-        digest: validation.digest,
-        rows: rows.validation,
-        fileName: 'validation.csv',
-      },
-      test: { key: test.key, digest: test.digest, rows: rows.test, fileName: 'test.csv' },
-      testFeatures: { key: testFeatures.key, digest: testFeatures.digest },
-      testGroups: { key: testGroups.key, digest: testGroups.digest },
-      columns: cols.channel,
-      transform: { digest: transformDigest, codeDigest },
-      bundleKey: bundle.key,
-    };
-    return {
-      output: result,
-      digests: { raw: hash.digest, processed: processedDigest, transform: transformDigest },
-      facts: {
-        processedDigest,
-        processedManifestKey: storedManifest.key,
-        transformBundleKey: bundle.key,
-        trainRows: rows.train,
-        validationRows: rows.validation,
-        testRows: rows.test,
-      },
-      detail: { trainRows: rows.train, validationRows: rows.validation, testRows: rows.test },
-    };
+    return { files, rows, codeDigest };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-function write(stream: WriteStream, text: string): Promise<void> | void {
-  if (!stream.write(text)) return new Promise((r) => stream.once('drain', () => r()));
+/**
+ * The transform as a processing job. The job is handed the content-addressed job config (the
+ * stored definition, the pinned files, the split seed) and the raw files; it writes the processed
+ * files under their content addresses and its claims to result.json. Trust but verify: each file
+ * is read back here, hashed and its rows counted, and must match both its address and the claim;
+ * the split's row counts must add up to what the test, train and validation files hold.
+ */
+async function transformByJob(
+  rt: Runtime,
+  state: ExecState,
+  pins: readonly PinnedFile[],
+  hash: { digest: Digest; size: number },
+): Promise<Transformed> {
+  const processor = rt.processor;
+  if (!processor) throw new VeritrailError('INTERNAL', 'transformByJob without a processor');
+  const storedDefinition = JSON.parse(
+    new TextDecoder().decode(
+      await readObject(rt.objects, 'artifacts', casKey(state.pipeline.digest as Digest)),
+    ),
+  ) as unknown;
+  const config: PreprocessJobConfig = {
+    kind: 'veritrail/preprocess-job@1',
+    runId: state.runId,
+    pipelineDigest: state.pipeline.digest as Digest,
+    pipeline: storedDefinition,
+    rawDigest: hash.digest,
+    files: pins.map((p) => ({ path: p.path, size: p.size, digest: p.digest })),
+  };
+  const storedConfig = await putJsonCas(rt.objects, config);
+  const job = await processor.preprocess({
+    jobName: preprocessJobName(state.runId),
+    runId: state.runId,
+    pipeline: state.pipeline.name,
+    config: storedConfig,
+    raw: pins,
+    sizeBytes: hash.size,
+    // Shorter than Preprocess's retrier waits (state-machines/training-pipeline.asl.json): a job that
+    // runs too long ends Failed, with its reason, before the state machine stops asking.
+    maxRuntimeSeconds: 12 * 3600,
+  });
+  const claimed = await readJobOutput(rt, job.resultKey, state.runId);
+  const files = {} as StoredFiles;
+  for (const f of Object.keys(PROCESSED_FILES) as ProcessedFile[]) {
+    const claim = { ...claimed.files[f], digest: claimed.files[f].digest as Digest };
+    // test-groups.csv holds the protected attributes as the raw data spelled them (a quoted cell may
+    // hold a line break): its rows are counted by the CSV parser; the others hold encoded numbers.
+    const seen = await hashAndCount(rt, casKey(claim.digest), PROCESSED_FILES[f], f === 'testGroups');
+    if (!digestsEqual(seen.digest, claim.digest) || seen.size !== claim.size || seen.rows !== claim.rows) {
+      throw new VeritrailError(
+        'DIGEST_MISMATCH',
+        `processing job ${job.executor.jobName} claimed ${PROCESSED_FILES[f]} is ${claim.digest} (${claim.size} bytes, ${claim.rows} rows); the stored object is ${seen.digest} (${seen.size} bytes, ${seen.rows} rows); start a new run`,
+      );
+    }
+    files[f] = { key: casKey(claim.digest), digest: claim.digest, size: claim.size };
+  }
+  const { rows } = claimed;
+  const consistent =
+    claimed.files.train.rows === rows.train &&
+    claimed.files.validation.rows === rows.validation &&
+    claimed.files.test.rows === rows.test &&
+    claimed.files.testFeatures.rows === rows.test &&
+    claimed.files.testGroups.rows === rows.test;
+  if (!consistent) {
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `processing job ${job.executor.jobName}: its row counts (${rows.train} train, ${rows.validation} validation, ${rows.test} test) do not match the files it wrote; start a new run`,
+    );
+  }
+  return { files, rows, codeDigest: job.code.digest, executor: job.executor };
+}
+
+async function readJobOutput(rt: Runtime, key: string, runId: string): Promise<PreprocessJobOutput> {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', key)));
+  } catch (e) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `the processing job's ${key} is missing or not JSON; start a new run`,
+      { cause: e },
+    );
+  }
+  const parsed = PreprocessJobOutputSchema.safeParse(value);
+  if (!parsed.success || parsed.data.runId !== runId) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `the processing job's ${key} is not a result for run ${runId}; start a new run`,
+    );
+  }
+  return parsed.data;
+}
+
+/** SHA-256, size and data rows (records after the header) of a stored processed file, streamed. */
+async function hashAndCount(
+  rt: Runtime,
+  key: string,
+  name: string,
+  parse: boolean,
+): Promise<{ digest: Digest; size: number; rows: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  let lines = 0;
+  try {
+    const stream = await rt.objects.open('artifacts', key);
+    if (parse) {
+      const counted = async function* () {
+        for await (const chunk of stream) {
+          size += (chunk as Buffer).length;
+          yield chunk;
+        }
+      };
+      await streamCsvRecords(counted(), name, () => void lines++, h);
+    } else {
+      for await (const chunk of stream) {
+        const b = chunk as Buffer;
+        h.update(b);
+        size += b.length;
+        for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
+      }
+    }
+  } catch (e) {
+    if (e instanceof VeritrailError && e.code !== 'OBJECT_NOT_FOUND') throw e;
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `the processing job did not store ${name} at ${key}; start a new run`,
+      { cause: e },
+    );
+  }
+  return { digest: `sha256:${h.digest('hex')}`, size, rows: Math.max(0, lines - 1) };
 }

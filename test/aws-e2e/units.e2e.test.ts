@@ -57,6 +57,7 @@ const UNITS = {
 } as const;
 type Unit = keyof typeof UNITS;
 const BOTH = ['credit', 'medical'] as const;
+const PROCESSING_IMAGE = `123456789012.dkr.ecr.us-east-1.amazonaws.com/veritrail-node@sha256:${'b'.repeat(64)}`;
 const otherOf = (u: Unit): Unit => (u === 'credit' ? 'medical' : 'credit');
 
 const DATASET = readFileSync(join(REPO_ROOT, 'examples', 'credit-scoring', 'applications.csv'));
@@ -145,7 +146,15 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
       stages: BOTH.map((unit) => ({
         stage: UNITS[unit].stage,
         pipelinesDir: fixture.pipelines,
-        env: { VERITRAIL_UNIT: unit, VERITRAIL_UNITS_FILE: fixture.unitsFile },
+        env: {
+          VERITRAIL_UNIT: unit,
+          VERITRAIL_UNITS_FILE: fixture.unitsFile,
+          // medical preprocesses every dataset as a SageMaker Processing job (a 1-byte threshold):
+          // the processing role, the Preprocess grants and the job program, run by the emulator.
+          ...(unit === 'medical'
+            ? { VERITRAIL_PROCESSING_IMAGE: PROCESSING_IMAGE, VERITRAIL_PROCESSING_THRESHOLD_BYTES: '1' }
+            : {}),
+        },
       })),
       log: (l) => console.info(`[aws-e2e units] ${l}`),
     });
@@ -229,6 +238,22 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
       finished[u] = run;
     };
     await Promise.all(BOTH.map(runOne));
+    // medical's Preprocess ran as a processing job of its own image, program and role; credit's did not.
+    const jobs = [...aws.sagemaker.processingJobs.values()];
+    expect(jobs.map((j) => [j.name, j.status, j.log.slice(-500)])).toEqual([
+      [`veritrail-pre-${finished.medical?.runId}`, 'Completed', expect.any(String)],
+    ]);
+    const request = jobs[0]?.request as {
+      RoleArn: string;
+      AppSpecification: { ImageUri: string };
+      NetworkConfig: { EnableNetworkIsolation: boolean };
+    };
+    expect(request.AppSpecification.ImageUri).toBe(PROCESSING_IMAGE);
+    expect(request.NetworkConfig.EnableNetworkIsolation).toBe(true);
+    expect(request.RoleArn).toMatch(/SageMakerprocessing/);
+    // Processed digests agree: the same dataset and split rules give the same processed data
+    // whether the Lambda or the job transformed it.
+    expect(finished.medical?.facts.processedDigest).toBe(finished.credit?.facts.processedDigest);
   }, 420_000);
 
   it('each unit’s evidence verifies with its own attestation key, and not with the other unit’s', async () => {

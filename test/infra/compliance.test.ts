@@ -1,7 +1,7 @@
 /**
  * The compliance rule packs security reviewers run (cdk-nag: AwsSolutions, HIPAA.Security,
  * NIST.800.53.R5, PCI.DSS.321) over the synthesized app, in the default deployment and in the
- * regulated one (second-region audit replica, VPC mode, the CI deploy role). Any unsuppressed finding fails; every
+ * regulated one (second-region audit replica, VPC mode, the CI deploy role, Preprocess's processing jobs). Any unsuppressed finding fails; every
  * suppression sits on a resource with a reason, wildcard suppressions name the resource pattern they
  * cover, and the set of suppressed rules is the one docs/deploy.md explains.
  */
@@ -47,6 +47,9 @@ async function nag(stage: string, env: Record<string, string>): Promise<Run> {
     'VERITRAIL_WITNESS',
     'VERITRAIL_WITNESS_NAME',
     'VERITRAIL_EXTERNAL_WITNESSES',
+    'VERITRAIL_PROCESSING_IMAGE',
+    'VERITRAIL_PROCESSING_THRESHOLD_BYTES',
+    'VERITRAIL_PROCESSING_INSTANCE_TYPE',
   ])
     delete clean[k];
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'veritrail-nag-')), 'nag.json');
@@ -82,6 +85,8 @@ beforeAll(async () => {
       VERITRAIL_VPC_MODE: 'isolated',
       // The GitHub Actions deploy role and its OIDC provider (stacks/Deploy.ts).
       VERITRAIL_CI_GITHUB_REPOSITORY: 'acme/veritrail-ops',
+      // Preprocess's SageMaker Processing jobs: their role and the Preprocess function's grants.
+      VERITRAIL_PROCESSING_IMAGE: `123456789012.dkr.ecr.us-east-1.amazonaws.com/veritrail-node@sha256:${'a'.repeat(64)}`,
     }),
   ]);
   runs.standard = standard;

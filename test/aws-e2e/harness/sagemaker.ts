@@ -70,6 +70,19 @@ export interface SageMakerEmulatorOptions {
   predictFor(pipeline: string): TrainerCommand;
 }
 
+/** A Processing job as the emulator keeps it. */
+export interface EmulatedProcessing {
+  name: string;
+  request: Record<string, unknown>;
+  status: 'InProgress' | 'Completed' | 'Failed';
+  failureReason?: string;
+  exitMessage?: string;
+  created: Date;
+  ended?: Date;
+  done: Promise<void>;
+  log: string;
+}
+
 /** A Batch Transform job as the emulator keeps it. */
 export interface EmulatedTransform {
   name: string;
@@ -106,6 +119,7 @@ export class SageMakerEmulator {
   readonly jobs = new Map<string, EmulatedJob>();
   readonly models = new Map<string, Record<string, unknown>>();
   readonly transforms = new Map<string, EmulatedTransform>();
+  readonly processingJobs = new Map<string, EmulatedProcessing>();
   /** Options for the next job created (a scenario sets them before it starts its run). */
   nextJob: JobOptions = {};
 
@@ -268,6 +282,57 @@ export class SageMakerEmulator {
         ...(job.ended ? { TransformEndTime: t(job.ended) } : {}),
       });
     }
+    if (req.operation === 'CreateProcessingJob') {
+      const name = String(input.ProcessingJobName);
+      const arn = `arn:aws:sagemaker:${this.options.region}:${this.options.account}:processing-job/${name.toLowerCase()}`;
+      if (this.processingJobs.has(name))
+        return fail(
+          'ResourceInUse',
+          `Job name must be unique within an AWS account and region, and a job with this name already exists (${arn})`,
+        );
+      const job: EmulatedProcessing = {
+        name,
+        request: input,
+        status: 'InProgress',
+        created: new Date(),
+        done: Promise.resolve(),
+        log: '',
+      };
+      this.processingJobs.set(name, job);
+      job.done = this.process(job).catch((e: unknown) => {
+        job.status = 'Failed';
+        job.failureReason = `InternalServerError: the emulator failed: ${e instanceof Error ? e.message : String(e)}`;
+        job.ended = new Date();
+      });
+      return ok({ ProcessingJobArn: arn });
+    }
+    if (req.operation === 'DescribeProcessingJob') {
+      const job = this.processingJobs.get(String(input.ProcessingJobName));
+      if (!job)
+        return fail(
+          'ValidationException',
+          `Could not find requested job with name ${String(input.ProcessingJobName)}`,
+        );
+      const t = (d: Date) => d.getTime() / 1000;
+      const r = job.request;
+      return ok({
+        ProcessingJobName: job.name,
+        ProcessingJobArn: `arn:aws:sagemaker:${this.options.region}:${this.options.account}:processing-job/${job.name.toLowerCase()}`,
+        ProcessingJobStatus: job.status,
+        ...(job.failureReason ? { FailureReason: job.failureReason } : {}),
+        ...(job.exitMessage ? { ExitMessage: job.exitMessage } : {}),
+        ProcessingInputs: r.ProcessingInputs,
+        ProcessingOutputConfig: r.ProcessingOutputConfig,
+        ProcessingResources: r.ProcessingResources,
+        StoppingCondition: r.StoppingCondition,
+        AppSpecification: r.AppSpecification,
+        NetworkConfig: r.NetworkConfig,
+        RoleArn: r.RoleArn,
+        CreationTime: t(job.created),
+        ...(job.ended ? { ProcessingEndTime: t(job.ended) } : {}),
+        LastModifiedTime: t(job.ended ?? job.created),
+      });
+    }
     if (req.operation === 'StopTrainingJob') {
       const job = this.jobs.get(String(input.TrainingJobName));
       if (!job) return fail('ValidationException', 'Requested resource not found');
@@ -324,6 +389,115 @@ export class SageMakerEmulator {
     );
     job.status = 'Completed';
     job.ended = new Date();
+  }
+
+  /**
+   * A Processing job: as its role (through the proxy), each S3Prefix input downloaded under the
+   * root standing for /opt/ml/processing (keys relative to the prefix's folder, as File mode lays
+   * them out), the ContainerEntrypoint run on this host's Node with /opt/ml/processing mapped to the
+   * root (VERITRAIL_PROCESSING_ROOT, VERITRAIL_PROCESSING_EXIT_MESSAGE: the job program's switches
+   * for exactly this), then each output folder uploaded to its S3Uri with SSE-KMS under
+   * ProcessingOutputConfig.KmsKeyId. A non-zero exit fails the job; /opt/ml/output/message becomes
+   * the ExitMessage.
+   */
+  private async process(job: EmulatedProcessing): Promise<void> {
+    const r = job.request as {
+      RoleArn: string;
+      AppSpecification: { ContainerEntrypoint?: string[] };
+      ProcessingInputs?: { S3Input?: { S3Uri: string; LocalPath: string } }[];
+      ProcessingOutputConfig?: {
+        KmsKeyId?: string;
+        Outputs?: { S3Output?: { S3Uri: string; LocalPath: string } }[];
+      };
+    };
+    const s3 = new S3Client({
+      endpoint: this.options.endpoint,
+      region: this.options.region,
+      forcePathStyle: true,
+      credentials: this.options.credentialsOf(r.RoleArn),
+      maxAttempts: 1,
+    });
+    const ROOT = '/opt/ml/processing';
+    const root = mkdtempSync(join(tmpdir(), `vt-processing-${job.name.slice(0, 40)}-`));
+    const inRoot = (p: string) => {
+      if (!p.startsWith(`${ROOT}/`)) throw new Error(`${p} is not under ${ROOT}`);
+      return join(root, 'processing', p.slice(ROOT.length + 1));
+    };
+    try {
+      for (const input of r.ProcessingInputs ?? []) {
+        if (!input.S3Input) continue;
+        const target = inRoot(input.S3Input.LocalPath);
+        mkdirSync(target, { recursive: true });
+        const { bucket, key: prefix } = parseS3(input.S3Input.S3Uri);
+        const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+        for (const obj of listed.Contents ?? []) {
+          if (!obj.Key || obj.Key.endsWith('/')) continue;
+          const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.Key }));
+          const file = join(target, obj.Key.slice(base.length));
+          mkdirSync(dirname(file), { recursive: true });
+          writeFileSync(
+            file,
+            Buffer.from(
+              await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+            ),
+          );
+        }
+      }
+      for (const output of r.ProcessingOutputConfig?.Outputs ?? [])
+        if (output.S3Output) mkdirSync(inRoot(output.S3Output.LocalPath), { recursive: true });
+      const [cmd, ...args] = (r.AppSpecification.ContainerEntrypoint ?? []).map((a) =>
+        a.startsWith(`${ROOT}/`) ? inRoot(a) : a,
+      );
+      if (cmd !== 'node') throw new Error(`the emulator runs node entrypoints only, got ${String(cmd)}`);
+      const message = join(root, 'output', 'message');
+      const res = await run(cmd, args, {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: root,
+          VERITRAIL_PROCESSING_ROOT: join(root, 'processing'),
+          VERITRAIL_PROCESSING_EXIT_MESSAGE: message,
+        },
+      });
+      job.log = res.log;
+      if (res.code === 0) {
+        for (const output of r.ProcessingOutputConfig?.Outputs ?? []) {
+          if (!output.S3Output) continue;
+          const from = inRoot(output.S3Output.LocalPath);
+          const { bucket, key: prefix } = parseS3(output.S3Output.S3Uri);
+          const { readdirSync, statSync } = await import('node:fs');
+          const walk = (dir: string): string[] =>
+            readdirSync(dir).flatMap((n) =>
+              statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : [join(dir, n)],
+            );
+          for (const file of walk(from)) {
+            await s3.send(
+              new PutObjectCommand({
+                Bucket: bucket,
+                Key: `${prefix.replace(/\/$/, '')}/${relative(from, file)}`,
+                Body: readFileSync(file),
+                ...(r.ProcessingOutputConfig?.KmsKeyId
+                  ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: r.ProcessingOutputConfig.KmsKeyId }
+                  : {}),
+              }),
+            );
+          }
+        }
+        job.status = 'Completed';
+      } else {
+        job.status = 'Failed';
+        try {
+          job.exitMessage = readFileSync(message, 'utf8').slice(0, 1024);
+        } catch {
+          /* no message */
+        }
+        job.failureReason = `AlgorithmError: See job logs for more information, exit code: ${res.code}`;
+      }
+      job.ended = new Date();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   }
 
   private async execute(job: EmulatedJob, opts: JobOptions): Promise<void> {

@@ -747,6 +747,29 @@ function sagemakerCreateContext(op: string, input: Record<string, unknown>): Con
     const model = str(input.ModelName);
     if (model) put('sagemaker:ModelArn', model);
   }
+  if (op === 'CreateProcessingJob') {
+    const cluster = obj(obj(input.ProcessingResources).ClusterConfig);
+    const net = obj(input.NetworkConfig);
+    put(
+      'sagemaker:InstanceTypes',
+      str(cluster.InstanceType) ? [str(cluster.InstanceType) as string] : undefined,
+    );
+    kms('VolumeKmsKey', str(cluster.VolumeKmsKeyId));
+    kms('OutputKmsKey', str(obj(input.ProcessingOutputConfig).KmsKeyId));
+    put('sagemaker:NetworkIsolation', bool(net.EnableNetworkIsolation));
+    put('sagemaker:InterContainerTrafficEncryption', bool(net.EnableInterContainerTrafficEncryption));
+    const pvpc = obj(net.VpcConfig);
+    put(
+      'sagemaker:VpcSubnets',
+      arr(pvpc.Subnets).filter((x): x is string => typeof x === 'string'),
+    );
+    put(
+      'sagemaker:VpcSecurityGroupIds',
+      arr(pvpc.SecurityGroupIds).filter((x): x is string => typeof x === 'string'),
+    );
+    const max = obj(input.StoppingCondition).MaxRuntimeInSeconds;
+    if (typeof max === 'number') put('sagemaker:MaxRuntimeInSeconds', String(max));
+  }
   if (op === 'CreateModelPackage') {
     put('sagemaker:ModelApprovalStatus', str(input.ModelApprovalStatus));
     for (const [k, v] of Object.entries(obj(input.CustomerMetadataProperties))) {

@@ -1,0 +1,135 @@
+/**
+ * Preprocess's processing job, emulated on this machine: the SageMaker Processing container
+ * contract (src/core/processing.ts) laid out under a temporary root, the job program
+ * (functions/processing/preprocess.ts) run as a child process of Node 22 with only that root in its
+ * environment, then its outputs "uploaded" as SageMaker would: each file of output/processed/ to the
+ * artifacts store at `sha256/<its name>`, output/result/result.json to `processing/<job>/result.json`.
+ * The Preprocess step then re-hashes what was stored, as it does on AWS.
+ *
+ * Differences from SageMaker: no container image and no network isolation (the program runs on
+ * this host's Node, the same code the job image runs); the raw files are copied from the pinned
+ * dataset rather than downloaded by prefix.
+ */
+import { spawn } from 'node:child_process';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { readObject } from '../cas.js';
+import { digestOf } from '../core/digest.js';
+import { isVeritrailError, VeritrailError } from '../core/errors.js';
+import { CONTENT_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
+import { errorOfFailedJob, PROCESSING_PATHS, PROCESSING_RESULT_FILE } from '../core/processing.js';
+import type {
+  DatasetSource,
+  ObjectStore,
+  PreprocessJobResult,
+  PreprocessJobSpec,
+  Processor,
+} from '../ports.js';
+
+/** The job program: the TypeScript source in a checkout, the compiled module in a built package. */
+function jobProgram(): string {
+  const ts = fileURLToPath(new URL('../../functions/processing/preprocess.ts', import.meta.url));
+  if (existsSync(ts)) return ts;
+  return fileURLToPath(new URL('../../functions/processing/preprocess.js', import.meta.url));
+}
+
+/** VERITRAIL_PROCESSING_THRESHOLD_BYTES: unset means no processing job locally. */
+export function processingThresholdFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.VERITRAIL_PROCESSING_THRESHOLD_BYTES;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw))
+    throw new VeritrailError(
+      'USAGE',
+      `VERITRAIL_PROCESSING_THRESHOLD_BYTES must be a whole number of bytes (got ${JSON.stringify(raw)}); unset it to preprocess in-process`,
+    );
+  return Number(raw);
+}
+
+export class LocalProcessor implements Processor {
+  constructor(
+    readonly thresholdBytes: number,
+    private readonly objects: ObjectStore,
+    private readonly datasets: DatasetSource,
+  ) {}
+
+  async preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult> {
+    const program = jobProgram();
+    const root = await mkdtemp(join(tmpdir(), 'veritrail-processing-'));
+    try {
+      const at = (p: string) => join(root, p);
+      await mkdir(at(PROCESSING_PATHS.config), { recursive: true });
+      // As the S3Prefix input of the config object lays it out: one file, named as its key ends.
+      await writeFile(
+        join(at(PROCESSING_PATHS.config), spec.config.key.split('/').pop() ?? 'config.json'),
+        await readObject(this.objects, 'artifacts', spec.config.key),
+      );
+      for (const file of spec.raw) {
+        const to = join(at(PROCESSING_PATHS.raw), file.path);
+        await mkdir(dirname(to), { recursive: true });
+        await pipeline(await this.datasets.open(file), createWriteStream(to));
+      }
+      const messageFile = join(root, 'output-message');
+      const { code, log } = await runChild(program, {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        HOME: root,
+        VERITRAIL_PROCESSING_ROOT: root,
+        VERITRAIL_PROCESSING_EXIT_MESSAGE: messageFile,
+      });
+      if (code !== 0) {
+        const exitMessage = await readFile(messageFile, 'utf8').catch(() => undefined);
+        throw errorOfFailedJob({
+          name: spec.jobName,
+          status: 'Failed',
+          ...(exitMessage ? { exitMessage } : {}),
+          failureReason: `AlgorithmError: exit code ${code}: ${log.trim().split('\n').slice(-3).join(' / ')}`,
+        });
+      }
+      const processed = at(PROCESSING_PATHS.processed);
+      for (const name of await readdir(processed).catch(() => [] as string[])) {
+        const path = join(processed, name);
+        await this.upload(`${CONTENT_PREFIX}${name}`, path);
+      }
+      const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
+      const result = join(at(PROCESSING_PATHS.result), PROCESSING_RESULT_FILE);
+      if (existsSync(result)) await this.upload(resultKey, result, true);
+      return {
+        resultKey,
+        code: { digest: digestOf(await readFile(program)) },
+        executor: { kind: 'local-process', jobName: spec.jobName },
+      };
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  }
+
+  /** As ProcessingOutput uploads: the file at the key (a content address already there is kept). */
+  private async upload(key: string, path: string, replace = false): Promise<void> {
+    try {
+      await this.objects.put('artifacts', key, createReadStream(path), {
+        ...(replace ? {} : { ifAbsent: true }),
+        size: (await stat(path)).size,
+      });
+    } catch (e) {
+      if (!isVeritrailError(e, 'OBJECT_EXISTS')) throw e;
+    }
+  }
+}
+
+function runChild(program: string, env: Record<string, string>): Promise<{ code: number; log: string }> {
+  const args = program.endsWith('.ts') ? ['--import', 'tsx', program] : [program];
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const keep = (b: Buffer) => {
+      log = (log + b.toString()).slice(-8192);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, log }));
+  });
+}

@@ -1,0 +1,179 @@
+/**
+ * Preprocess above the processing threshold, on the embedded runtime: the same run through a
+ * processing job (src/local/process-processor.ts running functions/processing/preprocess.ts under
+ * the container contract) must give the very processed digest the in-process Preprocess gives, and
+ * the step must refuse whatever the job wrote that does not match what it claims.
+ */
+import { appendFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { openAuditLog } from '../../src/audit/log.js';
+import { main } from '../../src/cli/main.js';
+import { FsDatasetSource, toFileUri } from '../../src/local/fs-dataset-source.js';
+import { LocalProcessor } from '../../src/local/process-processor.js';
+import { type LocalRuntime, openLocalRuntime } from '../../src/local/runtime.js';
+import { loadPipelineFile, preflightDataset, runOnce } from '../../src/local/start-run.js';
+import type { Processor } from '../../src/ports.js';
+import { captureIo, makeWorkspace, type Workspace } from '../helpers/workspace.js';
+
+async function runWith(
+  ws: Workspace,
+  processor: (rt: LocalRuntime) => Processor | undefined,
+  wrap: (rt: LocalRuntime) => LocalRuntime = (rt) => rt,
+) {
+  const pipeline = await loadPipelineFile(ws.pipeline, ws.dir);
+  const uri = toFileUri(ws.dataset);
+  const digest = await preflightDataset(new FsDatasetSource(), uri, pipeline.def);
+  const base = await openLocalRuntime(ws.home);
+  const p = processor(base);
+  const rt: LocalRuntime = wrap({ ...base, ...(p ? { processor: p } : {}) });
+  if (!p) delete (rt as { processor?: Processor }).processor;
+  try {
+    const { execution } = await runOnce(rt, pipeline, { uri, digest });
+    if (!execution) throw new Error('the run did not start');
+    const run = await rt.runs.get(execution.runId);
+    if (!run) throw new Error('no run record');
+    return Object.assign(run, { preprocessDetail: await preprocessDetail(base, run.runId) });
+  } finally {
+    await base.close();
+  }
+}
+
+/** The detail of the Preprocess step's audit entry (where the step records how it ran). */
+async function preprocessDetail(
+  rt: LocalRuntime,
+  runId: string,
+): Promise<Record<string, unknown> | undefined> {
+  for await (const e of (rt.audit as ReturnType<typeof openAuditLog>).entriesOf(runId))
+    if (e.step === 'Preprocess') return e.detail as Record<string, unknown>;
+  return undefined;
+}
+
+const local = (threshold: number) => (rt: LocalRuntime) =>
+  new LocalProcessor(threshold, rt.objects, rt.datasets);
+
+describe('Preprocess as a processing job (embedded runtime)', () => {
+  it('gives the same processed digest and row counts as the in-process Preprocess, and records where it ran', async () => {
+    const here = makeWorkspace({ rows: 1500 });
+    const job = makeWorkspace({ rows: 1500 });
+    try {
+      const a = await runWith(here, () => undefined);
+      const b = await runWith(job, local(0));
+      expect(a.status).toBe('SUCCEEDED');
+      expect(b.status).toBe('SUCCEEDED');
+      expect(b.facts.processedDigest).toBe(a.facts.processedDigest);
+      for (const k of ['trainRows', 'validationRows', 'testRows']) expect(b.facts[k]).toBe(a.facts[k]);
+      expect(b.preprocessDetail).toMatchObject({
+        executor: { kind: 'local-process', jobName: expect.stringMatching(/^veritrail-pre-/) },
+      });
+      expect(a.preprocessDetail).toMatchObject({ trainRows: a.facts.trainRows });
+      expect(a.preprocessDetail).not.toHaveProperty('executor');
+    } finally {
+      here.cleanup();
+      job.cleanup();
+    }
+  });
+
+  it('only above the threshold: a dataset no larger than it stays in-process', async () => {
+    const ws = makeWorkspace({ rows: 300 });
+    try {
+      const run = await runWith(ws, local(10 * 1024 * 1024));
+      expect(run.steps.find((s) => s.name === 'Preprocess')?.status).toBe('SUCCEEDED');
+      expect(run.preprocessDetail).toMatchObject({ trainRows: run.facts.trainRows });
+      expect(run.preprocessDetail).not.toHaveProperty('executor');
+    } finally {
+      ws.cleanup();
+    }
+  });
+
+  it('raw bytes that changed after hashing are refused inside the job, with the message the in-process step gives', async () => {
+    const changeAfterHashing = (ws: Workspace) => (rt: LocalRuntime) => ({
+      ...rt,
+      datasets: {
+        list: rt.datasets.list.bind(rt.datasets),
+        open: rt.datasets.open.bind(rt.datasets),
+        hash: async (f: Parameters<NonNullable<LocalRuntime['datasets']['hash']>>[0]) => {
+          const h = await (rt.datasets.hash as NonNullable<LocalRuntime['datasets']['hash']>)(f);
+          appendFileSync(ws.dataset, 'A999999,male,25_to_60,1,0.1,1,0,1,1,1\n');
+          return h;
+        },
+      },
+    });
+    const a = makeWorkspace({ rows: 300 });
+    const b = makeWorkspace({ rows: 300 });
+    try {
+      const here = await runWith(a, () => undefined, changeAfterHashing(a));
+      const run = await runWith(b, local(0), changeAfterHashing(b));
+      expect(here.error?.code).toBe('DIGEST_MISMATCH');
+      expect(run.status).toBe('FAILED');
+      expect(run.error?.code).toBe('DIGEST_MISMATCH');
+      expect(run.error?.message).toBe(here.error?.message);
+      expect(run.steps.find((s) => s.name === 'Preprocess')?.status).toBe('FAILED');
+    } finally {
+      a.cleanup();
+      b.cleanup();
+    }
+  });
+
+  it('a job whose claims do not match the files it stored is refused before anything is signed', async () => {
+    const ws = makeWorkspace({ rows: 300 });
+    try {
+      const run = await runWith(ws, (rt) => {
+        const real = new LocalProcessor(0, rt.objects, rt.datasets);
+        return {
+          thresholdBytes: 0,
+          async preprocess(spec) {
+            const out = await real.preprocess(spec);
+            // The job lies about one count: its result.json is replaced before the step reads it.
+            const chunks: Buffer[] = [];
+            for await (const c of await rt.objects.open('artifacts', out.resultKey)) chunks.push(c as Buffer);
+            const claims = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            claims.rows.train += 1;
+            claims.files.train.rows += 1;
+            await rt.objects.put('artifacts', out.resultKey, Buffer.from(JSON.stringify(claims)));
+            return out;
+          },
+        };
+      });
+      expect(run.status).toBe('FAILED');
+      expect(run.error?.code).toBe('DIGEST_MISMATCH');
+      expect(run.error?.message).toMatch(/claimed train\.csv .* rows\); the stored object is/);
+      expect(run.facts.transformBundleKey).toBeUndefined();
+    } finally {
+      ws.cleanup();
+    }
+  });
+
+  it('`veritrail run` honours VERITRAIL_PROCESSING_THRESHOLD_BYTES, and a bad value is one usage line', async () => {
+    const ws = makeWorkspace({ rows: 1500 });
+    const before = process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES;
+    try {
+      process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = '1';
+      const io = captureIo(ws.dir);
+      const code = await main(
+        ['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'],
+        io,
+      );
+      expect(code).toBe(0);
+      const runId = (JSON.parse(io.stdout[0] as string) as { runId: string }).runId;
+      // The evidence of a run preprocessed by a job verifies offline like any other.
+      const verified = captureIo(ws.dir);
+      expect(await main(['verify', runId, '--home', ws.home, '--trust-state-keys'], verified)).toBe(0);
+      const rt = await openLocalRuntime(ws.home);
+      try {
+        expect(await preprocessDetail(rt, runId)).toMatchObject({ executor: { kind: 'local-process' } });
+      } finally {
+        await rt.close();
+      }
+
+      process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = 'ten';
+      const bad = captureIo(ws.dir);
+      expect(await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home], bad)).toBe(2);
+      expect(bad.stderr.join('\n')).toMatch(/VERITRAIL_PROCESSING_THRESHOLD_BYTES must be a whole number/);
+      expect(bad.stderr.join('\n').trim().split('\n')).toHaveLength(1);
+    } finally {
+      if (before === undefined) delete process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES;
+      else process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = before;
+      ws.cleanup();
+    }
+  });
+});
