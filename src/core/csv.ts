@@ -12,8 +12,9 @@
  * - only some columns (`CsvColumnsHandler`): the header picks the columns, records get only their
  *   values, and every record must be as wide as the header. `veritrail fairness` reads this way.
  *
- * Text after a closing quote and before the next delimiter (`"a"b`) continues the field (`ab`), as the
- * reader Preprocess has always applied did; a quote inside an unquoted field is refused.
+ * A quote inside an unquoted field is refused. Text between a closing quote and the next delimiter
+ * (`"a"b`) is refused too, unless `afterQuote: 'continue'` (Preprocess, the preflight, Evaluate: what
+ * they have always accepted) makes it continue the field (`ab`).
  */
 import { VeritrailError } from './errors.js';
 
@@ -46,6 +47,8 @@ export interface CsvReaderOptions {
    * false: they become U+FFFD, as TextDecoder does.
    */
   fatal?: boolean;
+  /** Text between a closing quote and the next delimiter: 'refuse' (the default, RFC 4180) or 'continue' the field. */
+  afterQuote?: 'refuse' | 'continue';
 }
 
 type Decode = (buf: Uint8Array, start: number, end: number, ascii: boolean) => string;
@@ -111,6 +114,7 @@ export class CsvReader {
   private values: string[] = [];
   private interners: Interner[] = [];
   private readonly decoder: InstanceType<typeof TextDecoder>;
+  private readonly continueAfterQuote: boolean;
   /** Still looking at the first bytes for a byte order mark. */
   private atStart = true;
   private headerNames: string[] = [];
@@ -128,6 +132,7 @@ export class CsvReader {
     options: CsvReaderOptions = {},
   ) {
     this.all = !('header' in handler);
+    this.continueAfterQuote = options.afterQuote === 'continue';
     // ignoreBOM: each field is decoded on its own, and a field may begin with U+FEFF; only the
     // file's first bytes are a byte order mark (dropped in push)
     this.decoder = new TextDecoder('utf-8', { fatal: options.fatal ?? true, ignoreBOM: true });
@@ -260,7 +265,16 @@ export class CsvReader {
             value = escaped ? raw.replaceAll('""', '"') : raw;
           }
           pos = q + 1;
-          // text after the closing quote continues the field, up to the next delimiter
+          if (!this.continueAfterQuote && pos < len) {
+            const c = buf[pos] as number;
+            if (c !== COMMA && c !== LF && c !== CR) {
+              this.fail(
+                line,
+                'text follows a closing quote; quote the whole field and double inner quotes (RFC 4180)',
+              );
+            }
+          }
+          // 'continue': text after the closing quote continues the field, up to the next delimiter
           const rest = pos;
           while (pos < len) {
             const c = buf[pos] as number;

@@ -13,7 +13,10 @@ export async function streamCsvRecords(
   hash?: Hash,
 ): Promise<void> {
   let records: CsvRecord[] = [];
-  const reader = new CsvReader({ record: (fields, line) => void records.push({ fields, line }) });
+  const reader = new CsvReader(
+    { record: (fields, line) => void records.push({ fields, line }) },
+    { afterQuote: 'continue' }, // "a"b reads as ab, as this path always has
+  );
   const feed = async () => {
     const done = records;
     records = [];

@@ -288,8 +288,8 @@ async function readTrainingOutput(
 }
 
 function rows(bytes: Uint8Array, what: string): string[][] {
-  // not fatal: bytes that are not UTF-8 become U+FFFD, as they always have here
-  const out = parseCsv(bytes, { fatal: false }).map((r) => r.fields);
+  // as this step always has: bytes that are not UTF-8 become U+FFFD, "a"b reads as ab
+  const out = parseCsv(bytes, { fatal: false, afterQuote: 'continue' }).map((r) => r.fields);
   if (out.length === 0) throw new VeritrailError('DATASET_EMPTY', `${what} is empty`);
   return out;
 }

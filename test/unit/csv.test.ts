@@ -1,16 +1,16 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CsvReader, type CsvRecord, csvLine, parseCsv } from '../../src/core/csv.js';
+import { CsvReader, type CsvReaderOptions, type CsvRecord, csvLine, parseCsv } from '../../src/core/csv.js';
 import { isVeritrailError } from '../../src/core/errors.js';
 import { streamCsvRecords } from '../../src/steps/csv-stream.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
 /** Every record of `bytes` fed to one reader in the given pieces. */
-function chunked(bytes: Uint8Array, cuts: number[]): CsvRecord[] {
+function chunked(bytes: Uint8Array, cuts: number[], options?: CsvReaderOptions): CsvRecord[] {
   const out: CsvRecord[] = [];
-  const reader = new CsvReader({ record: (fields, line) => void out.push({ fields, line }) });
+  const reader = new CsvReader({ record: (fields, line) => void out.push({ fields, line }) }, options);
   let at = 0;
   for (const c of [...cuts].sort((a, b) => a - b)) {
     const end = Math.min(bytes.length, c);
@@ -73,8 +73,14 @@ describe('CSV reader (RFC 4180)', () => {
     expect(parseCsv('\uFEFF\uFEFFa,"\uFEFFb"\n').map((r) => r.fields)).toEqual([['\uFEFFa', '\uFEFFb']]);
   });
 
-  it('continues a field with the text after its closing quote, as Preprocess always has', () => {
-    expect(parseCsv('"a"b,"x"\n').map((r) => r.fields)).toEqual([['ab', 'x']]);
+  it("refuses text after a closing quote, or continues the field with it (afterQuote: 'continue')", () => {
+    const e = refusal(() => parseCsv('h\n"a"b,"x"\n'));
+    expect(isVeritrailError(e, 'DATASET_VALUE')).toBe(true);
+    expect(e.message).toMatch(/^CSV line 2: text follows a closing quote/);
+    expect(parseCsv('"a"b,"x"\n', { afterQuote: 'continue' }).map((r) => r.fields)).toEqual([['ab', 'x']]);
+    expect(refusal(() => parseCsv('"a"b"\n', { afterQuote: 'continue' })).message).toMatch(
+      /^CSV line 1: a quote appears inside an unquoted field/,
+    );
   });
 
   describe('when the input is malformed', () => {
@@ -83,7 +89,9 @@ describe('CSV reader (RFC 4180)', () => {
       expect(isVeritrailError(e, 'DATASET_VALUE')).toBe(true);
       expect(e.message).toMatch(/line 2/);
       expect(e.message).toMatch(/a quote appears inside an unquoted field/);
-      expect(refusal(() => parseCsv('h\n"a\nb"c"\n')).message).toMatch(/^CSV line 3: a quote appears/);
+      expect(refusal(() => parseCsv('h\n"a\nb"c"\n', { afterQuote: 'continue' })).message).toMatch(
+        /^CSV line 3: a quote appears/,
+      );
     });
 
     it('an unclosed quote (a truncated file) is refused', () => {
@@ -133,7 +141,7 @@ describe('CSV reader (RFC 4180)', () => {
 
   describe('chunk boundaries', () => {
     const text = '\uFEFFid,note\r\n1,"a, ""b""\r\nc"\r\n\r\n2,é\r\n"3",\r\n4,"x"y';
-    const whole = parseCsv(text);
+    const whole = parseCsv(text, { afterQuote: 'continue' });
 
     it('gives the same records wherever one cut falls: in a record, a quote, a CRLF, a BOM, a character', () => {
       expect(whole).toEqual([
@@ -144,7 +152,10 @@ describe('CSV reader (RFC 4180)', () => {
         { fields: ['4', 'xy'], line: 7 },
       ]);
       const bytes = utf8(text);
-      for (let cut = 0; cut <= bytes.length; cut++) expect(chunked(bytes, [cut])).toEqual(whole);
+      for (let cut = 0; cut <= bytes.length; cut++) {
+        expect(chunked(bytes, [cut], { afterQuote: 'continue' })).toEqual(whole);
+        expect(() => chunked(bytes, [cut])).toThrow(/^CSV line 7: text follows a closing quote/);
+      }
     });
 
     it('gives the same records one byte at a time', () => {
@@ -153,6 +164,7 @@ describe('CSV reader (RFC 4180)', () => {
         chunked(
           bytes,
           Array.from({ length: bytes.length }, (_, i) => i),
+          { afterQuote: 'continue' },
         ),
       ).toEqual(whole);
     });
@@ -183,8 +195,8 @@ describe('streamCsvRecords', () => {
     for (let i = 0; i < bytes.length; i += size) yield Buffer.from(bytes.subarray(i, i + size));
   }
 
-  it('hashes exactly the bytes it parses, byte order mark included', async () => {
-    const bytes = utf8('\uFEFFa,b\n1,"x\ny"\n2,é');
+  it('hashes exactly the bytes it parses, byte order mark included, and reads "a"b as ab as it always has', async () => {
+    const bytes = utf8('\uFEFFa,b\n1,"x\ny"\n2,"é"s');
     const h = createHash('sha256');
     const got: CsvRecord[] = [];
     await streamCsvRecords(pieces(bytes, 3), 'd.csv', (r) => void got.push(r), h);
@@ -192,7 +204,7 @@ describe('streamCsvRecords', () => {
     expect(got).toEqual([
       { fields: ['a', 'b'], line: 1 },
       { fields: ['1', 'x\ny'], line: 2 },
-      { fields: ['2', 'é'], line: 4 },
+      { fields: ['2', 'és'], line: 4 },
     ]);
   });
 
