@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
-import { CsvParser, type CsvRecord } from '../core/csv.js';
-import { VeritrailError } from '../core/errors.js';
+import { CsvReader, type CsvRecord } from '../core/csv.js';
+import { isVeritrailError, VeritrailError } from '../core/errors.js';
 
 /**
  * Streams a UTF-8 CSV file record by record (constant memory), optionally hashing the very bytes
@@ -12,26 +12,39 @@ export async function streamCsvRecords(
   onRecord: (record: CsvRecord) => Promise<void> | void,
   hash?: Hash,
 ): Promise<void> {
-  const parser = new CsvParser();
-  const decoder = new TextDecoder('utf-8', { fatal: true });
-  const feed = async (records: CsvRecord[]) => {
-    for (const r of records) await onRecord(r);
+  let records: CsvRecord[] = [];
+  const reader = new CsvReader(
+    { record: (fields, line) => void records.push({ fields, line }) },
+    { afterQuote: 'continue' }, // "a"b reads as ab, as this path always has
+  );
+  const feed = async () => {
+    const done = records;
+    records = [];
+    for (const r of done) {
+      const p = onRecord(r);
+      if (p !== undefined) await p; // a synchronous callback costs no turn of the event loop
+    }
+  };
+  const read = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      if (isVeritrailError(e, 'DATASET_VALUE') && e.details?.utf8 === false) {
+        throw new VeritrailError(
+          'DATASET_UNREADABLE',
+          `${file} is not UTF-8 text; export the data as UTF-8 CSV`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
   };
   for await (const chunk of stream) {
     const bytes = chunk as Buffer;
     hash?.update(bytes);
-    let text: string;
-    try {
-      text = decoder.decode(bytes, { stream: true });
-    } catch (e) {
-      throw new VeritrailError(
-        'DATASET_UNREADABLE',
-        `${file} is not UTF-8 text; export the data as UTF-8 CSV`,
-        { cause: e },
-      );
-    }
-    await feed(parser.push(text));
+    read(() => reader.push(bytes));
+    await feed();
   }
-  await feed(parser.push(decoder.decode()));
-  await feed(parser.end());
+  read(() => reader.end());
+  await feed();
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline, putBytesCas, putJsonCas, readCasVerified, readObject } from '../cas.js';
-import { CsvParser } from '../core/csv.js';
+import { parseCsv } from '../core/csv.js';
 import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import {
@@ -288,9 +288,8 @@ async function readTrainingOutput(
 }
 
 function rows(bytes: Uint8Array, what: string): string[][] {
-  const p = new CsvParser();
-  const text = new TextDecoder().decode(bytes);
-  const out = [...p.push(text), ...p.end()].map((r) => r.fields);
+  // as this step always has: bytes that are not UTF-8 become U+FFFD, "a"b reads as ab
+  const out = parseCsv(bytes, { fatal: false, afterQuote: 'continue' }).map((r) => r.fields);
   if (out.length === 0) throw new VeritrailError('DATASET_EMPTY', `${what} is empty`);
   return out;
 }

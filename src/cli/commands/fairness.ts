@@ -5,9 +5,9 @@
 import { createReadStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CsvReader } from '../../core/csv.js';
 import { isVeritrailError, VeritrailError } from '../../core/errors.js';
 import {
-  CsvColumnReader,
   type FairnessAccumulator,
   type FairnessReport,
   FairnessRowSink,
@@ -175,7 +175,7 @@ async function accumulate(path: string, o: Options): Promise<FairnessAccumulator
     await readJsonLines(stream, wantedNames, sink);
     return sink.acc;
   }
-  const reader = new CsvColumnReader({
+  const reader = new CsvReader({
     header(names) {
       return wantedNames.map((w) => {
         const i = names.indexOf(w);

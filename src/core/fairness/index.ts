@@ -5,7 +5,6 @@ export {
   type FairnessCounts,
   mergeCounts,
 } from './counts.js';
-export { CsvColumnReader } from './csv-columns.js';
 
 export { binomial, Xoshiro128 } from './random.js';
 export {

@@ -1,6 +1,6 @@
 /**
  * Readers that turn a predictions file's rows into confusion counts, streamed in constant memory:
- * the binary label/prediction rule of a row, and JSON Lines columns (CSV columns: csv-columns.ts).
+ * the binary label/prediction rule of a row, and JSON Lines columns (CSV columns: CsvReader in src/core/csv.ts).
  * `veritrail fairness` (src/cli/commands/fairness.ts) reads files through them.
  */
 import { VeritrailError } from '../errors.js';
