@@ -64,7 +64,7 @@ export const BatchResultSchema = z.union([
 export type BatchResult = z.infer<typeof BatchResultSchema>;
 
 /** The HashBatches Map's output: its ResultWriter's Map Run and manifest (Step Functions "ResultWriter (Map)"). */
-export const MapRunOutputSchema = z.strictObject({
+const MapRunOutputSchema = z.strictObject({
   MapRunArn: z.string().min(1),
   ResultWriterDetails: z.strictObject({ Bucket: z.string().min(1), Key: z.string().min(1) }),
 });

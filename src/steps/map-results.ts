@@ -35,7 +35,7 @@ const ManifestSchema = z.object({
 const EntrySchema = z.object({ Status: z.string(), Input: z.string(), Output: z.string().optional() });
 
 /** The manifest's name under the Map Run's folder. */
-export const MAP_RESULTS_MANIFEST = 'manifest.json';
+const MAP_RESULTS_MANIFEST = 'manifest.json';
 
 /** A result that cannot be trusted: the run fails with this one line. */
 const broken = (message: string) =>
