@@ -7,9 +7,10 @@
  *
  * - **Map**: the definition's own ListDataset, Listed, HashBatches and HashDataset states, taken
  *   verbatim from the ASL file (HashDataset's Next and the failure route end the run here), run by
- *   the local runner with the real handlers: the pinned listing written, the ItemReader and
- *   ItemBatcher emulated (batches of 100, MaxConcurrency 10), one HashBatch per batch storing its
- *   digests content-addressed, the fold reading every batch back, checking it against the listing,
+ *   the local runner with the real handlers: the pinned listing written, the ItemReader,
+ *   ItemBatcher and ResultWriter emulated (batches of 100, MaxConcurrency 10), one HashBatch per
+ *   batch storing its digests content-addressed, the Map Run's results written as Step Functions
+ *   exports them, the fold reading those and every batch back, checking them against the listing,
  *   writing the manifest and recording the step in the run store and the audit log.
  * - **reference**: the same files listed and hashed sequentially in this process (read, SHA-256,
  *   one after the other), folded as one batch.

@@ -9,6 +9,7 @@
 import {
   CONTENT_PREFIX,
   LISTING_PREFIX,
+  MAP_RESULTS_PREFIX,
   SCORING_PREFIX,
   SKIP_RECORD_PREFIX,
   TRAINING_PREFIX,
@@ -16,7 +17,14 @@ import {
 import { functionArnVariable, TASK_STATES, type TaskState } from '../src/core/states.js';
 
 // The artifact prefixes the rows below name: defined once, in src/core/layout.ts, for the code too.
-export { CONTENT_PREFIX, LISTING_PREFIX, SCORING_PREFIX, SKIP_RECORD_PREFIX, TRAINING_PREFIX };
+export {
+  CONTENT_PREFIX,
+  LISTING_PREFIX,
+  MAP_RESULTS_PREFIX,
+  SCORING_PREFIX,
+  SKIP_RECORD_PREFIX,
+  TRAINING_PREFIX,
+};
 
 /** Every handler in functions/, one Lambda each (functions/<name>.ts exporting `handler`). */
 export const FUNCTION_NAMES = [
@@ -155,7 +163,8 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
   },
   'hash-dataset': {
     purpose: 'folds the batches into the manifest and the dataset digest, records the step',
-    artifactsRead: [CONTENT_PREFIX, LISTING_PREFIX],
+    // map-results/: the HashBatches Map Run's results, as its ResultWriter exported them.
+    artifactsRead: [CONTENT_PREFIX, LISTING_PREFIX, MAP_RESULTS_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
     auditAppend: true,
     table: RUN_ITEMS,

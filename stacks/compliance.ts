@@ -320,7 +320,7 @@ export function suppressFunctionFindings(
 
 /**
  * The state machine's grants: every version of the task functions, the HashBatches Distributed
- * Map's listing and child executions, log delivery, tracing.
+ * Map's listing, results and child executions, log delivery, tracing.
  */
 export function suppressStateMachineFindings(grants: IConstruct): void {
   NagSuppressions.addResourceSuppressions(grants, [
@@ -339,6 +339,14 @@ export function suppressStateMachineFindings(grants: IConstruct): void {
         'content digest (`listings/<sha256>.json`) at run time: the prefix is the narrowest resource, and the ' +
         'role may read nothing else of the bucket.',
       appliesTo: [res('<artifactsBucket[0-9A-F]{8}\\.Arn>/listings/\\*')],
+    },
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        "The HashBatches ResultWriter writes each Map Run's results under `map-results/<runId>/<map run id>/`, " +
+        'the run and the id Step Functions assigns known only at run time: the prefix is the narrowest ' +
+        'resource, and the role may write nothing else of any bucket.',
+      appliesTo: [res('<artifactsBucket[0-9A-F]{8}\\.Arn>/map-results/\\*')],
     },
     {
       id: 'AwsSolutions-IAM5',

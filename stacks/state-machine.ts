@@ -12,7 +12,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Function as SstFunction } from 'sst/constructs';
-import { LISTING_PREFIX } from '../src/core/layout.js';
+import { LISTING_PREFIX, MAP_RESULTS_PREFIX } from '../src/core/layout.js';
 import { type FunctionName, STATE_MACHINE_TASKS } from './access.js';
 import { suppressStateMachineFindings } from './compliance.js';
 import { LOG_DELIVERY_ACTIONS } from './grants.js';
@@ -23,7 +23,8 @@ export const STATE_MACHINE_FILE = 'state-machines/training-pipeline.asl.json';
 
 /**
  * The buckets the ASL names by definition substitution, with the Storage bucket each stands for:
- * the HashBatches Distributed Map's ItemReader reads the dataset listing from the artifacts bucket.
+ * the HashBatches Distributed Map's ItemReader reads the dataset listing from the artifacts bucket,
+ * and its ResultWriter writes the Map Run's results there.
  */
 export const STATE_MACHINE_BUCKETS = { ArtifactsBucket: 'artifacts' } as const;
 
@@ -145,6 +146,23 @@ export function trainingStateMachine({
       new iam.PolicyStatement({
         sid: 'DecryptDatasetListings',
         actions: ['kms:Decrypt'],
+        resources: [dataKeyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } },
+      }),
+      // Its ResultWriter exports the children's results under map-results/ as this role (Step
+      // Functions Developer Guide, "IAM policies for ResultWriter"): s3:PutObject (every part of a
+      // multipart upload too), and the data key through S3, which encrypts each new object under
+      // the bucket's default SSE-KMS with a data key it asks for as this role (S3 User Guide,
+      // "Using SSE-KMS": kms:GenerateDataKey to upload; the kms:Decrypt above covers the multipart
+      // uploads of large result files).
+      new iam.PolicyStatement({
+        sid: 'WriteMapResults',
+        actions: ['s3:PutObject'],
+        resources: [artifacts.arnForObjects(`${MAP_RESULTS_PREFIX}*`)],
+      }),
+      new iam.PolicyStatement({
+        sid: 'EncryptMapResults',
+        actions: ['kms:GenerateDataKey'],
         resources: [dataKeyArn],
         conditions: { StringEquals: { 'kms:ViaService': `s3.${Aws.REGION}.amazonaws.com` } },
       }),

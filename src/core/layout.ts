@@ -4,9 +4,10 @@
  * and the audit log's default retention. Pure: names and numbers, no I/O.
  *
  * Artifacts bucket: content-addressed objects under `sha256/`, dataset listings under `listings/`,
- * retrain-skip records under `retrain-skips/`, SageMaker training output under
- * `training/<pipeline>/`, Batch Transform scoring under `scoring/<pipeline>/` and Preprocess's
- * processing jobs under `processing/` and `processing-code/`. The audit log
+ * the HashBatches Distributed Map's results under `map-results/<runId>/`, retrain-skip records under
+ * `retrain-skips/`, SageMaker training output under `training/<pipeline>/`, Batch Transform scoring
+ * under `scoring/<pipeline>/` and Preprocess's processing jobs under `processing/` and
+ * `processing-code/`. The audit log
  * lives in a bucket of its own (src/audit/log.ts has its layout).
  */
 
@@ -22,6 +23,17 @@ export const CONTENT_PREFIX = 'sha256/';
  * and nothing else of the bucket (stacks/state-machine.ts).
  */
 export const LISTING_PREFIX = 'listings/';
+
+/**
+ * The HashBatches Distributed Map's ResultWriter writes each run's Map Run results under
+ * `map-results/<runId>/<map run id>/` (manifest.json, SUCCEEDED_<n>.json…), as the state machine's
+ * role, which may write this prefix (stacks/state-machine.ts); HashDataset reads them back
+ * (src/steps/map-results.ts). The ASL spells the same prefix in the ResultWriter's `Prefix`.
+ */
+export const MAP_RESULTS_PREFIX = 'map-results/';
+
+/** Where a run's Map Run results go: the ResultWriter's `Prefix` (no trailing slash). */
+export const mapResultsPrefix = (runId: string): string => `${MAP_RESULTS_PREFIX}${runId}`;
 
 /**
  * Where retrain-skip decisions are remembered, `retrain-skips/<runId>.json` (src/app/start/skip.ts), so a

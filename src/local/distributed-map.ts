@@ -16,20 +16,46 @@
  *   into child inputs `{ BatchInput, Items }`.
  * - **DISTRIBUTED mode** (`ProcessorConfig`, `Label`): dropped. Each child runs as an iteration of
  *   the library's Map in this process, not as an execution of its own.
+ * - **ResultWriter** (`arn:aws:states:::s3:putObject`, Parameters `Bucket` and `Prefix`, either as
+ *   a path; "ResultWriter (Map)"): a Task state named `<Map> (ResultWriter)` is inserted after the
+ *   Map (it takes the Map's Next or End and OutputPath). Its handler writes the layout Step
+ *   Functions exports, with the `write` function the caller gives (the local object store; in the
+ *   emulated-AWS suite, S3 signed as the state machine's role): under
+ *   `<Prefix>/<map run id>/`, `SUCCEEDED_<n>.json` files (JSON arrays of child executions, each
+ *   with its `Input` and `Output` as JSON text, Status SUCCEEDED, a new file past `resultFileBytes`)
+ *   and then `manifest.json` (`DestinationBucket`, `MapRunArn`, `ResultFiles` by status). The Map's
+ *   result becomes `{MapRunArn, ResultWriterDetails: {Bucket, Key}}`, Key the manifest's. A failed
+ *   write fails it with `States.ResultWriterFailed`.
  *
- * The inserted Task writes the child inputs where the Map's result will go (its ResultPath), and
+ * The inserted reader writes the child inputs where the Map's result will go (its ResultPath), and
  * the Map reads them from there (ItemsPath): its result then replaces them, so the execution state
- * after the Map is what it is on AWS, with nothing left behind.
+ * after the Map is what it is on AWS, with nothing left behind. With a ResultWriter the reader
+ * stages `{Items, Writer}` there (Writer: the ResultWriter's Parameters, resolved against the Map's
+ * input), the Map puts its results beside them (`Results`), and the inserted writer replaces all
+ * three with the Map's output.
  *
- * Anything else a Distributed Map may carry (ResultWriter, ItemSelector, InputPath, an ItemReader
- * over a listing or a CSV, MaxInputBytesPerBatch, the `…Path` forms, a non-zero tolerated failure
- * threshold) is refused with an error naming it, never silently ignored. What still differs from
- * AWS: a failed child fails the Map with the child's own error, where AWS fails it with
- * `States.ExceedToleratedFailureThreshold`; children see the parent's context object (`$$`).
+ * Anything else a Distributed Map may carry (ItemSelector, InputPath, an ItemReader over a listing
+ * or a CSV, MaxInputBytesPerBatch, a ResultWriter's WriterConfig, a ResultSelector beside a
+ * ResultWriter, the `…Path` forms, a non-zero tolerated failure threshold) is refused with an error
+ * naming it, never silently ignored. What still differs from AWS: a failed child fails the Map with
+ * the child's own error, where AWS fails it with `States.ExceedToleratedFailureThreshold` (so the
+ * emulated ResultWriter only ever writes SUCCEEDED files); children see the parent's context object
+ * (`$$`); the result files keep the items' order, which AWS does not promise.
  */
+import { randomUUID } from 'node:crypto';
 
 /** Reads one object, as the ItemReader's `s3:getObject` would: `Bucket`, `Key`, `VersionId`. */
 export type ReadObject = (bucket: string, key: string, versionId?: string) => Promise<Uint8Array>;
+
+/** Writes one object, as the ResultWriter's `s3:putObject` would: `Bucket`, `Key`, the bytes. */
+export type WriteObject = (bucket: string, key: string, body: Uint8Array) => Promise<void>;
+
+export interface EmulationOptions {
+  /** Where a ResultWriter writes; a Map with a ResultWriter is refused without it. */
+  write?: WriteObject;
+  /** A result file is closed once it would pass this size (AWS: 5 GB); at least one child each. */
+  resultFileBytes?: number;
+}
 
 type Json = Record<string, unknown>;
 type Machine = { StartAt: string; States: Record<string, Json> };
@@ -44,6 +70,8 @@ export interface EmulatedDefinition {
 }
 
 const GET_OBJECT = 'arn:aws:states:::s3:getObject';
+const PUT_OBJECT = 'arn:aws:states:::s3:putObject';
+const RESULT_FILE_BYTES = 5 * 1000 ** 3;
 const TOLERANCE = ['ToleratedFailureCount', 'ToleratedFailurePercentage'];
 const MAP_FIELDS = new Set([
   'Type',
@@ -53,6 +81,7 @@ const MAP_FIELDS = new Set([
   'ItemBatcher',
   'ItemProcessor',
   'MaxConcurrency',
+  'ResultWriter',
   'ToleratedFailureCount',
   'ToleratedFailurePercentage',
   'ResultSelector',
@@ -80,19 +109,32 @@ class StatesError extends Error {
 /** The name of the state inserted in front of Distributed Map `map`. */
 export const readerStateName = (map: string): string => `${map} (ItemReader)`;
 
+/** The name of the state inserted after Distributed Map `map` when it has a ResultWriter. */
+export const writerStateName = (map: string): string => `${map} (ResultWriter)`;
+
 /** Rewrites every Distributed Map of `definition` (nested ones too) for aws-local-stepfunctions. */
-export function emulateDistributedMaps(definition: Json, read: ReadObject): EmulatedDefinition {
+export function emulateDistributedMaps(
+  definition: Json,
+  read: ReadObject,
+  options: EmulationOptions = {},
+): EmulatedDefinition {
   const copy = structuredClone(definition);
   const handlers: EmulatedDefinition['handlers'] = {};
-  rewrite(copy as Machine, read, handlers);
+  rewrite(copy as Machine, read, options, handlers);
   return { definition: copy, handlers, inserted: new Set(Object.keys(handlers)) };
 }
 
-function rewrite(machine: Machine, read: ReadObject, handlers: EmulatedDefinition['handlers']): void {
+function rewrite(
+  machine: Machine,
+  read: ReadObject,
+  options: EmulationOptions,
+  handlers: EmulatedDefinition['handlers'],
+): void {
   for (const [name, state] of Object.entries(machine.States)) {
-    for (const branch of (state.Branches as Machine[] | undefined) ?? []) rewrite(branch, read, handlers);
+    for (const branch of (state.Branches as Machine[] | undefined) ?? [])
+      rewrite(branch, read, options, handlers);
     const processor = (state.ItemProcessor ?? state.Iterator) as (Machine & Json) | undefined;
-    if (processor) rewrite(processor, read, handlers);
+    if (processor) rewrite(processor, read, options, handlers);
     if (state.Type !== 'Map' || !isDistributed(state)) continue;
     for (const field of TOLERANCE) {
       if (state[field] !== undefined && state[field] !== 0) {
@@ -113,8 +155,11 @@ function rewrite(machine: Machine, read: ReadObject, handlers: EmulatedDefinitio
       continue;
     }
     const reader = readerStateName(name);
-    if (machine.States[reader] || handlers[reader]) {
-      throw new DistributedMapEmulationError(`state "${reader}" already exists; rename Map ${name}`);
+    const writer = writerStateName(name);
+    for (const inserted of [reader, writer]) {
+      if (machine.States[inserted] || handlers[inserted]) {
+        throw new DistributedMapEmulationError(`state "${inserted}" already exists; rename Map ${name}`);
+      }
     }
     for (const field of Object.keys(state)) {
       if (!MAP_FIELDS.has(field)) {
@@ -131,6 +176,8 @@ function rewrite(machine: Machine, read: ReadObject, handlers: EmulatedDefinitio
     const batcher = state.ItemBatcher as Json | undefined;
     const { maxItems } = checkReader(name, itemReader);
     const perBatch = batcher ? checkBatcher(name, batcher) : undefined;
+    const resultWriter = state.ResultWriter as Json | undefined;
+    if (resultWriter) checkWriter(name, state, resultWriter, options);
 
     machine.States[reader] = {
       Type: 'Task',
@@ -139,6 +186,7 @@ function rewrite(machine: Machine, read: ReadObject, handlers: EmulatedDefinitio
       Parameters: {
         Reader: itemReader.Parameters ?? {},
         ...(batcher?.BatchInput !== undefined ? { BatchInput: batcher.BatchInput } : {}),
+        ...(resultWriter ? { Writer: resultWriter.Parameters } : {}),
       },
       ResultPath: resultPath,
       ...(state.Retry ? { Retry: structuredClone(state.Retry) } : {}),
@@ -146,24 +194,182 @@ function rewrite(machine: Machine, read: ReadObject, handlers: EmulatedDefinitio
       Next: name,
     };
     handlers[reader] = async (params) => {
-      const { Reader, BatchInput } = params as { Reader: Json; BatchInput?: unknown };
+      const { Reader, BatchInput, Writer } = params as { Reader: Json; BatchInput?: unknown; Writer?: Json };
       const items = await readItems(name, Reader, read, maxItems);
-      if (perBatch === undefined) return items;
-      const batches: Json[] = [];
-      for (let i = 0; i < items.length; i += perBatch) {
-        batches.push({
-          ...(batcher?.BatchInput !== undefined ? { BatchInput } : {}),
-          Items: items.slice(i, i + perBatch),
-        });
+      let inputs: unknown[] = items;
+      if (perBatch !== undefined) {
+        inputs = [];
+        for (let i = 0; i < items.length; i += perBatch) {
+          inputs.push({
+            ...(batcher?.BatchInput !== undefined ? { BatchInput } : {}),
+            Items: items.slice(i, i + perBatch),
+          });
+        }
       }
-      return batches;
+      return resultWriter ? { Items: inputs, Writer } : inputs;
     };
 
+    if (resultWriter) {
+      // The Map's results go beside the staged inputs; the writer replaces both with the Map's output.
+      const label = typeof state.Label === 'string' ? state.Label : name;
+      machine.States[writer] = {
+        Type: 'Task',
+        Comment: `Local emulation of the ResultWriter of Distributed Map ${name} (src/local/distributed-map.ts).`,
+        Resource: PUT_OBJECT,
+        Parameters: { 'Staged.$': resultPath, 'Context.$': '$$' },
+        ResultPath: resultPath,
+        ...(state.OutputPath !== undefined ? { OutputPath: state.OutputPath } : {}),
+        ...(state.Retry ? { Retry: structuredClone(state.Retry) } : {}),
+        ...(state.Catch ? { Catch: structuredClone(state.Catch) } : {}),
+        ...(state.End === true ? { End: true } : { Next: state.Next }),
+      };
+      handlers[writer] = (params) =>
+        writeResults(name, label, params as WriterParams, options.write as WriteObject, {
+          resultFileBytes: options.resultFileBytes ?? RESULT_FILE_BYTES,
+        });
+      state.ItemsPath = child(resultPath, 'Items');
+      state.ResultPath = child(resultPath, 'Results');
+      state.Next = writer;
+      for (const field of ['End', 'OutputPath', 'ResultWriter']) delete state[field];
+    } else {
+      state.ItemsPath = resultPath;
+    }
     for (const field of ['ItemReader', 'ItemBatcher', 'Label', ...TOLERANCE]) delete state[field];
-    state.ItemsPath = resultPath;
     delete processor?.ProcessorConfig;
     redirect(machine, name, reader);
   }
+}
+
+/** The path of field `field` of the value at `path`. */
+const child = (path: string, field: string): string => (path === '$' ? `$.${field}` : `${path}.${field}`);
+
+function checkWriter(name: string, state: Json, writer: Json, options: EmulationOptions): void {
+  for (const field of Object.keys(writer)) {
+    if (field !== 'Resource' && field !== 'Parameters') {
+      throw new DistributedMapEmulationError(`Map ${name}: ResultWriter.${field} is not emulated locally`);
+    }
+  }
+  if (writer.Resource !== PUT_OBJECT) {
+    throw new DistributedMapEmulationError(
+      `Map ${name}: only a ResultWriter of ${PUT_OBJECT} is emulated locally, not ${String(writer.Resource)}`,
+    );
+  }
+  const params = (writer.Parameters ?? {}) as Json;
+  for (const field of Object.keys(params)) {
+    if (!['Bucket', 'Bucket.$', 'Prefix', 'Prefix.$'].includes(field)) {
+      throw new DistributedMapEmulationError(
+        `Map ${name}: ResultWriter.Parameters.${field} is not emulated locally`,
+      );
+    }
+  }
+  if (!('Bucket' in params) && !('Bucket.$' in params)) {
+    throw new DistributedMapEmulationError(`Map ${name}: ResultWriter.Parameters needs a Bucket`);
+  }
+  if (state.ResultSelector !== undefined) {
+    throw new DistributedMapEmulationError(
+      `Map ${name}: a ResultSelector beside a ResultWriter is not emulated locally`,
+    );
+  }
+  if (!options.write) {
+    throw new DistributedMapEmulationError(
+      `Map ${name} has a ResultWriter: the emulation needs a write function`,
+    );
+  }
+}
+
+type WriterParams = {
+  Staged: { Items: unknown[]; Writer: Json; Results: unknown[] };
+  Context?: { StateMachine?: { Id?: unknown; Name?: unknown } };
+};
+
+/** The region, account and name of a state machine ARN, or local placeholders. */
+function machineOf(context: WriterParams['Context']): { region: string; account: string; machine: string } {
+  const id = context?.StateMachine?.Id;
+  const arn =
+    typeof id === 'string' ? /^arn:aws:states:([^:]+):([^:]+):stateMachine:([^:]+)$/.exec(id) : null;
+  if (arn) return { region: arn[1] as string, account: arn[2] as string, machine: arn[3] as string };
+  const name = context?.StateMachine?.Name;
+  return { region: 'us-east-1', account: '000000000000', machine: typeof name === 'string' ? name : 'local' };
+}
+
+/** The ResultWriter's export (see the file comment); returns the Map's output. */
+async function writeResults(
+  name: string,
+  label: string,
+  { Staged, Context }: WriterParams,
+  write: WriteObject,
+  { resultFileBytes }: { resultFileBytes: number },
+): Promise<Json> {
+  const { Bucket, Prefix } = Staged.Writer;
+  if (typeof Bucket !== 'string' || (Prefix !== undefined && typeof Prefix !== 'string')) {
+    throw new StatesError(
+      'States.ResultWriterFailed',
+      `Map ${name}: the ResultWriter's Parameters must give Bucket (and Prefix, if any) as strings`,
+    );
+  }
+  const { region, account, machine } = machineOf(Context);
+  const mapRunId = randomUUID();
+  const mapRunArn = `arn:aws:states:${region}:${account}:mapRun:${machine}/${label}:${mapRunId}`;
+  const stateMachineArn = `arn:aws:states:${region}:${account}:stateMachine:${machine}`;
+  const folder = `${Prefix ? `${Prefix.replace(/\/+$/, '')}/` : ''}${mapRunId}/`;
+  const now = new Date().toISOString();
+  const entries = Staged.Results.map((output, i) => {
+    const childName = randomUUID();
+    return JSON.stringify({
+      ExecutionArn: `arn:aws:states:${region}:${account}:execution:${machine}/${label}:${childName}`,
+      Input: JSON.stringify(Staged.Items[i]),
+      InputDetails: { Included: true },
+      Name: childName,
+      Output: JSON.stringify(output),
+      OutputDetails: { Included: true },
+      RedriveCount: 0,
+      RedriveStatus: 'NOT_REDRIVABLE',
+      RedriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
+      StartDate: now,
+      StateMachineArn: stateMachineArn,
+      Status: 'SUCCEEDED',
+      StopDate: now,
+    });
+  });
+  const files: string[][] = [];
+  let size = 0;
+  for (const entry of entries) {
+    const last = files.at(-1);
+    if (last && size + entry.length + 1 <= resultFileBytes) {
+      last.push(entry);
+      size += entry.length + 1;
+    } else {
+      files.push([entry]);
+      size = entry.length + 2;
+    }
+  }
+  const put = async (key: string, text: string): Promise<number> => {
+    const body = new TextEncoder().encode(text);
+    try {
+      await write(Bucket, key, body);
+    } catch (e) {
+      throw new StatesError(
+        'States.ResultWriterFailed',
+        `Map ${name}: cannot write s3://${Bucket}/${key}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+    return body.byteLength;
+  };
+  const succeeded: { Key: string; Size: number }[] = [];
+  for (const [n, file] of files.entries()) {
+    const key = `${folder}SUCCEEDED_${n}.json`;
+    succeeded.push({ Key: key, Size: await put(key, `[${file.join(',')}]`) });
+  }
+  const manifestKey = `${folder}manifest.json`;
+  await put(
+    manifestKey,
+    JSON.stringify({
+      DestinationBucket: Bucket,
+      MapRunArn: mapRunArn,
+      ResultFiles: { FAILED: [], PENDING: [], SUCCEEDED: succeeded },
+    }),
+  );
+  return { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket, Key: manifestKey } };
 }
 
 function isDistributed(state: Json): boolean {

@@ -9,7 +9,7 @@ import type { RunStatus } from '../core/run.js';
 import { TASK_STATES, type TaskState } from '../core/states.js';
 import { StepFailure } from '../steps/step.js';
 import { handleTrainingEnd } from '../steps/train.js';
-import { emulateDistributedMaps, type ReadObject } from './distributed-map.js';
+import { emulateDistributedMaps, type ReadObject, type WriteObject } from './distributed-map.js';
 import type { LocalRuntime } from './runtime.js';
 import { forRun } from './units.js';
 
@@ -27,7 +27,7 @@ export const TASK_FUNCTIONS = Object.fromEntries(
 
 /**
  * The bucket the definition names by substitution (`${ArtifactsBucket}`, the HashBatches
- * ItemReader's): locally, the object store's logical bucket of that name.
+ * ItemReader's and ResultWriter's): locally, the object store's logical bucket of that name.
  */
 export const LOCAL_BUCKETS = { ArtifactsBucket: 'artifacts' } as const;
 
@@ -133,6 +133,16 @@ function localReader(rt: Pick<LocalRuntime, 'objects'>): ReadObject {
   };
 }
 
+/** The ResultWriter of a Distributed Map, locally: `Bucket` is a bucket of the local object store. */
+function localWriter(rt: Pick<LocalRuntime, 'objects'>): WriteObject {
+  return async (bucket, key, body) => {
+    if (!(Object.values(LOCAL_BUCKETS) as string[]).includes(bucket)) {
+      throw new VeritrailError('INTERNAL', `the local runner writes no bucket "${bucket}"`);
+    }
+    await rt.objects.put(bucket as (typeof LOCAL_BUCKETS)['ArtifactsBucket'], key, body);
+  };
+}
+
 /** The Lambda context of a local invocation; `runtime` is the embedded ports, passed explicitly. */
 const lambdaContext = (name: string, runtime: LocalRuntime) => ({
   runtime,
@@ -149,8 +159,8 @@ const lambdaContext = (name: string, runtime: LocalRuntime) => ({
  * signs and whose log records every step (src/local/units.ts forRun), whichever view `base` is.
  * The Train state's task token wait is played by the local trainer: launch via functions/train.ts,
  * wait for the child process, then the same end-of-job code the SageMaker callback runs on AWS.
- * The Distributed Map's ItemReader and ItemBatcher, which the library lacks, are emulated
- * (src/local/distributed-map.ts), reading from the local object store.
+ * The Distributed Map's ItemReader, ItemBatcher and ResultWriter, which the library lacks, are
+ * emulated (src/local/distributed-map.ts), reading from and writing to the local object store.
  */
 export async function executeLocally(
   base: LocalRuntime,
@@ -210,7 +220,7 @@ export async function executeDefinition(
     return end.output as never;
   };
 
-  const emulated = emulateDistributedMaps(definition, localReader(rt));
+  const emulated = emulateDistributedMaps(definition, localReader(rt), { write: localWriter(rt) });
   Object.assign(overrides, emulated.handlers);
   const machine = new StateMachine(emulated.definition as never, {
     validationOptions: { checkPaths: true, checkArn: true },

@@ -21,9 +21,9 @@ function parseBatchInput(event: unknown): BatchInput {
  * HashBatch, the task of each HashBatches child execution: streams and hashes its batch of the
  * listing (each file by its pinned version, sizes checked against the listing), stores the hashed
  * files content-addressed and returns only where: `{key, files}`, about 90 bytes however large the
- * batch, so the Map's collected results stay far under the 256 KiB state payload limit
- * (docs/scale-cost-model.md gives the object count this allows). A refusal is returned as data,
- * a transient error thrown for the ASL's Retry (src/steps/hashing.ts).
+ * batch, which the Map's ResultWriter exports with the child's input to S3 for HashDataset
+ * (src/steps/map-results.ts). A refusal is returned as data, a transient error thrown for the
+ * ASL's Retry (src/steps/hashing.ts).
  */
 export async function hashListedBatch(
   rt: Pick<Runtime, 'datasets' | 'objects'>,

@@ -8,6 +8,7 @@ import { describeIssues } from '../core/pipeline.js';
 import type { DatasetFile, DatasetSource, ObjectStore } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { DatasetFileSchema, HashProgressSchema, type ListingRef, PinnedFileSchema } from './hashing.js';
+import { readMapResults } from './map-results.js';
 import type { StepOutcome } from './step.js';
 
 /** A pinned dataset file with its digest: the list Preprocess re-reads, byte for byte. */
@@ -18,9 +19,10 @@ export interface PinnedFile extends DatasetFile {
 /**
  * HashDataset: content addressing of the raw data, the fold of a Distributed Map. ListDataset
  * pinned the listing, each HashBatches child hashed a batch of it (every file streamed in constant
- * memory; a single file's digest is the plain SHA-256 of its bytes, as sha256sum prints it); here
- * the batches are read back (content-addressed, verified), checked to cover the listing exactly, in
- * order, and folded into the pinned file list, the RFC 8785 manifest and the dataset digest (a
+ * memory; a single file's digest is the plain SHA-256 of its bytes, as sha256sum prints it) and the
+ * Map's ResultWriter exported the children's results to S3; here those results are read back and
+ * checked (src/steps/map-results.ts), the batches they name are read (content-addressed, verified),
+ * checked to cover the listing exactly, in order, and folded into the pinned file list, the RFC 8785 manifest and the dataset digest (a
  * folder's is its manifest's). The pinned list (with VersionIds on S3) is stored content-addressed
  * so later steps read exactly these bytes. The output, digests, facts and audit detail are those of
  * the one-Lambda HashDataset this replaces: nothing downstream sees how the work was split.
@@ -37,13 +39,14 @@ export async function hashDataset(
     );
   }
   if ('error' in progress.data) throw refused(progress.data.error);
+  const listed = await readListing(rt.objects, progress.data.listing);
+  const results = await readMapResults(rt.objects, progress.data.batches, state.runId, listed);
   const keys: string[] = [];
-  for (const batch of progress.data.batches) {
+  for (const batch of results) {
     // The first refusal in listing order, whichever child finished first.
     if ('error' in batch) throw refused(batch.error);
     keys.push(batch.key);
   }
-  const listed = await readListing(rt.objects, progress.data.listing);
   const hashed = await mapLimit(keys, 8, (key) => readBatch(rt.objects, key));
   checkCoverage(listed, hashed);
   const { pinned, totalSize, manifest, manifestDigest: mDigest, digest } = foldBatches(hashed);

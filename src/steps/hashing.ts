@@ -4,7 +4,9 @@
  *   ListDataset   → `$.results.hash` = { listing: {key, digest, files} } | { error }
  *   HashBatches   (Distributed Map over the listing, ItemBatcher) → each HashBatch child gets
  *                 { BatchInput: {runId}, Items: [DatasetFile…] } and returns {key, files} | {error, files};
- *                 the Map puts the children's results, in listing order, at `$.results.hash.batches`
+ *                 the Map's ResultWriter writes the children's results to the artifacts bucket under
+ *                 map-results/<runId>/, and the Map puts where ({MapRunArn, ResultWriterDetails}) at
+ *                 `$.results.hash.batches` (src/steps/map-results.ts reads them back)
  *   HashDataset   folds them and replaces `$.results.hash` with the HashResult Preprocess reads.
  *
  * A refusal (a missing file, a path trick, a file that changed size…) travels as data, not as a
@@ -55,16 +57,29 @@ export const BatchInputSchema = z.object({
 export type BatchInput = z.infer<typeof BatchInputSchema>;
 
 /** One HashBatch child's result: where its hashed files are stored (content-addressed), or why not. */
-const BatchResultSchema = z.union([
+export const BatchResultSchema = z.union([
   z.strictObject({ key: z.string().startsWith(CONTENT_PREFIX), files: z.number().int().positive() }),
   z.strictObject({ error: ErrorInfoSchema, files: z.number().int().positive() }),
 ]);
 export type BatchResult = z.infer<typeof BatchResultSchema>;
 
-/** `$.results.hash` when HashDataset (the fold) starts. */
+/** The HashBatches Map's output: its ResultWriter's Map Run and manifest (Step Functions "ResultWriter (Map)"). */
+const MapRunOutputSchema = z.strictObject({
+  MapRunArn: z.string().min(1),
+  ResultWriterDetails: z.strictObject({ Bucket: z.string().min(1), Key: z.string().min(1) }),
+});
+export type MapRunOutput = z.infer<typeof MapRunOutputSchema>;
+
+/**
+ * `$.results.hash` when HashDataset (the fold) starts: ListDataset's refusal, or its listing and
+ * the HashBatches Map's output, which names where its ResultWriter wrote the children's results.
+ */
 export const HashProgressSchema = z.union([
   z.strictObject({ error: ErrorInfoSchema }),
-  z.strictObject({ listing: ListingRefSchema, batches: z.array(BatchResultSchema).min(1) }),
+  z.strictObject({
+    listing: ListingRefSchema,
+    batches: MapRunOutputSchema,
+  }),
 ]);
 
 /**

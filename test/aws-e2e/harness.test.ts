@@ -1,13 +1,17 @@
 /**
  * The emulated-AWS harness's own logic, without moto: CloudFormation intrinsics across stacks, the
- * Lambda error → Step Functions error mapping, EventBridge InputTransformer and S3 event shape.
+ * Lambda error → Step Functions error mapping, the state machine's Lambda invocations through the
+ * IAM proxy, EventBridge InputTransformer and S3 event shape.
  */
 import { describe, expect, it } from 'vitest';
 import { matchesPattern } from '../helpers/event-pattern.js';
 import { s3ObjectCreatedEvent, transform } from './harness/events.js';
+import type { InvokeResult, LambdaFleet } from './harness/lambda-host.js';
 import { Resolver, UnresolvedError } from './harness/resolve.js';
-import { LambdaTaskError, throwIfFailed } from './harness/state-machine.js';
+import { LambdaTaskError, lambdaInvokeHook, lambdaInvoker, throwIfFailed } from './harness/state-machine.js';
 import type { SynthesizedApp, Template } from './harness/templates.js';
+import { startIamProxy } from './iam/proxy.js';
+import { ACCOUNT, allow, fakeUpstream, principal, REGION, world } from './iam/test-helpers.js';
 
 function app(stacks: Record<string, Template>): SynthesizedApp {
   return {
@@ -109,6 +113,66 @@ describe('Lambda errors as Step Functions sees them', () => {
       trace: ['at x'],
     });
     expect(throwIfFailed({ ok: true, result: { a: 1 } })).toEqual({ a: 1 });
+  });
+});
+
+describe('a Task’s Lambda invocation, as the state machine’s role', () => {
+  const fn = (name: string) => `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${name}`;
+
+  it('is a Lambda Invoke the IAM proxy decides against the role’s policy, then runs the hosted function', async () => {
+    const role = principal('state-machine', [allow('lambda:InvokeFunction', fn('granted'))]);
+    const upstream = await fakeUpstream();
+    const proxy = await startIamProxy({ upstream: upstream.url, world: world([role]) });
+    const ran: { name: string; event: unknown }[] = [];
+    const results: Record<string, InvokeResult> = {
+      [fn('granted')]: { ok: true, result: { key: 'sha256/x', files: 2 } },
+    };
+    const fleet = {
+      byArn: (name: string) => ({
+        invoke: async (event: unknown) => {
+          ran.push({ name, event });
+          return (
+            results[name] ?? { ok: false, error: { errorType: 'Veritrail.INTERNAL', errorMessage: 'boom' } }
+          );
+        },
+      }),
+    } as unknown as LambdaFleet;
+    proxy.addHook(lambdaInvokeHook(role.label, fleet));
+    const invoke = lambdaInvoker({
+      endpoint: proxy.endpoint,
+      region: REGION,
+      credentials: { accessKeyId: role.accessKeyId, secretAccessKey: 'test-secret' },
+    });
+    try {
+      expect(await invoke(fn('granted'), { Items: [1, 2] })).toEqual({
+        ok: true,
+        result: { key: 'sha256/x', files: 2 },
+      });
+      expect(ran).toEqual([{ name: fn('granted'), event: { Items: [1, 2] } }]);
+      // A function error comes back as the runtime reported it, for Retry/Catch.
+      results[fn('granted')] = {
+        ok: false,
+        error: { errorType: 'Veritrail.TRANSIENT', errorMessage: 'slow' },
+      };
+      expect(await invoke(fn('granted'), {})).toEqual({
+        ok: false,
+        error: { errorType: 'Veritrail.TRANSIENT', errorMessage: 'slow' },
+      });
+      // A function the role may not invoke: denied and recorded (the suite fails on it), never run.
+      await expect(invoke(fn('other'), {})).rejects.toMatchObject({ name: 'AccessDeniedException' });
+      expect(ran.map((r) => r.name)).not.toContain(fn('other'));
+      expect(proxy.denials()).toEqual([
+        expect.objectContaining({
+          principal: 'state-machine',
+          action: 'lambda:InvokeFunction',
+          resource: fn('other'),
+        }),
+      ]);
+      expect(upstream.seen).toEqual([]);
+    } finally {
+      await proxy.close();
+      await upstream.close();
+    }
   });
 });
 

@@ -164,6 +164,25 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
     expect(execution.status, explain(execution, run)).toBe('SUCCEEDED');
     expect(run?.status, explain(execution, run)).toBe('SUCCEEDED');
     succeeded = run?.runId;
+    // The state machine role's own calls went through the IAM replay and were allowed: each Task's
+    // Lambda invocation (the Map's HashBatch children too) and the ResultWriter's writes under
+    // map-results/<runId>/, encrypted with a data key S3 asked for as that role.
+    // The harness labels the state machine's role `states` (harness/world.ts roleLabels).
+    const asMachine = aws.proxy.calls.filter((c) => c.principal === 'states');
+    const invoked = new Set(
+      asMachine.filter((c) => c.action === 'lambda:InvokeFunction').map((c) => c.resource),
+    );
+    for (const h of ['register-run', 'list-dataset', 'hash-batch', 'hash-dataset', 'train', 'finish'])
+      expect(invoked.has(aws.fn(h).arn), `${h} invoked as the state machine's role`).toBe(true);
+    const written = asMachine.filter((c) => c.action === 's3:PutObject').map((c) => c.resource);
+    const folder = `arn:aws:s3:::${aws.names.artifacts}/map-results/${run?.runId}/[0-9a-f-]{36}/`;
+    expect(written).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(new RegExp(`^${folder}SUCCEEDED_0\\.json$`)),
+        expect.stringMatching(new RegExp(`^${folder}manifest\\.json$`)),
+      ]),
+    );
+    expect(asMachine.some((c) => c.action === 'kms:GenerateDataKey' && c.implied)).toBe(true);
     // The signed model report is made as the run ends, on AWS as locally.
     expect(run?.facts.reportError, JSON.stringify(run?.facts.reportError)).toBeUndefined();
     expect(run?.facts.reportKey).toMatch(/^sha256\/[0-9a-f]{64}$/);

@@ -21,6 +21,7 @@ import {
   ACCESS,
   FUNCTION_NAMES,
   type FunctionName,
+  MAP_RESULTS_PREFIX,
   STATE_MACHINE_TASKS,
   signers,
 } from '../../stacks/access.js';
@@ -590,7 +591,7 @@ describe('Pipeline functions', () => {
     expect(new Set(roles).size).toBe(FUNCTION_NAMES.length);
   });
 
-  it('grants hash-dataset exactly its row: reads listings/ and sha256/, writes sha256/, table items, data key', () => {
+  it('grants hash-dataset exactly its row: reads listings/, map-results/ and sha256/, writes sha256/, table items, data key', () => {
     const statements = grantsOf('hash-dataset');
     const bySid = (sid: string) => statements.find((s) => s.Sid === sid) ?? {};
     // The fold reads no landing object: the HashBatch children did.
@@ -599,7 +600,7 @@ describe('Pipeline functions', () => {
       resourcesOf(bySid('ReadArtifacts'))
         .map(flat)
         .map((r) => r.slice(r.indexOf('/') + 1)),
-    ).toEqual(['sha256/*', 'listings/*']);
+    ).toEqual(['sha256/*', 'listings/*', 'map-results/*']);
     expect(flat(bySid('WriteArtifacts').Resource)).toMatch(/artifactsBucket.*\/sha256\/\*$/);
     expect(actionsOf(bySid('RunTable')).sort()).toEqual([
       'dynamodb:GetItem',
@@ -878,9 +879,32 @@ describe('the state machine', () => {
       States: Record<string, { Label?: string }>;
     };
     expect(asl.States.HashBatches?.Label).toBe(HASH_BATCHES_LABEL);
-    // Nothing else of the buckets: no write, no other prefix.
+    // Its ResultWriter: write map-results/ only, with a data key S3 asks for on its behalf.
+    expect(actionsOf(bySid('WriteMapResults'))).toEqual(['s3:PutObject']);
+    expect(resourcesOf(bySid('WriteMapResults')).map(flat)).toEqual([
+      expect.stringMatching(/artifactsBucket.*\/map-results\/\*$/),
+    ]);
+    expect(actionsOf(bySid('EncryptMapResults'))).toEqual(['kms:GenerateDataKey']);
+    expect(flat(bySid('EncryptMapResults').Resource)).toBe(flat(bySid('DecryptDatasetListings').Resource));
+    expect(JSON.stringify(bySid('EncryptMapResults').Condition)).toMatch(/"kms:ViaService":\{?.*"s3\./);
+    // The ResultWriter's Bucket and Prefix are the ones granted: the artifacts bucket, map-results/.
+    const hashBatches = asl.States.HashBatches as {
+      ItemReader?: { Parameters?: Record<string, string> };
+      ResultWriter?: { Parameters?: Record<string, string> };
+    };
+    const writer = hashBatches.ResultWriter?.Parameters;
+    // The bucket the ItemReader reads: the ArtifactsBucket substitution.
+    expect(writer?.Bucket).toBe(hashBatches.ItemReader?.Parameters?.Bucket);
+    expect(writer?.Bucket).toContain('{ArtifactsBucket}');
+    expect(writer?.['Prefix.$']).toMatch(
+      new RegExp(`^States\\.Format\\('${MAP_RESULTS_PREFIX}\\{\\}', \\$\\.runId\\)$`),
+    );
+    // Nothing else of the buckets: no other write, no other prefix, and KMS only through S3.
     const s3 = statements.filter((st) => actionsOf(st).some((a) => a.startsWith('s3:')));
-    expect(s3).toHaveLength(1);
+    expect(s3).toHaveLength(2);
+    const kms = statements.filter((st) => actionsOf(st).some((a) => a.startsWith('kms:')));
+    expect(kms.flatMap((st) => actionsOf(st)).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    for (const st of kms) expect(JSON.stringify(st.Condition)).toMatch(/kms:ViaService/);
   });
 
   it('waits for training through a task token', () => {

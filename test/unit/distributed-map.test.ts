@@ -7,9 +7,12 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import {
   DistributedMapEmulationError,
+  type EmulationOptions,
   emulateDistributedMaps,
   type ReadObject,
   readerStateName,
+  type WriteObject,
+  writerStateName,
 } from '../../src/local/distributed-map.js';
 
 type Json = Record<string, unknown>;
@@ -173,7 +176,15 @@ describe('a Distributed Map on aws-local-stepfunctions', () => {
   });
 
   it.each([
-    ['ResultWriter', { ResultWriter: { Resource: 'arn:aws:states:::s3:putObject', Parameters: {} } }],
+    [
+      'a ResultWriter WriterConfig',
+      { ResultWriter: { ...RESULT_WRITER, WriterConfig: { OutputType: 'JSONL', Transformation: 'NONE' } } },
+    ],
+    ['a ResultWriter other than s3:putObject', { ResultWriter: { ...RESULT_WRITER, Resource: 'arn:x' } }],
+    [
+      'a ResultSelector beside a ResultWriter',
+      { ResultWriter: RESULT_WRITER, ResultSelector: { 'n.$': '$' } },
+    ],
     ['ItemSelector', { ItemSelector: { 'v.$': '$$.Map.Item.Value' } }],
     ['InputPath', { InputPath: '$.x' }],
     ['ResultPath null', { ResultPath: null }],
@@ -192,6 +203,141 @@ describe('a Distributed Map on aws-local-stepfunctions', () => {
     ['MaxInputBytesPerBatch', { ItemBatcher: { MaxItemsPerBatch: 2, MaxInputBytesPerBatch: 1024 } }],
     ['MaxItemsPerBatchPath', { ItemBatcher: { MaxItemsPerBatchPath: '$.n' } }],
   ])('refuses %s rather than ignoring it', (_what, map) => {
-    expect(() => emulateDistributedMaps(definition(map), read)).toThrow(DistributedMapEmulationError);
+    const write: WriteObject = async () => {};
+    expect(() => emulateDistributedMaps(definition(map), read, { write })).toThrow(
+      DistributedMapEmulationError,
+    );
+  });
+
+  it('refuses a ResultWriter when given nowhere to write', () => {
+    expect(() => emulateDistributedMaps(definition({ ResultWriter: RESULT_WRITER }), read)).toThrow(
+      /needs a write function/,
+    );
+  });
+});
+
+const RESULT_WRITER = {
+  Resource: 'arn:aws:states:::s3:putObject',
+  Parameters: { Bucket: 'results', 'Prefix.$': "States.Format('out/{}', $.tag)" },
+};
+
+describe('a Distributed Map’s ResultWriter, emulated', () => {
+  const items = ['a', 'b', 'c', 'd', 'e'];
+  const read = store({ 'bucket/items.json': items });
+  const MACHINE = 'arn:aws:states:eu-west-1:111122223333:stateMachine:pipeline';
+
+  async function runWriting(
+    map: Json,
+    options: Omit<EmulationOptions, 'write'> = {},
+    fail = false,
+    extra: Json = {},
+  ) {
+    const written = new Map<string, string>();
+    const write: WriteObject = async (bucket, key, body) => {
+      if (fail) throw new Error('AccessDenied');
+      written.set(`${bucket}/${key}`, new TextDecoder().decode(body));
+    };
+    const { definition: rewritten, handlers } = emulateDistributedMaps(definition(map, extra), read, {
+      write,
+      ...options,
+    });
+    const machine = new StateMachine(rewritten as never, {
+      validationOptions: { checkPaths: true, checkArn: true },
+    });
+    const execution = machine.run({ listing: 'items.json', tag: 't1', keep: true } as never, {
+      overrides: {
+        taskResourceLocalHandlers: {
+          ...handlers,
+          Child: async (input: unknown) => (input as { Items: string[] }).Items.join(''),
+        } as never,
+      },
+      context: { StateMachine: { Id: MACHINE, Name: 'pipeline' } } as never,
+    });
+    const out = (await execution.result) as Json;
+    const json = (key: string) => JSON.parse(written.get(key) ?? 'null') as unknown;
+    return { out, written, json };
+  }
+
+  it('exports the children’s results as Step Functions does, and the Map’s result says where', async () => {
+    const { out, written, json } = await runWriting({ ResultWriter: RESULT_WRITER });
+    const result = out.out as { MapRunArn: string; ResultWriterDetails: { Bucket: string; Key: string } };
+    // The rest of the state is the Map's input, as on AWS; the staged inputs and results are gone.
+    expect(out).toEqual({ listing: 'items.json', tag: 't1', keep: true, out: result });
+    const id = /^arn:aws:states:eu-west-1:111122223333:mapRun:pipeline\/M:([0-9a-f-]{36})$/.exec(
+      result.MapRunArn,
+    )?.[1];
+    expect(id).toBeDefined();
+    expect(result.ResultWriterDetails).toEqual({ Bucket: 'results', Key: `out/t1/${id}/manifest.json` });
+    const file = `out/t1/${id}/SUCCEEDED_0.json`;
+    expect(new Set(written.keys())).toEqual(
+      new Set([`results/${file}`, `results/out/t1/${id}/manifest.json`]),
+    );
+    expect(json(`results/out/t1/${id}/manifest.json`)).toEqual({
+      DestinationBucket: 'results',
+      MapRunArn: result.MapRunArn,
+      ResultFiles: {
+        FAILED: [],
+        PENDING: [],
+        SUCCEEDED: [{ Key: file, Size: Buffer.byteLength(written.get(`results/${file}`) ?? '') }],
+      },
+    });
+    const entries = json(`results/${file}`) as Json[];
+    expect(entries.map((e) => [JSON.parse(e.Input as string), JSON.parse(e.Output as string)])).toEqual([
+      [{ BatchInput: { tag: 't1' }, Items: ['a', 'b'] }, 'ab'],
+      [{ BatchInput: { tag: 't1' }, Items: ['c', 'd'] }, 'cd'],
+      [{ BatchInput: { tag: 't1' }, Items: ['e'] }, 'e'],
+    ]);
+    for (const e of entries) {
+      expect(e).toMatchObject({
+        Status: 'SUCCEEDED',
+        StateMachineArn: MACHINE,
+        ExecutionArn: expect.stringMatching(/^arn:aws:states:eu-west-1:111122223333:execution:pipeline\/M:/),
+      });
+    }
+  });
+
+  it('starts a new result file past resultFileBytes, every child in exactly one, in order', async () => {
+    const { out, json } = await runWriting({ ResultWriter: RESULT_WRITER }, { resultFileBytes: 1 });
+    const { Bucket, Key } = (out.out as { ResultWriterDetails: { Bucket: string; Key: string } })
+      .ResultWriterDetails;
+    const files = (json(`${Bucket}/${Key}`) as { ResultFiles: { SUCCEEDED: { Key: string }[] } }).ResultFiles
+      .SUCCEEDED;
+    expect(files.map((f) => f.Key.split('/').pop())).toEqual([
+      'SUCCEEDED_0.json',
+      'SUCCEEDED_1.json',
+      'SUCCEEDED_2.json',
+    ]);
+    const outputs = files.flatMap((f) =>
+      (json(`${Bucket}/${f.Key}`) as Json[]).map((e) => JSON.parse(e.Output as string)),
+    );
+    expect(outputs).toEqual(['ab', 'cd', 'e']);
+  });
+
+  it('fails with States.ResultWriterFailed, caught like any error, when a result cannot be written', async () => {
+    const { out } = await runWriting({ ResultWriter: RESULT_WRITER }, {}, true);
+    expect(out.error).toMatchObject({
+      Error: 'States.ResultWriterFailed',
+      Cause: expect.stringContaining('AccessDenied'),
+    });
+  });
+
+  it('hands the Map’s End and OutputPath to the inserted writer', async () => {
+    const { out } = await runWriting(
+      { ResultWriter: RESULT_WRITER, Next: undefined, End: true, OutputPath: '$.out' },
+      {},
+      false,
+      { Failed: { Type: 'Pass', Next: 'Done' } },
+    );
+    expect(Object.keys(out).sort()).toEqual(['MapRunArn', 'ResultWriterDetails']);
+    const { definition: rewritten, inserted } = emulateDistributedMaps(
+      definition({ ResultWriter: RESULT_WRITER }),
+      read,
+      { write: async () => {} },
+    );
+    expect([...inserted]).toEqual([readerStateName('M'), writerStateName('M')]);
+    const states = rewritten.States as Record<string, Json>;
+    expect((states.M as Json).Next).toBe(writerStateName('M'));
+    expect((states[writerStateName('M')] as Json).Next).toBe('Done');
+    expect((states[writerStateName('M')] as Json).Catch).toEqual((states.M as Json).Catch);
   });
 });

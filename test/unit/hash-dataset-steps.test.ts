@@ -19,7 +19,7 @@ import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { DatasetFile, DatasetSource } from '../../src/ports.js';
 import { hashListedBatch } from '../../src/steps/hash-batch.js';
 import { foldBatches, hashBatch, hashDataset } from '../../src/steps/hash-dataset.js';
-import type { BatchResult } from '../../src/steps/hashing.js';
+import type { BatchInput, BatchResult } from '../../src/steps/hashing.js';
 import { listDataset } from '../../src/steps/list-dataset.js';
 import { LISTING_PREFIX as GRANTED_LISTING_PREFIX } from '../../stacks/access.js';
 
@@ -54,18 +54,81 @@ async function runHashing(perBatch: number) {
     new TextDecoder().decode(await readObject(objects, 'artifacts', listed.listing.key)),
   ) as DatasetFile[];
   const batches: BatchResult[] = [];
+  const inputs: BatchInput[] = [];
   for (let i = 0; i < items.length; i += perBatch) {
-    batches.push(
-      await hashListedBatch(
-        { objects, datasets },
-        { BatchInput: { runId: state.runId }, Items: items.slice(i, i + perBatch) },
-      ),
-    );
+    const input = { BatchInput: { runId: state.runId }, Items: items.slice(i, i + perBatch) };
+    inputs.push(input);
+    batches.push(await hashListedBatch({ objects, datasets }, input));
   }
-  return { listing: listed.listing, batches };
+  return { listing: listed.listing, batches, inputs };
 }
 
 const fold = (hash: unknown) => hashDataset({ objects }, { ...state, results: { hash } });
+
+type Child = { input: unknown; output: unknown };
+type Export = {
+  manifest: {
+    DestinationBucket: string;
+    MapRunArn: string;
+    ResultFiles: Record<string, { Key: string; Size: number }[]>;
+  };
+  files: { key: string; text: string }[];
+};
+let mapRuns = 0;
+
+/**
+ * Writes `children` to the object store as a Map Run's ResultWriter exports them (Step Functions
+ * Developer Guide, "ResultWriter (Map)": manifest.json naming SUCCEEDED_<n>.json files of child
+ * executions, Input and Output as JSON text), `perFile` a file; `edit` may change the export before
+ * it is written. Returns the Map's output, as HashDataset finds it at results.hash.batches.
+ */
+async function exportRun(children: readonly Child[], perFile = 1000, edit: (e: Export) => void = () => {}) {
+  const id = `${String(++mapRuns).padStart(8, '0')}-1111-2222-3333-444455556666`;
+  const folder = `map-results/${state.runId}/${id}/`;
+  const machine = 'arn:aws:states:eu-west-1:111122223333:stateMachine:training-pipeline';
+  const at = '2026-12-01T03:00:00.000Z';
+  const mapRunArn = `arn:aws:states:eu-west-1:111122223333:mapRun:training-pipeline/HashBatches:${id}`;
+  const files: Export['files'] = [];
+  for (let i = 0; i < children.length; i += perFile) {
+    const entries = children.slice(i, i + perFile).map((c, j) => ({
+      ExecutionArn: `arn:aws:states:eu-west-1:111122223333:execution:training-pipeline/HashBatches:${i + j}`,
+      Input: JSON.stringify(c.input),
+      InputDetails: { Included: true },
+      Name: String(i + j),
+      Output: JSON.stringify(c.output),
+      OutputDetails: { Included: true },
+      RedriveCount: 0,
+      RedriveStatus: 'NOT_REDRIVABLE',
+      RedriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
+      StartDate: at,
+      StateMachineArn: machine,
+      Status: 'SUCCEEDED',
+      StopDate: at,
+    }));
+    files.push({ key: `${folder}SUCCEEDED_${files.length}.json`, text: JSON.stringify(entries) });
+  }
+  const exported: Export = {
+    manifest: {
+      DestinationBucket: 'artifacts',
+      MapRunArn: mapRunArn,
+      ResultFiles: {
+        FAILED: [],
+        PENDING: [],
+        SUCCEEDED: files.map((f) => ({ Key: f.key, Size: Buffer.byteLength(f.text) })),
+      },
+    },
+    files,
+  };
+  edit(exported);
+  for (const f of exported.files) await objects.put('artifacts', f.key, Buffer.from(f.text));
+  const key = `${folder}manifest.json`;
+  await objects.put('artifacts', key, Buffer.from(JSON.stringify(exported.manifest)));
+  return { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: 'artifacts', Key: key } };
+}
+
+/** The children of a hashing run: each batch's input with its output. */
+const childrenOf = (r: { inputs: BatchInput[]; batches: BatchResult[] }): Child[] =>
+  r.inputs.map((input, i) => ({ input, output: r.batches[i] }));
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'vt-hash-steps-'));
@@ -138,7 +201,12 @@ describe('HashDataset, the fold', () => {
   it('records what one pass over the whole listing gives, however the listing was cut', async () => {
     const whole = foldBatches([await hashBatch({ datasets }, await datasets.list(state.dataset.uri))]);
     const outcomes = [];
-    for (const perBatch of [1, 4, 10, 23, 100]) outcomes.push(await fold(await runHashing(perBatch)));
+    for (const perBatch of [1, 4, 10, 23, 100]) {
+      const r = await runHashing(perBatch);
+      // Result files keep no order on AWS: the children come back reversed, three to a file.
+      const batches = await exportRun(childrenOf(r).reverse(), 3);
+      outcomes.push(await fold({ listing: r.listing, batches }));
+    }
     for (const o of outcomes) {
       expect(o.output.digest).toBe(whole.digest);
       expect(o.output.manifestDigest).toBe(whole.manifestDigest);
@@ -154,47 +222,65 @@ describe('HashDataset, the fold', () => {
   });
 
   it('fails the step with the first refusal in listing order, whichever child finished first', async () => {
-    const { listing, batches } = await runHashing(5);
+    const r = await runHashing(5);
     const refused = (code: 'DATASET_MISSING' | 'PATH_REJECTED', files: number): BatchResult => ({
       error: { code, message: code },
       files,
     });
-    const [b0, , , , b4] = batches;
-    if (!b0 || !b4) throw new Error('too few batches');
+    const [c0, c1, c2, c3, c4] = childrenOf(r);
+    if (!c0 || !c1 || !c2 || !c3 || !c4) throw new Error('too few batches');
+    const children = [
+      c0,
+      { ...c1, output: refused('PATH_REJECTED', 5) },
+      { ...c2, output: refused('DATASET_MISSING', 5) },
+      { ...c3, output: c0.output },
+      c4,
+    ];
+    // Written last first, as if the later refusal had finished first.
     await expect(
-      fold({ listing, batches: [b0, refused('PATH_REJECTED', 5), refused('DATASET_MISSING', 5), b0, b4] }),
+      fold({ listing: r.listing, batches: await exportRun(children.reverse()) }),
     ).rejects.toMatchObject({ code: 'PATH_REJECTED', message: 'PATH_REJECTED' });
   });
 
   it('refuses batches that lose, repeat or reorder a listed file', async () => {
-    const { listing, batches } = await runHashing(5);
-    const [b0, b1, b2, b3, b4] = batches;
-    if (!b0 || !b1 || !b2 || !b3 || !b4) throw new Error('too few batches');
+    const r = await runHashing(5);
+    const { listing } = r;
+    const [c0, c1, c2, c3, c4] = childrenOf(r);
+    if (!c0 || !c1 || !c2 || !c3 || !c4) throw new Error('too few batches');
     for (const wrong of [
-      [b0, b1, b2, b3],
-      [b0, b1, b2, b3, b4, b4],
-      [b1, b0, b2, b3, b4],
+      [c0, c1, c2, c3],
+      [c0, c1, c2, c3, c4, c4],
+      // Each child's input with the other's output.
+      [{ ...c0, output: c1.output }, { ...c1, output: c0.output }, c2, c3, c4],
     ]) {
-      await expect(fold({ listing, batches: wrong })).rejects.toMatchObject({ code: 'PROVENANCE_BROKEN' });
+      await expect(fold({ listing, batches: await exportRun(wrong) })).rejects.toMatchObject({
+        code: 'PROVENANCE_BROKEN',
+      });
     }
     // A batch result whose digests belong to other files (stored honestly, under its own address).
+    const b0 = c0.output as BatchResult;
     const forged = JSON.parse(
       new TextDecoder().decode(await readObject(objects, 'artifacts', 'key' in b0 ? b0.key : '')),
     ) as { path: string }[];
     const swapped = await putJsonCas(objects, [forged[1], forged[0], ...forged.slice(2)]);
     await expect(
-      fold({ listing, batches: [{ key: swapped.key, files: 5 }, b1, b2, b3, b4] }),
+      fold({
+        listing,
+        batches: await exportRun([{ ...c0, output: { key: swapped.key, files: 5 } }, c1, c2, c3, c4]),
+      }),
     ).rejects.toMatchObject({ code: 'PROVENANCE_BROKEN' });
   });
 
   it('refuses a stored listing or batch whose bytes no longer match their address', async () => {
-    const { listing, batches } = await runHashing(5);
+    const r = await runHashing(5);
+    const { listing } = r;
+    const batches = await exportRun(childrenOf(r));
     const tamper = (key: string) => {
       const file = join(dir, 'objects', 'artifacts', key);
       chmodSync(file, 0o644);
       writeFileSync(file, '[]');
     };
-    const [b0] = batches;
+    const [b0] = r.batches;
     if (!b0 || !('key' in b0)) throw new Error('no batch');
     tamper(b0.key);
     await expect(fold({ listing, batches })).rejects.toMatchObject({
@@ -206,6 +292,90 @@ describe('HashDataset, the fold', () => {
     await expect(fold({ listing, batches })).rejects.toMatchObject({
       code: 'DIGEST_MISMATCH',
       message: expect.stringContaining(`dataset listing ${listing.key}`),
+    });
+  });
+
+  describe('when the Map Run’s exported results are missing or malformed', () => {
+    /** The fold over an export `edit` spoiled: PROVENANCE_BROKEN, one line naming the problem. */
+    async function brokenBy(
+      edit: (e: Export) => void,
+      names: string,
+      run?: Awaited<ReturnType<typeof runHashing>>,
+    ) {
+      const r = run ?? (await runHashing(5));
+      const error = await fold({ listing: r.listing, batches: await exportRun(childrenOf(r), 2, edit) }).then(
+        () => undefined,
+        (e: unknown) => e as VeritrailError,
+      );
+      expect(error).toMatchObject({ code: 'PROVENANCE_BROKEN', message: expect.stringContaining(names) });
+      expect(error?.message).not.toContain('\n');
+    }
+
+    it('fails when a result file the manifest lists is missing', async () => {
+      await brokenBy((e) => e.files.splice(1, 1), 'SUCCEEDED_1.json is missing');
+    });
+
+    it('fails when a result file is not JSON, or not the size the manifest says', async () => {
+      await brokenBy((e) => {
+        const f = e.files[0] as Export['files'][number];
+        f.text = `${f.text.slice(0, 40)}`;
+        (e.manifest.ResultFiles.SUCCEEDED?.[0] as { Size: number }).Size = 40;
+      }, 'SUCCEEDED_0.json is not JSON');
+      await brokenBy((e) => {
+        const f = e.files[0] as Export['files'][number];
+        f.text = `${f.text} `;
+      }, 'the manifest says');
+    });
+
+    it('fails when the manifest is of another Map Run, or lists a failed child', async () => {
+      await brokenBy((e) => {
+        e.manifest.MapRunArn = `${e.manifest.MapRunArn}x`;
+      }, 'not of this Map Run');
+      await brokenBy((e) => {
+        e.manifest.ResultFiles.FAILED = [{ Key: 'FAILED_0.json', Size: 2 }];
+      }, '1 failed or pending result files');
+    });
+
+    it('fails when a child ran for another run, or its input is not the listing', async () => {
+      const r = await runHashing(5);
+      const other = (e: Export, input: (i: BatchInput) => BatchInput) => {
+        const f = e.files[0] as Export['files'][number];
+        const entries = JSON.parse(f.text) as { Input: string }[];
+        const first = entries[0] as { Input: string };
+        first.Input = JSON.stringify(input(JSON.parse(first.Input) as BatchInput));
+        f.text = JSON.stringify(entries);
+        (e.manifest.ResultFiles.SUCCEEDED?.[0] as { Size: number }).Size = Buffer.byteLength(f.text);
+      };
+      await brokenBy(
+        (e) => other(e, (i) => ({ ...i, BatchInput: { runId: 'r-other' } })),
+        'not a batch of run',
+        r,
+      );
+      await brokenBy(
+        (e) => other(e, (i) => ({ ...i, Items: i.Items.map((f) => ({ ...f, size: f.size + 1 })) })),
+        'not a run of files of the pinned listing',
+        r,
+      );
+    });
+
+    it('fails when the manifest itself is missing', async () => {
+      const r = await runHashing(5);
+      const batches = {
+        MapRunArn: 'arn:aws:states:eu-west-1:111122223333:mapRun:training-pipeline/HashBatches:x',
+        ResultWriterDetails: { Bucket: 'artifacts', Key: `map-results/${state.runId}/x/manifest.json` },
+      };
+      await expect(fold({ listing: r.listing, batches })).rejects.toMatchObject({
+        code: 'PROVENANCE_BROKEN',
+        message: expect.stringContaining('manifest.json is missing'),
+      });
+      const elsewhere = {
+        ...batches,
+        ResultWriterDetails: { Bucket: 'artifacts', Key: 'listings/manifest.json' },
+      };
+      await expect(fold({ listing: r.listing, batches: elsewhere })).rejects.toMatchObject({
+        code: 'PROVENANCE_BROKEN',
+        message: expect.stringContaining(`under map-results/${state.runId}/`),
+      });
     });
   });
 

@@ -3,7 +3,12 @@ import { join } from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { errorFromCatch } from '../../src/core/errors.js';
-import { emulateDistributedMaps, type ReadObject } from '../../src/local/distributed-map.js';
+import { MAP_RESULTS_PREFIX } from '../../src/core/layout.js';
+import {
+  emulateDistributedMaps,
+  type ReadObject,
+  type WriteObject,
+} from '../../src/local/distributed-map.js';
 import {
   LOCAL_BUCKETS,
   localDefinition,
@@ -36,6 +41,7 @@ type State = {
     Parameters?: Record<string, unknown>;
   };
   ItemBatcher?: { MaxItemsPerBatch?: number; BatchInput?: Record<string, unknown> };
+  ResultWriter?: { Resource: string; Parameters?: Record<string, unknown> };
   ItemProcessor?: Machine & { ProcessorConfig?: { Mode: string; ExecutionType?: string } };
 };
 type Machine = { StartAt: string; States: Record<string, State> };
@@ -152,7 +158,10 @@ describe('state-machines/training-pipeline.asl.json', () => {
       new StateMachine(definition as never, { validationOptions: { checkPaths: true, checkArn: true } });
     expect(() => validate(localDefinition())).not.toThrow();
     const read: ReadObject = async () => new Uint8Array();
-    expect(() => validate(emulateDistributedMaps(localDefinition(), read).definition)).not.toThrow();
+    const write = async () => {};
+    expect(() =>
+      validate(emulateDistributedMaps(localDefinition(), read, { write }).definition),
+    ).not.toThrow();
   });
 });
 
@@ -187,6 +196,16 @@ describe('HashDataset as a Distributed Map', () => {
       Type: 'Task',
       Resource: substitution('HashBatchFunctionArn'),
       End: true,
+    });
+  });
+
+  it('writes the children’s results to the artifacts bucket under the run’s own map-results/ prefix', () => {
+    expect(map.ResultWriter).toEqual({
+      Resource: 'arn:aws:states:::s3:putObject',
+      Parameters: {
+        Bucket: substitution('ArtifactsBucket'),
+        'Prefix.$': `States.Format('${MAP_RESULTS_PREFIX}{}', $.runId)`,
+      },
     });
   });
 
@@ -230,7 +249,7 @@ describe('the ASL run by aws-local-stepfunctions, with stand-in tasks', () => {
         },
       ]),
     );
-    const emulated = emulateDistributedMaps(localDefinition(), read);
+    const emulated = emulateDistributedMaps(localDefinition(), read, { write: async () => {} });
     const machine = new StateMachine(emulated.definition as never, {
       validationOptions: { checkPaths: true, checkArn: true },
     });
@@ -346,7 +365,11 @@ describe('HashDataset on aws-local-stepfunctions, the Distributed Map emulated, 
       if (key !== LISTING_KEY || stored === undefined) throw new Error(`NoSuchKey: ${key}`);
       return new TextEncoder().encode(JSON.stringify(stored));
     };
-    const emulated = emulateDistributedMaps(localDefinition(), read);
+    const written = new Map<string, string>();
+    const write: WriteObject = async (bucket, key, body) => {
+      written.set(`${bucket}/${key}`, new TextDecoder().decode(body));
+    };
+    const emulated = emulateDistributedMaps(localDefinition(), read, { write });
     const handlers: Record<string, (i: unknown) => Promise<unknown>> = { ...emulated.handlers };
     for (const name of Object.keys(TASK_FUNCTIONS)) {
       handlers[name] = async (i) => {
@@ -367,7 +390,7 @@ describe('HashDataset on aws-local-stepfunctions, the Distributed Map emulated, 
       context: { Execution: { Id: 'arn:exec', Name: 'e' } } as never,
     });
     const output = await execution.result.catch((e: Error) => e);
-    return { seen, output };
+    return { seen, output, written };
   }
   const of = (seen: { state: string; input: unknown }[], state: string) =>
     seen.filter((s) => s.state === state).map((s) => s.input);
@@ -402,15 +425,39 @@ describe('HashDataset on aws-local-stepfunctions, the Distributed Map emulated, 
     expect(
       batches.flatMap((b) => b.Items).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))),
     ).toEqual(files);
-    const fold = of(r.seen, 'HashDataset')[0] as { results: { hash: unknown } };
-    expect(fold.results.hash).toEqual({
-      listing,
-      batches: [
-        { key: 'sha256/part-0000.csv', files: 100 },
-        { key: 'sha256/part-0100.csv', files: 100 },
-        { key: 'sha256/part-0200.csv', files: 50 },
-      ],
-    });
+    // The ResultWriter exported every result to the artifacts bucket under map-results/<runId>/, and
+    // the fold gets where: the manifest, which names the result files.
+    const fold = of(r.seen, 'HashDataset')[0] as { results: { hash: { batches: Record<string, unknown> } } };
+    const { MapRunArn, ResultWriterDetails } = fold.results.hash.batches as {
+      MapRunArn: string;
+      ResultWriterDetails: { Bucket: string; Key: string };
+    };
+    expect(fold.results.hash).toEqual({ listing, batches: { MapRunArn, ResultWriterDetails } });
+    expect(MapRunArn).toMatch(/^arn:aws:states:[^:]+:\d{12}:mapRun:[^/]+\/HashBatches:[0-9a-f-]{36}$/);
+    expect(ResultWriterDetails.Bucket).toBe(LOCAL_BUCKETS.ArtifactsBucket);
+    expect(ResultWriterDetails.Key).toMatch(
+      new RegExp(`^map-results/${STATE.runId}/[0-9a-f-]{36}/manifest\\.json$`),
+    );
+    const stored = (key: string) =>
+      JSON.parse(r.written.get(`${ResultWriterDetails.Bucket}/${key}`) ?? 'null');
+    const manifest = stored(ResultWriterDetails.Key) as {
+      DestinationBucket: string;
+      MapRunArn: string;
+      ResultFiles: Record<string, { Key: string; Size: number }[]>;
+    };
+    expect(manifest).toMatchObject({ DestinationBucket: ResultWriterDetails.Bucket, MapRunArn });
+    expect(manifest.ResultFiles.FAILED).toEqual([]);
+    expect(manifest.ResultFiles.PENDING).toEqual([]);
+    const entries = (manifest.ResultFiles.SUCCEEDED ?? []).flatMap(
+      (f) => stored(f.Key) as { Status: string; Input: string; Output: string }[],
+    );
+    expect(entries.map((e) => e.Status)).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+    expect(entries.map((e) => JSON.parse(e.Output))).toEqual([
+      { key: 'sha256/part-0000.csv', files: 100 },
+      { key: 'sha256/part-0100.csv', files: 100 },
+      { key: 'sha256/part-0200.csv', files: 50 },
+    ]);
+    expect(entries.map((e) => JSON.parse(e.Input).Items.length)).toEqual([100, 100, 50]);
     // Preprocess sees the fold's result alone under results.hash, as before the Map existed.
     const preprocess = of(r.seen, 'Preprocess')[0] as { results: { hash: unknown } };
     expect(preprocess.results.hash).toEqual(FOLDED);

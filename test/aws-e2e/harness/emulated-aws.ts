@@ -18,7 +18,7 @@ import { type Moto, startMoto } from './moto.js';
 import { startPassthroughProxy } from './passthrough-proxy.js';
 import { type AdminClients, adminClients, provision } from './provision.js';
 import { SageMakerEmulator } from './sagemaker.js';
-import { LocalStepFunctions, s3Reader } from './state-machine.js';
+import { LocalStepFunctions, lambdaInvokeHook, lambdaInvoker, s3Reader, s3Writer } from './state-machine.js';
 import { REPO_ROOT, readAssembly, type SynthesizedApp, synthesize } from './templates.js';
 import { accessKeysFor, buildWorld } from './world.js';
 
@@ -246,14 +246,18 @@ export async function startEmulatedAccount(options: {
         String(sm.properties.DefinitionString),
         (sm.properties.DefinitionSubstitutions as Record<string, string> | undefined) ?? {},
       );
-      // The Distributed Map's ItemReader reads as the state machine's role, through the IAM proxy.
-      const stateMachineRole = credentialsOf(String(sm.properties.RoleArn));
-      const readObject = s3Reader({
-        endpoint: proxy.endpoint,
-        region: REGION,
-        credentials: stateMachineRole,
+      // The state machine role's own calls go through the IAM proxy signed as that role: the
+      // Distributed Map's ItemReader and ResultWriter, and every Task's Lambda invocation (answered
+      // by the hook once the proxy has allowed it).
+      const roleArn = String(sm.properties.RoleArn);
+      const asRole = { endpoint: proxy.endpoint, region: REGION, credentials: credentialsOf(roleArn) };
+      const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet, {
+        read: s3Reader(asRole),
+        write: s3Writer(asRole),
+        // The passthrough proxy (a debugging switch) models no Lambda Invoke: invoke directly there.
+        ...(process.env.VT_E2E_PROXY === 'passthrough' ? {} : { invoke: lambdaInvoker(asRole) }),
       });
-      const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet, readObject);
+      proxy.addHook(lambdaInvokeHook(keys.byRole.get(roleArn)?.label ?? roleArn, fleet));
       const bus = new EventBus(stageResources, fleet);
       const env = fleet.byHandler('start').environment;
       const need = (k: string) => {

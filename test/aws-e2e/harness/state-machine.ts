@@ -9,30 +9,42 @@
  * StartExecution, DescribeExecution, SendTask*).
  *
  * The Distributed Map (HashBatches) runs as the local runner runs it (src/local/distributed-map.ts):
- * ItemReader and ItemBatcher emulated, the children as iterations of the library's Map. The
- * ItemReader's `s3:getObject` is a real S3 GetObject sent through the IAM proxy signed as the state
- * machine's role (`s3Reader`), so its grants (the listing, the data key through S3) are checked.
+ * ItemReader, ItemBatcher and ResultWriter emulated, the children as iterations of the library's
+ * Map. The state machine role's own calls are sent through the IAM proxy signed as that role, so
+ * its grants are checked as AWS would check them: the ItemReader's `s3:getObject` (`s3Reader`: the
+ * listing, the data key through S3), the ResultWriter's `s3:putObject` of every result file and
+ * manifest (`s3Writer`: map-results/, kms:GenerateDataKey through S3), and every Task's Lambda
+ * invocation, the Map's children's included (`lambdaInvoker`: a real Lambda Invoke of the function
+ * ARN, `lambda:InvokeFunction` decided against the role's policy, then answered by
+ * `lambdaInvokeHook`, which runs the hosted function).
  *
  * Differences from Step Functions: one task token per execution (the pipeline has one callback
  * state); retry intervals shortened to 50 ms; the Task and execution timeouts are not enforced. The
- * state machine role's other calls are not replayed against its policy: the Lambda invocations
- * (`lambda:InvokeFunction`) go straight to the hosted functions, and the Distributed Map's children
- * are not started as executions (`states:StartExecution`, DescribeExecution, StopExecution on its
- * own state machine); test/infra/stacks.test.ts asserts those grants on the template instead.
+ * Distributed Map's children are not started as executions (`states:StartExecution`,
+ * DescribeExecution, StopExecution on its own state machine are not replayed);
+ * test/infra/stacks.test.ts asserts those grants instead.
  */
 import { randomUUID } from 'node:crypto';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { StateMachine } from 'aws-local-stepfunctions';
-import { emulateDistributedMaps, type ReadObject } from '../../../src/local/distributed-map.js';
+import {
+  emulateDistributedMaps,
+  type ReadObject,
+  type WriteObject,
+} from '../../../src/local/distributed-map.js';
 import type { ApiRequest, HookResponse } from '../iam/types.js';
-import type { InvokeResult, LambdaFleet } from './lambda-host.js';
+import type { InvokeResult, LambdaError, LambdaFleet } from './lambda-host.js';
 
-/** The ItemReader's `s3:getObject`, sent to `endpoint` (the IAM proxy) with the given role's key. */
-export function s3Reader(options: {
+/** A client of the IAM proxy signing as one role. */
+export interface RoleEndpoint {
   endpoint: string;
   region: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
-}): ReadObject {
+}
+
+/** The ItemReader's `s3:getObject`, sent to `endpoint` (the IAM proxy) with the given role's key. */
+export function s3Reader(options: RoleEndpoint): ReadObject {
   const s3 = new S3Client({ ...options, forcePathStyle: true });
   return async (bucket, key, versionId) => {
     const out = await s3.send(
@@ -40,6 +52,69 @@ export function s3Reader(options: {
     );
     if (!out.Body) throw new Error(`s3://${bucket}/${key} returned no body`);
     return out.Body.transformToByteArray();
+  };
+}
+
+/**
+ * The ResultWriter's `s3:putObject`, sent to the IAM proxy with the given role's key: no encryption
+ * header, so the bucket's default SSE-KMS applies, as when Step Functions writes the results.
+ */
+export function s3Writer(options: RoleEndpoint): WriteObject {
+  const s3 = new S3Client({ ...options, forcePathStyle: true });
+  return async (bucket, key, body) => {
+    await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }),
+    );
+  };
+}
+
+/** A Task's Lambda invocation: the function's result, or its error as the runtime reported it. */
+export type Invoke = (functionArn: string, payload: unknown) => Promise<InvokeResult>;
+
+/**
+ * Invokes a function as the state machine's role would: a Lambda Invoke (RequestResponse) of the
+ * function ARN sent to the IAM proxy, which decides `lambda:InvokeFunction` against the role's
+ * policy (a denial throws AccessDeniedException and is recorded) and hands the call to
+ * `lambdaInvokeHook`.
+ */
+export function lambdaInvoker(options: RoleEndpoint): Invoke {
+  const lambda = new LambdaClient({ ...options, maxAttempts: 1 });
+  return async (functionArn, payload) => {
+    const out = await lambda.send(
+      new InvokeCommand({
+        FunctionName: functionArn,
+        Payload: new TextEncoder().encode(JSON.stringify(payload ?? null)),
+      }),
+    );
+    const text = out.Payload ? new TextDecoder().decode(out.Payload) : '';
+    const body: unknown = text === '' ? null : JSON.parse(text);
+    return out.FunctionError ? { ok: false, error: body as LambdaError } : { ok: true, result: body };
+  };
+}
+
+/**
+ * The proxy hook behind `lambdaInvoker`: answers the Invoke calls `principal` (the state machine
+ * role's label) signed, once the proxy has allowed them, by running the hosted function, in
+ * Lambda's answer format (a function error: 200 with X-Amz-Function-Error and the error as payload).
+ */
+export function lambdaInvokeHook(
+  principal: string,
+  fleet: LambdaFleet,
+): (req: ApiRequest) => Promise<HookResponse | undefined> {
+  return async (req) => {
+    if (req.service !== 'lambda' || req.operation !== 'Invoke' || req.principal !== principal)
+      return undefined;
+    const name = String(req.input?.FunctionName);
+    const payload: unknown = req.body.length === 0 ? {} : JSON.parse(req.body.toString('utf8'));
+    const r = await fleet.byArn(name).invoke(payload);
+    const headers = { 'content-type': 'application/json', 'x-amz-executed-version': '$LATEST' };
+    return r.ok
+      ? { status: 200, headers, body: JSON.stringify(r.result ?? null) }
+      : {
+          status: 200,
+          headers: { ...headers, 'x-amz-function-error': 'Unhandled' },
+          body: JSON.stringify(r.error),
+        };
   };
 }
 
@@ -94,19 +169,23 @@ export class LocalStepFunctions {
   private readonly machine: StateMachine;
   /** The definition as it runs: the Distributed Maps rewritten for aws-local-stepfunctions. */
   private readonly definition: Record<string, unknown>;
-  /** The handlers of the states the rewrite inserted (the ItemReaders). */
+  /** The handlers of the states the rewrite inserted (the ItemReaders and ResultWriters). */
   private readonly emulated: Record<string, (input: unknown) => Promise<unknown>>;
   /** Tokens for which a waitForTaskToken state is (or was) waiting. */
   readonly taskTokens = new Set<string>();
 
+  /** Each Task's Lambda invocation: through the IAM proxy as the role when given, else straight. */
+  private readonly invoke: Invoke;
+
   constructor(
     readonly stateMachineArn: string,
     deployed: Record<string, unknown>,
-    private readonly fleet: LambdaFleet,
-    readObject: ReadObject,
+    fleet: LambdaFleet,
+    role: { read: ReadObject; write: WriteObject; invoke?: Invoke },
     private readonly onTrainInvoked: (token: string) => void = () => {},
   ) {
-    const { definition, handlers } = emulateDistributedMaps(deployed, readObject);
+    this.invoke = role.invoke ?? ((arn, payload) => fleet.byArn(arn).invoke(payload));
+    const { definition, handlers } = emulateDistributedMaps(deployed, role.read, { write: role.write });
     this.definition = definition;
     this.emulated = handlers;
     this.machine = new StateMachine(definition as never, {
@@ -139,18 +218,18 @@ export class LocalStepFunctions {
           );
           this.taskTokens.add(record.taskToken);
           // The integration only fails on the invoke itself; the function's result is not the state's.
-          throwIfFailed(await this.fleet.byArn(FunctionName).invoke(Payload));
+          throwIfFailed(await this.invoke(FunctionName, Payload));
           this.onTrainInvoked(record.taskToken);
           return waited;
         };
       } else if (resource.startsWith('arn:aws:states:::lambda:invoke')) {
         out[name] = async (input) => {
           const { FunctionName, Payload } = input as { FunctionName: string; Payload: unknown };
-          const result = throwIfFailed(await this.fleet.byArn(FunctionName).invoke(Payload));
+          const result = throwIfFailed(await this.invoke(FunctionName, Payload));
           return { Payload: result, StatusCode: 200, ExecutedVersion: '$LATEST' };
         };
       } else if (resource.startsWith('arn:aws:lambda:')) {
-        out[name] = async (input) => throwIfFailed(await this.fleet.byArn(resource).invoke(input));
+        out[name] = async (input) => throwIfFailed(await this.invoke(resource, input));
       } else {
         throw new Error(`state ${name}: the harness cannot run resource ${resource}`);
       }
