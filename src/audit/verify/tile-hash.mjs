@@ -41,6 +41,12 @@ export function hashTile(bytes, starts, lens, seq0, into) {
   // Leaves, then the nodes level by level, in one buffer: `into` (shared memory) when given.
   const out = into ?? Buffer.alloc((2 * n - 1) * 32);
   const leaves = out.subarray(0, n * 32);
+  // Locals, not the module's bindings, in the loop below.
+  const hex = HEX;
+  const prevKey = PREV_KEY;
+  const runKey = RUNID_KEY;
+  const seqKey = SEQ_KEY;
+  const digest = sha256;
   let firstBad = -1;
   let firstPrev;
   const spelled = new Uint8Array(32);
@@ -51,25 +57,25 @@ export function hashTile(bytes, starts, lens, seq0, into) {
       // Chain fields: the first `"prev":"` followed by 64 hex digits and `,"runId":"`, then
       // the runId string, then `,"seq":<digits>,`. Byte loops, not Buffer calls: this runs per entry.
       let ok = buf[at + 2] === 0x7b;
-      let key = ok ? buf.indexOf(PREV_KEY, at + 2) : -1;
-      for (; key >= 0 && key < end; key = buf.indexOf(PREV_KEY, key + 1)) {
+      let key = ok ? buf.indexOf(prevKey, at + 2) : -1;
+      for (; key >= 0 && key < end; key = buf.indexOf(prevKey, key + 1)) {
         const r = key + 8 + 64;
-        let same = r + 1 + RUNID_KEY.length <= end && buf[r] === 0x22;
-        for (let k = 0; same && k < RUNID_KEY.length; k++) same = buf[r + 1 + k] === RUNID_KEY[k];
+        let same = r + 1 + runKey.length <= end && buf[r] === 0x22;
+        for (let k = 0; same && k < runKey.length; k++) same = buf[r + 1 + k] === runKey[k];
         if (same) break;
       }
       ok = ok && key >= 0 && key < end;
       const p = key + 8;
       if (ok) {
-        let j = p + 65 + RUNID_KEY.length;
+        let j = p + 65 + runKey.length;
         for (; j < end; j++) {
           const c = buf[j];
           if (c === 0x5c) j += 1;
           else if (c === 0x22) break;
         }
         j += 1;
-        for (let k = 0; ok && k < SEQ_KEY.length; k++) ok = j + k < end && buf[j + k] === SEQ_KEY[k];
-        let k = j + SEQ_KEY.length;
+        for (let k = 0; ok && k < seqKey.length; k++) ok = j + k < end && buf[j + k] === seqKey[k];
+        let k = j + seqKey.length;
         const digits = k;
         let seq = 0;
         for (; ok && k < end && k - digits < 16; k++) {
@@ -86,8 +92,8 @@ export function hashTile(bytes, starts, lens, seq0, into) {
           seq === seq0 + i;
       }
       for (let b = 0; b < 32 && ok; b++) {
-        const hi = HEX[buf[p + 2 * b]];
-        const lo = HEX[buf[p + 2 * b + 1]];
+        const hi = hex[buf[p + 2 * b]];
+        const lo = hex[buf[p + 2 * b + 1]];
         if (hi < 0 || lo < 0) ok = false;
         spelled[b] = (hi << 4) | lo;
         if (i > 0 && spelled[b] !== leaves[(i - 1) * 32 + b]) ok = false;
@@ -97,7 +103,7 @@ export function hashTile(bytes, starts, lens, seq0, into) {
     }
     buf[at + 1] = 0x00;
     // Node's Buffer#latin1Write: one char of a digest string per byte, no Buffer made per digest.
-    out.latin1Write(sha256(buf.subarray(at + 1, end)), i * 32, 32);
+    out.latin1Write(digest(buf.subarray(at + 1, end)), i * 32, 32);
   }
   // The tile's subtree, level by level (RFC 9162 §2.1.1), after the leaves: level L's first
   // node follows level L-1's last.
@@ -108,7 +114,7 @@ export function hashTile(bytes, starts, lens, seq0, into) {
   for (let width = n / 2; width >= 1; width /= 2) {
     for (let k = 0; k < width; k++) {
       out.copy(pair, 1, below + 2 * k * 32, below + 2 * k * 32 + 64);
-      out.latin1Write(sha256(pair), level + k * 32, 32);
+      out.latin1Write(digest(pair), level + k * 32, 32);
     }
     below = level;
     level += width * 32;
