@@ -6,7 +6,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashTileHere, LeafPool, tilePrefix, tileRoot } from '../../src/audit/verify/leaf-pool.js';
-import { entryBytes, entryLeafHash, makeEntry, toHex, ZERO_HASH_HEX } from '../../src/core/audit-entry.js';
+import {
+  type AuditEventInput,
+  chainFields,
+  entryBytes,
+  entryLeafHash,
+  makeEntry,
+  toHex,
+  ZERO_HASH_HEX,
+} from '../../src/core/audit-entry.js';
 import { rootOf } from '../../src/core/merkle.js';
 import { encodeEntryBundle } from '../../src/core/tiles.js';
 import { event } from '../reliability/helpers.js';
@@ -134,5 +142,132 @@ describe('when the buffer did not come from take', () => {
     await expect(pool.hash(Buffer.from(bundles[0] as Uint8Array), starts, lens, 0)).rejects.toThrow(
       RangeError,
     );
+  });
+});
+
+/**
+ * The chain verdict `FastChainCheck.push` reaches through `chainFields` (src/core/audit-entry.ts):
+ * the first entry whose top-level `seq` is not its number or whose top-level `prev` does not spell
+ * the leaf hash of the entry before (lowercase hex), and the hex the first entry's `prev` spells.
+ */
+function coreVerdict(list: readonly Uint8Array[], seq0: number): { firstBad: number; firstPrev?: string } {
+  let firstPrev: string | undefined;
+  for (let i = 0; i < list.length; i++) {
+    const e = list[i] as Uint8Array;
+    const f = chainFields(e);
+    const spelled = f === undefined ? '' : Buffer.from(e).toString('latin1', f.prevAt, f.prevAt + 64);
+    const ok =
+      f !== undefined &&
+      f.seq === seq0 + i &&
+      /^[0-9a-f]{64}$/.test(spelled) &&
+      (i === 0 || spelled === toHex(entryLeafHash(list[i - 1] as Uint8Array)));
+    if (ok && i === 0) firstPrev = spelled;
+    if (!ok) return firstPrev === undefined ? { firstBad: i } : { firstBad: i, firstPrev };
+  }
+  return firstPrev === undefined ? { firstBad: -1 } : { firstBad: -1, firstPrev };
+}
+
+/** Entries seq0.. of a chain of `events` (linked from `prev0`), then `edit` applied to each. */
+function chainOf(
+  events: readonly AuditEventInput[],
+  seq0: number,
+  edit: (bytes: Uint8Array, i: number) => Uint8Array = (b) => b,
+): Uint8Array[] {
+  let prev = 'ab'.repeat(32);
+  const at = new Date('2026-01-01T00:00:00Z');
+  return events.map((ev, i) => {
+    const bytes = entryBytes(makeEntry(ev, seq0 + i, at, prev));
+    prev = toHex(entryLeafHash(bytes));
+    return edit(bytes, i);
+  });
+}
+
+const text = (b: Uint8Array): string => Buffer.from(b).toString('utf8');
+const bytesOf = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'utf8'));
+const plain = (n: number, runId = 'run-1'): AuditEventInput[] =>
+  Array.from({ length: n }, (_, i) => event(i, runId));
+
+/** Each case: a chain of entries, the first at seq0, as a tampered or odd log may hold them. */
+const edgeCases: { name: string; seq0: number; entries: () => Uint8Array[] }[] = [
+  {
+    name: 'a `"prev":"…","runId":"` inside the runId string',
+    seq0: 0,
+    entries: () => chainOf(plain(6, `x","prev":"${'c'.repeat(64)}","runId":"y`), 0),
+  },
+  {
+    name: 'an object in detail that mimics the chain fields',
+    seq0: 256,
+    entries: () =>
+      chainOf(
+        plain(6).map((e, i) =>
+          i === 3 ? { ...e, detail: { prev: 'd'.repeat(64), runId: 'run-1', seq: 259, step: 'x' } } : e,
+        ),
+        256,
+      ),
+  },
+  {
+    name: 'unicode run ids, an escaped quote and backslash in them',
+    seq0: 512,
+    entries: () =>
+      chainOf(
+        plain(6).map((e, i) => ({ ...e, runId: i % 2 === 0 ? 'ラン-é-😀' : 'a\\"b\\\\' })),
+        512,
+      ),
+  },
+  {
+    name: 'an entry with no seq',
+    seq0: 0,
+    entries: () => chainOf(plain(6), 0, (b, i) => (i === 2 ? bytesOf(text(b).replace(',"seq":2,', ',')) : b)),
+  },
+  {
+    name: 'a seq with a leading zero',
+    seq0: 0,
+    entries: () =>
+      chainOf(plain(6), 0, (b, i) => (i === 4 ? bytesOf(text(b).replace(',"seq":4,', ',"seq":04,')) : b)),
+  },
+  {
+    name: 'a prev in uppercase hex',
+    seq0: 0,
+    entries: () =>
+      chainOf(plain(6), 0, (b, i) => {
+        if (i !== 3) return b;
+        const s = text(b);
+        const at = s.indexOf('"prev":"') + 8;
+        return bytesOf(s.slice(0, at) + s.slice(at, at + 64).toUpperCase() + s.slice(at + 64));
+      }),
+  },
+  {
+    // The next entry's 2-byte length starts with 0x2c (','): a scan that reads past the entry's
+    // end would take it for the comma after seq.
+    name: 'an entry cut right after its seq digits, before an entry of 0x2c00 bytes or more',
+    seq0: 0,
+    entries: () => {
+      const padded = plain(6).map((e, i) => (i === 3 ? { ...e, detail: { pad: '' } } : e));
+      const base = entryBytes(makeEntry(padded[3] as AuditEventInput, 3, new Date(), ZERO_HASH_HEX)).length;
+      (padded[3] as AuditEventInput).detail = { pad: 'x'.repeat(0x2c10 - base) };
+      return chainOf(padded, 0, (b, i) => {
+        if (i === 3) expect(b.length >> 8).toBe(0x2c);
+        if (i !== 2) return b;
+        const s = text(b);
+        return bytesOf(s.slice(0, s.indexOf(',"seq":2,') + ',"seq":2'.length));
+      });
+    },
+  },
+];
+
+describe('when entries are odd or tampered around their chain fields', () => {
+  it.each(edgeCases)('finds the chain fields as chainFields does: $name', async ({ seq0, entries: make }) => {
+    const list = make();
+    const want = coreVerdict(list, seq0);
+    const bundle = encodeEntryBundle(list);
+    const copy = new Uint8Array(bundle);
+    const { starts, lens } = split(copy);
+    const here = hashTileHere(copy, starts, lens, seq0);
+    const { buf, hashes } = await onWorker(bundle, seq0);
+    for (const got of [here, hashes]) {
+      expect(got.firstBad).toBe(want.firstBad);
+      expect(got.firstPrev === undefined ? undefined : toHex(got.firstPrev)).toBe(want.firstPrev);
+    }
+    pool.release(buf);
   });
 });
