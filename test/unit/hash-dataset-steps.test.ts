@@ -22,6 +22,7 @@ import { foldBatches, hashBatch, hashDataset } from '../../src/steps/hash-datase
 import type { BatchInput, BatchResult } from '../../src/steps/hashing.js';
 import { listDataset } from '../../src/steps/list-dataset.js';
 import { LISTING_PREFIX as GRANTED_LISTING_PREFIX } from '../../stacks/access.js';
+import { type Child, exportMapRun, type MapRunExport } from '../helpers/map-results.js';
 
 let dir: string;
 let objects: FsObjectStore;
@@ -65,66 +66,8 @@ async function runHashing(perBatch: number) {
 
 const fold = (hash: unknown) => hashDataset({ objects }, { ...state, results: { hash } });
 
-type Child = { input: unknown; output: unknown };
-type Export = {
-  manifest: {
-    DestinationBucket: string;
-    MapRunArn: string;
-    ResultFiles: Record<string, { Key: string; Size: number }[]>;
-  };
-  files: { key: string; text: string }[];
-};
-let mapRuns = 0;
-
-/**
- * Writes `children` to the object store as a Map Run's ResultWriter exports them (Step Functions
- * Developer Guide, "ResultWriter (Map)": manifest.json naming SUCCEEDED_<n>.json files of child
- * executions, Input and Output as JSON text), `perFile` a file; `edit` may change the export before
- * it is written. Returns the Map's output, as HashDataset finds it at results.hash.batches.
- */
-async function exportRun(children: readonly Child[], perFile = 1000, edit: (e: Export) => void = () => {}) {
-  const id = `${String(++mapRuns).padStart(8, '0')}-1111-2222-3333-444455556666`;
-  const folder = `map-results/${state.runId}/${id}/`;
-  const machine = 'arn:aws:states:eu-west-1:111122223333:stateMachine:training-pipeline';
-  const at = '2026-12-01T03:00:00.000Z';
-  const mapRunArn = `arn:aws:states:eu-west-1:111122223333:mapRun:training-pipeline/HashBatches:${id}`;
-  const files: Export['files'] = [];
-  for (let i = 0; i < children.length; i += perFile) {
-    const entries = children.slice(i, i + perFile).map((c, j) => ({
-      ExecutionArn: `arn:aws:states:eu-west-1:111122223333:execution:training-pipeline/HashBatches:${i + j}`,
-      Input: JSON.stringify(c.input),
-      InputDetails: { Included: true },
-      Name: String(i + j),
-      Output: JSON.stringify(c.output),
-      OutputDetails: { Included: true },
-      RedriveCount: 0,
-      RedriveStatus: 'NOT_REDRIVABLE',
-      RedriveStatusReason: 'Execution is SUCCEEDED and cannot be redriven',
-      StartDate: at,
-      StateMachineArn: machine,
-      Status: 'SUCCEEDED',
-      StopDate: at,
-    }));
-    files.push({ key: `${folder}SUCCEEDED_${files.length}.json`, text: JSON.stringify(entries) });
-  }
-  const exported: Export = {
-    manifest: {
-      DestinationBucket: 'artifacts',
-      MapRunArn: mapRunArn,
-      ResultFiles: {
-        FAILED: [],
-        PENDING: [],
-        SUCCEEDED: files.map((f) => ({ Key: f.key, Size: Buffer.byteLength(f.text) })),
-      },
-    },
-    files,
-  };
-  edit(exported);
-  for (const f of exported.files) await objects.put('artifacts', f.key, Buffer.from(f.text));
-  const key = `${folder}manifest.json`;
-  await objects.put('artifacts', key, Buffer.from(JSON.stringify(exported.manifest)));
-  return { MapRunArn: mapRunArn, ResultWriterDetails: { Bucket: 'artifacts', Key: key } };
-}
+const exportRun = (children: readonly Child[], perFile?: number, edit?: (e: MapRunExport) => void) =>
+  exportMapRun(objects, state.runId, children, perFile, edit);
 
 /** The children of a hashing run: each batch's input with its output. */
 const childrenOf = (r: { inputs: BatchInput[]; batches: BatchResult[] }): Child[] =>
@@ -298,7 +241,7 @@ describe('HashDataset, the fold', () => {
   describe('when the Map Run’s exported results are missing or malformed', () => {
     /** The fold over an export `edit` spoiled: PROVENANCE_BROKEN, one line naming the problem. */
     async function brokenBy(
-      edit: (e: Export) => void,
+      edit: (e: MapRunExport) => void,
       names: string,
       run?: Awaited<ReturnType<typeof runHashing>>,
     ) {
@@ -317,12 +260,12 @@ describe('HashDataset, the fold', () => {
 
     it('fails when a result file is not JSON, or not the size the manifest says', async () => {
       await brokenBy((e) => {
-        const f = e.files[0] as Export['files'][number];
+        const f = e.files[0] as MapRunExport['files'][number];
         f.text = `${f.text.slice(0, 40)}`;
         (e.manifest.ResultFiles.SUCCEEDED?.[0] as { Size: number }).Size = 40;
       }, 'SUCCEEDED_0.json is not JSON');
       await brokenBy((e) => {
-        const f = e.files[0] as Export['files'][number];
+        const f = e.files[0] as MapRunExport['files'][number];
         f.text = `${f.text} `;
       }, 'the manifest says');
     });
@@ -338,8 +281,8 @@ describe('HashDataset, the fold', () => {
 
     it('fails when a child ran for another run, or its input is not the listing', async () => {
       const r = await runHashing(5);
-      const other = (e: Export, input: (i: BatchInput) => BatchInput) => {
-        const f = e.files[0] as Export['files'][number];
+      const other = (e: MapRunExport, input: (i: BatchInput) => BatchInput) => {
+        const f = e.files[0] as MapRunExport['files'][number];
         const entries = JSON.parse(f.text) as { Input: string }[];
         const first = entries[0] as { Input: string };
         first.Input = JSON.stringify(input(JSON.parse(first.Input) as BatchInput));

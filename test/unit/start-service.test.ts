@@ -46,6 +46,7 @@ import { hashListedBatch } from '../../src/steps/hash-batch.js';
 import { hashDataset } from '../../src/steps/hash-dataset.js';
 import { listDataset } from '../../src/steps/list-dataset.js';
 import { hashPath } from '../../src/verify/hash-path.js';
+import { exportMapRun } from '../helpers/map-results.js';
 import { fixture, withField } from './events/helpers.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'credit-scoring', 'pipeline.json');
@@ -596,12 +597,13 @@ async function hashedBySteps(x: Harness, uri: string): Promise<Digest> {
   const items = JSON.parse(
     new TextDecoder().decode(await readObject(x.objects, 'artifacts', listed.listing.key)),
   ) as DatasetFile[];
-  const batches = [];
+  const children = [];
   for (let i = 0; i < items.length; i += 2) {
-    batches.push(
-      await hashListedBatch(rt, { BatchInput: { runId: state.runId }, Items: items.slice(i, i + 2) }),
-    );
+    const input = { BatchInput: { runId: state.runId }, Items: items.slice(i, i + 2) };
+    children.push({ input, output: await hashListedBatch(rt, input) });
   }
+  // The HashBatches Map's output, as its ResultWriter exports the children's results.
+  const batches = await exportMapRun(x.objects, state.runId, children);
   const hashed = await hashDataset(rt, { ...state, results: { hash: { listing: listed.listing, batches } } });
   return hashed.output.digest;
 }
