@@ -15,7 +15,7 @@ import {
   TRAINING_PREFIX,
 } from '../src/core/layout.js';
 import { suppressProcessingRoleFindings, suppressSageMakerRoleFindings } from './compliance.js';
-import type { DeployedPipeline, ProcessingSettings } from './settings.js';
+import { type DeployedPipeline, ecrRepositoryOf, type ProcessingSettings } from './settings.js';
 
 /** One execution role per pipeline with `trainer.aws`, by pipeline name; trusted by SageMaker for this account only. */
 export function sagemakerExecutionRoles(
@@ -94,64 +94,14 @@ export function grantSageMakerRoles({
         actions: ['s3:PutObject'],
         resources: [artifacts.arnForObjects(`${scoringPrefix}*`)],
       }),
-      new iam.PolicyStatement({
-        sid: 'DataKeyForVolumesAndOutput',
-        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
-        resources: [dataKeyArn],
-      }),
-      new iam.PolicyStatement({
-        sid: 'DataKeyGrants',
-        actions: ['kms:CreateGrant'],
-        resources: [dataKeyArn],
-        conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
-      }),
-      new iam.PolicyStatement({
-        sid: 'TrainingLogs',
-        actions: [
-          'logs:CreateLogGroup',
-          'logs:CreateLogStream',
-          'logs:PutLogEvents',
-          'logs:DescribeLogStreams',
-        ],
-        resources: [
-          Stack.of(stack).formatArn({
-            service: 'logs',
-            resource: 'log-group',
-            resourceName: '/aws/sagemaker/TrainingJobs:*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-          // Batch Transform scoring jobs log here (SageMaker Developer Guide, "Log groups and streams").
-          Stack.of(stack).formatArn({
-            service: 'logs',
-            resource: 'log-group',
-            resourceName: '/aws/sagemaker/TransformJobs:*',
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-      new iam.PolicyStatement({
-        sid: 'TrainingMetrics',
-        actions: ['cloudwatch:PutMetricData'],
-        resources: ['*'],
-        conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
+      ...jobRuntimeStatements(stack, {
+        label: 'Training',
+        dataKeyArn,
+        image: aws.image,
+        // Batch Transform scoring jobs log in TransformJobs (SageMaker Developer Guide, "Log groups and streams").
+        logGroups: ['/aws/sagemaker/TrainingJobs', '/aws/sagemaker/TransformJobs'],
       }),
     ];
-    const ecr = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^@]+)@/.exec(aws.image);
-    if (ecr) {
-      const [, account, region, repository] = ecr;
-      statements.push(
-        new iam.PolicyStatement({
-          sid: 'EcrLogin',
-          actions: ['ecr:GetAuthorizationToken'],
-          resources: ['*'],
-        }),
-        new iam.PolicyStatement({
-          sid: 'PullPinnedImage',
-          actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
-          resources: [`arn:${Aws.PARTITION}:ecr:${region}:${account}:repository/${repository}`],
-        }),
-      );
-    }
     if (aws.vpc) {
       const ec2Arn = (resource: string, id: string) =>
         Stack.of(stack).formatArn({ service: 'ec2', resource, resourceName: id });
@@ -226,7 +176,6 @@ export function grantProcessingRole(t: {
   dataKeyArn: string;
 }): void {
   const landingPrefixes = t.pipelines.map((p) => p.landingPrefix);
-  const { repository } = t.settings;
   const statements = [
     new iam.PolicyStatement({
       sid: 'ReadRawData',
@@ -261,49 +210,74 @@ export function grantProcessingRole(t: {
         t.artifacts.arnForObjects(`${PROCESSING_PREFIX}*`),
       ],
     }),
+    ...jobRuntimeStatements(t.stack, {
+      label: 'Processing',
+      dataKeyArn: t.dataKeyArn,
+      image: t.settings.image,
+      logGroups: ['/aws/sagemaker/ProcessingJobs'],
+    }),
+  ];
+  const grants = new iam.Policy(t.stack, 'Grants-sagemaker-processing', { roles: [t.role], statements });
+  suppressProcessingRoleFindings(grants);
+}
+
+/**
+ * What every SageMaker job role needs to run at all: the data key for its volume and output (and
+ * grants for AWS resources), its jobs' log groups, metrics in `/aws/sagemaker/*` namespaces, and
+ * pulling its one pinned image when that image is in ECR.
+ */
+function jobRuntimeStatements(
+  stack: Stack,
+  job: { label: 'Training' | 'Processing'; dataKeyArn: string; image: string; logGroups: readonly string[] },
+): iam.PolicyStatement[] {
+  const statements = [
     new iam.PolicyStatement({
-      sid: 'DataKeyForVolumeAndOutput',
+      sid: 'DataKeyForVolumesAndOutput',
       actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
-      resources: [t.dataKeyArn],
+      resources: [job.dataKeyArn],
     }),
     new iam.PolicyStatement({
       sid: 'DataKeyGrants',
       actions: ['kms:CreateGrant'],
-      resources: [t.dataKeyArn],
+      resources: [job.dataKeyArn],
       conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
     }),
     new iam.PolicyStatement({
-      sid: 'ProcessingLogs',
+      sid: `${job.label}Logs`,
       actions: [
         'logs:CreateLogGroup',
         'logs:CreateLogStream',
         'logs:PutLogEvents',
         'logs:DescribeLogStreams',
       ],
-      resources: [
-        Stack.of(t.stack).formatArn({
+      resources: job.logGroups.map((group) =>
+        Stack.of(stack).formatArn({
           service: 'logs',
           resource: 'log-group',
-          resourceName: '/aws/sagemaker/ProcessingJobs:*',
+          resourceName: `${group}:*`,
           arnFormat: ArnFormat.COLON_RESOURCE_NAME,
         }),
-      ],
+      ),
     }),
     new iam.PolicyStatement({
-      sid: 'ProcessingMetrics',
+      sid: `${job.label}Metrics`,
       actions: ['cloudwatch:PutMetricData'],
       resources: ['*'],
       conditions: { StringLike: { 'cloudwatch:namespace': '/aws/sagemaker/*' } },
     }),
-    new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
-    new iam.PolicyStatement({
-      sid: 'PullPinnedImage',
-      actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
-      resources: [
-        `arn:${Aws.PARTITION}:ecr:${repository.region}:${repository.account}:repository/${repository.name}`,
-      ],
-    }),
   ];
-  const grants = new iam.Policy(t.stack, 'Grants-sagemaker-processing', { roles: [t.role], statements });
-  suppressProcessingRoleFindings(grants);
+  const repository = ecrRepositoryOf(job.image);
+  if (repository) {
+    statements.push(
+      new iam.PolicyStatement({ sid: 'EcrLogin', actions: ['ecr:GetAuthorizationToken'], resources: ['*'] }),
+      new iam.PolicyStatement({
+        sid: 'PullPinnedImage',
+        actions: ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
+        resources: [
+          `arn:${Aws.PARTITION}:ecr:${repository.region}:${repository.account}:repository/${repository.name}`,
+        ],
+      }),
+    );
+  }
+  return statements;
 }

@@ -229,6 +229,12 @@ export interface ProcessingSettings {
   repository: { account: string; region: string; name: string };
 }
 
+/** The ECR repository an image pinned by digest is pulled from, or undefined for an image outside ECR. */
+export function ecrRepositoryOf(image: string): ProcessingSettings['repository'] | undefined {
+  const m = /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^@:]+)@/.exec(image);
+  return m?.[1] && m[2] && m[3] ? { account: m[1], region: m[2], name: m[3] } : undefined;
+}
+
 export function processingSettings(env: NodeJS.ProcessEnv = process.env): ProcessingSettings | undefined {
   const image = env.VERITRAIL_PROCESSING_IMAGE || undefined;
   const threshold = env.VERITRAIL_PROCESSING_THRESHOLD_BYTES || undefined;
@@ -241,9 +247,8 @@ export function processingSettings(env: NodeJS.ProcessEnv = process.env): Proces
       );
     return undefined;
   }
-  const ecr =
-    /^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?\/([^@:]+)@sha256:[0-9a-f]{64}$/.exec(image);
-  if (!isImagePinned(image) || !ecr?.[1] || !ecr[2] || !ecr[3])
+  const repository = ecrRepositoryOf(image);
+  if (!isImagePinned(image) || !repository)
     throw new StackSettingsError(
       'SETTING_INVALID',
       `VERITRAIL_PROCESSING_IMAGE must be an ECR image pinned by digest, <account>.dkr.ecr.<region>.amazonaws.com/<repository>@sha256:<digest> (SageMaker Processing pulls from ECR only), got "${image}".`,
@@ -262,7 +267,7 @@ export function processingSettings(env: NodeJS.ProcessEnv = process.env): Proces
     image,
     thresholdBytes: threshold === undefined ? DEFAULT_PROCESSING_THRESHOLD_BYTES : Number(threshold),
     ...(instanceType ? { instanceType } : {}),
-    repository: { account: ecr[1], region: ecr[2], name: ecr[3] },
+    repository,
   };
 }
 

@@ -1,5 +1,6 @@
 import { VeritrailError } from './errors.js';
 import type { PipelineDefinition } from './pipeline.js';
+import { secretKindsIn } from './redact.js';
 
 /** Where each column the pipeline needs sits in a CSV header. */
 export interface ColumnIndex {
@@ -221,4 +222,45 @@ export function validateRow(
     return v;
   });
   return { features, label: label === def.dataset.label.positive ? '1' : '0', rawLabel: label, groups };
+}
+
+/**
+ * The record-by-record rules every reader of a raw dataset applies (Preprocess's transform and the
+ * local preflight): each file's header resolved against the definition, one header for every file
+ * of a dataset, no cell that looks like a credential (checked before the row is validated, so a
+ * secret is never echoed by a value error: invariant 7), then the row's own validation.
+ */
+export class DatasetRecords {
+  private header: readonly string[] | undefined;
+
+  constructor(private readonly def: PipelineDefinition) {}
+
+  /**
+   * A reader of one file's records: the header record gives `'header'`; a data record its valid
+   * row, or `undefined` when the missing-value policy drops it.
+   */
+  file(path: string): (fields: string[], line: number) => ValidRow | undefined | 'header' {
+    let index: ColumnIndex | undefined;
+    return (fields, line) => {
+      if (!index) {
+        index = resolveHeader(fields, this.def, path);
+        if (this.header && this.header.join(',') !== fields.join(',')) {
+          throw new VeritrailError(
+            'DATASET_SCHEMA',
+            `${path}: header differs from the first file's; all files of a dataset must share one header`,
+          );
+        }
+        this.header = fields;
+        return 'header';
+      }
+      const kinds = secretKindsIn(fields.join('\n'));
+      if (kinds.length > 0) {
+        throw new VeritrailError(
+          'DATASET_VALUE',
+          `${path}:${line}: a cell looks like a credential (${kinds[0]}); remove it from the data`,
+        );
+      }
+      return validateRow(fields, index, this.def, { file: path, line }) ?? undefined;
+    };
+  }
 }

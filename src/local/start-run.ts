@@ -4,7 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { StartService, startDepsOf } from '../app/start/service.js';
 import { scanForSecrets } from '../core/code-scan.js';
-import { resolveHeader, validateRow } from '../core/dataset-schema.js';
+import { DatasetRecords } from '../core/dataset-schema.js';
 import type { Digest } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { gateSchemaFor } from '../core/gate/attributes.js';
@@ -96,37 +96,16 @@ export async function preflightDataset(
     );
   }
   let rows = 0;
-  let header: string[] | undefined;
+  const records = new DatasetRecords(def);
   const entries: { path: string; size: number; digest: Digest }[] = [];
   for (const file of files) {
     const hash = createHash('sha256');
-    let index: ReturnType<typeof resolveHeader> | undefined;
+    const record = records.file(file.path);
     await streamCsvRecords(
       await datasets.open(file),
       file.path,
       (r) => {
-        if (!index) {
-          index = resolveHeader(r.fields, def, file.path);
-          // The rule Preprocess applies: one header for every file of a dataset.
-          if (header && header.join(',') !== r.fields.join(',')) {
-            throw new VeritrailError(
-              'DATASET_SCHEMA',
-              `${file.path}: header differs from the first file's; all files of a dataset must share one header`,
-            );
-          }
-          header = r.fields;
-          return;
-        }
-        validateRow(r.fields, index, def, { file: file.path, line: r.line });
-        // A credential in a cell would be copied into the processed data, group counts and the
-        // signed fairness report: refused here, named by kind only.
-        const kinds = secretKindsIn(r.fields.join('\n'));
-        if (kinds.length > 0) {
-          throw new VeritrailError(
-            'DATASET_VALUE',
-            `${file.path}:${r.line}: a cell looks like a credential (${kinds[0]}); remove it from the data`,
-          );
-        }
+        if (record(r.fields, r.line) === 'header') return;
         rows++;
       },
       hash,

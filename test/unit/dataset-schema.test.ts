@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   DatasetChecks,
+  DatasetRecords,
   encodedFeatureColumns,
   featureEncoding,
   resolveHeader,
@@ -175,5 +176,34 @@ describe('data the way ML teams have it (issue 11 item 8)', () => {
         parsePipelineDefinition({ ...cat, dataset: { ...cat.dataset, categorical: { color: ['a', 'b'] } } }),
       ).toThrow(/dataset.categorical.color is not one of dataset.features/);
     });
+  });
+});
+
+describe('a dataset read record by record (DatasetRecords: Preprocess and the local preflight)', () => {
+  const row = 'A1,male,25_to_60,47.3,0.352,7.6,1,51.6,10.9,0'.split(',');
+
+  it('resolves each header, requires one header for every file, and validates the rows', () => {
+    const records = new DatasetRecords(def);
+    const first = records.file('a.csv');
+    expect(first(header, 1)).toBe('header');
+    expect(first(row, 2)).toMatchObject({ label: '0' });
+    const second = records.file('b.csv');
+    expect(() => second([...header].reverse(), 1)).toThrow(/b\.csv: header differs from the first file's/);
+  });
+
+  it('refuses a credential-looking cell by kind before any value error could echo it', () => {
+    const secret = 'AKIAIOSFODNN7EXAMPLE';
+    const read = new DatasetRecords(def).file('a.csv');
+    read(header, 1);
+    const withSecret = [...row];
+    withSecret[4] = secret; // debt_ratio, a numeric column: its value error would quote the cell
+    let message = '';
+    try {
+      read(withSecret, 9);
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/a\.csv:9: a cell looks like a credential/);
+    expect(message).not.toContain(secret);
   });
 });

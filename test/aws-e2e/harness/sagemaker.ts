@@ -100,6 +100,27 @@ const parseS3 = (uri: string) => {
   return { bucket: m[1], key: m[2] ?? '' };
 };
 
+/**
+ * An S3Prefix input in File mode, as the job's role: every object under the prefix, written under
+ * `target` by its key relative to the prefix's folder (as SageMaker lays out training channels and
+ * processing inputs).
+ */
+async function downloadPrefix(s3: S3Client, uri: string, target: string): Promise<void> {
+  const { bucket, key: prefix } = parseS3(uri);
+  const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  for (const obj of listed.Contents ?? []) {
+    if (!obj.Key || obj.Key.endsWith('/')) continue;
+    const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.Key }));
+    const file = join(target, obj.Key.slice(base.length));
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(
+      file,
+      Buffer.from(await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray()),
+    );
+  }
+}
+
 function run(
   cmd: string,
   args: string[],
@@ -428,21 +449,7 @@ export class SageMakerEmulator {
         if (!input.S3Input) continue;
         const target = inRoot(input.S3Input.LocalPath);
         mkdirSync(target, { recursive: true });
-        const { bucket, key: prefix } = parseS3(input.S3Input.S3Uri);
-        const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
-        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-        for (const obj of listed.Contents ?? []) {
-          if (!obj.Key || obj.Key.endsWith('/')) continue;
-          const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.Key }));
-          const file = join(target, obj.Key.slice(base.length));
-          mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(
-            file,
-            Buffer.from(
-              await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-            ),
-          );
-        }
+        await downloadPrefix(s3, input.S3Input.S3Uri, target);
       }
       for (const output of r.ProcessingOutputConfig?.Outputs ?? [])
         if (output.S3Output) mkdirSync(inRoot(output.S3Output.LocalPath), { recursive: true });
@@ -549,21 +556,7 @@ export class SageMakerEmulator {
       dir('output', 'data');
       for (const channel of r.InputDataConfig ?? []) {
         const target = dir('input', 'data', channel.ChannelName);
-        const { bucket, key: prefix } = parseS3(channel.DataSource.S3DataSource.S3Uri);
-        const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/') + 1) : '';
-        const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
-        for (const obj of listed.Contents ?? []) {
-          if (!obj.Key || obj.Key.endsWith('/')) continue;
-          const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: obj.Key }));
-          const file = join(target, obj.Key.slice(base.length));
-          mkdirSync(dirname(file), { recursive: true });
-          writeFileSync(
-            file,
-            Buffer.from(
-              await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-            ),
-          );
-        }
+        await downloadPrefix(s3, channel.DataSource.S3DataSource.S3Uri, target);
       }
       if (opts.tamperTrainChannel) {
         const { readdirSync, appendFileSync } = await import('node:fs');
