@@ -86,8 +86,9 @@ function copyFilesFor(
   processing: boolean,
 ): { copyFiles?: FunctionCopyFilesProps[] } {
   const files: FunctionCopyFilesProps[] = [];
-  // Preprocess hands its processing jobs the job program, built next to its own bundle.
-  if (name === 'preprocess' && processing) files.push(processingProgramCopy(root, useProject().paths.out));
+  // Preprocess and Evaluate hand their processing jobs the job program, built next to their own bundle.
+  if ((name === 'preprocess' || name === 'evaluate') && processing)
+    files.push(processingProgramCopy(root, useProject().paths.out, name));
   // start, and RegisterRun for a Step Functions console start, run the start service on them.
   if (name === 'start' || name === 'register-run') files.push(...pipelineBundleFiles(pipelines, root));
   if (name === 'start' || name === 'check-code') files.push(...trainingCodeBundleFiles(pipelines, root));
@@ -192,7 +193,7 @@ export function Pipeline({ stack, app }: StackContext) {
           : environment),
         // The witnesses the checkpointing functions ask (stacks/Witness.ts).
         ...witnessesOf(name),
-        ...(name === 'preprocess' && processing && processingRole
+        ...((name === 'preprocess' || name === 'evaluate') && processing && processingRole
           ? {
               VERITRAIL_PROCESSING_IMAGE: processing.image,
               VERITRAIL_PROCESSING_ROLE_ARN: processingRole.roleArn,

@@ -9,7 +9,6 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { PROCESSING_CODE_PREFIX, PROCESSING_PREFIX } from '../src/core/layout.js';
-import { PREPROCESS_JOB_NAME_PREFIX } from '../src/core/processing.js';
 import { SCORING_JOB_NAME_PREFIX, TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 import { type FunctionAccess, usesDataKey } from './access.js';
 import { modelPackageArns, modelPackageGroups } from './approval.js';
@@ -295,18 +294,20 @@ export function functionStatements(
       }
     }
     if (access.processingJobs && processingRole) {
-      const jobs = Stack.of(stack).formatArn({
-        service: 'sagemaker',
-        resource: 'processing-job',
-        resourceName: `${PREPROCESS_JOB_NAME_PREFIX}*`,
-      });
+      const jobs = access.processingJobs.map((prefix) =>
+        Stack.of(stack).formatArn({
+          service: 'sagemaker',
+          resource: 'processing-job',
+          resourceName: `${prefix}*`,
+        }),
+      );
       s.push(
         new iam.PolicyStatement({
           // Service Authorization Reference, CreateProcessingJob: the request must isolate the
           // container's network, encrypt between instances and encrypt its outputs with the data key.
           sid: 'CreateProcessingJobs',
           actions: ['sagemaker:CreateProcessingJob'],
-          resources: [jobs],
+          resources: jobs,
           conditions: {
             Bool: {
               'sagemaker:NetworkIsolation': 'true',
@@ -319,13 +320,13 @@ export function functionStatements(
         new iam.PolicyStatement({
           sid: 'TagProcessingJobsOnCreate',
           actions: ['sagemaker:AddTags'],
-          resources: [jobs],
+          resources: jobs,
           conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [...TRAINING_JOB_TAG_KEYS] } },
         }),
         new iam.PolicyStatement({
           sid: 'DescribeProcessingJobs',
           actions: ['sagemaker:DescribeProcessingJob'],
-          resources: [jobs],
+          resources: jobs,
         }),
         new iam.PolicyStatement({
           sid: 'PassProcessingRole',

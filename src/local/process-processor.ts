@@ -24,17 +24,18 @@ import { CONTENT_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
 import { errorOfFailedJob, PROCESSING_PATHS, PROCESSING_RESULT_FILE } from '../core/processing.js';
 import type {
   DatasetSource,
+  EvaluateJobSpec,
   ObjectStore,
-  PreprocessJobResult,
   PreprocessJobSpec,
+  ProcessingJobResult,
   Processor,
 } from '../ports.js';
 
-/** The job program: the TypeScript source in a checkout, the compiled module in a built package. */
-function jobProgram(): string {
-  const ts = fileURLToPath(new URL('../../functions/processing/preprocess.ts', import.meta.url));
+/** A job program: the TypeScript source in a checkout, the compiled module in a built package. */
+function jobProgram(name: 'preprocess' | 'evaluate'): string {
+  const ts = fileURLToPath(new URL(`../../functions/processing/${name}.ts`, import.meta.url));
   if (existsSync(ts)) return ts;
-  return fileURLToPath(new URL('../../functions/processing/preprocess.js', import.meta.url));
+  return fileURLToPath(new URL(`../../functions/processing/${name}.js`, import.meta.url));
 }
 
 /** VERITRAIL_PROCESSING_THRESHOLD_BYTES: unset means no processing job locally. */
@@ -56,8 +57,38 @@ export class LocalProcessor implements Processor {
     private readonly datasets: DatasetSource,
   ) {}
 
-  async preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult> {
-    const program = jobProgram();
+  preprocess(spec: PreprocessJobSpec): Promise<ProcessingJobResult> {
+    return this.run('preprocess', spec, async (at) => {
+      for (const file of spec.raw) {
+        const to = join(at(PROCESSING_PATHS.raw), file.path);
+        await mkdir(dirname(to), { recursive: true });
+        await pipeline(await this.datasets.open(file), createWriteStream(to));
+      }
+    });
+  }
+
+  /** Each input's keys copied to `input/<name>/<path below its prefix>`, as an S3Prefix input lays them out. */
+  evaluate(spec: EvaluateJobSpec): Promise<ProcessingJobResult> {
+    return this.run('evaluate', spec, async (at) => {
+      for (const input of spec.inputs) {
+        for (const key of input.keys) {
+          if (!key.startsWith(input.prefix))
+            throw new VeritrailError('INTERNAL', `input ${input.name}: ${key} is not under ${input.prefix}`);
+          const rel = key === input.prefix ? (key.split('/').pop() ?? key) : key.slice(input.prefix.length);
+          const to = join(at(`input/${input.name}`), rel);
+          await mkdir(dirname(to), { recursive: true });
+          await pipeline(await this.objects.open('artifacts', key), createWriteStream(to));
+        }
+      }
+    });
+  }
+
+  private async run(
+    name: 'preprocess' | 'evaluate',
+    spec: { jobName: string; config: { key: string } },
+    layout: (at: (p: string) => string) => Promise<void>,
+  ): Promise<ProcessingJobResult> {
+    const program = jobProgram(name);
     const root = await mkdtemp(join(tmpdir(), 'veritrail-processing-'));
     try {
       const at = (p: string) => join(root, p);
@@ -67,11 +98,7 @@ export class LocalProcessor implements Processor {
         join(at(PROCESSING_PATHS.config), spec.config.key.split('/').pop() ?? 'config.json'),
         await readObject(this.objects, 'artifacts', spec.config.key),
       );
-      for (const file of spec.raw) {
-        const to = join(at(PROCESSING_PATHS.raw), file.path);
-        await mkdir(dirname(to), { recursive: true });
-        await pipeline(await this.datasets.open(file), createWriteStream(to));
-      }
+      await layout(at);
       const messageFile = join(root, 'output-message');
       const { code, log } = await runChild(program, {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -89,9 +116,8 @@ export class LocalProcessor implements Processor {
         });
       }
       const processed = at(PROCESSING_PATHS.processed);
-      for (const name of await readdir(processed).catch(() => [] as string[])) {
-        const path = join(processed, name);
-        await this.upload(`${CONTENT_PREFIX}${name}`, path);
+      for (const file of await readdir(processed).catch(() => [] as string[])) {
+        await this.upload(`${CONTENT_PREFIX}${file}`, join(processed, file));
       }
       const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
       const result = join(at(PROCESSING_PATHS.result), PROCESSING_RESULT_FILE);

@@ -121,6 +121,7 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
         const real = new LocalProcessor(0, rt.objects, rt.datasets);
         return {
           thresholdBytes: 0,
+          evaluate: (spec) => real.evaluate(spec),
           async preprocess(spec) {
             const out = await real.preprocess(spec);
             // The job lies about one count: its result.json is replaced before the step reads it.
