@@ -70,11 +70,13 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const pre = resultOf(state, 'preprocess', PreprocessResultSchema);
   const train = resultOf(state, 'train', TrainResultSchema);
-  const hash = resultOf(state, 'hash', HashResultSchema);
   const processor = rt.processor;
   // Above the processing threshold (the one Preprocess applies to the same dataset) the data work
   // runs as processing jobs; below it, here, in constant memory.
-  const byJob = processor !== undefined && hash.size > processor.thresholdBytes ? processor : undefined;
+  const byJob =
+    processor !== undefined && resultOf(state, 'hash', HashResultSchema).size > processor.thresholdBytes
+      ? processor
+      : undefined;
   const shardBytes = rt.trainer.scoreShardBytes ?? Number.POSITIVE_INFINITY;
   const shards = byJob
     ? await shardByJob(rt, byJob, state, pre, shardBytes)
