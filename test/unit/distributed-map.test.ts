@@ -408,8 +408,9 @@ describe('a Distributed Map’s child executions, when the caller replays them',
     expect(ended.map((c) => c.arn).sort()).toEqual(starts.map((c) => c.arn).sort());
     for (const e of ended) {
       const start = starts.find((s) => s.arn === e.arn);
-      expect(e.detail).toBe(((start?.detail as Json).input as { Items: string[] }).Items.join(''));
-      expect(calls.indexOf(e)).toBeGreaterThan(calls.indexOf(start as never));
+      if (!start) throw new Error(`${e.arn} ended without a start`);
+      expect(e.detail).toBe(((start.detail as Json).input as { Items: string[] }).Items.join(''));
+      expect(calls.indexOf(e)).toBeGreaterThan(calls.indexOf(start));
     }
   });
 
@@ -431,7 +432,7 @@ describe('a Distributed Map’s child executions, when the caller replays them',
       },
     ]);
     const start = calls.find((c) => c.call === 'start' && c.arn === failed[0]?.arn);
-    expect(((start?.detail as Json).input as { Items: string[] }).Items).toEqual(['c', 'd']);
+    expect(start?.detail).toMatchObject({ input: { Items: ['c', 'd'] } });
   });
 
   it('fails the Map, caught like any error, when a child cannot be started; the child never runs', async () => {
