@@ -183,6 +183,18 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
       ]),
     );
     expect(asMachine.some((c) => c.action === 'kms:GenerateDataKey' && c.implied)).toBe(true);
+    // The HashBatches Map's child executions, as Step Functions makes them as that role: a
+    // StartExecution of the state machine itself per batch, a DescribeExecution of each child
+    // (`<state machine>/HashBatches:<id>`) once it has ended.
+    const started = asMachine.filter((c) => c.action === 'states:StartExecution');
+    expect(started.length).toBeGreaterThanOrEqual(1);
+    for (const c of started) expect(c.resource).toBe(aws.names.stateMachineArn);
+    const machineName = aws.names.stateMachineArn.split(':').pop();
+    const children = asMachine
+      .filter((c) => c.action === 'states:DescribeExecution')
+      .map((c) => c.resource)
+      .filter((r) => r.includes(`:execution:${machineName}/HashBatches:`));
+    expect(new Set(children).size).toBe(started.length);
     // The signed model report is made as the run ends, on AWS as locally.
     expect(run?.facts.reportError, JSON.stringify(run?.facts.reportError)).toBeUndefined();
     expect(run?.facts.reportKey).toMatch(/^sha256\/[0-9a-f]{64}$/);
