@@ -179,7 +179,7 @@ export function transformInstanceCount(shards: number, max = 1): number {
  * path already relies on. The same shard listed twice (identical bytes) is listed once: both
  * positions read the one output.
  */
-export function shardManifest(
+function shardManifest(
   spec: Pick<ScoringJobSpec, 'jobName' | 'shards'>,
   bucket: string,
   outputPath: string,
