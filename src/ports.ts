@@ -192,11 +192,22 @@ export interface ScoringJobSpec {
   /** Key prefix in the artifacts bucket for the transform output (AWS). */
   outputPrefix: string;
   maxRuntimeSeconds: number;
+  /**
+   * The features split into shards, in order (each a CSV with the features header, content-addressed
+   * in the artifacts bucket); when present the adapter scores each shard as its own request and
+   * `input` is the whole file they were cut from (for the record only).
+   */
+  shards?: readonly { key: string; digest: Digest; rows: number }[];
 }
 
 export interface ScoringJobResult {
-  /** Artifacts bucket key of the predictions (CSV with a `prediction` column, one row per input row). */
+  /**
+   * Artifacts bucket key of the predictions (CSV with a `prediction` column, one row per input row);
+   * with shards: the first shard's predictions key.
+   */
   predictionsKey: string;
+  /** With shards: the predictions of each shard, in the shards' order (each a CSV with a `prediction` column, one row per shard row). */
+  shardPredictionKeys?: string[];
   isolation?: { level: string; network: boolean; stateDirVisible: boolean; note?: string };
 }
 

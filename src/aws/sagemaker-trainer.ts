@@ -30,6 +30,7 @@ import { VeritrailError } from '../core/errors.js';
 import { isImagePinned, unpinnedImage } from '../core/image.js';
 import { canonicalJson } from '../core/jcs.js';
 import type {
+  ObjectStore,
   ScoringJobResult,
   ScoringJobSpec,
   Trainer,
@@ -91,6 +92,13 @@ export interface SageMakerTrainerConfig {
   /** Default true: the container gets no network at all. */
   networkIsolation?: boolean;
   vpc?: VpcSettings;
+  /**
+   * The artifacts store: a sharded scoring job writes its Batch Transform manifest there
+   * (src/aws/sagemaker-scorer.ts). Without it only unsharded features can be scored.
+   */
+  objects?: ObjectStore;
+  /** Most instances a sharded Batch Transform asks for (default 1; src/aws/sagemaker-scorer.ts). */
+  transformMaxInstances?: number;
   /** Backoff of `wait()`: first delay, cap, and overall limit. */
   poll?: { initialDelayMs?: number; maxDelayMs?: number; timeoutMs?: number };
   /** Injected for tests. */
@@ -431,6 +439,8 @@ export class SageMakerTrainer implements Trainer {
         kmsKeyId: this.config.kmsKeyId,
         roleArnFor: (p) => this.roleArnFor(p),
         ...(this.config.defaultInstanceType ? { defaultInstanceType: this.config.defaultInstanceType } : {}),
+        ...(this.config.transformMaxInstances ? { maxInstanceCount: this.config.transformMaxInstances } : {}),
+        ...(this.config.objects ? { objects: this.config.objects } : {}),
         ...(this.config.poll ? { poll: this.config.poll } : {}),
         sleep: this.sleep,
       },
