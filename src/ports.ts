@@ -201,7 +201,10 @@ export interface ScoringJobSpec {
 }
 
 export interface ScoringJobResult {
-  /** Artifacts bucket key of the predictions (CSV with a `prediction` column, one row per input row). */
+  /**
+   * Artifacts bucket key of the predictions (CSV with a `prediction` column, one row per input row);
+   * with shards: the first shard's predictions key.
+   */
   predictionsKey: string;
   /** With shards: the predictions of each shard, in the shards' order (each a CSV with a `prediction` column, one row per shard row). */
   shardPredictionKeys?: string[];

@@ -32,6 +32,7 @@ import {
   LOG_RETENTION_DAYS,
   processingSettings,
   RESERVED_CONCURRENCY,
+  transformMaxInstances,
   vpcMode,
 } from './settings.js';
 import { stateMachineIdentity, trainingStateMachine } from './state-machine.js';
@@ -121,6 +122,7 @@ const LONG_RUNNING: ReadonlySet<FunctionName> = new Set([
 export function Pipeline({ stack, app }: StackContext) {
   const { functionRoles, stateMachineRole, sagemakerRoles, processingRole } = use(Identity);
   const processing = processingRole ? processingSettings() : undefined;
+  const maxTransformInstances = transformMaxInstances();
   const { dataKey, dataKeyArn, attestationKeyArn, checkpointKeyArn } = use(Keys);
   const { landing, artifacts, audit, auditRetentionDays } = use(Storage);
   const { table } = use(Database);
@@ -202,6 +204,9 @@ export function Pipeline({ stack, app }: StackContext) {
                 ? { VERITRAIL_PROCESSING_INSTANCE_TYPE: processing.instanceType }
                 : {}),
             }
+          : {}),
+        ...(name === 'evaluate' && maxTransformInstances !== undefined
+          ? { VERITRAIL_TRANSFORM_MAX_INSTANCES: String(maxTransformInstances) }
           : {}),
       },
       ...copyFilesFor(name, pipelines, useProject().paths.root, processing !== undefined),

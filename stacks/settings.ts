@@ -272,6 +272,22 @@ export function processingSettings(env: NodeJS.ProcessEnv = process.env): Proces
 }
 
 /**
+ * VERITRAIL_TRANSFORM_MAX_INSTANCES (1-99, unset: 1): the most instances Evaluate's sharded Batch
+ * Transform asks for (one per 8 shards up to it; src/aws/sagemaker-scorer.ts). Mind the account's
+ * Batch Transform instance quota for the transform's instance type.
+ */
+export function transformMaxInstances(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const value = env.VERITRAIL_TRANSFORM_MAX_INSTANCES || undefined;
+  if (value === undefined) return undefined;
+  if (!/^[1-9][0-9]?$/.test(value))
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_TRANSFORM_MAX_INSTANCES must be a whole number from 1 to 99, got "${value}".`,
+    );
+  return Number(value);
+}
+
+/**
  * Deploys from GitHub Actions with short-lived credentials (issue 17, docs/deploy.md "Deploying from
  * CI with short-lived credentials"): the repository, branch and, optionally, GitHub environment whose
  * workflow jobs may assume the deploy role through GitHub's OIDC provider. Unset (no

@@ -303,18 +303,29 @@ const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
     }),
   );
 
-/** SageMaker training jobs; each run trains under its own pipeline's role (stacks/sagemaker-roles.ts). */
+/**
+ * SageMaker training jobs; each run trains under its own pipeline's role (stacks/sagemaker-roles.ts).
+ * Scoring writes a sharded transform's manifest to the artifacts bucket; the optional
+ * VERITRAIL_TRANSFORM_MAX_INSTANCES caps the instances of a sharded transform (default 1).
+ */
 export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
-  ctx.once(
-    'trainer',
-    () =>
-      new SageMakerTrainer(sagemaker(ctx), {
-        roleArns: ctx.config.sagemakerRoleArns,
-        ...(ctx.config.sagemakerRoleArn ? { roleArn: ctx.config.sagemakerRoleArn } : {}),
-        artifactsBucket: ctx.config.buckets.artifacts,
-        kmsKeyId: ctx.config.dataKeyArn,
-      }),
-  );
+  ctx.once('trainer', () => {
+    const maxInstances = ctx.env.VERITRAIL_TRANSFORM_MAX_INSTANCES?.trim();
+    if (maxInstances && !/^[1-9][0-9]?$/.test(maxInstances)) {
+      throw new VeritrailError(
+        'USAGE',
+        `VERITRAIL_TRANSFORM_MAX_INSTANCES must be a whole number from 1 to 99, got "${maxInstances}"`,
+      );
+    }
+    return new SageMakerTrainer(sagemaker(ctx), {
+      roleArns: ctx.config.sagemakerRoleArns,
+      ...(ctx.config.sagemakerRoleArn ? { roleArn: ctx.config.sagemakerRoleArn } : {}),
+      artifactsBucket: ctx.config.buckets.artifacts,
+      kmsKeyId: ctx.config.dataKeyArn,
+      objects: awsObjects(ctx),
+      ...(maxInstances ? { transformMaxInstances: Number(maxInstances) } : {}),
+    });
+  });
 
 const sagemaker = (ctx: AwsContext): SageMakerClient =>
   ctx.clients.get('sagemaker', (retry) => new SageMakerClient(retry));

@@ -30,6 +30,7 @@ import { VeritrailError } from '../core/errors.js';
 import { isImagePinned, unpinnedImage } from '../core/image.js';
 import { canonicalJson } from '../core/jcs.js';
 import type {
+  ObjectStore,
   ScoringJobResult,
   ScoringJobSpec,
   Trainer,
@@ -37,7 +38,7 @@ import type {
   TrainingJobSpec,
 } from '../ports.js';
 import { awsCall, awsErrorName, translateAwsError } from './errors.js';
-import { scoreWithBatchTransform } from './sagemaker-scorer.js';
+import { scoreWithBatchTransform, TRANSFORM_SHARD_BYTES } from './sagemaker-scorer.js';
 
 /** Hyperparameter carrying the expected digest of every channel. */
 const CHANNEL_DIGESTS_HYPERPARAMETER = 'veritrail_channel_digests';
@@ -91,6 +92,13 @@ export interface SageMakerTrainerConfig {
   /** Default true: the container gets no network at all. */
   networkIsolation?: boolean;
   vpc?: VpcSettings;
+  /**
+   * The artifacts store: a sharded scoring job writes its Batch Transform manifest there
+   * (src/aws/sagemaker-scorer.ts). Without it only unsharded features can be scored.
+   */
+  objects?: ObjectStore;
+  /** Most instances a sharded Batch Transform asks for (default 1; src/aws/sagemaker-scorer.ts). */
+  transformMaxInstances?: number;
   /** Backoff of `wait()`: first delay, cap, and overall limit. */
   poll?: { initialDelayMs?: number; maxDelayMs?: number; timeoutMs?: number };
   /** Injected for tests. */
@@ -254,6 +262,8 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 export class SageMakerTrainer implements Trainer {
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Each shard is one Batch Transform request, which MaxPayloadInMB (100 MB) bounds. */
+  readonly scoreShardBytes = TRANSFORM_SHARD_BYTES;
 
   constructor(
     private readonly sagemaker: SageMakerClient,
@@ -431,6 +441,8 @@ export class SageMakerTrainer implements Trainer {
         kmsKeyId: this.config.kmsKeyId,
         roleArnFor: (p) => this.roleArnFor(p),
         ...(this.config.defaultInstanceType ? { defaultInstanceType: this.config.defaultInstanceType } : {}),
+        ...(this.config.transformMaxInstances ? { maxInstanceCount: this.config.transformMaxInstances } : {}),
+        ...(this.config.objects ? { objects: this.config.objects } : {}),
         ...(this.config.poll ? { poll: this.config.poll } : {}),
         sleep: this.sleep,
       },

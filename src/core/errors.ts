@@ -42,7 +42,8 @@ export const ErrorCodes = [
   'SCORING_FAILED',
   // Preprocess's SageMaker Processing job (or its local emulation) failed without a reason of its own
   'PROCESSING_FAILED',
-  // Preprocess's processing job is still running: the state machine invokes Preprocess again (its own retrier)
+  // Preprocess's processing job, or Evaluate's Batch Transform job, is still running: the state
+  // machine invokes the step again (its own retrier)
   'PROCESSING_RUNNING',
   // stored state (run record, registry entry) disagrees with the signed statements and the audit log
   'STATE_TAMPERED',

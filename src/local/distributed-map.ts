@@ -15,7 +15,13 @@
  * - **ItemBatcher** (`MaxItemsPerBatch`, `BatchInput`): the same handler cuts the items, in order,
  *   into child inputs `{ BatchInput, Items }`.
  * - **DISTRIBUTED mode** (`ProcessorConfig`, `Label`): dropped. Each child runs as an iteration of
- *   the library's Map in this process, not as an execution of its own.
+ *   the library's Map in this process, not as an execution of its own. When the caller gives
+ *   `children` (the emulated-AWS suite does, to replay the state machine role's calls), each
+ *   iteration is wrapped so that the calls Step Functions makes as that role around a child
+ *   execution are made too: `children.start` before the child's states run (StartExecution; a throw
+ *   fails the Map), and once they have ended `children.succeeded` or `children.failed`
+ *   (DescribeExecution; the Map Run's failure). The child's own states then run inside a Parallel
+ *   branch, their Retry and Catch unchanged, and its output and error are passed on as they were.
  * - **ResultWriter** (`arn:aws:states:::s3:putObject`, Parameters `Bucket` and `Prefix`, either as
  *   a path; "ResultWriter (Map)"): a Task state named `<Map> (ResultWriter)` is inserted after the
  *   Map (it takes the Map's Next or End and OutputPath). Its handler writes the layout Step
@@ -50,9 +56,33 @@ export type ReadObject = (bucket: string, key: string, versionId?: string) => Pr
 /** Writes one object, as the ResultWriter's `s3:putObject` would: `Bucket`, `Key`, the bytes. */
 export type WriteObject = (bucket: string, key: string, body: Uint8Array) => Promise<void>;
 
+/** A child execution of a Distributed Map, as `ChildExecutions.start` is told of it. */
+export interface ChildExecution {
+  /** The Distributed Map's state name and its Label (its state name when it has none). */
+  map: string;
+  label: string;
+  /** `$$.Execution.Id` of the execution running the Map. */
+  parent: string;
+  /** The child's input: an item, or a batch `{ BatchInput, Items }`. */
+  input: unknown;
+}
+
+/**
+ * The calls Step Functions makes around each child execution of a Distributed Map (see the file
+ * comment). `start` returns the child's execution ARN, which the other two are given.
+ */
+export interface ChildExecutions {
+  start(child: ChildExecution): Promise<string>;
+  succeeded(executionArn: string, output: unknown): Promise<void>;
+  /** The child failed with `error`; the Map fails with it once this returns. */
+  failed(executionArn: string, error: { Error: string; Cause: string }): Promise<void>;
+}
+
 export interface EmulationOptions {
   /** Where a ResultWriter writes; a Map with a ResultWriter is refused without it. */
   write?: WriteObject;
+  /** Called around each child of a Distributed Map with an ItemReader (see the file comment). */
+  children?: ChildExecutions;
   /** A result file is closed once it would pass this size (AWS: 5 GB); at least one child each. */
   resultFileBytes?: number;
 }
@@ -71,6 +101,8 @@ export interface EmulatedDefinition {
 
 const GET_OBJECT = 'arn:aws:states:::s3:getObject';
 const PUT_OBJECT = 'arn:aws:states:::s3:putObject';
+const START_EXECUTION = 'arn:aws:states:::states:startExecution';
+const DESCRIBE_EXECUTION = 'arn:aws:states:::aws-sdk:sfn:describeExecution';
 const RESULT_FILE_BYTES = 5 * 1000 ** 3;
 const TOLERANCE = ['ToleratedFailureCount', 'ToleratedFailurePercentage'];
 const MAP_FIELDS = new Set([
@@ -111,6 +143,14 @@ export const readerStateName = (map: string): string => `${map} (ItemReader)`;
 
 /** The name of the state inserted after Distributed Map `map` when it has a ResultWriter. */
 export const writerStateName = (map: string): string => `${map} (ResultWriter)`;
+
+/** The names of the states wrapped around each child of Distributed Map `map` (`children` given). */
+export const childStateNames = (map: string) => ({
+  start: `${map} (StartExecution)`,
+  run: `${map} (ChildExecution)`,
+  succeeded: `${map} (ChildSucceeded)`,
+  failed: `${map} (ChildFailed)`,
+});
 
 /** Rewrites every Distributed Map of `definition` (nested ones too) for aws-local-stepfunctions. */
 export function emulateDistributedMaps(
@@ -211,7 +251,6 @@ function rewrite(
 
     if (resultWriter) {
       // The Map's results go beside the staged inputs; the writer replaces both with the Map's output.
-      const label = typeof state.Label === 'string' ? state.Label : name;
       machine.States[writer] = {
         Type: 'Task',
         Comment: `Local emulation of the ResultWriter of Distributed Map ${name} (src/local/distributed-map.ts).`,
@@ -234,10 +273,89 @@ function rewrite(
     } else {
       state.ItemsPath = resultPath;
     }
+    const label = typeof state.Label === 'string' ? state.Label : name;
     for (const field of ['ItemReader', 'ItemBatcher', 'Label', ...TOLERANCE]) delete state[field];
     delete processor?.ProcessorConfig;
+    if (options.children && processor) {
+      state.ItemProcessor = wrapChild(name, label, processor, options.children, handlers);
+      delete state.Iterator;
+    }
     redirect(machine, name, reader);
   }
+}
+
+/**
+ * The ItemProcessor of Distributed Map `map` with each child wrapped in the calls `children` makes:
+ * start (its ARN and input staged), the child's own states as the one branch of a Parallel (its
+ * output, or its error caught), then succeeded (the output passed on) or failed (the error raised
+ * again, Error and Cause as they were).
+ */
+function wrapChild(
+  map: string,
+  label: string,
+  processor: Machine & Json,
+  children: ChildExecutions,
+  handlers: EmulatedDefinition['handlers'],
+): Json {
+  const names = childStateNames(map);
+  for (const inserted of Object.values(names)) {
+    if (processor.States[inserted] || handlers[inserted]) {
+      throw new DistributedMapEmulationError(`state "${inserted}" already exists; rename Map ${map}`);
+    }
+  }
+  handlers[names.start] = async (params) => {
+    const { Input, Parent } = params as { Input: unknown; Parent: unknown };
+    const parent = typeof Parent === 'string' ? Parent : '';
+    return { ExecutionArn: await children.start({ map, label, parent, input: Input }), Input };
+  };
+  handlers[names.succeeded] = async (params) => {
+    const { ExecutionArn, Output } = params as { ExecutionArn: string; Output: unknown[] };
+    await children.succeeded(ExecutionArn, Output[0]);
+    return Output[0];
+  };
+  handlers[names.failed] = async (params) => {
+    const { ExecutionArn, Error: error } = params as {
+      ExecutionArn: string;
+      Error: { Error: string; Cause: string };
+    };
+    await children.failed(ExecutionArn, error);
+    throw new StatesError(error.Error, error.Cause);
+  };
+  return {
+    StartAt: names.start,
+    States: {
+      [names.start]: {
+        Type: 'Task',
+        Comment: `Local emulation: Step Functions starts a child execution of Distributed Map ${map}.`,
+        Resource: START_EXECUTION,
+        Parameters: { 'Input.$': '$', 'Parent.$': '$$.Execution.Id' },
+        Next: names.run,
+      },
+      [names.run]: {
+        Type: 'Parallel',
+        Comment: `Local emulation: the child execution's own states (Distributed Map ${map}).`,
+        InputPath: '$.Input',
+        Branches: [processor],
+        ResultPath: '$.Output',
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.Error', Next: names.failed }],
+        Next: names.succeeded,
+      },
+      [names.succeeded]: {
+        Type: 'Task',
+        Comment: `Local emulation: the child execution of Distributed Map ${map} succeeded.`,
+        Resource: DESCRIBE_EXECUTION,
+        Parameters: { 'ExecutionArn.$': '$.ExecutionArn', 'Output.$': '$.Output' },
+        End: true,
+      },
+      [names.failed]: {
+        Type: 'Task',
+        Comment: `Local emulation: the child execution of Distributed Map ${map} failed.`,
+        Resource: DESCRIBE_EXECUTION,
+        Parameters: { 'ExecutionArn.$': '$.ExecutionArn', 'Error.$': '$.Error' },
+        End: true,
+      },
+    },
+  };
 }
 
 /** The path of field `field` of the value at `path`. */

@@ -23,6 +23,10 @@ const MAX_PREDICTIONS_BYTES = 512 * 1024 * 1024;
  * sandboxed process with the held-out features on stdin (no labels, no protected attributes, no
  * state dir, no network where the sandbox allows) and writes its predictions to stdout. They are
  * stored content-addressed; Evaluate computes every metric from them against labels it kept.
+ *
+ * With `spec.shards` the predict command runs once per shard, one after the other (each shard a
+ * complete CSV with the features header, verified against its digest as it is copied), each
+ * shard's predictions stored content-addressed on their own; `maxRuntimeSeconds` bounds them all.
  */
 export async function scoreInSandbox(
   spec: ScoringJobSpec,
@@ -37,6 +41,13 @@ export async function scoreInSandbox(
       'the pipeline names no trainer.predict command: add the inference contract (docs/trainers.md) so the control plane can score the model itself',
     );
   }
+  if (spec.shards && spec.shards.length === 0) {
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      `scoring job ${spec.jobName} was given an empty list of shards`,
+    );
+  }
+  const deadline = Date.now() + spec.maxRuntimeSeconds * 1000;
   const dir = await mkdtemp(join(tmpdir(), 'veritrail-score-'));
   try {
     const modelDir = join(dir, 'model');
@@ -48,103 +59,32 @@ export async function scoreInSandbox(
     await rm(join(dir, 'model.tar.gz'));
     await readOnly(modelDir);
     const features = join(inputDir, 'features.csv');
-    await copyVerified(objects, spec.input, features, 'the test features');
-    await chmod(features, 0o444);
     const out = join(dir, 'predictions.csv');
-
-    const run = sandboxCommand(isolation.level, cmd === 'node' ? process.execPath : cmd, args, {
-      readOnly: [
-        modelDir,
-        inputDir,
-        ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : []),
-      ],
-      writable: [],
-      cwd: spec.workingDir ?? dir,
-    });
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: isolation.level === 'bubblewrap' ? '/tmp' : dir,
-      LANG: 'C.UTF-8',
-      SM_MODEL_DIR: modelDir,
-      VERITRAIL_PREDICT: '1',
-    };
-    const result = await new Promise<{
-      code: number | null;
-      signal: string | null;
-      error?: Error;
-      why?: string;
-      stderr: string;
-    }>((resolve) => {
-      const child = spawn(run.cmd, run.args, {
-        cwd: isolation.level === 'bubblewrap' ? dir : (spec.workingDir ?? dir),
-        env,
-        stdio: ['pipe', 'pipe', 'pipe'],
-        detached: true,
-      });
-      const pgid = child.pid;
-      if (pgid !== undefined) groups.add(pgid);
-      let stderr = '';
-      let why: string | undefined;
-      let written = 0;
-      const sink = createWriteStream(out);
-      const kill = (reason: string) => {
-        why ??= reason;
-        if (pgid !== undefined) killGroup(pgid);
-      };
-      const timer = setTimeout(
-        () => kill(`ran past ${spec.maxRuntimeSeconds} s`),
-        spec.maxRuntimeSeconds * 1000,
+    const inputs = spec.shards
+      ? spec.shards.map((s, i) => ({
+          source: { key: s.key, digest: s.digest },
+          what: `shard ${i + 1} of ${spec.shards?.length} of the test features`,
+        }))
+      : [{ source: spec.input, what: 'the test features' }];
+    const keys: string[] = [];
+    for (const input of inputs) {
+      await rm(features, { force: true });
+      await rm(out, { force: true });
+      await copyVerified(objects, input.source, features, input.what);
+      await chmod(features, 0o444);
+      await predictOnce(
+        spec,
+        { cmd, args, isolation, groups, dir, modelDir, inputDir, features, out },
+        {
+          deadline,
+          what: spec.shards ? ` on ${input.what}` : '',
+        },
       );
-      child.stdout.on('data', (c: Buffer) => {
-        written += c.length;
-        if (written > MAX_PREDICTIONS_BYTES) kill(`wrote more than ${MAX_PREDICTIONS_BYTES} bytes`);
-      });
-      child.stdout.pipe(sink);
-      child.stderr.on('data', (c: Buffer) => {
-        stderr = (stderr + c.toString('utf8')).slice(-4096);
-      });
-      createReadStream(features)
-        .pipe(child.stdin)
-        .on('error', () => undefined);
-      child.stdin.on('error', () => undefined);
-      let settled = false;
-      const done = (r: { code: number | null; signal: string | null; error?: Error }) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        if (pgid !== undefined) {
-          killGroup(pgid);
-          groups.delete(pgid);
-        }
-        const finish = () => resolve({ ...r, stderr, ...(why ? { why } : {}) });
-        if (sink.writableFinished || r.error) finish();
-        else sink.once('finish', finish).once('error', finish);
-      };
-      child.on('error', (error) => done({ code: null, signal: null, error }));
-      child.on('close', (code, signal) => done({ code, signal }));
-    });
-    if (result.error || result.code !== 0 || result.why) {
-      const tail = redactText(result.stderr.trim().split('\n').slice(-3).join(' | ')).slice(0, 512);
-      throw new VeritrailError(
-        'SCORING_FAILED',
-        `the predict command (${spec.command?.join(' ')}) ${
-          result.error
-            ? `could not start: ${result.error.message}`
-            : result.why
-              ? result.why
-              : `exited with ${result.signal ?? `code ${result.code}`}`
-        }${tail ? `: ${tail}` : ''}; it must read feature rows on stdin and write a "prediction" column on stdout (docs/trainers.md)`,
-      );
+      keys.push((await putFileCas(objects, out)).key);
     }
-    if ((await stat(out)).size === 0) {
-      throw new VeritrailError(
-        'SCORING_FAILED',
-        'the predict command wrote nothing on stdout; it must write a CSV with a "prediction" column, one row per input row (docs/trainers.md)',
-      );
-    }
-    const stored = await putFileCas(objects, out);
     return {
-      predictionsKey: stored.key,
+      predictionsKey: keys[0] as string,
+      ...(spec.shards ? { shardPredictionKeys: keys } : {}),
       isolation: {
         level: isolation.level,
         network: isolation.network,
@@ -155,6 +95,117 @@ export async function scoreInSandbox(
   } finally {
     await writable(dir).catch(() => undefined);
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+interface PredictRun {
+  cmd: string;
+  args: string[];
+  isolation: Isolation;
+  groups: Set<number>;
+  dir: string;
+  modelDir: string;
+  inputDir: string;
+  /** The features file piped to stdin, and the file stdout goes to. */
+  features: string;
+  out: string;
+}
+
+/** One run of the predict command on one features file; SCORING_FAILED unless it wrote predictions. */
+async function predictOnce(
+  spec: ScoringJobSpec,
+  { cmd, args, isolation, groups, dir, modelDir, inputDir, features, out }: PredictRun,
+  { deadline, what }: { deadline: number; what: string },
+): Promise<void> {
+  const run = sandboxCommand(isolation.level, cmd === 'node' ? process.execPath : cmd, args, {
+    readOnly: [
+      modelDir,
+      inputDir,
+      ...(spec.codeDir ? [spec.codeDir] : spec.workingDir ? [spec.workingDir] : []),
+    ],
+    writable: [],
+    cwd: spec.workingDir ?? dir,
+  });
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: isolation.level === 'bubblewrap' ? '/tmp' : dir,
+    LANG: 'C.UTF-8',
+    SM_MODEL_DIR: modelDir,
+    VERITRAIL_PREDICT: '1',
+  };
+  const result = await new Promise<{
+    code: number | null;
+    signal: string | null;
+    error?: Error;
+    why?: string;
+    stderr: string;
+  }>((resolve) => {
+    const child = spawn(run.cmd, run.args, {
+      cwd: isolation.level === 'bubblewrap' ? dir : (spec.workingDir ?? dir),
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const pgid = child.pid;
+    if (pgid !== undefined) groups.add(pgid);
+    let stderr = '';
+    let why: string | undefined;
+    let written = 0;
+    const sink = createWriteStream(out);
+    const kill = (reason: string) => {
+      why ??= reason;
+      if (pgid !== undefined) killGroup(pgid);
+    };
+    const timer = setTimeout(
+      () => kill(`ran past ${spec.maxRuntimeSeconds} s`),
+      Math.max(0, deadline - Date.now()),
+    );
+    child.stdout.on('data', (c: Buffer) => {
+      written += c.length;
+      if (written > MAX_PREDICTIONS_BYTES) kill(`wrote more than ${MAX_PREDICTIONS_BYTES} bytes`);
+    });
+    child.stdout.pipe(sink);
+    child.stderr.on('data', (c: Buffer) => {
+      stderr = (stderr + c.toString('utf8')).slice(-4096);
+    });
+    createReadStream(features)
+      .pipe(child.stdin)
+      .on('error', () => undefined);
+    child.stdin.on('error', () => undefined);
+    let settled = false;
+    const done = (r: { code: number | null; signal: string | null; error?: Error }) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (pgid !== undefined) {
+        killGroup(pgid);
+        groups.delete(pgid);
+      }
+      const finish = () => resolve({ ...r, stderr, ...(why ? { why } : {}) });
+      if (sink.writableFinished || r.error) finish();
+      else sink.once('finish', finish).once('error', finish);
+    };
+    child.on('error', (error) => done({ code: null, signal: null, error }));
+    child.on('close', (code, signal) => done({ code, signal }));
+  });
+  if (result.error || result.code !== 0 || result.why) {
+    const tail = redactText(result.stderr.trim().split('\n').slice(-3).join(' | ')).slice(0, 512);
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      `the predict command (${spec.command?.join(' ')})${what} ${
+        result.error
+          ? `could not start: ${result.error.message}`
+          : result.why
+            ? result.why
+            : `exited with ${result.signal ?? `code ${result.code}`}`
+      }${tail ? `: ${tail}` : ''}; it must read feature rows on stdin and write a "prediction" column on stdout (docs/trainers.md)`,
+    );
+  }
+  if ((await stat(out)).size === 0) {
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      `the predict command wrote nothing on stdout${what}; it must write a CSV with a "prediction" column, one row per input row (docs/trainers.md)`,
+    );
   }
 }
 

@@ -1,14 +1,22 @@
 /**
  * The emulated-AWS harness's own logic, without moto: CloudFormation intrinsics across stacks, the
- * Lambda error → Step Functions error mapping, the state machine's Lambda invocations through the
- * IAM proxy, EventBridge InputTransformer and S3 event shape.
+ * Lambda error → Step Functions error mapping, the state machine's Lambda invocations and the
+ * Distributed Map's child executions through the IAM proxy, EventBridge InputTransformer and S3
+ * event shape.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { matchesPattern } from '../helpers/event-pattern.js';
 import { s3ObjectCreatedEvent, transform } from './harness/events.js';
 import type { InvokeResult, LambdaFleet } from './harness/lambda-host.js';
 import { Resolver, UnresolvedError } from './harness/resolve.js';
-import { LambdaTaskError, lambdaInvokeHook, lambdaInvoker, throwIfFailed } from './harness/state-machine.js';
+import {
+  LambdaTaskError,
+  LocalStepFunctions,
+  lambdaInvokeHook,
+  lambdaInvoker,
+  MapChildExecutions,
+  throwIfFailed,
+} from './harness/state-machine.js';
 import type { SynthesizedApp, Template } from './harness/templates.js';
 import { startIamProxy } from './iam/proxy.js';
 import { ACCOUNT, allow, fakeUpstream, principal, REGION, world } from './iam/test-helpers.js';
@@ -172,6 +180,217 @@ describe('a Task’s Lambda invocation, as the state machine’s role', () => {
     } finally {
       await proxy.close();
       await upstream.close();
+    }
+  });
+});
+
+describe('the Distributed Map’s child executions, as the state machine’s role', () => {
+  const MACHINE = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:pipeline`;
+  const CHILDREN = `arn:aws:states:${REGION}:${ACCOUNT}:execution:pipeline/M:*`;
+  const CHILD_FN = `arn:aws:lambda:${REGION}:${ACCOUNT}:function:child`;
+  const grants = {
+    start: allow('states:StartExecution', MACHINE),
+    describe: allow('states:DescribeExecution', CHILDREN),
+    stop: allow('states:StopExecution', CHILDREN),
+  };
+  /**
+   * M: a Distributed Map over s3://b/items.json, one item per child execution, 2 at a time; its
+   * error caught into `$.error` (as the pipeline's Catch does), so the Map's own error can be read.
+   */
+  const definition = {
+    StartAt: 'M',
+    States: {
+      M: {
+        Type: 'Map',
+        Label: 'M',
+        ItemReader: {
+          Resource: 'arn:aws:states:::s3:getObject',
+          ReaderConfig: { InputType: 'JSON' },
+          Parameters: { Bucket: 'b', Key: 'items.json' },
+        },
+        ItemBatcher: { MaxItemsPerBatch: 1 },
+        MaxConcurrency: 2,
+        ItemProcessor: {
+          ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'STANDARD' },
+          StartAt: 'Child',
+          States: { Child: { Type: 'Task', Resource: CHILD_FN, End: true } },
+        },
+        ResultPath: '$.out',
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'MapFailed' }],
+        End: true,
+      },
+      MapFailed: { Type: 'Pass', End: true },
+    },
+  };
+  /** The Map's error, or undefined when it succeeded. */
+  const mapError = (done: { status: string; output?: string }) => {
+    expect(done.status).toBe('SUCCEEDED');
+    return (JSON.parse(done.output ?? '{}') as { error?: { Error: string; Cause: string } }).error;
+  };
+
+  /** The state machine with its role granted `statements`, the child function `child`. */
+  async function machine(
+    statements: Record<string, unknown>[],
+    items: string[],
+    child: (item: string) => Promise<InvokeResult>,
+  ) {
+    const role = principal('states', statements);
+    const upstream = await fakeUpstream();
+    const proxy = await startIamProxy({ upstream: upstream.url, world: world([role]) });
+    const ran: string[] = [];
+    const fleet = {
+      byArn: () => ({
+        invoke: async (event: { Items: string[] }) => {
+          const item = event.Items[0] as string;
+          ran.push(item);
+          return child(item);
+        },
+      }),
+    } as unknown as LambdaFleet;
+    const children = new MapChildExecutions(MACHINE, role.label, {
+      endpoint: proxy.endpoint,
+      region: REGION,
+      credentials: { accessKeyId: role.accessKeyId, secretAccessKey: 'test-secret' },
+    });
+    proxy.addHook(children.hook);
+    const sfn = new LocalStepFunctions(MACHINE, definition, fleet, {
+      read: async () => new TextEncoder().encode(JSON.stringify(items)),
+      write: async () => {},
+      children,
+    });
+    const asRole = (action: string) =>
+      proxy.calls.filter((c) => c.principal === 'states' && c.action === action);
+    return {
+      proxy,
+      sfn,
+      children,
+      ran,
+      asRole,
+      close: async () => {
+        await proxy.close();
+        await upstream.close();
+      },
+    };
+  }
+
+  it('starts each child as a StartExecution of its own state machine and describes it once ended', async () => {
+    const m = await machine([grants.start, grants.describe, grants.stop], ['a', 'b'], async (item) => ({
+      ok: true,
+      result: item.toUpperCase(),
+    }));
+    try {
+      const done = await m.sfn.start('run-1', '{}').done;
+      expect(mapError(done)).toBeUndefined();
+      expect(JSON.parse(done.output ?? '{}')).toEqual({ out: ['A', 'B'] });
+      expect(m.asRole('states:StartExecution').map((c) => c.resource)).toEqual([MACHINE, MACHINE]);
+      const arns = [...m.children.children.keys()];
+      expect(arns).toHaveLength(2);
+      for (const arn of arns)
+        expect(arn).toMatch(/^arn:aws:states:[^:]+:\d{12}:execution:pipeline\/M:[0-9a-f-]{36}$/);
+      expect(
+        m
+          .asRole('states:DescribeExecution')
+          .map((c) => c.resource)
+          .sort(),
+      ).toEqual(arns.sort());
+      expect([...m.children.children.values()].map((c) => [c.status, JSON.parse(c.input)])).toEqual(
+        expect.arrayContaining([
+          ['SUCCEEDED', { Items: ['a'] }],
+          ['SUCCEEDED', { Items: ['b'] }],
+        ]),
+      );
+      expect(m.asRole('states:StopExecution')).toEqual([]);
+      expect(m.proxy.denials()).toEqual([]);
+      // Only the role's own child execution calls are answered by the children's hook.
+      expect(m.sfn.executions.size).toBe(1);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('fails the Map and records the denial when the role may not start its own state machine', async () => {
+    const m = await machine([grants.describe, grants.stop], ['a'], async () => ({ ok: true, result: 1 }));
+    try {
+      const done = await m.sfn.start('run-1', '{}').done;
+      expect(mapError(done)).toMatchObject({
+        Error: 'AccessDeniedException',
+        Cause: expect.stringContaining('not authorized to perform: states:StartExecution'),
+      });
+      expect(m.ran).toEqual([]);
+      expect(m.proxy.denials()).toEqual([
+        expect.objectContaining({ principal: 'states', action: 'states:StartExecution', resource: MACHINE }),
+      ]);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('records the denial when the role may not describe its children', async () => {
+    const m = await machine([grants.start, grants.stop], ['a'], async () => ({ ok: true, result: 1 }));
+    try {
+      const done = await m.sfn.start('run-1', '{}').done;
+      expect(mapError(done)?.Error).toBe('AccessDeniedException');
+      const [child] = [...m.children.children.keys()];
+      expect(m.proxy.denials()).toEqual([
+        expect.objectContaining({ principal: 'states', action: 'states:DescribeExecution', resource: child }),
+      ]);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('stops the running siblings of a failed child, and records the denial without StopExecution', async () => {
+    for (const granted of [true, false]) {
+      let release: () => void = () => {};
+      let slowStarted: () => void = () => {};
+      const started = new Promise<void>((r) => {
+        slowStarted = r;
+      });
+      const m = await machine(
+        granted ? [grants.start, grants.describe, grants.stop] : [grants.start, grants.describe],
+        ['bad', 'slow'],
+        async (item) => {
+          if (item === 'slow') {
+            slowStarted();
+            await new Promise<void>((r) => {
+              release = r;
+            });
+            return { ok: true, result: 'late' };
+          }
+          await started;
+          return { ok: false, error: { errorType: 'Veritrail.INTERNAL', errorMessage: 'bad batch' } };
+        },
+      );
+      try {
+        const record = m.sfn.start('run-1', '{}');
+        await vi.waitFor(() => expect(m.asRole('states:StopExecution')).toHaveLength(1), { timeout: 5000 });
+        release();
+        const done = await record.done;
+        const error = mapError(done);
+        const byItem = (item: string) =>
+          [...m.children.children.values()].find((c) => JSON.parse(c.input).Items[0] === item);
+        const slow = byItem('slow');
+        expect(m.asRole('states:StopExecution').map((c) => c.resource)).toEqual([slow?.executionArn]);
+        expect(byItem('bad')?.status).toBe('FAILED');
+        if (granted) {
+          // The Map fails with the child's own error (AWS: States.ExceedToleratedFailureThreshold).
+          expect(error?.Error).toBe('Veritrail.INTERNAL');
+          expect(slow?.status).toBe('ABORTED');
+          expect(m.proxy.denials()).toEqual([]);
+        } else {
+          expect(error?.Error).toBe('AccessDeniedException');
+          expect(m.proxy.denials()).toEqual([
+            expect.objectContaining({
+              principal: 'states',
+              action: 'states:StopExecution',
+              resource: slow?.executionArn,
+            }),
+          ]);
+        }
+      } finally {
+        release();
+        await m.close();
+      }
     }
   });
 });

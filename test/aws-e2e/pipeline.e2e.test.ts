@@ -13,11 +13,16 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetPublicKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoRunStore } from '../../src/aws/dynamo-run-store.js';
+import { S3ObjectStore } from '../../src/aws/s3-object-store.js';
+import { SageMakerTrainer } from '../../src/aws/sagemaker-trainer.js';
 import { verifyDeployedRun } from '../../src/aws/verify.js';
+import { putBytesCas } from '../../src/cas.js';
+import { type Digest, digestOf } from '../../src/core/digest.js';
 import type { RunRecord } from '../../src/ports.js';
 import { verifySingleBundle } from '../../src/verify/bundle.js';
 import { ACCOUNT, type EmulatedAws, REGION, startEmulatedAws } from './harness/emulated-aws.js';
@@ -183,6 +188,18 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
       ]),
     );
     expect(asMachine.some((c) => c.action === 'kms:GenerateDataKey' && c.implied)).toBe(true);
+    // The HashBatches Map's child executions, as Step Functions makes them as that role: a
+    // StartExecution of the state machine itself per batch, a DescribeExecution of each child
+    // (`<state machine>/HashBatches:<id>`) once it has ended.
+    const started = asMachine.filter((c) => c.action === 'states:StartExecution');
+    expect(started.length).toBeGreaterThanOrEqual(1);
+    for (const c of started) expect(c.resource).toBe(aws.names.stateMachineArn);
+    const machineName = aws.names.stateMachineArn.split(':').pop();
+    const children = asMachine
+      .filter((c) => c.action === 'states:DescribeExecution')
+      .map((c) => c.resource)
+      .filter((r) => r.includes(`:execution:${machineName}/HashBatches:`));
+    expect(new Set(children).size).toBe(started.length);
     // The signed model report is made as the run ends, on AWS as locally.
     expect(run?.facts.reportError, JSON.stringify(run?.facts.reportError)).toBeUndefined();
     expect(run?.facts.reportKey).toMatch(/^sha256\/[0-9a-f]{64}$/);
@@ -361,5 +378,122 @@ describe.skipIf(!motoServer)('emulated AWS: the deployed pipeline end to end', (
       ]),
     );
     expect(keys.signing.map((k) => k.source)).toEqual([expect.stringContaining(aws.names.attestationKeyArn)]);
+  }, 240_000);
+
+  it("(h) Evaluate's role scores run (a)'s model on feature shards: one ManifestFile transform, each shard one request, predictions per shard", async () => {
+    // Evaluate itself still scores the whole file; this drives the scorer it uses with shards, as
+    // Evaluate's own role (writing the shards and the manifest) and the model's execution role
+    // (reading them, writing the predictions) through the IAM replay.
+    expect(succeeded, 'scenario (a) must run first').toBeDefined();
+    const whole = [...aws.sagemaker.transforms.values()].find((t) =>
+      ((t.request.Tags ?? []) as { Key: string; Value: string }[]).some(
+        (tag) => tag.Key === 'veritrail:run-id' && tag.Value === succeeded,
+      ),
+    );
+    if (!whole) throw new Error(`run (a) (${succeeded}) scored its model with no transform job`);
+    expect(whole.status).toBe('Completed');
+    const request = whole.request as {
+      ModelName: string;
+      TransformInput: { DataSource: { S3DataSource: { S3Uri: string } } };
+      TransformOutput: { S3OutputPath: string };
+    };
+    const model = aws.sagemaker.models.get(request.ModelName) as {
+      PrimaryContainer: {
+        Image: string;
+        ModelDataUrl: string;
+        Environment: { VERITRAIL_MODEL_DIGEST: Digest };
+      };
+    };
+    const keyOf = (uri: string) => uri.replace(/^s3:\/\/[^/]+\//, '');
+    const inputKey = keyOf(request.TransformInput.DataSource.S3DataSource.S3Uri);
+    const read = async (key: string) => {
+      const got = await aws.admin.s3.send(new GetObjectCommand({ Bucket: aws.names.artifacts, Key: key }));
+      return (await got.Body?.transformToString()) ?? '';
+    };
+    const features = await read(inputKey);
+    const [header, ...rows] = features.trimEnd().split('\n');
+    expect(rows.length).toBeGreaterThanOrEqual(3);
+
+    const evaluate = aws.fn('evaluate');
+    const role = aws.resources.find((r) => r.type === 'AWS::IAM::Role' && r.arn === evaluate.roleArn);
+    const asEvaluate = {
+      endpoint: aws.proxy.endpoint,
+      region: REGION,
+      credentials: aws.credentialsOfRole(String(role?.logicalId)),
+      maxAttempts: 1,
+    };
+    const objects = new S3ObjectStore(new S3Client({ ...asEvaluate, forcePathStyle: true }), {
+      buckets: { landing: aws.names.landing, artifacts: aws.names.artifacts, audit: aws.names.audit },
+      kmsKeyId: aws.names.dataKeyArn,
+    });
+    const third = Math.ceil(rows.length / 3);
+    const shards: { key: string; digest: Digest; rows: number }[] = [];
+    for (let i = 0; i < 3; i++) {
+      const part = rows.slice(i * third, (i + 1) * third);
+      const bytes = new TextEncoder().encode(`${header}\n${part.join('\n')}\n`);
+      shards.push({ ...(await putBytesCas(objects, bytes, digestOf(bytes))), rows: part.length });
+    }
+    const trainer = new SageMakerTrainer(new SageMakerClient(asEvaluate), {
+      roleArns: JSON.parse(evaluate.environment.VERITRAIL_SAGEMAKER_ROLE_ARNS ?? '{}') as Record<
+        string,
+        string
+      >,
+      artifactsBucket: aws.names.artifacts,
+      kmsKeyId: aws.names.dataKeyArn,
+      objects,
+      poll: { initialDelayMs: 50, maxDelayMs: 200, timeoutMs: 120_000 },
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    });
+    const jobName = `vts-shards-${String(succeeded)}`.replace(/[^A-Za-z0-9-]/g, '-').slice(0, 63);
+    const result = await trainer.score({
+      jobName,
+      runId: String(succeeded),
+      pipeline: 'credit-scoring',
+      model: {
+        key: keyOf(model.PrimaryContainer.ModelDataUrl),
+        digest: model.PrimaryContainer.Environment.VERITRAIL_MODEL_DIGEST,
+      },
+      input: { key: inputKey, digest: digestOf(features) },
+      shards,
+      image: model.PrimaryContainer.Image,
+      outputPrefix: 'scoring/credit-scoring/',
+      maxRuntimeSeconds: 600,
+    });
+    const job = aws.sagemaker.transforms.get(jobName);
+    expect(job?.status, job?.failureReason).toBe('Completed');
+    expect(job?.request.TransformInput).toMatchObject({
+      DataSource: { S3DataSource: { S3DataType: 'ManifestFile' } },
+      SplitType: 'None',
+    });
+    expect(result.shardPredictionKeys).toHaveLength(3);
+    expect(result.shardPredictionKeys).toEqual(
+      shards.map((sh) => `scoring/credit-scoring/${jobName}/${sh.key.slice('sha256/'.length)}.out`),
+    );
+    // Each shard's predictions: a header and one row per shard row; together, the whole file's.
+    const perShard = await Promise.all((result.shardPredictionKeys ?? []).map(read));
+    perShard.forEach((text, i) => {
+      expect(text.trimEnd().split('\n').length - 1).toBe(shards[i]?.rows);
+    });
+    const wholePredictions = await read(
+      `${keyOf(request.TransformOutput.S3OutputPath)}/${inputKey.split('/').pop()}.out`,
+    );
+    expect(perShard.flatMap((t) => t.trimEnd().split('\n').slice(1))).toEqual(
+      wholePredictions.trimEnd().split('\n').slice(1),
+    );
+    // The model's execution role read the manifest and every shard itself and wrote each output;
+    // Evaluate's role wrote the manifest.
+    const manifestKey = keyOf(
+      (job?.request.TransformInput as { DataSource: { S3DataSource: { S3Uri: string } } } | undefined)
+        ?.DataSource.S3DataSource.S3Uri ?? '',
+    );
+    const by = (operation: string, key: string) =>
+      aws.proxy.calls
+        .filter((c) => c.operation === operation && !c.implied && c.resource.endsWith(`/${key}`))
+        .map((c) => c.principal);
+    const [executionRole] = by('GetObject', manifestKey);
+    expect(executionRole).toBeDefined();
+    expect(by('PutObject', manifestKey)).not.toContain(executionRole);
+    for (const sh of shards) expect(by('GetObject', sh.key)).toContain(executionRole);
+    for (const key of result.shardPredictionKeys ?? []) expect(by('PutObject', key)).toContain(executionRole);
   }, 240_000);
 });

@@ -6,6 +6,8 @@
 import { StateMachine } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import {
+  type ChildExecutions,
+  childStateNames,
   DistributedMapEmulationError,
   type EmulationOptions,
   emulateDistributedMaps,
@@ -339,5 +341,126 @@ describe('a Distributed Map’s ResultWriter, emulated', () => {
     expect((states.M as Json).Next).toBe(writerStateName('M'));
     expect((states[writerStateName('M')] as Json).Next).toBe('Done');
     expect((states[writerStateName('M')] as Json).Catch).toEqual((states.M as Json).Catch);
+  });
+});
+
+describe('a Distributed Map’s child executions, when the caller replays them', () => {
+  const items = ['a', 'b', 'c', 'd', 'e'];
+  const read = store({ 'bucket/items.json': items });
+  const PARENT = 'arn:aws:states:eu-west-1:111122223333:execution:pipeline:run-1';
+
+  function recorder(startFails = false) {
+    const calls: { call: string; arn: string; detail: unknown }[] = [];
+    let n = 0;
+    const children: ChildExecutions = {
+      start: async (child) => {
+        if (startFails) throw Object.assign(new Error('not authorized'), { name: 'AccessDeniedException' });
+        const arn = `child-${n++}`;
+        calls.push({ call: 'start', arn, detail: child });
+        return arn;
+      },
+      succeeded: async (arn, output) => {
+        calls.push({ call: 'succeeded', arn, detail: output });
+      },
+      failed: async (arn, error) => {
+        calls.push({ call: 'failed', arn, detail: error });
+      },
+    };
+    return { calls, children };
+  }
+
+  async function runWith(children: ChildExecutions, child: (input: unknown) => Promise<unknown>) {
+    const { definition: rewritten, handlers } = emulateDistributedMaps(definition(), read, { children });
+    const machine = new StateMachine(rewritten as never, {
+      validationOptions: { checkPaths: true, checkArn: true },
+    });
+    const execution = machine.run({ listing: 'items.json', tag: 't1' } as never, {
+      overrides: { taskResourceLocalHandlers: { ...handlers, Child: child } as never },
+      context: { Execution: { Id: PARENT } } as never,
+    });
+    return (await execution.result) as Json;
+  }
+
+  it('starts each child before its states run and reports its output once it has ended, the Map’s result unchanged', async () => {
+    const { calls, children } = recorder();
+    const out = await runWith(children, async (input) => {
+      const { Items } = input as { Items: string[] };
+      // Started, not yet ended.
+      expect(calls.filter((c) => c.call === 'start').map((c) => (c.detail as Json).input)).toContainEqual(
+        input,
+      );
+      return Items.join('');
+    });
+    expect(out.out).toEqual(['ab', 'cd', 'e']);
+    const starts = calls.filter((c) => c.call === 'start');
+    expect(starts.map((c) => c.detail)).toEqual(
+      expect.arrayContaining(
+        [['a', 'b'], ['c', 'd'], ['e']].map((Items) => ({
+          map: 'M',
+          label: 'M',
+          parent: PARENT,
+          input: { BatchInput: { tag: 't1' }, Items },
+        })),
+      ),
+    );
+    expect(starts).toHaveLength(3);
+    const ended = calls.filter((c) => c.call === 'succeeded');
+    expect(ended.map((c) => c.arn).sort()).toEqual(starts.map((c) => c.arn).sort());
+    for (const e of ended) {
+      const start = starts.find((s) => s.arn === e.arn);
+      if (!start) throw new Error(`${e.arn} ended without a start`);
+      expect(e.detail).toBe(((start.detail as Json).input as { Items: string[] }).Items.join(''));
+      expect(calls.indexOf(e)).toBeGreaterThan(calls.indexOf(start));
+    }
+  });
+
+  it('reports a failed child with its error, and the Map fails with that error as before', async () => {
+    const { calls, children } = recorder();
+    const out = await runWith(children, async (input) => {
+      if ((input as { Items: string[] }).Items.includes('c')) {
+        throw Object.assign(new Error('{"errorMessage":"bad batch"}'), { name: 'Veritrail.INTERNAL' });
+      }
+      return 'ok';
+    });
+    expect(out.error).toEqual({ Error: 'Veritrail.INTERNAL', Cause: '{"errorMessage":"bad batch"}' });
+    const failed = calls.filter((c) => c.call === 'failed');
+    expect(failed).toEqual([
+      {
+        call: 'failed',
+        arn: expect.any(String),
+        detail: { Error: 'Veritrail.INTERNAL', Cause: '{"errorMessage":"bad batch"}' },
+      },
+    ]);
+    const start = calls.find((c) => c.call === 'start' && c.arn === failed[0]?.arn);
+    expect(start?.detail).toMatchObject({ input: { Items: ['c', 'd'] } });
+  });
+
+  it('fails the Map, caught like any error, when a child cannot be started; the child never runs', async () => {
+    const { children } = recorder(true);
+    let ran = 0;
+    const out = await runWith(children, async () => {
+      ran++;
+      return null;
+    });
+    expect(out.error).toMatchObject({ Error: 'AccessDeniedException', Cause: 'not authorized' });
+    expect(ran).toBe(0);
+  });
+
+  it('inserts its states only into the Map’s ItemProcessor, the child’s own states inside unchanged', () => {
+    const { children } = recorder();
+    const { definition: rewritten, inserted } = emulateDistributedMaps(definition(), read, { children });
+    const names = childStateNames('M');
+    expect([...inserted].sort()).toEqual(
+      [readerStateName('M'), names.start, names.succeeded, names.failed].sort(),
+    );
+    const processor = (rewritten.States as Record<string, Json>).M?.ItemProcessor as Json;
+    expect(processor.StartAt).toBe(names.start);
+    const run = (processor.States as Record<string, Json>)[names.run] as Json;
+    expect(run.Branches).toEqual([
+      {
+        StartAt: 'Child',
+        States: { Child: { Type: 'Task', Resource: 'arn:aws:lambda:us-east-1:1:function:child', End: true } },
+      },
+    ]);
   });
 });

@@ -18,7 +18,14 @@ import { type Moto, startMoto } from './moto.js';
 import { startPassthroughProxy } from './passthrough-proxy.js';
 import { type AdminClients, adminClients, provision } from './provision.js';
 import { SageMakerEmulator } from './sagemaker.js';
-import { LocalStepFunctions, lambdaInvokeHook, lambdaInvoker, s3Reader, s3Writer } from './state-machine.js';
+import {
+  LocalStepFunctions,
+  lambdaInvokeHook,
+  lambdaInvoker,
+  MapChildExecutions,
+  s3Reader,
+  s3Writer,
+} from './state-machine.js';
 import { REPO_ROOT, readAssembly, type SynthesizedApp, synthesize } from './templates.js';
 import { accessKeysFor, buildWorld } from './world.js';
 
@@ -247,17 +254,24 @@ export async function startEmulatedAccount(options: {
         (sm.properties.DefinitionSubstitutions as Record<string, string> | undefined) ?? {},
       );
       // The state machine role's own calls go through the IAM proxy signed as that role: the
-      // Distributed Map's ItemReader and ResultWriter, and every Task's Lambda invocation (answered
-      // by the hook once the proxy has allowed it).
+      // Distributed Map's ItemReader and ResultWriter, its child executions' StartExecution,
+      // DescribeExecution and StopExecution, and every Task's Lambda invocation (the Invokes and
+      // the child execution calls answered by hooks once the proxy has allowed them).
       const roleArn = String(sm.properties.RoleArn);
+      const roleLabel = keys.byRole.get(roleArn)?.label ?? roleArn;
       const asRole = { endpoint: proxy.endpoint, region: REGION, credentials: credentialsOf(roleArn) };
+      // The passthrough proxy (a debugging switch) has no principals: invoke directly there, and
+      // run the Map's children without the calls around them.
+      const passthrough = process.env.VT_E2E_PROXY === 'passthrough';
+      const children = passthrough ? undefined : new MapChildExecutions(sm.physicalId, roleLabel, asRole);
       const sfn = new LocalStepFunctions(sm.physicalId, definition, fleet, {
         read: s3Reader(asRole),
         write: s3Writer(asRole),
-        // The passthrough proxy (a debugging switch) models no Lambda Invoke: invoke directly there.
-        ...(process.env.VT_E2E_PROXY === 'passthrough' ? {} : { invoke: lambdaInvoker(asRole) }),
+        ...(passthrough ? {} : { invoke: lambdaInvoker(asRole) }),
+        ...(children ? { children } : {}),
       });
-      proxy.addHook(lambdaInvokeHook(keys.byRole.get(roleArn)?.label ?? roleArn, fleet));
+      proxy.addHook(lambdaInvokeHook(roleLabel, fleet));
+      if (children) proxy.addHook(children.hook);
       const bus = new EventBus(stageResources, fleet);
       const env = fleet.byHandler('start').environment;
       const need = (k: string) => {

@@ -21,7 +21,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { emulateTransformJob, parseS3Uri } from '../../helpers/batch-transform.js';
+import {
+  emulateManifestTransformJob,
+  emulateTransformJob,
+  parseS3Uri,
+} from '../../helpers/batch-transform.js';
 import type { ApiRequest, HookResponse } from '../iam/types.js';
 
 export interface TrainerCommand {
@@ -364,9 +368,11 @@ export class SageMakerEmulator {
 
   /**
    * A Batch Transform job: as the model's execution role (through the proxy, so its grants are
-   * evaluated), read model.tar.gz and the input object, answer it with the pipeline's inference
-   * contract (test/helpers/batch-transform.ts), and write `<input name>.out` under the job's output
-   * path with SSE-KMS under TransformOutput.KmsKeyId, as Batch Transform does with SplitType None.
+   * evaluated), read model.tar.gz and the input, answer it with the pipeline's inference contract
+   * (test/helpers/batch-transform.ts) and write each output under the job's output path with SSE-KMS
+   * under TransformOutput.KmsKeyId, as Batch Transform does with SplitType None: an S3Prefix input
+   * naming one object gives `<name>.out`; a ManifestFile input is read first (as the role), then
+   * each object it lists is read and scored as its own request, its output at `<relative path>.out`.
    */
   private async transform(job: EmulatedTransform, model: Record<string, unknown>): Promise<void> {
     const roleArn = String(model.ExecutionRoleArn);
@@ -384,30 +390,36 @@ export class SageMakerEmulator {
     };
     const container = (model.PrimaryContainer ?? {}) as { ModelDataUrl?: string };
     const request = job.request as {
-      TransformInput: { DataSource: { S3DataSource: { S3Uri: string } } };
+      TransformInput: { DataSource: { S3DataSource: { S3DataType?: string; S3Uri: string } } };
       TransformOutput: { KmsKeyId?: string };
       Tags?: { Key: string; Value: string }[];
     };
     const pipeline = request.Tags?.find((t) => t.Key === 'veritrail:pipeline')?.Value ?? '';
     const predict = this.options.predictFor(pipeline);
-    const output = await emulateTransformJob({
+    const base = {
       model: model as never,
       transform: job.request as never,
       modelTarGz: await bytesOf(String(container.ModelDataUrl)),
-      input: await bytesOf(request.TransformInput.DataSource.S3DataSource.S3Uri),
       predict: predict.command,
       cwd: predict.cwd,
-    });
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: output.bucket,
-        Key: output.key,
-        Body: output.bytes,
-        ...(request.TransformOutput.KmsKeyId
-          ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: request.TransformOutput.KmsKeyId }
-          : {}),
-      }),
-    );
+    };
+    const source = request.TransformInput.DataSource.S3DataSource;
+    const outputs =
+      source.S3DataType === 'ManifestFile'
+        ? await emulateManifestTransformJob({ ...base, read: bytesOf })
+        : [await emulateTransformJob({ ...base, input: await bytesOf(source.S3Uri) })];
+    for (const output of outputs) {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: output.bucket,
+          Key: output.key,
+          Body: output.bytes,
+          ...(request.TransformOutput.KmsKeyId
+            ? { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: request.TransformOutput.KmsKeyId }
+            : {}),
+        }),
+      );
+    }
     job.status = 'Completed';
     job.ended = new Date();
   }

@@ -16,19 +16,30 @@
  * manifest (`s3Writer`: map-results/, kms:GenerateDataKey through S3), and every Task's Lambda
  * invocation, the Map's children's included (`lambdaInvoker`: a real Lambda Invoke of the function
  * ARN, `lambda:InvokeFunction` decided against the role's policy, then answered by
- * `lambdaInvokeHook`, which runs the hosted function).
+ * `lambdaInvokeHook`, which runs the hosted function), and the Map's child executions
+ * (`MapChildExecutions`: a StartExecution of the state machine's own ARN before each child runs, a
+ * DescribeExecution of the child once it has ended, and when a child fails, which fails the Map, a
+ * StopExecution of each sibling still running; each decided against the role's policy, then
+ * answered by its `hook`).
  *
  * Differences from Step Functions: one task token per execution (the pipeline has one callback
  * state); retry intervals shortened to 50 ms; the Task and execution timeouts are not enforced. The
- * Distributed Map's children are not started as executions (`states:StartExecution`,
- * DescribeExecution, StopExecution on its own state machine are not replayed);
- * test/infra/stacks.test.ts asserts those grants instead.
+ * Distributed Map's children still run as iterations of the library's Map in this process: the
+ * StartExecution only records them (as `children`), it does not run them.
  */
 import { randomUUID } from 'node:crypto';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DescribeExecutionCommand,
+  SFNClient,
+  StartExecutionCommand,
+  StopExecutionCommand,
+} from '@aws-sdk/client-sfn';
 import { StateMachine } from 'aws-local-stepfunctions';
 import {
+  type ChildExecution,
+  type ChildExecutions,
   emulateDistributedMaps,
   type ReadObject,
   type WriteObject,
@@ -118,6 +129,172 @@ export function lambdaInvokeHook(
   };
 }
 
+/** A child execution of the Distributed Map, as `MapChildExecutions` knows it. */
+export interface ChildRecord {
+  executionArn: string;
+  name: string;
+  /** The Map, its label and the execution running it. */
+  map: string;
+  label: string;
+  parent: string;
+  input: string;
+  startDate: Date;
+  stopDate?: Date;
+  status: 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'ABORTED';
+  output?: string;
+  error?: string;
+  cause?: string;
+}
+
+const jsonAnswer = (body: unknown): HookResponse => ({
+  status: 200,
+  headers: { 'content-type': 'application/x-amz-json-1.0' },
+  body: JSON.stringify(body),
+});
+const statesFault = (type: string, message: string): HookResponse => ({
+  status: 400,
+  headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': type },
+  body: JSON.stringify({ __type: `com.amazonaws.states#${type}`, message }),
+});
+
+/**
+ * The calls Step Functions makes as the state machine's role around each child execution of a
+ * Distributed Map (Step Functions Developer Guide, "IAM policies for using Distributed Map
+ * states": `states:StartExecution` on the state machine, `states:DescribeExecution` and
+ * `states:StopExecution` on its executions), sent to the IAM proxy signed with the role's key, so a
+ * missing grant is a recorded denial that also fails the child, hence the Map:
+ *
+ * - `start`: StartExecution of the state machine's own (unqualified) ARN, the child's input as
+ *   input, a new name; answered by `hook` with the child's ARN,
+ *   `…:execution:<state machine>/<Map label>:<name>`, as Step Functions names a Map Run's children.
+ * - `succeeded` / `failed`: DescribeExecution of the child, answered from what the emulation reported.
+ * - `failed` then StopExecution of every child of the same Map and parent execution still running:
+ *   the Map fails with the child's error, and Step Functions stops the Map Run's running children.
+ *
+ * `hook` answers only these calls, and only when `principal` (the role's label) signed them; the
+ * children are recorded in `children`, apart from the executions of `LocalStepFunctions`.
+ */
+export class MapChildExecutions implements ChildExecutions {
+  readonly children = new Map<string, ChildRecord>();
+  private readonly sfn: SFNClient;
+  /** The children being started, by name: what `hook` needs beyond the StartExecution input. */
+  private readonly starting = new Map<string, ChildExecution>();
+
+  constructor(
+    readonly stateMachineArn: string,
+    private readonly principal: string,
+    role: RoleEndpoint,
+  ) {
+    this.sfn = new SFNClient({ ...role, maxAttempts: 1 });
+  }
+
+  async start(child: ChildExecution): Promise<string> {
+    const name = randomUUID();
+    this.starting.set(name, child);
+    try {
+      const out = await this.sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: this.stateMachineArn,
+          name,
+          input: JSON.stringify(child.input ?? null),
+        }),
+      );
+      if (!out.executionArn) throw new Error('StartExecution returned no executionArn');
+      return out.executionArn;
+    } finally {
+      this.starting.delete(name);
+    }
+  }
+
+  async succeeded(executionArn: string, output: unknown): Promise<void> {
+    this.settle(executionArn, { status: 'SUCCEEDED', output: JSON.stringify(output ?? null) });
+    await this.sfn.send(new DescribeExecutionCommand({ executionArn }));
+  }
+
+  async failed(executionArn: string, error: { Error: string; Cause: string }): Promise<void> {
+    const failed = this.settle(executionArn, { status: 'FAILED', error: error.Error, cause: error.Cause });
+    await this.sfn.send(new DescribeExecutionCommand({ executionArn }));
+    const running = [...this.children.values()].filter(
+      (c) =>
+        c.status === 'RUNNING' &&
+        c.executionArn !== executionArn &&
+        c.parent === failed?.parent &&
+        c.map === failed?.map,
+    );
+    for (const sibling of running) {
+      await this.sfn.send(
+        new StopExecutionCommand({
+          executionArn: sibling.executionArn,
+          error: 'States.MapRunFailed',
+          cause: `a child execution of Map ${sibling.map} failed: ${executionArn}`,
+        }),
+      );
+    }
+  }
+
+  private settle(executionArn: string, end: Partial<ChildRecord>): ChildRecord | undefined {
+    const rec = this.children.get(executionArn);
+    if (rec && rec.status === 'RUNNING') Object.assign(rec, end, { stopDate: new Date() });
+    return rec;
+  }
+
+  hook = (req: ApiRequest): HookResponse | undefined => {
+    if (req.service !== 'states' || req.principal !== this.principal) return undefined;
+    const input = req.input ?? {};
+    const seconds = (d: Date) => d.getTime() / 1000;
+    switch (req.operation) {
+      case 'StartExecution': {
+        const name = String(input.name);
+        const child = this.starting.get(name);
+        if (input.stateMachineArn !== this.stateMachineArn || !child) return undefined;
+        const [, machine] = /:stateMachine:([^:]+)$/.exec(this.stateMachineArn) ?? [];
+        const executionArn = `${this.stateMachineArn.replace(/:stateMachine:[^:]+$/, ':execution:')}${machine}/${child.label}:${name}`;
+        const rec: ChildRecord = {
+          executionArn,
+          name,
+          map: child.map,
+          label: child.label,
+          parent: child.parent,
+          input: String(input.input ?? '{}'),
+          startDate: new Date(),
+          status: 'RUNNING',
+        };
+        this.children.set(executionArn, rec);
+        return jsonAnswer({ executionArn, startDate: seconds(rec.startDate) });
+      }
+      case 'DescribeExecution':
+      case 'StopExecution': {
+        const rec = this.children.get(String(input.executionArn));
+        if (!rec) return undefined;
+        if (req.operation === 'StopExecution') {
+          if (rec.status !== 'RUNNING')
+            return statesFault('ValidationException', `Execution Is Not Running: '${rec.executionArn}'`);
+          Object.assign(rec, {
+            status: 'ABORTED',
+            stopDate: new Date(),
+            ...(typeof input.error === 'string' ? { error: input.error } : {}),
+            ...(typeof input.cause === 'string' ? { cause: input.cause } : {}),
+          });
+          return jsonAnswer({ stopDate: seconds(rec.stopDate as Date) });
+        }
+        return jsonAnswer({
+          executionArn: rec.executionArn,
+          stateMachineArn: this.stateMachineArn,
+          name: rec.name,
+          status: rec.status,
+          startDate: seconds(rec.startDate),
+          ...(rec.stopDate ? { stopDate: seconds(rec.stopDate) } : {}),
+          input: rec.input,
+          ...(rec.output !== undefined ? { output: rec.output } : {}),
+          ...(rec.error !== undefined ? { error: rec.error, cause: rec.cause } : {}),
+        });
+      }
+      default:
+        return undefined;
+    }
+  };
+}
+
 export interface ExecutionRecord {
   executionArn: string;
   name: string;
@@ -153,13 +330,16 @@ export function throwIfFailed(r: InvokeResult): unknown {
   );
 }
 
-type Machine = { States: Record<string, { Type: string; Resource?: string; ItemProcessor?: Machine }> };
+type Machine = {
+  States: Record<string, { Type: string; Resource?: string; ItemProcessor?: Machine; Branches?: Machine[] }>;
+};
 
-/** The states of a machine and of the machines nested in its Maps. */
+/** The states of a machine and of the machines nested in its Maps and Parallels. */
 function allStates(machine: Machine): [string, Machine['States'][string]][] {
   return Object.entries(machine.States).flatMap(([name, state]) => [
     [name, state] as [string, Machine['States'][string]],
     ...(state.ItemProcessor ? allStates(state.ItemProcessor) : []),
+    ...(state.Branches ?? []).flatMap(allStates),
   ]);
 }
 
@@ -181,11 +361,14 @@ export class LocalStepFunctions {
     readonly stateMachineArn: string,
     deployed: Record<string, unknown>,
     fleet: LambdaFleet,
-    role: { read: ReadObject; write: WriteObject; invoke?: Invoke },
+    role: { read: ReadObject; write: WriteObject; invoke?: Invoke; children?: ChildExecutions },
     private readonly onTrainInvoked: (token: string) => void = () => {},
   ) {
     this.invoke = role.invoke ?? ((arn, payload) => fleet.byArn(arn).invoke(payload));
-    const { definition, handlers } = emulateDistributedMaps(deployed, role.read, { write: role.write });
+    const { definition, handlers } = emulateDistributedMaps(deployed, role.read, {
+      write: role.write,
+      ...(role.children ? { children: role.children } : {}),
+    });
     this.definition = definition;
     this.emulated = handlers;
     this.machine = new StateMachine(definition as never, {
