@@ -33,6 +33,7 @@ import {
   processingSettings,
   RESERVED_CONCURRENCY,
   transformMaxInstances,
+  transformShardBytes,
   vpcMode,
 } from './settings.js';
 import { stateMachineIdentity, trainingStateMachine } from './state-machine.js';
@@ -123,6 +124,7 @@ export function Pipeline({ stack, app }: StackContext) {
   const { functionRoles, stateMachineRole, sagemakerRoles, processingRole } = use(Identity);
   const processing = processingRole ? processingSettings() : undefined;
   const maxTransformInstances = transformMaxInstances();
+  const shardBytes = transformShardBytes();
   const { dataKey, dataKeyArn, attestationKeyArn, checkpointKeyArn } = use(Keys);
   const { landing, artifacts, audit, auditRetentionDays } = use(Storage);
   const { table } = use(Database);
@@ -207,6 +209,9 @@ export function Pipeline({ stack, app }: StackContext) {
           : {}),
         ...(name === 'evaluate' && maxTransformInstances !== undefined
           ? { VERITRAIL_TRANSFORM_MAX_INSTANCES: String(maxTransformInstances) }
+          : {}),
+        ...(name === 'evaluate' && shardBytes !== undefined
+          ? { VERITRAIL_TRANSFORM_SHARD_BYTES: String(shardBytes) }
           : {}),
       },
       ...copyFilesFor(name, pipelines, useProject().paths.root, processing !== undefined),

@@ -99,6 +99,8 @@ export interface SageMakerTrainerConfig {
   objects?: ObjectStore;
   /** Most instances a sharded Batch Transform asks for (default 1; src/aws/sagemaker-scorer.ts). */
   transformMaxInstances?: number;
+  /** The most bytes of features in one transform request (default TRANSFORM_SHARD_BYTES). */
+  transformShardBytes?: number;
   /** Backoff of `wait()`: first delay, cap, and overall limit. */
   poll?: { initialDelayMs?: number; maxDelayMs?: number; timeoutMs?: number };
   /** Injected for tests. */
@@ -263,7 +265,7 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export class SageMakerTrainer implements Trainer {
   private readonly sleep: (ms: number) => Promise<void>;
   /** Each shard is one Batch Transform request, which MaxPayloadInMB (100 MB) bounds. */
-  readonly scoreShardBytes = TRANSFORM_SHARD_BYTES;
+  readonly scoreShardBytes: number;
 
   constructor(
     private readonly sagemaker: SageMakerClient,
@@ -273,6 +275,7 @@ export class SageMakerTrainer implements Trainer {
       if (!config[k]) throw new VeritrailError('USAGE', `SageMakerTrainer needs ${k}`);
     }
     this.sleep = config.sleep ?? defaultSleep;
+    this.scoreShardBytes = config.transformShardBytes ?? TRANSFORM_SHARD_BYTES;
   }
 
   private s3Uri(key: string): string {

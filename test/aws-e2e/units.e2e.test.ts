@@ -149,10 +149,16 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
         env: {
           VERITRAIL_UNIT: unit,
           VERITRAIL_UNITS_FILE: fixture.unitsFile,
-          // medical preprocesses every dataset as a SageMaker Processing job (a 1-byte threshold):
-          // the processing role, the Preprocess grants and the job program, run by the emulator.
+          // medical preprocesses and evaluates every dataset with SageMaker Processing jobs (a 1-byte
+          // threshold): the processing role, the Preprocess and Evaluate grants and the job programs,
+          // run by the emulator.
           ...(unit === 'medical'
-            ? { VERITRAIL_PROCESSING_IMAGE: PROCESSING_IMAGE, VERITRAIL_PROCESSING_THRESHOLD_BYTES: '1' }
+            ? {
+                VERITRAIL_PROCESSING_IMAGE: PROCESSING_IMAGE,
+                VERITRAIL_PROCESSING_THRESHOLD_BYTES: '1',
+                // Many shards, one transform request each: the count job joins their predictions.
+                VERITRAIL_TRANSFORM_SHARD_BYTES: '16384',
+              }
             : {}),
         },
       })),
@@ -244,8 +250,8 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
     const id = finished.medical?.runId;
     expect(jobs.map((j) => [j.name, j.status, j.log.slice(-500)])).toEqual([
       [`veritrail-pre-${id}`, 'Completed', expect.any(String)],
-      [`veritrail-evs-${id}`, 'Completed', expect.stringMatching(/test rows cut into 1 shards/)],
-      [`veritrail-evc-${id}`, 'Completed', expect.stringMatching(/test rows counted over 1 shards/)],
+      [`veritrail-evs-${id}`, 'Completed', expect.stringMatching(/test rows cut into \d\d+ shards/)],
+      [`veritrail-evc-${id}`, 'Completed', expect.stringMatching(/test rows counted over \d\d+ shards/)],
     ]);
     for (const job of jobs) {
       const request = job.request as {
