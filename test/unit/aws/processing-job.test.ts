@@ -20,7 +20,7 @@ import { digestOf } from '../../../src/core/digest.js';
 import { VeritrailError } from '../../../src/core/errors.js';
 import { errorOfFailedJob, exitMessageOf, preprocessJobName } from '../../../src/core/processing.js';
 import type { EvaluateJobSpec, ObjectStore, PreprocessJobSpec } from '../../../src/ports.js';
-import { processingSettings } from '../../../stacks/settings.js';
+import { processingSettings, transformMaxInstances, transformShardBytes } from '../../../stacks/settings.js';
 
 const IMAGE = `123456789012.dkr.ecr.eu-west-1.amazonaws.com/veritrail-node@sha256:${'a'.repeat(64)}`;
 const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/data';
@@ -375,5 +375,19 @@ describe("Evaluate's SageMaker Processing jobs", () => {
       code: 'PROCESSING_FAILED',
       message: expect.stringMatching(/is not the one this run asks for/),
     });
+  });
+});
+
+describe('the transform settings at deploy', () => {
+  it('VERITRAIL_TRANSFORM_SHARD_BYTES and VERITRAIL_TRANSFORM_MAX_INSTANCES: unset is the default, a bad value one line', () => {
+    expect(transformShardBytes({})).toBeUndefined();
+    expect(transformShardBytes({ VERITRAIL_TRANSFORM_SHARD_BYTES: '16384' })).toBe(16384);
+    for (const bad of ['1023', '67108865', '1e6', '-5', 'ten'])
+      expect(() => transformShardBytes({ VERITRAIL_TRANSFORM_SHARD_BYTES: bad })).toThrow(
+        /^VERITRAIL_TRANSFORM_SHARD_BYTES must be a whole number of bytes from 1024 to 67108864, got "/,
+      );
+    expect(transformMaxInstances({})).toBeUndefined();
+    expect(transformMaxInstances({ VERITRAIL_TRANSFORM_MAX_INSTANCES: '4' })).toBe(4);
+    expect(() => transformMaxInstances({ VERITRAIL_TRANSFORM_MAX_INSTANCES: '100' })).toThrow(/from 1 to 99/);
   });
 });
