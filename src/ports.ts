@@ -26,6 +26,15 @@ export interface PutOptions {
   size?: number;
 }
 
+export interface OpenOptions {
+  versionId?: string;
+  /**
+   * Stream from this byte offset to the end (S3 `Range: bytes=<start>-`), so that a long read can
+   * resume where an earlier invocation stopped. At or past the object's size: an empty stream.
+   */
+  start?: number;
+}
+
 export interface ObjectInfo {
   bucket: Bucket;
   key: string;
@@ -37,7 +46,7 @@ export interface ObjectInfo {
 export interface ObjectStore {
   put(bucket: Bucket, key: string, body: Uint8Array | Readable, options?: PutOptions): Promise<ObjectInfo>;
   /** Streams an object; OBJECT_NOT_FOUND when absent. */
-  open(bucket: Bucket, key: string, options?: { versionId?: string }): Promise<Readable>;
+  open(bucket: Bucket, key: string, options?: OpenOptions): Promise<Readable>;
   head(bucket: Bucket, key: string): Promise<ObjectInfo | undefined>;
   /** Keys under a prefix, in lexicographic order. */
   list(bucket: Bucket, prefix: string): AsyncIterable<ObjectInfo>;
