@@ -251,9 +251,22 @@ export interface PreprocessJobResult {
   executor: { kind: 'sagemaker-processing' | 'local-process'; jobName: string; image?: string };
 }
 
+/**
+ * How much of one Preprocess invocation the re-hash of a job's output may take before it saves its
+ * progress and asks to be invoked again (src/steps/verify-job-output.ts). Absent limits: none.
+ */
+export interface VerifyBudget {
+  /** Milliseconds after the invocation started (the job's polling included). */
+  ms?: number;
+  /** Bytes re-hashed per invocation (tests, and the local runner's VERITRAIL_PROCESSING_VERIFY_BYTES). */
+  bytes?: number;
+}
+
 export interface Processor {
   /** Datasets larger than this many bytes are preprocessed by a job. */
   thresholdBytes: number;
+  /** The re-hash's budget per invocation; absent: the whole output in one invocation. */
+  verifyBudget?: VerifyBudget;
   /** Starts the job (idempotent by name) and resolves when it has completed; a failed job throws. */
   preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult>;
 }
