@@ -43,7 +43,7 @@ const FILES = Object.keys(PROCESSED_FILES) as ProcessedFile[];
 /** The file counted by the CSV parser; the others hold encoded numbers, one line per row. */
 const PARSED: ProcessedFile = 'testGroups';
 
-export const VERIFY_CHECKPOINT_KIND = 'veritrail/preprocess-verify@1';
+const VERIFY_CHECKPOINT_KIND = 'veritrail/preprocess-verify@1';
 
 /** Where a job's checkpoint is stored in the artifacts bucket. */
 export const verifyCheckpointKey = (jobName: string): string => `${PROCESSING_VERIFY_PREFIX}${jobName}.json`;
