@@ -269,7 +269,8 @@ export class SageMakerProcessor implements Processor {
     }
     const initial = this.config.poll?.initialDelayMs ?? 10_000;
     const cap = this.config.poll?.maxDelayMs ?? 30_000;
-    // Leaves at least 4 of the re-hash's 12 minutes (VERIFY_BUDGET_MS) to this invocation.
+    // Past it, the next invocation waits on. A job that completes within the first minute is
+    // re-hashed here (about 11 of VERIFY_BUDGET_MS's 12 minutes left), later by a fresh invocation.
     const timeout = this.config.poll?.timeoutMs ?? 8 * 60 * 1000;
     let delay = initial;
     let waited = 0;
