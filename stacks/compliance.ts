@@ -198,11 +198,13 @@ function wildcardSuppressions(access: FunctionAccess, processing: boolean): NagP
         res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:processing-job/veritrail-pre-\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-code\\/\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing\\/\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-verify\\/\\*'),
       ],
       reason:
         'Preprocess’s processing jobs are named `veritrail-pre-<run>` per run (src/core/processing.ts), with ' +
         'network isolation, inter-container encryption and the data key required; the job program is stored ' +
-        'under processing-code/ by its content address and each job’s result under processing/<job>/.',
+        'under processing-code/ by its content address, each job’s result under processing/<job>/ and ' +
+        'Preprocess’s checkpoint of its re-hash of a job’s output at processing-verify/<job>.json.',
     });
   }
   if (access.batchTransform) {

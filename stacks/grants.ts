@@ -8,7 +8,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import { PROCESSING_CODE_PREFIX, PROCESSING_PREFIX } from '../src/core/layout.js';
+import { PROCESSING_CODE_PREFIX, PROCESSING_PREFIX, PROCESSING_VERIFY_PREFIX } from '../src/core/layout.js';
 import { PREPROCESS_JOB_NAME_PREFIX } from '../src/core/processing.js';
 import { SCORING_JOB_NAME_PREFIX, TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 import { type FunctionAccess, usesDataKey } from './access.js';
@@ -344,7 +344,13 @@ export function functionStatements(
           actions: ['s3:ListBucket'],
           resources: [artifacts.bucketArn],
           conditions: {
-            StringLike: { 's3:prefix': [`${PROCESSING_CODE_PREFIX}*`, `${PROCESSING_PREFIX}*`] },
+            StringLike: {
+              's3:prefix': [
+                `${PROCESSING_CODE_PREFIX}*`,
+                `${PROCESSING_PREFIX}*`,
+                `${PROCESSING_VERIFY_PREFIX}*`,
+              ],
+            },
           },
         }),
         new iam.PolicyStatement({
@@ -360,6 +366,13 @@ export function functionStatements(
             artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`),
             artifacts.arnForObjects(`${PROCESSING_PREFIX}*`),
           ],
+        }),
+        new iam.PolicyStatement({
+          // The re-hash of a job's output spans invocations: its checkpoint, read back by the next
+          // one (src/steps/verify-job-output.ts), under a prefix the processing role cannot write.
+          sid: 'ProcessingVerifyCheckpoints',
+          actions: ['s3:GetObject', 's3:PutObject'],
+          resources: [artifacts.arnForObjects(`${PROCESSING_VERIFY_PREFIX}*`)],
         }),
       );
     }

@@ -28,6 +28,7 @@ import type {
   PreprocessJobResult,
   PreprocessJobSpec,
   Processor,
+  VerifyBudget,
 } from '../ports.js';
 
 /** The job program: the TypeScript source in a checkout, the compiled module in a built package. */
@@ -49,15 +50,40 @@ export function processingThresholdFromEnv(env: NodeJS.ProcessEnv = process.env)
   return Number(raw);
 }
 
+/**
+ * VERITRAIL_PROCESSING_VERIFY_BYTES: a test hook, the bytes Preprocess re-hashes of the job's output
+ * per invocation before it saves its progress and is invoked again (the runner plays the ASL's
+ * retrier), as a Lambda does past its time budget on AWS. Unset: the whole output in one go.
+ */
+export function verifyBudgetFromEnv(env: NodeJS.ProcessEnv = process.env): VerifyBudget | undefined {
+  const raw = env.VERITRAIL_PROCESSING_VERIFY_BYTES;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw))
+    throw new VeritrailError(
+      'USAGE',
+      `VERITRAIL_PROCESSING_VERIFY_BYTES must be a whole number of bytes (got ${JSON.stringify(raw)}); unset it to re-hash a job's output in one invocation`,
+    );
+  return { bytes: Number(raw) };
+}
+
 export class LocalProcessor implements Processor {
+  readonly verifyBudget?: VerifyBudget;
+
   constructor(
     readonly thresholdBytes: number,
     private readonly objects: ObjectStore,
     private readonly datasets: DatasetSource,
-  ) {}
+    options: { verifyBudget?: VerifyBudget } = {},
+  ) {
+    if (options.verifyBudget) this.verifyBudget = options.verifyBudget;
+  }
 
   async preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult> {
     const program = jobProgram();
+    const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
+    // Idempotent by name, as SageMaker is: a job that completed (its result stored, after its
+    // files) is not run again when Preprocess is invoked again to go on re-hashing its output.
+    if (await this.objects.head('artifacts', resultKey)) return this.completed(spec, program, resultKey);
     const root = await mkdtemp(join(tmpdir(), 'veritrail-processing-'));
     try {
       const at = (p: string) => join(root, p);
@@ -93,17 +119,24 @@ export class LocalProcessor implements Processor {
         const path = join(processed, name);
         await this.upload(`${CONTENT_PREFIX}${name}`, path);
       }
-      const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
       const result = join(at(PROCESSING_PATHS.result), PROCESSING_RESULT_FILE);
       if (existsSync(result)) await this.upload(resultKey, result, true);
-      return {
-        resultKey,
-        code: { digest: digestOf(await readFile(program)) },
-        executor: { kind: 'local-process', jobName: spec.jobName },
-      };
+      return await this.completed(spec, program, resultKey);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  }
+
+  private async completed(
+    spec: PreprocessJobSpec,
+    program: string,
+    resultKey: string,
+  ): Promise<PreprocessJobResult> {
+    return {
+      resultKey,
+      code: { digest: digestOf(await readFile(program)) },
+      executor: { kind: 'local-process', jobName: spec.jobName },
+    };
   }
 
   /** As ProcessingOutput uploads: the file at the key (a content address already there is kept). */
