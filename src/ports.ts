@@ -26,6 +26,15 @@ export interface PutOptions {
   size?: number;
 }
 
+export interface OpenOptions {
+  versionId?: string;
+  /**
+   * Stream from this byte offset to the end (S3 `Range: bytes=<start>-`), so that a long read can
+   * resume where an earlier invocation stopped. At or past the object's size: an empty stream.
+   */
+  start?: number;
+}
+
 export interface ObjectInfo {
   bucket: Bucket;
   key: string;
@@ -37,7 +46,7 @@ export interface ObjectInfo {
 export interface ObjectStore {
   put(bucket: Bucket, key: string, body: Uint8Array | Readable, options?: PutOptions): Promise<ObjectInfo>;
   /** Streams an object; OBJECT_NOT_FOUND when absent. */
-  open(bucket: Bucket, key: string, options?: { versionId?: string }): Promise<Readable>;
+  open(bucket: Bucket, key: string, options?: OpenOptions): Promise<Readable>;
   head(bucket: Bucket, key: string): Promise<ObjectInfo | undefined>;
   /** Keys under a prefix, in lexicographic order. */
   list(bucket: Bucket, prefix: string): AsyncIterable<ObjectInfo>;
@@ -276,9 +285,22 @@ export interface ProcessingJobResult {
   executor: { kind: 'sagemaker-processing' | 'local-process'; jobName: string; image?: string };
 }
 
+/**
+ * How much of one Preprocess invocation the re-hash of a job's output may take before it saves its
+ * progress and asks to be invoked again (src/steps/verify-job-output.ts). Absent limits: none.
+ */
+export interface VerifyBudget {
+  /** Milliseconds after the invocation started (the job's polling included). */
+  ms?: number;
+  /** Bytes re-hashed per invocation (tests, and the local runner's VERITRAIL_PROCESSING_VERIFY_BYTES). */
+  bytes?: number;
+}
+
 export interface Processor {
   /** Datasets larger than this many bytes are preprocessed by a job. */
   thresholdBytes: number;
+  /** The re-hash's budget per invocation; absent: the whole output in one invocation. */
+  verifyBudget?: VerifyBudget;
   /** Starts the job (idempotent by name) and resolves when it has completed; a failed job throws. */
   preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult>;
   /** One of Evaluate's jobs (functions/processing/evaluate.ts), likewise. */

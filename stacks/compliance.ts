@@ -9,6 +9,7 @@
 
 import { type NagPackSuppression, NagSuppressions } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { PREPROCESS_JOB_NAME_PREFIX } from '../src/core/processing.js';
 import { ACCESS, type FunctionAccess, type FunctionName } from './access.js';
 
 /** The packs applied by the infra test; a rule id is `<pack>-<rule>`. */
@@ -193,6 +194,7 @@ function wildcardSuppressions(access: FunctionAccess, processing: boolean): NagP
     });
   }
   if (access.processingJobs && processing) {
+    const rehashes = access.processingJobs.includes(PREPROCESS_JOB_NAME_PREFIX);
     out.push({
       appliesTo: [
         ...access.processingJobs.map((prefix) =>
@@ -200,12 +202,16 @@ function wildcardSuppressions(access: FunctionAccess, processing: boolean): NagP
         ),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-code\\/\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing\\/\\*'),
+        ...(rehashes ? [res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-verify\\/\\*')] : []),
       ],
       reason:
         'Processing jobs are named `<prefix><run>` per run (`veritrail-pre-` for Preprocess, `veritrail-evs-` and ' +
         '`veritrail-evc-` for Evaluate: src/core/processing.ts), with ' +
         'network isolation, inter-container encryption and the data key required; the job program is stored ' +
-        'under processing-code/ by its content address and each job’s result under processing/<job>/.',
+        'under processing-code/ by its content address, each job’s result under processing/<job>/' +
+        (rehashes
+          ? ' and Preprocess’s checkpoint of its re-hash of a job’s output at processing-verify/<job>.json.'
+          : '.'),
     });
   }
   if (access.batchTransform) {

@@ -8,7 +8,8 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import { PROCESSING_CODE_PREFIX, PROCESSING_PREFIX } from '../src/core/layout.js';
+import { PROCESSING_CODE_PREFIX, PROCESSING_PREFIX, PROCESSING_VERIFY_PREFIX } from '../src/core/layout.js';
+import { PREPROCESS_JOB_NAME_PREFIX } from '../src/core/processing.js';
 import { SCORING_JOB_NAME_PREFIX, TRAINING_JOB_NAME_PREFIX } from '../src/core/rules.js';
 import { type FunctionAccess, usesDataKey } from './access.js';
 import { modelPackageArns, modelPackageGroups } from './approval.js';
@@ -294,6 +295,8 @@ export function functionStatements(
       }
     }
     if (access.processingJobs && processingRole) {
+      // Only Preprocess re-hashes what its job wrote (Evaluate's count job's claims are checked otherwise).
+      const rehashes = access.processingJobs.includes(PREPROCESS_JOB_NAME_PREFIX);
       const jobs = access.processingJobs.map((prefix) =>
         Stack.of(stack).formatArn({
           service: 'sagemaker',
@@ -345,7 +348,13 @@ export function functionStatements(
           actions: ['s3:ListBucket'],
           resources: [artifacts.bucketArn],
           conditions: {
-            StringLike: { 's3:prefix': [`${PROCESSING_CODE_PREFIX}*`, `${PROCESSING_PREFIX}*`] },
+            StringLike: {
+              's3:prefix': [
+                `${PROCESSING_CODE_PREFIX}*`,
+                `${PROCESSING_PREFIX}*`,
+                ...(rehashes ? [`${PROCESSING_VERIFY_PREFIX}*`] : []),
+              ],
+            },
           },
         }),
         new iam.PolicyStatement({
@@ -363,6 +372,17 @@ export function functionStatements(
           ],
         }),
       );
+      if (rehashes) {
+        s.push(
+          new iam.PolicyStatement({
+            // Preprocess's re-hash of its job's output spans invocations: its checkpoint, read back by
+            // the next one (src/steps/verify-job-output.ts), under a prefix the processing role cannot write.
+            sid: 'ProcessingVerifyCheckpoints',
+            actions: ['s3:GetObject', 's3:PutObject'],
+            resources: [artifacts.arnForObjects(`${PROCESSING_VERIFY_PREFIX}*`)],
+          }),
+        );
+      }
     }
     if (access.batchTransform) {
       const vts = (resource: string) =>

@@ -20,6 +20,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   PutObjectCommand,
   type PutObjectCommandInput,
@@ -29,7 +30,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { VeritrailError } from '../core/errors.js';
 import { objectKeyProblem } from '../core/events/key.js';
-import type { Bucket, ObjectInfo, ObjectStore, PutOptions } from '../ports.js';
+import type { Bucket, ObjectInfo, ObjectStore, OpenOptions, PutOptions } from '../ports.js';
 import { awsCall, awsErrorName, awsHttpStatus, translateAwsError } from './errors.js';
 
 const BUCKETS: readonly Bucket[] = ['landing', 'artifacts', 'audit'];
@@ -196,23 +197,31 @@ export class S3ObjectStore implements ObjectStore {
     return info;
   }
 
-  async open(bucket: Bucket, key: string, options: { versionId?: string } = {}): Promise<Readable> {
+  async open(bucket: Bucket, key: string, options: OpenOptions = {}): Promise<Readable> {
     const Bucket = this.bucketName(bucket);
     checkKey(bucket, key, false);
     const resource = options.versionId
       ? `${this.uri(bucket, key)}?versionId=${options.versionId}`
       : this.uri(bucket, key);
-    const out = await awsCall({ action: 's3:GetObject', resource }, () =>
-      this.s3.send(
+    const start = options.start ?? 0;
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.s3.send(
         new GetObjectCommand({
           Bucket,
           Key: key,
           ...(options.versionId ? { VersionId: options.versionId } : {}),
-          // S3 returns the stored checksum and the SDK verifies the streamed bytes against it.
-          ChecksumMode: 'ENABLED',
+          // A ranged read (S3 API Reference, GetObject "Range") carries no whole-object checksum to
+          // verify; a whole read gets the stored checksum and the SDK verifies the streamed bytes.
+          ...(start > 0 ? { Range: `bytes=${start}-` } : { ChecksumMode: 'ENABLED' as const }),
         }),
-      ),
-    );
+      );
+    } catch (e) {
+      // 416 InvalidRange: the range starts at or past the end; the rest of the object is nothing.
+      if (start > 0 && (awsErrorName(e) === 'InvalidRange' || awsHttpStatus(e) === 416))
+        return Readable.from([]);
+      throw translateAwsError(e, { action: 's3:GetObject', resource });
+    }
     const stream = out.Body;
     if (stream instanceof Readable) return stream;
     if (stream && typeof stream === 'object' && 'transformToWebStream' in stream) {

@@ -10,10 +10,11 @@
  * addresses (`sha256/`), result.json under `processing/<job>/`.
  *
  * Like the Batch Transform scorer, the Preprocess invocation creates the job (idempotent by name)
- * and polls it; past its poll budget (8 minutes, leaving the rest of the 15-minute invocation to
- * re-hash what the job wrote) it throws PROCESSING_RUNNING, which Preprocess's own retrier in the
- * ASL answers by invoking it again (99 times: longer than the job's 12-hour MaxRuntime), and the
- * next invocation finds the job by name and waits on.
+ * and polls it; past its poll budget (8 minutes) it throws PROCESSING_RUNNING, which Preprocess's
+ * own retrier in the ASL answers by invoking it again, and the next invocation finds the job by
+ * name and waits on. Once the job has completed, Preprocess re-hashes what it wrote until 12 minutes
+ * into the invocation (verifyBudget), then saves its progress and throws PROCESSING_RUNNING too
+ * (src/steps/verify-job-output.ts): the same retrier's invocations carry the re-hash on.
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -43,14 +44,21 @@ import type {
   PreprocessJobSpec,
   ProcessingJobResult,
   Processor,
+  VerifyBudget,
 } from '../ports.js';
 import { awsCall, awsErrorName, translateAwsError } from './errors.js';
 
 /** Processing supports these; m5.xlarge: 4 vCPU, 16 GiB, for a single-threaded streaming transform. */
 const DEFAULT_PROCESSING_INSTANCE = 'ml.m5.xlarge';
 const GiB = 1024 ** 3;
-/** A job that completes after this much polling is verified by a fresh invocation (15 minutes of re-hashing). */
+/** A job that completes after this much polling is verified by a fresh invocation (most of 15 minutes of re-hashing). */
 const FRESH_INVOCATION_AFTER_MS = 60_000;
+/**
+ * The re-hash of the job's output stops 12 minutes after the invocation started (the polling
+ * included), saves its progress and asks for the next invocation: 3 minutes of the 15-minute Lambda
+ * timeout left for the last read in flight, the checkpoint and the error's way out.
+ */
+const VERIFY_BUDGET_MS = 12 * 60 * 1000;
 
 export interface ProcessingConfig {
   /** A Node 22 image in ECR, pinned by digest (`…@sha256:…`): VERITRAIL_PROCESSING_IMAGE. */
@@ -63,6 +71,8 @@ export interface ProcessingConfig {
   vpc?: { subnets: readonly string[]; securityGroupIds: readonly string[] };
   poll?: { initialDelayMs?: number; maxDelayMs?: number; timeoutMs?: number };
   sleep(ms: number): Promise<void>;
+  /** The re-hash's budget per invocation (default: 12 minutes after the invocation started). */
+  verifyBudget?: VerifyBudget;
   /** The job program's bytes (default: processing.mjs, or evaluation.mjs for Evaluate's jobs, next to this bundle). */
   program?: () => Promise<Uint8Array>;
 }
@@ -246,6 +256,7 @@ function sameJob(job: DescribeProcessingJobResponse, request: CreateProcessingJo
 
 export class SageMakerProcessor implements Processor {
   readonly thresholdBytes: number;
+  readonly verifyBudget: VerifyBudget;
 
   constructor(
     private readonly sagemaker: SageMakerClient,
@@ -259,6 +270,7 @@ export class SageMakerProcessor implements Processor {
       );
     }
     this.thresholdBytes = config.thresholdBytes;
+    this.verifyBudget = config.verifyBudget ?? { ms: VERIFY_BUDGET_MS };
   }
 
   private async program(file: string): Promise<{ key: string; digest: `sha256:${string}` }> {
@@ -315,7 +327,8 @@ export class SageMakerProcessor implements Processor {
     }
     const initial = this.config.poll?.initialDelayMs ?? 10_000;
     const cap = this.config.poll?.maxDelayMs ?? 30_000;
-    // Leaves the rest of the 15-minute invocation to re-hash what the job wrote.
+    // Past it, the next invocation waits on. A job that completes within the first minute is
+    // re-hashed here (about 11 of VERIFY_BUDGET_MS's 12 minutes left), later by a fresh invocation.
     const timeout = this.config.poll?.timeoutMs ?? 8 * 60 * 1000;
     let delay = initial;
     let waited = 0;

@@ -7,7 +7,7 @@
  * the HashBatches Distributed Map's results under `map-results/<runId>/`, retrain-skip records under
  * `retrain-skips/`, SageMaker training output under `training/<pipeline>/`, Batch Transform scoring
  * under `scoring/<pipeline>/` and Preprocess's processing jobs under `processing/` and
- * `processing-code/`. The audit log
+ * `processing-code/` (its checks of their output under `processing-verify/`). The audit log
  * lives in a bucket of its own (src/audit/log.ts has its layout).
  */
 
@@ -57,6 +57,14 @@ export const TRAINING_PREFIX = 'training/';
  */
 export const PROCESSING_PREFIX = 'processing/';
 export const PROCESSING_CODE_PREFIX = 'processing-code/';
+
+/**
+ * Preprocess's progress in re-hashing a processing job's output, `processing-verify/<job>.json`
+ * (src/steps/verify-job-output.ts), so the re-hash of a large output spans invocations. Not under
+ * `processing/`: the job's own role writes there (its result.json), and a job must not be able to
+ * write the control plane's record of how much of its output was already checked.
+ */
+export const PROCESSING_VERIFY_PREFIX = 'processing-verify/';
 
 /**
  * Default Object Lock COMPLIANCE retention of audit entries (issue 4: "default 7 years"): seven

@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { VeritrailError } from '../core/errors.js';
 import { objectKeyProblem } from '../core/events/key.js';
-import type { Bucket, ObjectInfo, ObjectStore, PutOptions } from '../ports.js';
+import type { Bucket, ObjectInfo, ObjectStore, OpenOptions, PutOptions } from '../ports.js';
 
 const BUCKETS: readonly Bucket[] = ['landing', 'artifacts', 'audit'];
 
@@ -183,7 +183,7 @@ export class FsObjectStore implements ObjectStore {
     for (const d of created) await fsyncDir(dirname(d));
   }
 
-  async open(bucket: Bucket, key: string, _options?: { versionId?: string }): Promise<Readable> {
+  async open(bucket: Bucket, key: string, options: OpenOptions = {}): Promise<Readable> {
     checkBucket(bucket);
     checkPath(bucket, key, false);
     let fh: FileHandle;
@@ -197,7 +197,8 @@ export class FsObjectStore implements ObjectStore {
       await fh.close();
       throw this.notFoundOr(Object.assign(new Error('not a file'), { code: 'EISDIR' }), bucket, key);
     }
-    return fh.createReadStream({ autoClose: true });
+    // versionId: none locally (content digests pin versions); start: past the end reads nothing.
+    return fh.createReadStream({ autoClose: true, ...(options.start ? { start: options.start } : {}) });
   }
 
   private notFoundOr(e: unknown, bucket: Bucket, key: string): unknown {

@@ -29,13 +29,24 @@ import type {
   PreprocessJobSpec,
   ProcessingJobResult,
   Processor,
+  VerifyBudget,
 } from '../ports.js';
 
-/** A job program: the TypeScript source in a checkout, the compiled module in a built package. */
-function jobProgram(name: 'preprocess' | 'evaluate'): string {
-  const ts = fileURLToPath(new URL(`../../functions/processing/${name}.ts`, import.meta.url));
-  if (existsSync(ts)) return ts;
-  return fileURLToPath(new URL(`../../functions/processing/${name}.js`, import.meta.url));
+/** The job programs: the TypeScript source in a checkout, the compiled module in a built package. */
+const PROGRAMS = {
+  preprocess: [
+    new URL('../../functions/processing/preprocess.ts', import.meta.url),
+    new URL('../../functions/processing/preprocess.js', import.meta.url),
+  ],
+  evaluate: [
+    new URL('../../functions/processing/evaluate.ts', import.meta.url),
+    new URL('../../functions/processing/evaluate.js', import.meta.url),
+  ],
+} as const;
+
+function jobProgram(name: keyof typeof PROGRAMS): string {
+  const [ts, js] = PROGRAMS[name].map((u) => fileURLToPath(u)) as [string, string];
+  return existsSync(ts) ? ts : js;
 }
 
 /** VERITRAIL_PROCESSING_THRESHOLD_BYTES: unset means no processing job locally. */
@@ -50,12 +61,33 @@ export function processingThresholdFromEnv(env: NodeJS.ProcessEnv = process.env)
   return Number(raw);
 }
 
+/**
+ * VERITRAIL_PROCESSING_VERIFY_BYTES: a test hook, the bytes Preprocess re-hashes of the job's output
+ * per invocation before it saves its progress and is invoked again (the runner plays the ASL's
+ * retrier), as a Lambda does past its time budget on AWS. Unset: the whole output in one go.
+ */
+export function verifyBudgetFromEnv(env: NodeJS.ProcessEnv = process.env): VerifyBudget | undefined {
+  const raw = env.VERITRAIL_PROCESSING_VERIFY_BYTES;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d+$/.test(raw))
+    throw new VeritrailError(
+      'USAGE',
+      `VERITRAIL_PROCESSING_VERIFY_BYTES must be a whole number of bytes (got ${JSON.stringify(raw)}); unset it to re-hash a job's output in one invocation`,
+    );
+  return { bytes: Number(raw) };
+}
+
 export class LocalProcessor implements Processor {
+  readonly verifyBudget?: VerifyBudget;
+
   constructor(
     readonly thresholdBytes: number,
     private readonly objects: ObjectStore,
     private readonly datasets: DatasetSource,
-  ) {}
+    options: { verifyBudget?: VerifyBudget } = {},
+  ) {
+    if (options.verifyBudget) this.verifyBudget = options.verifyBudget;
+  }
 
   preprocess(spec: PreprocessJobSpec): Promise<ProcessingJobResult> {
     return this.run('preprocess', spec, async (at) => {
@@ -89,6 +121,10 @@ export class LocalProcessor implements Processor {
     layout: (at: (p: string) => string) => Promise<void>,
   ): Promise<ProcessingJobResult> {
     const program = jobProgram(name);
+    const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
+    // Idempotent by name, as SageMaker is: a job that completed (its result stored, after its
+    // files) is not run again when its step is invoked again (to go on re-hashing its output).
+    if (await this.objects.head('artifacts', resultKey)) return this.completed(spec, program, resultKey);
     const root = await mkdtemp(join(tmpdir(), 'veritrail-processing-'));
     try {
       const at = (p: string) => join(root, p);
@@ -119,17 +155,24 @@ export class LocalProcessor implements Processor {
       for (const file of await readdir(processed).catch(() => [] as string[])) {
         await this.upload(`${CONTENT_PREFIX}${file}`, join(processed, file));
       }
-      const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
       const result = join(at(PROCESSING_PATHS.result), PROCESSING_RESULT_FILE);
       if (existsSync(result)) await this.upload(resultKey, result, true);
-      return {
-        resultKey,
-        code: { digest: digestOf(await readFile(program)) },
-        executor: { kind: 'local-process', jobName: spec.jobName },
-      };
+      return await this.completed(spec, program, resultKey);
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  }
+
+  private async completed(
+    spec: { jobName: string },
+    program: string,
+    resultKey: string,
+  ): Promise<ProcessingJobResult> {
+    return {
+      resultKey,
+      code: { digest: digestOf(await readFile(program)) },
+      executor: { kind: 'local-process', jobName: spec.jobName },
+    };
   }
 
   /** As ProcessingOutput uploads: the file at the key (a content address already there is kept). */

@@ -9,7 +9,7 @@ import { FsDatasetSource } from './fs-dataset-source.js';
 import { FsObjectStore } from './fs-object-store.js';
 import { assertHomeUsable, homePaths, unitPaths } from './home.js';
 import { FsLineageSink, LOCAL_LINEAGE_NAMESPACE } from './lineage.js';
-import { LocalProcessor, processingThresholdFromEnv } from './process-processor.js';
+import { LocalProcessor, processingThresholdFromEnv, verifyBudgetFromEnv } from './process-processor.js';
 import { ProcessTrainer } from './process-trainer.js';
 import { redactingAuditLog } from './redacting-audit.js';
 import { LocalModelRegistry } from './registry.js';
@@ -99,7 +99,7 @@ export async function openLocalRuntime(
       audit,
       trainer: new ProcessTrainer(paths.jobs, objects),
       datasets,
-      ...(threshold !== undefined ? { processor: new LocalProcessor(threshold, objects, datasets) } : {}),
+      ...(threshold !== undefined ? { processor: localProcessor(threshold, objects, datasets) } : {}),
       registry: new LocalModelRegistry(objects),
       lineage: { sink: new FsLineageSink(home), namespace: LOCAL_LINEAGE_NAMESPACE },
       actor: localActor(),
@@ -118,4 +118,14 @@ export async function openLocalRuntime(
     await dynamo.close();
     throw e;
   }
+}
+
+/** The local processing job, with VERITRAIL_PROCESSING_VERIFY_BYTES's re-hash budget when set. */
+function localProcessor(
+  threshold: number,
+  objects: FsObjectStore,
+  datasets: FsDatasetSource,
+): LocalProcessor {
+  const verifyBudget = verifyBudgetFromEnv();
+  return new LocalProcessor(threshold, objects, datasets, verifyBudget ? { verifyBudget } : {});
 }

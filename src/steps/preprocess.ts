@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { loadPipeline, putFileCas, putJsonCas, readObject } from '../cas.js';
 import { buildTransformStatement } from '../core/attest/index.js';
 import { featureEncoding } from '../core/dataset-schema.js';
-import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
+import { casKey, type Digest, digestOf } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import { type ExecState, HashResultSchema, type PreprocessResult, resultOf } from '../core/exec-state.js';
 import { canonicalDigest } from '../core/jcs.js';
@@ -21,7 +20,6 @@ import {
 import type { PreprocessJobResult } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
-import { streamCsvRecords } from './csv-stream.js';
 import type { PinnedFile } from './hash-dataset.js';
 import {
   PROCESSED_FILES,
@@ -31,6 +29,7 @@ import {
   transformDataset,
 } from './preprocess-transform.js';
 import type { StepOutcome } from './step.js';
+import { verifyJobOutput } from './verify-job-output.js';
 
 const TRANSFORM_NAME = 'veritrail/preprocess';
 const TRANSFORM_VERSION = '1';
@@ -183,6 +182,7 @@ async function transformByJob(
   pins: readonly PinnedFile[],
   hash: { digest: Digest; size: number },
 ): Promise<Transformed> {
+  const startedAt = rt.now().getTime();
   const processor = rt.processor;
   if (!processor) throw new VeritrailError('INTERNAL', 'transformByJob without a processor');
   const storedDefinition = JSON.parse(
@@ -211,20 +211,17 @@ async function transformByJob(
     maxRuntimeSeconds: 12 * 3600,
   });
   const claimed = await readJobOutput(rt, job.resultKey, state.runId);
-  const files = {} as StoredFiles;
-  for (const f of Object.keys(PROCESSED_FILES) as ProcessedFile[]) {
-    const claim = { ...claimed.files[f], digest: claimed.files[f].digest as Digest };
-    // test-groups.csv holds the protected attributes as the raw data spelled them (a quoted cell may
-    // hold a line break): its rows are counted by the CSV parser; the others hold encoded numbers.
-    const seen = await hashAndCount(rt, casKey(claim.digest), PROCESSED_FILES[f], f === 'testGroups');
-    if (!digestsEqual(seen.digest, claim.digest) || seen.size !== claim.size || seen.rows !== claim.rows) {
-      throw new VeritrailError(
-        'DIGEST_MISMATCH',
-        `processing job ${job.executor.jobName} claimed ${PROCESSED_FILES[f]} is ${claim.digest} (${claim.size} bytes, ${claim.rows} rows); the stored object is ${seen.digest} (${seen.size} bytes, ${seen.rows} rows); start a new run`,
-      );
-    }
-    files[f] = { key: casKey(claim.digest), digest: claim.digest, size: claim.size };
-  }
+  // Each file is re-hashed and its rows counted (test-groups.csv by the CSV parser: a quoted cell may
+  // hold a line break), resumably: past this invocation's budget, progress is saved and the step is
+  // invoked again (PROCESSING_RUNNING).
+  const files: StoredFiles = await verifyJobOutput({
+    objects: rt.objects,
+    jobName: job.executor.jobName,
+    claimed: claimed.files,
+    budget: processor.verifyBudget ?? {},
+    startedAt,
+    now: () => rt.now().getTime(),
+  });
   const { rows } = claimed;
   const consistent =
     claimed.files.train.rows === rows.train &&
@@ -260,43 +257,4 @@ async function readJobOutput(rt: Runtime, key: string, runId: string): Promise<P
     );
   }
   return parsed.data;
-}
-
-/** SHA-256, size and data rows (records after the header) of a stored processed file, streamed. */
-async function hashAndCount(
-  rt: Runtime,
-  key: string,
-  name: string,
-  parse: boolean,
-): Promise<{ digest: Digest; size: number; rows: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  let lines = 0;
-  try {
-    const stream = await rt.objects.open('artifacts', key);
-    if (parse) {
-      const counted = async function* () {
-        for await (const chunk of stream) {
-          size += (chunk as Buffer).length;
-          yield chunk;
-        }
-      };
-      await streamCsvRecords(counted(), name, () => void lines++, h);
-    } else {
-      for await (const chunk of stream) {
-        const b = chunk as Buffer;
-        h.update(b);
-        size += b.length;
-        for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines++;
-      }
-    }
-  } catch (e) {
-    if (e instanceof VeritrailError && e.code !== 'OBJECT_NOT_FOUND') throw e;
-    throw new VeritrailError(
-      'PROCESSING_FAILED',
-      `the processing job did not store ${name} at ${key}; start a new run`,
-      { cause: e },
-    );
-  }
-  return { digest: `sha256:${h.digest('hex')}`, size, rows: Math.max(0, lines - 1) };
 }

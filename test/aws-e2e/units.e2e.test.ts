@@ -251,7 +251,11 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
     expect(jobs.map((j) => [j.name, j.status, j.log.slice(-500)])).toEqual([
       [`veritrail-pre-${id}`, 'Completed', expect.any(String)],
       [`veritrail-evs-${id}`, 'Completed', expect.stringMatching(/test rows cut into ([2-9]|\d{2,}) shards/)],
-      [`veritrail-evc-${id}`, 'Completed', expect.stringMatching(/test rows counted over ([2-9]|\d{2,}) shards/)],
+      [
+        `veritrail-evc-${id}`,
+        'Completed',
+        expect.stringMatching(/test rows counted over ([2-9]|\d{2,}) shards/),
+      ],
     ]);
     for (const job of jobs) {
       const request = job.request as {

@@ -49,15 +49,19 @@ async function runWith(
   }
 }
 
-/** The detail of a step's audit entry (where Preprocess and Evaluate record how they ran). */
+/**
+ * The detail of a step's audit entry (where Preprocess and Evaluate record how they ran): its last,
+ * past the entries of attempts that asked to be invoked again (PROCESSING_RUNNING).
+ */
 async function preprocessDetail(
   rt: LocalRuntime,
   runId: string,
   step = 'Preprocess',
 ): Promise<Record<string, unknown> | undefined> {
+  let detail: Record<string, unknown> | undefined;
   for await (const e of (rt.audit as ReturnType<typeof openAuditLog>).entriesOf(runId))
-    if (e.step === step && e.type === 'step.succeeded') return e.detail as Record<string, unknown>;
-  return undefined;
+    if (e.step === step) detail = e.detail as Record<string, unknown>;
+  return detail;
 }
 
 const local = (threshold: number) => (rt: LocalRuntime) =>
@@ -79,6 +83,35 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
       });
       expect(a.preprocessDetail).toMatchObject({ trainRows: a.facts.trainRows });
       expect(a.preprocessDetail).not.toHaveProperty('executor');
+    } finally {
+      here.cleanup();
+      job.cleanup();
+    }
+  });
+
+  it('re-hashes the job output across many invocations when the budget is small, with the same result', async () => {
+    const here = makeWorkspace({ rows: 1500 });
+    const job = makeWorkspace({ rows: 1500 });
+    try {
+      const a = await runWith(here, () => undefined);
+      let invocations = 0;
+      const b = await runWith(job, (rt) => {
+        // 16 KiB per invocation: the runner plays Preprocess's PROCESSING_RUNNING retrier, as on AWS.
+        const real = new LocalProcessor(0, rt.objects, rt.datasets, { verifyBudget: { bytes: 16 * 1024 } });
+        return {
+          thresholdBytes: 0,
+          verifyBudget: real.verifyBudget,
+          evaluate: (spec) => real.evaluate(spec),
+          preprocess: (spec) => {
+            invocations++;
+            return real.preprocess(spec);
+          },
+        };
+      });
+      expect(b.status).toBe('SUCCEEDED');
+      expect(b.facts.processedDigest).toBe(a.facts.processedDigest);
+      for (const k of ['trainRows', 'validationRows', 'testRows']) expect(b.facts[k]).toBe(a.facts[k]);
+      expect(invocations).toBeGreaterThanOrEqual(4);
     } finally {
       here.cleanup();
       job.cleanup();
@@ -159,14 +192,19 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
   it('`veritrail run` honours VERITRAIL_PROCESSING_THRESHOLD_BYTES, and a bad value is one usage line', async () => {
     const ws = makeWorkspace({ rows: 1500 });
     const before = process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES;
+    const budgetBefore = process.env.VERITRAIL_PROCESSING_VERIFY_BYTES;
     try {
       process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = '1';
+      // The test hook: the job's output re-hashed 8 KiB per invocation, across the runner's retries.
+      process.env.VERITRAIL_PROCESSING_VERIFY_BYTES = '8192';
       const io = captureIo(ws.dir);
       const code = await main(
         ['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home, '--json'],
         io,
       );
       expect(code).toBe(0);
+      // Preprocess was invoked again past each budget, as its ASL retrier does on AWS.
+      expect(io.stderr.join('\n')).toMatch(/Preprocess\s+retry 2/);
       const runId = (JSON.parse(io.stdout[0] as string) as { runId: string }).runId;
       // The evidence of a run preprocessed by a job verifies offline like any other.
       const verified = captureIo(ws.dir);
@@ -178,6 +216,7 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
         await rt.close();
       }
 
+      delete process.env.VERITRAIL_PROCESSING_VERIFY_BYTES;
       process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = 'ten';
       const bad = captureIo(ws.dir);
       expect(await main(['run', ws.dataset, '--pipeline', ws.pipeline, '--home', ws.home], bad)).toBe(2);
@@ -186,6 +225,8 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
     } finally {
       if (before === undefined) delete process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES;
       else process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = before;
+      if (budgetBefore === undefined) delete process.env.VERITRAIL_PROCESSING_VERIFY_BYTES;
+      else process.env.VERITRAIL_PROCESSING_VERIFY_BYTES = budgetBefore;
       ws.cleanup();
     }
   });

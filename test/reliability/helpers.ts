@@ -7,6 +7,7 @@ import type {
   Bucket,
   ObjectInfo,
   ObjectStore,
+  OpenOptions,
   PutOptions,
   Signer,
 } from '../../src/ports.js';
@@ -39,10 +40,10 @@ export class MemoryObjectStore implements ObjectStore {
     return { bucket, key, size: bytes.length };
   }
 
-  async open(bucket: Bucket, key: string): Promise<Readable> {
+  async open(bucket: Bucket, key: string, options: OpenOptions = {}): Promise<Readable> {
     const b = this.objects.get(`${bucket}/${key}`);
     if (b === undefined) throw new VeritrailError('OBJECT_NOT_FOUND', `${bucket}/${key} not found`);
-    return Readable.from([Buffer.from(b)]);
+    return Readable.from([Buffer.from(b.subarray(options.start ?? 0))]);
   }
 
   async head(bucket: Bucket, key: string): Promise<ObjectInfo | undefined> {

@@ -69,6 +69,18 @@ function objectStoreContract(
       });
     });
 
+    describe('when an object is read from a byte offset', () => {
+      it('streams the bytes from that offset to the end, and nothing at or past the end', async () => {
+        await store.put('artifacts', 'ranged', bytes('0123456789'));
+        expect((await readAll(await store.open('artifacts', 'ranged', { start: 0 }))).toString()).toBe(
+          '0123456789',
+        );
+        expect((await readAll(await store.open('artifacts', 'ranged', { start: 7 }))).toString()).toBe('789');
+        expect(await readAll(await store.open('artifacts', 'ranged', { start: 10 }))).toHaveLength(0);
+        expect(await readAll(await store.open('artifacts', 'ranged', { start: 11 }))).toHaveLength(0);
+      });
+    });
+
     describe('when the object does not exist', () => {
       it('open fails with OBJECT_NOT_FOUND and head is undefined', async () => {
         expect(await codeOf(store.open('audit', 'nope'))).toBe('OBJECT_NOT_FOUND');

@@ -183,6 +183,22 @@ describe('Preprocess as a SageMaker Processing job', () => {
     });
   });
 
+  it('re-hashes the output within 12 minutes of the invocation, unless told otherwise', () => {
+    expect(processor(memoryObjects(), sm as unknown as SageMakerClient).verifyBudget).toEqual({
+      ms: 12 * 60_000,
+    });
+    const told = new SageMakerProcessor(sm as unknown as SageMakerClient, memoryObjects(), {
+      image: IMAGE,
+      roleArn: ROLE,
+      thresholdBytes: 1,
+      artifactsBucket: 'artifacts',
+      kmsKeyId: KEY,
+      sleep: async () => {},
+      verifyBudget: { ms: 1000, bytes: 5 },
+    });
+    expect(told.verifyBudget).toEqual({ ms: 1000, bytes: 5 });
+  });
+
   it('refuses a job of the same name that is not the one this run asks for', async () => {
     let request: Record<string, unknown> = {};
     sm.on(CreateProcessingJobCommand).callsFake((input) => {
