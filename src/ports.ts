@@ -190,6 +190,12 @@ export interface ScoringJobSpec {
   model: { key: string; digest: Digest };
   /** The features to score (CSV with a header, no label, no protected attributes). */
   input: { key: string; digest: Digest };
+  /**
+   * The features split into shards, in order (each a CSV with the features header, content-addressed
+   * in the artifacts bucket); when present the adapter scores each shard as its own request and
+   * `input` is the whole file they were cut from (for the record only).
+   */
+  shards?: readonly { key: string; digest: Digest; rows: number }[];
   /** Local: the predict command, the folder it runs in and the trainer code folder. */
   command?: string[];
   workingDir?: string;
@@ -201,12 +207,6 @@ export interface ScoringJobSpec {
   /** Key prefix in the artifacts bucket for the transform output (AWS). */
   outputPrefix: string;
   maxRuntimeSeconds: number;
-  /**
-   * The features split into shards, in order (each a CSV with the features header, content-addressed
-   * in the artifacts bucket); when present the adapter scores each shard as its own request and
-   * `input` is the whole file they were cut from (for the record only).
-   */
-  shards?: readonly { key: string; digest: Digest; rows: number }[];
 }
 
 export interface ScoringJobResult {
@@ -231,6 +231,11 @@ export interface Trainer {
   wait(jobName: string): Promise<TrainingJobResult>;
   /** The inference contract on the same code or image; absent: the adapter cannot score (SCORING_FAILED). */
   score?: Scorer['score'];
+  /**
+   * The largest features file one scoring request takes (Batch Transform: MaxPayloadInMB); Evaluate
+   * cuts bigger test features into shards of at most this many bytes. Absent: no limit, one shard.
+   */
+  scoreShardBytes?: number;
 }
 
 // ───────────────────────────── processing ─────────────────────────────
@@ -253,7 +258,25 @@ export interface PreprocessJobSpec {
   maxRuntimeSeconds: number;
 }
 
-export interface PreprocessJobResult {
+/**
+ * One of Evaluate's jobs (src/core/processing.ts, "Evaluate's jobs"): the content-addressed config
+ * and its inputs from the artifacts bucket, each `input/<name>/` in the job (an input's keys all
+ * lie under its prefix and keep their path below it: one object, or a folder of objects).
+ */
+export interface EvaluateJobSpec {
+  jobName: string;
+  runId: string;
+  pipeline: string;
+  config: { key: string; digest: Digest };
+  inputs: readonly { name: string; prefix: string; keys: readonly string[] }[];
+  /** Total input bytes (sizes the job's volume). */
+  sizeBytes: number;
+  maxRuntimeSeconds: number;
+}
+
+export type PreprocessJobResult = ProcessingJobResult;
+
+export interface ProcessingJobResult {
   /** Artifacts bucket key of the job's result.json (PreprocessJobOutput). */
   resultKey: string;
   /** The program the job ran, as the transform statement names it. */
@@ -280,6 +303,8 @@ export interface Processor {
   verifyBudget?: VerifyBudget;
   /** Starts the job (idempotent by name) and resolves when it has completed; a failed job throws. */
   preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult>;
+  /** One of Evaluate's jobs (functions/processing/evaluate.ts), likewise. */
+  evaluate(spec: EvaluateJobSpec): Promise<ProcessingJobResult>;
 }
 
 // ───────────────────────────── audit log ─────────────────────────────

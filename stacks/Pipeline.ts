@@ -33,6 +33,7 @@ import {
   processingSettings,
   RESERVED_CONCURRENCY,
   transformMaxInstances,
+  transformShardBytes,
   vpcMode,
 } from './settings.js';
 import { stateMachineIdentity, trainingStateMachine } from './state-machine.js';
@@ -87,8 +88,9 @@ function copyFilesFor(
   processing: boolean,
 ): { copyFiles?: FunctionCopyFilesProps[] } {
   const files: FunctionCopyFilesProps[] = [];
-  // Preprocess hands its processing jobs the job program, built next to its own bundle.
-  if (name === 'preprocess' && processing) files.push(processingProgramCopy(root, useProject().paths.out));
+  // Preprocess and Evaluate hand their processing jobs the job program, built next to their own bundle.
+  if ((name === 'preprocess' || name === 'evaluate') && processing)
+    files.push(processingProgramCopy(root, useProject().paths.out, name));
   // start, and RegisterRun for a Step Functions console start, run the start service on them.
   if (name === 'start' || name === 'register-run') files.push(...pipelineBundleFiles(pipelines, root));
   if (name === 'start' || name === 'check-code') files.push(...trainingCodeBundleFiles(pipelines, root));
@@ -122,6 +124,7 @@ export function Pipeline({ stack, app }: StackContext) {
   const { functionRoles, stateMachineRole, sagemakerRoles, processingRole } = use(Identity);
   const processing = processingRole ? processingSettings() : undefined;
   const maxTransformInstances = transformMaxInstances();
+  const shardBytes = transformShardBytes();
   const { dataKey, dataKeyArn, attestationKeyArn, checkpointKeyArn } = use(Keys);
   const { landing, artifacts, audit, auditRetentionDays } = use(Storage);
   const { table } = use(Database);
@@ -194,7 +197,7 @@ export function Pipeline({ stack, app }: StackContext) {
           : environment),
         // The witnesses the checkpointing functions ask (stacks/Witness.ts).
         ...witnessesOf(name),
-        ...(name === 'preprocess' && processing && processingRole
+        ...((name === 'preprocess' || name === 'evaluate') && processing && processingRole
           ? {
               VERITRAIL_PROCESSING_IMAGE: processing.image,
               VERITRAIL_PROCESSING_ROLE_ARN: processingRole.roleArn,
@@ -206,6 +209,9 @@ export function Pipeline({ stack, app }: StackContext) {
           : {}),
         ...(name === 'evaluate' && maxTransformInstances !== undefined
           ? { VERITRAIL_TRANSFORM_MAX_INSTANCES: String(maxTransformInstances) }
+          : {}),
+        ...(name === 'evaluate' && shardBytes !== undefined
+          ? { VERITRAIL_TRANSFORM_SHARD_BYTES: String(shardBytes) }
           : {}),
       },
       ...copyFilesFor(name, pipelines, useProject().paths.root, processing !== undefined),

@@ -14,6 +14,11 @@ import {
   SKIP_RECORD_PREFIX,
   TRAINING_PREFIX,
 } from '../src/core/layout.js';
+import {
+  EVALUATE_COUNT_JOB_NAME_PREFIX,
+  EVALUATE_SHARD_JOB_NAME_PREFIX,
+  PREPROCESS_JOB_NAME_PREFIX,
+} from '../src/core/processing.js';
 import { functionArnVariable, TASK_STATES, type TaskState } from '../src/core/states.js';
 
 // The artifact prefixes the rows below name: defined once, in src/core/layout.ts, for the code too.
@@ -102,12 +107,12 @@ export interface FunctionAccess {
    */
   batchTransform?: boolean;
   /**
-   * Preprocess's SageMaker Processing jobs, when the deployment enables them (VERITRAIL_PROCESSING_IMAGE):
-   * CreateProcessingJob (network isolation, inter-container encryption, the data key) and
-   * DescribeProcessingJob on `veritrail-pre-*`, PassRole of the processing role, the job program
-   * written under processing-code/ and the jobs' results read under processing/.
+   * SageMaker Processing jobs, when the deployment enables them (VERITRAIL_PROCESSING_IMAGE), named
+   * with these prefixes: CreateProcessingJob (network isolation, inter-container encryption, the
+   * data key) and DescribeProcessingJob on `<prefix>*`, PassRole of the processing role, the job
+   * program written under processing-code/ and the jobs' results read under processing/.
    */
-  processingJobs?: boolean;
+  processingJobs?: readonly string[];
   /** sagemaker:CreateModelPackage (+ group create/describe, AddTags). */
   registerModel?: boolean;
   /** events:PutEvents on the default bus (OpenLineage run events). */
@@ -172,7 +177,7 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
   preprocess: {
     purpose: 'schema check, deterministic split, processed set, signed transform statement',
     landingRead: true,
-    processingJobs: true,
+    processingJobs: [PREPROCESS_JOB_NAME_PREFIX],
     artifactsRead: [CONTENT_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
     signAttestations: true,
@@ -208,6 +213,8 @@ export const ACCESS: Record<FunctionName, FunctionAccess> = {
     artifactsRead: [CONTENT_PREFIX, TRAINING_PREFIX, SCORING_PREFIX],
     artifactsWrite: [CONTENT_PREFIX],
     batchTransform: true,
+    // Above the processing threshold: the shard job and the count job (src/steps/evaluate.ts).
+    processingJobs: [EVALUATE_SHARD_JOB_NAME_PREFIX, EVALUATE_COUNT_JOB_NAME_PREFIX],
     auditAppend: true,
     table: RUN_ITEMS,
   },

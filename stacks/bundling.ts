@@ -30,7 +30,7 @@ import { StringParameter } from 'aws-cdk-lib/aws-ssm';
 import type { Construct } from 'constructs';
 import { buildSync } from 'esbuild';
 import type { FunctionCopyFilesProps, FunctionProps } from 'sst/constructs';
-import { PROCESSING_PROGRAM } from '../src/core/processing.js';
+import { EVALUATE_PROCESSING_PROGRAM, PROCESSING_PROGRAM } from '../src/core/processing.js';
 
 type NodeJsProps = NonNullable<FunctionProps['nodejs']>;
 /** The esbuild plugin shape (esbuild's own type, not imported: SST's esbuild is 0.18, ours 0.28). */
@@ -172,16 +172,22 @@ export function cedarWasmCopy(root: string): FunctionCopyFilesProps {
 }
 
 /**
- * Preprocess's processing job program (functions/processing/preprocess.ts), built into one ES
- * module beside the Preprocess handler (`functions/processing.mjs` in its asset, which
+ * A processing job program (functions/processing/preprocess.ts, or evaluate.ts for Evaluate's
+ * jobs), built into one ES module beside the step's handler (`functions/processing.mjs` or
+ * `functions/evaluation.mjs` in its asset, which
  * src/aws/sagemaker-processor.ts reads from next to its own bundle and stores content-addressed for
  * each job). It runs on the processing image's Node 22 with nothing installed, so everything is
  * bundled; CommonJS dependencies get a `require` for Node's built-ins.
  */
-export function processingProgramCopy(root: string, outDir: string): FunctionCopyFilesProps {
-  const outfile = path.join(outDir, 'processing', PROCESSING_PROGRAM);
+export function processingProgramCopy(
+  root: string,
+  outDir: string,
+  job: 'preprocess' | 'evaluate' = 'preprocess',
+): FunctionCopyFilesProps {
+  const file = job === 'preprocess' ? PROCESSING_PROGRAM : EVALUATE_PROCESSING_PROGRAM;
+  const outfile = path.join(outDir, 'processing', file);
   buildSync({
-    entryPoints: [path.join(root, 'functions', 'processing', 'preprocess.ts')],
+    entryPoints: [path.join(root, 'functions', 'processing', `${job}.ts`)],
     outfile,
     bundle: true,
     platform: 'node',
@@ -194,7 +200,7 @@ export function processingProgramCopy(root: string, outDir: string): FunctionCop
     },
     logLevel: 'error',
   });
-  return { from: path.relative(root, outfile), to: `functions/${PROCESSING_PROGRAM}` };
+  return { from: path.relative(root, outfile), to: `functions/${file}` };
 }
 
 /** The functions whose bundle imports Cedar (test/infra/bundles.test.ts checks the list against the bundles). */

@@ -9,6 +9,7 @@
 
 import { type NagPackSuppression, NagSuppressions } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
+import { PREPROCESS_JOB_NAME_PREFIX } from '../src/core/processing.js';
 import { ACCESS, type FunctionAccess, type FunctionName } from './access.js';
 
 /** The packs applied by the infra test; a rule id is `<pack>-<rule>`. */
@@ -193,18 +194,24 @@ function wildcardSuppressions(access: FunctionAccess, processing: boolean): NagP
     });
   }
   if (access.processingJobs && processing) {
+    const rehashes = access.processingJobs.includes(PREPROCESS_JOB_NAME_PREFIX);
     out.push({
       appliesTo: [
-        res('arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:processing-job/veritrail-pre-\\*'),
+        ...access.processingJobs.map((prefix) =>
+          res(`arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:\\d{12}:processing-job/${prefix}\\*`),
+        ),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-code\\/\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing\\/\\*'),
-        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-verify\\/\\*'),
+        ...(rehashes ? [res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-verify\\/\\*')] : []),
       ],
       reason:
-        'Preprocess’s processing jobs are named `veritrail-pre-<run>` per run (src/core/processing.ts), with ' +
+        'Processing jobs are named `<prefix><run>` per run (`veritrail-pre-` for Preprocess, `veritrail-evs-` and ' +
+        '`veritrail-evc-` for Evaluate: src/core/processing.ts), with ' +
         'network isolation, inter-container encryption and the data key required; the job program is stored ' +
-        'under processing-code/ by its content address, each job’s result under processing/<job>/ and ' +
-        'Preprocess’s checkpoint of its re-hash of a job’s output at processing-verify/<job>.json.',
+        'under processing-code/ by its content address, each job’s result under processing/<job>/' +
+        (rehashes
+          ? ' and Preprocess’s checkpoint of its re-hash of a job’s output at processing-verify/<job>.json.'
+          : '.'),
     });
   }
   if (access.batchTransform) {
@@ -424,10 +431,12 @@ export function suppressProcessingRoleFindings(grants: IConstruct): void {
         '(object keys chosen by uploaders), its content-addressed job config (sha256/<hex>) and program ' +
         '(processing-code/sha256/<hex>/), and writes the processed files at their content addresses and ' +
         'its result under processing/<job>/, job names chosen per run. The Preprocess step re-hashes every ' +
-        'object it wrote before signing anything about them.',
+        'object it wrote before signing anything about them. Evaluate’s count job also reads the ' +
+        'predictions a Batch Transform job wrote under scoring/<pipeline>/<job>/ (names chosen by SageMaker).',
       appliesTo: [
         res('<landingBucket[0-9A-F]{8}\\.Arn>/.+\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/sha256/\\*'),
+        res('<artifactsBucket[0-9A-F]{8}\\.Arn>/scoring/\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing-code/\\*'),
         res('<artifactsBucket[0-9A-F]{8}\\.Arn>/processing/\\*'),
       ],

@@ -295,18 +295,22 @@ export function functionStatements(
       }
     }
     if (access.processingJobs && processingRole) {
-      const jobs = Stack.of(stack).formatArn({
-        service: 'sagemaker',
-        resource: 'processing-job',
-        resourceName: `${PREPROCESS_JOB_NAME_PREFIX}*`,
-      });
+      // Only Preprocess re-hashes what its job wrote (Evaluate's count job's claims are checked otherwise).
+      const rehashes = access.processingJobs.includes(PREPROCESS_JOB_NAME_PREFIX);
+      const jobs = access.processingJobs.map((prefix) =>
+        Stack.of(stack).formatArn({
+          service: 'sagemaker',
+          resource: 'processing-job',
+          resourceName: `${prefix}*`,
+        }),
+      );
       s.push(
         new iam.PolicyStatement({
           // Service Authorization Reference, CreateProcessingJob: the request must isolate the
           // container's network, encrypt between instances and encrypt its outputs with the data key.
           sid: 'CreateProcessingJobs',
           actions: ['sagemaker:CreateProcessingJob'],
-          resources: [jobs],
+          resources: jobs,
           conditions: {
             Bool: {
               'sagemaker:NetworkIsolation': 'true',
@@ -319,13 +323,13 @@ export function functionStatements(
         new iam.PolicyStatement({
           sid: 'TagProcessingJobsOnCreate',
           actions: ['sagemaker:AddTags'],
-          resources: [jobs],
+          resources: jobs,
           conditions: { 'ForAllValues:StringEquals': { 'aws:TagKeys': [...TRAINING_JOB_TAG_KEYS] } },
         }),
         new iam.PolicyStatement({
           sid: 'DescribeProcessingJobs',
           actions: ['sagemaker:DescribeProcessingJob'],
-          resources: [jobs],
+          resources: jobs,
         }),
         new iam.PolicyStatement({
           sid: 'PassProcessingRole',
@@ -348,7 +352,7 @@ export function functionStatements(
               's3:prefix': [
                 `${PROCESSING_CODE_PREFIX}*`,
                 `${PROCESSING_PREFIX}*`,
-                `${PROCESSING_VERIFY_PREFIX}*`,
+                ...(rehashes ? [`${PROCESSING_VERIFY_PREFIX}*`] : []),
               ],
             },
           },
@@ -367,14 +371,18 @@ export function functionStatements(
             artifacts.arnForObjects(`${PROCESSING_PREFIX}*`),
           ],
         }),
-        new iam.PolicyStatement({
-          // The re-hash of a job's output spans invocations: its checkpoint, read back by the next
-          // one (src/steps/verify-job-output.ts), under a prefix the processing role cannot write.
-          sid: 'ProcessingVerifyCheckpoints',
-          actions: ['s3:GetObject', 's3:PutObject'],
-          resources: [artifacts.arnForObjects(`${PROCESSING_VERIFY_PREFIX}*`)],
-        }),
       );
+      if (rehashes) {
+        s.push(
+          new iam.PolicyStatement({
+            // Preprocess's re-hash of its job's output spans invocations: its checkpoint, read back by
+            // the next one (src/steps/verify-job-output.ts), under a prefix the processing role cannot write.
+            sid: 'ProcessingVerifyCheckpoints',
+            actions: ['s3:GetObject', 's3:PutObject'],
+            resources: [artifacts.arnForObjects(`${PROCESSING_VERIFY_PREFIX}*`)],
+          }),
+        );
+      }
     }
     if (access.batchTransform) {
       const vts = (resource: string) =>

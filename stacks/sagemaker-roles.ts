@@ -194,13 +194,19 @@ export function grantProcessingRole(t: {
       resources: [
         t.artifacts.arnForObjects(`${CONTENT_PREFIX}*`),
         t.artifacts.arnForObjects(`${PROCESSING_CODE_PREFIX}*`),
+        // Evaluate's count job reads the scoring job's predictions where Batch Transform wrote them.
+        t.artifacts.arnForObjects(`${SCORING_PREFIX}*`),
       ],
     }),
     new iam.PolicyStatement({
       sid: 'ListJobInputs',
       actions: ['s3:ListBucket'],
       resources: [t.artifacts.bucketArn],
-      conditions: { StringLike: { 's3:prefix': [`${CONTENT_PREFIX}*`, `${PROCESSING_CODE_PREFIX}*`] } },
+      conditions: {
+        StringLike: {
+          's3:prefix': [`${CONTENT_PREFIX}*`, `${PROCESSING_CODE_PREFIX}*`, `${SCORING_PREFIX}*`],
+        },
+      },
     }),
     new iam.PolicyStatement({
       sid: 'WriteJobOutputs',

@@ -288,6 +288,22 @@ export function transformMaxInstances(env: NodeJS.ProcessEnv = process.env): num
 }
 
 /**
+ * VERITRAIL_TRANSFORM_SHARD_BYTES (1024 to 67108864, unset: 64 MiB): the most bytes of test
+ * features in one Batch Transform request (src/aws/sagemaker-scorer.ts TRANSFORM_SHARD_BYTES), for
+ * a model server that takes less than MaxPayloadInMB's 100 MB.
+ */
+export function transformShardBytes(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const value = env.VERITRAIL_TRANSFORM_SHARD_BYTES || undefined;
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1024 || Number(value) > 64 * 1024 * 1024)
+    throw new StackSettingsError(
+      'SETTING_INVALID',
+      `VERITRAIL_TRANSFORM_SHARD_BYTES must be a whole number of bytes from 1024 to 67108864, got "${value}".`,
+    );
+  return Number(value);
+}
+
+/**
  * Deploys from GitHub Actions with short-lived credentials (issue 17, docs/deploy.md "Deploying from
  * CI with short-lived credentials"): the repository, branch and, optionally, GitHub environment whose
  * workflow jobs may assume the deploy role through GitHub's OIDC provider. Unset (no

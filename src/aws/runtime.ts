@@ -29,6 +29,7 @@ import { S3DatasetSource } from './s3-dataset-source.js';
 import { S3ObjectStore } from './s3-object-store.js';
 import { SageMakerProcessor } from './sagemaker-processor.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
+import { TRANSFORM_SHARD_BYTES } from './sagemaker-scorer.js';
 import { SageMakerTrainer } from './sagemaker-trainer.js';
 import { StepFunctions } from './sfn.js';
 
@@ -306,7 +307,8 @@ const awsAudit: AwsBuilder<ObjectAuditLog> = (ctx) =>
 /**
  * SageMaker training jobs; each run trains under its own pipeline's role (stacks/sagemaker-roles.ts).
  * Scoring writes a sharded transform's manifest to the artifacts bucket; the optional
- * VERITRAIL_TRANSFORM_MAX_INSTANCES caps the instances of a sharded transform (default 1).
+ * VERITRAIL_TRANSFORM_MAX_INSTANCES caps the instances of a sharded transform (default 1);
+ * VERITRAIL_TRANSFORM_SHARD_BYTES lowers the features per request (default 64 MiB).
  */
 export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
   ctx.once('trainer', () => {
@@ -317,6 +319,16 @@ export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
         `VERITRAIL_TRANSFORM_MAX_INSTANCES must be a whole number from 1 to 99, got "${maxInstances}"`,
       );
     }
+    const shardBytes = ctx.env.VERITRAIL_TRANSFORM_SHARD_BYTES?.trim();
+    if (
+      shardBytes &&
+      (!/^\d+$/.test(shardBytes) || Number(shardBytes) < 1024 || Number(shardBytes) > TRANSFORM_SHARD_BYTES)
+    ) {
+      throw new VeritrailError(
+        'USAGE',
+        `VERITRAIL_TRANSFORM_SHARD_BYTES must be a whole number of bytes from 1024 to ${TRANSFORM_SHARD_BYTES}, got "${shardBytes}"`,
+      );
+    }
     return new SageMakerTrainer(sagemaker(ctx), {
       roleArns: ctx.config.sagemakerRoleArns,
       ...(ctx.config.sagemakerRoleArn ? { roleArn: ctx.config.sagemakerRoleArn } : {}),
@@ -324,6 +336,7 @@ export const awsTrainer: AwsBuilder<SageMakerTrainer> = (ctx) =>
       kmsKeyId: ctx.config.dataKeyArn,
       objects: awsObjects(ctx),
       ...(maxInstances ? { transformMaxInstances: Number(maxInstances) } : {}),
+      ...(shardBytes ? { transformShardBytes: Number(shardBytes) } : {}),
     });
   });
 

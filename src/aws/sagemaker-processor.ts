@@ -31,6 +31,7 @@ import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import { isImagePinned } from '../core/image.js';
 import { CONTENT_PREFIX, PROCESSING_CODE_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
 import {
+  EVALUATE_PROCESSING_PROGRAM,
   errorOfFailedJob,
   PROCESSING_PATHS,
   PROCESSING_PROGRAM,
@@ -38,9 +39,10 @@ import {
   PROCESSING_ROOT,
 } from '../core/processing.js';
 import type {
+  EvaluateJobSpec,
   ObjectStore,
-  PreprocessJobResult,
   PreprocessJobSpec,
+  ProcessingJobResult,
   Processor,
   VerifyBudget,
 } from '../ports.js';
@@ -71,13 +73,13 @@ export interface ProcessingConfig {
   sleep(ms: number): Promise<void>;
   /** The re-hash's budget per invocation (default: 12 minutes after the invocation started). */
   verifyBudget?: VerifyBudget;
-  /** The job program's bytes (default: processing.mjs next to this bundle). */
+  /** The job program's bytes (default: processing.mjs, or evaluation.mjs for Evaluate's jobs, next to this bundle). */
   program?: () => Promise<Uint8Array>;
 }
 
 /** The artifacts key of a job program: content-addressed, with the file name node needs to load it as ES module. */
-export function programKey(digest: `sha256:${string}`): string {
-  return `${PROCESSING_CODE_PREFIX}${CONTENT_PREFIX}${hexOf(digest)}/${PROCESSING_PROGRAM}`;
+export function programKey(digest: `sha256:${string}`, file: string = PROCESSING_PROGRAM): string {
+  return `${PROCESSING_CODE_PREFIX}${CONTENT_PREFIX}${hexOf(digest)}/${file}`;
 }
 
 /** The prefix SageMaker downloads for the raw files: the one object, or the folder the pinned paths are under. */
@@ -97,11 +99,53 @@ export function rawInputUri(spec: Pick<PreprocessJobSpec, 'raw'>): string {
 /** The CreateProcessingJob request a spec becomes (pure: tests and the emulated-AWS suite read it). */
 export function processingJobRequest(
   spec: PreprocessJobSpec,
-  config: Pick<
-    ProcessingConfig,
-    'image' | 'roleArn' | 'instanceType' | 'artifactsBucket' | 'kmsKeyId' | 'vpc'
-  >,
+  config: RequestConfig,
   program: { key: string },
+): CreateProcessingJobRequest {
+  // Raw, processed copies and scratch: three times the raw size, plus room for the image.
+  return jobRequest(spec, config, program, 3, [['raw', rawInputUri(spec), PROCESSING_PATHS.raw]]);
+}
+
+/**
+ * The CreateProcessingJob request of one of Evaluate's jobs: each input `input/<name>/`, the S3
+ * prefix its keys lie under (one object, or the scoring job's output folder, never all of `sha256/`).
+ */
+export function evaluateJobRequest(
+  spec: EvaluateJobSpec,
+  config: RequestConfig,
+  program: { key: string },
+): CreateProcessingJobRequest {
+  const s3 = (key: string) => `s3://${config.artifactsBucket}/${key}`;
+  const inputs = spec.inputs.map((i): [string, string, string] => {
+    if (i.prefix === CONTENT_PREFIX || i.keys.some((k) => !k.startsWith(i.prefix)))
+      throw new VeritrailError(
+        'INTERNAL',
+        `processing input ${i.name}: ${i.prefix} is not the folder of its keys`,
+      );
+    return [i.name, s3(i.prefix), `input/${i.name}`];
+  });
+  // The inputs, the outputs (shards: as much again) and scratch.
+  return jobRequest(spec, config, program, 2, inputs);
+}
+
+type RequestConfig = Pick<
+  ProcessingConfig,
+  'image' | 'roleArn' | 'instanceType' | 'artifactsBucket' | 'kmsKeyId' | 'vpc'
+>;
+
+function jobRequest(
+  spec: {
+    jobName: string;
+    runId: string;
+    pipeline: string;
+    config: { key: string };
+    sizeBytes: number;
+    maxRuntimeSeconds: number;
+  },
+  config: RequestConfig,
+  program: { key: string },
+  volumeFactor: number,
+  inputs: [name: string, uri: string, path: string][],
 ): CreateProcessingJobRequest {
   const s3 = (key: string) => `s3://${config.artifactsBucket}/${key}`;
   const local = (p: string) => `${PROCESSING_ROOT}/${p}`;
@@ -115,20 +159,20 @@ export function processingJobRequest(
       S3DataDistributionType: 'FullyReplicated' as const,
     },
   });
-  // Raw, processed copies and scratch: three times the raw size, plus room for the image.
-  const volume = Math.min(16384, Math.ceil((3 * spec.sizeBytes) / GiB) + 10);
+  const volume = Math.min(16384, Math.ceil((volumeFactor * spec.sizeBytes) / GiB) + 10);
   const codeDir = program.key.slice(0, program.key.lastIndexOf('/') + 1);
+  const file = program.key.slice(program.key.lastIndexOf('/') + 1);
   return {
     ProcessingJobName: spec.jobName,
     RoleArn: config.roleArn,
     AppSpecification: {
       ImageUri: config.image,
-      ContainerEntrypoint: ['node', `${local(PROCESSING_PATHS.code)}/${PROCESSING_PROGRAM}`],
+      ContainerEntrypoint: ['node', `${local(PROCESSING_PATHS.code)}/${file}`],
     },
     ProcessingInputs: [
       input('config', s3(spec.config.key), PROCESSING_PATHS.config),
       input('code', s3(codeDir), PROCESSING_PATHS.code),
-      input('raw', rawInputUri(spec), PROCESSING_PATHS.raw),
+      ...inputs.map(([name, uri, path]) => input(name, uri, path)),
     ],
     ProcessingOutputConfig: {
       Outputs: [
@@ -229,21 +273,21 @@ export class SageMakerProcessor implements Processor {
     this.verifyBudget = config.verifyBudget ?? { ms: VERIFY_BUDGET_MS };
   }
 
-  private async program(): Promise<{ key: string; digest: `sha256:${string}` }> {
+  private async program(file: string): Promise<{ key: string; digest: `sha256:${string}` }> {
     let bytes: Uint8Array;
     try {
       bytes = this.config.program
         ? await this.config.program()
-        : await readFile(fileURLToPath(new URL(`./${PROCESSING_PROGRAM}`, import.meta.url)));
+        : await readFile(fileURLToPath(new URL(`./${file}`, import.meta.url)));
     } catch (e) {
       throw new VeritrailError(
         'INTERNAL',
-        `the processing job program (${PROCESSING_PROGRAM}) is not in this function's bundle; deploy with the stack's bundling (stacks/bundling.ts)`,
+        `the processing job program (${file}) is not in this function's bundle; deploy with the stack's bundling (stacks/bundling.ts)`,
         { cause: e },
       );
     }
     const digest = digestOf(bytes);
-    const key = programKey(digest);
+    const key = programKey(digest, file);
     if (!(await this.objects.head('artifacts', key))) {
       try {
         await this.objects.put('artifacts', key, bytes, { ifAbsent: true, size: bytes.length });
@@ -254,9 +298,23 @@ export class SageMakerProcessor implements Processor {
     return { key, digest };
   }
 
-  async preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult> {
-    const program = await this.program();
-    const request = processingJobRequest(spec, this.config, program);
+  async preprocess(spec: PreprocessJobSpec): Promise<ProcessingJobResult> {
+    const program = await this.program(PROCESSING_PROGRAM);
+    return this.run(spec.jobName, processingJobRequest(spec, this.config, program), program, 'Preprocess');
+  }
+
+  async evaluate(spec: EvaluateJobSpec): Promise<ProcessingJobResult> {
+    const program = await this.program(EVALUATE_PROCESSING_PROGRAM);
+    return this.run(spec.jobName, evaluateJobRequest(spec, this.config, program), program, 'Evaluate');
+  }
+
+  private async run(
+    jobName: string,
+    request: CreateProcessingJobRequest,
+    program: { digest: `sha256:${string}` },
+    step: string,
+  ): Promise<ProcessingJobResult> {
+    const spec = { jobName };
     const resource = `processing-job/${spec.jobName}`;
     try {
       await this.sagemaker.send(new CreateProcessingJobCommand(request));
@@ -289,7 +347,7 @@ export class SageMakerProcessor implements Processor {
         // The step re-hashes everything the job wrote next: it gets an invocation of its own.
         throw new VeritrailError(
           'PROCESSING_RUNNING',
-          `processing job ${spec.jobName} completed; Preprocess is invoked again to verify its output with a whole invocation`,
+          `processing job ${spec.jobName} completed; ${step} is invoked again to verify its output with a whole invocation`,
           { details: { jobName: spec.jobName, status } },
         );
       }
@@ -311,7 +369,7 @@ export class SageMakerProcessor implements Processor {
       if (waited >= timeout) {
         throw new VeritrailError(
           'PROCESSING_RUNNING',
-          `processing job ${spec.jobName} is still ${status ?? 'unknown'} after ${Math.round(waited / 1000)} s; Preprocess is invoked again and waits on`,
+          `processing job ${spec.jobName} is still ${status ?? 'unknown'} after ${Math.round(waited / 1000)} s; ${step} is invoked again and waits on`,
           { details: { jobName: spec.jobName, status } },
         );
       }

@@ -52,6 +52,9 @@ const DEFAULT_TRANSFORM_INSTANCE = 'ml.m5.large';
  */
 export const SHARDS_PER_INSTANCE = 8;
 
+/** The most bytes of features Evaluate puts in one shard: one request, under MaxPayloadInMB's 100 MB with room to spare. */
+export const TRANSFORM_SHARD_BYTES = 64 * 1024 * 1024;
+
 /**
  * How long one Evaluate invocation polls the transform (under the 15-minute Lambda limit, leaving
  * time to read the predictions and compute the metrics). Past it the scorer throws
@@ -275,6 +278,20 @@ export async function scoreWithBatchTransform(
       { action: 'sagemaker:DescribeTransformJob', resource: `transform-job/${spec.jobName}` },
       () => sagemaker.send(new DescribeTransformJobCommand({ TransformJobName: spec.jobName })),
     );
+    // A job found by name must be the one this request makes (same model, input and output), or a
+    // job of that name made by someone else would be taken for ours.
+    const same =
+      job.ModelName === transform.ModelName &&
+      job.TransformInput?.DataSource?.S3DataSource?.S3Uri ===
+        transform.TransformInput?.DataSource?.S3DataSource?.S3Uri &&
+      job.TransformOutput?.S3OutputPath === transform.TransformOutput?.S3OutputPath;
+    if (!same) {
+      throw new VeritrailError(
+        'SCORING_FAILED',
+        `a Batch Transform job named ${spec.jobName} exists but is not the one this run asks for (model, input or output differ); start a new run`,
+        { details: { jobName: spec.jobName } },
+      );
+    }
     const status = job.TransformJobStatus;
     if (status === 'Completed') {
       return {

@@ -38,7 +38,7 @@ import type {
   TrainingJobSpec,
 } from '../ports.js';
 import { awsCall, awsErrorName, translateAwsError } from './errors.js';
-import { scoreWithBatchTransform } from './sagemaker-scorer.js';
+import { scoreWithBatchTransform, TRANSFORM_SHARD_BYTES } from './sagemaker-scorer.js';
 
 /** Hyperparameter carrying the expected digest of every channel. */
 const CHANNEL_DIGESTS_HYPERPARAMETER = 'veritrail_channel_digests';
@@ -99,6 +99,8 @@ export interface SageMakerTrainerConfig {
   objects?: ObjectStore;
   /** Most instances a sharded Batch Transform asks for (default 1; src/aws/sagemaker-scorer.ts). */
   transformMaxInstances?: number;
+  /** The most bytes of features in one transform request (default TRANSFORM_SHARD_BYTES). */
+  transformShardBytes?: number;
   /** Backoff of `wait()`: first delay, cap, and overall limit. */
   poll?: { initialDelayMs?: number; maxDelayMs?: number; timeoutMs?: number };
   /** Injected for tests. */
@@ -262,6 +264,8 @@ const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 
 export class SageMakerTrainer implements Trainer {
   private readonly sleep: (ms: number) => Promise<void>;
+  /** Each shard is one Batch Transform request, which MaxPayloadInMB (100 MB) bounds. */
+  readonly scoreShardBytes: number;
 
   constructor(
     private readonly sagemaker: SageMakerClient,
@@ -271,6 +275,7 @@ export class SageMakerTrainer implements Trainer {
       if (!config[k]) throw new VeritrailError('USAGE', `SageMakerTrainer needs ${k}`);
     }
     this.sleep = config.sleep ?? defaultSleep;
+    this.scoreShardBytes = config.transformShardBytes ?? TRANSFORM_SHARD_BYTES;
   }
 
   private s3Uri(key: string): string {

@@ -32,6 +32,11 @@ export const PROCESSING_PROGRAM = 'processing.mjs';
 export const DEFAULT_PROCESSING_THRESHOLD_BYTES = 8 * 1024 ** 3;
 /** The prefix of every job name (the stacks grant CreateProcessingJob on it). */
 export const PREPROCESS_JOB_NAME_PREFIX = 'veritrail-pre-';
+/** Evaluate's two jobs: the shard job cuts the test features for scoring, the count job counts. */
+export const EVALUATE_SHARD_JOB_NAME_PREFIX = 'veritrail-evs-';
+export const EVALUATE_COUNT_JOB_NAME_PREFIX = 'veritrail-evc-';
+/** Evaluate's job program's file: next to the Evaluate function's bundle, and in its jobs' code input. */
+export const EVALUATE_PROCESSING_PROGRAM = 'evaluation.mjs';
 export const PROCESSING_RESULT_FILE = 'result.json';
 
 /** The raw file as the job finds it: its path under input/raw, and the digest HashDataset recorded. */
@@ -82,13 +87,88 @@ export function jobPipeline(config: PreprocessJobConfig) {
 }
 
 /** SageMaker job names: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}. */
-export function preprocessJobName(runId: string): string {
+export function processingJobName(prefix: string, runId: string): string {
   const id = runId
     .replace(/[^a-zA-Z0-9-]/g, '-')
     .replace(/-+/g, '-')
     .replace(/^-|-$/g, '');
-  return `${PREPROCESS_JOB_NAME_PREFIX}${id}`.slice(0, 63).replace(/-+$/, '');
+  return `${prefix}${id}`.slice(0, 63).replace(/-+$/, '');
 }
+
+export function preprocessJobName(runId: string): string {
+  return processingJobName(PREPROCESS_JOB_NAME_PREFIX, runId);
+}
+
+// ───────────────────────── Evaluate's jobs ─────────────────────────
+
+/** Evaluate's job inputs, each `input/<name>/` (one object, or the scoring output folder). */
+export const EVALUATE_INPUTS = {
+  features: 'input/features',
+  test: 'input/test',
+  groups: 'input/groups',
+  predictions: 'input/predictions',
+  validation: 'input/validation',
+  claimed: 'input/claimed',
+} as const;
+
+const shardClaim = z.object({
+  digest,
+  size: z.number().int().nonnegative(),
+  rows: z.number().int().positive(),
+});
+
+/** The shard job: cut test-features.csv into complete CSVs (the header, then rows) of at most `shardBytes`. */
+export const EvaluateShardJobConfigSchema = z.object({
+  kind: z.literal('veritrail/evaluate-shard-job@1'),
+  runId: z.string().min(1),
+  features: z.object({ digest, size: z.number().int().nonnegative() }),
+  shardBytes: z.number().int().positive(),
+});
+export type EvaluateShardJobConfig = z.infer<typeof EvaluateShardJobConfigSchema>;
+
+export const EvaluateShardJobOutputSchema = z.object({
+  kind: z.literal('veritrail/evaluate-shard-result@1'),
+  runId: z.string().min(1),
+  features: z.object({ digest, size: z.number().int().nonnegative(), rows: z.number().int().nonnegative() }),
+  shards: z.array(shardClaim).min(1),
+});
+export type EvaluateShardJobOutput = z.infer<typeof EvaluateShardJobOutputSchema>;
+
+/**
+ * The count job: the fairness counts of the predictions against test.csv's labels and
+ * test-groups.csv's attributes, each input checked against its digest as it is read.
+ */
+export const EvaluateCountJobConfigSchema = z.object({
+  kind: z.literal('veritrail/evaluate-count-job@1'),
+  runId: z.string().min(1),
+  label: z.string().min(1),
+  attributes: z.array(z.string().min(1)).min(1),
+  test: z.object({ digest }),
+  groups: z.object({ digest }),
+  /** Each shard's predictions, in order: its path under input/predictions and the rows it must hold. */
+  predictions: z.array(z.object({ path: z.string().min(1), rows: z.number().int().positive() })).min(1),
+  /** The trainer's own validation predictions (its predictions.csv), when it wrote any. */
+  selfReported: z.object({ validation: z.object({ digest }), claimed: z.object({ digest }) }).optional(),
+});
+export type EvaluateCountJobConfig = z.infer<typeof EvaluateCountJobConfigSchema>;
+
+export const EvaluateCountJobOutputSchema = z.object({
+  kind: z.literal('veritrail/evaluate-count-result@1'),
+  runId: z.string().min(1),
+  rows: z.number().int().nonnegative(),
+  counts: z.unknown(),
+  /** With more than one shard: the predictions of all shards under one header, at its content address. */
+  predictions: z
+    .object({ digest, size: z.number().int().nonnegative(), rows: z.number().int().nonnegative() })
+    .optional(),
+  selfReported: z
+    .union([
+      z.object({ rows: z.number().int().nonnegative(), correct: z.number().int().nonnegative() }),
+      z.object({ unusable: z.string() }),
+    ])
+    .optional(),
+});
+export type EvaluateCountJobOutput = z.infer<typeof EvaluateCountJobOutputSchema>;
 
 /**
  * The exit message a failing job writes: `<CODE>: <message>` (UTF-8, cut to the 1 KB SageMaker

@@ -24,18 +24,29 @@ import { CONTENT_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
 import { errorOfFailedJob, PROCESSING_PATHS, PROCESSING_RESULT_FILE } from '../core/processing.js';
 import type {
   DatasetSource,
+  EvaluateJobSpec,
   ObjectStore,
-  PreprocessJobResult,
   PreprocessJobSpec,
+  ProcessingJobResult,
   Processor,
   VerifyBudget,
 } from '../ports.js';
 
-/** The job program: the TypeScript source in a checkout, the compiled module in a built package. */
-function jobProgram(): string {
-  const ts = fileURLToPath(new URL('../../functions/processing/preprocess.ts', import.meta.url));
-  if (existsSync(ts)) return ts;
-  return fileURLToPath(new URL('../../functions/processing/preprocess.js', import.meta.url));
+/** The job programs: the TypeScript source in a checkout, the compiled module in a built package. */
+const PROGRAMS = {
+  preprocess: [
+    new URL('../../functions/processing/preprocess.ts', import.meta.url),
+    new URL('../../functions/processing/preprocess.js', import.meta.url),
+  ],
+  evaluate: [
+    new URL('../../functions/processing/evaluate.ts', import.meta.url),
+    new URL('../../functions/processing/evaluate.js', import.meta.url),
+  ],
+} as const;
+
+function jobProgram(name: keyof typeof PROGRAMS): string {
+  const [ts, js] = PROGRAMS[name].map((u) => fileURLToPath(u)) as [string, string];
+  return existsSync(ts) ? ts : js;
 }
 
 /** VERITRAIL_PROCESSING_THRESHOLD_BYTES: unset means no processing job locally. */
@@ -78,11 +89,41 @@ export class LocalProcessor implements Processor {
     if (options.verifyBudget) this.verifyBudget = options.verifyBudget;
   }
 
-  async preprocess(spec: PreprocessJobSpec): Promise<PreprocessJobResult> {
-    const program = jobProgram();
+  preprocess(spec: PreprocessJobSpec): Promise<ProcessingJobResult> {
+    return this.run('preprocess', spec, async (at) => {
+      for (const file of spec.raw) {
+        const to = join(at(PROCESSING_PATHS.raw), file.path);
+        await mkdir(dirname(to), { recursive: true });
+        await pipeline(await this.datasets.open(file), createWriteStream(to));
+      }
+    });
+  }
+
+  /** Each input's keys copied to `input/<name>/<path below its prefix>`, as an S3Prefix input lays them out. */
+  evaluate(spec: EvaluateJobSpec): Promise<ProcessingJobResult> {
+    return this.run('evaluate', spec, async (at) => {
+      for (const input of spec.inputs) {
+        for (const key of input.keys) {
+          if (!key.startsWith(input.prefix))
+            throw new VeritrailError('INTERNAL', `input ${input.name}: ${key} is not under ${input.prefix}`);
+          const rel = key === input.prefix ? (key.split('/').pop() ?? key) : key.slice(input.prefix.length);
+          const to = join(at(`input/${input.name}`), rel);
+          await mkdir(dirname(to), { recursive: true });
+          await pipeline(await this.objects.open('artifacts', key), createWriteStream(to));
+        }
+      }
+    });
+  }
+
+  private async run(
+    name: 'preprocess' | 'evaluate',
+    spec: { jobName: string; config: { key: string } },
+    layout: (at: (p: string) => string) => Promise<void>,
+  ): Promise<ProcessingJobResult> {
+    const program = jobProgram(name);
     const resultKey = `${PROCESSING_PREFIX}${spec.jobName}/${PROCESSING_RESULT_FILE}`;
     // Idempotent by name, as SageMaker is: a job that completed (its result stored, after its
-    // files) is not run again when Preprocess is invoked again to go on re-hashing its output.
+    // files) is not run again when its step is invoked again (to go on re-hashing its output).
     if (await this.objects.head('artifacts', resultKey)) return this.completed(spec, program, resultKey);
     const root = await mkdtemp(join(tmpdir(), 'veritrail-processing-'));
     try {
@@ -93,11 +134,7 @@ export class LocalProcessor implements Processor {
         join(at(PROCESSING_PATHS.config), spec.config.key.split('/').pop() ?? 'config.json'),
         await readObject(this.objects, 'artifacts', spec.config.key),
       );
-      for (const file of spec.raw) {
-        const to = join(at(PROCESSING_PATHS.raw), file.path);
-        await mkdir(dirname(to), { recursive: true });
-        await pipeline(await this.datasets.open(file), createWriteStream(to));
-      }
+      await layout(at);
       const messageFile = join(root, 'output-message');
       const { code, log } = await runChild(program, {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -115,9 +152,8 @@ export class LocalProcessor implements Processor {
         });
       }
       const processed = at(PROCESSING_PATHS.processed);
-      for (const name of await readdir(processed).catch(() => [] as string[])) {
-        const path = join(processed, name);
-        await this.upload(`${CONTENT_PREFIX}${name}`, path);
+      for (const file of await readdir(processed).catch(() => [] as string[])) {
+        await this.upload(`${CONTENT_PREFIX}${file}`, join(processed, file));
       }
       const result = join(at(PROCESSING_PATHS.result), PROCESSING_RESULT_FILE);
       if (existsSync(result)) await this.upload(resultKey, result, true);
@@ -128,10 +164,10 @@ export class LocalProcessor implements Processor {
   }
 
   private async completed(
-    spec: PreprocessJobSpec,
+    spec: { jobName: string },
     program: string,
     resultKey: string,
-  ): Promise<PreprocessJobResult> {
+  ): Promise<ProcessingJobResult> {
     return {
       resultKey,
       code: { digest: digestOf(await readFile(program)) },

@@ -1,25 +1,36 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { loadPipeline, putBytesCas, putJsonCas, readCasVerified, readObject } from '../cas.js';
-import { parseCsv } from '../core/csv.js';
+import { loadPipeline, putBytesCas, putJsonCas, readObject } from '../cas.js';
 import { casKey, type Digest, digestOf, digestsEqual } from '../core/digest.js';
 import { VeritrailError } from '../core/errors.js';
 import {
   type EvaluateResult,
   type ExecState,
+  HashResultSchema,
   type PreprocessResult,
   PreprocessResultSchema,
   resultOf,
   type TrainResult,
   TrainResultSchema,
 } from '../core/exec-state.js';
-import { FairnessAccumulator, fairnessReport } from '../core/fairness/index.js';
+import { FairnessAccumulator, type FairnessCounts, fairnessReport } from '../core/fairness/index.js';
 import { SCORING_PREFIX } from '../core/layout.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
+import {
+  EVALUATE_COUNT_JOB_NAME_PREFIX,
+  EVALUATE_SHARD_JOB_NAME_PREFIX,
+  type EvaluateCountJobConfig,
+  EvaluateCountJobOutputSchema,
+  type EvaluateShardJobConfig,
+  EvaluateShardJobOutputSchema,
+  processingJobName,
+} from '../core/processing.js';
 import { SCORING_JOB_NAME_PREFIX } from '../core/rules.js';
+import type { ProcessingJobResult, Processor } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { readTarMember } from '../tarball.js';
+import { countPredictions, selfReportedCounts, shardFeatures } from './evaluate-transform.js';
 import type { StepOutcome } from './step.js';
 
 /** Bootstrap settings for the run's fairness intervals: seeded, so a re-evaluation reproduces them. */
@@ -59,30 +70,36 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
   const def = await loadPipeline(rt.objects, state.pipeline.digest);
   const pre = resultOf(state, 'preprocess', PreprocessResultSchema);
   const train = resultOf(state, 'train', TrainResultSchema);
-  const test = rows(await readCasVerified(rt.objects, pre.test.digest, 'test.csv'), 'test.csv');
-  const groups = rows(
-    await readCasVerified(rt.objects, pre.testGroups.digest, 'test-groups.csv'),
-    'test-groups.csv',
-  );
-  const n = test.length - 1;
-
-  const scored = await scoreModel(rt, state, def, pre, train);
-  const predicted = predictionColumn(rows(scored.bytes, 'predictions'), n, 'the predict command');
-  const labelIdx = test[0]?.indexOf(def.dataset.label.column) ?? -1;
-  if (labelIdx < 0 || groups.length - 1 !== n) {
+  const processor = rt.processor;
+  // Above the processing threshold (the one Preprocess applies to the same dataset) the data work
+  // runs as processing jobs; below it, here, in constant memory.
+  const byJob =
+    processor !== undefined && resultOf(state, 'hash', HashResultSchema).size > processor.thresholdBytes
+      ? processor
+      : undefined;
+  const shardBytes = rt.trainer.scoreShardBytes ?? Number.POSITIVE_INFINITY;
+  const shards = byJob
+    ? await shardByJob(rt, byJob, state, pre, shardBytes)
+    : await shardHere(rt, pre, shardBytes);
+  const n = pre.test.rows;
+  if (shards.reduce((a, s) => a + s.rows, 0) !== n) {
     throw new VeritrailError(
       'DIGEST_MISMATCH',
-      'test.csv and test-groups.csv do not line up; re-run Preprocess',
+      `the test features hold ${shards.reduce((a, s) => a + s.rows, 0)} rows, but Preprocess recorded ${n} test rows; re-run Preprocess`,
     );
   }
+
+  const scored = await scoreModel(rt, state, def, pre, train, shards);
+  const claimed = await trainerPredictions(rt, train);
   const attributes = def.dataset.protected.map((p) => p.column);
-  const acc = new FairnessAccumulator(attributes);
-  for (let i = 1; i <= n; i++) {
-    acc.add(groups[i] ?? [], test[i]?.[labelIdx] === '1', predicted[i - 1] === true);
-  }
+  const counted = byJob
+    ? await countByJob(rt, byJob, state, pre, def, attributes, scored, claimed)
+    : await countHere(rt, pre, def, attributes, scored, claimed);
+  const predictions = await storePredictions(rt, scored, counted, n);
+
   const thresholds = def.gate.thresholds;
   const privileged = Object.fromEntries(def.dataset.protected.map((p) => [p.column, p.privileged]));
-  const report = fairnessReport(acc.toCounts(), {
+  const report = fairnessReport(counted.counts, {
     attributes,
     privileged,
     positive: def.dataset.label.positive,
@@ -90,7 +107,7 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     minGroupSize: thresholds.minGroupSize,
   });
   const accuracy = report.aggregates.accuracy ?? null;
-  const selfReported = await selfReportedCheck(rt, pre, train, accuracy, n);
+  const selfReported = selfReportedVerdict(counted.selfReported, accuracy, n);
   const warnings = [...report.warnings, ...(selfReported?.flagged ? [selfReported.message] : [])];
   const headline: Record<string, number | null | string> = { accuracy, rows: n };
   for (const attr of attributes) {
@@ -104,19 +121,21 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
       test: pre.test.digest,
       testFeatures: pre.testFeatures.digest,
       groups: pre.testGroups.digest,
-      predictions: scored.digest,
+      predictions: predictions.digest,
     },
     scoring: {
       by: 'control-plane',
       contract: 'veritrail.dev/inference/v1',
       ...(scored.isolation ? { isolation: scored.isolation } : {}),
+      ...(shards.length > 1 ? { shards: shards.map((s) => ({ features: s.digest, rows: s.rows })) } : {}),
+      ...(counted.executor ? { countedBy: counted.executor } : {}),
     },
     ...(selfReported ? { selfReported } : {}),
     attributes,
     privileged,
     label: def.dataset.label,
     bootstrap: EVALUATION_BOOTSTRAP,
-    counts: acc.toCounts(),
+    counts: counted.counts,
     report: { ...report, warnings },
   };
   const stored = await putJsonCas(rt.objects, document);
@@ -124,32 +143,318 @@ export async function evaluate(rt: Runtime, state: ExecState): Promise<StepOutco
     output: {
       reportKey: stored.key,
       reportDigest: stored.digest,
-      predictions: { key: scored.key, digest: scored.digest },
+      predictions: { key: predictions.key, digest: predictions.digest },
       headline,
       warnings,
     },
-    digests: { model: train.model.digest, fairnessReport: stored.digest, predictions: scored.digest },
+    digests: { model: train.model.digest, fairnessReport: stored.digest, predictions: predictions.digest },
     facts: {
       fairness: headline,
       fairnessWarnings: warnings,
       fairnessReportKey: stored.key,
-      predictionsDigest: scored.digest,
+      predictionsDigest: predictions.digest,
       ...(selfReported
         ? { selfReported: { accuracy: selfReported.accuracy, flagged: selfReported.flagged } }
         : {}),
     },
-    detail: { headline, scoredRows: n },
+    detail: {
+      headline,
+      scoredRows: n,
+      ...(shards.length > 1 ? { shards: shards.length } : {}),
+      ...(counted.executor ? { executor: counted.executor } : {}),
+    },
   };
 }
 
-/** Runs the inference contract on the test features and stores the predictions content-addressed. */
+type Shard = { key: string; digest: Digest; rows: number };
+
+/** The test features as the shards the scorer takes, cut here (one shard, the file itself, when it fits). */
+async function shardHere(rt: Runtime, pre: PreprocessResult, shardBytes: number): Promise<Shard[]> {
+  const cut = await shardFeatures(
+    await rt.objects.open('artifacts', casKey(pre.testFeatures.digest)),
+    shardBytes,
+    async (bytes) => {
+      await putBytesCas(rt.objects, bytes, digestOf(bytes));
+    },
+  );
+  if (!digestsEqual(cut.digest, pre.testFeatures.digest)) {
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `test-features.csv: stored bytes hash to ${cut.digest}, recorded ${pre.testFeatures.digest}`,
+    );
+  }
+  return cut.shards.map((s) => ({ key: casKey(s.digest), digest: s.digest, rows: s.rows }));
+}
+
+/**
+ * The shard job: veritrail's own program cuts the test features (checking them against their
+ * digest as it reads) and writes each shard at its content address. Its claims are checked here:
+ * the file it cut is the one Preprocess recorded, every shard is where it says, rows add up.
+ */
+async function shardByJob(
+  rt: Runtime,
+  processor: Processor,
+  state: ExecState,
+  pre: PreprocessResult,
+  shardBytes: number,
+): Promise<Shard[]> {
+  const features = await rt.objects.head('artifacts', casKey(pre.testFeatures.digest));
+  if (!features) {
+    throw new VeritrailError(
+      'OBJECT_NOT_FOUND',
+      `test-features.csv (${pre.testFeatures.digest}) is not stored; re-run Preprocess`,
+    );
+  }
+  const config: EvaluateShardJobConfig = {
+    kind: 'veritrail/evaluate-shard-job@1',
+    runId: state.runId,
+    features: { digest: pre.testFeatures.digest, size: features.size },
+    shardBytes: Number.isFinite(shardBytes) ? shardBytes : Number.MAX_SAFE_INTEGER,
+  };
+  const job = await runEvaluateJob(
+    rt,
+    processor,
+    state,
+    EVALUATE_SHARD_JOB_NAME_PREFIX,
+    config,
+    [{ name: 'features', keys: [casKey(pre.testFeatures.digest)] }],
+    features.size,
+  );
+  const out = EvaluateShardJobOutputSchema.safeParse(await readJobJson(rt, job.resultKey));
+  if (!out.success || out.data.runId !== state.runId) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `the processing job's ${job.resultKey} is not a shard result for run ${state.runId}; start a new run`,
+    );
+  }
+  const claim = out.data;
+  if (
+    !digestsEqual(claim.features.digest, pre.testFeatures.digest) ||
+    claim.features.rows !== pre.test.rows
+  ) {
+    throw new VeritrailError(
+      'DIGEST_MISMATCH',
+      `processing job ${job.executor.jobName} cut ${claim.features.digest} (${claim.features.rows} rows), not test-features.csv ${pre.testFeatures.digest} (${pre.test.rows} rows); start a new run`,
+    );
+  }
+  const shards: Shard[] = [];
+  for (const s of claim.shards) {
+    const key = casKey(s.digest as Digest);
+    const head = await rt.objects.head('artifacts', key);
+    if (head?.size !== s.size) {
+      throw new VeritrailError(
+        'PROCESSING_FAILED',
+        `processing job ${job.executor.jobName} did not store the shard ${s.digest} (${s.size} bytes) it claims; start a new run`,
+      );
+    }
+    shards.push({ key, digest: s.digest as Digest, rows: s.rows });
+  }
+  return shards;
+}
+
+interface Counted {
+  counts: FairnessCounts;
+  /** With several shards: the joined predictions, here in memory or stored by the count job. */
+  joined?: { bytes: Buffer } | { digest: Digest; size: number; rows: number };
+  selfReported?: { rows: number; correct: number } | { unusable: string };
+  executor?: ProcessingJobResult['executor'];
+}
+
+/** The counts, here: test.csv, test-groups.csv and validation.csv streamed, each checked against its digest. */
+async function countHere(
+  rt: Runtime,
+  pre: PreprocessResult,
+  def: PipelineDefinition,
+  attributes: string[],
+  scored: Scored,
+  claimed: Uint8Array | undefined,
+): Promise<Counted> {
+  const open = (digest: Digest) => rt.objects.open('artifacts', casKey(digest));
+  const counted = await countPredictions({
+    test: await open(pre.test.digest),
+    groups: await open(pre.testGroups.digest),
+    expected: { test: pre.test.digest, groups: pre.testGroups.digest },
+    label: def.dataset.label.column,
+    attributes,
+    shards: scored.shards.map((s) => ({
+      rows: s.rows,
+      read: () => readObject(rt.objects, 'artifacts', s.predictionsKey),
+    })),
+    who: 'the predict command',
+  });
+  const selfReported = claimed
+    ? await selfReportedCounts({
+        validation: await open(pre.validation.digest),
+        expected: pre.validation.digest,
+        claimed,
+      })
+    : undefined;
+  return {
+    counts: counted.counts,
+    ...(counted.joined ? { joined: { bytes: counted.joined } } : {}),
+    ...(selfReported ? { selfReported } : {}),
+  };
+}
+
+/**
+ * The count job: veritrail's own program reads test.csv, test-groups.csv and each shard's
+ * predictions (and, when the trainer reported any, validation.csv against its predictions.csv),
+ * checks each input against its digest as it reads, and writes the counts. The joined predictions
+ * it writes are re-hashed and counted here before they are named in anything.
+ */
+async function countByJob(
+  rt: Runtime,
+  processor: Processor,
+  state: ExecState,
+  pre: PreprocessResult,
+  def: PipelineDefinition,
+  attributes: string[],
+  scored: Scored,
+  claimed: Uint8Array | undefined,
+): Promise<Counted> {
+  const predictionKeys = scored.shards.map((s) => s.predictionsKey);
+  const folder = commonFolder(predictionKeys);
+  const storedClaim = claimed ? await putBytesCas(rt.objects, claimed, digestOf(claimed)) : undefined;
+  const config: EvaluateCountJobConfig = {
+    kind: 'veritrail/evaluate-count-job@1',
+    runId: state.runId,
+    label: def.dataset.label.column,
+    attributes,
+    test: { digest: pre.test.digest },
+    groups: { digest: pre.testGroups.digest },
+    predictions: scored.shards.map((s) => ({ path: s.predictionsKey.slice(folder.length), rows: s.rows })),
+    ...(storedClaim
+      ? {
+          selfReported: {
+            validation: { digest: pre.validation.digest },
+            claimed: { digest: storedClaim.digest },
+          },
+        }
+      : {}),
+  };
+  const inputs = [
+    { name: 'test', keys: [casKey(pre.test.digest)] },
+    { name: 'groups', keys: [casKey(pre.testGroups.digest)] },
+    { name: 'predictions', prefix: folder, keys: predictionKeys },
+    ...(storedClaim
+      ? [
+          { name: 'validation', keys: [casKey(pre.validation.digest)] },
+          { name: 'claimed', keys: [storedClaim.key] },
+        ]
+      : []),
+  ];
+  let size = 0;
+  for (const i of inputs) for (const k of i.keys) size += (await rt.objects.head('artifacts', k))?.size ?? 0;
+  const job = await runEvaluateJob(
+    rt,
+    processor,
+    state,
+    EVALUATE_COUNT_JOB_NAME_PREFIX,
+    config,
+    inputs,
+    size,
+  );
+  const out = EvaluateCountJobOutputSchema.safeParse(await readJobJson(rt, job.resultKey));
+  if (!out.success || out.data.runId !== state.runId) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `the processing job's ${job.resultKey} is not a count result for run ${state.runId}; start a new run`,
+    );
+  }
+  const claim = out.data;
+  const counts = FairnessAccumulator.fromCounts(claim.counts as FairnessCounts);
+  if (
+    claim.rows !== pre.test.rows ||
+    counts.count !== pre.test.rows ||
+    counts.attributes.join('\0') !== attributes.join('\0')
+  ) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `processing job ${job.executor.jobName} counted ${counts.count} rows of ${counts.attributes.join(', ')}, not the ${pre.test.rows} test rows of ${attributes.join(', ')}; start a new run`,
+    );
+  }
+  if (
+    scored.shards.length > 1 !== (claim.predictions !== undefined) ||
+    (claimed !== undefined) !== (claim.selfReported !== undefined)
+  ) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `processing job ${job.executor.jobName} wrote a result of another shape than it was asked for; start a new run`,
+    );
+  }
+  return {
+    counts: counts.toCounts(),
+    ...(claim.predictions
+      ? {
+          joined: {
+            digest: claim.predictions.digest as Digest,
+            size: claim.predictions.size,
+            rows: claim.predictions.rows,
+          },
+        }
+      : {}),
+    ...(claim.selfReported ? { selfReported: claim.selfReported } : {}),
+    executor: job.executor,
+  };
+}
+
+async function runEvaluateJob(
+  rt: Runtime,
+  processor: Processor,
+  state: ExecState,
+  prefix: string,
+  config: EvaluateShardJobConfig | EvaluateCountJobConfig,
+  inputs: { name: string; prefix?: string; keys: string[] }[],
+  sizeBytes: number,
+): Promise<ProcessingJobResult> {
+  const storedConfig = await putJsonCas(rt.objects, config);
+  return processor.evaluate({
+    jobName: processingJobName(prefix, state.runId),
+    runId: state.runId,
+    pipeline: state.pipeline.name,
+    config: storedConfig,
+    inputs: inputs.map((i) => ({ name: i.name, prefix: i.prefix ?? (i.keys[0] as string), keys: i.keys })),
+    sizeBytes,
+    // As Preprocess's job: shorter than the retrier's patience, so a job that runs too long fails with its reason.
+    maxRuntimeSeconds: 12 * 3600,
+  });
+}
+
+/** The longest `…/` folder every key lies in (the scoring job's output folder on AWS). */
+function commonFolder(keys: readonly string[]): string {
+  let prefix = keys[0] ?? '';
+  for (const k of keys) while (!k.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return prefix.slice(0, prefix.lastIndexOf('/') + 1);
+}
+
+async function readJobJson(rt: Runtime, key: string): Promise<unknown> {
+  try {
+    return JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', key)));
+  } catch (e) {
+    throw new VeritrailError(
+      'PROCESSING_FAILED',
+      `the processing job's ${key} is missing or not JSON; start a new run`,
+      {
+        cause: e,
+      },
+    );
+  }
+}
+
+interface Scored {
+  shards: (Shard & { predictionsKey: string })[];
+  isolation?: unknown;
+}
+
+/** Runs the inference contract on the test features' shards; each shard's predictions key, in order. */
 async function scoreModel(
   rt: Runtime,
   state: ExecState,
   def: PipelineDefinition,
   pre: PreprocessResult,
   train: TrainResult,
-): Promise<{ bytes: Uint8Array; key: string; digest: Digest; isolation?: unknown }> {
+  shards: readonly Shard[],
+): Promise<Scored> {
   if (!rt.trainer.score) {
     throw new VeritrailError(
       'SCORING_FAILED',
@@ -157,12 +462,14 @@ async function scoreModel(
     );
   }
   const base = state.pipeline.base?.startsWith('file:') ? fileURLToPath(state.pipeline.base) : undefined;
+  const one = shards.length === 1 && digestsEqual((shards[0] as Shard).digest, pre.testFeatures.digest);
   const result = await rt.trainer.score({
     jobName: scoringJobName(state.runId),
     runId: state.runId,
     pipeline: state.pipeline.name,
     model: train.model,
     input: { key: pre.testFeatures.key, digest: pre.testFeatures.digest },
+    ...(one ? {} : { shards }),
     ...(def.trainer.predict ? { command: def.trainer.predict } : {}),
     ...(base ? { workingDir: base, codeDir: join(base, def.trainer.code) } : {}),
     ...(def.trainer.aws
@@ -175,41 +482,56 @@ async function scoreModel(
     outputPrefix: `${SCORING_PREFIX}${state.pipeline.name}/`,
     maxRuntimeSeconds: def.trainer.aws?.maxRuntimeSeconds ?? 3600,
   });
-  const bytes = await readObject(rt.objects, 'artifacts', result.predictionsKey);
-  const digest = digestOf(bytes);
-  // Content-addressed whatever the adapter wrote (Batch Transform names its own output keys).
-  const stored =
-    result.predictionsKey === casKey(digest)
-      ? { key: result.predictionsKey }
-      : await putBytesCas(rt.objects, bytes, digest);
-  return { bytes, key: stored.key, digest, ...(result.isolation ? { isolation: result.isolation } : {}) };
+  const keys = one ? [result.predictionsKey] : (result.shardPredictionKeys ?? []);
+  if (keys.length !== shards.length) {
+    throw new VeritrailError(
+      'SCORING_FAILED',
+      `the scoring adapter returned ${keys.length} prediction files for ${shards.length} shards of the test features`,
+    );
+  }
+  return {
+    shards: shards.map((s, i) => ({ ...s, predictionsKey: keys[i] as string })),
+    ...(result.isolation ? { isolation: result.isolation } : {}),
+  };
 }
 
-/** The `prediction` column of a predictions CSV as booleans; SCORING_FAILED says what is wrong. */
-function predictionColumn(table: string[][], n: number, who: string): boolean[] {
-  const idx = table[0]?.map((h) => h.trim()).indexOf('prediction') ?? -1;
-  if (idx < 0) {
+/**
+ * The predictions the report names, content-addressed: with one shard the file the inference
+ * contract wrote; with several, the `prediction` column of each joined under one header (here, or
+ * by the count job, whose file is re-hashed and counted before it is named).
+ */
+async function storePredictions(
+  rt: Runtime,
+  scored: Scored,
+  counted: Counted,
+  n: number,
+): Promise<{ key: string; digest: Digest }> {
+  const joined = counted.joined;
+  if (joined === undefined) {
+    const only = scored.shards[0] as Scored['shards'][number];
+    const bytes = await readObject(rt.objects, 'artifacts', only.predictionsKey);
+    const digest = digestOf(bytes);
+    // Content-addressed whatever the adapter wrote (Batch Transform names its own output keys).
+    if (only.predictionsKey === casKey(digest)) return { key: only.predictionsKey, digest };
+    return putBytesCas(rt.objects, bytes, digest);
+  }
+  if ('bytes' in joined) return putBytesCas(rt.objects, joined.bytes, digestOf(joined.bytes));
+  const key = casKey(joined.digest);
+  const bytes = await readObject(rt.objects, 'artifacts', key).catch(() => new Uint8Array());
+  const actual = digestOf(bytes);
+  const lines = bytes.reduce((a, b) => a + (b === 0x0a ? 1 : 0), 0);
+  if (
+    !digestsEqual(actual, joined.digest) ||
+    bytes.length !== joined.size ||
+    lines - 1 !== n ||
+    joined.rows !== n
+  ) {
     throw new VeritrailError(
-      'SCORING_FAILED',
-      `${who} wrote no "prediction" column (header: ${(table[0] ?? []).join(',').slice(0, 80)})`,
+      'DIGEST_MISMATCH',
+      `the count job claimed its joined predictions are ${joined.digest} (${joined.size} bytes, ${joined.rows} rows); the stored object is ${actual} (${bytes.length} bytes, ${Math.max(0, lines - 1)} rows); start a new run`,
     );
   }
-  if (table.length - 1 !== n) {
-    throw new VeritrailError(
-      'SCORING_FAILED',
-      `${who} returned ${table.length - 1} predictions for ${n} rows; it must predict every input row, in order`,
-    );
-  }
-  return table.slice(1).map((r, i) => {
-    const p = (r[idx] ?? '').trim();
-    if (p !== '0' && p !== '1') {
-      throw new VeritrailError(
-        'SCORING_FAILED',
-        `${who}: prediction ${i + 1} is "${p.slice(0, 20)}", not 0 or 1`,
-      );
-    }
-    return p === '1';
-  });
+  return { key, digest: actual };
 }
 
 /**
@@ -217,51 +539,37 @@ function predictionColumn(table: string[][], n: number, who: string): boolean[] 
  * the independent test accuracy: recorded, and flagged when the gap is beyond sampling noise
  * (three standard errors of the difference of two proportions, plus 0.02).
  */
-async function selfReportedCheck(
-  rt: Runtime,
-  pre: PreprocessResult,
-  train: TrainResult,
+function selfReportedVerdict(
+  counted: Counted['selfReported'],
   independent: number | null,
   nTest: number,
-): Promise<{ accuracy: number | null; rows: number; flagged: boolean; message: string } | undefined> {
-  let bytes: Buffer | undefined;
-  try {
-    bytes = await readTarMember(
-      Readable.from([await readTrainingOutput(rt, train.output)]),
-      'predictions.csv',
-    );
-  } catch (e) {
-    if (e instanceof VeritrailError && e.code === 'DIGEST_MISMATCH') throw e;
-    return undefined;
-  }
-  if (!bytes || independent === null) return undefined;
-  const validation = rows(
-    await readCasVerified(rt.objects, pre.validation.digest, 'validation.csv'),
-    'validation.csv',
-  );
-  const label = validation[0]?.length ? validation[0].length - 1 : -1;
-  let claimed: boolean[];
-  try {
-    claimed = predictionColumn(
-      rows(new Uint8Array(bytes), 'predictions.csv'),
-      validation.length - 1,
-      "the trainer's predictions.csv",
-    );
-  } catch (e) {
-    const message = `the trainer's self-reported predictions.csv is unusable (${(e as Error).message}); only the control plane's scoring counts`;
+): { accuracy: number | null; rows: number; flagged: boolean; message: string } | undefined {
+  if (!counted || independent === null) return undefined;
+  if ('unusable' in counted) {
+    const message = `the trainer's self-reported predictions.csv is unusable (${counted.unusable}); only the control plane's scoring counts`;
     return { accuracy: null, rows: 0, flagged: true, message };
   }
-  let correct = 0;
-  claimed.forEach((p, i) => {
-    if ((validation[i + 1]?.[label] === '1') === p) correct++;
-  });
-  const m = claimed.length;
-  const accuracy = m > 0 ? correct / m : 0;
+  const m = counted.rows;
+  const accuracy = m > 0 ? counted.correct / m : 0;
   const pooled = (accuracy * m + independent * nTest) / (m + nTest);
   const se = Math.sqrt(Math.max(pooled * (1 - pooled), 1e-9) * (1 / Math.max(m, 1) + 1 / Math.max(nTest, 1)));
   const flagged = Math.abs(accuracy - independent) > 3 * se + 0.02;
   const message = `the trainer's self-reported validation accuracy ${accuracy.toFixed(3)} disagrees with the control plane's own ${independent.toFixed(3)} on the held-out test split: the trainer's figures are not trusted`;
   return { accuracy: Number(accuracy.toFixed(6)), rows: m, flagged, message };
+}
+
+/** The trainer's own predictions.csv from its output.tar.gz (verified), when it wrote one. */
+async function trainerPredictions(rt: Runtime, train: TrainResult): Promise<Uint8Array | undefined> {
+  try {
+    const bytes = await readTarMember(
+      Readable.from([await readTrainingOutput(rt, train.output)]),
+      'predictions.csv',
+    );
+    return bytes ? new Uint8Array(bytes) : undefined;
+  } catch (e) {
+    if (e instanceof VeritrailError && e.code === 'DIGEST_MISMATCH') throw e;
+    return undefined;
+  }
 }
 
 /**
@@ -285,11 +593,4 @@ async function readTrainingOutput(
     );
   }
   return bytes;
-}
-
-function rows(bytes: Uint8Array, what: string): string[][] {
-  // as this step always has: bytes that are not UTF-8 become U+FFFD, "a"b reads as ab
-  const out = parseCsv(bytes, { fatal: false, afterQuote: 'continue' }).map((r) => r.fields);
-  if (out.length === 0) throw new VeritrailError('DATASET_EMPTY', `${what} is empty`);
-  return out;
 }

@@ -149,10 +149,16 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
         env: {
           VERITRAIL_UNIT: unit,
           VERITRAIL_UNITS_FILE: fixture.unitsFile,
-          // medical preprocesses every dataset as a SageMaker Processing job (a 1-byte threshold):
-          // the processing role, the Preprocess grants and the job program, run by the emulator.
+          // medical preprocesses and evaluates every dataset with SageMaker Processing jobs (a 1-byte
+          // threshold): the processing role, the Preprocess and Evaluate grants and the job programs,
+          // run by the emulator.
           ...(unit === 'medical'
-            ? { VERITRAIL_PROCESSING_IMAGE: PROCESSING_IMAGE, VERITRAIL_PROCESSING_THRESHOLD_BYTES: '1' }
+            ? {
+                VERITRAIL_PROCESSING_IMAGE: PROCESSING_IMAGE,
+                VERITRAIL_PROCESSING_THRESHOLD_BYTES: '1',
+                // Many shards, one transform request each: the count job joins their predictions.
+                VERITRAIL_TRANSFORM_SHARD_BYTES: '16384',
+              }
             : {}),
         },
       })),
@@ -238,19 +244,35 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
       finished[u] = run;
     };
     await Promise.all(BOTH.map(runOne));
-    // medical's Preprocess ran as a processing job of its own image, program and role; credit's did not.
+    // medical's Preprocess and Evaluate ran as processing jobs of its own image, programs and role
+    // (Evaluate's shard job, then its count job after the Batch Transform); credit's did not.
     const jobs = [...aws.sagemaker.processingJobs.values()];
+    const id = finished.medical?.runId;
     expect(jobs.map((j) => [j.name, j.status, j.log.slice(-500)])).toEqual([
-      [`veritrail-pre-${finished.medical?.runId}`, 'Completed', expect.any(String)],
+      [`veritrail-pre-${id}`, 'Completed', expect.any(String)],
+      [`veritrail-evs-${id}`, 'Completed', expect.stringMatching(/test rows cut into ([2-9]|\d{2,}) shards/)],
+      [
+        `veritrail-evc-${id}`,
+        'Completed',
+        expect.stringMatching(/test rows counted over ([2-9]|\d{2,}) shards/),
+      ],
     ]);
-    const request = jobs[0]?.request as {
-      RoleArn: string;
-      AppSpecification: { ImageUri: string };
-      NetworkConfig: { EnableNetworkIsolation: boolean };
-    };
-    expect(request.AppSpecification.ImageUri).toBe(PROCESSING_IMAGE);
-    expect(request.NetworkConfig.EnableNetworkIsolation).toBe(true);
-    expect(request.RoleArn).toMatch(/SageMakerprocessing/);
+    for (const job of jobs) {
+      const request = job.request as {
+        RoleArn: string;
+        AppSpecification: { ImageUri: string; ContainerEntrypoint: string[] };
+        NetworkConfig: { EnableNetworkIsolation: boolean };
+      };
+      expect(request.AppSpecification.ImageUri).toBe(PROCESSING_IMAGE);
+      expect(request.NetworkConfig.EnableNetworkIsolation).toBe(true);
+      expect(request.RoleArn).toMatch(/SageMakerprocessing/);
+      expect(request.AppSpecification.ContainerEntrypoint.at(-1)).toMatch(
+        job.name.startsWith('veritrail-pre-') ? /\/processing\.mjs$/ : /\/evaluation\.mjs$/,
+      );
+    }
+    // The count job counted what the Lambda path counts: the same processed data, the same trainer
+    // code and seed give both units the same model, so the same fairness figures.
+    expect(finished.medical?.facts.fairness).toEqual(finished.credit?.facts.fairness);
     // Processed digests agree: the same dataset and split rules give the same processed data
     // whether the Lambda or the job transformed it.
     expect(finished.medical?.facts.processedDigest).toBe(finished.credit?.facts.processedDigest);

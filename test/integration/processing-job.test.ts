@@ -7,6 +7,7 @@
 import { appendFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { openAuditLog } from '../../src/audit/log.js';
+import { readObject } from '../../src/cas.js';
 import { main } from '../../src/cli/main.js';
 import { FsDatasetSource, toFileUri } from '../../src/local/fs-dataset-source.js';
 import { LocalProcessor } from '../../src/local/process-processor.js';
@@ -32,23 +33,34 @@ async function runWith(
     if (!execution) throw new Error('the run did not start');
     const run = await rt.runs.get(execution.runId);
     if (!run) throw new Error('no run record');
-    return Object.assign(run, { preprocessDetail: await preprocessDetail(base, run.runId) });
+    return Object.assign(run, {
+      preprocessDetail: await preprocessDetail(base, run.runId),
+      evaluateDetail: await preprocessDetail(base, run.runId, 'Evaluate'),
+      report: run.facts.fairnessReportKey
+        ? (JSON.parse(
+            new TextDecoder().decode(
+              await readObject(base.objects, 'artifacts', String(run.facts.fairnessReportKey)),
+            ),
+          ) as { counts: unknown; scoring: Record<string, unknown> })
+        : undefined,
+    });
   } finally {
     await base.close();
   }
 }
 
 /**
- * The detail of the Preprocess step's audit entry (where the step records how it ran): its last,
+ * The detail of a step's audit entry (where Preprocess and Evaluate record how they ran): its last,
  * past the entries of attempts that asked to be invoked again (PROCESSING_RUNNING).
  */
 async function preprocessDetail(
   rt: LocalRuntime,
   runId: string,
+  step = 'Preprocess',
 ): Promise<Record<string, unknown> | undefined> {
   let detail: Record<string, unknown> | undefined;
   for await (const e of (rt.audit as ReturnType<typeof openAuditLog>).entriesOf(runId))
-    if (e.step === 'Preprocess') detail = e.detail as Record<string, unknown>;
+    if (e.step === step) detail = e.detail as Record<string, unknown>;
   return detail;
 }
 
@@ -89,6 +101,7 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
         return {
           thresholdBytes: 0,
           verifyBudget: real.verifyBudget,
+          evaluate: (spec) => real.evaluate(spec),
           preprocess: (spec) => {
             invocations++;
             return real.preprocess(spec);
@@ -153,6 +166,7 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
         const real = new LocalProcessor(0, rt.objects, rt.datasets);
         return {
           thresholdBytes: 0,
+          evaluate: (spec) => real.evaluate(spec),
           async preprocess(spec) {
             const out = await real.preprocess(spec);
             // The job lies about one count: its result.json is replaced before the step reads it.
@@ -213,6 +227,74 @@ describe('Preprocess as a processing job (embedded runtime)', () => {
       else process.env.VERITRAIL_PROCESSING_THRESHOLD_BYTES = before;
       if (budgetBefore === undefined) delete process.env.VERITRAIL_PROCESSING_VERIFY_BYTES;
       else process.env.VERITRAIL_PROCESSING_VERIFY_BYTES = budgetBefore;
+      ws.cleanup();
+    }
+  });
+});
+
+/** The runtime with a scorer that takes at most `bytes` of features per request (as Batch Transform's 100 MB). */
+const shardsOf = (bytes: number) => (rt: LocalRuntime) => ({
+  ...rt,
+  trainer: Object.assign(Object.create(rt.trainer) as LocalRuntime['trainer'], { scoreShardBytes: bytes }),
+});
+
+describe('Evaluate above the processing threshold (embedded runtime)', () => {
+  it('the shard and count jobs give the counts, metrics and predictions Evaluate gives in-process, with one shard or many', async () => {
+    const ws = [0, 1, 2, 3].map(() => makeWorkspace({ rows: 1500 }));
+    try {
+      const [here, jobs, hereShards, jobShards] = [
+        await runWith(ws[0] as Workspace, () => undefined),
+        await runWith(ws[1] as Workspace, local(0)),
+        await runWith(ws[2] as Workspace, () => undefined, shardsOf(2048)),
+        await runWith(ws[3] as Workspace, local(0), shardsOf(2048)),
+      ];
+      for (const r of [here, jobs, hereShards, jobShards])
+        expect(r.status, JSON.stringify(r.error)).toBe('SUCCEEDED');
+      for (const r of [jobs, hereShards, jobShards]) {
+        expect(r.facts.fairness).toEqual(here.facts.fairness);
+        expect(r.report?.counts).toEqual(here.report?.counts);
+      }
+      // One shard: the predictions are the file the predict command wrote, wherever they were counted.
+      expect(jobs.facts.predictionsDigest).toBe(here.facts.predictionsDigest);
+      // Many: the joined predictions, the same whether the Lambda or the count job joined them.
+      expect(jobShards.facts.predictionsDigest).toBe(hereShards.facts.predictionsDigest);
+      expect(hereShards.evaluateDetail?.shards).toBeGreaterThan(3);
+      expect(jobShards.evaluateDetail?.shards).toBe(hereShards.evaluateDetail?.shards);
+      expect(hereShards.report?.scoring.shards).toEqual(jobShards.report?.scoring.shards);
+      expect(jobs.evaluateDetail).toMatchObject({
+        executor: { kind: 'local-process', jobName: expect.stringMatching(/^veritrail-evc-/) },
+      });
+      expect(here.evaluateDetail).not.toHaveProperty('executor');
+    } finally {
+      for (const w of ws) w.cleanup();
+    }
+  });
+
+  it('a count job whose result does not add up is refused before anything is signed', async () => {
+    const ws = makeWorkspace({ rows: 300 });
+    try {
+      const run = await runWith(ws, (rt) => {
+        const real = new LocalProcessor(0, rt.objects, rt.datasets);
+        return {
+          thresholdBytes: 0,
+          preprocess: (spec) => real.preprocess(spec),
+          async evaluate(spec) {
+            const out = await real.evaluate(spec);
+            if (!spec.jobName.startsWith('veritrail-evc-')) return out;
+            const claims = JSON.parse(
+              new TextDecoder().decode(await readObject(rt.objects, 'artifacts', out.resultKey)),
+            );
+            claims.counts.cells[0].tp += 1;
+            await rt.objects.put('artifacts', out.resultKey, Buffer.from(JSON.stringify(claims)));
+            return out;
+          },
+        };
+      });
+      expect(run.status).toBe('FAILED');
+      expect(run.error?.code).toBe('PROCESSING_FAILED');
+      expect(run.error?.message).toMatch(/^processing job veritrail-evc-\S+ counted \d+ rows of /);
+      expect(run.facts.fairnessReportKey).toBeUndefined();
+    } finally {
       ws.cleanup();
     }
   });

@@ -48,6 +48,15 @@ const shard = (c: string, rows = 10) => ({
 });
 const sharded: ScoringJobSpec = { ...spec, shards: [shard('1'), shard('2'), shard('3')] };
 
+/** What DescribeTransformJob says of the job this spec creates, with the given status. */
+function described(
+  of: Parameters<typeof batchTransformRequests>[0],
+  status: { TransformJobStatus: 'InProgress' | 'Completed' | 'Failed'; FailureReason?: string },
+) {
+  const { transform } = batchTransformRequests(of, config);
+  return { ...transform, ...status } as never;
+}
+
 describe('scoring on AWS: a Batch Transform job of the training image', () => {
   const sm = mockClient(SageMakerClient);
   afterEach(() => sm.reset());
@@ -76,9 +85,10 @@ describe('scoring on AWS: a Batch Transform job of the training image', () => {
       Object.assign(new Error('Cannot create already existing model'), { name: 'ValidationException' }),
     );
     sm.on(CreateTransformJobCommand).resolves({});
-    sm.on(DescribeTransformJobCommand)
-      .resolvesOnce({ TransformJobStatus: 'InProgress' })
-      .resolves({ TransformJobStatus: 'Completed' });
+    let polls = 0;
+    sm.on(DescribeTransformJobCommand).callsFake(() =>
+      described(spec, { TransformJobStatus: polls++ === 0 ? 'InProgress' : 'Completed' }),
+    );
     const trainer = new SageMakerTrainer(new SageMakerClient({ region: 'eu-west-1' }), {
       ...config,
       roleArn: 'arn:aws:iam::123456789012:role/sm-credit-scoring',
@@ -92,10 +102,9 @@ describe('scoring on AWS: a Batch Transform job of the training image', () => {
   it("fails with SCORING_FAILED and SageMaker's reason when the job fails", async () => {
     sm.on(CreateModelCommand).resolves({});
     sm.on(CreateTransformJobCommand).resolves({});
-    sm.on(DescribeTransformJobCommand).resolves({
-      TransformJobStatus: 'Failed',
-      FailureReason: 'ClientError: 500',
-    });
+    sm.on(DescribeTransformJobCommand).resolves(
+      described(spec, { TransformJobStatus: 'Failed', FailureReason: 'ClientError: 500' }),
+    );
     const trainer = new SageMakerTrainer(new SageMakerClient({ region: 'eu-west-1' }), {
       ...config,
       roleArn: 'arn:aws:iam::123456789012:role/sm-credit-scoring',
@@ -185,13 +194,31 @@ describe('scoring on AWS: a Batch Transform job of the training image', () => {
     ).toBe(1);
   });
 
+  it('refuses a job found by name that is not the one this run asks for', async () => {
+    sm.on(CreateModelCommand).resolves({});
+    sm.on(CreateTransformJobCommand).rejects(
+      Object.assign(new Error('Job name must be unique'), { name: 'ResourceInUse' }),
+    );
+    sm.on(DescribeTransformJobCommand).resolves({
+      ...(described(spec, { TransformJobStatus: 'Completed' }) as object),
+      TransformOutput: { S3OutputPath: 's3://elsewhere/out' },
+    } as never);
+    const e = await scoreWithBatchTransform(
+      new SageMakerClient({ region: 'eu-west-1' }),
+      { ...config, sleep: async () => undefined },
+      spec,
+    ).catch((x: unknown) => x);
+    expect((e as Error).message).toMatch(/exists but is not the one this run asks for/);
+    expect(isVeritrailError(e, 'SCORING_FAILED')).toBe(true);
+  });
+
   it('with shards: writes the manifest to the artifacts store before creating the job and returns the per-shard keys', async () => {
     const root = mkdtempSync(join(tmpdir(), 'veritrail-manifest-'));
     try {
       const objects = new FsObjectStore(root);
       sm.on(CreateModelCommand).resolves({});
       sm.on(CreateTransformJobCommand).resolves({});
-      sm.on(DescribeTransformJobCommand).resolves({ TransformJobStatus: 'Completed' });
+      sm.on(DescribeTransformJobCommand).resolves(described(sharded, { TransformJobStatus: 'Completed' }));
       const r = await scoreWithBatchTransform(
         new SageMakerClient({ region: 'eu-west-1' }),
         { ...config, objects, sleep: async () => undefined },
@@ -221,7 +248,7 @@ describe('scoring on AWS: a Batch Transform job of the training image', () => {
     sm.on(CreateTransformJobCommand).rejects(
       Object.assign(new Error('Job name must be unique'), { name: 'ResourceInUse' }),
     );
-    sm.on(DescribeTransformJobCommand).resolves({ TransformJobStatus: 'InProgress' });
+    sm.on(DescribeTransformJobCommand).resolves(described(spec, { TransformJobStatus: 'InProgress' }));
     let slept = 0;
     const e = await scoreWithBatchTransform(
       new SageMakerClient({ region: 'eu-west-1' }),

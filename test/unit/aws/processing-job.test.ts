@@ -10,6 +10,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  evaluateJobRequest,
   processingJobRequest,
   programKey,
   rawInputUri,
@@ -18,8 +19,8 @@ import {
 import { digestOf } from '../../../src/core/digest.js';
 import { VeritrailError } from '../../../src/core/errors.js';
 import { errorOfFailedJob, exitMessageOf, preprocessJobName } from '../../../src/core/processing.js';
-import type { ObjectStore, PreprocessJobSpec } from '../../../src/ports.js';
-import { processingSettings } from '../../../stacks/settings.js';
+import type { EvaluateJobSpec, ObjectStore, PreprocessJobSpec } from '../../../src/ports.js';
+import { processingSettings, transformMaxInstances, transformShardBytes } from '../../../stacks/settings.js';
 
 const IMAGE = `123456789012.dkr.ecr.eu-west-1.amazonaws.com/veritrail-node@sha256:${'a'.repeat(64)}`;
 const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/data';
@@ -299,5 +300,110 @@ describe('the processing deploy setting', () => {
       expect(message, JSON.stringify(env)).toMatch(/VERITRAIL_PROCESSING_/);
       expect(message.split('\n')).toHaveLength(1);
     }
+  });
+});
+
+describe("Evaluate's SageMaker Processing jobs", () => {
+  const sm = mockClient(SageMakerClient);
+  afterEach(() => sm.reset());
+  const evaluateSpec: EvaluateJobSpec = {
+    jobName: 'veritrail-evc-r-1',
+    runId: 'r-1',
+    pipeline: 'credit-scoring',
+    config: { key: `sha256/${'c'.repeat(64)}`, digest: `sha256:${'c'.repeat(64)}` },
+    inputs: [
+      { name: 'test', prefix: `sha256/${'1'.repeat(64)}`, keys: [`sha256/${'1'.repeat(64)}`] },
+      {
+        name: 'predictions',
+        prefix: 'scoring/credit-scoring/vts-r-1/',
+        keys: ['scoring/credit-scoring/vts-r-1/a.out', 'scoring/credit-scoring/vts-r-1/b.out'],
+      },
+    ],
+    sizeBytes: 4 * 1024 ** 3,
+    maxRuntimeSeconds: 3600,
+  };
+  const config = { image: IMAGE, roleArn: ROLE, artifactsBucket: 'artifacts', kmsKeyId: KEY };
+
+  it('runs the evaluation program with each input at input/<name>, under the same isolation and key', () => {
+    const program = { key: programKey(digestOf(PROGRAM), 'evaluation.mjs') };
+    const r = evaluateJobRequest(evaluateSpec, config, program);
+    expect(r.AppSpecification?.ContainerEntrypoint).toEqual([
+      'node',
+      '/opt/ml/processing/input/code/evaluation.mjs',
+    ]);
+    expect(r.ProcessingInputs?.map((i) => [i.InputName, i.S3Input?.S3Uri, i.S3Input?.LocalPath])).toEqual([
+      ['config', `s3://artifacts/sha256/${'c'.repeat(64)}`, '/opt/ml/processing/input/config'],
+      [
+        'code',
+        `s3://artifacts/${program.key.slice(0, program.key.lastIndexOf('/') + 1)}`,
+        '/opt/ml/processing/input/code',
+      ],
+      ['test', `s3://artifacts/sha256/${'1'.repeat(64)}`, '/opt/ml/processing/input/test'],
+      [
+        'predictions',
+        's3://artifacts/scoring/credit-scoring/vts-r-1/',
+        '/opt/ml/processing/input/predictions',
+      ],
+    ]);
+    expect(r.NetworkConfig?.EnableNetworkIsolation).toBe(true);
+    expect(r.ProcessingOutputConfig?.KmsKeyId).toBe(KEY);
+    expect(r.ProcessingResources?.ClusterConfig?.VolumeKmsKeyId).toBe(KEY);
+  });
+
+  it('never hands a job all of sha256/, nor a key outside its input folder', () => {
+    const program = { key: programKey(digestOf(PROGRAM), 'evaluation.mjs') };
+    const whole = {
+      ...evaluateSpec,
+      inputs: [{ name: 'predictions', prefix: 'sha256/', keys: [`sha256/${'1'.repeat(64)}`] }],
+    };
+    expect(() => evaluateJobRequest(whole, config, program)).toThrow(/is not the folder of its keys/);
+    const outside = {
+      ...evaluateSpec,
+      inputs: [{ name: 'test', prefix: 'scoring/a/', keys: ['scoring/b/x.out'] }],
+    };
+    expect(() => evaluateJobRequest(outside, config, program)).toThrow(/is not the folder of its keys/);
+  });
+
+  it('creates the job once, stores the evaluation program under its own name, and refuses a job of that name that is not this one', async () => {
+    const objects = memoryObjects();
+    let request: Record<string, unknown> = {};
+    sm.on(CreateProcessingJobCommand).callsFake((input) => {
+      request = input;
+      return {};
+    });
+    sm.on(DescribeProcessingJobCommand).callsFake(() => ({ ...request, ProcessingJobStatus: 'Completed' }));
+    const out = await processor(objects, sm as unknown as SageMakerClient, 60_000).evaluate(evaluateSpec);
+    expect(out.resultKey).toBe('processing/veritrail-evc-r-1/result.json');
+    expect(objects.keys).toEqual([programKey(digestOf(PROGRAM), 'evaluation.mjs')]);
+
+    sm.reset();
+    sm.on(CreateProcessingJobCommand).rejects(
+      Object.assign(new Error('Job already exists'), { name: 'ResourceInUse' }),
+    );
+    sm.on(DescribeProcessingJobCommand).resolves({
+      ...request,
+      ProcessingInputs: [],
+      ProcessingJobStatus: 'Completed',
+    } as never);
+    await expect(
+      processor(objects, sm as unknown as SageMakerClient, 60_000).evaluate(evaluateSpec),
+    ).rejects.toMatchObject({
+      code: 'PROCESSING_FAILED',
+      message: expect.stringMatching(/is not the one this run asks for/),
+    });
+  });
+});
+
+describe('the transform settings at deploy', () => {
+  it('VERITRAIL_TRANSFORM_SHARD_BYTES and VERITRAIL_TRANSFORM_MAX_INSTANCES: unset is the default, a bad value one line', () => {
+    expect(transformShardBytes({})).toBeUndefined();
+    expect(transformShardBytes({ VERITRAIL_TRANSFORM_SHARD_BYTES: '16384' })).toBe(16384);
+    for (const bad of ['1023', '67108865', '1e6', '-5', 'ten'])
+      expect(() => transformShardBytes({ VERITRAIL_TRANSFORM_SHARD_BYTES: bad })).toThrow(
+        /^VERITRAIL_TRANSFORM_SHARD_BYTES must be a whole number of bytes from 1024 to 67108864, got "/,
+      );
+    expect(transformMaxInstances({})).toBeUndefined();
+    expect(transformMaxInstances({ VERITRAIL_TRANSFORM_MAX_INSTANCES: '4' })).toBe(4);
+    expect(() => transformMaxInstances({ VERITRAIL_TRANSFORM_MAX_INSTANCES: '100' })).toThrow(/from 1 to 99/);
   });
 });
