@@ -52,6 +52,9 @@ const DEFAULT_TRANSFORM_INSTANCE = 'ml.m5.large';
  */
 export const SHARDS_PER_INSTANCE = 8;
 
+/** The longest one scoring request may take: ModelClientConfig.InvocationsTimeoutInSeconds' maximum. */
+const TRANSFORM_REQUEST_TIMEOUT_SECONDS = 3600;
+
 /** The most bytes of features Evaluate puts in one shard: one request, under MaxPayloadInMB's 100 MB with room to spare. */
 export const TRANSFORM_SHARD_BYTES = 64 * 1024 * 1024;
 
@@ -143,6 +146,9 @@ export function batchTransformRequests(
       VolumeKmsKeyId: config.kmsKeyId,
     },
     MaxPayloadInMB: 100,
+    // A shard of up to 64 MiB is one request: give the model the longest a request may take (3600 s,
+    // SageMaker's maximum; its default is 600 s), rather than fail a slow but working model.
+    ModelClientConfig: { InvocationsTimeoutInSeconds: TRANSFORM_REQUEST_TIMEOUT_SECONDS },
     Tags: tags,
   };
   return {

@@ -291,7 +291,14 @@ async function rehash(
     counter?.end();
   } catch (e) {
     if (e instanceof VeritrailError) throw e;
-    throw notStored(e, name, key);
+    // The object was there and the read broke off (a reset connection, a timeout): the state
+    // machine retries the step, which goes on from the last checkpoint stored (an object deleted
+    // since is then not found, and refused).
+    throw new VeritrailError(
+      'TRANSIENT',
+      `reading ${name} (${key}) broke off at byte ${offset}: ${(e as Error).message}; Preprocess is retried and continues from its last checkpoint`,
+      { cause: e },
+    );
   } finally {
     stream.destroy();
   }

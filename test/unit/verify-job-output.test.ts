@@ -242,6 +242,57 @@ describe('verifyJobOutput', () => {
     expect((e as VeritrailError).code).toBe('PROCESSING_FAILED');
   });
 
+  it('a read that breaks off is TRANSIENT, and the retry goes on from the last checkpoint', async () => {
+    const store = new ChunkedStore(16);
+    const claimed = await stage(store, filesOf());
+    // The first invocation checkpoints inside train.csv; the second's read of it breaks off.
+    await expect(
+      untilDone(
+        store,
+        claimed,
+        { bytes: 50 },
+        () => 0,
+        async () => Promise.reject(new Error('stop')),
+      ),
+    ).rejects.toThrow('stop');
+    const before = VerifyCheckpointSchema.parse(
+      JSON.parse((await bytesOf(await store.open('artifacts', verifyCheckpointKey(JOB)))).toString()),
+    );
+    expect(before.at).toMatchObject({ file: 'train', offset: 50 });
+    let broken = true;
+    const flaky = Object.assign(Object.create(store) as ObjectStore, {
+      open: async (b: Bucket, k: string, o?: OpenOptions) => {
+        const stream = await store.open(b, k, o);
+        if (!broken || k === verifyCheckpointKey(JOB)) return stream;
+        broken = false;
+        return Readable.from(
+          (async function* () {
+            let n = 0;
+            for await (const c of stream) {
+              if (++n > 1) throw new Error('socket hang up');
+              yield c;
+            }
+          })(),
+        );
+      },
+    });
+    const e = await verifyJobOutput({
+      objects: flaky,
+      jobName: JOB,
+      claimed,
+      budget: {},
+      startedAt: 0,
+      now: () => 0,
+    }).catch((x: unknown) => x);
+    expect((e as VeritrailError).code).toBe('TRANSIENT');
+    expect((e as VeritrailError).message).toMatch(
+      /^reading train\.csv \(sha256\/[0-9a-f]{64}\) broke off at byte 66: socket hang up;/,
+    );
+    // The retry (the state machine's TRANSIENT retrier) finishes from the stored checkpoint.
+    const { files } = await untilDone(store, claimed, {});
+    expect(files.train.digest).toBe(claimed.train.digest);
+  });
+
   it("names the file's own line when a resumed parser meets a stray quote", async () => {
     const groups = 'sex,age\nfemale,"x\ny"\nmale,1\nma"le,2\n';
     const once = new ChunkedStore(64);

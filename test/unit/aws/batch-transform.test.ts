@@ -76,6 +76,8 @@ describe('scoring on AWS: a Batch Transform job of the training image', () => {
         KmsKeyId: KEY,
       },
       TransformResources: { VolumeKmsKeyId: KEY, InstanceCount: 1 },
+      // One request per shard of up to 64 MiB: an hour per request, not SageMaker's default 600 s.
+      ModelClientConfig: { InvocationsTimeoutInSeconds: 3600 },
     });
     expect(r.outputKey).toBe(`scoring/credit-scoring/vts-r-1/${'f'.repeat(64)}.out`);
   });
