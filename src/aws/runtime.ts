@@ -19,6 +19,7 @@ import type { WitnessClient } from '../audit/witness/http.js';
 import { auditOrigin } from '../core/deployment.js';
 import { VeritrailError } from '../core/errors.js';
 import { DEFAULT_AUDIT_RETENTION_DAYS } from '../core/layout.js';
+import { verifyBytesSetting } from '../core/processing.js';
 import { type ComposedPorts, type Runtime, runtimeOf } from '../runtime.js';
 import { type AwsClientOptions, type AwsClients, ClientCache, createAwsClients } from './clients.js';
 import { DynamoRunStore } from './dynamo-run-store.js';
@@ -27,7 +28,7 @@ import { KmsSigner } from './kms-signer.js';
 import { EventBridgeLineageSink } from './lineage.js';
 import { S3DatasetSource } from './s3-dataset-source.js';
 import { S3ObjectStore } from './s3-object-store.js';
-import { SageMakerProcessor } from './sagemaker-processor.js';
+import { SageMakerProcessor, VERIFY_BUDGET_MS } from './sagemaker-processor.js';
 import { SageMakerRegistry } from './sagemaker-registry.js';
 import { TRANSFORM_SHARD_BYTES } from './sagemaker-scorer.js';
 import { SageMakerTrainer } from './sagemaker-trainer.js';
@@ -362,6 +363,7 @@ export const awsProcessor: AwsBuilder<SageMakerProcessor | undefined> = (ctx) =>
       );
     }
     const instanceType = ctx.env.VERITRAIL_PROCESSING_INSTANCE_TYPE?.trim();
+    const verifyBytes = verifyBytesSetting(ctx.env.VERITRAIL_PROCESSING_VERIFY_BYTES);
     return new SageMakerProcessor(sagemaker(ctx), awsObjects(ctx), {
       image,
       roleArn,
@@ -370,6 +372,7 @@ export const awsProcessor: AwsBuilder<SageMakerProcessor | undefined> = (ctx) =>
       artifactsBucket: ctx.config.buckets.artifacts,
       kmsKeyId: ctx.config.dataKeyArn,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+      ...(verifyBytes !== undefined ? { verifyBudget: { ms: VERIFY_BUDGET_MS, bytes: verifyBytes } } : {}),
     });
   });
 

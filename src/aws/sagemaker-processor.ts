@@ -58,7 +58,7 @@ const FRESH_INVOCATION_AFTER_MS = 60_000;
  * included), saves its progress and asks for the next invocation: 3 minutes of the 15-minute Lambda
  * timeout left for the last read in flight, the checkpoint and the error's way out.
  */
-const VERIFY_BUDGET_MS = 12 * 60 * 1000;
+export const VERIFY_BUDGET_MS = 12 * 60 * 1000;
 
 export interface ProcessingConfig {
   /** A Node 22 image in ECR, pinned by digest (`…@sha256:…`): VERITRAIL_PROCESSING_IMAGE. */

@@ -86,6 +86,21 @@ export function jobPipeline(config: PreprocessJobConfig) {
   return parsePipelineDefinition(config.pipeline, 'processing job config');
 }
 
+/**
+ * VERITRAIL_PROCESSING_VERIFY_BYTES: the most bytes Preprocess re-hashes of a job's output per
+ * invocation before it saves its progress and is invoked again (on AWS as well as its 12-minute time
+ * budget). The tests set it to carry a re-hash across invocations; unset, no byte limit.
+ */
+export function verifyBytesSetting(raw: string | undefined): number | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (!/^\d+$/.test(raw.trim()) || Number(raw) < 1)
+    throw new VeritrailError(
+      'USAGE',
+      `VERITRAIL_PROCESSING_VERIFY_BYTES must be a whole number of bytes (got ${JSON.stringify(raw)}); unset it to re-hash a job's output without a byte limit`,
+    );
+  return Number(raw);
+}
+
 /** SageMaker job names: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}. */
 export function processingJobName(prefix: string, runId: string): string {
   const id = runId

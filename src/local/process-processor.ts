@@ -21,7 +21,12 @@ import { readObject } from '../cas.js';
 import { digestOf } from '../core/digest.js';
 import { isVeritrailError, VeritrailError } from '../core/errors.js';
 import { CONTENT_PREFIX, PROCESSING_PREFIX } from '../core/layout.js';
-import { errorOfFailedJob, PROCESSING_PATHS, PROCESSING_RESULT_FILE } from '../core/processing.js';
+import {
+  errorOfFailedJob,
+  PROCESSING_PATHS,
+  PROCESSING_RESULT_FILE,
+  verifyBytesSetting,
+} from '../core/processing.js';
 import type {
   DatasetSource,
   EvaluateJobSpec,
@@ -62,19 +67,13 @@ export function processingThresholdFromEnv(env: NodeJS.ProcessEnv = process.env)
 }
 
 /**
- * VERITRAIL_PROCESSING_VERIFY_BYTES: a test hook, the bytes Preprocess re-hashes of the job's output
- * per invocation before it saves its progress and is invoked again (the runner plays the ASL's
- * retrier), as a Lambda does past its time budget on AWS. Unset: the whole output in one go.
+ * VERITRAIL_PROCESSING_VERIFY_BYTES (src/core/processing.ts verifyBytesSetting): the bytes
+ * Preprocess re-hashes of the job's output per invocation before it saves its progress and is
+ * invoked again (the runner plays the ASL's retrier). Unset: the whole output in one go.
  */
 export function verifyBudgetFromEnv(env: NodeJS.ProcessEnv = process.env): VerifyBudget | undefined {
-  const raw = env.VERITRAIL_PROCESSING_VERIFY_BYTES;
-  if (raw === undefined || raw === '') return undefined;
-  if (!/^\d+$/.test(raw))
-    throw new VeritrailError(
-      'USAGE',
-      `VERITRAIL_PROCESSING_VERIFY_BYTES must be a whole number of bytes (got ${JSON.stringify(raw)}); unset it to re-hash a job's output in one invocation`,
-    );
-  return { bytes: Number(raw) };
+  const bytes = verifyBytesSetting(env.VERITRAIL_PROCESSING_VERIFY_BYTES);
+  return bytes === undefined ? undefined : { bytes };
 }
 
 export class LocalProcessor implements Processor {

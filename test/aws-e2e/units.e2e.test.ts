@@ -161,6 +161,16 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
               }
             : {}),
         },
+        // medical's Preprocess re-hashes its job's output 256 KiB per invocation: the checkpoint is
+        // written and read back through IAM, and the retrier carries the re-hash across invocations.
+        ...(unit === 'medical'
+          ? {
+              functionEnv: (logicalId: string): Record<string, string> =>
+                /^Preprocess/i.test(logicalId)
+                  ? { VERITRAIL_PROCESSING_VERIFY_BYTES: String(256 * 1024) }
+                  : {},
+            }
+          : {}),
       })),
       log: (l) => console.info(`[aws-e2e units] ${l}`),
     });
@@ -270,6 +280,26 @@ describe.skipIf(!motoServer)('emulated AWS: two business units side by side, one
         job.name.startsWith('veritrail-pre-') ? /\/processing\.mjs$/ : /\/evaluation\.mjs$/,
       );
     }
+    // medical's Preprocess re-hashed its job's output 256 KiB per invocation: several invocations
+    // each stopped at their budget and left a checkpoint the next one read back through IAM.
+    const medical = stageOf('medical');
+    const listedEntries = await aws.admin.s3.send(
+      new ListObjectsV2Command({ Bucket: medical.names.audit, Prefix: 'log/entries/' }),
+    );
+    const stops = [];
+    for (const o of listedEntries.Contents ?? []) {
+      const got = await aws.admin.s3.send(new GetObjectCommand({ Bucket: medical.names.audit, Key: o.Key }));
+      const entry = JSON.parse((await got.Body?.transformToString()) ?? '{}') as {
+        step?: string;
+        detail?: unknown;
+      };
+      if (
+        entry.step === 'Preprocess' &&
+        /re-hashed \S+ up to byte \d+/.test(JSON.stringify(entry.detail ?? {}))
+      )
+        stops.push(entry);
+    }
+    expect(stops.length, 'Preprocess invocations that stopped at their re-hash budget').toBeGreaterThan(1);
     // The count job counted what the Lambda path counts: the same processed data, the same trainer
     // code and seed give both units the same model, so the same fairness figures.
     expect(finished.medical?.facts.fairness).toEqual(finished.credit?.facts.fairness);

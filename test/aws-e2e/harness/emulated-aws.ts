@@ -86,6 +86,11 @@ export interface StageSpec {
   pipelinesDir: string;
   /** Further deploy settings of the synth (VERITRAIL_UNIT, VERITRAIL_UNITS_FILE…). */
   env?: Record<string, string>;
+  /**
+   * Environment a function process gets on top of its template's (a test's knob that no deploy
+   * setting carries), by the function's logical id.
+   */
+  functionEnv?: (logicalId: string) => Record<string, string>;
 }
 
 /** A stage as the emulated account runs it: its resources, functions, state machine and rules. */
@@ -232,11 +237,13 @@ export async function startEmulatedAccount(options: {
     const stages: EmulatedStage[] = [];
     for (const [i, app] of apps.entries()) {
       const stageResources = provisioned[i] ?? [];
+      const functionEnv = options.stages[i]?.functionEnv;
       const fleet = hostFunctions(stageResources, {
         assetDir: app.assetDir,
         endpoint: proxy.endpoint,
         region: REGION,
         credentialsOf,
+        ...(functionEnv ? { overrides: (fn: { logicalId: string }) => functionEnv(fn.logicalId) } : {}),
       });
       cleanups.push(() => fleet.close());
       t = Date.now();

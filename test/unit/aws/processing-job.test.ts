@@ -18,7 +18,12 @@ import {
 } from '../../../src/aws/sagemaker-processor.js';
 import { digestOf } from '../../../src/core/digest.js';
 import { VeritrailError } from '../../../src/core/errors.js';
-import { errorOfFailedJob, exitMessageOf, preprocessJobName } from '../../../src/core/processing.js';
+import {
+  errorOfFailedJob,
+  exitMessageOf,
+  preprocessJobName,
+  verifyBytesSetting,
+} from '../../../src/core/processing.js';
 import type { EvaluateJobSpec, ObjectStore, PreprocessJobSpec } from '../../../src/ports.js';
 import { processingSettings, transformMaxInstances, transformShardBytes } from '../../../stacks/settings.js';
 
@@ -405,5 +410,17 @@ describe('the transform settings at deploy', () => {
     expect(transformMaxInstances({})).toBeUndefined();
     expect(transformMaxInstances({ VERITRAIL_TRANSFORM_MAX_INSTANCES: '4' })).toBe(4);
     expect(() => transformMaxInstances({ VERITRAIL_TRANSFORM_MAX_INSTANCES: '100' })).toThrow(/from 1 to 99/);
+  });
+});
+
+describe('VERITRAIL_PROCESSING_VERIFY_BYTES', () => {
+  it('is a whole number of bytes, or unset; anything else is one line naming the fix', () => {
+    expect(verifyBytesSetting(undefined)).toBeUndefined();
+    expect(verifyBytesSetting('')).toBeUndefined();
+    expect(verifyBytesSetting('262144')).toBe(262144);
+    for (const bad of ['0', '-1', '1e6', 'lots'])
+      expect(() => verifyBytesSetting(bad)).toThrow(
+        /^VERITRAIL_PROCESSING_VERIFY_BYTES must be a whole number of bytes \(got ".*"\); unset it/,
+      );
   });
 });
