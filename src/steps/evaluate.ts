@@ -31,6 +31,7 @@ import type { ProcessingJobResult, Processor } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { readTarMember } from '../tarball.js';
 import { countPredictions, selfReportedCounts, shardFeatures } from './evaluate-transform.js';
+import { readJobResult } from './job-result.js';
 import type { StepOutcome } from './step.js';
 
 /** Bootstrap settings for the run's fairness intervals: seeded, so a re-evaluation reproduces them. */
@@ -220,14 +221,13 @@ async function shardByJob(
     [{ name: 'features', keys: [casKey(pre.testFeatures.digest)] }],
     features.size,
   );
-  const out = EvaluateShardJobOutputSchema.safeParse(await readJobJson(rt, job.resultKey));
-  if (!out.success || out.data.runId !== state.runId) {
-    throw new VeritrailError(
-      'PROCESSING_FAILED',
-      `the processing job's ${job.resultKey} is not a shard result for run ${state.runId}; start a new run`,
-    );
-  }
-  const claim = out.data;
+  const claim = await readJobResult(
+    rt.objects,
+    job.resultKey,
+    EvaluateShardJobOutputSchema,
+    state.runId,
+    'a shard result',
+  );
   if (
     !digestsEqual(claim.features.digest, pre.testFeatures.digest) ||
     claim.features.rows !== pre.test.rows
@@ -354,14 +354,13 @@ async function countByJob(
     inputs,
     size,
   );
-  const out = EvaluateCountJobOutputSchema.safeParse(await readJobJson(rt, job.resultKey));
-  if (!out.success || out.data.runId !== state.runId) {
-    throw new VeritrailError(
-      'PROCESSING_FAILED',
-      `the processing job's ${job.resultKey} is not a count result for run ${state.runId}; start a new run`,
-    );
-  }
-  const claim = out.data;
+  const claim = await readJobResult(
+    rt.objects,
+    job.resultKey,
+    EvaluateCountJobOutputSchema,
+    state.runId,
+    'a count result',
+  );
   const counts = FairnessAccumulator.fromCounts(claim.counts as FairnessCounts);
   if (
     claim.rows !== pre.test.rows ||
@@ -425,20 +424,6 @@ function commonFolder(keys: readonly string[]): string {
   let prefix = keys[0] ?? '';
   for (const k of keys) while (!k.startsWith(prefix)) prefix = prefix.slice(0, -1);
   return prefix.slice(0, prefix.lastIndexOf('/') + 1);
-}
-
-async function readJobJson(rt: Runtime, key: string): Promise<unknown> {
-  try {
-    return JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', key)));
-  } catch (e) {
-    throw new VeritrailError(
-      'PROCESSING_FAILED',
-      `the processing job's ${key} is missing or not JSON; start a new run`,
-      {
-        cause: e,
-      },
-    );
-  }
 }
 
 interface Scored {

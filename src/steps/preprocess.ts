@@ -13,7 +13,6 @@ import { buildManifest, manifestDigest } from '../core/manifest.js';
 import type { PipelineDefinition } from '../core/pipeline.js';
 import {
   type PreprocessJobConfig,
-  type PreprocessJobOutput,
   PreprocessJobOutputSchema,
   preprocessJobName,
 } from '../core/processing.js';
@@ -21,6 +20,7 @@ import type { PreprocessJobResult } from '../ports.js';
 import type { Runtime } from '../runtime.js';
 import { signAndStore } from './attest.js';
 import type { PinnedFile } from './hash-dataset.js';
+import { readJobResult } from './job-result.js';
 import {
   PROCESSED_FILES,
   type ProcessedFile,
@@ -210,7 +210,13 @@ async function transformByJob(
     // runs too long ends Failed, with its reason, before the state machine stops asking.
     maxRuntimeSeconds: 12 * 3600,
   });
-  const claimed = await readJobOutput(rt, job.resultKey, state.runId);
+  const claimed = await readJobResult(
+    rt.objects,
+    job.resultKey,
+    PreprocessJobOutputSchema,
+    state.runId,
+    'a result',
+  );
   // Each file is re-hashed and its rows counted (test-groups.csv by the CSV parser: a quoted cell may
   // hold a line break), resumably: past this invocation's budget, progress is saved and the step is
   // invoked again (PROCESSING_RUNNING).
@@ -236,25 +242,4 @@ async function transformByJob(
     );
   }
   return { files, rows, codeDigest: job.code.digest, executor: job.executor };
-}
-
-async function readJobOutput(rt: Runtime, key: string, runId: string): Promise<PreprocessJobOutput> {
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder().decode(await readObject(rt.objects, 'artifacts', key)));
-  } catch (e) {
-    throw new VeritrailError(
-      'PROCESSING_FAILED',
-      `the processing job's ${key} is missing or not JSON; start a new run`,
-      { cause: e },
-    );
-  }
-  const parsed = PreprocessJobOutputSchema.safeParse(value);
-  if (!parsed.success || parsed.data.runId !== runId) {
-    throw new VeritrailError(
-      'PROCESSING_FAILED',
-      `the processing job's ${key} is not a result for run ${runId}; start a new run`,
-    );
-  }
-  return parsed.data;
 }

@@ -3,7 +3,7 @@
  * in order, each shard verified against its digest as it is copied; each shard's predictions are
  * stored content-addressed and returned in the shards' order.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { FsObjectStore } from '../../src/local/fs-object-store.js';
 import type { Isolation } from '../../src/local/sandbox.js';
 import { scoreInSandbox } from '../../src/local/scoring.js';
 import type { ScoringJobSpec } from '../../src/ports.js';
-import { packDeterministic } from '../../src/tarball.js';
+import { packExampleModel } from '../helpers/model-tar.js';
 
 const EXAMPLE = join(import.meta.dirname, '../../examples/credit-scoring');
 const NONE: Isolation = { level: 'none', network: true, ownProcNamespace: false, stateDirVisible: true };
@@ -28,21 +28,7 @@ describe('local scoring of feature shards', () => {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'veritrail-shards-'));
     objects = new FsObjectStore(join(dir, 'objects'));
-    mkdirSync(join(dir, 'model'));
-    writeFileSync(
-      join(dir, 'model', 'model.json'),
-      JSON.stringify({
-        type: 'logistic-regression',
-        features: ['a', 'b'],
-        threshold: 0.5,
-        mean: [0, 0],
-        std: [1, 1],
-        weights: [1, -1],
-        bias: 0,
-      }),
-    );
-    await packDeterministic(join(dir, 'model'), join(dir, 'model.tar.gz'));
-    const model = await putFileCas(objects, join(dir, 'model.tar.gz'));
+    const model = await putFileCas(objects, await packExampleModel(dir));
     const whole = new TextEncoder().encode('a,b\n2,1\n0,3\n5,0\n0,9\n1,1\n3,2\n');
     const input = await putBytesCas(objects, whole, digestOf(whole));
     const shards = [];

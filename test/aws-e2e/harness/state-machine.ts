@@ -489,16 +489,8 @@ export class LocalStepFunctions {
   hook = (req: ApiRequest): HookResponse | undefined => {
     if (req.service !== 'states') return undefined;
     const input = req.input ?? {};
-    const ok = (body: unknown): HookResponse => ({
-      status: 200,
-      headers: { 'content-type': 'application/x-amz-json-1.0' },
-      body: JSON.stringify(body),
-    });
-    const fail = (type: string, message: string): HookResponse => ({
-      status: 400,
-      headers: { 'content-type': 'application/x-amz-json-1.0', 'x-amzn-errortype': type },
-      body: JSON.stringify({ __type: `com.amazonaws.states#${type}`, message }),
-    });
+    const ok = jsonAnswer;
+    const fail = statesFault;
     const seconds = (d: Date) => d.getTime() / 1000;
     switch (req.operation) {
       case 'StartExecution': {

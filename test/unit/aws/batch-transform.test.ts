@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,8 +20,8 @@ import { casKey, type Digest, digestOf } from '../../../src/core/digest.js';
 import { isVeritrailError } from '../../../src/core/errors.js';
 import { FsObjectStore } from '../../../src/local/fs-object-store.js';
 import type { ScoringJobSpec } from '../../../src/ports.js';
-import { packDeterministic } from '../../../src/tarball.js';
 import { emulateManifestTransformJob, emulateTransformJob } from '../../helpers/batch-transform.js';
+import { exampleModelBytes } from '../../helpers/model-tar.js';
 
 const IMAGE = `123456789012.dkr.ecr.eu-west-1.amazonaws.com/t@sha256:${'a'.repeat(64)}`;
 const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/data';
@@ -276,26 +276,11 @@ describe('the Batch Transform emulation for the emulated-AWS suite', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs the example predict.mjs on the features and names the output as Batch Transform does', async () => {
-    mkdirSync(join(dir, 'model'));
-    const features = ['a', 'b'];
-    writeFileSync(
-      join(dir, 'model', 'model.json'),
-      JSON.stringify({
-        type: 'logistic-regression',
-        features,
-        threshold: 0.5,
-        mean: [0, 0],
-        std: [1, 1],
-        weights: [1, -1],
-        bias: 0,
-      }),
-    );
-    await packDeterministic(join(dir, 'model'), join(dir, 'model.tar.gz'));
     const { model, transform } = batchTransformRequests(spec, config);
     const out = await emulateTransformJob({
       model,
       transform,
-      modelTarGz: readFileSync(join(dir, 'model.tar.gz')),
+      modelTarGz: await exampleModelBytes(dir),
       input: new TextEncoder().encode('a,b\n2,1\n0,3\n'),
       predict: ['node', 'trainer/predict.mjs'],
       cwd: join(import.meta.dirname, '../../../examples/credit-scoring'),
@@ -309,24 +294,6 @@ describe('the Batch Transform emulation for the emulated-AWS suite', () => {
         .map((l) => l.split(',')[1]),
     ).toEqual(['prediction', '1', '0']);
   });
-
-  const modelTar = async () => {
-    mkdirSync(join(dir, 'model'));
-    writeFileSync(
-      join(dir, 'model', 'model.json'),
-      JSON.stringify({
-        type: 'logistic-regression',
-        features: ['a', 'b'],
-        threshold: 0.5,
-        mean: [0, 0],
-        std: [1, 1],
-        weights: [1, -1],
-        bias: 0,
-      }),
-    );
-    await packDeterministic(join(dir, 'model'), join(dir, 'model.tar.gz'));
-    return readFileSync(join(dir, 'model.tar.gz'));
-  };
 
   it('a ManifestFile transform: reads the manifest, scores each listed shard as its own request, writes each under the documented name', async () => {
     const texts = ['a,b\n2,1\n0,3\n', 'a,b\n5,0\n', 'a,b\n0,9\n1,1\n'];
@@ -346,7 +313,7 @@ describe('the Batch Transform emulation for the emulated-AWS suite', () => {
     const out = await emulateManifestTransformJob({
       model,
       transform,
-      modelTarGz: await modelTar(),
+      modelTarGz: await exampleModelBytes(dir),
       read: async (uri) => {
         reads.push(uri);
         const b = objects.get(uri);
@@ -380,7 +347,7 @@ describe('the Batch Transform emulation for the emulated-AWS suite', () => {
     const e = await emulateTransformJob({
       model,
       transform: { ...transform, MaxPayloadInMB: 1 },
-      modelTarGz: await modelTar(),
+      modelTarGz: await exampleModelBytes(dir),
       input: new Uint8Array(1024 * 1024 + 1),
       predict: ['node', 'trainer/predict.mjs'],
       cwd: join(import.meta.dirname, '../../../examples/credit-scoring'),
